@@ -1,0 +1,145 @@
+"""motionviz: the Gradio app (a Hugging Face Space).  Layout and wiring only; each tab lives in
+``motionviz/ui/<x>_tab.py`` with ``build(ctx: motionviz.ui.common.AppContext) -> None``.
+
+Run: ``python app.py`` (port from ``$PORT`` / ``$GRADIO_SERVER_PORT``, default 7860).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from motionviz import __version__
+from motionviz.checkpoint import default_checkpoint_dir
+from motionviz.errors import UserError
+from motionviz.generator import available_models
+from motionviz.ui.common import AppContext
+
+log = logging.getLogger("motionviz.app")
+
+#: Any generator checkpoint will do (the tab compares whatever models exist).
+ANY_GENERATOR = "*"
+
+#: (tab title, module with build(ctx), checkpoint the tab needs: a model name, ANY_GENERATOR or None).
+TABS: list[tuple[str, str, str | None]] = [
+    ("Data", "motionviz.ui.data_tab", None),
+    ("Text → motion", "motionviz.ui.text_tab", "diffusion"),
+    ("Action → motion (VAE)", "motionviz.ui.vae_tab", "vae"),
+    ("Inpaint / clean up", "motionviz.ui.inpaint_tab", "aegan"),
+    ("Compare", "motionviz.ui.compare_tab", ANY_GENERATOR),
+    ("Body mesh & video", "motionviz.ui.mesh_tab", None),
+]
+
+INTRO = """\
+# motionviz · motion generation for physical rehabilitation
+Skeleton-based human motion: browse rehabilitation datasets (UI-PRMD, KIMORE, IntelliRehabDS, KERAAL,
+Bandai-Namco, HumanML3D), generate exercises from text or action labels, clean up and complete recordings,
+and export them (NPY, JSON, BVH, GIF, MP4, HTML). Everything runs on CPU. Drag the slider under a 3D view
+to scrub through the frames; drag the view to rotate it.
+"""
+
+CSS = """
+.mv-plot { min-height: 520px; }
+footer { visibility: hidden; }
+"""
+
+
+def tab_id(module: str) -> str:
+    """``motionviz.ui.inpaint_tab`` -> ``inpaint`` (the id to select a tab with ``gr.Tabs(selected=...)``)."""
+    name = module.rsplit(".", 1)[-1]
+    return name[:-4] if name.endswith("_tab") else name
+
+
+def _tab_ready(module: str, needs: str | None, models: list[str]) -> tuple[object | None, str]:
+    """(imported module or None, reason when it is hidden)."""
+    if needs == ANY_GENERATOR and not models:
+        return None, "needs a generator checkpoint"
+    if needs not in (None, ANY_GENERATOR) and needs not in models:
+        return None, f"needs a {needs} checkpoint"
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:  # the tab (or one of its dependencies) is not installed
+        return None, f"cannot import {module} ({e})"
+    if not callable(getattr(mod, "build", None)):
+        return None, f"{module} has no build(ctx)"
+    return mod, ""
+
+
+def _status_markdown(ctx: AppContext, hidden: list[tuple[str, str]]) -> str:
+    lines = []
+    if ctx.data_root is None:
+        lines.append(f"**Data:** not found. {ctx.data_message}")
+    else:
+        lines.append(f"**Data:** `{ctx.data_root}`")
+    lines.append("**Models:** " + (", ".join(ctx.models) if ctx.models else
+                                   f"none found in `{ctx.checkpoint_dir}`"))
+    missing = [f"{t} ({why})" for t, why in hidden if why.startswith("needs")]
+    if missing:
+        lines.append("**Not available without a checkpoint:** " + "; ".join(missing))
+    lines.append(f"motionviz {__version__} · gradio {gr.__version__}")
+    return "  \n".join(lines)
+
+
+def build_app(checkpoint_dir: str | Path | None = None, data_root: str | Path | None = None,
+              strict: bool = False) -> gr.Blocks:
+    """Build the Blocks app.  Tabs whose module does not import or whose checkpoint is missing are
+    left out, so the app runs with just the Data tab.  ``strict`` re-raises errors of a tab's
+    ``build`` (tests); otherwise they are logged and the tab shows the error."""
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir()
+    models = available_models(ckpt)
+    try:
+        from motionviz.data import data_root as find_data_root
+
+        root: Path | None = find_data_root(data_root)
+        data_message = ""
+    except UserError as e:
+        root, data_message = None, str(e)
+    except ImportError as e:
+        root, data_message = None, f"the data module is not available ({e})"
+
+    plan = []
+    hidden: list[tuple[str, str]] = []
+    for title, module, needs in TABS:
+        mod, why = _tab_ready(module, needs, models)
+        if mod is None:
+            log.info("tab %r hidden: %s", title, why)
+            hidden.append((title, why))
+        else:
+            plan.append((title, tab_id(module), mod))
+
+    with gr.Blocks(title="motionviz", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        ctx = AppContext(checkpoint_dir=ckpt, data_root=root, data_message=data_message, models=models,
+                         motions=gr.State([]), tab_ids=[tid for _, tid, _ in plan], demo=demo)
+        gr.Markdown(INTRO)
+        gr.Markdown(_status_markdown(ctx, hidden), elem_id="mv-status")
+        with gr.Tabs() as tabs:
+            ctx.tabs = tabs
+            for title, tid, mod in plan:
+                with gr.Tab(title, id=tid, elem_id=f"tab-{tid}"):
+                    try:
+                        mod.build(ctx)
+                    except Exception as e:  # noqa: BLE001 - one broken tab must not take the app down
+                        if strict:
+                            raise
+                        log.exception("building tab %r failed", title)
+                        gr.Markdown(f"This tab could not be built: `{e.__class__.__name__}: {e}`")
+    return demo
+
+
+demo = build_app()
+
+if __name__ == "__main__":
+    logging.basicConfig(level=os.environ.get("MOTIONVIZ_LOG", "INFO"))
+    port = int(os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT") or 7860)
+    demo.queue(max_size=64, default_concurrency_limit=4).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME"),
+        server_port=port,
+        theme=gr.themes.Soft(),
+        css=CSS,
+        ssr_mode=os.environ.get("GRADIO_SSR_MODE", "false").lower() in ("1", "true", "yes"),
+        show_error=True,
+    )

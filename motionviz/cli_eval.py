@@ -1,0 +1,270 @@
+"""``python -m motionviz classify | evaluate | augment``: the recogniser and the evaluation studies.
+
+* ``classify --input motions.npy [--json]``: (N, T, 15, 3) or (T, 15, 3) arrays on the common skeleton at
+  20 fps (as written by ``sample``; ``.json``/``.bvh``/``.csv`` motion files are accepted too) ->
+  ``{"predictions": [{"label", "probability", "correct"}, ...]}``.  ``--split test`` classifies the real
+  test split instead and reports the held-out accuracy.
+* ``evaluate [--num 3] [--repeats 20] [--models diffusion,vae] [--datasets ui-prmd,kimore,irds]``: one JSON
+  object, keys ``real`` and each model (see :mod:`motionviz.evaluation`).
+* ``augment``: real-only vs real + generated training data (see
+  :func:`motionviz.evaluation.augmentation_study`), keys ``real_only`` and ``real_plus_<model>``.
+
+Defaults are sized to finish in a few minutes on CPU; every setting is printed to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+
+MAX_INPUT_BYTES = 512 * 1024 * 1024
+
+
+def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON (default: a readable table)")
+    parser.add_argument("--checkpoints", default=None,
+                        help="checkpoint folder (default: $MOTIONVIZ_CHECKPOINTS or ./checkpoints)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--data-root", default=None, help="data folder (default: $MOTIONVIZ_DATA)")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    if verb == "classify":
+        parser.add_argument("--input", default=None, help=".npy (N,T,15,3)/(T,15,3) or a motion file")
+        parser.add_argument("--split", default=None, choices=["train", "val", "test"],
+                            help="classify a split of the real corpus and report its accuracy")
+        parser.add_argument("--details", action="store_true",
+                            help="also print correct_probability and score (KIMORE) per motion")
+    elif verb == "evaluate":
+        parser.add_argument("--num", type=int, default=3, help="generated motions per label and model (3)")
+        parser.add_argument("--repeats", type=int, default=20, help="repeats for the intervals (20)")
+        parser.add_argument("--models", default=None, help="comma-separated models (default: all available)")
+        parser.add_argument("--datasets", default="ui-prmd,kimore,irds",
+                            help="datasets whose test labels are evaluated ('all' for every dataset)")
+        parser.add_argument("--labels", default=None, help="comma-separated labels (default: all shared)")
+        parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: model default)")
+        parser.add_argument("--prompts", type=int, default=1, help="held-out paraphrases per label (text R-precision)")
+        parser.add_argument("--seed", type=int, default=0)
+    elif verb == "augment":
+        parser.add_argument("--models", default=None, help="comma-separated models (default: all available)")
+        parser.add_argument("--per-class", type=int, default=6, help="generated motions per class (6)")
+        parser.add_argument("--steps", type=int, default=250, help="UI-PRMD recogniser training steps (250)")
+        parser.add_argument("--kimore-steps", type=int, default=150, help="KIMORE regressor steps per fold (150)")
+        parser.add_argument("--folds", type=int, default=3, help="KIMORE cross-subject folds (3)")
+        parser.add_argument("--sampler-steps", type=int, default=None, help="generator sampler steps")
+        parser.add_argument("--seed", type=int, default=0)
+
+
+class _Bar:
+    """progress(fraction, text) -> a tqdm bar on stderr."""
+
+    def __init__(self, desc: str, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1000, desc=desc, file=sys.stderr, dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+
+    def __call__(self, f: float, text: str) -> None:
+        if self.bar is None:
+            return
+        n = int(max(0.0, min(1.0, f)) * 1000)
+        if n > self.bar.n:
+            self.bar.update(n - self.bar.n)
+        self.bar.set_postfix_str(text[:60], refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _threads(args: argparse.Namespace) -> None:
+    import torch
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+
+
+def _checkpoint_dir(args: argparse.Namespace) -> Path:
+    from .checkpoint import default_checkpoint_dir
+
+    return Path(args.checkpoints) if args.checkpoints else default_checkpoint_dir()
+
+
+def _recognizer(args: argparse.Namespace):
+    from .models.recognition import CHECKPOINT_NAME, load_recognizer
+
+    return load_recognizer(_checkpoint_dir(args) / CHECKPOINT_NAME)
+
+
+def read_motions_file(path: str | os.PathLike) -> list[np.ndarray]:
+    """A .npy array (N, T, 15, 3) / (T, 15, 3), or any motion file ``load_user_file`` reads -> list of
+    (T, 15, 3) arrays on the common skeleton at 20 fps."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"no such file: {p}")
+    if p.stat().st_size > MAX_INPUT_BYTES:
+        raise UserError(f"{p.name} is larger than {MAX_INPUT_BYTES // 2**20} MB")
+    if p.suffix.lower() == ".npy":
+        try:
+            a = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise UserError(f"{p.name} is not a readable .npy array: {str(e).splitlines()[0]}") from None
+        if a.dtype.kind not in "fiu":
+            raise UserError(f"{p.name} holds {a.dtype} values, not numbers")
+        if a.ndim == 3:
+            a = a[None]
+        if a.ndim != 4 or a.shape[-1] != 3 or a.shape[2] != 15:
+            raise UserError(f"{p.name} has shape {a.shape}; expected (N, T, 15, 3) or (T, 15, 3) on the "
+                            f"common skeleton")
+        if a.shape[0] == 0:
+            raise UserError(f"{p.name} holds no motions")
+        return [np.asarray(x, dtype=np.float32) for x in a]
+    from .data import load_user_file
+    from .motion import DEFAULT_FPS
+    from .skeleton import COMMON
+
+    m = load_user_file(p)
+    return [m.retarget(COMMON).resample(DEFAULT_FPS).joints]
+
+
+# ------------------------------------------------------------------------------------------------
+def _run_classify(args: argparse.Namespace) -> int:
+    if (args.input is None) == (args.split is None):
+        raise UserError("give exactly one of --input FILE or --split train|val|test")
+    model = _recognizer(args)
+    if args.input is not None:
+        motions = read_motions_file(args.input)
+        preds = model.predict(motions)
+        if not args.details:
+            preds = [{k: p[k] for k in ("label", "probability", "correct")} for p in preds]
+        if args.json:
+            print(json.dumps({"predictions": preds}))
+        else:
+            for i, p in enumerate(preds):
+                c = "" if p["correct"] is None else ("  correct" if p["correct"] else "  incorrect")
+                print(f"{i:4d}  {p['label']:<28} {p['probability']:.3f}{c}")
+        return 0
+    from .data import load_corpus
+
+    real = [m for m in load_corpus(args.split, root=args.data_root) if m.labels.label in set(model.labels)]
+    if not real:
+        raise UserError(f"no {args.split} motions with labels known to the recogniser")
+    bar = _Bar(f"classify {args.split}", not args.no_progress)
+    out = model.run(real, progress=bar)
+    bar.close()
+    pred = np.array(model.labels)[out["probs"].argmax(1)]
+    truth = np.array([m.labels.label for m in real])
+    ds = np.array([m.labels.dataset for m in real])
+    res: dict[str, Any] = {"split": args.split, "motions": len(real),
+                           "accuracy": round(float((pred == truth).mean()), 4), "per_dataset": {}}
+    for d in sorted(set(ds)):
+        k = ds == d
+        res["per_dataset"][d] = {"motions": int(k.sum()), "accuracy": round(float((pred[k] == truth[k]).mean()), 4)}
+    cor = np.array([m.labels.correct for m in real], dtype=object)
+    known = np.array([c is not None for c in cor])
+    if known.any():
+        res["correctness_accuracy"] = round(float(((out["correct"][known] >= 0.5) == cor[known].astype(bool)).mean()), 4)
+        res["correctness_motions"] = int(known.sum())
+    sc = np.array([np.nan if m.labels.score is None else m.labels.score for m in real], dtype=float)
+    ks = np.isfinite(sc)
+    if ks.any():
+        e = np.clip(out["score"][ks], 0, 100) - sc[ks]
+        res["score_rmse"] = round(float(np.sqrt((e ** 2).mean())), 3)
+        res["score_mae"] = round(float(np.abs(e).mean()), 3)
+    print(json.dumps(res) if args.json else json.dumps(res, indent=1))
+    return 0
+
+
+def _generators(args: argparse.Namespace) -> dict[str, Any]:
+    from .generator import MODELS, available_models, load_generator
+
+    ckpt = _checkpoint_dir(args)
+    avail = available_models(ckpt)
+    if args.models:
+        names = [n.strip() for n in args.models.split(",") if n.strip()]
+        for n in names:
+            if n not in MODELS:
+                raise UserError(f"unknown model {n!r}; choose from {', '.join(MODELS)}")
+            if n not in avail:
+                raise UserError(f"no {n} checkpoint in {ckpt}")
+    else:
+        names = avail
+    out = {}
+    for n in names:
+        g = load_generator(n, ckpt)
+        if not ({"label"} & set(getattr(g, "tasks", ()))):
+            if args.models:
+                raise UserError(f"model {n} cannot generate from a label; it cannot be evaluated here")
+            continue                       # e.g. the inpainter: not a label-conditioned generator
+        out[n] = g
+    return out
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_corpus
+    from .evaluation import EvalSettings, evaluate
+
+    if args.num < 1 or args.num > 64:
+        raise UserError(f"--num must be between 1 and 64, got {args.num}")
+    if args.repeats < 1 or args.repeats > 1000:
+        raise UserError(f"--repeats must be between 1 and 1000, got {args.repeats}")
+    ds = None if args.datasets in (None, "", "all") else tuple(d.strip() for d in args.datasets.split(","))
+    settings = EvalSettings(num_per_label=args.num, repeats=args.repeats, datasets=ds,
+                            labels=tuple(l.strip() for l in args.labels.split(",")) if args.labels else None,
+                            steps=args.steps, prompts_per_label=max(0, args.prompts), seed=args.seed)
+    rec = _recognizer(args)
+    gens = _generators(args)
+    print(f"evaluate: models={list(gens)} settings={settings}", file=sys.stderr)
+    test = load_corpus("test", root=args.data_root)
+    train = load_corpus("train", root=args.data_root)
+    bar = _Bar("evaluate", not args.no_progress)
+    res = evaluate(gens, rec, test, train, settings, bar)
+    bar.close()
+    print(json.dumps(res) if args.json else json.dumps(res, indent=1))
+    return 0
+
+
+def _run_augment(args: argparse.Namespace) -> int:
+    from .data import load_corpus, split_of
+    from .evaluation import AugmentSettings, augmentation_study
+
+    for name, v, lo, hi in (("--per-class", args.per_class, 1, 200), ("--steps", args.steps, 1, 100000),
+                            ("--kimore-steps", args.kimore_steps, 1, 100000), ("--folds", args.folds, 2, 9)):
+        if not lo <= v <= hi:
+            raise UserError(f"{name} must be between {lo} and {hi}, got {v}")
+    s = AugmentSettings(generated_per_class=args.per_class, steps_uiprmd=args.steps,
+                        steps_kimore=args.kimore_steps, kimore_folds=args.folds,
+                        sampler_steps=args.sampler_steps, seed=args.seed)
+    gens = _generators(args)
+    print(f"augment: models={list(gens)} settings={s}", file=sys.stderr)
+    train = load_corpus("train", datasets=["ui-prmd"], root=args.data_root)
+    held = load_corpus("test", datasets=["ui-prmd"], root=args.data_root)
+    kim = load_corpus("all", datasets=["kimore"], root=args.data_root)
+    ktrain = {m.labels.subject for m in kim if split_of("kimore", m.labels.subject) == "train"}
+    bar = _Bar("augment", not args.no_progress)
+    res = augmentation_study(gens, train, held, kim, ktrain, s, bar)
+    bar.close()
+    print(json.dumps(res) if args.json else json.dumps(res, indent=1))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    _threads(args)
+    verb = getattr(args, "verb", None)
+    if verb == "classify":
+        return _run_classify(args)
+    if verb == "evaluate":
+        return _run_evaluate(args)
+    if verb == "augment":
+        return _run_augment(args)
+    raise UserError(f"unknown verb {verb!r} for motionviz.cli_eval")

@@ -1,0 +1,153 @@
+"""The preprocessed training corpus: every motion on the COMMON skeleton at 20 fps, normalised, cached.
+
+``load_corpus`` preprocesses each dataset once (retarget to the common skeleton -> fill interior
+missing frames by linear interpolation -> resample -> ``Motion.normalise()``) and stores the result as
+one ``.npz`` per dataset (no pickle: joints concatenated, lengths, labels as JSON bytes) in
+:func:`motionviz.data.paths.cache_dir`.  The cache key hashes the code version, the options and the
+source file list (relative path, size, mtime), so changed data or code invalidates it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+from ..motion import DEFAULT_FPS, Motion, MotionLabels
+from ..skeleton import COMMON
+from ._util import interpolate_nans
+from .labels import mirror_label
+from .paths import cache_dir, data_root
+from .registry import CORPUS_DATASETS, DATASETS, EXTRA_DATASETS, dataset_files, load_dataset
+from .splits import split_of
+
+__all__ = ["load_corpus", "preprocess", "augment_mirror", "CORPUS_VERSION", "corpus_cache_path"]
+
+# Bump when the readers or the preprocessing change (invalidates every cache file).
+CORPUS_VERSION = "corpus-v1"
+
+Progress = Callable[[float, str], None]
+
+
+def preprocess(m: Motion, fps: float = DEFAULT_FPS, normalise: bool = True) -> Motion:
+    """One motion -> common skeleton, interior gaps filled, resampled to ``fps``, normalised."""
+    c = m.retarget(COMMON)
+    j = c.joints
+    if np.isnan(j).any():
+        j = interpolate_nans(j)
+        if np.isnan(j).any():                       # a joint never observed: leave it to the caller
+            pass
+        c = c.with_joints(j)
+    c = c.resample(fps)
+    if normalise:
+        c = c.normalise()
+    return c
+
+
+def _sources_key(name: str, root: Path, fps: float, normalise: bool) -> str:
+    h = hashlib.sha1()
+    h.update(f"{CORPUS_VERSION}|{name}|{fps:g}|{int(normalise)}".encode())
+    from ..motion import REFERENCE_BONE_SUM
+    h.update(repr(sorted(REFERENCE_BONE_SUM.items())).encode())
+    for f in dataset_files(name, root):
+        st = f.stat()
+        h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def corpus_cache_path(name: str, root: str | os.PathLike | None = None, fps: float = DEFAULT_FPS,
+                      normalise: bool = True) -> Path:
+    r = data_root(root)
+    return cache_dir() / f"corpus-{name}-{_sources_key(name, r, fps, normalise)}.npz"
+
+
+def _save(path: Path, motions: list[Motion]) -> None:
+    lengths = np.array([m.num_frames for m in motions], dtype=np.int64)
+    joints = (np.concatenate([m.joints for m in motions]) if motions
+              else np.zeros((0, len(COMMON), 3), np.float32))
+    meta = json.dumps({"fps": [m.fps for m in motions], "labels": [m.labels.to_dict() for m in motions]})
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+    np.savez(tmp, joints=joints.astype(np.float32), lengths=lengths,
+             meta=np.frombuffer(meta.encode(), dtype=np.uint8))
+    os.replace(tmp, path)
+
+
+def _load(path: Path) -> list[Motion]:
+    with np.load(path, allow_pickle=False) as z:
+        joints, lengths, meta = z["joints"], z["lengths"], json.loads(z["meta"].tobytes().decode())
+    out, start = [], 0
+    for n, fps, lab in zip(lengths, meta["fps"], meta["labels"]):
+        out.append(Motion(joints[start:start + n], COMMON, fps, MotionLabels.from_dict(lab)))
+        start += int(n)
+    return out
+
+
+def _dataset_corpus(name: str, root: Path, fps: float, normalise: bool,
+                    progress: Progress | None = None) -> list[Motion]:
+    path = corpus_cache_path(name, root, fps, normalise)
+    if path.exists():
+        try:
+            return _load(path)
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)
+    if progress:
+        progress(0.0, f"reading {name} (first time; cached afterwards)")
+    raw = load_dataset(name, root)
+    if name == "keraal":                          # only the 3-D Kinect recordings go into a corpus
+        raw = [m for m in raw if m.labels.extra.get("modality") == "kinect"]
+    out = []
+    for m in raw:
+        p = preprocess(m, fps, normalise)
+        if p.num_frames >= 2 and np.isfinite(p.joints).all():
+            out.append(p)
+    _save(path, out)
+    return out
+
+
+def load_corpus(split: str = "train", datasets: Sequence[str] | None = None, fps: float = DEFAULT_FPS,
+                root: str | os.PathLike | None = None, normalise: bool = True,
+                progress: Progress | None = None) -> list[Motion]:
+    """Motions of ``split`` ('train' | 'val' | 'test' | 'all') from ``datasets`` (default: ui-prmd,
+    kimore, irds, bandai, humanml3d; KERAAL is held out) on the COMMON skeleton at ``fps``, normalised
+    (``Motion.normalise``).  Labels keep ``label``, ``subject``, ``style``, ``correct``, ``score``,
+    ``source``.  First call preprocesses and caches (about a minute for all); later calls read the cache."""
+    if split not in ("train", "val", "test", "all"):
+        raise UserError(f"split must be train, val, test or all, not {split!r}")
+    if not (np.isfinite(fps) and 1 <= fps <= 240):
+        raise UserError(f"fps must be in [1, 240], not {fps}")
+    names = list(CORPUS_DATASETS if datasets is None else datasets)
+    for n in names:
+        if n not in DATASETS and n not in EXTRA_DATASETS:
+            raise UserError(f"unknown dataset {n!r}; choose from {', '.join(DATASETS)}")
+    r = data_root(root)
+    out: list[Motion] = []
+    for i, n in enumerate(names):
+        sub = None if progress is None else (lambda f, t, i=i: progress((i + f) / len(names), t))
+        ms = _dataset_corpus(n, r, float(fps), normalise, sub)
+        if split != "all":
+            ms = [m for m in ms if split_of(m.labels.dataset, m.labels.subject) == split]
+        out += ms
+        if progress:
+            progress((i + 1) / len(names), f"{n}: {len(ms)} motions")
+    return out
+
+
+def augment_mirror(motions: Iterable[Motion], include_original: bool = True) -> list[Motion]:
+    """Left/right mirrored copies (``Motion.mirror``) with sided labels swapped (``LABEL_MIRROR``:
+    IRDS 0/1, 2/3, 4/5, 7/8; Bandai walk/turn/wave/raise left/right).  ``extra["mirrored"]`` is set."""
+    out: list[Motion] = []
+    for m in motions:
+        if include_original:
+            out.append(m)
+        lab = m.labels
+        extra = dict(lab.extra)
+        extra["mirrored"] = not extra.get("mirrored", False)
+        out.append(replace(m.mirror(), labels=replace(lab, label=mirror_label(lab.label), extra=extra)))
+    return out

@@ -1,0 +1,99 @@
+"""Dataset registry: names, file lists and ``load_dataset``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from ..errors import DataNotFound, UserError
+from ..motion import Motion
+from .paths import data_root
+
+__all__ = ["DATASETS", "CORPUS_DATASETS", "EXTRA_DATASETS", "load_dataset", "dataset_files"]
+
+# The six datasets of the contract.  ``kimore`` = the 155 patient sequences; the raw KIMORE Kinect CSV
+# samples are the extra dataset ``kimore-raw`` (their labels still say ``dataset="kimore"``).
+DATASETS: tuple[str, ...] = ("ui-prmd", "kimore", "irds", "keraal", "bandai", "humanml3d")
+EXTRA_DATASETS: tuple[str, ...] = ("kimore-raw",)
+# Default training corpus (KERAAL is held out for evaluation).
+CORPUS_DATASETS: tuple[str, ...] = ("ui-prmd", "kimore", "irds", "bandai", "humanml3d")
+
+_FOLDERS = {"ui-prmd": "ui-prmd", "kimore": "kimore/patients-wsdba", "kimore-raw": "kimore/raw-samples",
+            "irds": "irds", "keraal": "keraal", "bandai": "bandai", "humanml3d": "humanml3d-sample"}
+
+
+def _check(name: str) -> str:
+    if name not in DATASETS and name not in EXTRA_DATASETS:
+        raise UserError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS + EXTRA_DATASETS)}")
+    return name
+
+
+def _root_for(name: str, root: str | os.PathLike | None) -> Path:
+    r = data_root(root)
+    folder = r / _FOLDERS[name]
+    if not folder.is_dir():
+        raise DataNotFound(f"dataset {name!r} not found: no folder {folder}")
+    return r
+
+
+def dataset_files(name: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """The source files a dataset is read from (used for cache keys and summaries)."""
+    r = _root_for(_check(name), root)
+    if name == "ui-prmd":
+        from .uiprmd import uiprmd_files
+        pos = uiprmd_files(r)
+        return pos + [Path(str(p).replace("/Positions/", "/Angles/").replace("_positions", "_angles"))
+                      for p in pos]
+    if name == "kimore":
+        from .kimore import kimore_fold_files
+        base = r / "kimore" / "patients-wsdba" / "Kimore_resampled"
+        return kimore_fold_files(r) + sorted(base.glob("ex*/*.npy"))
+    if name == "kimore-raw":
+        from .kimore import kimore_raw_files
+        return kimore_raw_files(r)
+    if name == "irds":
+        from .irds import irds_files
+        return irds_files(r)
+    if name == "keraal":
+        from .keraal import keraal_files
+        return keraal_files(r)
+    if name == "bandai":
+        from .bandai import bandai_files
+        return bandai_files(r)
+    from .humanml3d import humanml3d_files
+    return humanml3d_files(r)
+
+
+def _loader(name: str) -> Callable[[Path, int | None], list[Motion]]:
+    if name == "ui-prmd":
+        from .uiprmd import load_uiprmd
+        return load_uiprmd
+    if name == "kimore":
+        from .kimore import load_kimore
+        return load_kimore
+    if name == "kimore-raw":
+        from .kimore import load_kimore_raw
+        return load_kimore_raw
+    if name == "irds":
+        from .irds import load_irds
+        return load_irds
+    if name == "keraal":
+        from .keraal import load_keraal
+        return load_keraal
+    if name == "bandai":
+        from .bandai import load_bandai
+        return load_bandai
+    from .humanml3d import load_humanml3d
+    return load_humanml3d
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, limit: int | None = None) -> list[Motion]:
+    """All motions of one dataset on its native skeleton, metres, motionviz frame (Y-up, facing +Z,
+    left = +X), at the native frame rate, with labels.  ``limit`` reads only the first ``limit`` files
+    (sorted order) for quick looks and tests.  ``keraal`` returns every modality of the sample (Kinect,
+    Vicon, BlazePose, OpenPose, AlphaPose; ``labels.extra["modality"]``)."""
+    r = _root_for(_check(name), root)
+    if limit is not None and limit < 0:
+        raise UserError("limit must be >= 0")
+    return _loader(name)(r, limit)

@@ -1,0 +1,410 @@
+"""Evaluation of generative models against real data, and the generated-data augmentation study.
+
+:func:`evaluate` (``python -m motionviz evaluate``) follows the ACTOR protocol with the shipped
+recogniser (:mod:`motionviz.models.recognition`) as feature extractor:
+
+* Labels: those of the real **test** split that the recogniser and every evaluated generator know
+  (optionally restricted with ``datasets`` / ``labels``), with at least 2 real test motions.
+* Each generator makes ``num_per_label`` motions per label (conditioned on the label only; frames =
+  the label's median real test length, clipped to [40, 160]; seed ``seed``).  Generation on CPU is the
+  cost, so this pool is made once.
+* For each of ``repeats`` repeats: per label, two disjoint random real test subsets R1, R2 of
+  ``q = min(num_per_label, n_label // 2)`` motions and a random subset G of ``q`` generated motions.
+  Real row: FID(R1, R2), accuracy(R1), diversity(R1), multimodality(R1), SWD(R1, R2), precision /
+  recall and density / coverage of R1 against R2, memorisation ratio of R1.  Model row: the same
+  with G in place of R1 (R1 as the reference).  So every number has its real floor / ceiling beside it,
+  computed on sets of the same size and class mix.  Reported: mean and ``*_ci`` (1.96 standard errors).
+* Physical plausibility (jerk, bone-length error, foot skating, joint-limit violations) on every
+  evaluated motion (the real row uses the evaluated real test motions).
+* Text conditioning (models with the ``text`` task): ``prompts_per_label`` held-out paraphrases per label
+  from ``motionviz/eval_prompts.json`` (never used in training) -> one motion each -> recogniser
+  probabilities over the evaluated labels -> R-precision top-1/2/3 (pool of 32 labels).  The real row
+  scores the real test motions the same way (the ceiling).
+
+:func:`augmentation_study` (``python -m motionviz augment``) trains fresh recognisers on real training
+data only vs real + generated data, evaluated on held-out subjects (see its docstring).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import metrics as M
+from .errors import UserError
+from .generator import Generator, Request
+from .motion import DEFAULT_FPS, Motion
+from .skeleton import COMMON
+
+__all__ = ["EvalSettings", "evaluate", "AugmentSettings", "augmentation_study", "eval_prompts",
+           "generate_pool", "EVAL_PROMPTS_PATH"]
+
+ProgressFn = Callable[[float, str], None]
+EVAL_PROMPTS_PATH = Path(__file__).resolve().parent / "eval_prompts.json"
+
+
+def _noop(f: float, t: str) -> None:
+    return None
+
+
+def eval_prompts() -> dict[str, list[str]]:
+    """label -> held-out paraphrases (``motionviz/eval_prompts.json``)."""
+    return json.loads(EVAL_PROMPTS_PATH.read_text(encoding="utf-8"))["prompts"]
+
+
+@dataclass
+class EvalSettings:
+    num_per_label: int = 3          # generated motions per label and model
+    repeats: int = 20
+    datasets: tuple[str, ...] | None = ("ui-prmd", "kimore", "irds")   # None = all test datasets
+    labels: tuple[str, ...] | None = None
+    steps: int | None = None        # sampler steps (None = the Request default)
+    guidance: float | None = None   # None = the Request default
+    prompts_per_label: int = 1      # text R-precision (0 = skip)
+    max_frames: int = 160
+    min_frames: int = 40
+    max_train_reference: int = 1500  # training motions used for the memorisation check
+    k_pr: int = 3
+    k_dc: int = 5
+    seed: int = 0
+
+
+# ------------------------------------------------------------------------------------------------
+def _label_frames(real: Sequence[Motion], labels: Sequence[str], lo: int, hi: int) -> dict[str, int]:
+    out = {}
+    for lab in labels:
+        n = [m.num_frames for m in real if m.labels.label == lab]
+        out[lab] = int(np.clip(np.median(n) if n else 60, lo, hi))
+    return out
+
+
+def generate_pool(gen: Generator, labels: Sequence[str], num: int, frames: dict[str, int], seed: int,
+                  steps: int | None = None, guidance: float | None = None,
+                  progress: ProgressFn = _noop) -> list[Motion]:
+    """``num`` motions per label from ``gen`` (label conditioning), labelled with their condition."""
+    out: list[Motion] = []
+    for i, lab in enumerate(labels):
+        kw: dict[str, Any] = dict(model=gen.name, label=lab, num=num, frames=frames[lab], seed=seed + i)
+        if steps is not None:
+            kw["steps"] = steps
+        if guidance is not None:
+            kw["guidance"] = guidance
+        ms = gen.generate(Request(**kw))
+        out += [m.with_labels(label=lab) for m in ms]
+        progress((i + 1) / len(labels), f"{gen.name}: {lab}")
+    return out
+
+
+def _physical(motions: Sequence[Motion]) -> dict[str, float]:
+    arrs = [m.retarget(COMMON).resample(DEFAULT_FPS).joints for m in motions]
+    return M.physical_metrics(arrs, COMMON, DEFAULT_FPS)
+
+
+def _generator_labels(gen: Generator) -> set[str] | None:
+    labs = getattr(gen, "labels", None)
+    return set(labs) if labs else None
+
+
+def evaluate(generators: dict[str, Generator], recognizer: Any, real_test: Sequence[Motion],
+             real_train: Sequence[Motion], settings: EvalSettings | None = None,
+             progress: ProgressFn | None = None) -> dict[str, dict[str, float]]:
+    """ACTOR-protocol + small-data metrics for ``generators`` and the real floor / ceiling.
+    Returns ``{"real": {...}, "<model>": {...}}``; every metric ``x`` has its interval in ``x_ci``."""
+    s = settings or EvalSettings()
+    progress = progress or _noop
+    if s.num_per_label < 1 or s.repeats < 1:
+        raise UserError("num_per_label and repeats must be at least 1")
+    rec_labels = set(recognizer.labels)
+    test = [m for m in real_test if m.labels.label in rec_labels]
+    if s.datasets:
+        test = [m for m in test if m.labels.dataset in s.datasets]
+    counts: dict[str, int] = {}
+    for m in test:
+        counts[m.labels.label] = counts.get(m.labels.label, 0) + 1
+    labels = sorted(l for l, n in counts.items() if n >= 2)
+    if s.labels:
+        unknown = set(s.labels) - set(labels)
+        if unknown:
+            raise UserError(f"labels without 2 real test motions known to the recogniser: {sorted(unknown)}")
+        labels = [l for l in labels if l in s.labels]
+    for name, g in generators.items():
+        gl = _generator_labels(g)
+        if gl is not None:
+            labels = [l for l in labels if l in gl]
+    if not labels:
+        raise UserError("no label is shared by the real test split, the recogniser and the generators")
+    test = [m for m in test if m.labels.label in labels]
+    lab_index = {l: i for i, l in enumerate(recognizer.labels)}
+    eval_cols = np.array([lab_index[l] for l in labels])
+    frames = _label_frames(test, labels, s.min_frames, s.max_frames)
+    rng = np.random.default_rng(s.seed)
+
+    # ---- features ------------------------------------------------------------------------------
+    progress(0.0, "recogniser features of real motions")
+    real_out = recognizer.run(test)
+    train = [m for m in real_train if m.labels.label in labels]
+    if len(train) > s.max_train_reference:
+        train = [train[i] for i in rng.choice(len(train), s.max_train_reference, replace=False)]
+    train_feats = recognizer.run(train)["features"] if len(train) >= 2 else None
+    real_lab = np.array([m.labels.label for m in test], dtype=object)
+    by_label = {l: np.flatnonzero(real_lab == l) for l in labels}
+    pred_all = np.array(recognizer.labels, dtype=object)[real_out["probs"].argmax(1)]
+
+    pools: dict[str, dict[str, Any]] = {}
+    n_models = max(1, len(generators))
+    prompts = eval_prompts()
+    for mi, (name, g) in enumerate(generators.items()):
+        base = 0.1 + 0.8 * mi / n_models
+        span = 0.8 / n_models
+        pool = generate_pool(g, labels, s.num_per_label, frames, s.seed, s.steps, s.guidance,
+                             lambda f, t: progress(base + span * 0.7 * f, t))
+        out = recognizer.run(pool)
+        entry: dict[str, Any] = {"motions": pool, "out": out,
+                                 "labels": np.array([m.labels.label for m in pool], dtype=object)}
+        if s.prompts_per_label > 0 and "text" in getattr(g, "tasks", ()):
+            tm, tt = [], []
+            for i, lab in enumerate(labels):
+                for k, text in enumerate(prompts.get(lab, [])[:s.prompts_per_label]):
+                    kw: dict[str, Any] = dict(model=g.name, text=text, num=1, frames=frames[lab],
+                                              seed=s.seed + 1000 + 10 * i + k)
+                    if s.steps is not None:
+                        kw["steps"] = s.steps
+                    if s.guidance is not None:
+                        kw["guidance"] = s.guidance
+                    tm += g.generate(Request(**kw))
+                    tt.append(labels.index(lab))
+                progress(base + span * (0.7 + 0.3 * (i + 1) / len(labels)), f"{name}: text prompts")
+            if tm:
+                entry["text_probs"] = recognizer.run(tm)["probs"][:, eval_cols]
+                entry["text_targets"] = tt
+        pools[name] = entry
+
+    # ---- repeats -------------------------------------------------------------------------------
+    progress(0.9, f"{s.repeats} repeats")
+    rows: dict[str, dict[str, list[float]]] = {"real": {}, **{n: {} for n in generators}}
+
+    def add(row: str, key: str, v: float) -> None:
+        rows[row].setdefault(key, []).append(float(v))
+
+    def small_data(row: str, f: np.ndarray, ref: np.ndarray, r: np.random.Generator) -> None:
+        add(row, "swd", M.sliced_wasserstein(f, ref, r))
+        if len(f) > s.k_pr and len(ref) > s.k_pr:
+            p, rc = M.precision_recall(ref, f, s.k_pr)
+            add(row, "precision", p)
+            add(row, "recall", rc)
+        if len(ref) > s.k_dc:
+            d, c = M.density_coverage(ref, f, s.k_dc)
+            add(row, "density", d)
+            add(row, "coverage", c)
+        if train_feats is not None:
+            add(row, "memorisation_ratio", M.memorisation_ratio(f, ref, train_feats))
+
+    for rep in range(s.repeats):
+        r = np.random.default_rng([s.seed, rep])
+        r1, r2, q_of = [], [], {}
+        for l in labels:
+            idx = r.permutation(by_label[l])
+            q = min(s.num_per_label, len(idx) // 2)
+            q_of[l] = q
+            r1 += list(idx[:q])
+            r2 += list(idx[q:2 * q])
+        r1, r2 = np.array(r1), np.array(r2)
+        f1, f2 = real_out["features"][r1], real_out["features"][r2]
+        add("real", "fid", M.fid(f1, f2))
+        add("real", "accuracy", M.accuracy(pred_all[r1], real_lab[r1]))
+        add("real", "diversity", M.diversity(f1, r))
+        add("real", "multimodality", M.multimodality(f1, real_lab[r1], r))
+        small_data("real", f1, f2, r)
+        for name, e in pools.items():
+            sel = []
+            for l in labels:
+                gi = np.flatnonzero(e["labels"] == l)
+                sel += list(r.permutation(gi)[:q_of[l]])
+            sel = np.array(sel)
+            fg = e["out"]["features"][sel]
+            pred = np.array(recognizer.labels, dtype=object)[e["out"]["probs"][sel].argmax(1)]
+            add(name, "fid", M.fid(fg, f1))
+            add(name, "accuracy", M.accuracy(pred, e["labels"][sel]))
+            add(name, "diversity", M.diversity(fg, r))
+            add(name, "multimodality", M.multimodality(fg, e["labels"][sel], r))
+            small_data(name, fg, f1, r)
+            if "text_probs" in e:
+                for k, v in M.r_precision(e["text_probs"], e["text_targets"], r).items():
+                    add(name, f"r_precision_{k}", v)
+        rp = M.r_precision(real_out["probs"][:, eval_cols], [labels.index(l) for l in real_lab], r)
+        for k, v in rp.items():
+            add("real", f"r_precision_{k}", v)
+        progress(0.9 + 0.08 * (rep + 1) / s.repeats, f"repeat {rep + 1}/{s.repeats}")
+
+    result: dict[str, dict[str, float]] = {}
+    for row, vals in rows.items():
+        d: dict[str, Any] = {}
+        for k, v in vals.items():
+            mean, ci = M.mean_ci(v)
+            d[k] = _num(mean)
+            d[f"{k}_ci"] = _num(ci)
+        motions = test if row == "real" else pools[row]["motions"]
+        for k, v in _physical(motions).items():
+            d[k] = _num(v)
+        d["num_motions"] = len(motions)
+        d["num_labels"] = len(labels)
+        result[row] = d
+    progress(1.0, "done")
+    return result
+
+
+def _num(v: float) -> float | None:
+    """JSON-safe number (None for NaN / inf), rounded to 5 significant digits."""
+    if v is None or not math.isfinite(v):
+        return None
+    return float(f"{v:.5g}")
+
+
+# ================================================================================================
+# Generated-data augmentation study
+# ================================================================================================
+@dataclass
+class AugmentSettings:
+    generated_per_class: int = 6      # generated motions per (label, correct) class and model
+    steps_uiprmd: int = 250           # recogniser training steps (UI-PRMD)
+    steps_kimore: int = 150           # score-regressor training steps per fold (KIMORE)
+    kimore_folds: int = 3
+    sampler_steps: int | None = None
+    frames: int = 60
+    seed: int = 0
+    hidden: int = 48
+    gru_hidden: int = 32
+    feature_dim: int = 48
+    batch_size: int = 32
+
+
+def _small_config(labels: Sequence[str], a: AugmentSettings, **kw: Any):
+    from .models.recognition import Config
+
+    return Config(labels=tuple(labels), hidden=a.hidden, gru_hidden=a.gru_hidden, feature_dim=a.feature_dim,
+                  conv_blocks=2, batch_size=a.batch_size, **kw)
+
+
+def _generate_classes(gen: Generator, classes: Sequence[tuple[str, bool | None]], num: int, frames: int,
+                      seed: int, steps: int | None, progress: ProgressFn) -> list[Motion]:
+    out: list[Motion] = []
+    has_corr = getattr(gen, "has_correctness", None)
+    for i, (lab, cor) in enumerate(classes):
+        c = cor
+        if c is not None and has_corr is not None and not has_corr(lab):
+            c = None
+        kw: dict[str, Any] = dict(model=gen.name, label=lab, correct=c, num=num, frames=frames, seed=seed + i)
+        if steps is not None:
+            kw["steps"] = steps
+        try:
+            ms = gen.generate(Request(**kw))
+        except UserError:
+            continue                     # this model cannot make this class (e.g. no incorrect examples)
+        out += [m.with_labels(label=lab, correct=c, score=None, dataset=lab.split(":", 1)[0],
+                              source=f"generated:{gen.name}") for m in ms]
+        progress((i + 1) / len(classes), f"{gen.name}: {lab}" + ("" if c is None else f" ({'correct' if c else 'incorrect'})"))
+    return out
+
+
+def augmentation_study(generators: dict[str, Generator], real_train: Sequence[Motion],
+                       real_heldout: Sequence[Motion], kimore_all: Sequence[Motion],
+                       kimore_train_subjects: set[str], settings: AugmentSettings | None = None,
+                       progress: ProgressFn | None = None) -> dict[str, dict[str, Any]]:
+    """Does generated data help a downstream model?  Rows ``real_only`` and ``real_plus_<model>``.
+
+    * UI-PRMD: a fresh (small) recogniser is trained on the UI-PRMD training subjects (real only, or
+      plus ``generated_per_class`` generated motions per exercise x correct/incorrect) and tested on the
+      held-out subjects (``real_heldout``): ``uiprmd_exercise_accuracy`` (10 classes) and
+      ``uiprmd_correctness_accuracy`` (correct vs incorrect head).
+    * KIMORE: a score regressor (the same network, score head; 0-100 scale) in cross-subject folds:
+      the patients the generators never saw (not in ``kimore_train_subjects``) are split into
+      ``kimore_folds`` folds; each fold is tested after training on the generators' training patients
+      plus the other folds.  Generated KIMORE motions carry no clinical score, so they get a pseudo-score
+      from the fold's real-only regressor (self-training).  ``kimore_rmse`` / ``kimore_mae`` pool the
+      held-out predictions of all folds.
+    Same seeds, steps and config for every row, so the rows differ only by the added data."""
+    from .models.recognition import train_recognizer
+
+    a = settings or AugmentSettings()
+    progress = progress or _noop
+    up_train = [m for m in real_train if m.labels.dataset == "ui-prmd"]
+    up_test = [m for m in real_heldout if m.labels.dataset == "ui-prmd"]
+    if not up_train or not up_test:
+        raise UserError("the augmentation study needs UI-PRMD training and held-out motions")
+    up_labels = sorted({m.labels.label for m in up_train})
+    km = [m for m in kimore_all if m.labels.dataset == "kimore" and m.labels.score is not None]
+    km_labels = sorted({m.labels.label for m in km})
+    held_subj = sorted({m.labels.subject for m in km} - set(kimore_train_subjects))
+    folds = [held_subj[i::a.kimore_folds] for i in range(a.kimore_folds)] if held_subj else []
+    folds = [f for f in folds if f]
+
+    # ---- generated data (once per model) -------------------------------------------------------
+    gen_up: dict[str, list[Motion]] = {}
+    gen_km: dict[str, list[Motion]] = {}
+    n_tasks = 1 + len(generators)
+    for gi, (name, g) in enumerate(generators.items()):
+        gl = _generator_labels(g)
+        classes = [(l, c) for l in up_labels for c in (True, False) if gl is None or l in gl]
+        kcls = [(l, None) for l in km_labels if gl is None or l in gl]
+        f0 = gi / n_tasks * 0.5
+        gen_up[name] = _generate_classes(g, classes, a.generated_per_class, a.frames, a.seed, a.sampler_steps,
+                                         lambda f, t: progress(f0 + 0.5 / n_tasks * 0.8 * f, t))
+        gen_km[name] = _generate_classes(g, kcls, a.generated_per_class, a.frames, a.seed + 500, a.sampler_steps,
+                                         lambda f, t: progress(f0 + 0.5 / n_tasks * (0.8 + 0.2 * f), t))
+
+    rows: dict[str, dict[str, Any]] = {}
+    names = ["real_only"] + [f"real_plus_{n}" for n in generators]
+    for ri, row in enumerate(names):
+        base = 0.5 + 0.5 * ri / len(names)
+        span = 0.5 / len(names)
+        extra = [] if row == "real_only" else gen_up[row[len("real_plus_"):]]
+        model = train_recognizer(up_train + extra, _small_config(up_labels, a), steps=a.steps_uiprmd,
+                                 seed=a.seed, labels=up_labels,
+                                 progress=lambda f, t: progress(base + span * 0.5 * f, f"{row}: UI-PRMD {t}"))
+        out = model.run(up_test)
+        pred = np.array(up_labels)[out["probs"].argmax(1)]
+        truth = np.array([m.labels.label for m in up_test])
+        cor = np.array([m.labels.correct for m in up_test], dtype=object)
+        known = np.array([c is not None for c in cor])
+        d: dict[str, Any] = {
+            "uiprmd_exercise_accuracy": _num(float((pred == truth).mean())),
+            "uiprmd_correctness_accuracy": _num(float(((out["correct"][known] >= 0.5) ==
+                                                       cor[known].astype(bool)).mean())) if known.any() else None,
+            "uiprmd_train_real": len(up_train), "uiprmd_train_generated": len(extra),
+            "uiprmd_test_motions": len(up_test),
+        }
+        # KIMORE score regression, cross-subject folds
+        errs: list[float] = []
+        n_gen_km = 0
+        for fi, fold in enumerate(folds):
+            tr = [m for m in km if m.labels.subject not in fold]
+            te = [m for m in km if m.labels.subject in fold]
+            fprog = lambda f, t, fi=fi: progress(base + span * (0.5 + 0.5 * (fi + f) / len(folds)),
+                                                 f"{row}: KIMORE fold {fi + 1}")
+            cfg = _small_config(km_labels, a, score_weight=5.0)
+            teacher = train_recognizer(tr, cfg, steps=a.steps_kimore, seed=a.seed, labels=km_labels,
+                                       progress=fprog)
+            reg = teacher
+            if row != "real_only":
+                gen = gen_km[row[len("real_plus_"):]]
+                if gen:
+                    pseudo = teacher.run(gen)["score"]
+                    gen = [m.with_labels(score=float(np.clip(p, 0, 100))) for m, p in zip(gen, pseudo)]
+                    n_gen_km = len(gen)
+                    reg = train_recognizer(tr + gen, cfg, steps=a.steps_kimore, seed=a.seed, labels=km_labels,
+                                           progress=fprog)
+            pred_s = np.clip(reg.run(te)["score"], 0, 100)
+            errs += list(pred_s - np.array([m.labels.score for m in te]))
+        e = np.array(errs)
+        d.update({"kimore_rmse": _num(float(np.sqrt((e ** 2).mean()))) if e.size else None,
+                  "kimore_mae": _num(float(np.abs(e).mean())) if e.size else None,
+                  "kimore_folds": len(folds), "kimore_test_motions": int(e.size),
+                  "kimore_train_generated": n_gen_km})
+        rows[row] = d
+    progress(1.0, "done")
+    return rows

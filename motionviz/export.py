@@ -1,0 +1,376 @@
+"""Writing motions to files, and the ``python -m motionviz export`` command.
+
+Formats (``export_motion(motion, fmt, directory)``; the file is ``<stem>.<ext>`` where the stem comes
+from the motion's label, so the same motion always gets the same name):
+
+* ``npy``  - float32 array (T, J, 3), metres, Y-up (no pickle; NaN = missing joint);
+* ``json`` - our ``motionviz/1`` format (``Motion.to_json``: skeleton, fps, labels, joints);
+* ``bvh``  - :func:`motionviz.bvh.write_bvh` (centimetres, 6 channels per joint, exact positions);
+* ``gif`` / ``mp4`` - a stick-figure animation drawn here with NumPy + Pillow (orthographic
+  three-quarter view, floor grid, left side red / right side blue, frame counter), encoded with
+  imageio (Pillow for GIF, imageio-ffmpeg's bundled ffmpeg for H.264 MP4);
+* ``html`` - :func:`motionviz.render.standalone_html` (plotly.js inline, Play button, works offline).
+
+Files are written to a temporary name and renamed, so a failed export leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import UserError
+from .motion import Motion
+
+__all__ = [
+    "FORMATS",
+    "export_motion",
+    "save_npy",
+    "save_json",
+    "save_bvh",
+    "save_gif",
+    "save_mp4",
+    "save_html",
+    "render_frames",
+    "motion_stem",
+    "add_arguments",
+    "run",
+]
+
+FORMATS: dict[str, str] = {"npy": ".npy", "json": ".json", "bvh": ".bvh", "gif": ".gif", "mp4": ".mp4",
+                           "html": ".html"}
+VIDEO_SIZE = 320           # pixels (square, a multiple of 16 for H.264)
+MAX_VIDEO_FRAMES = 600     # longer motions are subsampled in time for GIF / MP4
+_LEFT = (209, 73, 91)
+_RIGHT = (46, 134, 171)
+_CENTRE = (61, 61, 61)
+_FLOOR = (205, 205, 205)
+
+Progress = Callable[[float, str], None]
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+def motion_stem(motion: Motion) -> str:
+    """A file-name stem from the motion's label (e.g. ``ui-prmd_m07``), else ``motion``."""
+    text = motion.labels.label or motion.labels.source or "motion"
+    text = re.sub(r"\.(bvh|npy|json|csv|xz|mp4|gif|html)$", "", text, flags=re.I)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace(":", "_"))[:60].strip("._")
+    return stem or "motion"
+
+
+def _target(path: str | os.PathLike, ext: str) -> Path:
+    p = Path(path)
+    if p.suffix.lower() != ext:
+        p = p.with_name(p.name + ext)
+    if p.parent and not p.parent.exists():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _tmp(p: Path) -> Path:
+    return p.with_name(f".{p.stem}.tmp{os.getpid()}{p.suffix}")
+
+
+def _check(motion: Motion) -> Motion:
+    if not isinstance(motion, Motion):
+        raise UserError(f"expected a Motion to export, got {type(motion).__name__}")
+    if motion.joints.shape[-1] != 3:
+        raise UserError("only 3D motions can be exported")
+    return motion
+
+
+# ------------------------------------------------------------------------------------------------
+# data formats
+# ------------------------------------------------------------------------------------------------
+def save_npy(motion: Motion, path: str | os.PathLike) -> Path:
+    """float32 (T, J, 3) metres; load with ``np.load(path, allow_pickle=False)``."""
+    p = _target(path, ".npy")
+    tmp = _tmp(p)
+    with open(tmp, "wb") as f:
+        np.save(f, np.ascontiguousarray(_check(motion).joints, dtype=np.float32), allow_pickle=False)
+    tmp.replace(p)
+    return p
+
+
+def save_json(motion: Motion, path: str | os.PathLike, decimals: int = 4) -> Path:
+    """Our ``motionviz/1`` JSON (``Motion.from_json`` reads it back)."""
+    p = _target(path, ".json")
+    tmp = _tmp(p)
+    tmp.write_text(_check(motion).to_json(decimals), encoding="utf-8")
+    tmp.replace(p)
+    return p
+
+
+def save_bvh(motion: Motion, path: str | os.PathLike, unit: str = "cm") -> Path:
+    """BVH (see :mod:`motionviz.bvh`): centimetres by default."""
+    from .bvh import write_bvh
+
+    p = _target(path, ".bvh")
+    tmp = _tmp(p)
+    tmp.write_text(write_bvh(_check(motion), unit=unit), encoding="utf-8")
+    tmp.replace(p)
+    return p
+
+
+def save_html(motion: Motion | Sequence[Motion], path: str | os.PathLike,
+              titles: Sequence[str] | None = None) -> Path:
+    """Standalone HTML page with a Play button (plotly.js inline: no internet needed)."""
+    from .render import standalone_html
+
+    ms = [motion] if isinstance(motion, Motion) else list(motion)
+    for m in ms:
+        _check(m)
+    if titles is None:
+        titles = [m.labels.text or m.labels.label or f"motion {i + 1}" for i, m in enumerate(ms)]
+    p = _target(path, ".html")
+    tmp = _tmp(p)
+    tmp.write_text(standalone_html(ms, titles=list(titles)), encoding="utf-8")
+    tmp.replace(p)
+    return p
+
+
+# ------------------------------------------------------------------------------------------------
+# stick-figure video frames (NumPy + Pillow)
+# ------------------------------------------------------------------------------------------------
+def _view_matrix(yaw_deg: float, pitch_deg: float) -> np.ndarray:
+    """Rows = screen right, screen up, towards the viewer, for a camera in front of a subject facing
+    +Z, turned ``yaw`` degrees towards the subject's left and looking ``pitch`` degrees down."""
+    a, b = np.radians(yaw_deg), np.radians(pitch_deg)
+    # camera direction (from the subject towards the camera)
+    back = np.array([np.sin(a) * np.cos(b), np.sin(b), np.cos(a) * np.cos(b)])
+    right = np.array([np.cos(a), 0.0, -np.sin(a)])
+    up = np.cross(back, right)
+    return np.stack([right, up, back])
+
+
+def render_frames(motion: Motion, size: int = VIDEO_SIZE, yaw: float = 30.0, pitch: float = 12.0,
+                  max_frames: int = MAX_VIDEO_FRAMES, counter: bool = True,
+                  progress: Progress | None = None) -> tuple[np.ndarray, float]:
+    """(N, size, size, 3) uint8 frames of a stick figure and the frame rate they play at.
+
+    Orthographic projection, one scale for the whole sequence (the body keeps its size), a floor
+    grid at y = 0, bones drawn far-to-near, NaN joints and their bones left out.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    motion = _check(motion)
+    T = motion.num_frames
+    step = max(1, int(np.ceil(T / max_frames)))
+    idx = np.arange(0, T, step)
+    fps = motion.fps / step
+    X = motion.joints[idx].astype(np.float64)                       # (N, J, 3)
+    V = _view_matrix(yaw, pitch)
+    P = X @ V.T                                                      # (N, J, 3) right, up, depth
+
+    # floor grid over the area the body covers
+    finite = np.isfinite(X).all(-1)
+    pts = X[finite] if finite.any() else np.zeros((1, 3))
+    lo, hi = pts.min(0), pts.max(0)
+    floor_y = 0.0 if lo[1] > -0.05 else float(lo[1])
+    g = 0.5
+    gx = np.arange(np.floor((lo[0] - 0.4) / g) * g, hi[0] + 0.4 + 1e-9, g)
+    gz = np.arange(np.floor((lo[2] - 0.4) / g) * g, hi[2] + 0.4 + 1e-9, g)
+    lines = [((x, floor_y, gz[0]), (x, floor_y, gz[-1])) for x in gx] + \
+            [((gx[0], floor_y, z), (gx[-1], floor_y, z)) for z in gz]
+    L = np.array(lines, dtype=np.float64) @ V.T                      # (G, 2, 3)
+
+    # one scale for everything
+    allp = np.concatenate([P[finite].reshape(-1, 3), L.reshape(-1, 3)])
+    s_lo, s_hi = allp[:, :2].min(0), allp[:, :2].max(0)
+    body = np.concatenate([P[finite].reshape(-1, 3)])[:, :2] if finite.any() else allp[:, :2]
+    b_lo, b_hi = body.min(0), body.max(0)
+    # fit the body (and as much floor as fits) with a margin
+    ss = 4                                   # supersampling for smooth lines
+    W = size * ss
+    span = max(float((b_hi - b_lo).max()), 0.5) * 1.15
+    scale = W / span
+    centre = (b_lo + b_hi) / 2
+
+    def to_px(q: np.ndarray) -> np.ndarray:
+        return np.stack([(q[..., 0] - centre[0]) * scale + W / 2, W / 2 - (q[..., 1] - centre[1]) * scale], -1)
+
+    Lpx = to_px(L)
+    sk = motion.skeleton
+    side = np.ones(len(sk), dtype=int)
+    for left, right in sk.lr_pairs:
+        side[left], side[right] = 0, 2
+    colours = [(_LEFT, _CENTRE, _RIGHT)[s] for s in side]
+    width = max(2, int(round(W / 110)))
+    rad = max(2, int(round(W / 150)))
+    font = ImageFont.load_default()
+    frames = np.empty((len(idx), size, size, 3), dtype=np.uint8)
+    for n in range(len(idx)):
+        img = Image.new("RGB", (W, W), (255, 255, 255))
+        d = ImageDraw.Draw(img)
+        for a, b in Lpx:
+            d.line([tuple(a), tuple(b)], fill=_FLOOR, width=max(1, ss))
+        px = to_px(P[n])
+        depth = P[n, :, 2]
+        ok = finite[n]
+        bones = [(p, c) for p, c in sk.bones if ok[p] and ok[c]]
+        bones.sort(key=lambda bc: depth[bc[0]] + depth[bc[1]])      # far first
+        for p, c in bones:
+            d.line([tuple(px[p]), tuple(px[c])], fill=colours[c], width=width)
+        for j in np.argsort(depth):
+            if ok[j]:
+                x, y = px[j]
+                d.ellipse([x - rad, y - rad, x + rad, y + rad], fill=colours[j])
+        small = img.resize((size, size), Image.LANCZOS)
+        if counter:
+            ImageDraw.Draw(small).text((6, 4), f"{idx[n]}/{T - 1}", fill=(90, 90, 90), font=font)
+        frames[n] = np.asarray(small)
+        if progress is not None and n % 20 == 0:
+            progress(n / len(idx), f"drawing frame {n + 1}/{len(idx)}")
+    return frames, fps
+
+
+def save_gif(motion: Motion, path: str | os.PathLike, size: int = VIDEO_SIZE,
+             progress: Progress | None = None) -> Path:
+    """Looping animated GIF of the stick figure (frame duration from the motion's fps)."""
+    import imageio.v3 as iio
+
+    frames, fps = render_frames(motion, size=size, progress=progress)
+    p = _target(path, ".gif")
+    tmp = _tmp(p)
+    duration = int(round(1000.0 / fps))
+    iio.imwrite(tmp, frames if len(frames) > 1 else frames[:1], extension=".gif", duration=duration, loop=0)
+    tmp.replace(p)
+    return p
+
+
+def save_mp4(motion: Motion, path: str | os.PathLike, size: int = VIDEO_SIZE,
+             progress: Progress | None = None) -> Path:
+    """H.264 MP4 (yuv420p, plays in browsers) of the stick figure, via imageio-ffmpeg."""
+    import imageio.v2 as imageio
+
+    frames, fps = render_frames(motion, size=size, progress=progress)
+    p = _target(path, ".mp4")
+    tmp = _tmp(p)
+    try:
+        writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7,
+                                    macro_block_size=16, pixelformat="yuv420p", ffmpeg_log_level="error")
+    except (ImportError, RuntimeError, OSError) as e:
+        raise UserError(f"MP4 export needs imageio-ffmpeg ({e})") from None
+    try:
+        for f in frames:
+            writer.append_data(f)
+    finally:
+        writer.close()
+    tmp.replace(p)
+    return p
+
+
+# ------------------------------------------------------------------------------------------------
+# one entry point
+# ------------------------------------------------------------------------------------------------
+def export_motion(motion: Motion, fmt: str, directory: str | os.PathLike, stem: str | None = None,
+                  progress: Progress | None = None) -> Path:
+    """Write ``motion`` as ``fmt`` (npy / json / bvh / gif / mp4 / html) into ``directory``; the file is
+    ``<stem>.<ext>`` with the stem from the motion's label unless given.  Returns the path."""
+    fmt = str(fmt).lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:80].strip("._") if stem else motion_stem(motion)
+    path = d / f"{name or 'motion'}{FORMATS[fmt]}"
+    if fmt == "npy":
+        return save_npy(motion, path)
+    if fmt == "json":
+        return save_json(motion, path)
+    if fmt == "bvh":
+        return save_bvh(motion, path)
+    if fmt == "gif":
+        return save_gif(motion, path, progress=progress)
+    if fmt == "mp4":
+        return save_mp4(motion, path, progress=progress)
+    return save_html(motion, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI: python -m motionviz export --input FILE --format FMT [--out PATH]
+# ------------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", "-i", required=True,
+                        help="motion file: .npy (T,J,3) / .csv / .bvh / .bvh.xz / .json (motionviz/1)")
+    parser.add_argument("--format", "-f", required=True, choices=sorted(FORMATS),
+                        help="output format")
+    parser.add_argument("--out", "-o", default=None,
+                        help="output file (or directory); default: next to the input with the new extension")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="frame rate of .npy/.csv input (default 20) / resample other input to this rate")
+    parser.add_argument("--skeleton", default=None, help="skeleton name for .npy/.csv input (default: guessed)")
+    parser.add_argument("--unit", default="cm", choices=("cm", "m"), help="BVH output units (default cm)")
+
+
+def _load_input(path: str, fps: float | None, skeleton: str | None) -> Motion:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"input file not found: {path}")
+    try:
+        from .data import load_user_file
+    except ImportError:
+        load_user_file = None
+    if load_user_file is not None:
+        kw = {}
+        if fps is not None:
+            kw["fps"] = fps
+        if skeleton is not None:
+            kw["skeleton"] = skeleton
+        m = load_user_file(p, **kw)
+    else:                                     # minimal fallback: our own formats
+        name = p.name.lower()
+        if name.endswith((".bvh", ".bvh.xz")):
+            from .bvh import load_bvh_motion
+            m = load_bvh_motion(p)
+        elif name.endswith(".json"):
+            m = Motion.from_json(p.read_text(encoding="utf-8"))
+        else:
+            raise UserError(f"{p.name}: unsupported input (the data package is not available)")
+    if fps is not None and abs(m.fps - fps) > 1e-6:
+        m = m.resample(fps)
+    return m
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = args.format
+    m = _load_input(args.input, args.fps, args.skeleton)
+    src = Path(args.input)
+    base = src.name
+    for ext in (".bvh.xz", ".npy", ".csv", ".bvh", ".json"):
+        if base.lower().endswith(ext):
+            base = base[: -len(ext)]
+            break
+    if args.out is None:
+        out = src.with_name(base + FORMATS[fmt])
+    else:
+        out = Path(args.out)
+        if out.is_dir() or str(args.out).endswith(os.sep):
+            out = out / (base + FORMATS[fmt])
+    if out.resolve() == src.resolve():
+        raise UserError(f"refusing to overwrite the input file {src}")
+    if fmt == "bvh":
+        path = save_bvh(m, out, unit=args.unit)
+    elif fmt in ("gif", "mp4"):
+        from tqdm import tqdm
+
+        bar = tqdm(total=100, desc=f"rendering {fmt}", unit="%", leave=False)
+
+        def progress(f: float, text: str) -> None:
+            bar.n = int(100 * f)
+            bar.refresh()
+
+        path = (save_gif if fmt == "gif" else save_mp4)(m, out, progress=progress)
+        bar.close()
+    else:
+        path = {"npy": save_npy, "json": save_json, "html": save_html}[fmt](m, out)
+    print(f"wrote {path} ({m.num_frames} frames, {len(m.skeleton)} joints, {m.fps:g} fps, "
+          f"{path.stat().st_size / 1024:.0f} KB)")
+    return 0

@@ -1,0 +1,174 @@
+"""What the user asks for (:class:`Request`), the :class:`Generator` protocol every model family
+implements, and the checkpoint registry the UI, CLI and evaluator share.
+
+A generator runs under ``torch.inference_mode()``, seeds its own ``torch.Generator`` from
+``request.seed`` (same seed -> same motions) and returns CPU numpy motions on its skeleton.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import unicodedata
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+from .checkpoint import default_checkpoint_dir
+from .errors import CheckpointError, UserError
+from .motion import Motion
+from .skeleton import Skeleton
+
+__all__ = ["Request", "Generator", "MODELS", "available_models", "load_generator", "ProgressFn",
+           "LIMITS"]
+
+ProgressFn = Callable[[float, str], None]  # (fraction in [0, 1], description)
+
+LIMITS = {
+    "text_chars": 500,
+    "frames": (8, 600),
+    "steps": (1, 1000),
+    "guidance": (0.0, 20.0),
+    "num": (1, 16),
+    "window": (8, 256),
+}
+
+
+def clean_text(text: str | None) -> str:
+    """Normalise user text: Unicode NFKC, control characters removed, whitespace collapsed."""
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise UserError("the description must be text")
+    t = unicodedata.normalize("NFKC", text)
+    t = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in t)
+    return " ".join(t.split())
+
+
+@dataclass(frozen=True, eq=False)
+class Request:
+    """One generation request.  ``label`` uses the ``<dataset>:<id>`` names of ``data summary``."""
+
+    model: str = "diffusion"
+    text: str = ""
+    label: str | None = None
+    to_label: str | None = None          # interpolation target class (VAE)
+    correct: bool | None = None           # None: unspecified / not applicable
+    frames: int = 120
+    steps: int = 20
+    guidance: float = 2.5
+    seed: int = 0
+    to_seed: int | None = None            # interpolation target seed (VAE)
+    num: int = 1
+    sampler: str = "ddim"                 # "ddim" or "ddpm" (diffusion)
+    source: Motion | None = None          # motion to edit / inpaint / vary
+    keep: np.ndarray | None = None        # (T, J) bool, True = keep/observed (editing, inpainting)
+    window: int = 32
+    shift: int = 8
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validated(self) -> "Request":
+        """Return a cleaned copy or raise :class:`UserError` with a message for the user."""
+        text = clean_text(self.text)
+        if len(text) > LIMITS["text_chars"]:
+            raise UserError(f"the description is {len(text)} characters long; the limit is "
+                            f"{LIMITS['text_chars']}")
+
+        def _int(name: str, v: Any, lo: int, hi: int) -> int:
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                raise UserError(f"{name} must be a whole number, got {v!r}") from None
+            if not np.isfinite(f) or f != int(f):
+                raise UserError(f"{name} must be a whole number, got {v!r}")
+            if not lo <= int(f) <= hi:
+                raise UserError(f"{name} must be between {lo} and {hi}, got {int(f)}")
+            return int(f)
+
+        frames = _int("frames", self.frames, *LIMITS["frames"])
+        steps = _int("steps", self.steps, *LIMITS["steps"])
+        num = _int("number of samples", self.num, *LIMITS["num"])
+        seed = _int("seed", self.seed, 0, 2**63 - 1)
+        to_seed = None if self.to_seed is None else _int("second seed", self.to_seed, 0, 2**63 - 1)
+        window = _int("window", self.window, *LIMITS["window"])
+        shift = _int("shift", self.shift, 1, window)
+        try:
+            guidance = float(self.guidance)
+        except (TypeError, ValueError):
+            raise UserError(f"guidance scale must be a number, got {self.guidance!r}") from None
+        lo, hi = LIMITS["guidance"]
+        if not (np.isfinite(guidance) and lo <= guidance <= hi):
+            raise UserError(f"guidance scale must be between {lo:g} and {hi:g}, got {self.guidance}")
+        if self.sampler not in ("ddim", "ddpm"):
+            raise UserError(f"sampler must be 'ddim' or 'ddpm', got {self.sampler!r}")
+        keep = self.keep
+        if keep is not None:
+            keep = np.asarray(keep, dtype=bool)
+            if self.source is None:
+                raise UserError("a keep mask needs a source motion")
+            if keep.shape != self.source.joints.shape[:2]:
+                raise UserError(f"keep mask has shape {keep.shape}, the motion needs "
+                                f"{self.source.joints.shape[:2]}")
+        return replace(self, text=text, frames=frames, steps=steps, num=num, seed=seed, to_seed=to_seed,
+                       guidance=guidance, window=window, shift=shift, keep=keep)
+
+    def torch_generator(self, seed: int | None = None):
+        import torch
+
+        g = torch.Generator(device="cpu")
+        g.manual_seed(int(self.seed if seed is None else seed))
+        return g
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A trained model behind one interface.  ``tasks`` is a subset of
+    {"text", "label", "unconditional", "interpolate", "inpaint", "edit", "vary"}."""
+
+    name: str
+    tasks: frozenset[str]
+    skeleton: Skeleton
+
+    def generate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
+        ...
+
+
+# name -> (checkpoint file name, "module:loader"), loader(path) -> Generator.
+MODELS: dict[str, tuple[str, str]] = {
+    "diffusion": ("diffusion.safetensors", "motionviz.models.diffusion:load_generator"),
+    "vae": ("vae.safetensors", "motionviz.models.vae:load_generator"),
+    "aegan": ("aegan.safetensors", "motionviz.models.aegan:load_generator"),
+}
+
+_cache: dict[tuple[str, str], Generator] = {}
+_lock = threading.Lock()
+
+
+def checkpoint_path(name: str, checkpoint_dir: str | Path | None = None) -> Path:
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    return Path(checkpoint_dir or default_checkpoint_dir()) / MODELS[name][0]
+
+
+def available_models(checkpoint_dir: str | Path | None = None) -> list[str]:
+    """Model names whose checkpoint file exists."""
+    return [n for n in MODELS if checkpoint_path(n, checkpoint_dir).is_file()]
+
+
+def load_generator(name: str, checkpoint_dir: str | Path | None = None) -> Generator:
+    """Load (once per process, then shared read-only) the generator called ``name``."""
+    path = checkpoint_path(name, checkpoint_dir)
+    key = (name, str(path.resolve()))
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+        if not path.is_file():
+            raise CheckpointError(f"no {name} checkpoint at {path}; train one with "
+                                  f"`python -m motionviz train {name}`")
+        module, fn = MODELS[name][1].split(":")
+        loader = getattr(importlib.import_module(module), fn)
+        gen = loader(path)
+        _cache[key] = gen
+        return gen

@@ -1,0 +1,393 @@
+"""Motion inpainting / denoising with a trained AE-GAN (no UI needed), plus the interpolation baseline.
+
+``inpaint(model, joints, mask)`` completes a (T, J, D) sequence whose missing joints are given by
+``mask`` (True = observed) and/or NaN values:
+
+1. the whole sequence is scaled to the training body size (ratio of observed bone lengths to the
+   model's ``bone_ref``);
+2. it is cut into windows of F frames every ``shift`` frames, the last window anchored to the end
+   (a sequence shorter than F is padded with unobserved frames);
+3. each window is canonicalised (root-centred, facing +Z in 3D) from its observed joints, and its
+   latent code is initialised by the encoder;
+4. all windows' codes are optimised together (one batch) with Adam (lr 1.0, beta1 0.8) for ``steps``
+   steps on ``gp * MPJPE + gs * MPJSE - gd * D`` computed on observed joints only (10 / 5 / 0.5; MPJPE
+   and MPJSE in model units), where the generated window is first aligned onto the observed input by a
+   differentiable weighted Procrustes (translation, scale, rotation: Umeyama via SVD in torch);
+5. each output frame is chosen among the windows covering it by its MPJPE on that frame's observed
+   joints (or the candidates are averaged with ``average=True``); observed joints keep their input
+   values unless ``keep_observed=False`` (denoising).
+
+``baseline(joints, mask)``: per-joint linear interpolation over time + Savitzky-Golay smoothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .errors import UserError
+from .models.aegan import (AEGAN, AEGANNet, apply_transform, canonical_transform, invert_transform)
+
+__all__ = ["InpaintResult", "inpaint", "baseline", "procrustes", "window_starts", "check_mask",
+           "hold_last_observation", "corrupt"]
+
+ProgressFn = Callable[[float, str], None]
+
+
+# ==============================================================================================
+# Differentiable Procrustes
+# ==============================================================================================
+def procrustes(Y: torch.Tensor, X: torch.Tensor, w: torch.Tensor | None = None, scale: bool = True,
+               scale_range: tuple[float, float] = (0.0, math.inf)) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Align point sets Y onto X with a similarity transform (weighted Umeyama / Kabsch).
+
+    Y, X (N, P, D); w (N, P) non-negative weights (None = all 1).  Finds s, R (proper rotation), t
+    minimising ``sum_p w_p |s R y_p + t - x_p|^2`` per batch item and returns
+    (``s R Y + t`` (N, P, D), {"s": (N,), "R": (N, D, D), "t": (N, D)}).  Differentiable in Y and X
+    (the SVD runs in float64).  Items with fewer than D + 1 weighted points get translation only.
+    """
+    N, P, D = Y.shape
+    if w is None:
+        w = torch.ones(N, P, dtype=Y.dtype, device=Y.device)
+    w = w.to(torch.float64)
+    Yd, Xd = Y.to(torch.float64), X.to(torch.float64)
+    wsum = w.sum(1).clamp_min(1e-12)  # (N,)
+    mu_y = (w[..., None] * Yd).sum(1) / wsum[:, None]
+    mu_x = (w[..., None] * Xd).sum(1) / wsum[:, None]
+    yc, xc = Yd - mu_y[:, None], Xd - mu_x[:, None]
+    cov = torch.einsum("np,npi,npj->nij", w, xc, yc) / wsum[:, None, None]  # (N, D, D) = E[x y^T]
+    var_y = (w * (yc ** 2).sum(-1)).sum(1) / wsum
+    # Tiny deterministic jitter keeps singular values distinct (stable SVD gradients).
+    jitter = 1e-9 * torch.diag(torch.arange(1, D + 1, dtype=torch.float64, device=Y.device))
+    U, S, Vh = torch.linalg.svd(cov + jitter)
+    d = torch.sign(torch.linalg.det(U @ Vh))
+    d = torch.where(d == 0, torch.ones_like(d), d)
+    E = torch.ones(N, D, dtype=torch.float64, device=Y.device)
+    E[:, -1] = d
+    R = U @ (E[..., None] * Vh)
+    if scale:
+        s = (S * E).sum(1) / var_y.clamp_min(1e-12)
+        s = s.clamp(*scale_range)
+    else:
+        s = torch.ones(N, dtype=torch.float64, device=Y.device)
+    enough = (w > 0).sum(1) >= D + 1
+    eye = torch.eye(D, dtype=torch.float64, device=Y.device).expand(N, D, D)
+    R = torch.where(enough[:, None, None], R, eye)
+    s = torch.where(enough, s, torch.ones_like(s))
+    t = mu_x - s[:, None] * torch.einsum("nij,nj->ni", R, mu_y)
+    out = s[:, None, None] * torch.einsum("nij,npj->npi", R, Yd) + t[:, None]
+    return out.to(Y.dtype), {"s": s.to(Y.dtype), "R": R.to(Y.dtype), "t": t.to(Y.dtype)}
+
+
+# ==============================================================================================
+# Windows, masks
+# ==============================================================================================
+def window_starts(T: int, window: int, shift: int) -> list[int]:
+    """Start frames of windows of ``window`` frames every ``shift`` frames; the last window ends at
+    frame T (anchored to the end).  A sequence shorter than the window gets one window at 0."""
+    if window < 1 or shift < 1:
+        raise UserError("window and shift must be at least 1 frame")
+    if T <= window:
+        return [0]
+    starts = list(range(0, T - window + 1, shift))
+    if starts[-1] != T - window:
+        starts.append(T - window)
+    return starts
+
+
+def check_mask(joints: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """(T, J, D) joints + optional (T, J) mask -> observed (T, J) bool (NaN joints are missing)."""
+    joints = np.asarray(joints)
+    if joints.ndim != 3 or joints.shape[-1] not in (2, 3):
+        raise UserError(f"joints must have shape (frames, joints, 2 or 3), got {joints.shape}")
+    observed = np.isfinite(joints).all(axis=-1)
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != joints.shape[:2]:
+            raise UserError(f"the mask has shape {tuple(mask.shape)} but the motion needs "
+                            f"{tuple(joints.shape[:2])} (frames, joints)")
+        if mask.dtype != bool:
+            if mask.dtype.kind not in "biuf" or not np.isin(mask, (0, 1)).all():
+                raise UserError("the mask must hold booleans (True/1 = observed, False/0 = missing)")
+            mask = mask.astype(bool)
+        observed &= mask
+    return observed
+
+
+def hold_last_observation(joints: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Fill missing values with the joint's last observed value (the first observed one before it is
+    seen; a joint never observed gets the mean of the frame's observed joints).  (T, J, D)."""
+    x = np.array(joints, dtype=np.float64)
+    T, J, D = x.shape
+    out = np.empty_like(x)
+    for j in range(J):
+        obs = np.flatnonzero(mask[:, j])
+        if len(obs) == 0:
+            out[:, j] = np.nan
+            continue
+        idx = np.searchsorted(obs, np.arange(T), side="right") - 1
+        idx = np.where(idx < 0, 0, idx)
+        out[:, j] = x[obs[idx], j]
+    for t in range(T):
+        bad = ~np.isfinite(out[t]).all(-1)
+        if bad.any():
+            good = ~bad
+            fill = out[t, good].mean(0) if good.any() else np.zeros(D)
+            out[t, bad] = fill
+    return out.astype(np.float32)
+
+
+def baseline(joints: np.ndarray, mask: np.ndarray | None = None, window: int = 9, polyorder: int = 2,
+             keep_observed: bool = True) -> np.ndarray:
+    """Per-joint, per-coordinate linear interpolation over time of the missing values (held constant
+    before the first / after the last observation), then Savitzky-Golay smoothing over time
+    (``scipy.signal.savgol_filter``; ``window`` frames, ``polyorder``).  With ``keep_observed`` the
+    observed values are put back after smoothing.  (T, J, D) -> (T, J, D)."""
+    from scipy.signal import savgol_filter
+
+    x = np.asarray(joints, dtype=np.float64)
+    observed = check_mask(x, mask)
+    T, J, D = x.shape
+    out = np.empty_like(x)
+    t = np.arange(T)
+    for j in range(J):
+        obs = observed[:, j]
+        if not obs.any():
+            out[:, j] = np.nan
+            continue
+        for c in range(D):
+            out[:, j, c] = np.interp(t, t[obs], x[obs, j, c])
+    # joints never observed: mean of the frame's other joints (no information at all)
+    never = ~observed.any(0)
+    if never.any() and (~never).any():
+        out[:, never] = out[:, ~never].mean(1, keepdims=True)
+    elif never.all():
+        raise UserError("nothing is observed: every joint of every frame is missing")
+    win = min(window, T if T % 2 == 1 else T - 1)
+    if win > polyorder:
+        out = savgol_filter(out, win, polyorder, axis=0, mode="interp")
+    if keep_observed:
+        out[observed] = x[observed]
+    return out.astype(np.float32)
+
+
+# ==============================================================================================
+# Corruption (evaluation / UI)
+# ==============================================================================================
+def corrupt(joints: np.ndarray, rng: np.random.Generator, joint_rate: float = 0.0, frame_rate: float = 0.0,
+            noise: float = 0.0, hide: tuple[int, ...] = (), mode: str = "segments",
+            segment: tuple[int, int] = (5, 30)) -> tuple[np.ndarray, np.ndarray]:
+    """Corrupt a clean (T, J, D) sequence.  Returns (corrupted joints with NaN where missing, observed
+    mask (T, J)).
+
+    * ``joint_rate``: fraction of joint positions missing.  ``mode="scattered"``: every (frame, joint)
+      independently; ``mode="segments"``: occlusion-like gaps, each joint loses contiguous runs of
+      ``segment`` frames until about ``joint_rate`` of its frames are gone.
+    * ``frame_rate``: fraction of whole frames missing, in runs of 1-10 frames.
+    * ``noise``: Gaussian noise of this standard deviation (metres) on every coordinate.
+    * ``hide``: joint indices missing in every frame (e.g. a limb).
+    At least one joint stays observed.
+    """
+    x = np.array(joints, dtype=np.float32)
+    T, J, D = x.shape
+    m = np.ones((T, J), dtype=bool)
+    if joint_rate > 0:
+        if mode == "scattered":
+            m &= rng.random((T, J)) >= joint_rate
+        elif mode == "segments":
+            for j in range(J):
+                target = int(round(joint_rate * T))
+                lost = 0
+                tries = 0
+                while lost < target and tries < 1000:
+                    tries += 1
+                    L = int(rng.integers(segment[0], segment[1] + 1))
+                    L = min(L, target - lost) if target - lost >= segment[0] else min(L, target - lost)
+                    s = int(rng.integers(0, max(1, T - L + 1)))
+                    seg = m[s:s + L, j]
+                    lost += int(seg.sum())
+                    m[s:s + L, j] = False
+        else:
+            raise UserError(f"unknown corruption mode {mode!r}")
+    if frame_rate > 0:
+        target = int(round(frame_rate * T))
+        lost = np.zeros(T, dtype=bool)
+        tries = 0
+        while lost.sum() < target and tries < 10000:
+            tries += 1
+            L = int(rng.integers(1, 11))
+            s = int(rng.integers(0, max(1, T - L + 1)))
+            lost[s:s + min(L, target - int(lost.sum()))] = True
+        m &= ~lost[:, None]
+    if hide:
+        m[:, list(hide)] = False
+    if not m.any():
+        m[0, 0] = True
+    if noise > 0:
+        x = x + rng.normal(0.0, noise, size=x.shape).astype(np.float32)
+    x[~m] = np.nan
+    return x, m
+
+
+# ==============================================================================================
+# Inpainting
+# ==============================================================================================
+@dataclass
+class InpaintResult:
+    joints: np.ndarray                 # (T, J, D) completed sequence
+    observed: np.ndarray               # (T, J) mask used
+    candidates: np.ndarray             # (N, F, J, D) aligned windows in the input frame
+    starts: list[int]                  # window start frames
+    loss_history: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    scale: float = 1.0
+
+
+def _bone_scale(x: np.ndarray, observed: np.ndarray, net: AEGANNet) -> float:
+    """Global size of the input relative to the training bodies: median over bones seen at least
+    once of (median observed length / reference length)."""
+    ratios = []
+    ref = net.bone_ref.numpy()
+    for b, (p, c) in enumerate(net.skeleton.bones):
+        ok = observed[:, p] & observed[:, c]
+        if ok.any() and ref[b] > 1e-6:
+            L = np.linalg.norm(x[ok, c] - x[ok, p], axis=-1)
+            ratios.append(np.median(L) / ref[b])
+    if not ratios:
+        return 1.0
+    s = float(np.median(ratios))
+    return s if np.isfinite(s) and s > 1e-6 else 1.0
+
+
+def _select_net(model: AEGAN | AEGANNet, dims: int) -> AEGANNet:
+    if isinstance(model, AEGANNet):
+        if model.dims != dims:
+            raise UserError(f"this AE-GAN works on {model.dims}D joints, the input is {dims}D")
+        return model
+    return model.net(dims)
+
+
+def inpaint(model: AEGAN | AEGANNet, joints: np.ndarray, mask: np.ndarray | None = None, *, window: int | None = None,
+            shift: int = 8, steps: int = 200, lr: float = 1.0, beta1: float = 0.8,
+            weights: tuple[float, float, float] = (10.0, 5.0, 0.5), average: bool = False,
+            keep_observed: bool = True, dims: int | None = None, progress: ProgressFn | None = None,
+            align_during: bool = True) -> InpaintResult:
+    """Complete a (T, J, D) sequence (metres) on the model's skeleton.  See the module docstring.
+
+    ``window`` must equal the model's window length (default); ``shift`` in [1, window].
+    ``weights`` = (gp, gs, gd) for MPJPE, MPJSE (both on observed joints, model units) and the critic.
+    """
+    t_start = time.time()
+    x = np.asarray(joints, dtype=np.float32)
+    observed = check_mask(x, mask)
+    T, J, D = x.shape
+    if dims is not None and int(dims) != D:
+        raise UserError(f"the input is {D}D but a {dims}D model was asked for")
+    net = _select_net(model, D)
+    F = net.cfg.frames
+    if J != len(net.skeleton):
+        raise UserError(f"the AE-GAN works on the {net.skeleton.name} skeleton ({len(net.skeleton)} joints); "
+                        f"the input has {J} joints")
+    window = F if window is None else int(window)
+    if window != F:
+        raise UserError(f"this AE-GAN was trained on windows of {F} frames; window must be {F}, got {window}")
+    if not 1 <= int(shift) <= F:
+        raise UserError(f"shift must be between 1 and {F} frames, got {shift}")
+    if not 0 <= int(steps) <= 5000:
+        raise UserError(f"steps must be between 0 and 5000, got {steps}")
+    if not observed.any():
+        raise UserError("nothing is observed: every joint of every frame is missing")
+    if T < 1:
+        raise UserError("the motion has no frames")
+
+    scale = _bone_scale(x, observed, net)
+    cs = net.cfg.coord_scale
+    xs = np.where(observed[..., None], x, 0.0) / scale
+    starts = window_starts(T, F, int(shift))
+    N = len(starts)
+    # window tensors (N, F, J, D) and masks; frames past the end (T < F) are unobserved padding
+    win = np.zeros((N, F, J, D), dtype=np.float32)
+    wm = np.zeros((N, F, J), dtype=bool)
+    for i, s in enumerate(starts):
+        n = min(F, T - s)
+        win[i, :n] = xs[s:s + n]
+        wm[i, :n] = observed[s:s + n]
+    xw = torch.from_numpy(win)
+    mw = torch.from_numpy(wm)
+    centre, rot = canonical_transform(xw, mw, net.skeleton)
+    target = apply_transform(xw, centre, rot) / cs              # (N, F, J, D) model units
+    target = torch.where(mw[..., None], target, torch.zeros_like(target))
+    wgt = mw.to(torch.float32)
+    flat_w = wgt.reshape(N, F * J)
+    gp, gs, gd = (float(v) for v in weights)
+    history: list[float] = []
+
+    def aligned(y: torch.Tensor) -> torch.Tensor:
+        ya, _ = procrustes(y.reshape(N, F * J, D), target.reshape(N, F * J, D), flat_w, scale_range=(0.5, 2.0))
+        return ya.reshape(N, F, J, D)
+
+    def objective(y: torch.Tensor) -> torch.Tensor:
+        ya = aligned(y) if align_during else y
+        err = torch.linalg.vector_norm(ya - target, dim=-1)                          # (N, F, J)
+        l_p = (err * wgt).sum((1, 2)) / wgt.sum((1, 2)).clamp_min(1)
+        v_err = torch.linalg.vector_norm((ya[:, 1:] - ya[:, :-1]) - (target[:, 1:] - target[:, :-1]), dim=-1)
+        wv = wgt[:, 1:] * wgt[:, :-1]
+        l_s = (v_err * wv).sum((1, 2)) / wv.sum((1, 2)).clamp_min(1)
+        l_d = net.score(y) if gd else torch.zeros(N)
+        return (gp * l_p + gs * l_s - gd * l_d).sum()  # windows are independent: sum
+
+    with torch.enable_grad():
+        with torch.no_grad():
+            z0 = net.encode(target, mw)
+        z = z0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=lr, betas=(beta1, 0.999))
+        for p in net.parameters():
+            p.requires_grad_(False)
+        for step in range(int(steps)):
+            opt.zero_grad(set_to_none=True)
+            loss = objective(net.decode(z))
+            loss.backward()
+            z.grad = torch.nan_to_num(z.grad, nan=0.0, posinf=0.0, neginf=0.0)
+            opt.step()
+            history.append(float(loss) / N)
+            if progress is not None and (step % 5 == 0 or step == steps - 1):
+                progress((step + 1) / max(1, steps), f"inpainting: step {step + 1}/{steps}")
+    with torch.no_grad():
+        y = aligned(net.decode(z.detach()))                      # (N, F, J, D) canonical model units
+        cand = invert_transform(y * cs, centre, rot).numpy() * scale  # input frame, metres
+    # ---- combine the windows' candidates frame by frame ----
+    out = np.zeros((T, J, D), dtype=np.float64)
+    best = np.full(T, np.inf)
+    acc = np.zeros((T, J, D), dtype=np.float64)
+    cnt = np.zeros(T)
+    win_err = np.full(N, np.inf)
+    for i, s in enumerate(starts):
+        n = min(F, T - s)
+        o = wm[i, :n]
+        if o.any():
+            win_err[i] = np.linalg.norm(cand[i, :n][o] - x[s:s + n][o], axis=-1).mean()
+    for i, s in enumerate(starts):
+        n = min(F, T - s)
+        c = cand[i, :n]
+        acc[s:s + n] += c
+        cnt[s:s + n] += 1
+        for k in range(n):
+            t = s + k
+            o = observed[t]
+            e = np.linalg.norm(c[k, o] - x[t, o], axis=-1).mean() if o.any() else 1e6 + win_err[i]
+            if e < best[t]:
+                best[t] = e
+                out[t] = c[k]
+    if average:
+        out = acc / cnt[:, None, None]
+    if keep_observed:
+        out[observed] = x[observed]
+    if progress is not None:
+        progress(1.0, "inpainting: done")
+    return InpaintResult(joints=out.astype(np.float32), observed=observed, candidates=cand.astype(np.float32),
+                         starts=starts, loss_history=history, seconds=time.time() - t_start, scale=scale)

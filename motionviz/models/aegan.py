@@ -1,0 +1,834 @@
+"""AE-GAN: an autoencoder whose decoder is also the generator of a Wasserstein GAN (WGAN-GP).
+
+After Mourot's thesis (EPFL / InterDigital, 2019), "Deep learning for skeleton-based human motion
+inpainting".  A motion window of ``F`` frames is laid out as an image over (time x body hierarchy):
+
+* every left/right joint pair of the skeleton becomes one *row* of the body axis, the left joint's
+  coordinates in the first half of the channels and the right joint's in the second half;
+* every central joint (its own mirror) is one row as well, *duplicated* into both halves; the
+  generator's two predictions of a central joint are averaged on the way back to joints;
+* rows are ordered along the folded skeleton tree (longest chain first, e.g. wrist - elbow -
+  shoulder - neck - spine - pelvis - hip - knee - ankle for the common skeleton) so that a body-axis
+  convolution mixes neighbouring body parts.  The layout is derived from ``Skeleton.lr_pairs``,
+  ``central`` and ``parents`` only, so it works for any left/right-symmetric skeleton, 2D or 3D.
+
+Networks (DCGAN-like, convolutions over (T, H)): encoder E (corrupted window + observed mask ->
+latent z), generator G (z -> window; also the decoder), critic D (window + per-joint velocities ->
+score).  Training (``train_step``):
+
+* critic: Wasserstein loss ``D(fake) - D(real)`` + ``lambda_gp`` x gradient penalty (lambda_gp = 10);
+  fakes are G(z) for z ~ N(0, I) and G(E(x~)) reconstructions;
+* autoencoder / generator: ``lambda_p * MPJPE + lambda_s * MPJSE + lambda_z * MSE(z, E(G(z)))``
+  plus the adversarial terms ``-lambda_adv * D(G(E(x~)))`` (the "mixed" loss) and ``-lambda_adv * D(G(z))``.
+  x~ is a *corrupted* copy of the clean window (missing joints, missing frames, hidden limbs, joints
+  never observed as in up-sampling a smaller skeleton, Gaussian noise); the losses use the clean target.
+
+Units: windows are canonicalised (root-centred, turned to face +Z in 3D) and divided by
+``coord_scale`` metres, so MPJPE/MPJSE in the losses are in "model units" (1 unit = 0.5 m by default).
+The thesis used 200 / 100 / 2 for its pixel-normalised 2D data; with our metre data divided by 0.5 a
+1 cm error is 0.02 units, so we use lambda_p = 500, lambda_s = 500, lambda_z = 2 to keep the
+reconstruction terms dominant over the critic score (whose input gradient the penalty keeps near 1).
+
+A 2D variant (``Config.variants`` containing 2) is trained on random camera projections of the same
+3D windows; both variants live in one checkpoint under the tensor prefixes ``d3.`` and ``d2.``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import CheckpointError, UserError
+from ..skeleton import COMMON, Skeleton, get_skeleton
+
+__all__ = [
+    "Config", "BodyGrid", "AEGANNet", "AEGAN", "Corruptor", "WindowSampler", "canonical_transform",
+    "apply_transform", "invert_transform", "project_random_cameras", "train_step", "make_optimizers",
+    "build_model", "model_tensors", "save", "load", "load_generator", "AEGANGenerator", "KIND", "describe", "fit",
+    "mpjpe", "mpjse", "velocities", "set_bone_reference",
+]
+
+KIND = "aegan"
+
+
+# ==============================================================================================
+# Configuration
+# ==============================================================================================
+@dataclass(frozen=True)
+class Config:
+    skeleton: str = "common"
+    variants: tuple[int, ...] = (3,)          # coordinate dimensions trained: (3,), (2,) or (3, 2)
+    frames: int = 32                          # window length F (divisible by 2 ** len(channels))
+    latent: int = 64                          # size of z
+    channels: tuple[int, ...] = (16, 32, 64)   # conv widths (encoder / critic; reversed in G)
+    kernel_time: int = 4
+    kernel_body: int = 3
+    coord_scale: float = 0.5                  # metres per model unit
+    # losses
+    lambda_gp: float = 10.0
+    lambda_p: float = 500.0                   # MPJPE (model units)
+    lambda_s: float = 500.0                   # MPJSE: mean per-joint speed (velocity) error
+    lambda_z: float = 2.0                     # latent cycle MSE(z, E(G(z)))
+    lambda_adv: float = 1.0                   # -D(G(E(x))) and -D(G(z))
+    n_critic: int = 1                         # critic updates per generator update
+    lr: float = 2e-4
+    lr_critic: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.9
+    batch_size: int = 32
+    # corruption used in training (probabilities per window and ranges)
+    p_clean: float = 0.1
+    p_joints: float = 0.6                     # missing joints at rate U(0, max_joint_rate): scattered
+    p_segments: float = 0.5                   # ... or, for this fraction, in occlusion-like runs
+    max_joint_rate: float = 0.6
+    p_frames: float = 0.3                     # missing frames at rate U(0, max_frame_rate)
+    max_frame_rate: float = 0.5
+    p_subtree: float = 0.2                    # a limb (a joint and its descendants) hidden
+    p_never: float = 0.1                      # joints never observed (up-sampling a smaller skeleton)
+    p_noise: float = 0.4                      # Gaussian noise sigma U(0, max_noise) metres
+    max_noise: float = 0.05
+    scale_jitter: float = 0.1                 # training data scaled by U(1 - j, 1 + j)
+    # 2D camera model used to make the 2D training data
+    cam_distance: tuple[float, float] = (2.5, 6.0)
+    cam_elevation_deg: tuple[float, float] = (-15.0, 30.0)
+
+    def validate(self) -> "Config":
+        if self.frames % (2 ** len(self.channels)) != 0:
+            raise ValueError(f"frames={self.frames} must be divisible by {2 ** len(self.channels)}")
+        if not self.variants or any(d not in (2, 3) for d in self.variants):
+            raise ValueError(f"variants must be a non-empty subset of (3, 2), got {self.variants}")
+        get_skeleton(self.skeleton)
+        return self
+
+
+# ==============================================================================================
+# The (time x body hierarchy) grid
+# ==============================================================================================
+class BodyGrid:
+    """Maps joints (B, T, J, D) <-> grid (B, 2D, T, H) with left/right pairs in channels.
+
+    ``rows[h] = (left_joint, right_joint)``; a central joint appears as ``(j, j)``.
+    """
+
+    def __init__(self, skeleton: Skeleton) -> None:
+        self.skeleton = skeleton
+        pairs = list(skeleton.lr_pairs)
+        central = list(skeleton.central)
+        if len(pairs) == 0:
+            raise ValueError(f"skeleton {skeleton.name!r} has no left/right pairs")
+        # Fold the tree: one node per row (a central joint or a left/right pair).
+        node_of: dict[int, int] = {}
+        rows: list[tuple[int, int]] = []
+        for j in central:
+            node_of[j] = len(rows)
+            rows.append((j, j))
+        for left, right in pairs:
+            node_of[left] = node_of[right] = len(rows)
+            rows.append((left, right))
+        n = len(rows)
+        adj: list[set[int]] = [set() for _ in range(n)]
+        for parent, child in skeleton.bones:
+            a, b = node_of[parent], node_of[child]
+            if a != b:
+                adj[a].add(b)
+                adj[b].add(a)
+        order = self._layout(adj)
+        self.rows: tuple[tuple[int, int], ...] = tuple(rows[i] for i in order)
+        self.num_rows = n
+        self.left = torch.tensor([r[0] for r in self.rows], dtype=torch.long)   # (H,)
+        self.right = torch.tensor([r[1] for r in self.rows], dtype=torch.long)  # (H,)
+        # (J, 2H) averaging matrix: joint j = mean of the grid cells that hold it.
+        J = len(skeleton)
+        back = torch.zeros(J, 2 * n)
+        for h, (left, right) in enumerate(self.rows):
+            back[left, h] += 1.0
+            back[right, n + h] += 1.0
+        counts = back.sum(1, keepdim=True)
+        if (counts == 0).any():
+            missing = [skeleton.joints[j] for j in range(J) if counts[j, 0] == 0]
+            raise ValueError(f"joints {missing} are neither central nor in a left/right pair")
+        self.back = back / counts
+
+    @staticmethod
+    def _layout(adj: list[set[int]]) -> list[int]:
+        """Order the folded tree's nodes: the longest chain first, side branches next to where they
+        attach (a DFS from one end of the tree's diameter that walks the diameter last)."""
+        n = len(adj)
+
+        def bfs(start: int) -> tuple[list[int], list[int]]:
+            dist = [-1] * n
+            prev = [-1] * n
+            dist[start] = 0
+            queue = [start]
+            for u in queue:
+                for v in sorted(adj[u]):
+                    if dist[v] < 0:
+                        dist[v] = dist[u] + 1
+                        prev[v] = u
+                        queue.append(v)
+            return dist, prev
+
+        d0, _ = bfs(0)
+        a = max(range(n), key=lambda i: (d0[i], -i))
+        da, prev = bfs(a)
+        b = max(range(n), key=lambda i: (da[i], -i))
+        path = []
+        u = b
+        while u != -1:
+            path.append(u)
+            u = prev[u]
+        on_path = set(path)
+        order: list[int] = []
+        seen: set[int] = set()
+
+        def visit(u: int) -> None:
+            seen.add(u)
+            order.append(u)
+            kids = sorted(v for v in adj[u] if v not in seen)
+            for v in [k for k in kids if k not in on_path] + [k for k in kids if k in on_path]:
+                if v not in seen:
+                    visit(v)
+
+        visit(a)
+        for u in range(n):  # disconnected pieces (should not happen for a tree)
+            if u not in seen:
+                visit(u)
+        return order
+
+    def to_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, J, C) -> (B, 2C, T, H): channels [left C | right C]."""
+        left = x[:, :, self.left]    # (B, T, H, C)
+        right = x[:, :, self.right]  # (B, T, H, C)
+        g = torch.cat([left, right], dim=-1)  # (B, T, H, 2C)
+        return g.permute(0, 3, 1, 2).contiguous()
+
+    def from_grid(self, g: torch.Tensor) -> torch.Tensor:
+        """g (B, 2C, T, H) -> joints (B, T, J, C); duplicated central joints are averaged."""
+        B, C2, T, H = g.shape
+        C = C2 // 2
+        cells = g.view(B, 2, C, T, H).permute(0, 3, 1, 4, 2).reshape(B, T, 2 * H, C)  # (B, T, 2H, C)
+        return torch.einsum("js,btsc->btjc", self.back.to(g), cells)
+
+
+# ==============================================================================================
+# Canonical window frame, transforms
+# ==============================================================================================
+def canonical_transform(x: torch.Tensor, mask: torch.Tensor, skeleton: Skeleton) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-window transform estimated from observed joints only.
+
+    x (B, T, J, D), mask (B, T, J) bool.  Returns (centre (B, D), rot (B, D, D)): the canonical window
+    is ``(x - centre) @ rot.T``.  Centre = mean observed root position (fallback: mean of all observed
+    joints); in 3D ``rot`` turns the body about +Y so the mean left-minus-right vector points to +X
+    (facing +Z); in 2D ``rot`` is the identity.
+    """
+    B, T, J, D = x.shape
+    m = mask.to(x.dtype)
+    xz = torch.where(mask[..., None], x, torch.zeros_like(x))
+    root = skeleton.root
+    w_root = m[:, :, root].sum(1)  # (B,)
+    c_root = xz[:, :, root].sum(1) / w_root.clamp_min(1)[:, None]
+    w_all = m.sum((1, 2))
+    c_all = xz.sum((1, 2)) / w_all.clamp_min(1)[:, None]
+    centre = torch.where((w_root > 0)[:, None], c_root, c_all)
+    eye = torch.eye(D, dtype=x.dtype, device=x.device).expand(B, D, D).clone()
+    if D == 3 and skeleton.lr_pairs:
+        L = torch.tensor([a for a, _ in skeleton.lr_pairs], device=x.device)
+        R = torch.tensor([b for _, b in skeleton.lr_pairs], device=x.device)
+        both = (mask[:, :, L] & mask[:, :, R]).to(x.dtype)[..., None]  # (B, T, P, 1)
+        across = ((xz[:, :, L] - xz[:, :, R]) * both).sum((1, 2))  # (B, 3)
+        ax, az = across[:, 0], across[:, 2]
+        ok = torch.hypot(ax, az) > 1e-6
+        ang = torch.where(ok, torch.atan2(az, ax), torch.zeros_like(ax))
+        c, s = torch.cos(ang), torch.sin(ang)
+        rot = eye.clone()
+        # x' = x c + z s ; z' = -x s + z c  (as Motion.rotate_y)
+        rot[:, 0, 0], rot[:, 0, 2], rot[:, 2, 0], rot[:, 2, 2] = c, s, -s, c
+        return centre, rot
+    return centre, eye
+
+
+def apply_transform(x: torch.Tensor, centre: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """(B, T, J, D) -> canonical (B, T, J, D)."""
+    return torch.einsum("bij,btkj->btki", rot, x - centre[:, None, None, :])
+
+
+def invert_transform(y: torch.Tensor, centre: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """canonical (B, T, J, D) -> original frame."""
+    return torch.einsum("bji,btkj->btki", rot, y) + centre[:, None, None, :]
+
+
+def velocities(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, J, D) -> (B, T, J, D) first differences, zero at frame 0."""
+    v = x[:, 1:] - x[:, :-1]
+    return torch.cat([torch.zeros_like(x[:, :1]), v], dim=1)
+
+
+def mpjpe(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean per-joint position error; pred/target (B, T, J, D), weight (B, T, J) -> scalar."""
+    err = torch.linalg.vector_norm(pred - target, dim=-1)
+    if weight is None:
+        return err.mean()
+    return (err * weight).sum() / weight.sum().clamp_min(1)
+
+
+def mpjse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean per-joint speed (velocity) error between consecutive frames; weight (B, T, J) masks
+    positions (a velocity counts when both of its frames are observed)."""
+    err = torch.linalg.vector_norm((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1]), dim=-1)
+    if weight is None:
+        return err.mean()
+    w = weight[:, 1:] * weight[:, :-1]
+    return (err * w).sum() / w.sum().clamp_min(1)
+
+
+# ==============================================================================================
+# Networks
+# ==============================================================================================
+class Encoder(nn.Module):
+    """Grid (B, 2D + 2, T, H) [coordinates + observed masks] -> z (B, latent)."""
+
+    def __init__(self, cfg: Config, dims: int, rows: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 2 * dims + 2
+        kt, kb = cfg.kernel_time, cfg.kernel_body
+        for c in cfg.channels:
+            layers += [nn.Conv2d(cin, c, (kt, kb), stride=(2, 1), padding=(kt // 2 - 1, kb // 2)),
+                       nn.LeakyReLU(0.2)]
+            cin = c
+        self.conv = nn.Sequential(*layers)
+        t_out = cfg.frames // 2 ** len(cfg.channels)
+        self.fc = nn.Linear(cin * t_out * rows, cfg.latent)
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(g).flatten(1))
+
+
+class GeneratorNet(nn.Module):
+    """z (B, latent) -> grid (B, 2D, T, H) in model units.  Also the decoder of the autoencoder."""
+
+    def __init__(self, cfg: Config, dims: int, rows: int) -> None:
+        super().__init__()
+        chans = list(reversed(cfg.channels))
+        self.t0 = cfg.frames // 2 ** len(cfg.channels)
+        self.rows = rows
+        self.c0 = chans[0]
+        self.fc = nn.Linear(cfg.latent, chans[0] * self.t0 * rows)
+        kt, kb = cfg.kernel_time, cfg.kernel_body
+        layers: list[nn.Module] = []
+        for i, c in enumerate(chans):
+            cout = chans[i + 1] if i + 1 < len(chans) else chans[-1]
+            layers += [nn.LeakyReLU(0.2),
+                       nn.ConvTranspose2d(c, cout, (kt, kb), stride=(2, 1), padding=(kt // 2 - 1, kb // 2))]
+        layers += [nn.LeakyReLU(0.2), nn.Conv2d(chans[-1], 2 * dims, (3, kb), padding=(1, kb // 2))]
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.fc(z).view(z.shape[0], self.c0, self.t0, self.rows)
+        return self.deconv(h)
+
+
+class Critic(nn.Module):
+    """Grid of coordinates + per-joint velocities (B, 4D, T, H) -> score (B,)."""
+
+    def __init__(self, cfg: Config, dims: int, rows: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 4 * dims
+        kt, kb = cfg.kernel_time, cfg.kernel_body
+        for c in cfg.channels:
+            layers += [nn.Conv2d(cin, c, (kt, kb), stride=(2, 1), padding=(kt // 2 - 1, kb // 2)),
+                       nn.LeakyReLU(0.2)]
+            cin = c
+        self.conv = nn.Sequential(*layers)
+        t_out = cfg.frames // 2 ** len(cfg.channels)
+        self.fc = nn.Linear(cin * t_out * rows, 1)
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(g).flatten(1)).squeeze(1)
+
+
+class AEGANNet(nn.Module):
+    """One AE-GAN for one coordinate dimension.  Joint-space API in model units (canonical / scale).
+
+    Buffers: ``bone_ref`` (Bones,) mean bone length of the training windows in metres (projected
+    lengths for 2D), used to estimate the global scale of user input.
+    """
+
+    def __init__(self, cfg: Config, dims: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.dims = dims
+        self.skeleton = get_skeleton(cfg.skeleton)
+        self.grid = BodyGrid(self.skeleton)
+        H = self.grid.num_rows
+        self.encoder = Encoder(cfg, dims, H)
+        self.generator = GeneratorNet(cfg, dims, H)
+        self.critic = Critic(cfg, dims, H)
+        self.register_buffer("bone_ref", torch.ones(len(self.skeleton.bones)))
+
+    # joints in model units: (B, T, J, D)
+    def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (B, T, J, D) model units (values at unobserved joints are ignored), mask (B, T, J)."""
+        m = mask.to(x.dtype)
+        xz = torch.where(mask[..., None], x, torch.zeros_like(x))
+        g = self.grid.to_grid(torch.cat([xz, m[..., None]], dim=-1))  # (B, 2(D+1), T, H)
+        D = self.dims
+        coords = torch.cat([g[:, :D], g[:, D + 1:2 * D + 1]], dim=1)
+        masks = torch.cat([g[:, D:D + 1], g[:, 2 * D + 1:]], dim=1)
+        return self.encoder(torch.cat([coords, masks], dim=1))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, latent) -> joints (B, T, J, D) model units."""
+        return self.grid.from_grid(self.generator(z))
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Critic score of joints (B, T, J, D) model units -> (B,)."""
+        g = self.grid.to_grid(torch.cat([x, velocities(x)], dim=-1))  # (B, 4D, T, H)
+        D = self.dims
+        g = torch.cat([g[:, :D], g[:, 2 * D:3 * D], g[:, D:2 * D], g[:, 3 * D:]], dim=1)
+        return self.critic(g)
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.cfg.latent, generator=generator)
+
+
+class AEGAN(nn.Module):
+    """The trainable model: one :class:`AEGANNet` per variant (``d3`` and/or ``d2``)."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.cfg = cfg.validate()
+        self.nets = nn.ModuleDict({f"d{d}": AEGANNet(cfg, d) for d in cfg.variants})
+        self.skeleton = get_skeleton(cfg.skeleton)
+        self.corruptor = Corruptor(cfg, self.skeleton)
+        self.rng = torch.Generator().manual_seed(0)
+
+    def net(self, dims: int) -> AEGANNet:
+        key = f"d{dims}"
+        if key not in self.nets:
+            raise UserError(f"this AE-GAN checkpoint has no {dims}D model (it has "
+                            f"{', '.join(k[1:] + 'D' for k in self.nets)})")
+        return self.nets[key]
+
+
+def build_model(cfg: Config | None = None) -> AEGAN:
+    return AEGAN(cfg or Config())
+
+
+# ==============================================================================================
+# Corruption (training) and 2D projection
+# ==============================================================================================
+class Corruptor:
+    """Random observed-masks and noise for corruption training, from an explicit torch.Generator."""
+
+    def __init__(self, cfg: Config, skeleton: Skeleton) -> None:
+        self.cfg = cfg
+        self.skeleton = skeleton
+        J = len(skeleton)
+        # subtree[j] = joint j and all its descendants (a limb to hide); the root is excluded.
+        sub = torch.zeros(J, J, dtype=torch.bool)
+        for j in range(J):
+            stack = [j]
+            while stack:
+                u = stack.pop()
+                sub[j, u] = True
+                stack.extend(skeleton.children[u])
+        self.subtrees = sub[[j for j in range(J) if j != skeleton.root]]
+
+    def mask(self, B: int, T: int, g: torch.Generator) -> torch.Tensor:
+        """-> observed mask (B, T, J) bool (every window keeps at least one observed joint)."""
+        cfg = self.cfg
+        J = len(self.skeleton)
+        u = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
+        m = torch.ones(B, T, J, dtype=torch.bool)
+        clean = u(B) < cfg.p_clean
+        # random joints
+        rate = u(B) * cfg.max_joint_rate * (u(B) < cfg.p_joints)
+        runs = u(B) < cfg.p_segments
+        scattered_j = u(B, T, J) < rate[:, None, None]
+        # runs: each joint loses, with probability min(1, 2 rate), one block of U(0, T) frames
+        hit = u(B, J) < (2 * rate).clamp(max=1)[:, None]
+        run_len = (u(B, J) * T).round().long()
+        run_start = (u(B, J) * (T - run_len + 1).float()).floor().long()
+        tt = torch.arange(T)[None, :, None]
+        run_drop = hit[:, None] & (tt >= run_start[:, None]) & (tt < (run_start + run_len)[:, None])
+        m &= ~torch.where(runs[:, None, None], run_drop, scattered_j)
+        # random frames: half the windows lose scattered frames, half a contiguous block
+        frate = u(B) * cfg.max_frame_rate * (u(B) < cfg.p_frames)
+        scattered = u(B) < 0.5
+        drop_sc = u(B, T) < frate[:, None]
+        length = (frate * T).round().long()
+        start = (u(B) * (T - length + 1).float()).floor().long()
+        t = torch.arange(T)[None]
+        drop_bl = (t >= start[:, None]) & (t < (start + length)[:, None])
+        drop_f = torch.where(scattered[:, None], drop_sc, drop_bl)
+        m &= ~drop_f[:, :, None]
+        # a hidden limb (for the whole window or a block)
+        k = torch.randint(0, self.subtrees.shape[0], (B,), generator=g)
+        limb = self.subtrees[k] & (u(B) < cfg.p_subtree)[:, None]  # (B, J)
+        m &= ~limb[:, None, :]
+        # joints never observed (up-sampling from a smaller skeleton)
+        never = (u(B, J) < 0.3) & (u(B) < cfg.p_never)[:, None]
+        m &= ~never[:, None, :]
+        m |= clean[:, None, None]
+        empty = ~m.flatten(1).any(1)
+        if empty.any():  # keep the root of the first frame
+            m[empty, 0, self.skeleton.root] = True
+        return m
+
+    def noise(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Gaussian noise with a per-window sigma in metres (x in metres)."""
+        B = x.shape[0]
+        sigma = torch.rand(B, generator=g) * self.cfg.max_noise * (torch.rand(B, generator=g) < self.cfg.p_noise)
+        return x + torch.randn(x.shape, generator=g) * sigma[:, None, None, None]
+
+
+def project_random_cameras(x: torch.Tensor, cfg: Config, g: torch.Generator) -> torch.Tensor:
+    """3D windows (B, T, J, 3) metres (Y up) -> 2D (B, T, J, 2) seen by random perspective cameras
+    (any yaw, elevation and distance from ``cfg``), rescaled by distance so 2D units are ~metres at the
+    subject's depth; image y points up."""
+    B = x.shape[0]
+    yaw = torch.rand(B, generator=g) * 2 * math.pi
+    lo, hi = cfg.cam_elevation_deg
+    el = torch.deg2rad(lo + (hi - lo) * torch.rand(B, generator=g))
+    dlo, dhi = cfg.cam_distance
+    dist = dlo + (dhi - dlo) * torch.rand(B, generator=g)
+    centre = x.mean(dim=(1, 2), keepdim=True)
+    p = x - centre
+    cy, sy = torch.cos(yaw)[:, None, None], torch.sin(yaw)[:, None, None]
+    X = p[..., 0] * cy + p[..., 2] * sy
+    Z = -p[..., 0] * sy + p[..., 2] * cy
+    Y = p[..., 1]
+    ce, se = torch.cos(el)[:, None, None], torch.sin(el)[:, None, None]
+    Y2 = Y * ce - Z * se       # camera pitched down by `el` (looking at the subject from above)
+    Z2 = Y * se + Z * ce
+    depth = dist[:, None, None] - Z2  # the camera looks along -Z towards the subject (facing +Z at yaw 0)
+    u = X * dist[:, None, None] / depth.clamp_min(0.5)
+    v = Y2 * dist[:, None, None] / depth.clamp_min(0.5)
+    # The camera's right is +X: a subject facing it shows its left side on the image's right, as in
+    # a photo (image x to the right, image y up).
+    return torch.stack([u, v], dim=-1)
+
+
+# ==============================================================================================
+# Data sampling
+# ==============================================================================================
+class WindowSampler:
+    """Random fixed-length windows (B, F, J, 3) in metres from a list of motions (NaN-free windows)."""
+
+    def __init__(self, motions: Sequence[Any], frames: int, skeleton: Skeleton = COMMON) -> None:
+        arrays = []
+        for m in motions:
+            j = np.asarray(m.joints if hasattr(m, "joints") else m, dtype=np.float32)
+            if j.shape[0] >= frames and j.shape[1] == len(skeleton) and j.shape[2] == 3:
+                arrays.append(j)
+        if not arrays:
+            raise UserError(f"no training motion has at least {frames} frames")
+        self.data = torch.from_numpy(np.concatenate(arrays))
+        self.frames = frames
+        starts = []
+        off = 0
+        for a in arrays:
+            bad = np.isnan(a).any(axis=(1, 2))
+            cum = np.concatenate([[0], np.cumsum(bad)])
+            s = np.arange(0, len(a) - frames + 1)
+            ok = (cum[s + frames] - cum[s]) == 0
+            starts.append(s[ok] + off)
+            off += len(a)
+        self.starts = torch.from_numpy(np.concatenate(starts)).long()
+        if len(self.starts) == 0:
+            raise UserError("no NaN-free training window")
+        self.skeleton = skeleton
+        self.mirror = torch.tensor(skeleton.mirror, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def sample(self, batch: int, g: torch.Generator, scale_jitter: float = 0.0) -> torch.Tensor:
+        idx = self.starts[torch.randint(0, len(self.starts), (batch,), generator=g)]
+        t = idx[:, None] + torch.arange(self.frames)[None]
+        x = self.data[t]  # (B, F, J, 3)
+        flip = torch.rand(batch, generator=g) < 0.5
+        xm = x[:, :, self.mirror].clone()
+        xm[..., 0] *= -1
+        x = torch.where(flip[:, None, None, None], xm, x)
+        if scale_jitter:
+            s = 1 + (2 * torch.rand(batch, generator=g) - 1) * scale_jitter
+            x = x * s[:, None, None, None]
+        return x
+
+
+# ==============================================================================================
+# Training
+# ==============================================================================================
+def make_optimizers(model: AEGAN) -> dict[str, torch.optim.Optimizer]:
+    cfg = model.cfg
+    gen_params = [p for net in model.nets.values() for mod in (net.encoder, net.generator) for p in mod.parameters()]
+    critic_params = [p for net in model.nets.values() for p in net.critic.parameters()]
+    return {
+        "g": torch.optim.Adam(gen_params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)),
+        "d": torch.optim.Adam(critic_params, lr=cfg.lr_critic, betas=(cfg.beta1, cfg.beta2)),
+    }
+
+
+def gradient_penalty(net: AEGANNet, real: torch.Tensor, fake: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """WGAN-GP: E[(||grad_x D(x_hat)|| - 1)^2] on random interpolates of real and fake windows."""
+    eps = torch.rand(real.shape[0], 1, 1, 1, generator=g, dtype=real.dtype)
+    x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
+    score = net.score(x_hat)
+    (grad,) = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def prepare_batch(model: AEGAN, clean_m: torch.Tensor, dims: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+    """Clean 3D windows (B, F, J, 3) metres -> canonical model-unit tensors for one variant:
+    ``target`` (clean), ``inp`` (corrupted), ``mask`` (B, F, J)."""
+    cfg = model.cfg
+    x = clean_m if dims == 3 else project_random_cameras(clean_m, cfg, g)
+    B, T, J, _ = x.shape
+    mask = model.corruptor.mask(B, T, g)
+    noisy = model.corruptor.noise(x, g)
+    centre, rot = canonical_transform(noisy, mask, model.skeleton)
+    s = cfg.coord_scale
+    return {"target": apply_transform(x, centre, rot) / s, "inp": apply_transform(noisy, centre, rot) / s,
+            "mask": mask}
+
+
+def _variant_losses(model: AEGAN, net: AEGANNet, b: dict[str, torch.Tensor], opt_d: torch.optim.Optimizer | None,
+                    g: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    cfg = model.cfg
+    target, inp, mask = b["target"], b["inp"], b["mask"]
+    B = target.shape[0]
+    logs: dict[str, float] = {}
+    # ---- critic ----
+    for _ in range(max(1, cfg.n_critic)):
+        with torch.no_grad():
+            z = net.sample_latent(B // 2, g)
+            fake = torch.cat([net.decode(z), net.decode(net.encode(inp[B // 2:], mask[B // 2:]))])
+        d_real = net.score(target)
+        d_fake = net.score(fake)
+        gp = gradient_penalty(net, target, fake, g)
+        loss_d = d_fake.mean() - d_real.mean() + cfg.lambda_gp * gp
+        if opt_d is not None:
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+        logs.update(critic=float(loss_d), gp=float(gp), wasserstein=float(d_real.mean() - d_fake.mean()))
+    # ---- autoencoder + generator ----
+    for p in net.critic.parameters():
+        p.requires_grad_(False)
+    z_enc = net.encode(inp, mask)
+    rec = net.decode(z_enc)
+    l_p = mpjpe(rec, target)
+    l_s = mpjse(rec, target)
+    z = net.sample_latent(B, g)
+    gen = net.decode(z)
+    full = torch.ones_like(mask)
+    l_z = F.mse_loss(net.encode(gen, full), z)
+    adv_mixed = -net.score(rec).mean()
+    adv_gen = -net.score(gen).mean()
+    loss = (cfg.lambda_p * l_p + cfg.lambda_s * l_s + cfg.lambda_z * l_z
+            + cfg.lambda_adv * (adv_mixed + adv_gen) / 2)
+    for p in net.critic.parameters():
+        p.requires_grad_(True)
+    s = cfg.coord_scale
+    logs.update(loss=float(loss), mpjpe_m=float(l_p) * s, mpjse_m=float(l_s) * s, latent=float(l_z),
+                adv_mixed=float(adv_mixed), adv_gen=float(adv_gen))
+    return loss, logs
+
+
+def train_step(model: AEGAN, batch: torch.Tensor | dict[str, Any], optimizers: dict[str, torch.optim.Optimizer],
+               generator: torch.Generator | None = None) -> dict[str, float]:
+    """One critic + one autoencoder/generator update for every variant.
+
+    ``batch``: clean windows (B, F, J, 3) in metres (canonical data from ``load_corpus``), or a dict
+    with key ``joints``.  Randomness (corruption, cameras, latents) from ``generator`` (else the
+    model's own seeded ``model.rng``).  Returns losses (``<variant>/<name>``) as floats.
+    """
+    g = generator or model.rng
+    x = batch["joints"] if isinstance(batch, dict) else batch
+    model.train()
+    logs: dict[str, float] = {}
+    total = 0.0
+    optimizers["g"].zero_grad(set_to_none=True)
+    for key, net in model.nets.items():
+        dims = int(key[1:])
+        b = prepare_batch(model, x, dims, g)
+        loss, lg = _variant_losses(model, net, b, optimizers.get("d"), g)
+        loss.backward()
+        total += float(loss)
+        logs.update({f"{key}/{k}": v for k, v in lg.items()})
+    optimizers["g"].step()
+    logs["loss"] = total
+    return logs
+
+
+@torch.no_grad()
+def set_bone_reference(model: AEGAN, sampler: WindowSampler, g: torch.Generator, n: int = 512) -> None:
+    """Store each variant's mean bone lengths (metres; projected for 2D) as ``bone_ref``."""
+    x = sampler.sample(n, g)
+    for key, net in model.nets.items():
+        dims = int(key[1:])
+        y = x if dims == 3 else project_random_cameras(x, model.cfg, g)
+        p = [a for a, _ in model.skeleton.bones]
+        c = [b for _, b in model.skeleton.bones]
+        lengths = torch.linalg.vector_norm(y[..., c, :] - y[..., p, :], dim=-1)  # (n, F, Bones)
+        net.bone_ref.copy_(lengths.mean((0, 1)))
+
+
+# ==============================================================================================
+# Checkpoints and the Generator interface
+# ==============================================================================================
+def model_tensors(model: AEGAN) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.state_dict().items()}
+
+
+def save(model: AEGAN, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+    from ..checkpoint import save_checkpoint
+
+    return save_checkpoint(path, model_tensors(model), KIND, model.cfg, metadata or {})
+
+
+def load(path: str | Path) -> tuple[AEGAN, dict[str, str]]:
+    """Rebuild the model from the stored config and load the weights with ``strict=True``."""
+    from ..checkpoint import config_from_json, load_checkpoint
+
+    tensors, meta = load_checkpoint(path, KIND)
+    cfg = config_from_json(Config, meta["config"])
+    model = AEGAN(cfg)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{Path(path).name} does not match its AE-GAN config: {str(e).splitlines()[0]}") from None
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, meta
+
+
+class AEGANGenerator:
+    """:class:`motionviz.generator.Generator` for inpainting / denoising with a trained AE-GAN.
+
+    ``request.source``: the motion (any skeleton retargetable to the model's); ``request.keep``:
+    (T, J) True = observed (NaN joints count as missing too); ``request.window`` / ``shift`` /
+    ``steps``; ``request.extra``: ``average`` (bool: average window candidates instead of choosing),
+    ``denoise`` (bool: replace observed joints too), ``dims`` (2 or 3; default from the motion).
+    """
+
+    name = "aegan"
+    tasks = frozenset({"inpaint"})
+
+    def __init__(self, model: AEGAN, metadata: dict[str, str] | None = None) -> None:
+        self.model = model
+        self.metadata = metadata or {}
+        self.skeleton = model.skeleton
+
+    def generate(self, request: Any, progress: Callable[[float, str], None] | None = None) -> list[Any]:
+        from ..motion import Motion
+        from ..inpaint import inpaint
+
+        req = request.validated()
+        if req.source is None:
+            raise UserError("inpainting needs a source motion")
+        src: Motion = req.source
+        keep = req.keep
+        if src.skeleton.name != self.skeleton.name:
+            from ..skeleton import retarget_mask
+
+            obs = src.observed if keep is None else (keep & src.observed)
+            keep = retarget_mask(obs, src.skeleton, self.skeleton)
+            src = src.retarget(self.skeleton)
+        extra = dict(req.extra or {})
+        result = inpaint(self.model, src.joints, keep, window=req.window, shift=req.shift, steps=req.steps,
+                         average=bool(extra.get("average", False)),
+                         keep_observed=not bool(extra.get("denoise", False)),
+                         dims=extra.get("dims"), progress=progress)
+        out = Motion(result.joints, self.skeleton, src.fps,
+                     src.labels.__class__(**{**src.labels.to_dict(), "source": "aegan-inpaint"}))
+        return [out]
+
+
+def load_generator(path: str | Path) -> AEGANGenerator:
+    model, meta = load(path)
+    return AEGANGenerator(model, meta)
+
+
+def describe(model: AEGAN) -> dict[str, Any]:
+    """Architecture summary: parameter counts per variant and network."""
+    out: dict[str, Any] = {"config": dataclasses.asdict(model.cfg)}
+    for key, net in model.nets.items():
+        out[key] = {name: sum(p.numel() for p in getattr(net, name).parameters())
+                    for name in ("encoder", "generator", "critic")}
+        out[key]["rows"] = [f"{model.skeleton.joints[a]}|{model.skeleton.joints[b]}" for a, b in net.grid.rows]
+    out["parameters"] = sum(p.numel() for p in model.parameters())
+    return out
+
+
+# ==============================================================================================
+# Stand-alone training loop (used by ``motionviz.train``'s ``aegan`` row)
+# ==============================================================================================
+def fit(cfg: Config, motions: Sequence[Any], out: str | Path, *, minutes: float | None = None,
+        steps: int | None = None, seed: int = 0, save_every_s: float = 180.0,
+        metadata: dict[str, Any] | None = None, log: Callable[[str], None] | None = print,
+        resume: str | Path | None = None) -> tuple[AEGAN, dict[str, Any]]:
+    """Train on ``motions`` (common-skeleton, metres) for ``minutes`` and/or ``steps``; writes the
+    checkpoint atomically every ``save_every_s`` seconds and at the end.  Returns (model, stats)."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = AEGAN(cfg)
+    model.rng = g
+    sampler = WindowSampler(motions, cfg.frames, model.skeleton)
+    set_bone_reference(model, sampler, torch.Generator().manual_seed(seed + 1))
+    opts = make_optimizers(model)
+    step0 = 0
+    if resume and Path(resume).is_file():
+        state = torch.load(resume, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        for k, o in opts.items():
+            o.load_state_dict(state["opt"][k])
+        step0 = int(state["step"])
+    t0 = time.time()
+    last_save = t0
+    step = step0
+    ema: dict[str, float] = {}
+    deadline = t0 + 60 * minutes if minutes else math.inf
+    max_steps = steps if steps else (math.inf if minutes else 1000)
+
+    def checkpoint(final: bool = False) -> None:
+        meta = dict(metadata or {})
+        meta.update(steps=str(step), date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    train_seconds=f"{time.time() - t0:.0f}", windows=str(len(sampler)),
+                    stats=json.dumps({k: round(v, 5) for k, v in ema.items()}))
+        model.eval()
+        save(model, out, meta)
+        if resume:
+            tmp = Path(str(resume) + ".tmp")
+            torch.save({"model": model.state_dict(), "opt": {k: o.state_dict() for k, o in opts.items()},
+                        "step": step}, tmp)
+            tmp.replace(resume)
+
+    while step - step0 < max_steps and time.time() < deadline:
+        batch = sampler.sample(cfg.batch_size, g, cfg.scale_jitter)
+        logs = train_step(model, batch, opts, g)
+        step += 1
+        for k, v in logs.items():
+            ema[k] = v if k not in ema else 0.98 * ema[k] + 0.02 * v
+        if log and step % 50 == 0:
+            keys = [k for k in ema if k.endswith(("mpjpe_m", "mpjse_m", "wasserstein", "latent", "gp"))]
+            log(f"step {step} {time.time() - t0:.0f}s " + " ".join(f"{k}={ema[k]:.4f}" for k in keys))
+        if time.time() - last_save > save_every_s:
+            checkpoint()
+            last_save = time.time()
+    checkpoint(final=True)
+    return model, {"steps": step, "seconds": time.time() - t0, **ema}

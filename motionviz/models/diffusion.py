@@ -1,0 +1,676 @@
+"""Text/exercise-conditioned motion diffusion (MDM-style) on the COMMON skeleton.
+
+Motion representation (per frame, F = 15 joints x 3 = 45 numbers): absolute joint positions in metres of
+a *canonicalised* clip (the clip is turned to face +Z and its pelvis moved to x = z = 0 at its first
+frame; the floor stays at y = 0, as ``load_corpus`` normalises it), standardised per feature with the
+training set's mean/std (stored in the checkpoint).  Absolute positions make editing exact: keeping a
+joint or a frame is a mask on the features.
+
+Denoiser: a pre-LN transformer encoder over time.  Every ``patch`` consecutive frames form one token
+(linear in/out), one extra token carries the conditions:
+``time embedding + text projection + exercise-class embedding + correct/incorrect/unknown embedding +
+dataset embedding``.  It predicts the clean motion x0 (cosine schedule, T = 1000 steps, see
+:mod:`motionviz.sampling`).  During training every condition is dropped independently (and all of them
+together with ``p_uncond``), so one network is conditional and unconditional, for classifier-free
+guidance.  Losses: x0 MSE on the standardised features + geometric losses in metres (velocity, bone
+lengths, foot contact: ankle velocity where the ground-truth ankle is low and slow).
+
+Shapes: B batch, T frames, J joints, F = 3J features, N = T / patch tokens, D model width.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as Fn
+from torch import nn
+
+from ..checkpoint import config_from_json, data_provenance, load_checkpoint, save_checkpoint
+from ..errors import CheckpointError, UserError
+from ..generator import LIMITS, ProgressFn, Request
+from ..motion import DEFAULT_FPS, Motion, MotionLabels
+from ..sampling import Schedule, guided, sample
+from ..skeleton import COMMON, Skeleton
+
+__all__ = ["Config", "Denoiser", "DiffusionModel", "DiffusionGenerator", "build_training", "load_generator",
+           "save_model", "canonicalise", "KIND", "CORRECT_STATES"]
+
+KIND = "diffusion"
+CORRECT_STATES = {None: 0, True: 1, False: 2}   # 0 = unknown / dropped
+
+
+@dataclass(frozen=True)
+class Config:
+    num_joints: int = 15
+    patch: int = 2                   # frames per token
+    d_model: int = 192
+    layers: int = 4
+    heads: int = 4
+    ff: int = 384
+    dropout: float = 0.1
+    T: int = 1000                    # diffusion steps
+    text_encoder: str = "minilm"
+    text_dim: int = 384
+    labels: tuple[str, ...] = ()     # class vocabulary (index 0 = none)
+    datasets: tuple[str, ...] = ()   # dataset vocabulary (index 0 = none)
+    max_frames: int = 120            # training window range (frames at 20 fps)
+    min_frames: int = 40
+    p_drop_text: float = 0.2
+    p_drop_label: float = 0.5
+    p_drop_correct: float = 0.2
+    p_drop_dataset: float = 0.5
+    p_uncond: float = 0.1
+    text_noise: float = 0.3          # norm of the Gaussian noise added to the unit text embedding (training)
+    w_vel: float = 1.0
+    w_bone: float = 1.0
+    w_foot: float = 0.5
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    batch_size: int = 32
+    ema: float = 0.998
+    captions_per_motion: int = 12
+
+    @property
+    def features(self) -> int:
+        return 3 * self.num_joints
+
+
+def tiny_config(**kw: Any) -> Config:
+    base = dict(d_model=32, layers=1, heads=2, ff=64, T=100, dropout=0.0, batch_size=8, max_frames=32,
+                min_frames=16, captions_per_motion=3)
+    base.update(kw)
+    return Config(**base)
+
+
+# ---------------------------------------------------------------------------------------------
+# network
+# ---------------------------------------------------------------------------------------------
+def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
+    """pos (...,) float -> (..., dim) sinusoidal embedding."""
+    half = dim // 2
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=pos.device) / half)
+    a = pos.float()[..., None] * freq
+    out = torch.cat([a.sin(), a.cos()], dim=-1)
+    return Fn.pad(out, (0, dim - 2 * half))
+
+
+class Denoiser(nn.Module):
+    """x_t (B, T, F) standardised, t (B,), conditions -> x0 (B, T, F)."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        D, P, F = cfg.d_model, cfg.patch, cfg.features
+        self.inp = nn.Linear(P * F, D)
+        self.time_mlp = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Linear(D, D))
+        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, D), nn.SiLU(), nn.Linear(D, D))
+        self.text_null = nn.Parameter(torch.zeros(D))
+        self.label_emb = nn.Embedding(len(cfg.labels) + 1, D)
+        self.correct_emb = nn.Embedding(3, D)
+        self.dataset_emb = nn.Embedding(len(cfg.datasets) + 1, D)
+        layer = nn.TransformerEncoderLayer(D, cfg.heads, cfg.ff, cfg.dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(D)
+        self.out = nn.Linear(D, P * F)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        for e in (self.label_emb, self.correct_emb, self.dataset_emb):
+            nn.init.normal_(e.weight, std=0.02)
+
+    def condition(self, t: torch.Tensor, text: torch.Tensor | None, text_on: torch.Tensor, label: torch.Tensor,
+                  correct: torch.Tensor, dataset: torch.Tensor) -> torch.Tensor:
+        """(B, D) condition vector; rows with ``text_on`` False use the learned null text."""
+        D = self.cfg.d_model
+        c = self.time_mlp(sinusoid(t.float(), D))
+        if text is not None:
+            tx = self.text_proj(text)
+            c = c + torch.where(text_on[:, None], tx, self.text_null.expand_as(tx))
+        else:
+            c = c + self.text_null
+        return c + self.label_emb(label) + self.correct_emb(correct) + self.dataset_emb(dataset)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, F) with T % patch == 0, cond (B, D), valid (B, T) bool -> x0 (B, T, F)."""
+        B, T, F = x.shape
+        P = self.cfg.patch
+        N = T // P
+        h = self.inp(x.reshape(B, N, P * F))                                   # (B, N, D)
+        h = h + sinusoid(torch.arange(N, device=x.device), self.cfg.d_model)[None]
+        h = torch.cat([cond[:, None], h], dim=1)                                # (B, 1+N, D)
+        pad = None
+        if valid is not None and not bool(valid.all()):
+            tok_valid = valid.reshape(B, N, P).any(-1)                          # (B, N)
+            pad = torch.cat([torch.zeros(B, 1, dtype=torch.bool, device=x.device), ~tok_valid], dim=1)
+        h = self.encoder(h, src_key_padding_mask=pad)
+        return self.out(self.norm(h[:, 1:])).reshape(B, T, F)
+
+
+# ---------------------------------------------------------------------------------------------
+# the trainable model (denoiser + EMA + statistics + losses)
+# ---------------------------------------------------------------------------------------------
+class DiffusionModel(nn.Module):
+    def __init__(self, cfg: Config, mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.net = Denoiser(cfg)
+        self.ema = copy.deepcopy(self.net).requires_grad_(False)
+        F = cfg.features
+        self.register_buffer("mean", torch.zeros(F) if mean is None else mean.float().clone())
+        self.register_buffer("std", torch.ones(F) if std is None else std.float().clone())
+        self.schedule = Schedule(cfg.T)
+        sk = COMMON
+        self.bones = torch.tensor(sk.bones, dtype=torch.long)                   # (NB, 2)
+        self.ankles = sk.indices(["left_ankle", "right_ankle"])
+        self.steps_done = 0
+
+    # representation ---------------------------------------------------------------------------
+    def normalise(self, joints: torch.Tensor) -> torch.Tensor:
+        """joints (B, T, J, 3) metres -> standardised features (B, T, F)."""
+        return (joints.flatten(-2) - self.mean) / self.std
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, F) -> joints (B, T, J, 3) metres."""
+        return (x * self.std + self.mean).unflatten(-1, (self.cfg.num_joints, 3))
+
+    # training -----------------------------------------------------------------------------------
+    def losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        joints = batch["joints"]                                                # (B, T, J, 3)
+        valid = batch["valid"]                                                  # (B, T)
+        B, T = valid.shape
+        x0 = self.normalise(joints)
+        t = self.schedule.sample_t(B, generator)
+        noise = torch.randn(x0.shape, generator=generator)
+        xt = self.schedule.q_sample(x0, t, noise)
+
+        def bern(p: float) -> torch.Tensor:
+            return torch.rand(B, generator=generator) < p
+
+        uncond = bern(cfg.p_uncond)
+        text_on = batch["text_on"] & ~bern(cfg.p_drop_text) & ~uncond
+        label = torch.where(bern(cfg.p_drop_label) | uncond, 0, batch["label"])
+        correct = torch.where(bern(cfg.p_drop_correct) | uncond, 0, batch["correct"])
+        dataset = torch.where(bern(cfg.p_drop_dataset) | uncond, 0, batch["dataset"])
+        text = batch["text"]
+        if cfg.text_noise > 0:
+            noise_t = torch.randn(text.shape, generator=generator) / math.sqrt(text.shape[-1])
+            text = Fn.normalize(text + cfg.text_noise * noise_t, dim=-1)
+        cond = self.net.condition(t, text, text_on, label, correct, dataset)
+        pred = self.net(xt, cond, valid)                                        # (B, T, F)
+
+        m = valid.float()
+        denom = m.sum().clamp(min=1)
+        l_x0 = (((pred - x0) ** 2).mean(-1) * m).sum() / denom
+        pj = self.denormalise(pred)                                             # (B, T, J, 3)
+        vel_p, vel_g = pj[:, 1:] - pj[:, :-1], joints[:, 1:] - joints[:, :-1]   # (B, T-1, J, 3)
+        mv = (valid[:, 1:] & valid[:, :-1]).float()
+        mvd = mv.sum().clamp(min=1)
+        vscale = batch["vel_scale"]
+        l_vel = ((((vel_p - vel_g) ** 2).sum(-1).mean(-1) * mv).sum() / mvd) / vscale ** 2
+        b = self.bones
+        len_p = (pj[:, :, b[:, 1]] - pj[:, :, b[:, 0]]).norm(dim=-1)            # (B, T, NB)
+        len_g = (joints[:, :, b[:, 1]] - joints[:, :, b[:, 0]]).norm(dim=-1)
+        l_bone = ((((len_p - len_g) ** 2).mean(-1) * m).sum() / denom) / batch["bone_scale"] ** 2
+        ank_g = joints[:, :, self.ankles]                                       # (B, T, 2, 3)
+        speed_g = (ank_g[:, 1:] - ank_g[:, :-1]).norm(dim=-1)                   # (B, T-1, 2)
+        contact = ((ank_g[:, 1:, :, 1] < batch["contact_height"]) & (speed_g < batch["contact_speed"])).float()
+        contact = contact * mv[..., None]
+        ank_v = (vel_p[:, :, self.ankles] ** 2).sum(-1)                          # (B, T-1, 2)
+        l_foot = ((ank_v * contact).sum() / contact.sum().clamp(min=1)) / vscale ** 2
+        loss = l_x0 + cfg.w_vel * l_vel + cfg.w_bone * l_bone + cfg.w_foot * l_foot
+        return {"loss": loss, "x0": l_x0, "vel": l_vel, "bone": l_bone, "foot": l_foot}
+
+    def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+        self.net.train()
+        opt = optimizers["main"]
+        out = self.losses(batch)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        gn = torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+        opt.step()
+        self.steps_done += 1
+        self.update_ema()
+        logs = {k: float(v.detach()) for k, v in out.items()}
+        logs["grad_norm"] = float(gn)
+        return logs
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        d = min(self.cfg.ema, (1 + self.steps_done) / (10 + self.steps_done))
+        for pe, p in zip(self.ema.parameters(), self.net.parameters()):
+            pe.lerp_(p, 1 - d)
+        for be, b in zip(self.ema.buffers(), self.net.buffers()):
+            be.copy_(b)
+
+    def export(self) -> dict[str, torch.Tensor]:
+        """Checkpoint tensors: the EMA denoiser + feature statistics."""
+        out = {f"net.{k}": v.detach().clone() for k, v in self.ema.state_dict().items()}
+        out["stats.mean"] = self.mean.detach().clone()
+        out["stats.std"] = self.std.detach().clone()
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints and the generator
+# ---------------------------------------------------------------------------------------------
+def save_model(path: str | Path, model: DiffusionModel, metadata: dict[str, Any] | None = None) -> Path:
+    meta = {"text_encoder": model.cfg.text_encoder, "text_dim": model.cfg.text_dim,
+            "representation": "canonical absolute joints (COMMON, 20 fps), standardised"}
+    meta.update(metadata or {})
+    return save_checkpoint(path, model.export(), KIND, model.cfg, meta)
+
+
+def canonicalise(joints: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """joints (T, J, 3) -> (canonical joints, yaw angle, xz offset): facing +Z, pelvis at x = z = 0 at frame 0.
+    Inverse: rotate_y(-angle) then add the offset."""
+    m = Motion(joints, COMMON)
+    ang = m.facing_angle(0)
+    r = m.rotate_y(ang).joints
+    root = r[0, COMMON.root]
+    off = np.array([root[0], 0.0, root[2]], dtype=np.float32)
+    if not np.isfinite(off).all():
+        off = np.zeros(3, dtype=np.float32)
+    return r - off, ang, off
+
+
+def uncanonicalise(joints: np.ndarray, angle: float, offset: np.ndarray) -> np.ndarray:
+    return Motion(joints + offset, COMMON).rotate_y(-angle).joints
+
+
+class DiffusionGenerator:
+    """The trained diffusion model behind the :class:`motionviz.generator.Generator` protocol."""
+
+    name = "diffusion"
+    tasks = frozenset({"text", "label", "unconditional", "edit"})
+    skeleton: Skeleton = COMMON
+
+    def __init__(self, cfg: Config, net: Denoiser, mean: torch.Tensor, std: torch.Tensor,
+                 metadata: dict[str, str] | None = None, encoder: Any = None):
+        self.cfg = cfg
+        self.net = net.eval().requires_grad_(False)
+        self.mean, self.std = mean.float(), std.float()
+        self.schedule = Schedule(cfg.T)
+        self.metadata = dict(metadata or {})
+        self._encoder = encoder
+        self.labels = list(cfg.labels)
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from ..text import get_text_encoder
+
+            self._encoder = get_text_encoder(self.cfg.text_encoder)
+        return self._encoder
+
+    def label_index(self, label: str | None) -> int:
+        if not label:
+            return 0
+        if label in self.cfg.labels:
+            return self.cfg.labels.index(label) + 1
+        hits = [i for i, l in enumerate(self.cfg.labels) if l.split(":", 1)[-1] == label]
+        if len(hits) == 1:
+            return hits[0] + 1
+        raise UserError(f"unknown exercise {label!r}; the model knows: {', '.join(self.cfg.labels[:12])}"
+                        + (" ..." if len(self.cfg.labels) > 12 else ""))
+
+    def _conditions(self, req: Request, n: int) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        cfg = self.cfg
+        if req.text:
+            emb = self.encoder.encode([req.text])                           # (1, Dt)
+            if emb.shape[-1] != cfg.text_dim:
+                raise CheckpointError(f"text encoder gives {emb.shape[-1]}-d embeddings; the model needs "
+                                      f"{cfg.text_dim}")
+            text = emb.expand(n, -1)
+            text_on = torch.ones(n, dtype=torch.bool)
+        else:
+            text = torch.zeros(n, cfg.text_dim)
+            text_on = torch.zeros(n, dtype=torch.bool)
+        li = self.label_index(req.label)
+        label = torch.full((n,), li, dtype=torch.long)
+        correct = torch.full((n,), CORRECT_STATES[req.correct], dtype=torch.long)
+        dataset = torch.zeros(n, dtype=torch.long)
+        if req.label and ":" in self.cfg.labels[li - 1]:
+            ds = self.cfg.labels[li - 1].split(":", 1)[0]
+            if ds in cfg.datasets:
+                dataset.fill_(cfg.datasets.index(ds) + 1)
+
+        def model(x: torch.Tensor, t: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+            reps = x.shape[0] // n
+            keep = ~drop
+            c = self.net.condition(t, text.repeat(reps, 1), text_on.repeat(reps) & keep,
+                                   torch.where(keep, label.repeat(reps), 0),
+                                   torch.where(keep, correct.repeat(reps), 0),
+                                   torch.where(keep, dataset.repeat(reps), 0))
+            return self.net(x, c)
+
+        return model
+
+    def generate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
+        req = request.validated()
+        cfg = self.cfg
+        with torch.inference_mode():
+            model = self._conditions(req, req.num)
+            known = mask = None
+            frames = req.frames
+            angle, offset = 0.0, np.zeros(3, dtype=np.float32)
+            if req.source is not None and req.keep is not None:
+                src = req.source
+                if src.skeleton.name != COMMON.name:
+                    src = src.retarget(COMMON)
+                if abs(src.fps - DEFAULT_FPS) > 1e-6:
+                    raise UserError(f"the motion to edit must be at {DEFAULT_FPS:g} fps (got {src.fps:g})")
+                keep = np.asarray(req.keep, bool) & src.observed
+                if not keep.any():
+                    raise UserError("nothing to keep: the keep mask selects no observed joint")
+                frames = src.num_frames
+                lo, hi = LIMITS["frames"]
+                if not lo <= frames <= hi:
+                    raise UserError(f"the motion to edit has {frames} frames; it needs {lo} to {hi}")
+                src_j = np.nan_to_num(src.joints, nan=0.0)
+                canon, angle, offset = canonicalise(src_j)
+                kn = self._norm(torch.from_numpy(canon))[None]                  # (1, T, F)
+                mk = torch.from_numpy(np.repeat(keep, 3, axis=1))[None]         # (1, T, F)
+            P = cfg.patch
+            Tp = -(-frames // P) * P
+            if req.source is not None and req.keep is not None:
+                known = Fn.pad(kn, (0, 0, 0, Tp - frames)).expand(req.num, -1, -1)
+                mask = Fn.pad(mk, (0, 0, 0, Tp - frames), value=False).expand(req.num, -1, -1)
+            gen = req.torch_generator()
+            x = sample(guided(model, req.guidance), (req.num, Tp, cfg.features), self.schedule, req.steps,
+                       gen, eta=1.0 if req.sampler == "ddpm" else 0.0, known=known, mask=mask,
+                       progress=progress)
+            joints = self._denorm(x[:, :frames]).numpy()                       # (B, T, J, 3)
+        out = []
+        for i in range(req.num):
+            j = joints[i]
+            if req.source is not None and req.keep is not None:
+                j = uncanonicalise(j, angle, offset)
+                kept = np.asarray(req.keep, bool) & req.source.retarget(COMMON).observed
+                j[kept] = req.source.retarget(COMMON).joints[kept]
+            labels = MotionLabels(dataset="generated", subject=f"seed{req.seed}", label=req.label or "",
+                                  correct=req.correct, text=req.text, source=f"diffusion sample {i}",
+                                  extra={"model": "diffusion", "steps": req.steps, "guidance": req.guidance,
+                                         "sampler": req.sampler, "seed": req.seed, "index": i})
+            out.append(Motion(j.astype(np.float32), COMMON, DEFAULT_FPS, labels))
+        return out
+
+    def _norm(self, joints: torch.Tensor) -> torch.Tensor:
+        return (joints.flatten(-2) - self.mean) / self.std
+
+    def _denorm(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.std + self.mean).unflatten(-1, (self.cfg.num_joints, 3))
+
+
+def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
+    """Rebuild the model from the checkpoint's stored config (strict).  ``encoder`` (optional) must match
+    the checkpoint's text encoder, else :class:`CheckpointError`."""
+    tensors, meta = load_checkpoint(path, KIND)
+    cfg = config_from_json(Config, meta["config"])
+    net = Denoiser(cfg)
+    sd = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{Path(path).name} does not match its config: {str(e).splitlines()[0]}") from None
+    if "stats.mean" not in tensors or "stats.std" not in tensors:
+        raise CheckpointError(f"{Path(path).name} has no normalisation statistics")
+    enc_name = meta.get("text_encoder", cfg.text_encoder)
+    if encoder is not None:
+        from ..text import check_encoder
+
+        check_encoder(encoder, enc_name, cfg.text_dim)
+    return DiffusionGenerator(cfg, net, tensors["stats.mean"], tensors["stats.std"], meta, encoder)
+
+
+# ---------------------------------------------------------------------------------------------
+# training data
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class _Item:
+    joints: np.ndarray          # (T, J, 3) float32
+    label: int
+    correct: int
+    dataset: int
+    captions: list[int]         # indices into the caption table
+    weight: float = 1.0
+
+
+class WindowBatches:
+    """Endless weighted random batches of canonicalised windows (one random length per batch)."""
+
+    def __init__(self, items: list[_Item], text_table: torch.Tensor, cfg: Config, batch_size: int,
+                 consts: dict[str, float], seed: int, rank: int = 0):
+        self.items = items
+        self.text = text_table
+        self.cfg = cfg
+        self.batch_size = batch_size
+        self.consts = consts
+        w = np.array([it.weight for it in items], dtype=np.float64)
+        self.p = w / w.sum()
+        self.rng = np.random.default_rng([seed, rank, 7])
+
+    def __iter__(self) -> "WindowBatches":
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        cfg, rng = self.cfg, self.rng
+        P = cfg.patch
+        L = int(rng.integers(cfg.min_frames // P, cfg.max_frames // P + 1)) * P
+        idx = rng.choice(len(self.items), size=self.batch_size, p=self.p)
+        J = np.zeros((self.batch_size, L, cfg.num_joints, 3), dtype=np.float32)
+        valid = np.zeros((self.batch_size, L), dtype=bool)
+        text_idx = np.zeros(self.batch_size, dtype=np.int64)
+        text_on = np.zeros(self.batch_size, dtype=bool)
+        for b, i in enumerate(idx):
+            it = self.items[i]
+            T = len(it.joints)
+            if T > L:
+                s = int(rng.integers(0, T - L + 1))
+                clip = it.joints[s:s + L]
+            else:
+                clip = np.concatenate([it.joints, np.repeat(it.joints[-1:], L - T, axis=0)])
+            n = min(T, L)
+            J[b] = canonicalise(clip)[0]
+            valid[b, :n] = True
+            if it.captions:
+                text_idx[b] = it.captions[int(rng.integers(len(it.captions)))]
+                text_on[b] = True
+        batch = {
+            "joints": torch.from_numpy(J), "valid": torch.from_numpy(valid),
+            "text": self.text[torch.from_numpy(text_idx)], "text_on": torch.from_numpy(text_on),
+            "label": torch.tensor([self.items[i].label for i in idx], dtype=torch.long),
+            "correct": torch.tensor([self.items[i].correct for i in idx], dtype=torch.long),
+            "dataset": torch.tensor([self.items[i].dataset for i in idx], dtype=torch.long),
+        }
+        batch.update({k: torch.tensor(v) for k, v in self.consts.items()})
+        return batch
+
+
+def feature_stats(motions: Sequence[np.ndarray], window: int, rng: np.random.Generator,
+                  samples: int = 2000) -> dict[str, Any]:
+    """Mean/std of canonicalised windows' features, velocity and bone scales."""
+    feats, vels = [], []
+    for _ in range(samples):
+        j = motions[int(rng.integers(len(motions)))]
+        T = len(j)
+        s = int(rng.integers(0, max(1, T - window + 1)))
+        c = canonicalise(j[s:s + window])[0]
+        feats.append(c.reshape(len(c), -1))
+        if len(c) > 1:
+            vels.append(np.linalg.norm(np.diff(c, axis=0), axis=-1).ravel())
+    X = np.concatenate(feats)
+    mean, std = X.mean(0), X.std(0)
+    std = np.maximum(std, 0.02)
+    v = np.concatenate(vels)
+    bl = COMMON.bone_lengths(np.concatenate([m[:: max(1, len(m) // 20)] for m in motions]))
+    return {"mean": torch.tensor(mean, dtype=torch.float32), "std": torch.tensor(std, dtype=torch.float32),
+            "vel_scale": float(np.sqrt((v ** 2).mean()) + 1e-4), "bone_scale": float(0.2 * bl.mean())}
+
+
+def _encode_captions(texts: list[str], encoder: Any, cache_path: Path | None) -> torch.Tensor:
+    """Embeddings (N, D) of unique captions, cached on disk by text hash."""
+    from safetensors.torch import load_file, save_file
+
+    key = lambda s: hashlib.sha1(s.encode()).hexdigest()[:20]  # noqa: E731
+    cached: dict[str, torch.Tensor] = {}
+    if cache_path is not None and cache_path.is_file():
+        try:
+            cached = load_file(str(cache_path))
+        except Exception:  # a broken cache is rebuilt
+            cached = {}
+    missing = [t for t in texts if key(t) not in cached or cached[key(t)].shape[-1] != encoder.dim]
+    if missing:
+        for i in range(0, len(missing), 256):
+            chunk = missing[i:i + 256]
+            emb = encoder.encode(chunk)
+            for t, e in zip(chunk, emb):
+                cached[key(t)] = e.contiguous()
+            print(f"  text embeddings {min(i + 256, len(missing))}/{len(missing)}", file=sys.stderr)
+        if cache_path is not None:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_path.with_suffix(".tmp")
+            save_file(cached, str(tmp), metadata={"encoder": encoder.name})
+            tmp.replace(cache_path)
+    return torch.stack([cached[key(t)] for t in texts]) if texts else torch.zeros(0, encoder.dim)
+
+
+def chain(parts: Sequence[np.ndarray], blend: int = 6) -> np.ndarray:
+    """Concatenate clips (T_i, J, 3) into one: each next clip is moved (x, z) so its first pelvis position
+    meets the previous clip's last one, and the seam is cross-faded over ``blend`` frames."""
+    root = COMMON.root
+    out = np.asarray(parts[0], dtype=np.float32)
+    for p in parts[1:]:
+        p = np.array(p, dtype=np.float32)
+        d = out[-1, root] - p[0, root]
+        p[..., 0] += d[0]
+        p[..., 2] += d[2]
+        b = max(0, min(blend, len(out) - 1, len(p) - 1))
+        if b == 0:
+            out = np.concatenate([out, p])
+            continue
+        w = np.linspace(0.0, 1.0, b + 2, dtype=np.float32)[1:-1, None, None]
+        out = np.concatenate([out[:-b], out[-b:] * (1 - w) + p[:b] * w, p[b:]])
+    return out
+
+
+def chain_repetitions(motions: Sequence[Motion], target: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """For every motion, a sequence starting with it and continued by other repetitions of the same
+    subject/exercise/correctness/style (random order) until it has ``target`` frames, so short single
+    repetitions become natural multi-repetition sequences.  Motions without partners stay as they are."""
+    groups: dict[tuple, list[int]] = {}
+    for i, m in enumerate(motions):
+        lab = m.labels
+        subj = "" if lab.dataset == "bandai" else lab.subject
+        key = (lab.dataset, subj, lab.label, lab.correct, lab.style, bool(lab.extra.get("mirrored", False)))
+        groups.setdefault(key, []).append(i)
+    out: list[np.ndarray] = []
+    for i, m in enumerate(motions):
+        lab = m.labels
+        subj = "" if lab.dataset == "bandai" else lab.subject
+        key = (lab.dataset, subj, lab.label, lab.correct, lab.style, bool(lab.extra.get("mirrored", False)))
+        others = [k for k in groups[key] if k != i]
+        parts = [m.joints]
+        n = m.num_frames
+        while n < target and others:
+            k = others.pop(int(rng.integers(len(others))))
+            parts.append(motions[k].joints)
+            n += motions[k].num_frames
+        out.append(chain(parts) if len(parts) > 1 else m.joints)
+    return out
+
+
+def _caption(labels: MotionLabels, rng: np.random.Generator) -> str:
+    from .. import data
+
+    return data.describe(labels, rng)
+
+
+def build_training(opts: Any) -> Any:
+    """TRAINERS entry: the real corpus (training split, mirrored) -> TrainSetup."""
+    from .. import data
+    from ..train import REPO_ROOT, TrainSetup, shard
+    from ..text import get_text_encoder
+
+    over = dict(opts.overrides)
+    encoder_spec = over.pop("text_encoder", "minilm")
+    cfg_kw = dict(over)
+    if opts.batch_size:
+        cfg_kw["batch_size"] = opts.batch_size
+    if opts.lr:
+        cfg_kw["lr"] = opts.lr
+    datasets = list(opts.datasets or data.CORPUS_DATASETS)
+    print(f"loading corpus {datasets} ...", file=sys.stderr)
+    corpus = data.load_corpus("train", datasets=datasets, root=opts.data_root)
+    if opts.tiny:
+        rng0 = np.random.default_rng(opts.seed)
+        corpus = [corpus[i] for i in rng0.permutation(len(corpus))[:64]]
+    corpus = [m for m in corpus if m.num_frames >= 8 and np.isfinite(m.joints).all()]
+    if not corpus:
+        raise UserError("the training corpus is empty")
+    corpus = data.augment_mirror(corpus)
+    labels = tuple(sorted({m.labels.label for m in corpus if m.labels.label}))
+    dsets = tuple(sorted({m.labels.dataset for m in corpus if m.labels.dataset}))
+    encoder = get_text_encoder(encoder_spec)
+    base = tiny_config if opts.tiny else Config
+    cfg = base(labels=labels, datasets=dsets, text_encoder=encoder.name, text_dim=encoder.dim, **cfg_kw)
+
+    # captions: a pool of random physiotherapist descriptions per motion, embedded once per unique text
+    rng = np.random.default_rng([opts.seed, 11])
+    table: dict[str, int] = {}
+    pools: list[list[int]] = []
+    for m in corpus:
+        pool = []
+        for _ in range(cfg.captions_per_motion):
+            c = _caption(m.labels, rng)
+            if c:
+                pool.append(table.setdefault(c, len(table)))
+        pools.append(sorted(set(pool)))
+    texts = list(table)
+    print(f"{len(corpus)} motions, {len(labels)} labels, {len(texts)} unique captions", file=sys.stderr)
+    emb = _encode_captions(texts, encoder, REPO_ROOT / "runs" / "diffusion" / f"text_{encoder.name.replace(':', '_').replace('/', '_')}.safetensors")
+
+    # dataset balance: each dataset's total weight grows with sqrt(its number of motions)
+    counts: dict[str, int] = {}
+    for m in corpus:
+        counts[m.labels.dataset] = counts.get(m.labels.dataset, 0) + 1
+    seqs = chain_repetitions(corpus, cfg.max_frames, np.random.default_rng([opts.seed, 5]))
+    items = [
+        _Item(j, labels.index(m.labels.label) + 1 if m.labels.label in labels else 0,
+              CORRECT_STATES.get(m.labels.correct, 0),
+              dsets.index(m.labels.dataset) + 1 if m.labels.dataset in dsets else 0, pool,
+              1.0 / math.sqrt(counts[m.labels.dataset]))
+        for m, j, pool in zip(corpus, seqs, pools)
+    ]
+    stats = feature_stats([it.joints for it in items], cfg.max_frames, np.random.default_rng([opts.seed, 3]))
+    model = DiffusionModel(cfg, stats["mean"], stats["std"])
+    consts = {"vel_scale": stats["vel_scale"], "bone_scale": stats["bone_scale"],
+              "contact_height": 0.12, "contact_speed": 0.02}
+    batches = WindowBatches(shard(items, opts.rank, opts.world_size), emb, cfg, cfg.batch_size, consts,
+                            opts.seed, opts.rank)
+    opt = torch.optim.AdamW(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+
+    def lr_lambda(f: float) -> float:  # short warm-up, cosine decay to 10 %
+        warm = 0.02
+        if f < warm:
+            return max(f / warm, 0.05)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (f - warm) / (1 - warm)))
+
+    n_params = sum(p.numel() for p in model.net.parameters())
+    print(f"denoiser: {n_params / 1e6:.2f} M parameters", file=sys.stderr)
+    meta = {"text_encoder": encoder.name, "text_dim": encoder.dim, "data": data_provenance(datasets),
+            "split": "train", "motions": len(corpus), "unique_captions": len(texts), "parameters": n_params,
+            "stats": {k: stats[k] for k in ("vel_scale", "bone_scale")},
+            "representation": "canonical absolute joints (COMMON, 20 fps), standardised"}
+    return TrainSetup(model=model, batches=batches, optimizers={"main": opt}, kind=KIND, config=cfg,
+                      metadata=meta, export=model.export, lr_lambda=lr_lambda,
+                      log_keys=("loss", "x0", "vel", "bone", "foot"))

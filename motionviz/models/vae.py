@@ -1,0 +1,719 @@
+"""ACTOR-style conditional transformer VAE (after Petrovich, Black & Varol, ICCV 2021).
+
+Classes are the exercise/content labels ``<dataset>:<id>`` crossed with correct/incorrect where the data
+has it (UI-PRMD, IRDS): ``ui-prmd:m01/correct``, ``ui-prmd:m01/incorrect``, ``kimore:ex5``, ...
+
+* Encoder: per-frame features -> linear -> + sinusoidal positions; two learnable per-class query tokens
+  (mu, Sigma) are prepended; a transformer encoder over [mu_c, sigma_c, x_1..x_T] (padding-masked); the
+  outputs at the two tokens are the posterior mean and log-variance of z (D = d_model).
+* Decoder: memory = z + b_c (a learnable per-class bias); queries = sinusoidal encodings of t = 0..T-1, so
+  any length T can be decoded; a transformer decoder (self-attention over time + cross-attention to the
+  memory) -> linear -> per-frame features.
+* Features (F = 3 + 3 (J - 1) = 45 on the COMMON skeleton): the pelvis position (root trajectory; x/z
+  relative to frame 0 of the clip, y = height above the floor) and the other 14 joints relative to the
+  pelvis, standardised with per-feature statistics stored in the checkpoint (buffers).
+* Loss: masked MSE on the standardised positions + masked MSE on frame-to-frame velocities (standardised
+  by their own statistics) + ``kl_weight`` (1e-5) x KL(q(z|x,c) || N(0, I)).
+
+Sampling draws z ~ N(0, I) from a ``torch.Generator`` seeded by the request (same seed -> same output);
+``vary`` decodes around the posterior of an encoded real motion; ``interpolate`` walks linearly or
+spherically between two latent codes (seeds, classes or encoded motions).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import config_from_json, data_provenance, load_checkpoint
+from ..errors import CheckpointError, UserError
+from ..generator import LIMITS, ProgressFn, Request
+from ..interpolate import lerp, slerp, weights
+from ..motion import DEFAULT_FPS, Motion, MotionError, MotionLabels
+from ..skeleton import COMMON
+
+__all__ = ["Config", "ActorVAE", "VAEGenerator", "Endpoint", "class_key", "split_class", "classes_of",
+           "resolve_label", "joints_to_features", "features_to_joints", "canonicalise", "ClipBatches",
+           "collate_clips", "compute_stats", "make_optimizers", "motions_to_items", "build_training", "load_generator", "tiny_config",
+           "CORRECTNESS_DATASETS"]
+
+KIND = "vae"
+# Datasets whose motions are labelled correct / incorrect (others: one state per label).
+CORRECTNESS_DATASETS = ("ui-prmd", "irds")
+_PELVIS = COMMON.index("pelvis")
+_OTHERS = tuple(j for j in range(len(COMMON)) if j != _PELVIS)
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Config:
+    classes: tuple[str, ...] = ()          # class vocabulary, e.g. "ui-prmd:m01/correct", "kimore:ex5"
+    num_joints: int = 15                   # COMMON skeleton
+    d_model: int = 128                     # transformer width = latent size
+    heads: int = 4
+    ff: int = 256
+    enc_layers: int = 2
+    dec_layers: int = 3
+    dropout: float = 0.1
+    kl_weight: float = 1e-5
+    pos_weight: float = 1.0
+    vel_weight: float = 1.0
+    min_frames: int = 40                   # random crop lengths (frames at 20 fps)
+    max_frames: int = 120
+    fps: float = DEFAULT_FPS
+    batch_size: int = 32
+    lr: float = 4e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.03                   # fraction of the budget with a linear lr warm-up
+    mirror: bool = True                    # mirror augmentation (sided labels swapped)
+    class_balance: float = 0.5             # P(class) ~ count**class_balance (0 = uniform over classes)
+    datasets: tuple[str, ...] = ()         # training datasets (() = the corpus default)
+
+    @property
+    def num_features(self) -> int:
+        return 3 * self.num_joints
+
+    @property
+    def latent_dim(self) -> int:
+        return self.d_model
+
+
+def tiny_config(classes: Sequence[str] = ()) -> Config:
+    """A few-thousand-parameter model for tests and smoke runs."""
+    return Config(classes=tuple(classes), d_model=16, heads=2, ff=32, enc_layers=1, dec_layers=1,
+                  dropout=0.0, batch_size=8, min_frames=16, max_frames=32, lr=3e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# classes
+# ---------------------------------------------------------------------------------------------
+def class_key(label: str, correct: bool | None) -> str:
+    """Class name of a label + correctness: ``ui-prmd:m01/correct``; labels of datasets without
+    correctness (or correct=None) are the class itself."""
+    dataset = label.split(":", 1)[0]
+    if correct is None or dataset not in CORRECTNESS_DATASETS:
+        return label
+    return f"{label}/{'correct' if correct else 'incorrect'}"
+
+
+def split_class(key: str) -> tuple[str, bool | None]:
+    """Inverse of :func:`class_key`: (label, correct)."""
+    if key.endswith("/correct"):
+        return key[: -len("/correct")], True
+    if key.endswith("/incorrect"):
+        return key[: -len("/incorrect")], False
+    return key, None
+
+
+def classes_of(motions: Sequence[Motion]) -> tuple[str, ...]:
+    """Sorted class vocabulary of a list of motions (labels without a label are skipped)."""
+    return tuple(sorted({class_key(m.labels.label, m.labels.correct) for m in motions if m.labels.label}))
+
+
+def resolve_label(name: str, labels: Sequence[str]) -> str:
+    """Full label for ``name``: a full ``<dataset>:<id>`` label or an unambiguous bare id (``m01``,
+    case-insensitive).  Raises :class:`UserError` naming the candidates otherwise."""
+    if not isinstance(name, str) or not name.strip():
+        raise UserError("choose an exercise (a label such as ui-prmd:m01)")
+    n = name.strip()
+    if n in labels:
+        return n
+    low = n.lower()
+    exact = [lab for lab in labels if lab.lower() == low]
+    if exact:
+        return exact[0]
+    if ":" not in n:
+        cands = [lab for lab in labels if lab.split(":", 1)[1].lower() == low]
+        if len(cands) == 1:
+            return cands[0]
+        if len(cands) > 1:
+            raise UserError(f"exercise {n!r} is ambiguous: it could be {', '.join(cands)}; give the full label")
+    some = ", ".join(list(labels)[:12]) + (" ..." if len(labels) > 12 else "")
+    raise UserError(f"unknown exercise {n!r} for this model; choose one of: {some}")
+
+
+# ---------------------------------------------------------------------------------------------
+# motion representation
+# ---------------------------------------------------------------------------------------------
+def canonicalise(joints: np.ndarray) -> np.ndarray:
+    """joints (T, J, 3) -> same clip turned to face +Z at frame 0 with the pelvis at x = z = 0 at
+    frame 0 (heights unchanged)."""
+    j = np.asarray(joints, dtype=np.float32)
+    left = [a for a, _ in COMMON.lr_pairs]
+    right = [b for _, b in COMMON.lr_pairs]
+    across = (j[0, left] - j[0, right]).mean(axis=0)
+    if np.hypot(across[0], across[2]) > 1e-8:
+        a = float(np.arctan2(across[2], across[0]))
+        c, s = np.cos(a), np.sin(a)
+        rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]], dtype=np.float32)
+        j = j @ rot.T
+    else:
+        j = j.copy()
+    j[..., 0] -= j[0, _PELVIS, 0]
+    j[..., 2] -= j[0, _PELVIS, 2]
+    return j
+
+
+def joints_to_features(joints: np.ndarray | torch.Tensor):
+    """joints (..., T, J, 3) -> features (..., T, 3J): pelvis position, then the other joints relative
+    to the pelvis (joint order of the skeleton without the pelvis)."""
+    root = joints[..., _PELVIS, :]                                  # (..., T, 3)
+    rel = joints[..., list(_OTHERS), :] - root[..., None, :]        # (..., T, J-1, 3)
+    if isinstance(joints, torch.Tensor):
+        return torch.cat([root, rel.flatten(-2)], dim=-1)
+    return np.concatenate([root, rel.reshape(*rel.shape[:-2], -1)], axis=-1).astype(np.float32)
+
+
+def features_to_joints(feats: np.ndarray | torch.Tensor):
+    """Inverse of :func:`joints_to_features`: (..., T, 3J) -> (..., T, J, 3)."""
+    root = feats[..., :3]
+    rel = feats[..., 3:].reshape(*feats.shape[:-1], len(_OTHERS), 3)
+    absolute = rel + root[..., None, :]
+    J = len(_OTHERS) + 1
+    if isinstance(feats, torch.Tensor):
+        out = torch.empty(*feats.shape[:-1], J, 3, dtype=feats.dtype, device=feats.device)
+    else:
+        out = np.empty((*feats.shape[:-1], J, 3), dtype=np.float32)
+    out[..., _PELVIS, :] = root
+    out[..., list(_OTHERS), :] = absolute
+    return out
+
+
+def sinusoidal(T: int, d: int, device: torch.device | None = None) -> torch.Tensor:
+    """(T, d) sinusoidal position encodings (Vaswani et al.) for t = 0..T-1."""
+    pos = torch.arange(T, dtype=torch.float32, device=device)[:, None]
+    i = torch.arange(0, d, 2, dtype=torch.float32, device=device)
+    freq = torch.exp(-math.log(10000.0) * i / d)
+    pe = torch.zeros(T, d, device=device)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq[: d // 2])
+    return pe
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------------------------
+class ActorVAE(nn.Module):
+    """Class-conditional transformer VAE over per-frame pose features."""
+
+    def __init__(self, config: Config):
+        super().__init__()
+        if not config.classes:
+            raise ValueError("the VAE needs at least one class")
+        if config.d_model % config.heads or config.d_model % 2:
+            raise ValueError("d_model must be even and divisible by heads")
+        self.config = config
+        C, D, F = len(config.classes), config.d_model, config.num_features
+        self.mu_token = nn.Parameter(torch.randn(C, D) * 0.02)       # (C, D) per-class mu query
+        self.sigma_token = nn.Parameter(torch.randn(C, D) * 0.02)    # (C, D) per-class Sigma query
+        self.class_bias = nn.Parameter(torch.randn(C, D) * 0.02)     # (C, D) decoder per-class bias
+        self.embed = nn.Linear(F, D)
+        enc_layer = nn.TransformerEncoderLayer(D, config.heads, config.ff, config.dropout, activation="gelu",
+                                               batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(enc_layer, config.enc_layers, norm=nn.LayerNorm(D),
+                                             enable_nested_tensor=False)
+        dec_layer = nn.TransformerDecoderLayer(D, config.heads, config.ff, config.dropout, activation="gelu",
+                                               batch_first=True, norm_first=True)
+        self.decoder = nn.TransformerDecoder(dec_layer, config.dec_layers, norm=nn.LayerNorm(D))
+        self.out = nn.Linear(D, F)
+        # normalisation statistics of the features and of their frame-to-frame differences
+        self.register_buffer("feat_mean", torch.zeros(F))
+        self.register_buffer("feat_std", torch.ones(F))
+        self.register_buffer("vel_std", torch.ones(F))
+
+    # ---- normalisation ---------------------------------------------------------------------
+    def set_stats(self, feat_mean: torch.Tensor, feat_std: torch.Tensor, vel_std: torch.Tensor) -> None:
+        self.feat_mean.copy_(torch.as_tensor(feat_mean, dtype=torch.float32))
+        self.feat_std.copy_(torch.as_tensor(feat_std, dtype=torch.float32).clamp_min(1e-3))
+        self.vel_std.copy_(torch.as_tensor(vel_std, dtype=torch.float32).clamp_min(1e-4))
+
+    def normalise(self, feats: torch.Tensor) -> torch.Tensor:
+        return (feats - self.feat_mean) / self.feat_std
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.feat_std + self.feat_mean
+
+    # ---- encoder / decoder -----------------------------------------------------------------
+    def encode(self, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, T, F) standardised features, mask (B, T) True = valid frame, y (B,) class ids
+        -> mu (B, D), logvar (B, D)."""
+        B, T, _ = x.shape
+        h = self.embed(x) + sinusoidal(T, self.config.d_model, x.device)           # (B, T, D)
+        tokens = torch.stack([self.mu_token[y], self.sigma_token[y]], dim=1)       # (B, 2, D)
+        seq = torch.cat([tokens, h], dim=1)                                        # (B, 2+T, D)
+        pad = torch.cat([torch.zeros(B, 2, dtype=torch.bool, device=x.device), ~mask], dim=1)
+        out = self.encoder(seq, src_key_padding_mask=pad)                          # (B, 2+T, D)
+        return out[:, 0], out[:, 1].clamp(-30.0, 20.0)
+
+    def decode_memory(self, memory: torch.Tensor, T: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """memory (B, D) = z + class bias -> standardised features (B, T, F); padded frames are 0."""
+        B = memory.shape[0]
+        q = sinusoidal(T, self.config.d_model, memory.device).expand(B, T, -1)    # (B, T, D)
+        pad = None if mask is None else ~mask
+        h = self.decoder(q, memory[:, None, :], tgt_key_padding_mask=pad)         # (B, T, D)
+        out = self.out(h)                                                          # (B, T, F)
+        if mask is not None:
+            out = out * mask[..., None]
+        return out
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor, T: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, D), y (B,) -> standardised features (B, T, F)."""
+        return self.decode_memory(z + self.class_bias[y], T, mask)
+
+    # ---- training --------------------------------------------------------------------------
+    def losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """batch: features (B, T, F) raw, mask (B, T) bool, label (B,) long -> loss terms."""
+        feats, mask, y = batch["features"], batch["mask"].bool(), batch["label"].long()
+        x = self.normalise(feats) * mask[..., None]                                 # (B, T, F)
+        mu, logvar = self.encode(x, mask, y)
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        z = mu + torch.exp(0.5 * logvar) * eps                                      # (B, D)
+        pred = self.decode(z, y, x.shape[1], mask)                                  # (B, T, F)
+        m = mask[..., None].float()
+        F = x.shape[-1]
+        pos = (((pred - x) ** 2) * m).sum() / (m.sum() * F).clamp_min(1.0)
+        # velocities: standardised-feature differences rescaled to units of the velocity std
+        scale = self.feat_std / self.vel_std                                        # (F,)
+        vm = (mask[:, 1:] & mask[:, :-1])[..., None].float()
+        dv = ((pred[:, 1:] - pred[:, :-1]) - (x[:, 1:] - x[:, :-1])) * scale
+        vel = ((dv ** 2) * vm).sum() / (vm.sum() * F).clamp_min(1.0)
+        kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(-1)).mean()
+        c = self.config
+        loss = c.pos_weight * pos + c.vel_weight * vel + c.kl_weight * kl
+        return {"loss": loss, "pos": pos, "vel": vel, "kl": kl}
+
+    def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+        """One optimiser step on ``batch``; returns the loss terms as floats."""
+        self.train()
+        opt = optimizers["vae"]
+        out = self.losses(batch)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        nn.utils.clip_grad_norm_(self.parameters(), 1.0)
+        opt.step()
+        return {k: float(v.detach()) for k, v in out.items()}
+
+
+def make_optimizers(model: ActorVAE) -> dict[str, torch.optim.Optimizer]:
+    c = model.config
+    return {"vae": torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)}
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+def _crop(joints: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    T = joints.shape[0]
+    if T <= length:
+        return joints
+    s = int(rng.integers(0, T - length + 1))
+    return joints[s:s + length]
+
+
+def collate_clips(items: Sequence[tuple[np.ndarray, int]], rng: np.random.Generator, min_frames: int,
+                  max_frames: int) -> dict[str, torch.Tensor]:
+    """(joints (T, J, 3), class id) items -> batch of random crops of min..max frames (padded):
+    features (B, T, F) float32, mask (B, T) bool, label (B,) long."""
+    clips = []
+    for joints, _ in items:
+        length = int(rng.integers(min_frames, max_frames + 1))
+        clips.append(joints_to_features(canonicalise(_crop(joints, length, rng))))
+    T = max(c.shape[0] for c in clips)
+    F = clips[0].shape[1]
+    feats = np.zeros((len(clips), T, F), dtype=np.float32)
+    mask = np.zeros((len(clips), T), dtype=bool)
+    for i, c in enumerate(clips):
+        feats[i, : len(c)] = c
+        mask[i, : len(c)] = True
+    return {"features": torch.from_numpy(feats), "mask": torch.from_numpy(mask),
+            "label": torch.tensor([c for _, c in items], dtype=torch.long)}
+
+
+class ClipBatches:
+    """Endless class-balanced batches: each item picks a class with probability proportional to
+    (its motion count) ** ``balance`` (0: uniform over classes, 1: uniform over motions), then one of
+    its motions, then a random crop (``collate_clips``).  Randomness from a seeded ``np.random.Generator``."""
+
+    def __init__(self, items: Sequence[tuple[np.ndarray, int]], num_classes: int, batch_size: int,
+                 min_frames: int, max_frames: int, seed: int = 0, rank: int = 0, balance: float = 0.5):
+        if not items:
+            raise UserError("no training motions")
+        self.items = list(items)
+        self.by_class = [[i for i, (_, c) in enumerate(self.items) if c == k] for k in range(num_classes)]
+        self.present = [k for k, v in enumerate(self.by_class) if v]
+        w = np.array([len(self.by_class[k]) for k in self.present], dtype=np.float64) ** float(balance)
+        self.p = w / w.sum()
+        self.batch_size, self.min_frames, self.max_frames = batch_size, min_frames, max_frames
+        self.rng = np.random.default_rng([seed, rank, 17])
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        ks = self.rng.choice(self.present, size=self.batch_size, p=self.p)
+        chosen = [self.items[self.by_class[k][int(self.rng.integers(len(self.by_class[k])))]] for k in ks]
+        return collate_clips(chosen, self.rng, self.min_frames, self.max_frames)
+
+
+def compute_stats(items: Sequence[tuple[np.ndarray, int]], min_frames: int, max_frames: int, seed: int = 0,
+                  clips: int = 2000) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-feature mean / std and frame-difference std over random canonicalised crops."""
+    rng = np.random.default_rng([seed, 99])
+    feats, vels = [], []
+    for _ in range(clips):
+        joints, _ = items[int(rng.integers(len(items)))]
+        length = int(rng.integers(min_frames, max_frames + 1))
+        f = joints_to_features(canonicalise(_crop(joints, length, rng)))
+        feats.append(f)
+        if len(f) > 1:
+            vels.append(np.diff(f, axis=0))
+    allf = np.concatenate(feats)
+    allv = np.concatenate(vels) if vels else np.ones((1, allf.shape[1]), np.float32)
+    return (torch.from_numpy(allf.mean(0)), torch.from_numpy(allf.std(0)), torch.from_numpy(allv.std(0)))
+
+
+def motions_to_items(motions: Sequence[Motion], classes: Sequence[str]) -> list[tuple[np.ndarray, int]]:
+    index = {k: i for i, k in enumerate(classes)}
+    out = []
+    for m in motions:
+        key = class_key(m.labels.label, m.labels.correct)
+        if key in index and m.num_frames >= 8 and np.isfinite(m.joints).all():
+            out.append((m.joints, index[key]))
+    return out
+
+
+def _apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    names = {f.name: f for f in fields(Config)}
+    kw = {}
+    for k, v in overrides.items():
+        if k not in names or k == "classes":
+            raise UserError(f"unknown VAE config field {k!r}; choose from "
+                            f"{', '.join(n for n in names if n != 'classes')}")
+        kw[k] = tuple(v) if isinstance(v, list) else v
+    return replace(config, **kw)
+
+
+def build_training(opts: Any) -> Any:
+    """:data:`motionviz.train.TRAINERS` builder: corpus -> class-balanced random crops -> ActorVAE."""
+    from ..data import CORPUS_DATASETS, augment_mirror, load_corpus
+    from ..train import TrainSetup, shard
+
+    config = tiny_config() if opts.tiny else Config()
+    if opts.batch_size is not None:
+        config = replace(config, batch_size=int(opts.batch_size))
+    if opts.lr is not None:
+        config = replace(config, lr=float(opts.lr))
+    config = _apply_overrides(config, dict(opts.overrides or {}))
+    datasets = tuple(opts.datasets or config.datasets or (("irds",) if opts.tiny else CORPUS_DATASETS))
+    motions = load_corpus("train", list(datasets), root=opts.data_root)
+    motions = [m for m in motions if m.labels.label]
+    if not motions:
+        raise UserError(f"no labelled training motions in {', '.join(datasets)}")
+    if config.mirror:
+        motions = augment_mirror(motions)
+    classes = classes_of(motions)
+    config = replace(config, classes=classes, datasets=datasets)
+    items = motions_to_items(motions, classes)
+    model = ActorVAE(config)
+    model.set_stats(*compute_stats(items, config.min_frames, config.max_frames, seed=opts.seed))
+    model.to(opts.device)
+    batches = ClipBatches(shard(items, opts.rank, opts.world_size), len(classes), config.batch_size,
+                          config.min_frames, config.max_frames, seed=opts.seed, rank=opts.rank,
+                          balance=config.class_balance)
+    if opts.device != "cpu":
+        batches = _to_device(batches, opts.device)
+    warm = max(config.warmup, 1e-6)
+
+    def lr_lambda(f: float) -> float:
+        if f < warm:
+            return max(f / warm, 0.01)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (f - warm) / (1 - warm))))
+
+    counts = {k: 0 for k in classes}
+    for _, c in items:
+        counts[classes[c]] += 1
+    metadata = {"text_encoder": "none", "data": data_provenance(list(datasets)),
+                "stats": {"train_motions": len(items), "classes": len(classes), "class_counts": counts,
+                          "parameters": sum(p.numel() for p in model.parameters())}}
+    return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=config,
+                      metadata=metadata, lr_lambda=lr_lambda, log_keys=("loss", "pos", "vel", "kl"))
+
+
+def _to_device(it: Iterator[dict[str, torch.Tensor]], device: str) -> Iterator[dict[str, torch.Tensor]]:
+    for b in it:
+        yield {k: v.to(device) for k, v in b.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# generation
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Endpoint:
+    """One end of an interpolation: a class + seed (z ~ N(0, I)), or a real motion (its posterior
+    mean; ``label``/``correct`` then override the motion's own class)."""
+
+    label: str | None = None
+    correct: bool | None = None
+    seed: int = 0
+    motion: Motion | None = None
+
+
+def _noop(fraction: float, text: str) -> None:
+    return None
+
+
+class VAEGenerator:
+    """The trained VAE behind the :class:`motionviz.generator.Generator` protocol."""
+
+    name = "vae"
+    tasks = frozenset({"label", "interpolate", "vary"})
+    skeleton = COMMON
+
+    def __init__(self, model: ActorVAE, metadata: dict[str, str] | None = None, path: Path | None = None):
+        self.model = model.eval()
+        self.config = model.config
+        self.metadata = dict(metadata or {})
+        self.path = path
+        self.classes = tuple(self.config.classes)
+        self._index = {k: i for i, k in enumerate(self.classes)}
+        labels: list[str] = []
+        for k in self.classes:
+            lab, _ = split_class(k)
+            if lab not in labels:
+                labels.append(lab)
+        self.labels = tuple(labels)
+
+    # ---- classes ---------------------------------------------------------------------------
+    def has_correctness(self, label: str) -> bool:
+        label = resolve_label(label, self.labels)
+        return f"{label}/correct" in self._index or f"{label}/incorrect" in self._index
+
+    def resolve(self, name: str) -> str:
+        return resolve_label(name, self.labels)
+
+    def class_index(self, label: str | None, correct: bool | None = None) -> int:
+        """Class id of (label, correct); ``correct=None`` means "correct" for labels that have both."""
+        if label is None or not str(label).strip():
+            raise UserError("choose an exercise (label) for the VAE")
+        lab = self.resolve(label)
+        if lab in self._index:
+            if correct is False:
+                raise UserError(f"{lab} has no incorrect examples in this model's training data")
+            return self._index[lab]
+        key = f"{lab}/correct" if correct in (None, True) else f"{lab}/incorrect"
+        if key not in self._index:
+            state = "correct" if correct in (None, True) else "incorrect"
+            raise UserError(f"{lab} has no {state} examples in this model's training data")
+        return self._index[key]
+
+    # ---- core ------------------------------------------------------------------------------
+    def _prior(self, seed: int, num: int) -> torch.Tensor:
+        g = torch.Generator(device="cpu")
+        g.manual_seed(int(seed))
+        return torch.randn(num, self.config.latent_dim, generator=g)                # (N, D)
+
+    def _decode_memory(self, memory: torch.Tensor, frames: int, progress: ProgressFn, chunk: int = 16) -> np.ndarray:
+        """memory (N, D) -> joints (N, T, J, 3) float32 in metres."""
+        out = []
+        N = memory.shape[0]
+        with torch.inference_mode():
+            for s in range(0, N, chunk):
+                x = self.model.decode_memory(memory[s:s + chunk], frames)          # (n, T, F)
+                out.append(features_to_joints(self.model.denormalise(x)).numpy())
+                progress(0.2 + 0.8 * min(N, s + chunk) / N, f"decoding {min(N, s + chunk)}/{N}")
+        return np.concatenate(out).astype(np.float32)
+
+    def _motion(self, joints: np.ndarray, label: str, correct: bool | None, text: str) -> Motion:
+        return Motion(joints, COMMON, self.config.fps,
+                      MotionLabels(dataset=label.split(":", 1)[0], label=label, correct=correct,
+                                   text=text, source="vae"))
+
+    def _frames(self, frames: int) -> int:
+        lo, hi = LIMITS["frames"]
+        try:
+            f = int(frames)
+        except (TypeError, ValueError):
+            raise UserError(f"frames must be a whole number, got {frames!r}") from None
+        if not lo <= f <= hi:
+            raise UserError(f"frames must be between {lo} and {hi}, got {f}")
+        return f
+
+    def sample(self, label: str, correct: bool | None = None, frames: int = 60, num: int = 1, seed: int = 0,
+               progress: ProgressFn | None = None) -> list[Motion]:
+        """``num`` motions of class (label, correct), z ~ N(0, I) drawn from a generator seeded with ``seed``."""
+        progress = progress or _noop
+        frames = self._frames(frames)
+        c = self.class_index(label, correct)
+        lab, corr = split_class(self.classes[c])
+        z = self._prior(seed, num)                                                  # (N, D)
+        progress(0.1, "sampling latents")
+        memory = z + self.model.class_bias[c].detach()
+        joints = self._decode_memory(memory, frames, progress)
+        return [self._motion(j, lab, corr, f"VAE sample of {self.classes[c]} (seed {seed}, #{i})")
+                for i, j in enumerate(joints)]
+
+    def prepare(self, motion: Motion) -> Motion:
+        """A user/dataset motion -> common skeleton, 20 fps, normalised, gaps filled (as in training)."""
+        from ..data import preprocess
+
+        if not isinstance(motion, Motion):
+            raise MotionError("expected a Motion")
+        m = preprocess(motion, self.config.fps, normalise=True)
+        if m.num_frames < 8:
+            raise MotionError(f"the motion has {m.num_frames} frames at {self.config.fps:g} fps; the VAE needs at least 8")
+        if not np.isfinite(m.joints).all():
+            raise MotionError("the motion has a joint that is never observed; the VAE needs all 15 common joints")
+        return m
+
+    def encode(self, motion: Motion, label: str | None = None, correct: bool | None = None,
+               progress: ProgressFn | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Posterior (mu (D,), logvar (D,)) and class id of a real motion.  The class is ``label`` /
+        ``correct`` if given, else the motion's own label if the model knows it, else the class whose
+        encode-decode reconstructs the motion best."""
+        progress = progress or _noop
+        progress(0.0, "encoding the motion")
+        m = self.prepare(motion)
+        T = m.num_frames
+        L = self.config.max_frames
+        joints = m.joints
+        if T > L:  # the centre window the model was trained on
+            s = (T - L) // 2
+            joints = joints[s:s + L]
+        feats = torch.from_numpy(joints_to_features(canonicalise(joints)))[None]    # (1, T, F)
+        x = self.model.normalise(feats)
+        mask = torch.ones(1, x.shape[1], dtype=torch.bool)
+        with torch.inference_mode():
+            if label is not None and str(label).strip():
+                c = self.class_index(label, correct)
+            else:
+                key = class_key(m.labels.label, m.labels.correct) if m.labels.label else ""
+                if key in self._index:
+                    c = self._index[key]
+                elif m.labels.label and m.labels.label in self.labels:
+                    c = self.class_index(m.labels.label, None)
+                else:
+                    c = self._best_class(x, mask)
+            mu, logvar = self.model.encode(x, mask, torch.tensor([c]))
+        progress(0.2, f"encoded as {self.classes[c]}")
+        return mu[0].clone(), logvar[0].clone(), c
+
+    def _best_class(self, x: torch.Tensor, mask: torch.Tensor) -> int:
+        """The class whose encode(posterior mean)-decode reconstructs x (1, T, F) best."""
+        C = len(self.classes)
+        y = torch.arange(C)
+        xs = x.expand(C, -1, -1)
+        ms = mask.expand(C, -1)
+        mu, _ = self.model.encode(xs, ms, y)
+        rec = self.model.decode(mu, y, x.shape[1], ms)
+        err = ((rec - xs) ** 2).mean(dim=(1, 2))
+        return int(err.argmin())
+
+    def vary(self, motion: Motion, num: int = 4, seed: int = 0, spread: float = 1.0, frames: int | None = None,
+             label: str | None = None, correct: bool | None = None,
+             progress: ProgressFn | None = None) -> list[Motion]:
+        """Variations of a real motion: decode z = mu + spread * sigma * eps, eps ~ N(0, I) (seeded).
+        ``spread`` 0 gives the reconstruction; ``frames`` defaults to the encoded length."""
+        progress = progress or _noop
+        if not (isinstance(spread, (int, float)) and math.isfinite(spread) and 0.0 <= spread <= 10.0):
+            raise UserError(f"spread must be a number between 0 and 10, got {spread!r}")
+        if not 1 <= int(num) <= LIMITS["num"][1]:
+            raise UserError(f"number of variations must be between 1 and {LIMITS['num'][1]}, got {num}")
+        mu, logvar, c = self.encode(motion, label, correct, progress)
+        T = min(self.prepare(motion).num_frames, self.config.max_frames) if frames is None else frames
+        T = self._frames(T)
+        eps = self._prior(seed, int(num))                                           # (N, D)
+        z = mu + float(spread) * torch.exp(0.5 * logvar) * eps
+        memory = z + self.model.class_bias[c].detach()
+        joints = self._decode_memory(memory, T, progress)
+        lab, corr = split_class(self.classes[c])
+        src = motion.labels.label or "motion"
+        return [self._motion(j, lab, corr, f"VAE variation {i} of {src} (seed {seed}, spread {spread:g})")
+                for i, j in enumerate(joints)]
+
+    def _endpoint(self, e: Endpoint, progress: ProgressFn) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Endpoint -> (z (D,), class bias (D,), class id)."""
+        if e.motion is not None:
+            mu, _, c = self.encode(e.motion, e.label, e.correct, progress)
+            return mu, self.model.class_bias[c].detach(), c
+        c = self.class_index(e.label, e.correct)
+        return self._prior(e.seed, 1)[0], self.model.class_bias[c].detach(), c
+
+    def latent_path(self, start: Endpoint, end: Endpoint, steps: int, spherical: bool = False,
+                    progress: ProgressFn | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Decoder memories (S, D) along the path: z interpolated (lerp/slerp), class bias linearly."""
+        progress = progress or _noop
+        if not 2 <= int(steps) <= 64:
+            raise UserError(f"interpolation steps must be between 2 and 64, got {steps}")
+        za, ba, ca = self._endpoint(start, progress)
+        zb, bb, cb = self._endpoint(end, progress)
+        t = weights(int(steps))
+        z = slerp(za, zb, t) if spherical else lerp(za, zb, t)                      # (S, D)
+        b = lerp(ba, bb, t)                                                         # (S, D)
+        return z + b, (ca, cb)
+
+    def interpolate_path(self, start: Endpoint, end: Endpoint, steps: int = 8, frames: int = 60,
+                         spherical: bool = False, progress: ProgressFn | None = None) -> list[Motion]:
+        """``steps`` motions from ``start`` to ``end`` (both included)."""
+        progress = progress or _noop
+        frames = self._frames(frames)
+        memory, (ca, cb) = self.latent_path(start, end, steps, spherical, progress)
+        joints = self._decode_memory(memory, frames, progress)
+        S = len(joints)
+        out = []
+        for i, j in enumerate(joints):
+            c = ca if i < S / 2 else cb
+            lab, corr = split_class(self.classes[c])
+            kind = "spherical" if spherical else "linear"
+            out.append(self._motion(j, lab, corr, f"VAE {kind} interpolation {self.classes[ca]} -> "
+                                                  f"{self.classes[cb]}, step {i + 1}/{S} (t = {i / (S - 1):.2f})"))
+        return out
+
+    # ---- the Generator protocol -----------------------------------------------------------
+    def interpolate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
+        """Interpolation described by a Request: from (label, correct, seed) or ``source`` to
+        (to_label or label, extra["to_correct"] or correct, to_seed or seed + 1) or
+        ``extra["to_source"]``; ``request.steps`` points; ``extra["spherical"]`` for slerp."""
+        r = request.validated()
+        ex = r.extra or {}
+        to_motion = ex.get("to_source")
+        start = Endpoint(r.label, r.correct, r.seed, r.source)
+        to_correct = ex.get("to_correct", r.correct if r.to_label is None else None)
+        end = Endpoint(r.to_label or r.label, to_correct, r.seed + 1 if r.to_seed is None else r.to_seed, to_motion)
+        return self.interpolate_path(start, end, r.steps, r.frames, bool(ex.get("spherical", False)), progress)
+
+    def generate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
+        """``extra["task"]``: "label" (default; ``source`` given -> "vary"), "vary" or "interpolate"."""
+        r = request.validated()
+        task = (r.extra or {}).get("task") or ("vary" if r.source is not None else "label")
+        if task == "interpolate":
+            return self.interpolate(r, progress)
+        if task == "vary":
+            if r.source is None:
+                raise UserError("variations need a source motion")
+            return self.vary(r.source, r.num, r.seed, float((r.extra or {}).get("spread", 1.0)), r.frames,
+                             r.label, r.correct, progress)
+        if task != "label":
+            raise UserError(f"the VAE does {', '.join(sorted(self.tasks))}, not {task!r}")
+        return self.sample(r.label, r.correct, r.frames, r.num, r.seed, progress)
+
+
+def load_generator(path: str | Path) -> VAEGenerator:
+    """Rebuild the VAE from a checkpoint (config from its metadata, weights strict)."""
+    path = Path(path)
+    tensors, meta = load_checkpoint(path, KIND)
+    config = config_from_json(Config, meta["config"])
+    try:
+        model = ActorVAE(config)
+        model.load_state_dict(tensors, strict=True)
+    except (RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{path.name} does not match the VAE architecture: {str(e).splitlines()[0]}") from None
+    return VAEGenerator(model.eval(), meta, path)

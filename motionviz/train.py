@@ -1,0 +1,412 @@
+"""``python -m motionviz train <model>``: the ONE training loop shared by every model family.
+
+A model family plugs in through the :data:`TRAINERS` table: ``name -> "module:function"``.  The
+function receives :class:`TrainOptions` and returns a :class:`TrainSetup`:
+
+* ``model``: an ``nn.Module`` exposing ``train_step(batch, optimizers) -> dict[str, float]`` (it does its
+  own forward, backward and ``optimizer.step()``; a GAN alternates critic/generator inside it);
+* ``batches``: an endless iterator of batches, already sharded for this rank (use :func:`shard` /
+  :class:`RandomBatches`);
+* ``optimizers``: ``{name: torch.optim.Optimizer}``;
+* ``kind``, ``config`` (dataclass) and ``metadata`` (text encoder, ``data_provenance(...)``, stats ...) for
+  :func:`motionviz.checkpoint.save_checkpoint`; ``export()`` returns the tensors to ship (default:
+  ``model.state_dict()``; e.g. EMA weights + normalisation buffers).
+
+The loop handles seeding, threads, the step/time budget, a learning-rate multiplier
+``lr_lambda(fraction_done)``, tqdm progress, periodic atomic checkpoints (every ``--save-every`` minutes and
+at the end, so a stop loses at most that much), a resume state in ``runs/<name>/resume.safetensors``
+(model + optimiser state as safetensors, no pickle) and ``torchrun`` data parallelism: when ``WORLD_SIZE``
+is set the process group is initialised, parameters are broadcast from rank 0, gradients are averaged
+across ranks by a pre-step hook on every optimiser (so ``train_step`` needs no change) and only rank 0
+writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import random
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import default_checkpoint_dir, save_checkpoint
+from .errors import UserError
+
+__all__ = ["TRAINERS", "TrainOptions", "TrainSetup", "RandomBatches", "shard", "train", "add_arguments",
+           "run", "save_resume_state", "load_resume_state"]
+
+# name -> "module:function" building a TrainSetup from TrainOptions.  Engineers add their rows.
+TRAINERS: dict[str, str] = {
+    "diffusion": "motionviz.models.diffusion:build_training",
+    "vae": "motionviz.models.vae:build_training",
+    "aegan": "motionviz.models.aegan:build_training",
+    "recognizer": "motionviz.models.recognition:build_training",
+}
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class TrainOptions:
+    """What the builder needs to know.  ``overrides`` come from ``--set key=value`` (config fields)."""
+
+    name: str
+    seed: int = 0
+    tiny: bool = False
+    batch_size: int | None = None
+    lr: float | None = None
+    data_root: str | None = None
+    datasets: list[str] | None = None
+    device: str = "cpu"
+    rank: int = 0
+    world_size: int = 1
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainSetup:
+    model: nn.Module
+    batches: Iterator[Any]
+    optimizers: dict[str, torch.optim.Optimizer]
+    kind: str
+    config: Any
+    metadata: dict[str, Any] = field(default_factory=dict)
+    export: Callable[[], dict[str, torch.Tensor]] | None = None
+    lr_lambda: Callable[[float], float] | None = None   # fraction of the budget done -> lr multiplier
+    log_keys: Sequence[str] | None = None               # losses shown in the progress bar (default: all)
+
+
+# ---------------------------------------------------------------------------------------------
+# data helpers for builders
+# ---------------------------------------------------------------------------------------------
+def shard(items: Sequence[Any], rank: int, world_size: int) -> list[Any]:
+    """This rank's share of ``items`` (every ``world_size``-th item, like DistributedSampler)."""
+    if world_size <= 1:
+        return list(items)
+    out = list(items[rank::world_size])
+    if not out:
+        raise UserError(f"rank {rank} got no training items ({len(items)} items for {world_size} ranks)")
+    return out
+
+
+class RandomBatches:
+    """Endless iterator: reshuffle ``items`` each epoch, yield ``collate(list_of_items, rng)``.
+
+    ``rng`` is a seeded ``np.random.Generator`` (different per rank) used for shuffling and passed to
+    ``collate`` for random crops / augmentation."""
+
+    def __init__(self, items: Sequence[Any], batch_size: int, collate: Callable[[list[Any], np.random.Generator], Any],
+                 seed: int = 0, rank: int = 0, drop_last: bool = True):
+        if not items:
+            raise UserError("no training items")
+        self.items = list(items)
+        self.batch_size = max(1, min(batch_size, len(self.items)) if drop_last else batch_size)
+        self.collate = collate
+        self.rng = np.random.default_rng([seed, rank])
+        self._order: list[int] = []
+        self.epoch = 0
+
+    def __iter__(self) -> "RandomBatches":
+        return self
+
+    def __next__(self) -> Any:
+        if len(self._order) < self.batch_size:
+            self._order = list(self.rng.permutation(len(self.items)))
+            self.epoch += 1
+        idx, self._order = self._order[: self.batch_size], self._order[self.batch_size:]
+        return self.collate([self.items[i] for i in idx], self.rng)
+
+
+# ---------------------------------------------------------------------------------------------
+# resume state (safetensors, no pickle)
+# ---------------------------------------------------------------------------------------------
+def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            key = f"{prefix}.state.{pid}.{k}"
+            if torch.is_tensor(v):
+                tensors[key] = v
+            else:
+                scalars[key] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    pre = prefix + ".state."
+    for key, v in tensors.items():
+        if key.startswith(pre):
+            pid, k = key[len(pre):].split(".", 1)
+            state.setdefault(int(pid), {})[k] = v
+    for key, v in meta.get("scalars", {}).items():
+        pid, k = key[len(pre):].split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_resume_state(path: Path, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer],
+                      info: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    opt_meta = {}
+    for name, opt in optimizers.items():
+        t, m = _flatten_optimizer(f"opt.{name}", opt)
+        tensors.update({k: v.detach().cpu().contiguous() for k, v in t.items()})
+        opt_meta[name] = m
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(tensors, str(tmp), metadata={"info": json.dumps(info), "optimizers": json.dumps(opt_meta)})
+    os.replace(tmp, path)
+
+
+def load_resume_state(path: Path, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+    tensors = load_file(str(path))
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    opt_meta = json.loads(meta["optimizers"])
+    for name, opt in optimizers.items():
+        if name not in opt_meta:
+            raise UserError(f"resume state {path} has no optimiser {name!r}")
+        opt.load_state_dict(_unflatten_optimizer(f"opt.{name}", tensors, opt_meta[name]))
+    return json.loads(meta["info"])
+
+
+# ---------------------------------------------------------------------------------------------
+# distributed
+# ---------------------------------------------------------------------------------------------
+def _init_distributed(device: str) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _make_data_parallel(model: nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    """Broadcast rank 0's parameters and average gradients before every optimiser step."""
+    import torch.distributed as dist
+
+    for t in list(model.parameters()) + list(model.buffers()):
+        dist.broadcast(t.data, src=0)
+    world = dist.get_world_size()
+
+    def hook(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for group in opt.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)  # every rank must join every all-reduce
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+                p.grad.div_(world)
+
+    for opt in optimizers.values():
+        opt.register_step_pre_hook(hook)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+# ---------------------------------------------------------------------------------------------
+def build_setup(opts: TrainOptions) -> TrainSetup:
+    if opts.name not in TRAINERS:
+        raise UserError(f"unknown model {opts.name!r}; choose from {', '.join(TRAINERS)}")
+    module, fn = TRAINERS[opts.name].split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        raise UserError(f"the {opts.name} trainer is not available ({e})") from None
+    return getattr(mod, fn)(opts)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, steps: int | None = None,
+          save_every_min: float = 3.0, resume: bool = False, command: str = "", runs_dir: Path | None = None,
+          progress_bar: bool = True, log_every: int = 25) -> dict[str, Any]:
+    """Run the loop; returns a summary (steps, seconds, final smoothed losses, checkpoint path)."""
+    if minutes is None and steps is None:
+        raise UserError("give a budget: --minutes and/or --steps")
+    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
+        raise UserError(f"--minutes must be positive, got {minutes}")
+    if steps is not None and steps < 1:
+        raise UserError(f"--steps must be at least 1, got {steps}")
+    rank, world = _init_distributed(opts.device)
+    opts.rank, opts.world_size = rank, world
+    seed_everything(opts.seed + 1000 * rank)
+    setup = build_setup(opts)
+    seed_everything(opts.seed + 1000 * rank)
+    model, optimizers = setup.model, setup.optimizers
+    model.train()
+    if world > 1:
+        _make_data_parallel(model, optimizers)
+    base_lrs = {n: [g["lr"] for g in o.param_groups] for n, o in optimizers.items()}
+    runs_dir = runs_dir or REPO_ROOT / "runs" / opts.name
+    resume_path = runs_dir / "resume.safetensors"
+    step0, elapsed0 = 0, 0.0
+    if resume and resume_path.is_file():
+        info = load_resume_state(resume_path, model, optimizers)
+        step0, elapsed0 = int(info.get("step", 0)), float(info.get("seconds", 0.0))
+        if rank == 0:
+            print(f"resumed from {resume_path} at step {step0} ({elapsed0 / 60:.1f} min)", file=sys.stderr)
+    budget_s = minutes * 60.0 if minutes is not None else None
+
+    def fraction(step: int, secs: float) -> float:
+        f = 0.0
+        if steps is not None:
+            f = max(f, step / steps)
+        if budget_s is not None:
+            f = max(f, secs / budget_s)
+        return min(1.0, f)
+
+    smooth: dict[str, float] = {}
+    history: list[dict[str, float]] = []
+    pbar = None
+    if progress_bar and rank == 0:
+        from tqdm import tqdm
+
+        pbar = tqdm(total=steps, desc=f"train {opts.name}", dynamic_ncols=True, file=sys.stderr,
+                    initial=min(step0, steps) if steps else step0)
+    start = time.monotonic() - elapsed0
+    last_save = time.monotonic()
+    step = step0
+
+    def write(final: bool) -> None:
+        if rank != 0:
+            return
+        secs = time.monotonic() - start
+        meta = dict(setup.metadata)
+        meta.update({"command": command, "steps": step, "train_seconds": round(secs, 1),
+                     "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     "losses": {k: round(v, 5) for k, v in smooth.items()}, "seed": opts.seed,
+                     "world_size": world, "final": final})
+        tensors = setup.export() if setup.export is not None else model.state_dict()
+        if out is not None:
+            save_checkpoint(out, tensors, setup.kind, setup.config, meta)
+        save_resume_state(resume_path, model, optimizers, {"step": step, "seconds": secs})
+        (runs_dir / "history.json").write_text(json.dumps(history[-2000:]))
+
+    try:
+        while True:
+            secs = time.monotonic() - start
+            if (steps is not None and step >= steps) or (budget_s is not None and secs >= budget_s):
+                break
+            if setup.lr_lambda is not None:
+                mult = float(setup.lr_lambda(fraction(step, secs)))
+                for n, o in optimizers.items():
+                    for g, lr0 in zip(o.param_groups, base_lrs[n]):
+                        g["lr"] = lr0 * mult
+            batch = next(setup.batches)
+            logs = model.train_step(batch, optimizers)
+            step += 1
+            for k, v in logs.items():
+                v = float(v)
+                if not math.isfinite(v):
+                    raise FloatingPointError(f"loss {k} became {v} at step {step}")
+                smooth[k] = v if k not in smooth else 0.98 * smooth[k] + 0.02 * v
+            if step % log_every == 0:
+                history.append({"step": step, "seconds": round(time.monotonic() - start, 1), **{k: round(v, 5) for k, v in smooth.items()}})
+            if pbar is not None:
+                pbar.update(1)
+                if step % 10 == 0:
+                    keys = setup.log_keys or list(smooth)
+                    pbar.set_postfix({k: f"{smooth[k]:.4f}" for k in keys if k in smooth}, refresh=False)
+            if time.monotonic() - last_save >= save_every_min * 60.0:
+                write(final=False)
+                last_save = time.monotonic()
+    finally:
+        if pbar is not None:
+            pbar.close()
+    write(final=True)
+    summary = {"model": opts.name, "steps": step, "seconds": round(time.monotonic() - start, 1),
+               "losses": {k: round(v, 5) for k, v in smooth.items()}, "checkpoint": str(out) if out else None}
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help=f"what to train: {', '.join(TRAINERS)}")
+    parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget (minutes)")
+    parser.add_argument("--steps", type=int, default=None, help="number of optimiser steps")
+    parser.add_argument("--out", default=None, help="checkpoint path (default checkpoints/<model>.safetensors)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--tiny", action="store_true", help="tiny model and data (smoke tests)")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--datasets", default=None, help="comma-separated dataset names (default: the trainer's)")
+    parser.add_argument("--data-root", default=None, help="data folder (default: $MOTIONVIZ_DATA or ../shared/data)")
+    parser.add_argument("--save-every", type=float, default=3.0, help="minutes between checkpoints")
+    parser.add_argument("--resume", action="store_true", help="continue from runs/<model>/resume.safetensors")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field (repeatable), e.g. --set layers=4")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+        try:
+            torch.set_num_interop_threads(args.threads)
+        except RuntimeError:
+            pass
+    overrides = {}
+    for item in args.set:
+        if "=" not in item:
+            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        overrides[k.strip()] = _parse_value(v)
+    out = Path(args.out) if args.out else default_checkpoint_dir() / f"{args.model}.safetensors"
+    opts = TrainOptions(name=args.model, seed=args.seed, tiny=args.tiny, batch_size=args.batch_size, lr=args.lr,
+                        data_root=args.data_root,
+                        datasets=[d.strip() for d in args.datasets.split(",")] if args.datasets else None,
+                        device=args.device, overrides=overrides)
+    command = "python -m motionviz train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
+        if len(sys.argv) > 1 and sys.argv[1] == "train" else \
+        "python -m motionviz train " + args.model
+    summary = train(opts, out, minutes=args.minutes, steps=args.steps, save_every_min=args.save_every,
+                    resume=args.resume, command=command, progress_bar=not args.no_progress)
+    if opts.rank == 0:
+        print(json.dumps(summary))
+    return 0

@@ -1,0 +1,310 @@
+"""Helpers shared by the app's tabs: the :class:`AppContext` each tab's ``build(ctx)`` receives, the
+:func:`user_error` decorator for event handlers, download/export helpers and number/seed parsing.
+
+A tab module ``motionviz/ui/<x>_tab.py`` exposes ``build(ctx: AppContext) -> None``; it is called inside
+a ``gr.Tab`` of the app's ``gr.Blocks``.  Variables at module level are shared by every user: keep
+models read-only there; per-user data goes into ``gr.State`` (``ctx.motions`` is the shared one).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+import gradio as gr
+
+from ..errors import UserError
+from ..motion import Motion
+
+__all__ = [
+    "AppContext", "user_error", "CPU_QUEUE", "CPU_LIMIT", "EXPORT_FORMATS", "FAST_FORMATS", "MAX_SEED",
+    "MAX_SESSION_MOTIONS", "export_dir", "export_files", "export_many", "to_int", "to_float", "resolve_seed",
+    "add_motions", "motion_choices", "pick_motion", "motion_markdown", "motion_title", "progress_callback",
+]
+
+log = logging.getLogger("motionviz.ui")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Events doing CPU-heavy work (model sampling, video/GIF rendering, dataset parsing) share this
+#: ``concurrency_id`` so that at most ``CPU_LIMIT`` of them run at once across all users.
+CPU_QUEUE = "cpu"
+CPU_LIMIT = max(1, min(2, (os.cpu_count() or 1)))
+
+#: File formats of :func:`motionviz.export.export_motion`, in the order shown to users.
+EXPORT_FORMATS: tuple[str, ...] = ("npy", "json", "bvh", "html", "gif", "mp4")
+#: Formats that are cheap to write (no video rendering); the default selection in the UI.
+FAST_FORMATS: tuple[str, ...] = ("npy", "json", "bvh", "html")
+
+MAX_SEED = 2**31 - 1
+#: The shared per-session motion list keeps at most this many motions (newest last).
+MAX_SESSION_MOTIONS = 16
+
+_EXPORT_ROOT_NAME = "motionviz-exports"
+_EXPORT_MAX_AGE_S = 3600.0
+
+
+@dataclass
+class AppContext:
+    """What every tab's ``build(ctx)`` gets.
+
+    ``motions`` is a per-session ``gr.State`` holding ``list[Motion]`` (newest last, at most
+    :data:`MAX_SESSION_MOTIONS`): a tab that produces motions returns ``add_motions(old, new)`` into it;
+    a tab that consumes motions lists them with :func:`motion_choices` and reads one with
+    :func:`pick_motion`.  To jump to another tab return ``ctx.select_tab("inpaint")`` into ``ctx.tabs``.
+    """
+
+    checkpoint_dir: Path
+    data_root: Path | None                 # None when the data folder was not found
+    data_message: str = ""                 # why data_root is None (where we looked), else ""
+    models: list[str] = field(default_factory=list)       # available_models(checkpoint_dir)
+    motions: Any = None                    # gr.State(list[Motion]) shared by all tabs
+    tabs: Any = None                       # the gr.Tabs container
+    tab_ids: list[str] = field(default_factory=list)      # ids of the tabs that are shown
+    demo: Any = None                       # the gr.Blocks (for demo.load events)
+
+    def has_model(self, name: str) -> bool:
+        return name in self.models
+
+    def has_tab(self, tab_id: str) -> bool:
+        return tab_id in self.tab_ids
+
+    def select_tab(self, tab_id: str):
+        """An update for ``ctx.tabs`` that switches to tab ``tab_id`` (no change if it is not shown)."""
+        if tab_id in self.tab_ids:
+            return gr.Tabs(selected=tab_id)
+        return gr.Tabs()
+
+
+# ---- errors ------------------------------------------------------------------------------------
+def _as_gr_error(exc: BaseException, fn_name: str) -> gr.Error:
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, UserError):
+        return gr.Error(str(exc) or exc.__class__.__name__, print_exception=False)
+    log.exception("unexpected error in %s", fn_name)
+    msg = str(exc).splitlines()[0] if str(exc) else ""
+    text = f"internal error ({exc.__class__.__name__}{': ' + msg[:200] if msg else ''}); it was logged"
+    return gr.Error(text, print_exception=False)
+
+
+def user_error(fn: F) -> F:
+    """Decorate an event handler: :class:`UserError` becomes ``gr.Error`` with its one-line message;
+    any other exception is logged with its traceback and shown as a short "internal error".
+
+    Works for plain and generator functions and keeps the signature, so ``gr.Progress()`` defaults
+    still work.
+    """
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:  # noqa: BLE001 - converted for the user, logged
+                raise _as_gr_error(exc, fn.__qualname__) from exc
+        return gen_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 - converted for the user, logged
+            raise _as_gr_error(exc, fn.__qualname__) from exc
+    return wrapper  # type: ignore[return-value]
+
+
+def progress_callback(progress: Any) -> Callable[[float, str], None]:
+    """Adapt a ``gr.Progress`` to the package's ``progress(fraction, text)`` callback."""
+    def cb(fraction: float, text: str = "") -> None:
+        try:
+            progress(float(min(max(fraction, 0.0), 1.0)), desc=text or None)
+        except Exception:  # noqa: BLE001 - progress is cosmetic (e.g. no queue in tests)
+            pass
+    return cb
+
+
+# ---- numbers -----------------------------------------------------------------------------------
+def to_int(value: Any, name: str, lo: int, hi: int) -> int:
+    """``value`` as a whole number in [lo, hi], else :class:`UserError` naming ``name``."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a whole number, got {value!r}") from None
+    if not math.isfinite(f) or f != int(f):
+        raise UserError(f"{name} must be a whole number, got {value!r}")
+    if not lo <= int(f) <= hi:
+        raise UserError(f"{name} must be between {lo} and {hi}, got {int(f)}")
+    return int(f)
+
+
+def to_float(value: Any, name: str, lo: float, hi: float) -> float:
+    """``value`` as a finite number in [lo, hi], else :class:`UserError` naming ``name``."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number, got {value!r}") from None
+    if not (math.isfinite(f) and lo <= f <= hi):
+        raise UserError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+    return f
+
+
+def resolve_seed(seed: Any, randomize: bool = False, rng: random.Random | None = None) -> int:
+    """The seed to use: a fresh random one when ``randomize`` (return it to the seed box so the user
+    can reproduce the result), else ``seed`` checked to be a whole number in [0, MAX_SEED]."""
+    if randomize:
+        return (rng or random.SystemRandom()).randint(0, MAX_SEED)
+    return to_int(seed, "seed", 0, MAX_SEED)
+
+
+# ---- the shared per-session motion list --------------------------------------------------------
+def add_motions(motions: Sequence[Motion] | None, new: Motion | Iterable[Motion],
+                limit: int = MAX_SESSION_MOTIONS) -> list[Motion]:
+    """A new list: ``motions`` + ``new`` (newest last), keeping the newest ``limit``."""
+    out = list(motions or [])
+    out.extend([new] if isinstance(new, Motion) else list(new))
+    return out[-limit:]
+
+
+def motion_title(motion: Motion) -> str:
+    """A short human title: label (or text), subject, correctness, frames."""
+    lab = motion.labels
+    parts = [lab.label or (lab.text[:40] + ("…" if len(lab.text) > 40 else "")) or "motion"]
+    if lab.subject:
+        parts.append(str(lab.subject))
+    if lab.style:
+        parts.append(str(lab.style))
+    if lab.correct is not None:
+        parts.append("correct" if lab.correct else "incorrect")
+    parts.append(f"{motion.num_frames} frames")
+    return " · ".join(parts)
+
+
+def motion_choices(motions: Sequence[Motion] | None) -> list[tuple[str, int]]:
+    """Dropdown choices ``(title, index)`` for the session's motions, newest first."""
+    ms = list(motions or [])
+    return [(f"#{i + 1} {motion_title(m)}", i) for i, m in reversed(list(enumerate(ms)))]
+
+
+def pick_motion(motions: Sequence[Motion] | None, index: Any) -> Motion:
+    """The session motion at ``index`` (a choice value of :func:`motion_choices`)."""
+    ms = list(motions or [])
+    if not ms:
+        raise UserError("there are no motions in this session yet: load one in the Data tab or "
+                        "generate one first")
+    if index is None or index == "":
+        return ms[-1]
+    i = to_int(index, "motion", 0, len(ms) - 1)
+    return ms[i]
+
+
+def motion_markdown(motion: Motion, extra: dict[str, Any] | None = None) -> str:
+    """A Markdown table of a motion's metadata (label, subject, style, correct, score, fps, ...)."""
+    lab = motion.labels
+    rows: list[tuple[str, Any]] = [
+        ("label", lab.label), ("dataset", lab.dataset), ("subject", lab.subject), ("style", lab.style),
+        ("correct", None if lab.correct is None else ("yes" if lab.correct else "no")),
+        ("score", None if lab.score is None else f"{lab.score:.3g}"),
+        ("text", lab.text),
+        ("skeleton", f"{motion.skeleton.name} ({len(motion.skeleton)} joints)"),
+        ("fps", f"{motion.fps:g}"), ("frames", motion.num_frames), ("duration", f"{motion.duration:.2f} s"),
+    ]
+    missing = int((~motion.observed).sum())
+    if missing:
+        rows.append(("missing joints", f"{missing} joint-frames"))
+    if lab.source:
+        rows.append(("source file", f"`{lab.source}`"))
+    for k, v in (extra or {}).items():
+        rows.append((k, v))
+    lines = ["| property | value |", "|---|---|"]
+    for k, v in rows:
+        if v is None or v == "":
+            continue
+        text = str(v).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| **{k}** | {text} |")
+    return "\n".join(lines)
+
+
+# ---- downloads ---------------------------------------------------------------------------------
+def _export_root() -> Path:
+    root = Path(tempfile.gettempdir()) / _EXPORT_ROOT_NAME
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _prune(root: Path, max_age_s: float = _EXPORT_MAX_AGE_S) -> None:
+    now = time.time()
+    for d in root.iterdir():
+        try:
+            if d.is_dir() and now - d.stat().st_mtime > max_age_s:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def export_dir() -> Path:
+    """A fresh directory for one call's exports (under the system temp dir, which Gradio may serve).
+    Directories older than an hour are removed on the way."""
+    root = _export_root()
+    _prune(root)
+    return Path(tempfile.mkdtemp(prefix="call-", dir=root))
+
+
+def _safe_stem(text: str) -> str:
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:60].strip("._")
+    return stem or "motion"
+
+
+def export_files(motion: Motion, formats: Iterable[str] | None = None, directory: Path | None = None,
+                 stem: str | None = None, progress: Callable[[float, str], None] | None = None) -> list[str]:
+    """Write ``motion`` in each of ``formats`` (default :data:`FAST_FORMATS`) into a fresh per-call
+    directory via :func:`motionviz.export.export_motion`; return the file paths (for ``gr.File``)."""
+    from ..export import export_motion
+
+    fmts = [f.lower().lstrip(".") for f in (formats if formats is not None else FAST_FORMATS)]
+    if not fmts:
+        raise UserError("choose at least one file format to download")
+    bad = [f for f in fmts if f not in EXPORT_FORMATS]
+    if bad:
+        raise UserError(f"unknown format {bad[0]!r}; choose from {', '.join(EXPORT_FORMATS)}")
+    out_dir = directory or export_dir()
+    if stem:
+        out_dir = out_dir / _safe_stem(stem)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    paths: list[str] = []
+    for i, fmt in enumerate(dict.fromkeys(fmts)):
+        if progress is not None:
+            progress(i / len(fmts), f"writing {fmt}")
+        paths.append(str(export_motion(motion, fmt, out_dir)))
+    if progress is not None:
+        progress(1.0, "done")
+    return paths
+
+
+def export_many(motions: Sequence[Motion], formats: Iterable[str] | None = None,
+                progress: Callable[[float, str], None] | None = None) -> list[str]:
+    """Export several motions into one per-call directory (one sub-folder each); return all paths."""
+    if not motions:
+        raise UserError("there is no motion to download yet")
+    out_dir = export_dir()
+    paths: list[str] = []
+    fmts = list(formats) if formats is not None else list(FAST_FORMATS)
+    for i, m in enumerate(motions):
+        paths += export_files(m, fmts, directory=out_dir, stem=f"{i + 1:02d}_{m.labels.label or 'motion'}")
+        if progress is not None:
+            progress((i + 1) / len(motions), f"motion {i + 1}/{len(motions)}")
+    return paths
+

@@ -1,0 +1,282 @@
+"""The "Compare" tab: one exercise / prompt / seed -> every available generator side by side (plus a real
+test motion of the exercise), synchronised 3D views, the recogniser's verdict and plausibility numbers per
+motion, and a quick evaluation (the ACTOR protocol on a small sample, real row included) shown as a table
+and bar charts with 95 % intervals.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import gradio as gr
+import numpy as np
+
+from ..errors import UserError
+from ..motion import Motion
+from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, to_int,
+                     user_error)
+
+__all__ = ["build", "comparable_models", "label_choices", "compare", "motion_metrics_table",
+           "quick_evaluation", "result_table", "BAR_METRICS"]
+
+log = logging.getLogger("motionviz.ui.compare")
+
+CORRECT, INCORRECT, UNSPECIFIED = "Correct", "Incorrect", "Unspecified"
+BAR_METRICS = ("fid", "accuracy", "diversity", "multimodality")
+TABLE_METRICS = ("fid", "accuracy", "diversity", "multimodality", "swd", "precision", "recall", "density",
+                 "coverage", "memorisation_ratio", "r_precision_top3", "jerk", "bone_length_error",
+                 "foot_skating", "limit_any")
+
+
+def comparable_models(models: Sequence[str], checkpoint_dir: Path) -> dict[str, Any]:
+    """name -> loaded generator, for the available models that generate from a label or text."""
+    from ..generator import load_generator
+
+    out = {}
+    for name in models:
+        try:
+            g = load_generator(name, checkpoint_dir)
+        except UserError as e:
+            log.warning("compare: %s not loaded: %s", name, e)
+            continue
+        if {"label", "text"} & set(getattr(g, "tasks", ())):
+            out[name] = g
+    return out
+
+
+def label_choices(gens: dict[str, Any]) -> list[tuple[str, str]]:
+    """(title (label), label) for every label known to at least one generator, in a stable order."""
+    try:
+        from ..data import LABEL_TITLES
+    except ImportError:  # pragma: no cover
+        LABEL_TITLES = {}
+    labels: list[str] = []
+    for g in gens.values():
+        for lab in getattr(g, "labels", ()) or ():
+            if lab not in labels:
+                labels.append(lab)
+    return [(f"{LABEL_TITLES.get(l, l)} ({l})", l) for l in labels]
+
+
+def _correct_of(choice: str | None) -> bool | None:
+    return {CORRECT: True, INCORRECT: False}.get(choice or UNSPECIFIED)
+
+
+def _real_example(label: str | None, seed: int, data_root: Path | None) -> Motion | None:
+    if not label or data_root is None:
+        return None
+    try:
+        from ..data import load_corpus
+
+        ms = [m for m in load_corpus("test", root=data_root) if m.labels.label == label]
+        if not ms:
+            ms = [m for m in load_corpus("train", root=data_root) if m.labels.label == label]
+    except (UserError, OSError) as e:
+        log.warning("compare: no real example: %s", e)
+        return None
+    if not ms:
+        return None
+    return ms[int(np.random.default_rng(seed).integers(len(ms)))]
+
+
+def compare(gens: dict[str, Any], label: str | None, text: str, correct: str | None, seed: int, frames: int,
+            steps: int, data_root: Path | None = None, progress=None) -> tuple[list[Motion], list[str]]:
+    """One motion per generator for the same exercise / prompt / seed, plus a real test motion of the
+    exercise first (when the data is there).  Returns (motions, titles)."""
+    from ..generator import Request
+
+    text = (text or "").strip()
+    if not label and not text:
+        raise UserError("choose an exercise or type a description")
+    if not gens:
+        raise UserError("no generator checkpoint is available")
+    motions: list[Motion] = []
+    titles: list[str] = []
+    real = _real_example(label, seed, data_root)
+    if real is not None:
+        motions.append(real.crop(0, min(real.num_frames, 600)))
+        titles.append(f"real ({real.labels.subject})")
+    n = len(gens)
+    for i, (name, g) in enumerate(gens.items()):
+        tasks = set(getattr(g, "tasks", ()))
+        glabels = set(getattr(g, "labels", ()) or ())
+        use_label = label if (label and (not glabels or label in glabels) and "label" in tasks) else None
+        use_text = text if "text" in tasks else ""
+        if use_label is None and not use_text:
+            continue                                  # this model cannot make this request
+        c = _correct_of(correct)
+        has_corr = getattr(g, "has_correctness", None)
+        if c is not None and use_label and has_corr is not None and not has_corr(use_label):
+            c = None
+        req = Request(model=name, label=use_label, text=use_text, correct=c, seed=seed, frames=frames,
+                      steps=steps, num=1)
+        sub = None if progress is None else (lambda f, t, i=i: progress((i + f) / n, f"{name}: {t}"))
+        motions += g.generate(req, sub)
+        titles.append(name)
+    if len(motions) == (1 if real is not None else 0):
+        raise UserError("none of the available models can generate this exercise; pick another one")
+    return motions, titles
+
+
+def motion_metrics_table(motions: Sequence[Motion], titles: Sequence[str], recognizer: Any | None) -> list[list[Any]]:
+    """Rows [title, predicted label, probability, correct, jerk, bone-length error, foot skating,
+    joint-limit violations] for each motion."""
+    from .. import metrics as M
+    from ..motion import DEFAULT_FPS
+    from ..skeleton import COMMON
+
+    preds = recognizer.predict(motions) if recognizer is not None else [None] * len(motions)
+    rows = []
+    for m, t, p in zip(motions, titles, preds):
+        j = m.retarget(COMMON).resample(DEFAULT_FPS).joints
+        phys = M.physical_metrics([j], COMMON, DEFAULT_FPS)
+        rows.append([t, p["label"] if p else "", round(p["probability"], 3) if p else None,
+                     "" if not p or p["correct"] is None else ("yes" if p["correct"] else "no"),
+                     _r(phys["jerk"]), _r(phys["bone_length_error"]), _r(phys["foot_skating"]),
+                     _r(phys["limit_any"])])
+    return rows
+
+
+def _r(v: Any, digits: int = 4) -> Any:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return v
+    return None if not np.isfinite(f) else float(f"{f:.{digits}g}")
+
+
+def quick_evaluation(gens: dict[str, Any], recognizer: Any, label: str | None, data_root: Path | None,
+                     num: int = 2, repeats: int = 5, steps: int = 10, progress=None) -> dict[str, dict[str, Any]]:
+    """:func:`motionviz.evaluation.evaluate` on the chosen exercise's dataset with small settings."""
+    from ..data import load_corpus
+    from ..evaluation import EvalSettings, evaluate
+
+    if recognizer is None:
+        raise UserError("the quick evaluation needs the recogniser checkpoint (recognizer.safetensors)")
+    if data_root is None:
+        raise UserError("the quick evaluation needs the real data folder")
+    gens = {n: g for n, g in gens.items() if "label" in set(getattr(g, "tasks", ()))}
+    if not gens:
+        raise UserError("no label-conditioned generator is available to evaluate")
+    ds = (label.split(":", 1)[0],) if label and ":" in label else ("ui-prmd",)
+    s = EvalSettings(num_per_label=num, repeats=repeats, datasets=ds, steps=steps, prompts_per_label=1)
+    if progress:
+        progress(0.0, "loading real data")
+    test = load_corpus("test", root=data_root)
+    train = load_corpus("train", datasets=list(ds), root=data_root)
+    return evaluate(gens, recognizer, test, train, s, progress)
+
+
+def result_table(result: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) 'model, metric +- ci, ...' for a :func:`evaluate` result."""
+    headers = ["model"] + list(TABLE_METRICS)
+    rows = []
+    for name, row in result.items():
+        cells: list[Any] = [name]
+        for k in TABLE_METRICS:
+            v = row.get(k)
+            ci = row.get(f"{k}_ci")
+            if v is None:
+                cells.append("–")
+            elif ci is None:
+                cells.append(f"{v:.4g}")
+            else:
+                cells.append(f"{v:.4g} ± {ci:.2g}")
+        rows.append(cells)
+    return headers, rows
+
+
+def bar_table(result: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[float, float]]]:
+    """``render.metric_bar_figure`` input: model -> metric -> (mean, ci)."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for name, row in result.items():
+        out[name] = {k: (row[k], row.get(f"{k}_ci") or 0.0) for k in BAR_METRICS if row.get(k) is not None}
+    return out
+
+
+def _recognizer(ctx: AppContext):
+    from ..models.recognition import CHECKPOINT_NAME, load_recognizer
+
+    p = Path(ctx.checkpoint_dir) / CHECKPOINT_NAME
+    if not p.is_file():
+        return None
+    try:
+        return load_recognizer(p)
+    except UserError as e:
+        log.warning("compare: recogniser not loaded: %s", e)
+        return None
+
+
+def build(ctx: AppContext) -> None:
+    from ..render import grid_figure, metric_bar_figure
+
+    gens = comparable_models(ctx.models, Path(ctx.checkpoint_dir))
+    if not gens:
+        gr.Markdown("**Compare** needs at least one generator checkpoint (diffusion or VAE).")
+        return
+    recognizer = _recognizer(ctx)
+    choices = label_choices(gens)
+    default = next((v for _, v in choices if v == "ui-prmd:m01"), choices[0][1] if choices else None)
+    motions_state = ctx.motions if ctx.motions is not None else gr.State([])
+    heavy = dict(concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
+
+    gr.Markdown(
+        f"**Compare the generators** ({', '.join(gens)}) on one exercise, description and seed, next to a "
+        "real motion of the exercise from the held-out test subjects. All views share one frame slider. "
+        + ("The recogniser names what each motion looks like." if recognizer is not None else
+           "(No recogniser checkpoint: predictions and the quick evaluation are unavailable.)"))
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            label = gr.Dropdown(choices, value=default, label="Exercise")
+            text = gr.Textbox("", label="Description (text models; optional)", max_lines=3,
+                              placeholder="e.g. a slow deep squat with the arms overhead")
+            correct = gr.Radio([UNSPECIFIED, CORRECT, INCORRECT], value=UNSPECIFIED, label="Execution")
+            with gr.Row():
+                seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+                frames = gr.Slider(20, 200, value=80, step=1, label="Frames (20 fps)")
+            steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps")
+            go_btn = gr.Button("Generate with every model", variant="primary")
+        with gr.Column(scale=3):
+            grid = gr.Plot(label="Side by side (one slider moves all)")
+            per_motion = gr.Dataframe(headers=["motion", "recognised as", "probability", "correct", "jerk",
+                                               "bone-length error", "foot skating (m/s)", "joint-limit frames"],
+                                      label="Recogniser and plausibility per motion", interactive=False,
+                                      wrap=True)
+    with gr.Accordion("Quick evaluation (ACTOR protocol, small sample)", open=False):
+        gr.Markdown(
+            "Generates 2 motions per exercise of the chosen exercise's dataset with every model and compares "
+            "them with the real test subjects: FID, recognition accuracy, diversity, multimodality (mean ± 95 % "
+            "interval over 5 repeats) and small-data metrics; the **real** row is real vs real (the floor / "
+            "ceiling). The full evaluation is `python -m motionviz evaluate --json`. Takes a minute or more "
+            "on CPU.")
+        eval_btn = gr.Button("Run quick evaluation")
+        table = gr.Dataframe(label="Metrics (real row = real vs real)", interactive=False, wrap=True)
+        bars = gr.Plot(label="Metrics with 95 % intervals")
+
+    @user_error
+    def on_generate(label_, text_, correct_, seed_, frames_, steps_, motions_, progress=gr.Progress()):
+        cb = progress_callback(progress)
+        ms, titles = compare(gens, label_, text_, correct_, to_int(seed_, "seed", 0, MAX_SEED),
+                             to_int(frames_, "frames", 8, 600), to_int(steps_, "steps", 1, 1000),
+                             ctx.data_root, cb)
+        cb(0.95, "drawing")
+        rows = motion_metrics_table(ms, titles, recognizer)
+        generated = [m for m, t in zip(ms, titles) if not t.startswith("real")]
+        return grid_figure(ms, titles=titles), rows, add_motions(motions_, generated)
+
+    @user_error
+    def on_evaluate(label_, progress=gr.Progress()):
+        cb = progress_callback(progress)
+        res = quick_evaluation(gens, recognizer, label_, ctx.data_root, progress=cb)
+        headers, rows = result_table(res)
+        fig = metric_bar_figure(bar_table(res), title="ACTOR metrics (real = real vs real)",
+                                metrics=list(BAR_METRICS))
+        return gr.Dataframe(value=rows, headers=headers), fig
+
+    go_btn.click(on_generate, [label, text, correct, seed, frames, steps, motions_state],
+                 [grid, per_motion, motions_state], api_name="compare_generate", **heavy)
+    eval_btn.click(on_evaluate, [label], [table, bars], api_name="compare_evaluate", **heavy)

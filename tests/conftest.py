@@ -1,0 +1,20 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The real data folder (``$MOTIONVIZ_DATA`` or ``../shared/data``); tests that need it are skipped
+    with the reason when it is absent."""
+    from motionviz.data import data_root as _data_root
+    from motionviz.errors import DataNotFound
+
+    try:
+        return _data_root()
+    except DataNotFound as e:
+        pytest.skip(f"real motion data not available: {e}")

@@ -1,0 +1,206 @@
+"""classify CLI schema on a tiny checkpoint; evaluate / augment on tiny fake generators and real sets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from motionviz import evaluation as E
+from motionviz.__main__ import main
+from motionviz.checkpoint import save_checkpoint
+from motionviz.generator import Request
+from motionviz.models import recognition as R
+from motionviz.motion import Motion, MotionLabels
+from motionviz.skeleton import COMMON
+
+torch.set_num_threads(1)
+
+TINY = dict(hidden=16, gru_hidden=12, feature_dim=16, conv_blocks=2, dropout=0.0, batch_size=16,
+            min_crop=20, max_crop=40)
+KINDS = {"ui-prmd:m07": "arms", "ui-prmd:m01": "squat", "kimore:ex2": "lean"}
+
+
+def standing_pose() -> np.ndarray:
+    p = {
+        "pelvis": (0, 0.9, 0), "spine": (0, 1.15, 0), "neck": (0, 1.45, 0),
+        "left_shoulder": (0.18, 1.42, 0), "left_elbow": (0.2, 1.13, 0), "left_wrist": (0.2, 0.88, 0.02),
+        "right_shoulder": (-0.18, 1.42, 0), "right_elbow": (-0.2, 1.13, 0), "right_wrist": (-0.2, 0.88, 0.02),
+        "left_hip": (0.1, 0.88, 0), "left_knee": (0.1, 0.48, 0.01), "left_ankle": (0.1, 0.08, 0),
+        "right_hip": (-0.1, 0.88, 0), "right_knee": (-0.1, 0.48, 0.01), "right_ankle": (-0.1, 0.08, 0),
+    }
+    return np.array([p[n] for n in COMMON.joints], dtype=np.float32)
+
+
+def synthetic(kind: str, T: int, rng: np.random.Generator) -> np.ndarray:
+    x = np.repeat(standing_pose()[None], T, axis=0)
+    ph = np.sin(np.linspace(0, 2 * np.pi, T) + rng.uniform(0, 0.5)) * rng.uniform(0.8, 1.2)
+    upper = [COMMON.index(n) for n in COMMON.joints if not n.endswith(("ankle", "knee", "hip", "pelvis"))]
+    if kind == "arms":
+        for s in ("left", "right"):
+            x[:, COMMON.index(f"{s}_wrist"), 1] += 0.5 * ph
+            x[:, COMMON.index(f"{s}_elbow"), 1] += 0.25 * ph
+    elif kind == "squat":
+        up = [COMMON.index(n) for n in COMMON.joints if not n.endswith(("ankle", "knee"))]
+        x[:, up, 1] -= 0.3 * np.abs(ph)[:, None]
+    else:
+        x[:, upper, 0] += 0.25 * ph[:, None]
+    return x + rng.normal(0, 0.003, x.shape).astype(np.float32)
+
+
+def real_set(n_per: int, seed: int, subject_prefix: str = "s") -> list[Motion]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for lab, kind in KINDS.items():
+        for i in range(n_per):
+            out.append(Motion(synthetic(kind, int(rng.integers(40, 60)), rng),
+                              labels=MotionLabels(dataset=lab.split(":")[0], label=lab,
+                                                  subject=f"{subject_prefix}{i % 4}",
+                                                  correct=bool(i % 2) if lab.startswith("ui-prmd") else None,
+                                                  score=float(40 + 10 * (i % 5)) if lab.startswith("kimore") else None)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_recognizer() -> R.Recognizer:
+    cfg = R.Config(labels=tuple(sorted(KINDS)), **TINY)
+    return R.train_recognizer(real_set(8, 0), cfg, steps=60, seed=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# classify
+# ---------------------------------------------------------------------------------------------
+def test_classify_cli_schema(tmp_path, monkeypatch, capsys, tiny_recognizer):
+    ck = tmp_path / "ck"
+    save_checkpoint(ck / "recognizer.safetensors", tiny_recognizer.state_dict(), R.KIND, tiny_recognizer.config,
+                    {"correct_labels": ["ui-prmd:m01", "ui-prmd:m07"], "score_labels": ["kimore:ex2"]})
+    monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(ck))
+    rng = np.random.default_rng(5)
+    arr = np.stack([synthetic(k, 50, rng) for k in ("arms", "squat", "lean", "arms")])   # (4, 50, 15, 3)
+    np.save(tmp_path / "m.npy", arr)
+    assert main(["classify", "--input", str(tmp_path / "m.npy"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    preds = out["predictions"]
+    assert len(preds) == 4
+    for p in preds:
+        assert set(p) == {"label", "probability", "correct"}
+        assert p["label"] in KINDS and 0.0 <= p["probability"] <= 1.0
+        assert p["correct"] is None or isinstance(p["correct"], bool)
+        if p["label"] == "kimore:ex2":
+            assert p["correct"] is None
+    assert [p["label"] for p in preds] == ["ui-prmd:m07", "ui-prmd:m01", "kimore:ex2", "ui-prmd:m07"]
+    # a single (T, J, 3) motion
+    np.save(tmp_path / "one.npy", arr[0])
+    assert main(["classify", "--input", str(tmp_path / "one.npy"), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["predictions"]) == 1
+    # bad inputs -> exit 2 with one error line
+    np.save(tmp_path / "bad.npy", np.zeros((2, 30, 17, 3), np.float32))
+    assert main(["classify", "--input", str(tmp_path / "bad.npy"), "--json"]) == 2
+    assert capsys.readouterr().err.startswith("error:")
+    (tmp_path / "junk.npy").write_bytes(b"not an array")
+    assert main(["classify", "--input", str(tmp_path / "junk.npy")]) == 2
+    assert main(["classify", "--input", str(tmp_path / "missing.npy")]) == 2
+    monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(tmp_path / "empty"))
+    assert main(["classify", "--input", str(tmp_path / "m.npy")]) == 2
+    assert "train recognizer" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------
+class FakeGenerator:
+    """'copy' returns training motions of the label (memorises); 'noise' returns random poses."""
+
+    skeleton = COMMON
+
+    def __init__(self, name: str, train: list[Motion], tasks=("label",)):
+        self.name = name
+        self.tasks = frozenset(tasks)
+        self.train = train
+        self.labels = sorted(KINDS)
+        self.prompts = {t: lab for lab, ts in E.eval_prompts().items() for t in ts}
+
+    def generate(self, request: Request, progress=None) -> list[Motion]:
+        r = request.validated()
+        lab = r.label or self.prompts[r.text]
+        rng = np.random.default_rng(r.seed)
+        if self.name == "noise":
+            return [Motion(rng.normal(0, 0.5, (r.frames, 15, 3)).astype(np.float32) + standing_pose(),
+                           labels=MotionLabels(label=lab)) for _ in range(r.num)]
+        pool = [m for m in self.train if m.labels.label == lab]
+        return [pool[int(i)].with_labels(dataset="generated") for i in rng.integers(0, len(pool), r.num)]
+
+
+def test_evaluate_fake_generators(tiny_recognizer):
+    train, test = real_set(10, 1), real_set(8, 2)
+    gens = {"copy": FakeGenerator("copy", train, ("label", "text")), "noise": FakeGenerator("noise", train)}
+    s = E.EvalSettings(num_per_label=3, repeats=4, datasets=None, prompts_per_label=2, max_frames=60)
+    calls = []
+    res = E.evaluate(gens, tiny_recognizer, test, train, s, progress=lambda f, t: calls.append(f))
+    assert set(res) == {"real", "copy", "noise"}
+    for row in res.values():
+        for k in ("fid", "accuracy", "diversity", "multimodality", "swd", "precision", "recall", "density",
+                  "coverage", "memorisation_ratio", "jerk", "bone_length_error", "foot_skating", "limit_any"):
+            assert k in row, k
+        for k in ("fid", "accuracy", "diversity", "multimodality"):
+            assert isinstance(row[k], float) and isinstance(row[f"{k}_ci"], float)
+    assert res["copy"]["fid"] < res["noise"]["fid"]
+    assert res["copy"]["accuracy"] > res["noise"]["accuracy"]
+    assert res["copy"]["memorisation_ratio"] < 0.05 < res["real"]["memorisation_ratio"]
+    assert res["noise"]["bone_length_error"] > 3 * res["real"]["bone_length_error"]
+    assert "r_precision_top1" in res["copy"] and "r_precision_top1" not in res["noise"]
+    assert res["copy"]["r_precision_top3"] == 1.0                  # 3 labels: top-3 always hits
+    assert calls and calls[-1] == 1.0 and all(0 <= c <= 1 for c in calls)
+    json.dumps(res)                                                   # JSON-safe
+
+
+def test_evaluate_rejects_unknown_labels(tiny_recognizer):
+    with pytest.raises(Exception):
+        E.evaluate({}, tiny_recognizer, real_set(2, 3), real_set(2, 4),
+                   E.EvalSettings(labels=("nope:1",), datasets=None, repeats=1))
+
+
+def test_augmentation_study_schema(tiny_recognizer):
+    train = [m for m in real_set(6, 5) if m.labels.dataset == "ui-prmd"]
+    held = [m for m in real_set(3, 6) if m.labels.dataset == "ui-prmd"]
+    kim = [m.with_labels(subject=f"p{40 + i}") for i, m in enumerate(real_set(12, 7)) if m.labels.dataset == "kimore"]
+    gens = {"copy": FakeGenerator("copy", train + kim)}
+    s = E.AugmentSettings(generated_per_class=2, steps_uiprmd=3, steps_kimore=2, kimore_folds=2, frames=40,
+                          hidden=8, gru_hidden=8, feature_dim=8, batch_size=8)
+    res = E.augmentation_study(gens, train, held, kim, {f"p{40 + i}" for i in range(6)}, s)
+    assert set(res) == {"real_only", "real_plus_copy"}
+    for row in res.values():
+        assert 0.0 <= row["uiprmd_exercise_accuracy"] <= 1.0
+        assert 0.0 <= row["uiprmd_correctness_accuracy"] <= 1.0
+        assert row["kimore_rmse"] >= row["kimore_mae"] >= 0.0
+        assert row["kimore_folds"] == 2
+    assert res["real_only"]["uiprmd_train_generated"] == 0
+    assert res["real_plus_copy"]["uiprmd_train_generated"] == 2 * 2 * 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Compare tab helpers (no server)
+# ---------------------------------------------------------------------------------------------
+def test_compare_tab_helpers(tiny_recognizer):
+    from motionviz.render import grid_figure, metric_bar_figure
+    from motionviz.ui import compare_tab as C
+
+    train = real_set(4, 8)
+    gens = {"copy": FakeGenerator("copy", train, ("label", "text")), "noise": FakeGenerator("noise", train)}
+    assert [v for _, v in C.label_choices(gens)] == sorted(KINDS)
+    ms, titles = C.compare(gens, "ui-prmd:m01", "", "Correct", 3, 40, 10, data_root=None)
+    assert titles == ["copy", "noise"] and len(ms) == 2
+    rows = C.motion_metrics_table(ms, titles, tiny_recognizer)
+    assert rows[0][0] == "copy" and rows[0][1] in KINDS and len(rows[0]) == 8
+    grid_figure(ms, titles=titles)
+    with pytest.raises(Exception):
+        C.compare(gens, None, "", None, 0, 40, 10)
+    res = E.evaluate(gens, tiny_recognizer, real_set(6, 9), train,
+                     E.EvalSettings(num_per_label=2, repeats=2, datasets=None, prompts_per_label=0))
+    headers, table = C.result_table(res)
+    assert headers[0] == "model" and [r[0] for r in table] == ["real", "copy", "noise"]
+    assert "±" in table[0][1]
+    fig = metric_bar_figure(C.bar_table(res), metrics=list(C.BAR_METRICS))
+    assert len(fig.data) == 3 * len(C.BAR_METRICS)

@@ -1,0 +1,126 @@
+"""Recogniser: shapes, invariances, padding, training signal, checkpoint round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from motionviz.checkpoint import save_checkpoint
+from motionviz.errors import UserError
+from motionviz.motion import Motion, MotionLabels
+from motionviz.models import recognition as R
+from motionviz.skeleton import COMMON
+
+torch.set_num_threads(1)
+
+TINY = dict(hidden=16, gru_hidden=12, feature_dim=16, conv_blocks=2, dropout=0.0, batch_size=8,
+            min_crop=20, max_crop=40)
+
+
+def standing_pose() -> np.ndarray:
+    p = {
+        "pelvis": (0, 0.9, 0), "spine": (0, 1.15, 0), "neck": (0, 1.45, 0),
+        "left_shoulder": (0.18, 1.42, 0), "left_elbow": (0.2, 1.13, 0), "left_wrist": (0.2, 0.88, 0.02),
+        "right_shoulder": (-0.18, 1.42, 0), "right_elbow": (-0.2, 1.13, 0), "right_wrist": (-0.2, 0.88, 0.02),
+        "left_hip": (0.1, 0.88, 0), "left_knee": (0.1, 0.48, 0.01), "left_ankle": (0.1, 0.08, 0),
+        "right_hip": (-0.1, 0.88, 0), "right_knee": (-0.1, 0.48, 0.01), "right_ankle": (-0.1, 0.08, 0),
+    }
+    return np.array([p[n] for n in COMMON.joints], dtype=np.float32)
+
+
+def synthetic(kind: str, T: int, rng: np.random.Generator) -> np.ndarray:
+    """'arms': both wrists rise and fall; 'squat': the upper body drops and rises."""
+    x = np.repeat(standing_pose()[None], T, axis=0)
+    ph = np.sin(np.linspace(0, 2 * np.pi, T) + rng.uniform(0, 0.5))
+    if kind == "arms":
+        for s in ("left", "right"):
+            x[:, COMMON.index(f"{s}_wrist"), 1] += 0.5 * ph
+            x[:, COMMON.index(f"{s}_elbow"), 1] += 0.25 * ph
+    else:
+        upper = [COMMON.index(n) for n in COMMON.joints if not n.endswith(("ankle", "knee"))]
+        x[:, upper, 1] -= 0.3 * np.abs(ph)[:, None]
+    return x + rng.normal(0, 0.003, x.shape).astype(np.float32)
+
+
+def tiny_model(labels=("t:arms", "t:squat")) -> R.Recognizer:
+    torch.manual_seed(0)
+    return R.Recognizer(R.Config(labels=tuple(labels), **TINY))
+
+
+def test_forward_shapes_and_probabilities():
+    m = tiny_model().eval()
+    x, lengths = R.motions_to_batch([synthetic("arms", 30, np.random.default_rng(0)),
+                                     synthetic("squat", 50, np.random.default_rng(1))])
+    assert x.shape == (2, 50, 15, 3) and lengths.tolist() == [30, 50]
+    out = m(x, lengths)
+    assert out["features"].shape == (2, 16)
+    assert out["logits"].shape == (2, 2) and out["correct"].shape == (2,) and out["score"].shape == (2,)
+    r = m.run([synthetic("arms", 30, np.random.default_rng(0))] * 3)
+    assert r["probs"].shape == (3, 2) and np.allclose(r["probs"].sum(1), 1.0, atol=1e-5)
+
+
+def test_invariant_to_facing_scale_position_and_padding():
+    m = tiny_model().eval()
+    a = synthetic("arms", 40, np.random.default_rng(2))
+    ang = 1.3
+    Rm = np.array([[np.cos(ang), 0, np.sin(ang)], [0, 1, 0], [-np.sin(ang), 0, np.cos(ang)]], np.float32)
+    b = (a @ Rm.T) * 1.3 + np.array([2.0, 0.5, -1.0], np.float32)
+    fa, fb = m.features([a]), m.features([b])
+    assert np.allclose(fa, fb, atol=1e-4)
+    # padding: batched with a much longer motion gives the same features
+    long = synthetic("squat", 120, np.random.default_rng(3))
+    both = m.features([a, long])
+    assert np.allclose(both[0], fa[0], atol=1e-4)
+
+
+def test_lengths_and_bad_input():
+    m = tiny_model().eval()
+    for T in (2, 5, 600):
+        assert np.isfinite(m.features([synthetic("arms", T, np.random.default_rng(T))])).all()
+    with_nan = synthetic("arms", 30, np.random.default_rng(4))
+    with_nan[5:9, 3] = np.nan
+    assert np.isfinite(m.features([with_nan])).all()
+    with pytest.raises(UserError):
+        m.features([np.zeros((30, 17, 3), np.float32)])
+    with pytest.raises(UserError):
+        m.features([np.zeros((1, 15, 3), np.float32)])
+    with pytest.raises(UserError):
+        m.features([np.full((10, 15, 3), np.nan, np.float32)])
+
+
+def test_train_step_lowers_loss_on_tiny_batch():
+    rng = np.random.default_rng(0)
+    motions = [Motion(synthetic(k, 40, rng), labels=MotionLabels(label=f"t:{k}", correct=bool(i % 2),
+                                                                   score=50.0 + 10 * (i % 3)))
+               for i, k in enumerate(["arms", "squat"] * 4)]
+    model = tiny_model().train()
+    cfg = model.config
+    items = R._items(motions, cfg.labels)
+    batch = R.collate_motions(items, np.random.default_rng(0), cfg, augment=False)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    first = model.train_step(batch, {"model": opt})
+    for _ in range(40):
+        last = model.train_step(batch, {"model": opt})
+    assert last["loss"] < 0.6 * first["loss"]
+    assert {"ce", "acc", "bce", "score_mse", "loss"} <= set(first)
+    assert last["acc"] == 1.0
+
+
+def test_train_recognizer_separates_classes_and_checkpoint_roundtrip(tmp_path):
+    rng = np.random.default_rng(1)
+    motions = [Motion(synthetic(k, int(rng.integers(30, 60)), rng), labels=MotionLabels(label=f"t:{k}"))
+               for k in ["arms", "squat"] * 10]
+    cfg = R.Config(labels=("t:arms", "t:squat"), **TINY)
+    model = R.train_recognizer(motions, cfg, steps=40, seed=0)
+    test = [synthetic(k, 45, np.random.default_rng(100 + i)) for i, k in enumerate(["arms", "squat"] * 3)]
+    preds = model.predict(test)
+    assert [p["label"] for p in preds] == ["t:arms", "t:squat"] * 3
+    assert all(p["correct"] is None and 0.5 <= p["probability"] <= 1.0 for p in preds)
+    path = save_checkpoint(tmp_path / "recognizer.safetensors", model.state_dict(), R.KIND, model.config,
+                           {"correct_labels": [], "score_labels": []})
+    again = R.load_recognizer(path)
+    assert again.labels == model.labels
+    assert np.allclose(again.features(test), model.features(test), atol=1e-6)
+    with pytest.raises(UserError):
+        R.load_recognizer(tmp_path / "missing.safetensors")

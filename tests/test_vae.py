@@ -1,0 +1,347 @@
+"""ACTOR-style VAE: shapes, class tokens, losses, training, checkpoints, seeding, interpolation, CLI.
+
+Everything runs on a tiny config (a few thousand parameters) and synthetic motions on the common
+skeleton; no dataset is needed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from motionviz.checkpoint import data_provenance, save_checkpoint
+from motionviz.errors import CheckpointError, UserError
+from motionviz.generator import Request
+from motionviz.interpolate import interpolate, lerp, slerp, weights
+from motionviz.models import vae as V
+from motionviz.motion import Motion, MotionLabels
+from motionviz.skeleton import COMMON
+
+torch.set_num_threads(1)
+
+CLASSES = ("kimore:ex5", "ui-prmd:m01/correct", "ui-prmd:m01/incorrect", "ui-prmd:m07/correct")
+
+# standing pose on the common skeleton (metres, Y-up, facing +Z, left = +X)
+_POSE = {
+    "pelvis": (0.0, 0.95, 0.0), "spine": (0.0, 1.15, 0.0), "neck": (0.0, 1.45, 0.0),
+    "left_shoulder": (0.18, 1.42, 0.0), "left_elbow": (0.2, 1.15, 0.0), "left_wrist": (0.2, 0.9, 0.0),
+    "right_shoulder": (-0.18, 1.42, 0.0), "right_elbow": (-0.2, 1.15, 0.0), "right_wrist": (-0.2, 0.9, 0.0),
+    "left_hip": (0.1, 0.92, 0.0), "left_knee": (0.1, 0.5, 0.02), "left_ankle": (0.1, 0.08, 0.0),
+    "right_hip": (-0.1, 0.92, 0.0), "right_knee": (-0.1, 0.5, 0.02), "right_ankle": (-0.1, 0.08, 0.0),
+}
+
+
+def synthetic(label: str, correct: bool | None, T: int, rng: np.random.Generator) -> Motion:
+    """A squat (pelvis and upper body go down) or a left-arm abduction, with a little noise."""
+    base = np.array([_POSE[n] for n in COMMON.joints], dtype=np.float32)
+    phase = np.sin(np.linspace(0, np.pi, T)) * (0.6 if correct is False else 1.0)
+    j = np.repeat(base[None], T, axis=0)
+    if label in ("ui-prmd:m01", "kimore:ex5"):
+        upper = [COMMON.index(n) for n in COMMON.joints if "knee" not in n and "ankle" not in n]
+        j[:, upper, 1] -= 0.35 * phase[:, None]
+    else:
+        sh = COMMON.index("left_shoulder")
+        for name, r in (("left_elbow", 0.28), ("left_wrist", 0.55)):
+            a = phase * np.pi * 0.9
+            j[:, COMMON.index(name)] = base[sh] + np.stack([r * np.sin(a), -r * np.cos(a), 0 * a], -1)
+    j += rng.normal(scale=0.005, size=j.shape).astype(np.float32)
+    return Motion(j, COMMON, 20.0, MotionLabels(dataset=label.split(":")[0], label=label, correct=correct))
+
+
+def corpus(n: int = 6, seed: int = 0) -> list[Motion]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for key in CLASSES:
+        label, correct = V.split_class(key)
+        for _ in range(n):
+            out.append(synthetic(label, correct, int(rng.integers(20, 40)), rng))
+    return out
+
+
+def tiny_model(seed: int = 0) -> V.ActorVAE:
+    torch.manual_seed(seed)
+    motions = corpus()
+    cfg = V.tiny_config(V.classes_of(motions))
+    model = V.ActorVAE(cfg)
+    items = V.motions_to_items(motions, cfg.classes)
+    model.set_stats(*V.compute_stats(items, cfg.min_frames, cfg.max_frames, clips=100))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def gen() -> V.VAEGenerator:
+    return V.VAEGenerator(tiny_model())
+
+
+@pytest.fixture()
+def ckpt_dir(tmp_path, monkeypatch):
+    model = tiny_model()
+    save_checkpoint(tmp_path / "vae.safetensors", model.state_dict(), "vae", model.config,
+                    {"data": data_provenance(["ui-prmd"]), "command": "test"})
+    monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(tmp_path))
+    return tmp_path
+
+
+# ---- representation / classes -------------------------------------------------------------------
+def test_features_round_trip_and_canonical_frame():
+    m = synthetic("ui-prmd:m01", True, 30, np.random.default_rng(1)).rotate_y(0.7)
+    j = m.joints + np.array([0.5, 0.0, -1.0], np.float32)
+    f = V.joints_to_features(j)
+    assert f.shape == (30, 45)
+    np.testing.assert_allclose(V.features_to_joints(f), j, atol=1e-6)
+    ft = V.joints_to_features(torch.from_numpy(j))
+    np.testing.assert_allclose(ft.numpy(), f, atol=1e-6)
+    c = V.canonicalise(j)
+    assert abs(c[0, COMMON.index("pelvis"), 0]) < 1e-6 and abs(c[0, COMMON.index("pelvis"), 2]) < 1e-6
+    across = c[0, COMMON.index("left_hip")] - c[0, COMMON.index("right_hip")]
+    assert across[0] > 0 and abs(across[2]) < 1e-3          # left = +X again after canonicalising
+    np.testing.assert_allclose(c[..., 1], j[..., 1], atol=1e-6)  # heights untouched
+
+
+def test_class_keys_and_label_resolution():
+    assert V.class_key("ui-prmd:m01", False) == "ui-prmd:m01/incorrect"
+    assert V.class_key("irds:4", True) == "irds:4/correct"
+    assert V.class_key("kimore:ex5", None) == "kimore:ex5"
+    assert V.class_key("bandai:walk", True) == "bandai:walk"          # no correctness in Bandai
+    assert V.split_class("ui-prmd:m01/incorrect") == ("ui-prmd:m01", False)
+    labels = ["ui-prmd:m01", "kimore:ex5", "irds:4", "keraal:4"]
+    assert V.resolve_label("ui-prmd:m01", labels) == "ui-prmd:m01"
+    assert V.resolve_label("M01", labels) == "ui-prmd:m01"
+    with pytest.raises(UserError, match="ambiguous"):
+        V.resolve_label("4", labels)
+    with pytest.raises(UserError, match="unknown exercise"):
+        V.resolve_label("squat", labels)
+
+
+# ---- the model ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("T", [8, 37, 150])
+def test_shapes_for_any_length(T):
+    model = tiny_model()
+    C, D, F = len(CLASSES), model.config.d_model, model.config.num_features
+    x = torch.randn(3, T, F)
+    mask = torch.ones(3, T, dtype=torch.bool)
+    mask[1, T // 2:] = False
+    y = torch.tensor([0, 1, 3])
+    with torch.no_grad():
+        mu, logvar = model.encode(x, mask, y)
+        out = model.decode(mu, y, T, mask)
+    assert mu.shape == (3, D) and logvar.shape == (3, D)
+    assert out.shape == (3, T, F) and torch.isfinite(out).all()
+    assert (out[1, T // 2:] == 0).all()                                 # padded frames masked
+    g = V.VAEGenerator(model)
+    ms = g.sample("ui-prmd:m01", True, frames=T, num=2, seed=0)
+    assert len(ms) == 2 and ms[0].joints.shape == (T, 15, 3) and ms[0].joints.dtype == np.float32
+    assert ms[0].skeleton is COMMON and ms[0].fps == 20.0 and ms[0].labels.label == "ui-prmd:m01"
+
+
+def test_per_class_tokens_exist_and_condition():
+    model = tiny_model()
+    C, D = len(CLASSES), model.config.d_model
+    names = dict(model.named_parameters())
+    for n in ("mu_token", "sigma_token", "class_bias"):
+        assert names[n].shape == (C, D)
+    x = torch.randn(1, 20, model.config.num_features).expand(C, -1, -1)
+    mask = torch.ones(C, 20, dtype=torch.bool)
+    with torch.no_grad():
+        mu, logvar = model.encode(x, mask, torch.arange(C))
+        dec = model.decode(torch.zeros(C, D), torch.arange(C), 20)
+    assert not torch.allclose(mu[0], mu[1]) and not torch.allclose(logvar[0], logvar[1])
+    assert not torch.allclose(dec[0], dec[1])
+    # the padding mask hides frames: changing a padded frame does not change the posterior
+    x2 = x[:1].clone()
+    m2 = torch.ones(1, 20, dtype=torch.bool)
+    m2[0, 15:] = False
+    with torch.no_grad():
+        a = model.encode(x2, m2, torch.tensor([0]))[0]
+        x2[0, 17] += 5.0
+        b = model.encode(x2, m2, torch.tensor([0]))[0]
+    torch.testing.assert_close(a, b)
+
+
+def test_kl_weight_config_and_loss_composition():
+    assert V.Config().kl_weight == pytest.approx(1e-5)
+    model = tiny_model()
+    model.config = replace(model.config, kl_weight=0.25, vel_weight=0.5, pos_weight=2.0)
+    rng = np.random.default_rng(0)
+    items = V.motions_to_items(corpus(), model.config.classes)
+    batch = V.collate_clips(items[:6], rng, 16, 32)
+    with torch.no_grad():
+        out = model.losses(batch, generator=torch.Generator().manual_seed(0))
+    expected = 2.0 * out["pos"] + 0.5 * out["vel"] + 0.25 * out["kl"]
+    torch.testing.assert_close(out["loss"], expected)
+    assert out["kl"] > 0
+    # the KL term is the analytic KL of N(mu, sigma) to N(0, I): zero for mu = 0, logvar = 0
+    mu, logvar = torch.zeros(2, 4), torch.zeros(2, 4)
+    assert float((-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(-1)).mean()) == 0.0
+
+
+def test_collate_masks_variable_lengths():
+    rng = np.random.default_rng(0)
+    items = V.motions_to_items(corpus(), CLASSES)
+    b = V.collate_clips(items[:8], rng, 16, 32)
+    lengths = b["mask"].sum(1)
+    assert b["features"].shape[0] == 8 and b["features"].shape[2] == 45
+    assert int(lengths.max()) == b["features"].shape[1] and int(lengths.min()) >= 16
+    assert (b["features"][~b["mask"]] == 0).all()
+    # crops start facing +Z with the pelvis at the origin
+    f0 = b["features"][:, 0, :3]
+    assert torch.allclose(f0[:, [0, 2]], torch.zeros(8, 2), atol=1e-5)
+    batches = V.ClipBatches(items, len(CLASSES), 5, 16, 32, seed=3)
+    assert next(batches)["label"].shape == (5,)
+
+
+def test_train_step_lowers_loss():
+    torch.manual_seed(0)
+    model = tiny_model()
+    items = V.motions_to_items(corpus(), model.config.classes)
+    batch = V.collate_clips(items[::3], np.random.default_rng(0), 16, 32)
+    opts = V.make_optimizers(model)
+    first = model.train_step(batch, opts)
+    for _ in range(60):
+        last = model.train_step(batch, opts)
+    assert set(first) == {"loss", "pos", "vel", "kl"}
+    assert last["loss"] < 0.8 * first["loss"], (first, last)
+    assert last["pos"] < 0.6 * first["pos"], (first, last)
+
+
+# ---- generator ----------------------------------------------------------------------------------
+def test_same_seed_same_output_different_seeds_differ(gen):
+    a = gen.sample("ui-prmd:m01", False, frames=24, num=3, seed=5)
+    b = gen.sample("ui-prmd:m01", False, frames=24, num=3, seed=5)
+    c = gen.sample("ui-prmd:m01", False, frames=24, num=3, seed=6)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.joints, y.joints)
+    assert not np.allclose(a[0].joints, c[0].joints)
+    assert not np.allclose(a[0].joints, a[1].joints)        # the samples of one call differ
+    assert a[0].labels.correct is False
+    r = Request(model="vae", label="m01", correct=False, frames=24, num=3, seed=5)
+    d = gen.generate(r)
+    np.testing.assert_array_equal(d[2].joints, a[2].joints)
+
+
+def test_bad_requests_raise_user_errors(gen):
+    with pytest.raises(UserError, match="no incorrect"):
+        gen.sample("kimore:ex5", False, frames=20)
+    with pytest.raises(UserError, match="no incorrect"):
+        gen.sample("ui-prmd:m07", False, frames=20)
+    with pytest.raises(UserError, match="unknown exercise"):
+        gen.sample("squat", None, frames=20)
+    with pytest.raises(UserError, match="frames"):
+        gen.sample("m01", None, frames=0)
+    with pytest.raises(UserError):
+        gen.generate(Request(model="vae", label=None, frames=20))
+    assert gen.tasks == frozenset({"label", "interpolate", "vary"})
+
+
+def test_checkpoint_round_trip_strict(tmp_path):
+    model = tiny_model()
+    path = save_checkpoint(tmp_path / "vae.safetensors", model.state_dict(), "vae", model.config,
+                           {"data": data_provenance(["ui-prmd"])})
+    g1 = V.VAEGenerator(model)
+    g2 = V.load_generator(path)
+    assert g2.config == model.config and g2.classes == CLASSES
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(g2.model.state_dict()[k], v)
+    np.testing.assert_allclose(g2.sample("m07", None, 30, 2, 1)[1].joints,
+                               g1.sample("m07", None, 30, 2, 1)[1].joints, atol=1e-6)
+    # a missing tensor fails strictly
+    sd = dict(model.state_dict())
+    sd.pop("class_bias")
+    bad = save_checkpoint(tmp_path / "bad.safetensors", sd, "vae", model.config)
+    with pytest.raises(CheckpointError, match="does not match"):
+        V.load_generator(bad)
+    other = save_checkpoint(tmp_path / "other.safetensors", model.state_dict(), "aegan", model.config)
+    with pytest.raises(CheckpointError):
+        V.load_generator(other)
+
+
+# ---- interpolation ------------------------------------------------------------------------------
+def test_lerp_slerp_endpoints_and_norm():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 64, generator=g), torch.randn(2, 64, generator=g)
+    b = b / b.norm(dim=-1, keepdim=True) * a.norm(dim=-1, keepdim=True)          # equal norms
+    t = weights(9)
+    for f in (lerp, slerp):
+        p = f(a, b, t)
+        assert p.shape == (9, 2, 64)
+        assert torch.equal(p[0], a) and torch.equal(p[-1], b)
+    s = slerp(a, b, t)
+    torch.testing.assert_close(s.norm(dim=-1), a.norm(dim=-1).expand(9, -1))
+    assert (lerp(a, b, t)[4].norm(dim=-1) < a.norm(dim=-1) * 0.95).all()       # lerp cuts the sphere
+    # known answer: halfway between orthogonal unit vectors
+    e1, e2 = torch.tensor([1.0, 0, 0]), torch.tensor([0, 1.0, 0])
+    torch.testing.assert_close(slerp(e1, e2, torch.tensor([0.5]))[0],
+                               torch.tensor([1.0, 1.0, 0]) / math.sqrt(2))
+    # nearly parallel endpoints do not blow up
+    assert torch.isfinite(slerp(e1, e1 * 2, t)).all()
+    assert interpolate(e1, e2, 3, spherical=True).shape == (3, 3)
+    with pytest.raises(ValueError):
+        weights(1)
+
+
+@pytest.mark.parametrize("spherical", [False, True])
+def test_interpolation_endpoints_equal_endpoint_decodes(gen, spherical):
+    # two seeds of one class
+    path = gen.interpolate_path(V.Endpoint("m01", False, 3), V.Endpoint("m01", False, 9), steps=5, frames=24,
+                                spherical=spherical)
+    assert len(path) == 5 and path[0].joints.shape == (24, 15, 3)
+    np.testing.assert_allclose(path[0].joints, gen.sample("m01", False, 24, 1, 3)[0].joints, atol=1e-5)
+    np.testing.assert_allclose(path[-1].joints, gen.sample("m01", False, 24, 1, 9)[0].joints, atol=1e-5)
+    assert not np.allclose(path[2].joints, path[0].joints)
+    # correct <-> incorrect of one exercise, and two different classes
+    path = gen.interpolate_path(V.Endpoint("m01", True, 1), V.Endpoint("m01", False, 1), 4, 24, spherical)
+    np.testing.assert_allclose(path[0].joints, gen.sample("m01", True, 24, 1, 1)[0].joints, atol=1e-5)
+    np.testing.assert_allclose(path[-1].joints, gen.sample("m01", False, 24, 1, 1)[0].joints, atol=1e-5)
+    assert path[0].labels.correct is True and path[-1].labels.correct is False
+    # deterministic
+    again = gen.interpolate_path(V.Endpoint("m01", True, 1), V.Endpoint("m01", False, 1), 4, 24, spherical)
+    np.testing.assert_array_equal(again[2].joints, path[2].joints)
+
+
+def test_interpolation_between_encoded_motions_and_request(gen):
+    rng = np.random.default_rng(7)
+    a = synthetic("ui-prmd:m01", True, 30, rng)
+    b = synthetic("ui-prmd:m07", True, 30, rng)
+    path = gen.interpolate_path(V.Endpoint(motion=a), V.Endpoint(motion=b), steps=3, frames=30)
+    rec_a = gen.vary(a, num=1, seed=0, spread=0.0, frames=30)[0]
+    rec_b = gen.vary(b, num=1, seed=0, spread=0.0, frames=30)[0]
+    np.testing.assert_allclose(path[0].joints, rec_a.joints, atol=1e-5)
+    np.testing.assert_allclose(path[-1].joints, rec_b.joints, atol=1e-5)
+    assert path[0].labels.label == "ui-prmd:m01" and path[-1].labels.label == "ui-prmd:m07"
+    r = Request(model="vae", label="m01", correct=True, seed=2, to_label="ui-prmd:m07", to_seed=4, steps=6,
+                frames=20, extra={"spherical": True})
+    out = gen.interpolate(r)
+    assert len(out) == 6
+    np.testing.assert_allclose(out[-1].joints, gen.sample("m07", True, 20, 1, 4)[0].joints, atol=1e-5)
+    via_generate = gen.generate(replace(r, extra={"spherical": True, "task": "interpolate"}))
+    np.testing.assert_array_equal(via_generate[3].joints, out[3].joints)
+
+
+def test_vary_around_a_real_motion(gen):
+    rng = np.random.default_rng(3)
+    m = synthetic("ui-prmd:m01", True, 30, rng)
+    same = gen.vary(m, num=3, seed=0, spread=0.0)
+    assert len(same) == 3 and same[0].joints.shape == (30, 15, 3)
+    np.testing.assert_array_equal(same[0].joints, same[2].joints)   # spread 0: the reconstruction
+    v1 = gen.vary(m, num=3, seed=1, spread=1.0)
+    v2 = gen.vary(m, num=3, seed=1, spread=1.0)
+    np.testing.assert_array_equal(v1[1].joints, v2[1].joints)
+    assert not np.allclose(v1[0].joints, v1[1].joints)
+    # a motion with an unknown label gets the best-reconstructing class; NaN gaps are filled
+    j = m.joints.copy()
+    j[5:8, COMMON.index("left_wrist")] = np.nan
+    odd = Motion(j, COMMON, 20.0, MotionLabels(label="user:file"))
+    out = gen.vary(odd, num=2, seed=0, frames=40)
+    assert out[0].joints.shape == (40, 15, 3) and np.isfinite(out[0].joints).all()
+    assert out[0].labels.label in gen.labels
+    # through the Generator protocol
+    via = gen.generate(Request(model="vae", source=m, num=2, seed=1, frames=30))
+    np.testing.assert_array_equal(via[1].joints, v1[1].joints)
+    with pytest.raises(UserError, match="spread"):
+        gen.vary(m, spread=float("nan"))
+    with pytest.raises(UserError):
+        gen.vary(Motion(np.zeros((3, 15, 3), np.float32)))
