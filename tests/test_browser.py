@@ -113,6 +113,18 @@ def _xs(pg) -> list:
     }}""")
 
 
+def _remember_x(pg) -> None:
+    """Store the current x coordinates in the page, serialised by the browser itself."""
+    pg.evaluate(f"""() => {{ const gd = document.querySelector('{PLOT}');
+        window.__mvOldX = gd && gd.data && gd.data.length ? JSON.stringify(Array.from(gd.data[0].x)) : null; }}""")
+
+
+def _wait_x_changed(pg, timeout: int = 60_000) -> None:
+    pg.wait_for_function(f"""() => {{ const gd = document.querySelector('{PLOT}');
+        return gd && gd.data && gd.data.length && JSON.stringify(Array.from(gd.data[0].x)) !== window.__mvOldX; }}""",
+                         timeout=timeout)
+
+
 def _title(pg) -> str:
     return pg.evaluate(f"""() => {{
         const gd = document.querySelector('{PLOT}');
@@ -139,7 +151,7 @@ def test_data_tab_plot_renders_and_slider_moves(page):
                          "return gd && gd.data && gd.data.length > 0; }", timeout=120_000)
 
     # select another exercise, then a sequence: the plot must change to it
-    before = _xs(pg)
+    _remember_x(pg)
     _choose(pg, "data-exercise", "m07")
     pg.wait_for_function(f"() => {{ const gd = document.querySelector('{PLOT}'); "
                          "const t = gd && gd.layout && gd.layout.title; "
@@ -147,9 +159,7 @@ def test_data_tab_plot_renders_and_slider_moves(page):
     _choose(pg, "data-sequence", "episode 03")
     pg.wait_for_function("() => { const i = document.querySelector('#data-sequence input'); "
                          "return i && i.value.includes('episode 03'); }")
-    pg.wait_for_function(f"""(old) => {{ const gd = document.querySelector('{PLOT}');
-        return gd && gd.data && gd.data.length && JSON.stringify(Array.from(gd.data[0].x)) !== old; }}""",
-                         arg=json.dumps(before), timeout=60_000)
+    _wait_x_changed(pg)
     assert "m07" in _title(pg)
     meta = pg.locator("#data-meta").inner_text()
     assert "ui-prmd:m07" in meta and "s01" in meta
@@ -175,18 +185,19 @@ def test_data_tab_plot_renders_and_slider_moves(page):
 
     # move the frame slider: click the far end of its rail; the coordinates must change
     x0 = _xs(pg)
+    _remember_x(pg)
     rail = pg.locator(f"{PLOT} .slider-rail-touch-rect").first
     box = rail.bounding_box()
     assert box is not None
     pg.mouse.click(box["x"] + box["width"] * 0.95, box["y"] + box["height"] / 2)
-    pg.wait_for_function(f"""(old) => {{ const gd = document.querySelector('{PLOT}');
-        return JSON.stringify(Array.from(gd.data[0].x)) !== old; }}""", arg=json.dumps(x0), timeout=20_000)
+    _wait_x_changed(pg, timeout=20_000)
     x1 = _xs(pg)
     assert len(x1) == len(x0) and x1 != x0
     # and back to the start (first step = frame 0) gives different coordinates again
+    _remember_x(pg)
     pg.mouse.click(box["x"] + 2, box["y"] + box["height"] / 2)
-    pg.wait_for_function(f"""(old) => {{ const gd = document.querySelector('{PLOT}');
-        return JSON.stringify(Array.from(gd.data[0].x)) !== old; }}""", arg=json.dumps(x1), timeout=20_000)
+    _wait_x_changed(pg, timeout=20_000)
+    assert _xs(pg) == x0, "frame 0 again must give the first coordinates"
 
     shot = os.environ.get("MOTIONVIZ_SCREENSHOT")
     if shot:
