@@ -137,9 +137,13 @@ def test_show_sequence_errors():
 
 @needs_data
 def test_wired_show_and_filter_events(demo):
-    upd = _fn(demo, "data_exercise").fn("ui-prmd", "ui-prmd:m05", "s01", "", "correct", None)
-    assert len(upd) == 5 and upd[0].value == "ui-prmd:m05"
+    upd = _fn(demo, "data_exercise").fn("ui-prmd", "ui-prmd:m05", "s01", "", "correct", None, "native", "single")
+    assert len(upd) == 8 and upd[0].value == "ui-prmd:m05"
     key = upd[4].value
+    # the filter event also shows the selected sequence (one event: no stale dropdown value)
+    assert isinstance(upd[5], go.Figure) and upd[7][0].label == "ui-prmd:m05" and upd[7][0].labels.source
+    upd = _fn(demo, "data_dataset").fn("ui-prmd", "common", "single")
+    assert len(upd) == 8 and isinstance(upd[5], go.Figure) and upd[7][0].skeleton.name == "common"
     fig, meta, shown = _fn(demo, "data_show").fn("ui-prmd", key, "native", "single")
     assert isinstance(fig, go.Figure) and shown[0].label == "ui-prmd:m05"
     with pytest.raises(gr.Error, match="no sequence"):

@@ -181,7 +181,8 @@ def test_data_tab_plot_renders_and_slider_moves(page):
     assert scene["w"] > 100 and scene["h"] > 100, scene
     assert scene["type"] == "scatter3d", scene
     assert scene["sliders"] >= 1 and scene["steps"] >= 2, scene
-    assert not pg.locator(".toast-body.error, .toast-wrap .error").count()
+    toasts = pg.locator(".toast-body.error, .toast-wrap .error")
+    assert not toasts.count(), [toasts.nth(i).inner_text() for i in range(toasts.count())]
 
     # move the frame slider: click the far end of its rail; the coordinates must change
     x0 = _xs(pg)

@@ -495,18 +495,20 @@ def build(ctx: AppContext) -> None:
             dataset = gr.Dropdown(choices=[(DATASET_TITLES[d], d) for d in datasets], value=first,
                                   label="Dataset", elem_id="data-dataset", interactive=True)
             exercise = gr.Dropdown(choices=sel0.exercises if sel0 else [], value=sel0.exercise if sel0 else None,
-                                   label="Exercise / content", elem_id="data-exercise", interactive=True)
+                                   label="Exercise / content", elem_id="data-exercise", interactive=True,
+                                   allow_custom_value=True)
             subject = gr.Dropdown(choices=sel0.subjects if sel0 else [], value=sel0.subject if sel0 else None,
-                                  label="Subject", elem_id="data-subject", interactive=True,
+                                  label="Subject", elem_id="data-subject", interactive=True, allow_custom_value=True,
                                   visible=bool(sel0 and len(sel0.subjects) > 1))
             style = gr.Dropdown(choices=sel0.styles if sel0 else [], value=sel0.style if sel0 else None,
-                                label="Style", elem_id="data-style", interactive=True,
+                                label="Style", elem_id="data-style", interactive=True, allow_custom_value=True,
                                 visible=bool(sel0 and len(sel0.styles) > 1))
             correct = gr.Radio(choices=sel0.corrects if sel0 else [], value=sel0.correct if sel0 else None,
                                label="Execution", elem_id="data-correct", interactive=True,
                                visible=bool(sel0 and len(sel0.corrects) > 1))
             sequence = gr.Dropdown(choices=sel0.sequences if sel0 else [], value=sel0.sequence if sel0 else None,
-                                   label="Sequence", elem_id="data-sequence", interactive=True)
+                                   label="Sequence", elem_id="data-sequence", interactive=True,
+                                   allow_custom_value=True)
             skeleton = gr.Radio(choices=SKELETONS, value="native", label="Skeleton", elem_id="data-skeleton")
             view = gr.Radio(choices=VIEWS, value="single", label="View", elem_id="data-view")
             with gr.Accordion("Upload your own file", open=False):
@@ -528,15 +530,19 @@ def build(ctx: AppContext) -> None:
             files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="data-files")
     shown = gr.State([])
 
+    # A filter change updates the dropdowns below it *and* shows the chosen sequence in one event, so
+    # the sequence shown never comes from a stale dropdown value of the browser.
     @user_error
-    def on_dataset(name):
+    def on_dataset(name, skel, mode):
         idx = index_dataset(name, root)
-        return _updates(cascade(idx, None, None, None, None, None))
+        sel = cascade(idx, None, None, None, None, None)
+        return (*_updates(sel), *show_sequence(name, sel.sequence, skel, mode, root))
 
     @user_error
-    def on_filter(name, ex, subj, sty, corr, seq):
+    def on_filter(name, ex, subj, sty, corr, seq, skel, mode):
         idx = index_dataset(name, root)
-        return _updates(cascade(idx, ex, subj, sty, corr, seq))
+        sel = cascade(idx, ex, subj, sty, corr, seq)
+        return (*_updates(sel), *show_sequence(name, sel.sequence, skel, mode, root))
 
     @user_error
     def on_show(name, key, skel, mode):
@@ -557,15 +563,17 @@ def build(ctx: AppContext) -> None:
         gr.Info(f"{len(current)} motion(s) added; the other tabs can use them now")
         return add_motions(session, current)
 
+    # The filter dropdowns accept values outside their current choices: the browser may send an event
+    # twice, and the repeat carries the value from before the first one updated the choices.  The
+    # cascade replaces such stale values by valid ones, so nothing is lost and no error is shown.
     filters = [exercise, subject, style, correct, sequence]
     show_in = [dataset, sequence, skeleton, view]
     show_out = [plot, meta, shown]
     light = dict(concurrency_id=DATA_QUEUE, concurrency_limit=CPU_LIMIT)
-    dataset.input(on_dataset, [dataset], filters, api_name="data_dataset", **light).then(
-        on_show, show_in, show_out, api_name="data_show_after_dataset", **light)
+    dataset.input(on_dataset, [dataset, skeleton, view], filters + show_out, api_name="data_dataset", **light)
     for comp, nm in ((exercise, "exercise"), (subject, "subject"), (style, "style"), (correct, "correct")):
-        comp.input(on_filter, [dataset] + filters, filters, api_name=f"data_{nm}", **light).then(
-            on_show, show_in, show_out, api_name=f"data_show_after_{nm}", **light)
+        comp.input(on_filter, [dataset] + filters + [skeleton, view], filters + show_out, api_name=f"data_{nm}",
+                   **light)
     sequence.input(on_show, show_in, show_out, api_name="data_show", **light)
     skeleton.input(on_show, show_in, show_out, api_name="data_skeleton", **light)
     view.input(on_show, show_in, show_out, api_name="data_view", **light)
