@@ -1,0 +1,94 @@
+"""Tiny, randomly initialised diffusion / VAE checkpoints and a fake text encoder for the CLI, bench and
+text-tab tests (no dataset, no shipped checkpoint, no MiniLM download or load)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motionviz.checkpoint import data_provenance, save_checkpoint
+from motionviz.skeleton import COMMON
+
+LABELS = ("kimore:ex1", "ui-prmd:m01", "ui-prmd:m07")
+VAE_CLASSES = ("kimore:ex1", "ui-prmd:m01/correct", "ui-prmd:m01/incorrect", "ui-prmd:m07/correct")
+
+# standing pose on the common skeleton (metres, Y-up, facing +Z, left = +X)
+_POSE = {
+    "pelvis": (0.0, 0.95, 0.0), "spine": (0.0, 1.15, 0.0), "neck": (0.0, 1.45, 0.0),
+    "left_shoulder": (0.18, 1.42, 0.0), "left_elbow": (0.2, 1.15, 0.0), "left_wrist": (0.2, 0.9, 0.0),
+    "right_shoulder": (-0.18, 1.42, 0.0), "right_elbow": (-0.2, 1.15, 0.0), "right_wrist": (-0.2, 0.9, 0.0),
+    "left_hip": (0.1, 0.92, 0.0), "left_knee": (0.1, 0.5, 0.02), "left_ankle": (0.1, 0.08, 0.0),
+    "right_hip": (-0.1, 0.92, 0.0), "right_knee": (-0.1, 0.5, 0.02), "right_ankle": (-0.1, 0.08, 0.0),
+}
+
+
+def standing_pose() -> np.ndarray:
+    """(J, 3) float32."""
+    return np.array([_POSE[n] for n in COMMON.joints], dtype=np.float32)
+
+
+class FakeEncoder:
+    """Stands in for MiniLM (same name and size): a deterministic unit vector per text (hash-seeded)."""
+
+    name = "minilm"
+    dim = 384
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts):
+        if isinstance(texts, str):
+            texts = [texts]
+        out = []
+        for t in texts:
+            self.seen.append(t)
+            g = torch.Generator().manual_seed(int(hashlib.sha256(t.encode("utf-8")).hexdigest()[:12], 16))
+            out.append(torch.randn(self.dim, generator=g))
+        if not out:
+            return torch.zeros(0, self.dim)
+        return torch.nn.functional.normalize(torch.stack(out), dim=-1)
+
+
+def install_fake_encoder(monkeypatch) -> FakeEncoder:
+    """Make ``motionviz.text.get_text_encoder("minilm")`` return a :class:`FakeEncoder` for this test."""
+    import motionviz.text as text
+
+    enc = FakeEncoder()
+    monkeypatch.setitem(text._encoders, "minilm", enc)
+    return enc
+
+
+def make_diffusion(directory: Path, seed: int = 0) -> Path:
+    """``directory/diffusion.safetensors``: a tiny denoiser with random (non-zero) output weights, so
+    different seeds give different motions; statistics centred on a standing pose."""
+    from motionviz.models import diffusion as D
+
+    torch.manual_seed(seed)
+    cfg = D.tiny_config(labels=LABELS, datasets=("kimore", "ui-prmd"), text_encoder="minilm", text_dim=384)
+    mean = torch.from_numpy(standing_pose()).flatten()
+    std = torch.full((cfg.features,), 0.05)
+    model = D.DiffusionModel(cfg, mean, std)
+    with torch.no_grad():
+        for net in (model.net, model.ema):
+            torch.nn.init.normal_(net.out.weight, std=0.05)
+        model.ema.load_state_dict(model.net.state_dict())
+    directory.mkdir(parents=True, exist_ok=True)
+    return D.save_model(directory / "diffusion.safetensors", model,
+                        {"data": data_provenance(["ui-prmd", "kimore"]), "command": "tests"})
+
+
+def make_vae(directory: Path, seed: int = 0) -> Path:
+    """``directory/vae.safetensors``: a tiny ACTOR VAE with random weights around a standing pose."""
+    from motionviz.models import vae as V
+
+    torch.manual_seed(seed)
+    model = V.ActorVAE(V.tiny_config(VAE_CLASSES))
+    joints = np.repeat(standing_pose()[None], 2, axis=0)
+    mean = torch.from_numpy(np.asarray(V.joints_to_features(joints))[0])
+    model.set_stats(mean, torch.full_like(mean, 0.05), torch.full_like(mean, 0.01))
+    directory.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(directory / "vae.safetensors", model.state_dict(), "vae", model.config,
+                           {"data": data_provenance(["ui-prmd", "kimore"]), "command": "tests"})
