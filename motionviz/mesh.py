@@ -52,13 +52,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import UserError
-from .motion import Motion, MotionError
+from .motion import Motion, MotionError, MotionLabels
 from .skeleton import COMMON, RETARGET, SMPL22
 
 __all__ = [
     "Body", "MeshAnimation", "SEGMENTS", "ASSET_PATH", "anny_body", "build_anny_body", "save_body",
     "load_body", "smpl_available", "smpl_body", "SmplBody", "pose_anny", "mesh_animation", "mesh_figure",
-    "export_frame", "export_sequence", "decimate", "body_for", "body_choices",
+    "export_frame", "export_sequence", "decimate", "body_for", "body_choices", "fit_smpl", "demo_motion",
+    "bench",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -933,6 +934,102 @@ def export_sequence(anim: MeshAnimation, path: str | os.PathLike, max_frames: in
     if progress:
         progress(1.0, "written")
     return path
+
+
+# ------------------------------------------------------------------------------------------------
+# a synthetic motion (tests, benchmark) and the benchmark section
+# ------------------------------------------------------------------------------------------------
+def demo_motion(frames: int = 120, fps: float = 20.0, body: Body | None = None) -> Motion:
+    """A synthetic squat with arm raises on the common skeleton (the Anny body's rest joints, feet on
+    the floor), ``frames`` long: needs no dataset."""
+    body = body or anny_body()
+    ix = COMMON.index
+    rest = body.joints.astype(np.float64)
+    rest = rest - [0.0, min(rest[ix("left_ankle"), 1], rest[ix("right_ankle"), 1]) - 0.08, 0.0]
+    T = int(frames)
+    ph = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(T) / max(T, 2) * 2)          # (T,) 0..1, two reps
+    J = np.repeat(rest[None], T, axis=0)                                         # (T, 15, 3)
+
+    def rot_x(a: np.ndarray) -> np.ndarray:                                       # (T,) -> (T, 3, 3)
+        c, s = np.cos(a), np.sin(a)
+        o, z = np.ones_like(a), np.zeros_like(a)
+        return np.stack([np.stack([o, z, z], -1), np.stack([z, c, -s], -1), np.stack([z, s, c], -1)], -2)
+
+    def rot_z(a: np.ndarray) -> np.ndarray:
+        c, s = np.cos(a), np.sin(a)
+        o, z = np.ones_like(a), np.zeros_like(a)
+        return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2)
+
+    def turn(children: list[str], pivot: str, R: np.ndarray) -> None:
+        p = J[:, ix(pivot)].copy()
+        for c in children:
+            J[:, ix(c)] = p + np.einsum("tij,tj->ti", R, J[:, ix(c)] - p)
+
+    # squat: thighs forward/down (knees forward), shanks back, pelvis lowered to keep the feet planted
+    for side in _SIDES:
+        turn([f"{side}_knee", f"{side}_ankle"], f"{side}_hip", rot_x(-1.2 * ph))
+        turn([f"{side}_ankle"], f"{side}_knee", rot_x(2.0 * ph))
+        sgn = 1.0 if side == "left" else -1.0
+        turn([f"{side}_elbow", f"{side}_wrist"], f"{side}_shoulder", rot_z(sgn * 1.3 * ph))
+    ank = J[:, [ix("left_ankle"), ix("right_ankle")]].mean(1)                  # (T, 3)
+    J -= (ank - ank[:1])[:, None]
+    return Motion(J.astype(np.float32), COMMON, fps,
+                  MotionLabels(dataset="demo", label="demo:squat", text="synthetic squat with arm raises"))
+
+
+def bench(quick: bool = False) -> dict[str, Any]:
+    """Benchmark section ``mesh``: seconds to pose the Anny body for a 120-frame motion and build its
+    browser figure (cold cache), that figure's JSON size, full-mesh skinning and GLB export times."""
+    import tempfile
+    from .render import figure_json_size
+
+    t0 = time.perf_counter()
+    body = anny_body()
+    load_s = time.perf_counter() - t0
+    motion = demo_motion(120, body=body)
+    source = "synthetic squat (demo_motion)"
+    try:
+        from .data import load_dataset
+        ms = [m for m in load_dataset("ui-prmd", limit=4) if m.num_frames >= 10]
+        if ms:
+            m = ms[0].retarget(COMMON).resample(20.0).normalise()
+            reps = int(np.ceil(120 / m.num_frames))
+            motion = m.with_joints(np.concatenate([m.joints] * reps)[:120])
+            source = f"{m.labels.label} (UI-PRMD, repeated to 120 frames)"
+    except Exception:  # noqa: BLE001 - no data: the synthetic motion is used
+        pass
+    repeats = 1 if quick else 3
+    build, pose = [], []
+    fig = None
+    for _ in range(repeats):
+        with _BODY_LOCK:
+            _ANIM_CACHE.clear()
+        t = time.perf_counter()
+        anim = mesh_animation(motion, body="anny")
+        pose.append(time.perf_counter() - t)
+        fig = mesh_figure(motion, body="anny", anim=anim)
+        build.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    mesh_animation(motion, body="anny")
+    cached = time.perf_counter() - t
+    t = time.perf_counter()
+    V = anim.vertices()
+    skin_s = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        p = export_sequence(anim, Path(d) / "seq.glb", max_frames=30 if quick else MAX_EXPORT_FRAMES)
+        glb_s = time.perf_counter() - t
+        glb_bytes = p.stat().st_size
+    return {
+        "motion": source, "frames": motion.num_frames, "body": body.name, "vertices": body.num_vertices,
+        "preview_faces": int(len(body.preview_faces)), "body_load_s": round(load_s, 3),
+        "mesh_animation_120f_s": round(float(np.median(build)), 3),
+        "pose_solve_120f_s": round(float(np.median(pose)), 4), "cached_s": round(cached, 5),
+        "figure_json_bytes": figure_json_size(fig), "target_s": 2.0,
+        "joint_error_m": round(anim.joint_error(), 4),
+        "full_mesh_skin_120f_s": round(skin_s, 3), "full_vertices_shape": list(V.shape),
+        f"glb_{30 if quick else MAX_EXPORT_FRAMES}f_s": round(glb_s, 3), "glb_bytes": glb_bytes,
+    }
 
 
 def _main() -> None:  # pragma: no cover - asset generation

@@ -1,0 +1,577 @@
+"""Video -> skeleton: a person exercising in an .mp4/.gif/.webm -> a motion on the common skeleton.
+
+Pipeline (:func:`video_to_motion`):
+
+1. :func:`probe_video` checks the file (suffix, readable, at most :data:`MAX_SECONDS` seconds and
+   :data:`MAX_BYTES` bytes) and reads its frame rate;
+2. :func:`extract_pose` runs MediaPipe **BlazePose** (the legacy ``mp.solutions.pose`` graph with its
+   bundled *full* model, ``model_complexity=1``: nothing is downloaded) on every frame (every
+   ``stride``-th above 30 fps; frames larger than 640 px are shrunk first) and keeps its 33 landmarks in
+   image coordinates and in world coordinates (metres, origin between the hips) with their visibility;
+3. :func:`track_to_motion` turns world landmarks into the motionviz frame (x, -y, -z: Y-up, the subject's
+   left at +X, facing +Z when they face the camera), puts the lowest foot point on the floor every frame
+   (BlazePose world coordinates are hip-centred, so a squat would otherwise move the feet, not the
+   hips), adds the sideways drift of the hips measured in the image, maps the 33 landmarks onto the
+   common skeleton (:data:`motionviz.skeleton.RETARGET`), and marks joints whose visibility is below
+   ``threshold`` (default 0.5) or frames without a person as missing (NaN);
+4. :func:`clean_motion` fills the missing joints and removes jitter: with the AE-GAN inpainter when
+   ``checkpoints/aegan.safetensors`` exists (denoising mode, at the models' 20 fps, resampled back),
+   otherwise linear interpolation over time + Savitzky-Golay smoothing (with a note saying so);
+5. the recogniser (``checkpoints/recognizer.safetensors``) names the exercise when it exists.
+
+CLI: ``python -m motionviz video in.mp4 --out motion.npy [--json] [--max-frames N]`` writes the (T, 15, 3)
+float32 array (``.json``/``.bvh`` outputs are chosen by the suffix); ``--json`` prints frames, fps, the
+detected-frame ratio and the output path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .errors import UserError
+from .motion import DEFAULT_FPS, Motion, MotionLabels
+from .skeleton import BLAZEPOSE33, COMMON, retarget, retarget_mask
+
+__all__ = [
+    "VIDEO_SUFFIXES", "MAX_SECONDS", "MAX_BYTES", "VideoInfo", "PoseTrack", "VideoResult", "probe_video",
+    "read_frames", "extract_pose", "track_to_motion", "clean_motion", "smooth_fill", "recognise",
+    "video_to_motion", "draw_landmarks", "add_arguments", "run", "bench",
+]
+
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".gif", ".webm", ".mov", ".m4v", ".avi", ".mkv")
+MAX_SECONDS = 60.0               # longer videos are refused (trim them first)
+MAX_BYTES = 200 * 1024 * 1024
+MAX_SIDE = 640                   # frames are shrunk to this longest side before pose estimation
+MAX_PROCESS_FPS = 30.0           # faster videos are subsampled in time (every k-th frame)
+VISIBILITY = 0.5                 # landmarks below this visibility count as missing
+MIN_DETECTED = 2                 # a motion needs at least this many frames with a person
+KEYFRAMES = 6                    # annotated frames kept for display
+_FOOT = ("left_ankle", "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index")
+
+Progress = Callable[[float, str], None]
+
+
+# ------------------------------------------------------------------------------------------------
+# reading videos
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    fps: float
+    frames: int                  # number of frames (estimated from the duration for mp4/webm)
+    duration: float              # seconds
+    width: int
+    height: int
+
+
+def _gif_durations(path: Path) -> tuple[list[float], tuple[int, int]]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        n = getattr(im, "n_frames", 1)
+        durs = []
+        for k in range(n):
+            im.seek(k)
+            durs.append(float(im.info.get("duration", 100) or 100) / 1000.0)
+        return durs, im.size
+
+
+def probe_video(path: str | os.PathLike, max_seconds: float = MAX_SECONDS) -> VideoInfo:
+    """Check that ``path`` is a readable video of at most ``max_seconds`` seconds; its fps and size.
+    Raises :class:`UserError` with a message for the user otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"no such file: {p}")
+    suffix = p.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise UserError(f"{p.name} is not a video: expected one of {', '.join(VIDEO_SUFFIXES)}")
+    size = p.stat().st_size
+    if size > MAX_BYTES:
+        raise UserError(f"{p.name} is {size / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB")
+    try:
+        if suffix == ".gif":
+            durs, (w, h) = _gif_durations(p)
+            n = len(durs)
+            duration = float(sum(durs))
+            fps = n / duration if duration > 0 else 10.0
+        else:
+            import imageio.v2 as iio
+            with contextlib.closing(iio.get_reader(p, format="ffmpeg")) as r:
+                meta = r.get_meta_data()
+                fps = float(meta.get("fps") or 0.0)
+                duration = float(meta.get("duration") or 0.0)
+                w, h = (int(x) for x in meta.get("size", (0, 0)))
+                first = r.get_data(0)
+                if first is None or first.ndim != 3:
+                    raise ValueError("no image frames")
+            if not (np.isfinite(fps) and fps > 0):
+                fps = 25.0
+            n = max(1, int(round(duration * fps))) if duration > 0 else 1
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any decoder failure means "not a video we can read"
+        first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise UserError(f"{p.name} is not a readable video ({first})") from None
+    if duration > max_seconds + 1e-6:
+        raise UserError(f"the video is {duration:.1f} s long; the limit is {max_seconds:g} s "
+                        "(trim it, or pass a frame limit)")
+    return VideoInfo(p, float(fps), int(n), float(duration), int(w), int(h))
+
+
+def _shrink(frame: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = frame.shape[:2]
+    s = max(h, w)
+    if s <= max_side:
+        return frame
+    import cv2
+    k = max_side / s
+    return cv2.resize(frame, (max(1, int(round(w * k))), max(1, int(round(h * k)))), interpolation=cv2.INTER_AREA)
+
+
+def read_frames(path: str | os.PathLike, max_frames: int | None = None, stride: int = 1,
+                max_side: int = MAX_SIDE) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (source frame index, RGB uint8 (H, W, 3)) for every ``stride``-th frame, at most
+    ``max_frames`` of them, shrunk to ``max_side`` pixels."""
+    p = Path(path)
+    count = 0
+    if p.suffix.lower() == ".gif":
+        from PIL import Image, ImageSequence
+        with Image.open(p) as im:
+            for i, fr in enumerate(ImageSequence.Iterator(im)):
+                if i % stride:
+                    continue
+                if max_frames is not None and count >= max_frames:
+                    return
+                count += 1
+                yield i, _shrink(np.asarray(fr.convert("RGB")), max_side)
+        return
+    import imageio.v2 as iio
+    with contextlib.closing(iio.get_reader(p, format="ffmpeg")) as r:
+        for i, fr in enumerate(r):
+            if i % stride:
+                continue
+            if max_frames is not None and count >= max_frames:
+                return
+            count += 1
+            yield i, _shrink(np.asarray(fr)[..., :3], max_side)
+
+
+# ------------------------------------------------------------------------------------------------
+# pose estimation
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class PoseTrack:
+    """BlazePose output for the processed frames (NaN / 0 visibility where no person was found)."""
+
+    world: np.ndarray            # (T, 33, 3) float32 metres, motionviz frame (Y-up, left +X), hip-centred
+    image: np.ndarray            # (T, 33, 2) float32 pixel coordinates (x right, y down) in the shrunk frame
+    visibility: np.ndarray       # (T, 33) float32 in [0, 1]
+    detected: np.ndarray         # (T,) bool
+    fps: float                   # of the processed frames (source fps / stride)
+    frame_index: np.ndarray      # (T,) int source frame index
+    size: tuple[int, int]        # (width, height) of the processed frames
+    seconds_per_frame: float = 0.0
+    keyframes: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (k, annotated RGB frame)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.world.shape[0])
+
+    @property
+    def detected_ratio(self) -> float:
+        return float(self.detected.mean()) if self.num_frames else 0.0
+
+
+def _mediapipe_pose():
+    try:
+        with contextlib.redirect_stderr(open(os.devnull, "w")):
+            import mediapipe as mp
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise UserError(f"video pose estimation needs the 'mediapipe' package ({e})") from None
+    # model_complexity=1 is the "full" model bundled in the wheel; 2 ("heavy") would be downloaded
+    return mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True,
+                                  enable_segmentation=False, min_detection_confidence=0.5,
+                                  min_tracking_confidence=0.5)
+
+
+def extract_pose(path: str | os.PathLike, max_frames: int | None = None, progress: Progress | None = None,
+                 keyframes: int = KEYFRAMES, max_seconds: float | None = MAX_SECONDS) -> PoseTrack:
+    """Run BlazePose on the video's frames (see the module docstring).  ``max_frames`` caps the number
+    of processed frames (a longer video is then only read up to there, and its length is not refused)."""
+    info = probe_video(path, max_seconds=float("inf") if (max_frames or max_seconds is None) else max_seconds)
+    stride = max(1, int(np.ceil(info.fps / MAX_PROCESS_FPS - 1e-6)))
+    total = info.frames // stride + 1
+    if max_frames is not None:
+        max_frames = int(max_frames)
+        if max_frames < 1:
+            raise UserError("the frame limit must be at least 1")
+        total = min(total, max_frames)
+    elif info.duration > (max_seconds or float("inf")):
+        raise UserError(f"the video is {info.duration:.1f} s long; the limit is {max_seconds:g} s")
+    want_keys = set(np.linspace(0, max(total - 1, 0), max(1, keyframes)).round().astype(int).tolist()) \
+        if keyframes else set()
+    world, image, vis, det, idx, keys = [], [], [], [], [], []
+    size = (info.width, info.height)
+    pose = _mediapipe_pose()
+    t_pose = 0.0
+    try:
+        for k, (i, frame) in enumerate(read_frames(info.path, max_frames, stride)):
+            h, w = frame.shape[:2]
+            size = (w, h)
+            t0 = time.perf_counter()
+            res = pose.process(np.ascontiguousarray(frame))
+            t_pose += time.perf_counter() - t0
+            idx.append(i)
+            if res.pose_world_landmarks is not None and res.pose_landmarks is not None:
+                wl = np.array([(q.x, q.y, q.z) for q in res.pose_world_landmarks.landmark], dtype=np.float32)
+                il = np.array([(q.x * w, q.y * h) for q in res.pose_landmarks.landmark], dtype=np.float32)
+                v = np.array([q.visibility for q in res.pose_landmarks.landmark], dtype=np.float32)
+                world.append(np.stack([wl[:, 0], -wl[:, 1], -wl[:, 2]], axis=1))   # -> Y-up, facing +Z
+                image.append(il)
+                vis.append(np.clip(v, 0.0, 1.0))
+                det.append(True)
+            else:
+                world.append(np.full((33, 3), np.nan, np.float32))
+                image.append(np.full((33, 2), np.nan, np.float32))
+                vis.append(np.zeros(33, np.float32))
+                det.append(False)
+            if k in want_keys:
+                keys.append((k, draw_landmarks(frame, image[-1], vis[-1])))
+            if progress is not None and (k % 5 == 0):
+                progress(min(0.99, (k + 1) / max(total, 1)), f"pose estimation: frame {k + 1}/{total}")
+    finally:
+        pose.close()
+    if not idx:
+        raise UserError(f"{info.path.name} has no frames that could be decoded")
+    n = len(idx)
+    return PoseTrack(world=np.stack(world), image=np.stack(image), visibility=np.stack(vis),
+                     detected=np.array(det, dtype=bool), fps=info.fps / stride,
+                     frame_index=np.array(idx, dtype=np.int64), size=size, seconds_per_frame=t_pose / n,
+                     keyframes=keys)
+
+
+def draw_landmarks(frame: np.ndarray, image_xy: np.ndarray, visibility: np.ndarray,
+                   threshold: float = VISIBILITY) -> np.ndarray:
+    """A copy of ``frame`` with the 33 landmarks and their bones drawn (left red, right blue; faint
+    where the visibility is below ``threshold``)."""
+    import cv2
+    out = np.ascontiguousarray(frame.copy())
+    if not np.isfinite(image_xy).any():
+        return out
+    thick = max(1, int(round(max(out.shape[:2]) / 240)))
+    for j, p in enumerate(BLAZEPOSE33.parents):
+        if p < 0 or j <= 10:                                   # face landmarks: points only
+            continue
+        a, b = image_xy[p], image_xy[j]
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            continue
+        name = BLAZEPOSE33.joints[j]
+        col = (209, 73, 91) if name.startswith("left") else (46, 134, 171)
+        if min(visibility[p], visibility[j]) < threshold:
+            col = (200, 200, 200)
+        cv2.line(out, tuple(int(round(x)) for x in a), tuple(int(round(x)) for x in b), col, thick, cv2.LINE_AA)
+    for j in range(33):
+        if np.isfinite(image_xy[j]).all():
+            col = (255, 220, 0) if visibility[j] >= threshold else (160, 160, 160)
+            cv2.circle(out, tuple(int(round(x)) for x in image_xy[j]), thick + 1, col, -1, cv2.LINE_AA)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# landmarks -> common skeleton
+# ------------------------------------------------------------------------------------------------
+def track_to_motion(track: PoseTrack, threshold: float = VISIBILITY, label: str = "video",
+                    source: str = "") -> tuple[Motion, np.ndarray]:
+    """(common-skeleton Motion with NaN where missing, observed mask (T, 15)) from a :class:`PoseTrack`."""
+    W = track.world.astype(np.float64).copy()                  # (T, 33, 3)
+    T = W.shape[0]
+    ok = track.detected[:, None] & (track.visibility >= threshold) & np.isfinite(W).all(-1)   # (T, 33)
+    # feet on the floor: world coordinates are hip-centred; the lowest foot point goes to y = 0
+    foot = BLAZEPOSE33.indices(list(_FOOT))
+    fy = np.where(track.detected[:, None], W[:, foot, 1], np.nan)
+    low = np.nanmin(np.where(np.isfinite(fy), fy, np.inf), axis=1)                # (T,)
+    low[~np.isfinite(low)] = np.nan
+    low = _fill_1d(low)
+    # sideways drift of the hips, from the image (pixels -> metres by the torso length)
+    ix = BLAZEPOSE33.index
+    hips_img = track.image[:, [ix("left_hip"), ix("right_hip")]].mean(1)           # (T, 2)
+    sh_img = track.image[:, [ix("left_shoulder"), ix("right_shoulder")]].mean(1)
+    torso_img = np.linalg.norm(sh_img - hips_img, axis=-1)
+    hips_w = W[:, [ix("left_hip"), ix("right_hip")]].mean(1)
+    sh_w = W[:, [ix("left_shoulder"), ix("right_shoulder")]].mean(1)
+    torso_w = np.linalg.norm(sh_w - hips_w, axis=-1)
+    ratio = torso_w / np.where(torso_img > 1e-6, torso_img, np.nan)
+    m_per_px = float(np.nanmedian(ratio)) if np.isfinite(ratio).any() else 0.0
+    dx = _fill_1d(hips_img[:, 0]) * m_per_px if m_per_px > 0 else np.zeros(T)
+    dx = dx - (dx[0] if np.isfinite(dx[0]) else 0.0)
+    W[..., 1] -= low[:, None]
+    W[..., 0] += np.nan_to_num(dx)[:, None]
+    W[~ok] = np.nan
+    joints = retarget(W.astype(np.float32), BLAZEPOSE33)         # NaN propagates through the averages
+    mask = retarget_mask(ok, BLAZEPOSE33) & np.isfinite(joints).all(-1)
+    labels = MotionLabels(dataset="video", label=label, source=source,
+                          extra={"detected_ratio": round(track.detected_ratio, 4)})
+    return Motion(joints, COMMON, track.fps, labels), mask
+
+
+def _fill_1d(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64).copy()
+    ok = np.isfinite(x)
+    if ok.all() or not ok.any():
+        return np.where(ok, x, 0.0)
+    t = np.arange(len(x))
+    x[~ok] = np.interp(t[~ok], t[ok], x[ok])
+    return x
+
+
+# ------------------------------------------------------------------------------------------------
+# filling + smoothing
+# ------------------------------------------------------------------------------------------------
+def smooth_fill(joints: np.ndarray, mask: np.ndarray, fps: float, seconds: float = 0.3,
+                polyorder: int = 2) -> np.ndarray:
+    """Fallback cleaner: per joint and coordinate, linear interpolation over time of missing values
+    (held before the first / after the last observation), joints never seen placed at the pelvis, then
+    a Savitzky-Golay filter of about ``seconds`` (odd window).  (T, J, 3) -> (T, J, 3)."""
+    from scipy.signal import savgol_filter
+
+    x = np.asarray(joints, dtype=np.float64)
+    T, J, D = x.shape
+    obs = np.asarray(mask, dtype=bool) & np.isfinite(x).all(-1)
+    if not obs.any():
+        raise UserError("no joint was seen clearly in any frame")
+    out = np.empty_like(x)
+    t = np.arange(T)
+    for j in range(J):
+        if not obs[:, j].any():
+            out[:, j] = np.nan
+            continue
+        for c in range(D):
+            out[:, j, c] = np.interp(t, t[obs[:, j]], x[obs[:, j], j, c])
+    never = ~obs.any(0)
+    if never.any():
+        anchor = out[:, COMMON.root] if not never[COMMON.root] else np.nanmean(out, axis=1)
+        out[:, never] = anchor[:, None]
+    win = int(round(seconds * fps)) | 1
+    win = min(win, T if T % 2 == 1 else T - 1)
+    if win > polyorder + 1:
+        out = savgol_filter(out, win, polyorder, axis=0, mode="interp")
+    return out.astype(np.float32)
+
+
+def _aegan_path(checkpoint_dir: str | os.PathLike | None) -> Path:
+    if checkpoint_dir is None:
+        from .checkpoint import default_checkpoint_dir
+        checkpoint_dir = default_checkpoint_dir()
+    return Path(checkpoint_dir) / "aegan.safetensors"
+
+
+def clean_motion(raw: Motion, mask: np.ndarray, checkpoint_dir: str | os.PathLike | None = None,
+                 use_inpainter: bool = True, progress: Progress | None = None) -> tuple[Motion, str, str]:
+    """Fill missing joints and remove jitter.  Returns (motion, method, note): method "aegan" when the
+    AE-GAN inpainter ran, else "savgol" (interpolation + Savitzky-Golay)."""
+    note = ""
+    if use_inpainter:
+        path = _aegan_path(checkpoint_dir)
+        if path.is_file():
+            try:
+                out = _aegan_clean(raw, mask, path, progress)
+                return out, "aegan", f"missing joints filled and jitter removed by the AE-GAN inpainter ({path.name})"
+            except Exception as e:  # noqa: BLE001 - the inpainter is optional; fall back with a note
+                msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+                note = f"the AE-GAN inpainter failed ({msg}); "
+        else:
+            note = f"no AE-GAN checkpoint ({path.name}); "
+    else:
+        note = "inpainter not used; "
+    joints = smooth_fill(raw.joints, mask, raw.fps)
+    note += "missing joints were interpolated over time and jitter smoothed (Savitzky-Golay)"
+    return raw.with_joints(joints).with_labels(source=raw.labels.source), "savgol", note
+
+
+def _aegan_clean(raw: Motion, mask: np.ndarray, path: Path, progress: Progress | None) -> Motion:
+    """Denoise + complete with the AE-GAN at the models' frame rate, then resample back."""
+    from . import inpaint as ip
+    from .models import aegan
+
+    model, _ = aegan.load(path)
+    x = raw.joints.copy()
+    x[~mask] = np.nan
+    m20 = raw.with_joints(x).resample(DEFAULT_FPS)
+    obs = np.isfinite(m20.joints).all(-1)
+    if obs.sum() < 3:
+        raise UserError("too few joints seen for the inpainter")
+    res = ip.inpaint(model, m20.joints, obs, keep_observed=False, progress=progress)
+    out20 = m20.with_joints(np.asarray(res.joints, dtype=np.float32))
+    back = out20.resample(raw.fps)
+    T = raw.num_frames
+    j = back.joints
+    if j.shape[0] < T:
+        j = np.concatenate([j, np.repeat(j[-1:], T - j.shape[0], axis=0)])
+    return raw.with_joints(j[:T])
+
+
+def recognise(motion: Motion, checkpoint_dir: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """The recogniser's guess for ``motion`` (label, title, probability, ...) or None without a checkpoint."""
+    try:
+        from .models.recognition import CHECKPOINT_NAME, load_recognizer
+        if checkpoint_dir is None:
+            from .checkpoint import default_checkpoint_dir
+            checkpoint_dir = default_checkpoint_dir()
+        p = Path(checkpoint_dir) / CHECKPOINT_NAME
+        if not p.is_file():
+            return None
+        rec = load_recognizer(p)
+        pred = rec.predict([motion.normalise()])[0]
+    except Exception:  # noqa: BLE001 - recognition is optional
+        return None
+    try:
+        from .data.labels import LABEL_TITLES
+        pred["title"] = LABEL_TITLES.get(pred["label"], pred["label"])
+    except ImportError:  # pragma: no cover
+        pred["title"] = pred["label"]
+    return pred
+
+
+# ------------------------------------------------------------------------------------------------
+# the whole pipeline
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class VideoResult:
+    motion: Motion               # cleaned, common skeleton, video frame rate
+    raw: Motion                  # before cleaning (NaN = missing)
+    mask: np.ndarray             # (T, 15) observed joints
+    track: PoseTrack
+    method: str                  # "aegan" | "savgol"
+    note: str
+    recognition: dict[str, Any] | None
+    seconds: float
+
+    def summary(self, output: str | None = None) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "frames": self.motion.num_frames, "fps": round(self.motion.fps, 3),
+            "detected_ratio": round(self.track.detected_ratio, 4),
+            "observed_joint_ratio": round(float(self.mask.mean()), 4), "method": self.method,
+            "note": self.note, "seconds": round(self.seconds, 2),
+            "pose_seconds_per_frame": round(self.track.seconds_per_frame, 4),
+            "recognised": self.recognition,
+        }
+        if output is not None:
+            d["output"] = output
+        return d
+
+
+def video_to_motion(path: str | os.PathLike, max_frames: int | None = None, threshold: float = VISIBILITY,
+                    checkpoint_dir: str | os.PathLike | None = None, use_inpainter: bool = True,
+                    recognise_exercise: bool = True, progress: Progress | None = None) -> VideoResult:
+    """The whole pipeline (module docstring).  Raises :class:`UserError` when the file is not a video,
+    is too long, or shows no person."""
+    t0 = time.perf_counter()
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise UserError(f"the visibility threshold must be between 0 and 1, got {threshold}")
+    sub = (lambda a, b: (lambda f, s="": progress(a + (b - a) * f, s))) if progress else (lambda a, b: None)
+    track = extract_pose(path, max_frames=max_frames, progress=sub(0.0, 0.8))
+    n_det = int(track.detected.sum())
+    if n_det == 0:
+        raise UserError(f"no person found in the video (BlazePose saw nobody in {track.num_frames} frames)")
+    if n_det < MIN_DETECTED:
+        raise UserError(f"a person was found in only {n_det} of {track.num_frames} frames; "
+                        f"at least {MIN_DETECTED} are needed")
+    name = Path(path).stem
+    raw, mask = track_to_motion(track, threshold, label=f"video:{name}", source=Path(path).name)
+    if progress:
+        progress(0.82, "filling missing joints")
+    motion, method, note = clean_motion(raw, mask, checkpoint_dir, use_inpainter, progress=sub(0.82, 0.95))
+    motion = motion.with_labels(extra={**motion.labels.extra, "method": method})
+    rec = recognise(motion, checkpoint_dir) if recognise_exercise else None
+    if progress:
+        progress(1.0, "done")
+    return VideoResult(motion, raw, mask, track, method, note, rec, time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="video file (.mp4, .gif, .webm; at most %g s)" % MAX_SECONDS)
+    parser.add_argument("--out", "-o", default=None,
+                        help="output file: .npy (T, 15, 3) float32 metres (default <input>.npy), .json or .bvh")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary (frames, fps, detected ratio, output)")
+    parser.add_argument("--max-frames", type=int, default=None,
+                        help="process at most this many frames (longer videos are then cut, not refused)")
+    parser.add_argument("--threshold", type=float, default=VISIBILITY,
+                        help=f"landmark visibility below which a joint counts as missing (default {VISIBILITY})")
+    parser.add_argument("--no-inpaint", action="store_true", help="do not use the AE-GAN inpainter")
+    parser.add_argument("--checkpoints", default=None, help="checkpoint folder (default $MOTIONVIZ_CHECKPOINTS)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .export import save_bvh, save_json, save_npy
+
+    out = Path(args.out) if args.out else Path(args.input).with_suffix(".npy")
+    writers = {".npy": save_npy, ".json": save_json, ".bvh": save_bvh}
+    if out.suffix.lower() not in writers:
+        raise UserError(f"--out must end in .npy, .json or .bvh, got {out.name}")
+    bar = None
+    try:
+        from tqdm import tqdm
+        bar = tqdm(total=100, desc="video", unit="%", file=sys.stderr, leave=False,
+                   disable=not sys.stderr.isatty())
+    except ImportError:  # pragma: no cover
+        pass
+
+    def progress(f: float, text: str = "") -> None:
+        if bar is not None:
+            bar.n = int(round(100 * f))
+            bar.set_postfix_str(text, refresh=True)
+
+    try:
+        res = video_to_motion(args.input, max_frames=args.max_frames, threshold=args.threshold,
+                              checkpoint_dir=args.checkpoints, use_inpainter=not args.no_inpaint,
+                              progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    path = writers[out.suffix.lower()](res.motion, out)
+    summary = res.summary(str(path))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        rec = res.recognition
+        print(f"{path}: {summary['frames']} frames at {summary['fps']:g} fps, person in "
+              f"{100 * summary['detected_ratio']:.0f}% of frames; {res.note}"
+              + (f"; looks like {rec['title']} (p={rec['probability']:.2f})" if rec else ""))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# benchmark section
+# ------------------------------------------------------------------------------------------------
+def bench(quick: bool = False) -> dict[str, Any]:
+    """Benchmark section ``video``: seconds per frame of BlazePose pose extraction on the squat clip of
+    the data folder (``video/pose_world_landmarks.mp4``) and the whole pipeline's time."""
+    from .data import data_root
+
+    clip = data_root() / "video" / "pose_world_landmarks.mp4"
+    if not clip.is_file():
+        raise UserError(f"benchmark clip not found: {clip}")
+    n = 30 if quick else None
+    t0 = time.perf_counter()
+    res = video_to_motion(clip, max_frames=n, recognise_exercise=True)
+    total = time.perf_counter() - t0
+    return {
+        "clip": clip.name, "frames": res.motion.num_frames, "fps": round(res.motion.fps, 2),
+        "frame_size": list(res.track.size), "pose_seconds_per_frame": round(res.track.seconds_per_frame, 4),
+        "pipeline_seconds_per_frame": round(total / max(1, res.motion.num_frames), 4),
+        "total_s": round(total, 2), "detected_ratio": round(res.track.detected_ratio, 3), "method": res.method,
+        "recognised": (res.recognition or {}).get("label"),
+    }
