@@ -39,12 +39,15 @@ from ..interpolate import lerp, slerp, weights
 from ..motion import DEFAULT_FPS, Motion, MotionError, MotionLabels
 from ..skeleton import COMMON
 
-__all__ = ["Config", "ActorVAE", "VAEGenerator", "Endpoint", "class_key", "split_class", "classes_of",
+__all__ = ["Config", "ActorVAE", "VAEGenerator", "Endpoint", "LatentPath", "class_key", "split_class", "classes_of",
            "resolve_label", "joints_to_features", "features_to_joints", "canonicalise", "ClipBatches",
            "collate_clips", "compute_stats", "make_optimizers", "motions_to_items", "build_training", "load_generator", "tiny_config",
-           "CORRECTNESS_DATASETS"]
+           "CORRECTNESS_DATASETS", "VAE_DATASETS", "bench"]
 
 KIND = "vae"
+# Action-labelled datasets the VAE trains on by default (HumanML3D is captioned, not action-labelled;
+# KERAAL is held out for evaluation).
+VAE_DATASETS = ("ui-prmd", "kimore", "irds", "bandai")
 # Datasets whose motions are labelled correct / incorrect (others: one state per label).
 CORRECTNESS_DATASETS = ("ui-prmd", "irds")
 _PELVIS = COMMON.index("pelvis")
@@ -67,16 +70,16 @@ class Config:
     kl_weight: float = 1e-5
     pos_weight: float = 1.0
     vel_weight: float = 1.0
-    min_frames: int = 40                   # random crop lengths (frames at 20 fps)
-    max_frames: int = 120
+    min_frames: int = 32                   # random crop lengths (frames at 20 fps)
+    max_frames: int = 96
     fps: float = DEFAULT_FPS
     batch_size: int = 32
-    lr: float = 4e-4
+    lr: float = 6e-4
     weight_decay: float = 0.01
     warmup: float = 0.03                   # fraction of the budget with a linear lr warm-up
     mirror: bool = True                    # mirror augmentation (sided labels swapped)
     class_balance: float = 0.5             # P(class) ~ count**class_balance (0 = uniform over classes)
-    datasets: tuple[str, ...] = ()         # training datasets (() = the corpus default)
+    datasets: tuple[str, ...] = ()         # training datasets (() = VAE_DATASETS)
 
     @property
     def num_features(self) -> int:
@@ -404,7 +407,7 @@ def _apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
 
 def build_training(opts: Any) -> Any:
     """:data:`motionviz.train.TRAINERS` builder: corpus -> class-balanced random crops -> ActorVAE."""
-    from ..data import CORPUS_DATASETS, augment_mirror, load_corpus
+    from ..data import augment_mirror, load_corpus
     from ..train import TrainSetup, shard
 
     config = tiny_config() if opts.tiny else Config()
@@ -413,7 +416,7 @@ def build_training(opts: Any) -> Any:
     if opts.lr is not None:
         config = replace(config, lr=float(opts.lr))
     config = _apply_overrides(config, dict(opts.overrides or {}))
-    datasets = tuple(opts.datasets or config.datasets or (("irds",) if opts.tiny else CORPUS_DATASETS))
+    datasets = tuple(opts.datasets or config.datasets or (("irds",) if opts.tiny else VAE_DATASETS))
     motions = load_corpus("train", list(datasets), root=opts.data_root)
     motions = [m for m in motions if m.labels.label]
     if not motions:
@@ -465,6 +468,27 @@ class Endpoint:
     correct: bool | None = None
     seed: int = 0
     motion: Motion | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class LatentPath:
+    """A segment in the decoder's input space: latent codes z_a, z_b (D,) and class biases b_a, b_b (D,)
+    of its ends (class ids ``class_a``, ``class_b``).  Point t in [0, 1] decodes from memory
+    interp(z_a, z_b, t) + lerp(b_a, b_b, t), with interp = slerp if ``spherical`` else lerp."""
+
+    z_a: torch.Tensor
+    b_a: torch.Tensor
+    class_a: int
+    z_b: torch.Tensor
+    b_b: torch.Tensor
+    class_b: int
+    spherical: bool = False
+
+    def memories(self, t: torch.Tensor) -> torch.Tensor:
+        """t (S,) -> decoder memories (S, D)."""
+        t = torch.as_tensor(t, dtype=self.z_a.dtype).reshape(-1)
+        z = slerp(self.z_a, self.z_b, t) if self.spherical else lerp(self.z_a, self.z_b, t)   # (S, D)
+        return z + lerp(self.b_a, self.b_b, t)                                                  # (S, D)
 
 
 def _noop(fraction: float, text: str) -> None:
@@ -647,35 +671,62 @@ class VAEGenerator:
         c = self.class_index(e.label, e.correct)
         return self._prior(e.seed, 1)[0], self.model.class_bias[c].detach(), c
 
-    def latent_path(self, start: Endpoint, end: Endpoint, steps: int, spherical: bool = False,
-                    progress: ProgressFn | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Decoder memories (S, D) along the path: z interpolated (lerp/slerp), class bias linearly."""
+    def segment(self, start: Endpoint, end: Endpoint, spherical: bool = False,
+             progress: ProgressFn | None = None) -> "LatentPath":
+        """The latent segment from ``start`` to ``end`` (encodes real motions once); decode any point of
+        it with :meth:`decode_path` (e.g. at the position of a UI slider)."""
         progress = progress or _noop
-        if not 2 <= int(steps) <= 64:
-            raise UserError(f"interpolation steps must be between 2 and 64, got {steps}")
         za, ba, ca = self._endpoint(start, progress)
         zb, bb, cb = self._endpoint(end, progress)
-        t = weights(int(steps))
-        z = slerp(za, zb, t) if spherical else lerp(za, zb, t)                      # (S, D)
-        b = lerp(ba, bb, t)                                                         # (S, D)
-        return z + b, (ca, cb)
+        return LatentPath(za, ba, ca, zb, bb, cb, bool(spherical))
+
+    def decode_path(self, path: "LatentPath", t: Sequence[float] | torch.Tensor, frames: int = 60,
+                    progress: ProgressFn | None = None) -> list[Motion]:
+        """Motions at positions ``t`` (each in [0, 1]; 0 = start, 1 = end) of ``path``."""
+        progress = progress or _noop
+        frames = self._frames(frames)
+        tt = torch.as_tensor(t, dtype=torch.float32).reshape(-1)                    # (S,)
+        if tt.numel() == 0 or not bool(((tt >= 0) & (tt <= 1)).all()):
+            raise UserError("interpolation positions must lie between 0 and 1")
+        joints = self._decode_memory(path.memories(tt), frames, progress)
+        kind = "spherical" if path.spherical else "linear"
+        ka, kb = self.classes[path.class_a], self.classes[path.class_b]
+        out = []
+        for w, j in zip(tt.tolist(), joints):
+            lab, corr = split_class(ka if w < 0.5 else kb)
+            out.append(self._motion(j, lab, corr, f"VAE {kind} interpolation {ka} -> {kb} at t = {w:.2f}"))
+        return out
+
+    def latent_path(self, start: Endpoint, end: Endpoint, steps: int, spherical: bool = False,
+                    progress: ProgressFn | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Decoder memories (S, D) of ``steps`` evenly spaced points and the two class ids."""
+        if not 2 <= int(steps) <= 64:
+            raise UserError(f"interpolation steps must be between 2 and 64, got {steps}")
+        p = self.segment(start, end, spherical, progress)
+        return p.memories(weights(int(steps))), (p.class_a, p.class_b)
 
     def interpolate_path(self, start: Endpoint, end: Endpoint, steps: int = 8, frames: int = 60,
                          spherical: bool = False, progress: ProgressFn | None = None) -> list[Motion]:
-        """``steps`` motions from ``start`` to ``end`` (both included)."""
+        """``steps`` motions evenly spaced from ``start`` to ``end`` (both included), (steps, frames)
+        deterministic for given endpoints: the latent z is interpolated linearly (``spherical=False``) or
+        along the great circle (``True``, norm interpolated linearly), the class bias linearly.
+
+        * two seeds of one class: ``Endpoint("ui-prmd:m01", True, 0)`` -> ``Endpoint("ui-prmd:m01", True, 1)``
+        * two classes: ``Endpoint("m01", True, 0)`` -> ``Endpoint("m01", False, 0)`` (correct -> incorrect)
+        * two real motions: ``Endpoint(motion=a)`` -> ``Endpoint(motion=b)`` (posterior means)
+
+        The first motion equals ``sample(start...)`` / the reconstruction of the start motion, the last
+        the end's.  Labels: the start class for t < 0.5, the end class after."""
         progress = progress or _noop
         frames = self._frames(frames)
-        memory, (ca, cb) = self.latent_path(start, end, steps, spherical, progress)
-        joints = self._decode_memory(memory, frames, progress)
-        S = len(joints)
-        out = []
-        for i, j in enumerate(joints):
-            c = ca if i < S / 2 else cb
-            lab, corr = split_class(self.classes[c])
-            kind = "spherical" if spherical else "linear"
-            out.append(self._motion(j, lab, corr, f"VAE {kind} interpolation {self.classes[ca]} -> "
-                                                  f"{self.classes[cb]}, step {i + 1}/{S} (t = {i / (S - 1):.2f})"))
-        return out
+        if not 2 <= int(steps) <= 64:
+            raise UserError(f"interpolation steps must be between 2 and 64, got {steps}")
+        p = self.segment(start, end, spherical, progress)
+        out = self.decode_path(p, weights(int(steps)), frames, progress)
+        S = len(out)
+        return [self._motion(m.joints, m.labels.label, m.labels.correct,
+                             m.labels.text.rsplit(" at t =", 1)[0] + f", step {i + 1}/{S} (t = {i / (S - 1):.2f})")
+                for i, m in enumerate(out)]
 
     # ---- the Generator protocol -----------------------------------------------------------
     def interpolate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
@@ -717,3 +768,35 @@ def load_generator(path: str | Path) -> VAEGenerator:
     except (RuntimeError, ValueError) as e:
         raise CheckpointError(f"{path.name} does not match the VAE architecture: {str(e).splitlines()[0]}") from None
     return VAEGenerator(model.eval(), meta, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmark (``python -m motionviz bench``; listed in motionviz.bench.SECTIONS)
+# ---------------------------------------------------------------------------------------------
+def bench(quick: bool = False) -> dict[str, Any]:
+    """Seconds per 60-frame motion sampled by the VAE, batch 1 and batch 16 (median over repeats).
+
+    Uses ``checkpoints/vae.safetensors`` when present, else an untrained model of the default
+    architecture (same cost).  Runs on the CPU with the current torch thread setting."""
+    from ..generator import checkpoint_path
+
+    path = checkpoint_path(KIND)
+    if path.is_file():
+        gen, source = load_generator(path), path.name
+    else:
+        gen, source = VAEGenerator(ActorVAE(Config(classes=("ui-prmd:m01/correct", "ui-prmd:m01/incorrect")))), \
+            "untrained default architecture"
+    label = gen.labels[0]
+    repeats = 3 if quick else 10
+    out: dict[str, Any] = {"checkpoint": source, "frames": 60, "threads": torch.get_num_threads(),
+                           "parameters": sum(p.numel() for p in gen.model.parameters())}
+    for batch in (1, 16):
+        gen.sample(label, None, frames=60, num=batch, seed=0)                       # warm-up
+        times = []
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            gen.sample(label, None, frames=60, num=batch, seed=r)
+            times.append(time.perf_counter() - t0)
+        out[f"seconds_per_motion_batch{batch}"] = float(np.median(times)) / batch
+    out["repeats"] = repeats
+    return out
