@@ -207,6 +207,7 @@ def _add_sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num", default="1", help="number of motions")
     p.add_argument("--source", default=None,
                    help="motion to edit (.npy/.csv/.bvh/.json); with --keep-first/--keep-last/--keep-parts")
+    p.add_argument("--source-index", default="0", help="which motion of a (N, T, 15, 3) --source .npy")
     p.add_argument("--keep-first", default="0", help="editing: keep the first N frames of --source")
     p.add_argument("--keep-last", default="0", help="editing: keep the last N frames of --source")
     p.add_argument("--keep-parts", default="",
@@ -264,11 +265,26 @@ def _whole(v: Any, name: str, lo: int, hi: int) -> int:
     return int(f)
 
 
-def _load_motion(path: str):
+def _load_motion(path: str, index: int = 0):
+    """A user's motion file on the common skeleton at 20 fps.  A (N, T, 15, 3) .npy written by ``sample``
+    gives its motion number ``index``."""
     from .data import load_user_file
-    from .motion import DEFAULT_FPS
+    from .motion import DEFAULT_FPS, Motion, MotionLabels
     from .skeleton import COMMON
 
+    p = Path(path)
+    if p.suffix.lower() == ".npy" and p.is_file():
+        try:
+            a = np.load(p, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise UserError(f"{p.name}: not a readable .npy array ({str(e).splitlines()[0]})") from None
+        if a.ndim == 4:
+            if a.shape[2:] != (len(COMMON), 3):
+                raise UserError(f"{p.name}: a batch of motions must be (N, T, {len(COMMON)}, 3), got {a.shape}")
+            if not 0 <= index < a.shape[0]:
+                raise UserError(f"{p.name} holds {a.shape[0]} motions; --source-index {index} is out of range")
+            return Motion(np.array(a[index], dtype=np.float32), COMMON, DEFAULT_FPS,
+                          MotionLabels(source=f"{p.name}[{index}]"))
     m = load_user_file(path)
     if m.skeleton.name != COMMON.name:
         m = m.retarget(COMMON)
@@ -320,7 +336,7 @@ def run_sample(args: argparse.Namespace) -> int:
                   guidance=args.guidance, seed=args.seed, num=args.num, sampler=args.sampler).validated()
     source = None
     if editing:
-        source = _load_motion(args.source)
+        source = _load_motion(args.source, _whole(args.source_index, "--source-index", 0, 10**6))
         mask = keep_mask(source.num_frames, keep_first, keep_last, parts)
         if not (keep_first or keep_last or parts):
             raise UserError("editing needs --keep-first N, --keep-last N and/or --keep-parts PARTS")

@@ -53,12 +53,16 @@ class FakeEncoder:
 
 
 def install_fake_encoder(monkeypatch) -> FakeEncoder:
-    """Make ``motionviz.text.get_text_encoder("minilm")`` return a :class:`FakeEncoder` for this test."""
+    """Make ``motionviz.text.get_text_encoder("minilm")`` return the shared :class:`FakeEncoder` for
+    this test."""
     import motionviz.text as text
 
-    enc = FakeEncoder()
-    monkeypatch.setitem(text._encoders, "minilm", enc)
-    return enc
+    monkeypatch.setitem(text._encoders, "minilm", FAKE_ENCODER)
+    return FAKE_ENCODER
+
+
+#: one instance per process: loaded generators are cached (with their encoder) across tests
+FAKE_ENCODER = FakeEncoder()
 
 
 def make_diffusion(directory: Path, seed: int = 0) -> Path:

@@ -1,0 +1,323 @@
+"""``python -m motionviz bench [--json] [--quick]``: speed of every available part, measured in one run.
+
+The output is one JSON object: ``machine`` (CPU count, torch threads, versions, ...), then one entry per
+row of :data:`SECTIONS`.  A section is a function ``bench(quick: bool) -> dict`` in the module that owns
+the feature (``"module:function"``); it reads checkpoints from
+:func:`motionviz.checkpoint.default_checkpoint_dir` (``--checkpoint-dir`` sets ``$MOTIONVIZ_CHECKPOINTS``
+for it).  A section whose module, function or checkpoint is missing is reported as
+``{"skipped": "<reason>"}``; a section that raises is reported as ``{"error": "<message>"}`` and the others
+still run.  Every entry gets ``"wall_seconds"`` (the section's own run time).
+
+For the generator checkpoints (diffusion, vae) whose module has no ``bench`` function yet, a generic
+measurement through the :class:`motionviz.generator.Generator` interface is used instead
+(``"source": "motionviz.bench generic"``): seconds per 120-frame sample at several step counts, batch 1
+and 4, for the diffusion model; seconds per 60-frame sample and per 8-step interpolation for the VAE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from .errors import UserError
+
+__all__ = ["SECTIONS", "add_arguments", "run", "run_bench", "machine_info", "run_section", "timeit"]
+
+#: section name -> ("module:function", checkpoint model name it needs or None).
+SECTIONS: dict[str, tuple[str, str | None]] = {
+    "diffusion": ("motionviz.models.diffusion:bench", "diffusion"),
+    "vae": ("motionviz.models.vae:bench", "vae"),
+    "inpaint": ("motionviz.inpaint:bench", "aegan"),
+    "mesh": ("motionviz.mesh:bench", None),
+    "video": ("motionviz.video:bench", None),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers for section functions
+# ---------------------------------------------------------------------------------------------
+def timeit(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> dict[str, float]:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; return median/min/mean seconds."""
+    for _ in range(max(0, warmup)):
+        fn()
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    n = len(times)
+    median = times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])
+    return {"median": round(median, 5), "min": round(times[0], 5), "mean": round(sum(times) / n, 5),
+            "repeats": n}
+
+
+def machine_info() -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = None
+    cpu_model = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gb = None
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem_gb = round(int(line.split()[1]) / 2**20, 1)
+                    break
+    except (OSError, ValueError):
+        pass
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = None
+    return {
+        "cpu_count": os.cpu_count(), "cpu_affinity": affinity, "cpu_model": cpu_model,
+        "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+        "torch_version": torch.__version__, "numpy_version": np.__version__,
+        "python_version": platform.python_version(), "platform": platform.platform(),
+        "cuda_available": bool(torch.cuda.is_available()), "memory_gb": mem_gb, "load_average": load,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# generic generator timings (used when a model module has no bench function)
+# ---------------------------------------------------------------------------------------------
+def _generic_diffusion(quick: bool) -> dict[str, Any]:
+    from .generator import Request, checkpoint_path, load_generator
+
+    t0 = time.perf_counter()
+    gen = load_generator("diffusion")
+    load_s = time.perf_counter() - t0
+    labels = list(getattr(gen, "labels", []) or [])
+    text = "slowly raise both arms sideways to shoulder height, then lower them"
+    t0 = time.perf_counter()
+    gen.generate(Request(text=text, frames=16, steps=1, num=1))          # loads the text encoder
+    first_s = time.perf_counter() - t0
+    frames = 120
+    steps_list = (20, 10) if quick else (1000, 50, 20, 10)
+    batches = (1,) if quick else (1, 4)
+    rows = []
+    for steps in steps_list:
+        for b in batches:
+            req = Request(text=text, label=labels[0] if labels else None, frames=frames, steps=steps, num=b,
+                          guidance=2.5, seed=0)
+            reps = 1 if (quick or steps >= 1000) else 3
+            t = timeit(lambda: gen.generate(req), repeats=reps, warmup=0 if steps >= 1000 else 1)
+            rows.append({"steps": steps, "batch": b, "frames": frames, "seconds_per_call": t["median"],
+                         "seconds_per_sample": round(t["median"] / b, 5), "repeats": t["repeats"]})
+    at20 = [r["seconds_per_sample"] for r in rows if r["steps"] == 20]
+    return {"source": "motionviz.bench generic", "checkpoint": str(checkpoint_path("diffusion")),
+            "load_seconds": round(load_s, 4), "first_call_seconds_incl_text_encoder": round(first_s, 4),
+            "guidance": 2.5, "sampler": "ddim", "timings": rows,
+            "seconds_per_sample_20_steps": min(at20) if at20 else None, "target_seconds_per_sample_20_steps": 0.3}
+
+
+def _generic_vae(quick: bool) -> dict[str, Any]:
+    from .generator import checkpoint_path, load_generator
+
+    t0 = time.perf_counter()
+    gen = load_generator("vae")
+    load_s = time.perf_counter() - t0
+    labels = list(getattr(gen, "labels", []) or [])
+    if not labels:
+        raise UserError("the VAE has no classes")
+    label = labels[0]
+    reps = 1 if quick else 5
+    rows = []
+    for b in ((1,) if quick else (1, 4, 16)):
+        t = timeit(lambda: gen.sample(label, None, frames=60, num=b, seed=0), repeats=reps)
+        rows.append({"batch": b, "frames": 60, "seconds_per_call": t["median"],
+                     "seconds_per_sample": round(t["median"] / b, 6)})
+    out: dict[str, Any] = {"source": "motionviz.bench generic", "checkpoint": str(checkpoint_path("vae")),
+                           "load_seconds": round(load_s, 4), "label": label, "sampling": rows}
+    if hasattr(gen, "interpolate_path"):
+        from .models.vae import Endpoint
+
+        t = timeit(lambda: gen.interpolate_path(Endpoint(label, None, 0), Endpoint(label, None, 1), steps=8,
+                                                frames=60), repeats=reps)
+        out["interpolate_8_steps_60_frames_seconds"] = t["median"]
+    return out
+
+
+GENERIC: dict[str, Callable[[bool], dict[str, Any]]] = {"diffusion": _generic_diffusion, "vae": _generic_vae}
+
+
+# ---------------------------------------------------------------------------------------------
+# running sections
+# ---------------------------------------------------------------------------------------------
+def _resolve(spec: str) -> tuple[Callable[[bool], dict] | None, str]:
+    """(function or None, reason it is missing)."""
+    module, _, fn = spec.partition(":")
+    try:
+        if importlib.util.find_spec(module) is None:
+            return None, f"module {module} is not in this installation"
+    except (ImportError, ValueError) as e:
+        return None, f"module {module} is not in this installation ({e})"
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        return None, f"cannot import {module} ({e})"
+    f = getattr(mod, fn, None)
+    if not callable(f):
+        return None, f"{module} has no {fn}() function yet"
+    return f, ""
+
+
+def run_section(name: str, spec: str, needs: str | None, quick: bool) -> dict[str, Any]:
+    """One section's result dict (never raises except KeyboardInterrupt)."""
+    t0 = time.perf_counter()
+    try:
+        if needs is not None:
+            from .generator import checkpoint_path
+
+            path = checkpoint_path(needs)
+            if not path.is_file():
+                return {"skipped": f"no {needs} checkpoint at {path}"}
+        fn, why = _resolve(spec)
+        if fn is None:
+            if name in GENERIC and needs is not None:
+                fn = GENERIC[name]
+            else:
+                return {"skipped": why}
+        result = fn(bool(quick))
+        if not isinstance(result, dict):
+            raise TypeError(f"{spec} returned {type(result).__name__}, not a dict")
+        out = dict(result)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - one failing section must not kill the others
+        msg = str(e).splitlines()[0] if str(e) else ""
+        out = {"error": f"{e.__class__.__name__}: {msg}"[:500]}
+        if os.environ.get("MOTIONVIZ_DEBUG"):
+            out["traceback"] = traceback.format_exc()
+    out["wall_seconds"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def run_bench(quick: bool = False, only: list[str] | None = None,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The whole benchmark as a dict: ``machine``, ``quick``, one entry per section, ``total_seconds``."""
+    names = list(SECTIONS)
+    if only:
+        unknown = [n for n in only if n not in SECTIONS]
+        if unknown:
+            raise UserError(f"unknown bench section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+        names = [n for n in names if n in only]
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"machine": machine_info(), "quick": bool(quick)}
+    for name in names:
+        if progress is not None:
+            progress(name)
+        spec, needs = SECTIONS[name]
+        out[name] = run_section(name, spec, needs, quick)
+    out["total_seconds"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object (default: readable text)")
+    parser.add_argument("--quick", action="store_true", help="fewer settings and repeats (smoke run)")
+    parser.add_argument("--only", default=None,
+                        help=f"comma-separated sections to run (default all: {', '.join(SECTIONS)})")
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="folder with the checkpoints (sets $MOTIONVIZ_CHECKPOINTS for the sections)")
+    parser.add_argument("--threads", default=None, help="torch CPU threads for the run (default: torch's choice)")
+    parser.add_argument("--out", default=None, help="also write the JSON to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    if args.threads is not None:
+        try:
+            n = int(str(args.threads))
+        except ValueError:
+            raise UserError(f"--threads must be a whole number, got {args.threads!r}") from None
+        if not 1 <= n <= 256:
+            raise UserError(f"--threads must be between 1 and 256, got {n}")
+        torch.set_num_threads(n)
+    if args.checkpoint_dir:
+        from pathlib import Path
+
+        if not Path(args.checkpoint_dir).is_dir():
+            raise UserError(f"--checkpoint-dir {args.checkpoint_dir} is not a folder")
+        os.environ["MOTIONVIZ_CHECKPOINTS"] = str(Path(args.checkpoint_dir).resolve())
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+
+    def progress(name: str) -> None:
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+
+    result = run_bench(quick=bool(args.quick), only=only, progress=progress)
+    text = json.dumps(result, default=_jsonable)
+    if args.out:
+        from pathlib import Path
+
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.replace(out)
+    if args.json:
+        print(text)
+    else:
+        _print_readable(result)
+    return 0
+
+
+def _jsonable(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(o)
+
+
+def _print_readable(result: dict[str, Any]) -> None:
+    m = result["machine"]
+    print(f"machine: {m['cpu_count']} CPUs ({m['cpu_model']}), torch {m['torch_version']} with "
+          f"{m['torch_threads']} threads, {m['date_utc']}")
+    for name in SECTIONS:
+        if name not in result:
+            continue
+        r = result[name]
+        if "skipped" in r:
+            print(f"{name}: skipped ({r['skipped']})")
+        elif "error" in r:
+            print(f"{name}: FAILED ({r['error']})")
+        else:
+            print(f"{name}: ({r.get('wall_seconds')} s)")
+            for k, v in r.items():
+                if k != "wall_seconds":
+                    print(f"  {k}: {json.dumps(v, default=_jsonable)}")
+    print(f"total: {result['total_seconds']} s")
