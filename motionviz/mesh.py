@@ -606,8 +606,6 @@ def fit_smpl(body: SmplBody, joints: np.ndarray, steps: int = 150, progress: Pro
     T = J.shape[0]
     sm_idx = [SMPL22.index(_SMPL_COMMON[c]) for c in COMMON.joints]
     target = torch.as_tensor(J, dtype=torch.float32)
-    gen = torch.Generator().manual_seed(0)
-    del gen
     n_b = body.shapedirs.shape[-1]
     n_j = body.J_regressor.shape[0]
     betas = torch.zeros(1, n_b, requires_grad=True)

@@ -123,8 +123,7 @@ def probe_video(path: str | os.PathLike, max_seconds: float = MAX_SECONDS) -> Vi
         first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         raise UserError(f"{p.name} is not a readable video ({first})") from None
     if duration > max_seconds + 1e-6:
-        raise UserError(f"the video is {duration:.1f} s long; the limit is {max_seconds:g} s "
-                        "(trim it, or pass a frame limit)")
+        raise UserError(f"the video is {duration:.1f} s long; the limit is {max_seconds:g} s (trim it first)")
     return VideoInfo(p, float(fps), int(n), float(duration), int(w), int(h))
 
 
@@ -206,18 +205,16 @@ def _mediapipe_pose():
 
 def extract_pose(path: str | os.PathLike, max_frames: int | None = None, progress: Progress | None = None,
                  keyframes: int = KEYFRAMES, max_seconds: float | None = MAX_SECONDS) -> PoseTrack:
-    """Run BlazePose on the video's frames (see the module docstring).  ``max_frames`` caps the number
-    of processed frames (a longer video is then only read up to there, and its length is not refused)."""
-    info = probe_video(path, max_seconds=float("inf") if (max_frames or max_seconds is None) else max_seconds)
+    """Run BlazePose on the video's frames (see the module docstring).  Videos longer than
+    ``max_seconds`` are refused; ``max_frames`` only processes the first frames."""
+    info = probe_video(path, max_seconds=float("inf") if max_seconds is None else max_seconds)
     stride = max(1, int(np.ceil(info.fps / MAX_PROCESS_FPS - 1e-6)))
-    total = info.frames // stride + 1
+    total = max(1, int(np.ceil(info.frames / stride)))
     if max_frames is not None:
         max_frames = int(max_frames)
         if max_frames < 1:
             raise UserError("the frame limit must be at least 1")
         total = min(total, max_frames)
-    elif info.duration > (max_seconds or float("inf")):
-        raise UserError(f"the video is {info.duration:.1f} s long; the limit is {max_seconds:g} s")
     want_keys = set(np.linspace(0, max(total - 1, 0), max(1, keyframes)).round().astype(int).tolist()) \
         if keyframes else set()
     world, image, vis, det, idx, keys = [], [], [], [], [], []
@@ -420,8 +417,8 @@ def _aegan_clean(raw: Motion, mask: np.ndarray, path: Path, progress: Progress |
     return raw.with_joints(j[:T])
 
 
-def recognise(motion: Motion, checkpoint_dir: str | os.PathLike | None = None) -> dict[str, Any] | None:
-    """The recogniser's guess for ``motion`` (label, title, probability, ...) or None without a checkpoint."""
+def recognise(motion: Motion, checkpoint_dir: str | os.PathLike | None = None) -> tuple[dict[str, Any] | None, str]:
+    """(the recogniser's guess for ``motion`` (label, title, probability, ...), "") or (None, why not)."""
     try:
         from .models.recognition import CHECKPOINT_NAME, load_recognizer
         if checkpoint_dir is None:
@@ -429,17 +426,18 @@ def recognise(motion: Motion, checkpoint_dir: str | os.PathLike | None = None) -
             checkpoint_dir = default_checkpoint_dir()
         p = Path(checkpoint_dir) / CHECKPOINT_NAME
         if not p.is_file():
-            return None
+            return None, f"no recogniser checkpoint ({CHECKPOINT_NAME})"
         rec = load_recognizer(p)
-        pred = rec.predict([motion.normalise()])[0]
-    except Exception:  # noqa: BLE001 - recognition is optional
-        return None
+        pred = dict(rec.predict([motion.normalise()])[0])
+    except Exception as e:  # noqa: BLE001 - recognition is optional
+        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        return None, f"the recogniser is not usable ({msg})"
     try:
         from .data.labels import LABEL_TITLES
         pred["title"] = LABEL_TITLES.get(pred["label"], pred["label"])
     except ImportError:  # pragma: no cover
         pred["title"] = pred["label"]
-    return pred
+    return pred, ""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -455,6 +453,7 @@ class VideoResult:
     note: str
     recognition: dict[str, Any] | None
     seconds: float
+    recognition_note: str = ""
 
     def summary(self, output: str | None = None) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -465,6 +464,8 @@ class VideoResult:
             "pose_seconds_per_frame": round(self.track.seconds_per_frame, 4),
             "recognised": self.recognition,
         }
+        if self.recognition is None and self.recognition_note:
+            d["recognition_note"] = self.recognition_note
         if output is not None:
             d["output"] = output
         return d
@@ -492,10 +493,10 @@ def video_to_motion(path: str | os.PathLike, max_frames: int | None = None, thre
         progress(0.82, "filling missing joints")
     motion, method, note = clean_motion(raw, mask, checkpoint_dir, use_inpainter, progress=sub(0.82, 0.95))
     motion = motion.with_labels(extra={**motion.labels.extra, "method": method})
-    rec = recognise(motion, checkpoint_dir) if recognise_exercise else None
+    rec, rec_note = recognise(motion, checkpoint_dir) if recognise_exercise else (None, "")
     if progress:
         progress(1.0, "done")
-    return VideoResult(motion, raw, mask, track, method, note, rec, time.perf_counter() - t0)
+    return VideoResult(motion, raw, mask, track, method, note, rec, time.perf_counter() - t0, rec_note)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -507,7 +508,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output file: .npy (T, 15, 3) float32 metres (default <input>.npy), .json or .bvh")
     parser.add_argument("--json", action="store_true", help="print a JSON summary (frames, fps, detected ratio, output)")
     parser.add_argument("--max-frames", type=int, default=None,
-                        help="process at most this many frames (longer videos are then cut, not refused)")
+                        help="process only the first N frames (the %g s limit on the video still applies)" % MAX_SECONDS)
     parser.add_argument("--threshold", type=float, default=VISIBILITY,
                         help=f"landmark visibility below which a joint counts as missing (default {VISIBILITY})")
     parser.add_argument("--no-inpaint", action="store_true", help="do not use the AE-GAN inpainter")
