@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
 import os
 import platform
@@ -172,12 +171,11 @@ def _resolve(spec: str) -> tuple[Callable[[bool], dict] | None, str]:
     """(function or None, reason it is missing)."""
     module, _, fn = spec.partition(":")
     try:
-        if importlib.util.find_spec(module) is None:
-            return None, f"module {module} is not in this installation"
-    except (ImportError, ValueError) as e:
-        return None, f"module {module} is not in this installation ({e})"
-    try:
         mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (module == e.name or module.startswith(e.name + ".")):
+            return None, f"module {module} is not in this installation"
+        return None, f"cannot import {module} ({e})"
     except ImportError as e:
         return None, f"cannot import {module} ({e})"
     f = getattr(mod, fn, None)
