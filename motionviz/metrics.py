@@ -271,16 +271,24 @@ def jerk(joints: np.ndarray, fps: float) -> float:
     if a.shape[0] < 4:
         return float("nan")
     d3 = np.diff(a, n=3, axis=0) * fps ** 3          # (T-3, J, 3)
-    return float(np.nanmean(np.linalg.norm(d3, axis=-1)))
+    mag = np.linalg.norm(d3, axis=-1)
+    mag = mag[np.isfinite(mag)]
+    return float(mag.mean()) if mag.size else float("nan")
 
 
 def bone_length_error(joints: np.ndarray, skeleton: Skeleton) -> float:
     """Mean over bones of (std over time / mean over time) of the bone length: 0 for a rigid body."""
     a = _joints(joints, skeleton)
     bl = skeleton.bone_lengths(a)                    # (T, B)
-    mean = np.nanmean(bl, axis=0)
-    rel = np.nanstd(bl, axis=0) / np.where(mean > 1e-9, mean, np.nan)
-    return float(np.nanmean(rel))
+    ok = np.isfinite(bl)
+    n = ok.sum(axis=0)                               # (B,) frames where the bone is observed
+    if not (n >= 1).any():
+        return float("nan")
+    blz = np.where(ok, bl, 0.0)
+    mean = blz.sum(axis=0) / np.maximum(n, 1)
+    std = np.sqrt((np.where(ok, bl - mean, 0.0) ** 2).sum(axis=0) / np.maximum(n, 1))
+    valid = (n >= 1) & (mean > 1e-9)
+    return float((std[valid] / mean[valid]).mean()) if valid.any() else float("nan")
 
 
 def foot_skating(joints: np.ndarray, skeleton: Skeleton, fps: float, height: float = 0.05,
@@ -295,12 +303,14 @@ def foot_skating(joints: np.ndarray, skeleton: Skeleton, fps: float, height: flo
     for name in feet:
         f = a[:, skeleton.index(name)]               # (T, 3)
         y = f[:, 1]
+        if not np.isfinite(y).any():
+            continue
         low = np.nanmin(y)
         near = y <= low + height
         contact = near[1:] & near[:-1]
         v = np.linalg.norm(np.diff(f[:, [0, 2]], axis=0), axis=-1) * fps   # (T-1,)
         speeds.append(v[contact & np.isfinite(v)])
-    s = np.concatenate(speeds)
+    s = np.concatenate(speeds) if speeds else np.zeros(0)
     return float(s.mean()) if s.size else float("nan")
 
 

@@ -218,3 +218,56 @@ def test_physical_metrics_aggregates():
     out = M.physical_metrics(motions, COMMON, 20.0)
     assert out["jerk"] == 0.0 and out["bone_length_error"] == pytest.approx(0.0, abs=1e-12)
     assert out["foot_skating"] == 0.0 and out["limit_any"] == 0.0
+
+
+def test_joint_limits_knee_overflexion_and_trunk_inversion():
+    pose = standing_pose()
+    # knee folded to ~170 degrees (ankle back up next to the hip)
+    fold = pose.copy()
+    for s in ("left", "right"):
+        k = fold[COMMON.index(f"{s}_knee")]
+        fold[COMMON.index(f"{s}_ankle")] = k + np.array([0.0, 0.39, -0.06])
+    r = M.joint_limit_violations(fold[None], COMMON)
+    assert r["knee_overflexion"] == 1.0 and r["elbow_overflexion"] == 0.0
+    # upside-down trunk with the pelvis high above the floor: 2 of 4 frames violate
+    inv = np.repeat(pose[None], 4, axis=0)
+    neck, pelvis = COMMON.index("neck"), COMMON.index("pelvis")
+    inv[:2, neck] = inv[:2, pelvis] + np.array([0.0, -0.55, 0.0])
+    r = M.joint_limit_violations(inv, COMMON)
+    assert r["trunk_inversion"] == 0.5 and r["any"] == 0.5
+    # lying flat on the floor (pelvis low) is not an inversion
+    lying = pose.copy()
+    lying[:, 1] = 0.1
+    lying[neck] = lying[pelvis] + np.array([0.0, -0.05, 0.55])
+    assert M.joint_limit_violations(lying[None], COMMON)["trunk_inversion"] == 0.0
+
+
+def test_r_precision_random_scores_match_chance():
+    # random probabilities: the target's rank among `pool` candidates is uniform -> top-k = k / pool
+    k_cls, n = 40, 4000
+    p = rng(9).random((n, k_cls))
+    t = rng(10).integers(0, k_cls, n)
+    out = M.r_precision(p, t, rng(11), top_k=(1, 3), pool=8)
+    assert out["top1"] == pytest.approx(1 / 8, abs=0.02)
+    assert out["top3"] == pytest.approx(3 / 8, abs=0.03)
+
+
+def test_precision_recall_density_shifted_gaussians_decrease():
+    x = rng(12).standard_normal((300, 3))
+    y0 = rng(13).standard_normal((300, 3))
+    near, far = M.precision_recall(x, y0, k=3), M.precision_recall(x, y0 + 2.0, k=3)
+    assert near[0] > 0.8 and near[1] > 0.8                 # same distribution: both high
+    assert far[0] < near[0] - 0.3 and far[1] < near[1] - 0.3
+    d0, c0 = M.density_coverage(x, y0, k=5)
+    d1, c1 = M.density_coverage(x, y0 + 2.0, k=5)
+    assert 0.7 < d0 < 1.3 and c0 > 0.9 and d1 < 0.3 and c1 < 0.5
+
+
+def test_physical_metrics_tolerate_missing_values():
+    pose = standing_pose()
+    m = np.repeat(pose[None], 10, axis=0)
+    m[3:5, COMMON.index("left_wrist")] = np.nan              # a few unobserved frames
+    assert M.bone_length_error(m, COMMON) == pytest.approx(0.0, abs=1e-12)
+    assert M.jerk(m, 20.0) == pytest.approx(0.0, abs=1e-9)
+    assert math.isnan(M.jerk(np.full((10, 15, 3), np.nan), 20.0))
+    assert math.isnan(M.bone_length_error(np.full((10, 15, 3), np.nan), COMMON))

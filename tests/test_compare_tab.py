@@ -1,0 +1,160 @@
+"""The Compare tab builds with tiny checkpoints (recogniser, VAE, diffusion) in a temporary folder, and its
+callbacks return a synchronised grid figure, a per-motion table, a metrics table with the real row and a
+bar chart with intervals.  Real data is replaced by synthetic motions (no data folder needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+import gradio as gr
+
+from motionviz import data as data_pkg
+from motionviz.checkpoint import data_provenance, save_checkpoint
+from motionviz.errors import UserError
+from motionviz.generator import available_models
+from motionviz.motion import Motion, MotionLabels
+from motionviz.models import recognition as R
+from motionviz.skeleton import COMMON
+from motionviz.ui import compare_tab as C
+from motionviz.ui.common import AppContext
+
+torch.set_num_threads(1)
+
+LABELS = ("ui-prmd:m01", "ui-prmd:m07")
+TINY_REC = dict(hidden=16, gru_hidden=12, feature_dim=16, conv_blocks=2, dropout=0.0, batch_size=8,
+                min_crop=20, max_crop=40)
+_POSE = {
+    "pelvis": (0.0, 0.95, 0.0), "spine": (0.0, 1.15, 0.0), "neck": (0.0, 1.45, 0.0),
+    "left_shoulder": (0.18, 1.42, 0.0), "left_elbow": (0.2, 1.15, 0.0), "left_wrist": (0.2, 0.9, 0.0),
+    "right_shoulder": (-0.18, 1.42, 0.0), "right_elbow": (-0.2, 1.15, 0.0), "right_wrist": (-0.2, 0.9, 0.0),
+    "left_hip": (0.1, 0.92, 0.0), "left_knee": (0.1, 0.5, 0.02), "left_ankle": (0.1, 0.08, 0.0),
+    "right_hip": (-0.1, 0.92, 0.0), "right_knee": (-0.1, 0.5, 0.02), "right_ankle": (-0.1, 0.08, 0.0),
+}
+
+
+def synthetic(label: str, correct: bool, T: int, rng: np.random.Generator, subject: str) -> Motion:
+    """m01: the upper body goes down and up (squat); m07: the left arm rises sideways."""
+    base = np.array([_POSE[n] for n in COMMON.joints], dtype=np.float32)
+    phase = np.sin(np.linspace(0, np.pi, T)) * (0.6 if not correct else 1.0)
+    j = np.repeat(base[None], T, axis=0)
+    if label == "ui-prmd:m01":
+        upper = [COMMON.index(n) for n in COMMON.joints if "knee" not in n and "ankle" not in n]
+        j[:, upper, 1] -= 0.35 * phase[:, None]
+    else:
+        sh = COMMON.index("left_shoulder")
+        for name, r in (("left_elbow", 0.28), ("left_wrist", 0.55)):
+            a = phase * np.pi * 0.9
+            j[:, COMMON.index(name)] = base[sh] + np.stack([r * np.sin(a), -r * np.cos(a), 0 * a], -1)
+    j += rng.normal(scale=0.005, size=j.shape).astype(np.float32)
+    return Motion(j, COMMON, 20.0, MotionLabels(dataset="ui-prmd", label=label, correct=correct, subject=subject))
+
+
+def corpus(n: int, seed: int, prefix: str) -> list[Motion]:
+    rng = np.random.default_rng(seed)
+    return [synthetic(lab, bool(i % 2), int(rng.integers(24, 40)), rng, f"{prefix}{i % 3}")
+            for lab in LABELS for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(tmp_path_factory):
+    from motionviz.models import diffusion as D
+    from motionviz.models import vae as V
+
+    d = tmp_path_factory.mktemp("compare-ck")
+    train = corpus(6, 0, "s")
+    # recogniser
+    rec = R.train_recognizer(train, R.Config(labels=LABELS, **TINY_REC), steps=20, seed=0)
+    save_checkpoint(d / R.CHECKPOINT_NAME, rec.state_dict(), R.KIND, rec.config,
+                    {"correct_labels": list(LABELS), "score_labels": [], "data": data_provenance(["ui-prmd"])})
+    # VAE (untrained: the tab only needs a working generator)
+    torch.manual_seed(0)
+    vcfg = V.tiny_config(V.classes_of(train))
+    vae = V.ActorVAE(vcfg)
+    vae.set_stats(*V.compute_stats(V.motions_to_items(train, vcfg.classes), vcfg.min_frames, vcfg.max_frames,
+                                   clips=50))
+    save_checkpoint(d / "vae.safetensors", vae.state_dict(), "vae", vae.config,
+                    {"data": data_provenance(["ui-prmd"]), "command": "test"})
+    # diffusion (untrained, label-conditioned requests only: no text encoder is loaded)
+    dcfg = D.tiny_config(labels=LABELS, datasets=("ui-prmd",))
+    D.save_model(d / "diffusion.safetensors", D.DiffusionModel(dcfg),
+                 {"data": data_provenance(["ui-prmd"]), "command": "test"})
+    return d
+
+
+@pytest.fixture()
+def fake_corpus(monkeypatch):
+    """``load_corpus`` -> synthetic train / test subjects (the tab reads the real data through it)."""
+    sets = {"train": corpus(6, 1, "s"), "test": corpus(5, 2, "t")}
+
+    def load_corpus(split="train", datasets=None, root=None, **kw):
+        ms = sets.get(split, sets["train"] + sets["test"])
+        return [m for m in ms if datasets is None or m.labels.dataset in datasets]
+
+    monkeypatch.setattr(data_pkg, "load_corpus", load_corpus)
+    return sets
+
+
+def _fn(demo: gr.Blocks, api_name: str):
+    for f in demo.fns.values():
+        if f.api_name == api_name:
+            return f.fn
+    raise KeyError(api_name)
+
+
+def _build(ckpt_dir, data_root) -> gr.Blocks:
+    with gr.Blocks() as demo:
+        ctx = AppContext(checkpoint_dir=ckpt_dir, data_root=data_root, models=available_models(ckpt_dir),
+                         motions=gr.State([]))
+        C.build(ctx)
+    return demo
+
+
+def test_tab_builds_and_compares_every_model(ckpt_dir, fake_corpus, tmp_path):
+    assert available_models(ckpt_dir) == ["diffusion", "vae"]
+    demo = _build(ckpt_dir, tmp_path)
+    names = {f.api_name for f in demo.fns.values()}
+    assert {"compare_generate", "compare_evaluate"} <= names
+    generate = _fn(demo, "compare_generate")
+    fig, rows, motions = generate("ui-prmd:m07", "", C.CORRECT, 3, 30, 5, [])
+    assert isinstance(fig, go.Figure)
+    # one 3D scene per motion (real + 2 models), all driven by one slider
+    scenes = [k for k in fig.layout.to_plotly_json() if k.startswith("scene")]
+    assert len(scenes) == 3 and len(fig.layout.sliders) == 1
+    assert [r[0] for r in rows][1:] == ["diffusion", "vae"] and rows[0][0].startswith("real")
+    assert all(r[1] in LABELS for r in rows)
+    assert len(motions) == 2 and all(m.num_frames == 30 for m in motions)
+    # same request, same seed -> same motions
+    _, _, again = generate("ui-prmd:m07", "", C.CORRECT, 3, 30, 5, [])
+    assert all(np.allclose(a.joints, b.joints) for a, b in zip(motions, again))
+    with pytest.raises(gr.Error):
+        generate(None, "", C.UNSPECIFIED, 0, 30, 5, [])
+    with pytest.raises(gr.Error):
+        generate("ui-prmd:m07", "", C.CORRECT, -1, 30, 5, [])
+
+
+def test_quick_evaluation_table_and_bars(ckpt_dir, fake_corpus, tmp_path):
+    demo = _build(ckpt_dir, tmp_path)
+    table, fig = _fn(demo, "compare_evaluate")("ui-prmd:m01")
+    rows = table.value["data"] if isinstance(table.value, dict) else table.value
+    assert [r[0] for r in rows] == ["real", "diffusion", "vae"]
+    assert all("±" in r[1] for r in rows)                           # FID with its interval
+    assert isinstance(fig, go.Figure)
+    assert len(fig.data) == 3 * len(C.BAR_METRICS)
+    assert any(t.error_y is not None and t.error_y.array is not None for t in fig.data)
+
+
+def test_tab_without_generators_says_so(tmp_path):
+    with gr.Blocks() as demo:
+        C.build(AppContext(checkpoint_dir=tmp_path, data_root=None, models=[], motions=gr.State([])))
+    md = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown)]
+    assert any("needs at least one generator checkpoint" in v for v in md)
+    assert not [f for f in demo.fns.values() if f.api_name == "compare_generate"]
+
+
+def test_quick_evaluation_needs_recogniser_and_data(ckpt_dir):
+    gens = C.comparable_models(["diffusion", "vae"], ckpt_dir)
+    with pytest.raises(UserError):
+        C.quick_evaluation(gens, None, "ui-prmd:m01", None)
