@@ -345,3 +345,84 @@ def test_vary_around_a_real_motion(gen):
         gen.vary(m, spread=float("nan"))
     with pytest.raises(UserError):
         gen.vary(Motion(np.zeros((3, 15, 3), np.float32)))
+
+
+# ---- the "Action -> motion (VAE)" tab --------------------------------------------------------------
+def _tab_demo(ckpt_dir, data_root=None):
+    import gradio as gr
+
+    from motionviz.ui import vae_tab
+    from motionviz.ui.common import AppContext
+
+    with gr.Blocks() as demo:
+        ctx = AppContext(checkpoint_dir=ckpt_dir, data_root=data_root, models=["vae"], motions=gr.State([]),
+                         demo=demo)
+        vae_tab.build(ctx)
+    return demo
+
+
+def _fn(demo, api_name: str):
+    for f in demo.fns.values():
+        if f.api_name == api_name:
+            return f.fn
+    raise KeyError(api_name)
+
+
+def test_tab_builds_and_callbacks_return_figures(ckpt_dir, tmp_path):
+    import gradio as gr
+    import plotly.graph_objects as go
+
+    from motionviz.ui import vae_tab as T
+
+    demo = _tab_demo(ckpt_dir)
+    names = {f.api_name for f in demo.fns.values()}
+    assert {"vae_interpolate", "vae_slide", "vae_sample", "vae_vary", "vae_download"} <= names
+    interp = _fn(demo, "vae_interpolate")
+    args = [T.SEED_SOURCE, "ui-prmd:m01", T.CORRECT, 3, 1, None,
+            T.SEED_SOURCE, "ui-prmd:m01", T.INCORRECT, 5, 1, None, True, 4, 24, 0.0, []]
+    state, view, strip, info = interp(*args)
+    assert isinstance(view, go.Figure) and isinstance(strip, go.Figure) and "ui-prmd:m01" in info
+    assert len(state["steps"]) == 4 and state["steps"][0].joints.shape == (24, 15, 3)
+    # the slider decodes the exact position: t = 0 is the first step, t = 0.5 lies between the ends
+    gen = V.load_generator(ckpt_dir / "vae.safetensors")
+    m0 = T.motion_at(gen, state["segment"], 0.0, 24)
+    np.testing.assert_allclose(m0.joints, state["steps"][0].joints, atol=1e-5)
+    np.testing.assert_allclose(m0.joints, gen.sample("m01", True, 24, 1, 3)[0].joints, atol=1e-5)
+    fig, text = _fn(demo, "vae_slide")(state, 0.5)
+    assert isinstance(fig, go.Figure) and "0.50" in text
+    mid = T.motion_at(gen, state["segment"], 0.5, 24).joints
+    assert not np.allclose(mid, m0.joints) and not np.allclose(mid, state["steps"][-1].joints)
+    # bad input -> gr.Error (no traceback)
+    for bad in ([None, 2], [-1, 3]):      # no exercise; negative seed
+        a = list(args)
+        a[1 if bad[0] is None else 3] = bad[0]
+        with pytest.raises(gr.Error):
+            interp(*a)
+    with pytest.raises(gr.Error, match="session"):
+        interp(*([T.SESSION_SOURCE] + args[1:]))
+    with pytest.raises(UserError, match="data folder"):
+        T.make_endpoint(gen, T.DATASET_SOURCE, "m01", T.CORRECT, 0, 1, None, [], "A", None)
+    # samples, variations of a session motion, interpolation from a session motion, downloads
+    fig, seed, samples, session, *_ = _fn(demo, "vae_sample")("m01", T.CORRECT, 2, 24, 7, False, [])
+    assert isinstance(fig, go.Figure) and seed == 7 and len(samples) == 2 and len(session) == 2
+    fig, variations, session, *_ = _fn(demo, "vae_vary")(session, 0, 2, 1.0, 0)
+    assert isinstance(fig, go.Figure) and len(variations) == 3 and len(session) == 4
+    state2, view2, _, _ = interp(*([T.SESSION_SOURCE, None, None, 0, 1, 0] + args[6:16] + [session]))
+    assert isinstance(view2, go.Figure) and len(state2["steps"]) == 4
+    files = _fn(demo, "vae_download")(T.DOWNLOAD_CHOICES[1], ["npy"], state, 0.5, samples, variations)
+    assert len(files) == 4 and all(f.endswith(".npy") for f in files)
+    files = _fn(demo, "vae_download")(T.DOWNLOAD_CHOICES[0], ["npy", "json"], state, 0.5, [], [])
+    assert len(files) == 2
+    with pytest.raises(gr.Error, match="sample"):
+        _fn(demo, "vae_download")(T.DOWNLOAD_CHOICES[2], ["npy"], state, 0.5, [], [])
+
+
+def test_tab_real_dataset_endpoint(gen, data_root):
+    from motionviz.ui import vae_tab as T
+
+    e = T.make_endpoint(gen, T.DATASET_SOURCE, "m01", T.INCORRECT, 0, 2, None, [], "A", data_root)
+    assert e.motion is not None and e.motion.labels.label == "ui-prmd:m01" and e.motion.labels.correct is False
+    path = gen.interpolate_path(e, V.Endpoint("m01", True, 0), steps=3, frames=20)
+    assert len(path) == 3 and np.isfinite(path[1].joints).all()
+    with pytest.raises(UserError, match="between 1 and"):
+        T.make_endpoint(gen, T.DATASET_SOURCE, "m01", T.INCORRECT, 0, 10_000, None, [], "A", data_root)
