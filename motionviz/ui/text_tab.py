@@ -1,0 +1,378 @@
+"""The "Text → motion" tab: the text/exercise-conditioned diffusion model.
+
+* Generate: a plain-language description (physiotherapist-style examples), an optional exercise,
+  correct / incorrect / unspecified execution, guidance scale, denoising steps, frames, seed and number of
+  samples -> animated 3D views and downloads; the motions join the session list (``ctx.motions``) so the
+  other tabs (inpaint, compare, mesh ...) can use them.
+* Edit: pick a session motion (generated, or loaded in the Data tab), keep its first / last frames
+  (in-betweening) and/or chosen body parts, and regenerate the rest with the same text/exercise settings.
+
+The callbacks' work is done by module-level functions (:func:`generate_motions`, :func:`edit_motions`,
+:func:`downloads`) so that they can be tested without a browser.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import replace
+from typing import Any, Callable, Sequence
+
+import gradio as gr
+import numpy as np
+
+from ..errors import UserError
+from ..motion import DEFAULT_FPS, Motion
+from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, MAX_SEED, AppContext, add_motions, export_dir,
+                     export_many, motion_choices, pick_motion, progress_callback, resolve_seed, to_float, to_int,
+                     user_error)
+
+__all__ = ["build", "EXAMPLES", "exercise_choices", "generate_motions", "edit_motions", "downloads",
+           "describe_request", "CORRECT_CHOICES", "PART_CHOICES"]
+
+log = logging.getLogger("motionviz.ui.text")
+
+#: Physiotherapist-style prompts shown as examples: (text, exercise label or "" , execution).
+EXAMPLES: list[tuple[str, str, str]] = [
+    ("Slowly raise both arms sideways to shoulder height, then lower them.", "", "Unspecified"),
+    ("Deep squat: bend both knees and hips as low as possible with the arms overhead, then stand up again.",
+     "ui-prmd:m01", "Correct"),
+    ("Deep squat with the knees collapsing inwards and the trunk leaning forward.", "ui-prmd:m01", "Incorrect"),
+    ("Lift the straight left arm out to the side and over the head, then bring it back down.", "",
+     "Unspecified"),
+    ("Step forward into an inline lunge, lower the back knee, then return to standing.", "ui-prmd:m03",
+     "Unspecified"),
+    ("Sit down on a chair and stand up again without using the hands.", "ui-prmd:m05", "Unspecified"),
+    ("With both arms extended overhead, bend the trunk to one side and then to the other.", "kimore:ex2",
+     "Unspecified"),
+    ("Rotate the trunk to the left and to the right, keeping the pelvis still.", "", "Unspecified"),
+    ("Stand on one leg and raise the other straight leg forward, then lower it.", "", "Unspecified"),
+    ("Walk forward at a steady pace.", "", "Unspecified"),
+]
+
+UNSPECIFIED, CORRECT, INCORRECT = "Unspecified", "Correct", "Incorrect"
+CORRECT_CHOICES = (UNSPECIFIED, CORRECT, INCORRECT)
+NO_EXERCISE = ""
+#: Editable body parts (keys of :data:`motionviz.skeleton.BODY_PARTS`), with readable names.
+PART_CHOICES: list[tuple[str, str]] = [
+    ("Torso (pelvis, spine, neck)", "torso"), ("Left arm", "left_arm"), ("Right arm", "right_arm"),
+    ("Left leg", "left_leg"), ("Right leg", "right_leg"), ("Both arms", "arms"), ("Both legs", "legs"),
+    ("Upper body", "upper_body"), ("Lower body", "lower_body"),
+]
+UI_LIMITS = {"steps": (1, 200), "frames": (16, 300), "num": (1, 8), "guidance": (0.0, 10.0)}
+DEFAULT_FORMATS = ["npy", "json", "bvh"]
+
+
+# ---------------------------------------------------------------------------------------------
+# pure helpers (tested directly)
+# ---------------------------------------------------------------------------------------------
+def exercise_choices(labels: Sequence[str]) -> list[tuple[str, str]]:
+    """Dropdown choices: "(none)" then ``"Title (dataset:id)"`` for each of the model's labels."""
+    from ..data.labels import LABEL_TITLES
+
+    out = [("(none: text only)", NO_EXERCISE)]
+    out += [(f"{LABEL_TITLES.get(lab, lab)} ({lab})", lab) for lab in labels]
+    return out
+
+
+def _correct_value(choice: Any) -> bool | None:
+    if choice in (None, "", UNSPECIFIED):
+        return None
+    if choice == CORRECT:
+        return True
+    if choice == INCORRECT:
+        return False
+    raise UserError(f"execution must be one of {', '.join(CORRECT_CHOICES)}, got {choice!r}")
+
+
+def _clean_text(text: Any) -> tuple[str, str]:
+    """(cleaned text, note for the user or "")."""
+    from ..generator import LIMITS, clean_text
+
+    if text is not None and not isinstance(text, str):
+        raise UserError("the description must be text")
+    t = clean_text(text or "")
+    if len(t) > LIMITS["text_chars"]:
+        raise UserError(f"the description is {len(t):,} characters long; the limit is {LIMITS['text_chars']} "
+                        f"(one or two sentences work best)")
+    note = ""
+    if t and any(ord(ch) > 127 for ch in t):
+        letters = [ch for ch in t if ch.isalpha()]
+        latin = all("LATIN" in unicodedata.name(ch, "") for ch in letters)
+        note = ("The text encoder was trained on English descriptions: other languages work, but the model "
+                "follows them less closely." if latin else
+                "The text encoder was trained on English descriptions; text in this script is understood "
+                "poorly — an English description or an exercise from the list works better.")
+    return t, note
+
+
+def _request(text: Any, exercise: Any, correct: Any, guidance: Any, steps: Any, frames: Any, num: Any,
+             seed: Any, sampler: str = "ddim"):
+    from ..generator import Request
+
+    t, note = _clean_text(text)
+    lo, hi = UI_LIMITS["guidance"]
+    g = to_float(guidance, "guidance scale", lo, hi)
+    req = Request(model="diffusion", text=t, label=(exercise or None), correct=_correct_value(correct),
+                  frames=120 if frames is None else to_int(frames, "frames", *UI_LIMITS["frames"]),
+                  steps=to_int(steps, "steps", *UI_LIMITS["steps"]), guidance=g,
+                  num=to_int(num, "number of samples", *UI_LIMITS["num"]), seed=to_int(seed, "seed", 0, MAX_SEED),
+                  sampler=sampler if sampler in ("ddim", "ddpm") else "ddim")
+    return req.validated(), note
+
+
+def describe_request(req: Any, note: str = "", seconds: float | None = None, edited: str = "") -> str:
+    """Markdown summary of what was generated."""
+    from ..data.labels import LABEL_TITLES
+
+    cond = []
+    if req.text:
+        cond.append(f"text “{req.text}”")
+    if req.label:
+        cond.append(f"exercise **{LABEL_TITLES.get(req.label, req.label)}** (`{req.label}`)")
+    if req.correct is not None:
+        cond.append("correct execution" if req.correct else "incorrect execution")
+    what = ", ".join(cond) if cond else "no condition (unconditional sample: a random movement)"
+    lines = [f"{edited or f'{req.num} motion(s) of {req.frames} frames'} · {what}",
+             f"{req.sampler.upper()} {req.steps} steps · guidance {req.guidance:g} · seed {req.seed}"
+             + (f" · {seconds:.2f} s" if seconds is not None else "")]
+    if note:
+        lines.append(f"*{note}*")
+    return "  \n".join(lines)
+
+
+def generate_motions(gen: Any, text: Any, exercise: Any, correct: Any, guidance: Any, steps: Any, frames: Any,
+                     num: Any, seed: Any, sampler: str = "ddim",
+                     progress: Callable[[float, str], None] | None = None) -> tuple[list[Motion], Any, str]:
+    """(motions, validated request, note) for the generate button."""
+    req, note = _request(text, exercise, correct, guidance, steps, frames, num, seed, sampler)
+    if req.label and req.label not in list(getattr(gen, "labels", []) or []):
+        raise UserError(f"the model does not know the exercise {req.label!r}; pick one from the list")
+    motions = gen.generate(req, progress)
+    return motions, req, note
+
+
+def _editable(motion: Motion) -> Motion:
+    """A session motion on the common skeleton at 20 fps (what the diffusion model edits)."""
+    from ..generator import LIMITS
+    from ..skeleton import COMMON
+
+    m = motion
+    if m.skeleton.name != COMMON.name:
+        m = m.retarget(COMMON)
+    if abs(m.fps - DEFAULT_FPS) > 1e-6:
+        m = m.resample(DEFAULT_FPS)
+    lo, hi = LIMITS["frames"]
+    if m.num_frames < lo:
+        raise UserError(f"the motion has {m.num_frames} frames at {DEFAULT_FPS:g} fps; editing needs at least {lo}")
+    if m.num_frames > hi:
+        raise UserError(f"the motion has {m.num_frames} frames at {DEFAULT_FPS:g} fps; editing handles at most "
+                        f"{hi} — crop it first (Data tab) or pick a shorter one")
+    if not m.observed.any(axis=0).all():
+        missing = [COMMON.joints[j] for j in np.flatnonzero(~m.observed.any(axis=0))]
+        raise UserError(f"the motion never shows {', '.join(missing[:4])}; fill it in the Inpaint tab first")
+    return m
+
+
+def edit_motions(gen: Any, motion: Motion, keep_first: Any, keep_last: Any, parts: Sequence[str] | None,
+                 text: Any, exercise: Any, correct: Any, guidance: Any, steps: Any, num: Any, seed: Any,
+                 sampler: str = "ddim", progress: Callable[[float, str], None] | None = None
+                 ) -> tuple[Motion, list[Motion], Any, str]:
+    """(source on the common skeleton, edited motions, request, note): keep the first/last frames and/or
+    the chosen body parts of ``motion`` and regenerate the rest."""
+    from ..cli_generate import keep_mask
+
+    src = _editable(motion)
+    T = src.num_frames
+    kf = to_int(keep_first or 0, "frames kept at the start", 0, T)
+    kl = to_int(keep_last or 0, "frames kept at the end", 0, T)
+    mask = keep_mask(T, kf, kl, list(parts or []))
+    req, note = _request(text, exercise, correct, guidance, steps, None, num, seed, sampler)
+    if req.label and req.label not in list(getattr(gen, "labels", []) or []):
+        raise UserError(f"the model does not know the exercise {req.label!r}; pick one from the list")
+    req = replace(req, source=src, keep=mask, frames=T).validated()
+    motions = gen.generate(req, progress)
+    return src, motions, req, note
+
+
+def downloads(motions: Sequence[Motion], formats: Sequence[str] | None,
+              progress: Callable[[float, str], None] | None = None) -> list[str]:
+    """Files for ``gr.File``: one ``samples.npy`` (N, T, 15, 3) float32 with every motion, then each
+    motion in the chosen formats."""
+    from ..cli_generate import write_npy
+
+    if not motions:
+        raise UserError("generate a motion first")
+    fmts = [f for f in (formats or []) if f]
+    d = export_dir()
+    paths = []
+    if len({m.num_frames for m in motions}) == 1 and len({len(m.skeleton) for m in motions}) == 1:
+        arr = np.stack([m.joints for m in motions]).astype(np.float32)
+        paths.append(str(write_npy(d / "samples.npy", arr)))
+    if fmts:
+        paths += export_many(list(motions), fmts, progress)
+    return paths
+
+
+def _figure(motions: Sequence[Motion], titles: Sequence[str]):
+    from ..render import grid_figure, motion_figure
+
+    if len(motions) == 1:
+        return motion_figure(motions[0], title=titles[0])
+    return grid_figure(list(motions), titles=list(titles), cols=min(len(motions), 4))
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# ---------------------------------------------------------------------------------------------
+# the tab
+# ---------------------------------------------------------------------------------------------
+def build(ctx: AppContext) -> None:
+    from ..generator import load_generator
+
+    try:
+        gen = load_generator("diffusion", ctx.checkpoint_dir)
+    except UserError as e:
+        gr.Markdown(f"**The diffusion model is not available:** {e}", elem_id="text-missing")
+        return
+    labels = list(getattr(gen, "labels", []) or [])
+    choices = exercise_choices(labels)
+    has_state = ctx.motions is not None
+    motions_state = ctx.motions if has_state else gr.State([])
+    heavy = dict(concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
+
+    gr.Markdown(
+        "**Text → motion (diffusion).** Describe an exercise in plain words — and/or pick an exercise and "
+        "correct or incorrect execution — and get 3D motions on the 15-joint skeleton at 20 fps. Leave "
+        "everything empty for an unconditional sample. Higher guidance follows the description more "
+        "closely; more steps are slower and a little smoother. Generated motions are added to the session, "
+        "so the other tabs can use them.", elem_id="text-intro")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            text = gr.Textbox(label="Describe the motion", lines=3, max_lines=6, max_length=500,
+                              placeholder="e.g. slowly raise both arms sideways to shoulder height, then lower them",
+                              elem_id="text-prompt")
+            exercise = gr.Dropdown(choices, value=NO_EXERCISE, label="Exercise (optional)", elem_id="text-exercise",
+                                   interactive=True)
+            correct = gr.Radio(list(CORRECT_CHOICES), value=UNSPECIFIED, label="Execution", elem_id="text-correct")
+            valid_examples = [[t, ex if ex in labels else NO_EXERCISE, c] for t, ex, c in EXAMPLES]
+            gr.Examples(valid_examples, inputs=[text, exercise, correct], label="Examples (click to use)",
+                        examples_per_page=10, cache_examples=False, api_name="text_load_example",
+                        elem_id="text-examples")
+            guidance = gr.Slider(*UI_LIMITS["guidance"], value=2.5, step=0.1, label="Guidance scale",
+                                 elem_id="text-guidance")
+            with gr.Row():
+                steps = gr.Slider(*UI_LIMITS["steps"], value=20, step=1, label="Denoising steps",
+                                  elem_id="text-steps")
+                frames = gr.Slider(*UI_LIMITS["frames"], value=120, step=2, label="Frames (20 fps)",
+                                   elem_id="text-frames")
+            with gr.Row():
+                num = gr.Slider(*UI_LIMITS["num"], value=4, step=1, label="Number of samples", elem_id="text-num")
+                seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="text-seed")
+            with gr.Row():
+                randomize = gr.Checkbox(False, label="Random seed", elem_id="text-random")
+                sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="Sampler", elem_id="text-sampler")
+            gen_btn = gr.Button("Generate", variant="primary", elem_id="text-generate")
+        with gr.Column(scale=2):
+            info = gr.Markdown("", elem_id="text-info")
+            plot = gr.Plot(label="Generated motions", elem_id="text-plot", elem_classes=["mv-plot"])
+            formats = gr.CheckboxGroup(list(EXPORT_FORMATS), value=DEFAULT_FORMATS, label="Download formats",
+                                       elem_id="text-formats")
+            files = gr.File(label="Downloads (samples.npy = all motions, (N, T, 15, 3))", file_count="multiple",
+                            interactive=False, elem_id="text-files")
+    with gr.Accordion("Edit a motion: in-betweening and body parts", open=False, elem_id="text-edit"):
+        gr.Markdown("Keep the first and/or last frames of a motion (in-betweening) or chosen body parts, and "
+                    "regenerate the rest with the description, exercise, execution, guidance, steps, seed and "
+                    "number of samples above. Any motion of this session can be edited: generated here or "
+                    "loaded in the Data tab.")
+        with gr.Row():
+            src_motion = gr.Dropdown([], value=None, label="Motion to edit", elem_id="text-edit-motion",
+                                     allow_custom_value=False, scale=3)
+            refresh = gr.Button("Refresh", size="sm", elem_id="text-edit-refresh", scale=1)
+        with gr.Row():
+            keep_first = gr.Slider(0, 300, value=20, step=1, label="Keep the first N frames",
+                                   elem_id="text-keep-first")
+            keep_last = gr.Slider(0, 300, value=20, step=1, label="Keep the last N frames",
+                                  elem_id="text-keep-last")
+        parts = gr.CheckboxGroup(PART_CHOICES, value=[], label="Keep these body parts (all frames)",
+                                 elem_id="text-keep-parts")
+        edit_btn = gr.Button("Regenerate the rest", variant="primary", elem_id="text-edit-run")
+        edit_info = gr.Markdown("", elem_id="text-edit-info")
+        edit_plot = gr.Plot(label="Original and edits", elem_id="text-edit-plot", elem_classes=["mv-plot"])
+        edit_files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="text-edit-files")
+
+    # ---- callbacks ------------------------------------------------------------------------------
+    def _choices(motions_: list[Motion] | None, select_newest: bool = True):
+        ch = motion_choices(motions_)
+        return gr.Dropdown(choices=ch, value=ch[0][1] if (ch and select_newest) else None)
+
+    @user_error
+    def on_generate(text_, exercise_, correct_, guidance_, steps_, frames_, num_, seed_, randomize_, sampler_,
+                    formats_, motions_, progress=gr.Progress()):
+        import time
+
+        cb = progress_callback(progress)
+        seed_ = resolve_seed(seed_, bool(randomize_))
+        t0 = time.perf_counter()
+        ms, req, note = generate_motions(gen, text_, exercise_, correct_, guidance_, steps_, frames_, num_, seed_,
+                                         sampler_, lambda f, s="": cb(0.85 * f, s))
+        seconds = time.perf_counter() - t0
+        cb(0.88, "drawing")
+        head = _short(req.text) if req.text else (req.label or "unconditional")
+        fig = _figure(ms, [f"{head} · #{i + 1}" for i in range(len(ms))])
+        cb(0.92, "writing downloads")
+        paths = downloads(ms, formats_)
+        new = add_motions(motions_, ms)
+        cb(1.0, "done")
+        return fig, describe_request(req, note, seconds), paths, seed_, new, _choices(new)
+
+    @user_error
+    def on_edit(index_, keep_first_, keep_last_, parts_, text_, exercise_, correct_, guidance_, steps_, num_,
+                seed_, randomize_, sampler_, formats_, motions_, progress=gr.Progress()):
+        import time
+
+        cb = progress_callback(progress)
+        m = pick_motion(motions_, index_)
+        seed_ = resolve_seed(seed_, bool(randomize_))
+        t0 = time.perf_counter()
+        src, ms, req, note = edit_motions(gen, m, keep_first_, keep_last_, parts_, text_, exercise_, correct_,
+                                          guidance_, steps_, num_, seed_, sampler_,
+                                          lambda f, s="": cb(0.85 * f, s))
+        seconds = time.perf_counter() - t0
+        cb(0.88, "drawing")
+        fig = _figure([src] + ms, ["original"] + [f"edit #{i + 1}" for i in range(len(ms))])
+        kept = []
+        if int(keep_first_ or 0):
+            kept.append(f"first {int(keep_first_)} frames")
+        if int(keep_last_ or 0):
+            kept.append(f"last {int(keep_last_)} frames")
+        if parts_:
+            kept.append(", ".join(p.replace("_", " ") for p in parts_))
+        what = f"{len(ms)} edit(s) of a {src.num_frames}-frame motion, keeping {' + '.join(kept)}"
+        cb(0.92, "writing downloads")
+        paths = downloads(ms, formats_)
+        new = add_motions(motions_, ms)
+        cb(1.0, "done")
+        return fig, describe_request(req, note, seconds, edited=what), paths, seed_, new, _choices(new)
+
+    def on_refresh(motions_):
+        return _choices(motions_)
+
+    gen_inputs = [text, exercise, correct, guidance, steps, frames, num, seed, randomize, sampler, formats,
+                  motions_state]
+    gen_outputs = [plot, info, files, seed, motions_state, src_motion]
+    gen_btn.click(on_generate, gen_inputs, gen_outputs, api_name="text_generate", **heavy)
+    text.submit(on_generate, gen_inputs, gen_outputs, api_name="text_generate_submit", **heavy)
+    edit_inputs = [src_motion, keep_first, keep_last, parts, text, exercise, correct, guidance, steps, num, seed,
+                   randomize, sampler, formats, motions_state]
+    edit_btn.click(on_edit, edit_inputs, [edit_plot, edit_info, edit_files, seed, motions_state, src_motion],
+                   api_name="text_edit", **heavy)
+    refresh.click(on_refresh, [motions_state], [src_motion], api_name="text_edit_refresh", queue=False)
+    if has_state:
+        try:
+            motions_state.change(on_refresh, [motions_state], [src_motion], api_name="text_session_changed",
+                                 queue=False)
+        except AttributeError:  # pragma: no cover - older gradio State without .change
+            pass
