@@ -7,13 +7,33 @@ Both take endpoints ``a``, ``b`` of shape (..., D) and weights ``t`` of shape (S
 linearly between |a| and |b|, so for endpoints of equal norm (e.g. two Gaussian draws in many
 dimensions, which have almost the same norm) every point keeps that norm, while ``lerp`` cuts through
 the low-norm interior of the sphere where a Gaussian prior puts almost no mass.
+
+Motion-level helpers over the VAE (:mod:`motionviz.models.vae`), all deterministic for given seeds and
+returning ``steps`` :class:`motionviz.motion.Motion` objects (ends included, common skeleton, 20 fps):
+
+* :func:`between_seeds` -- two seeds of one class;
+* :func:`between_classes` -- two classes, e.g. correct <-> incorrect execution of one exercise;
+* :func:`between_motions` -- two encoded real motions;
+* :func:`path_array` -- stack a path into the (steps, frames, J, 3) float32 array of ``interpolate --out``.
+
+Each takes ``spherical`` (False: lerp, True: slerp of the latent z; the class bias is always linear) and
+an optional ``gen`` (default: ``load_generator("vae")``).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
 import torch
 
-__all__ = ["weights", "lerp", "slerp", "interpolate"]
+if TYPE_CHECKING:
+    from .motion import Motion
+
+ProgressFn = Callable[[float, str], None]
+
+__all__ = ["weights", "lerp", "slerp", "interpolate", "between_seeds", "between_classes", "between_motions",
+           "path_array"]
 
 
 def weights(steps: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -74,89 +94,74 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, spherical: bool = 
 
 
 # ---------------------------------------------------------------------------------------------
-# ``python -m motionviz interpolate``: the CLI verb (dispatched from motionviz/cli_generate.py)
+# motion-level interpolation with the VAE (used by the ``interpolate`` CLI verb, the app and tests)
 # ---------------------------------------------------------------------------------------------
-def add_interpolate_arguments(parser) -> None:
-    """Arguments of ``python -m motionviz interpolate``."""
-    parser.add_argument("--model", default="vae", help="the latent model (only 'vae')")
-    parser.add_argument("--exercise", default=None,
-                        help="class of the start: a label such as ui-prmd:m01, or an unambiguous id (m01)")
-    parser.add_argument("--incorrect", action="store_true", help="start from the incorrect version")
-    parser.add_argument("--to-exercise", default=None, help="class of the end (default: --exercise)")
-    g = parser.add_mutually_exclusive_group()
-    g.add_argument("--to-incorrect", action="store_true", help="end at the incorrect version")
-    g.add_argument("--to-correct", action="store_true", help="end at the correct version")
-    parser.add_argument("--from-seed", type=int, default=0, help="seed of the start latent")
-    parser.add_argument("--to-seed", type=int, default=None, help="seed of the end latent (default: from-seed + 1,"
-                        " or from-seed when only the class changes)")
-    parser.add_argument("--from-motion", default=None, help="start at an encoded real motion (.npy/.csv/.bvh/.json)")
-    parser.add_argument("--to-motion", default=None, help="end at an encoded real motion")
-    parser.add_argument("--spherical", action="store_true", help="spherical (slerp) instead of linear path")
-    parser.add_argument("--steps", type=int, default=8, help="number of motions on the path (ends included)")
-    parser.add_argument("--frames", type=int, default=60, help="frames per motion (20 fps)")
-    parser.add_argument("--out", required=True, help="output .npy: float32 (steps, frames, 15, 3)")
-
-
-def run_interpolate(args) -> int:
-    """Decode the path and write (steps, frames, 15, 3) float32 to ``args.out``."""
-    import json
-    from pathlib import Path
-
-    import numpy as np
-
-    from .errors import UserError
+def _vae(gen: Any) -> Any:
+    if gen is not None:
+        return gen
     from .generator import load_generator
 
-    if args.model != "vae":
-        raise UserError(f"latent interpolation needs the VAE (--model vae), not {args.model!r}")
-    out = Path(args.out)
-    if out.suffix.lower() != ".npy":
-        raise UserError(f"--out must end in .npy, got {out.name!r}")
-    if args.exercise is None and args.from_motion is None:
-        raise UserError("give --exercise NAME (a class to sample) or --from-motion FILE")
-    if args.to_exercise is not None and args.exercise is None and args.to_motion is None \
-            and args.from_motion is None:
-        raise UserError("--to-exercise needs --exercise or --from-motion for the start")
-    gen = load_generator("vae")
+    return load_generator("vae")
+
+
+def between_seeds(label: str, seed_a: int, seed_b: int, correct: bool | None = None, steps: int = 8,
+                  frames: int = 60, spherical: bool = False, gen: Any = None,
+                  progress: ProgressFn | None = None) -> list[Motion]:
+    """``steps`` motions (ends included) between the samples of seeds ``seed_a`` and ``seed_b`` of one
+    class (``label`` such as ``ui-prmd:m01`` or an unambiguous id; ``correct`` False = the incorrect
+    execution, None = correct where the label has both).  ``gen``: a VAE generator (default: the
+    ``vae`` checkpoint).  Deterministic: the ends equal ``gen.sample(label, correct, frames, 1, seed)``.
+    Raises :class:`motionviz.errors.UserError` on an unknown label, bad seeds/steps/frames."""
     from .models.vae import Endpoint
 
-    def motion(path: str | None):
-        if path is None:
-            return None
-        from .data import load_user_file
+    g = _vae(gen)
+    return g.interpolate_path(Endpoint(label, correct, _seed(seed_a)), Endpoint(label, correct, _seed(seed_b)),
+                              steps=steps, frames=frames, spherical=spherical, progress=progress)
 
-        return load_user_file(path)
 
-    start_correct = False if args.incorrect else None
-    if args.to_incorrect:
-        end_correct = False
-    elif args.to_correct:
-        end_correct = True
-    else:
-        end_correct = start_correct if args.to_exercise is None else None
-    to_label = args.to_exercise or args.exercise
-    class_changes = (args.to_exercise is not None and args.to_exercise != args.exercise) or \
-        (end_correct != start_correct)
-    to_seed = args.to_seed if args.to_seed is not None else (
-        args.from_seed if class_changes else args.from_seed + 1)
-    for name, s in (("--from-seed", args.from_seed), ("--to-seed", to_seed)):
-        if not 0 <= s < 2**63:
-            raise UserError(f"{name} must be a non-negative whole number, got {s}")
-    start = Endpoint(args.exercise, start_correct, args.from_seed, motion(args.from_motion))
-    end = Endpoint(to_label if args.to_motion is None or args.to_exercise else None, end_correct, to_seed,
-                   motion(args.to_motion))
-    from tqdm import tqdm
+def between_classes(label_a: str, label_b: str, correct_a: bool | None = None, correct_b: bool | None = None,
+                    seed: int = 0, to_seed: int | None = None, steps: int = 8, frames: int = 60,
+                    spherical: bool = False, gen: Any = None, progress: ProgressFn | None = None) -> list[Motion]:
+    """``steps`` motions from class (label_a, correct_a) to class (label_b, correct_b), e.g. a correct
+    to an incorrect squat: ``between_classes("m01", "m01", True, False)``.  The latent z is that of
+    ``seed`` at both ends unless ``to_seed`` is given, so only the class changes along the path."""
+    from .models.vae import Endpoint
 
-    with tqdm(total=100, desc="interpolate", unit="%", leave=False) as bar:
-        def progress(f: float, text: str) -> None:
-            bar.n = int(round(100 * min(max(f, 0.0), 1.0)))
-            bar.set_postfix_str(text, refresh=True)
+    g = _vae(gen)
+    end_seed = _seed(seed if to_seed is None else to_seed)
+    return g.interpolate_path(Endpoint(label_a, correct_a, _seed(seed)), Endpoint(label_b, correct_b, end_seed),
+                              steps=steps, frames=frames, spherical=spherical, progress=progress)
 
-        motions = gen.interpolate_path(start, end, steps=args.steps, frames=args.frames,
-                                       spherical=args.spherical, progress=progress)
-    arr = np.stack([m.joints for m in motions]).astype(np.float32)    # (S, T, J, 3)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, arr)
-    print(json.dumps({"out": str(out), "shape": list(arr.shape), "from": motions[0].labels.text,
-                      "to": motions[-1].labels.text, "spherical": bool(args.spherical)}))
-    return 0
+
+def between_motions(motion_a: Motion, motion_b: Motion, steps: int = 8, frames: int = 60, spherical: bool = False,
+                    label_a: str | None = None, label_b: str | None = None, correct_a: bool | None = None,
+                    correct_b: bool | None = None, gen: Any = None,
+                    progress: ProgressFn | None = None) -> list[Motion]:
+    """``steps`` motions between two encoded real motions (posterior means; any skeleton the data
+    loaders map to the common one).  Each motion's class is ``label_x``/``correct_x`` if given, else its
+    own label if the model knows it, else the class that reconstructs it best.  The ends are the
+    reconstructions (``gen.vary(motion, spread=0)``)."""
+    from .models.vae import Endpoint
+
+    g = _vae(gen)
+    return g.interpolate_path(Endpoint(label_a, correct_a, 0, motion_a), Endpoint(label_b, correct_b, 0, motion_b),
+                              steps=steps, frames=frames, spherical=spherical, progress=progress)
+
+
+def path_array(motions: Sequence[Motion]) -> np.ndarray:
+    """The path as one float32 array (steps, frames, J, 3) -- the ``interpolate --out`` contract."""
+    if not motions:
+        raise ValueError("empty interpolation path")
+    return np.stack([m.joints for m in motions]).astype(np.float32)
+
+
+def _seed(seed: Any) -> int:
+    from .errors import UserError
+
+    try:
+        f = float(seed)
+    except (TypeError, ValueError):
+        raise UserError(f"a seed must be a whole number, got {seed!r}") from None
+    if not (np.isfinite(f) and f == int(f) and 0 <= int(f) < 2**63):
+        raise UserError(f"a seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
+    return int(f)

@@ -426,3 +426,25 @@ def test_tab_real_dataset_endpoint(gen, data_root):
     assert len(path) == 3 and np.isfinite(path[1].joints).all()
     with pytest.raises(UserError, match="between 1 and"):
         T.make_endpoint(gen, T.DATASET_SOURCE, "m01", T.INCORRECT, 0, 10_000, None, [], "A", data_root)
+
+
+def test_motion_level_interpolation_helpers(gen):
+    from motionviz import interpolate as I
+
+    p = I.between_seeds("m01", 3, 9, correct=False, steps=5, frames=24, gen=gen)
+    np.testing.assert_allclose(p[-1].joints, gen.sample("m01", False, 24, 1, 9)[0].joints, atol=1e-5)
+    arr = I.path_array(p)
+    assert arr.shape == (5, 24, 15, 3) and arr.dtype == np.float32
+    q = I.between_classes("m01", "m01", True, False, seed=2, steps=4, frames=24, spherical=True, gen=gen)
+    np.testing.assert_allclose(q[0].joints, gen.sample("m01", True, 24, 1, 2)[0].joints, atol=1e-5)
+    np.testing.assert_allclose(q[-1].joints, gen.sample("m01", False, 24, 1, 2)[0].joints, atol=1e-5)
+    again = I.between_classes("m01", "m01", True, False, seed=2, steps=4, frames=24, spherical=True, gen=gen)
+    np.testing.assert_array_equal(I.path_array(again), I.path_array(q))
+    rng = np.random.default_rng(5)
+    a, b = synthetic("ui-prmd:m01", True, 30, rng), synthetic("ui-prmd:m07", True, 30, rng)
+    r = I.between_motions(a, b, steps=3, frames=30, gen=gen)
+    np.testing.assert_allclose(r[0].joints, gen.vary(a, 1, 0, 0.0, 30)[0].joints, atol=1e-5)
+    with pytest.raises(UserError, match="seed"):
+        I.between_seeds("m01", -1, 2, gen=gen)
+    with pytest.raises(UserError, match="unknown exercise"):
+        I.between_classes("m01", "nope", gen=gen)
