@@ -165,7 +165,7 @@ def test_train_step_runs_and_returns_losses(variants):
 
 def test_reconstruction_improves_with_training():
     torch.manual_seed(0)
-    model = A.build_model(TINY)
+    model = A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8, lr=3e-3, lr_critic=3e-3))
     opts = A.make_optimizers(model)
     g = torch.Generator().manual_seed(0)
     pose = torch.randn(15, 3) * 0.3

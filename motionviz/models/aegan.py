@@ -54,8 +54,9 @@ from ..skeleton import COMMON, Skeleton, get_skeleton
 __all__ = [
     "Config", "BodyGrid", "AEGANNet", "AEGAN", "Corruptor", "WindowSampler", "canonical_transform",
     "apply_transform", "invert_transform", "project_random_cameras", "train_step", "make_optimizers",
-    "build_model", "model_tensors", "save", "load", "load_generator", "AEGANGenerator", "KIND", "describe", "fit",
-    "mpjpe", "mpjse", "velocities", "set_bone_reference",
+    "build_model", "model_tensors", "save", "load", "load_generator", "AEGANGenerator", "KIND", "describe",
+    "build_training", "WindowBatches",
+    "mpjpe", "mpjse", "velocities", "set_bone_reference", "calibrate_critic",
 ]
 
 KIND = "aegan"
@@ -69,8 +70,8 @@ class Config:
     skeleton: str = "common"
     variants: tuple[int, ...] = (3,)          # coordinate dimensions trained: (3,), (2,) or (3, 2)
     frames: int = 32                          # window length F (divisible by 2 ** len(channels))
-    latent: int = 64                          # size of z
-    channels: tuple[int, ...] = (16, 32, 64)   # conv widths (encoder / critic; reversed in G)
+    latent: int = 96                          # size of z
+    channels: tuple[int, ...] = (24, 48, 96)   # conv widths (encoder / critic; reversed in G)
     kernel_time: int = 4
     kernel_body: int = 3
     coord_scale: float = 0.5                  # metres per model unit
@@ -81,8 +82,8 @@ class Config:
     lambda_z: float = 2.0                     # latent cycle MSE(z, E(G(z)))
     lambda_adv: float = 1.0                   # -D(G(E(x))) and -D(G(z))
     n_critic: int = 1                         # critic updates per generator update
-    lr: float = 2e-4
-    lr_critic: float = 2e-4
+    lr: float = 3e-4
+    lr_critic: float = 3e-4
     beta1: float = 0.5
     beta2: float = 0.9
     batch_size: int = 32
@@ -361,7 +362,8 @@ class Critic(nn.Module):
 class AEGANNet(nn.Module):
     """One AE-GAN for one coordinate dimension.  Joint-space API in model units (canonical / scale).
 
-    Buffers: ``bone_ref`` (Bones,) mean bone length of the training windows in metres (projected
+    Buffers: ``critic_ref`` (2,) mean and std of the critic score on real windows (see
+    :func:`calibrate_critic`); ``bone_ref`` (Bones,) mean bone length of the training windows in metres (projected
     lengths for 2D), used to estimate the global scale of user input.
     """
 
@@ -376,6 +378,9 @@ class AEGANNet(nn.Module):
         self.generator = GeneratorNet(cfg, dims, H)
         self.critic = Critic(cfg, dims, H)
         self.register_buffer("bone_ref", torch.ones(len(self.skeleton.bones)))
+        # [mean, std] of the critic's score on real (clean, canonical) training windows; NaN until
+        # calibrated (``calibrate_critic``).  Inpainting caps its critic reward at the mean.
+        self.register_buffer("critic_ref", torch.full((2,), float("nan")))
 
     # joints in model units: (B, T, J, D)
     def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -413,6 +418,10 @@ class AEGAN(nn.Module):
         self.skeleton = get_skeleton(cfg.skeleton)
         self.corruptor = Corruptor(cfg, self.skeleton)
         self.rng = torch.Generator().manual_seed(0)
+
+    def train_step(self, batch: torch.Tensor | dict[str, Any], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+        """The :mod:`motionviz.train` hook: one critic + one generator/encoder update (see :func:`train_step`)."""
+        return train_step(self, batch, optimizers, self.rng)
 
     def net(self, dims: int) -> AEGANNet:
         key = f"d{dims}"
@@ -624,7 +633,8 @@ def _variant_losses(model: AEGAN, net: AEGANNet, b: dict[str, torch.Tensor], opt
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-        logs.update(critic=float(loss_d), gp=float(gp), wasserstein=float(d_real.mean() - d_fake.mean()))
+        logs.update(critic=float(loss_d.detach()), gp=float(gp.detach()),
+                    wasserstein=float((d_real.mean() - d_fake.mean()).detach()))
     # ---- autoencoder + generator ----
     for p in net.critic.parameters():
         p.requires_grad_(False)
@@ -643,8 +653,8 @@ def _variant_losses(model: AEGAN, net: AEGANNet, b: dict[str, torch.Tensor], opt
     for p in net.critic.parameters():
         p.requires_grad_(True)
     s = cfg.coord_scale
-    logs.update(loss=float(loss), mpjpe_m=float(l_p) * s, mpjse_m=float(l_s) * s, latent=float(l_z),
-                adv_mixed=float(adv_mixed), adv_gen=float(adv_gen))
+    logs.update(loss=float(loss.detach()), mpjpe_m=float(l_p.detach()) * s, mpjse_m=float(l_s.detach()) * s,
+                latent=float(l_z.detach()), adv_mixed=float(adv_mixed.detach()), adv_gen=float(adv_gen.detach()))
     return loss, logs
 
 
@@ -667,7 +677,7 @@ def train_step(model: AEGAN, batch: torch.Tensor | dict[str, Any], optimizers: d
         b = prepare_batch(model, x, dims, g)
         loss, lg = _variant_losses(model, net, b, optimizers.get("d"), g)
         loss.backward()
-        total += float(loss)
+        total += float(loss.detach())
         logs.update({f"{key}/{k}": v for k, v in lg.items()})
     optimizers["g"].step()
     logs["loss"] = total
@@ -685,6 +695,23 @@ def set_bone_reference(model: AEGAN, sampler: WindowSampler, g: torch.Generator,
         c = [b for _, b in model.skeleton.bones]
         lengths = torch.linalg.vector_norm(y[..., c, :] - y[..., p, :], dim=-1)  # (n, F, Bones)
         net.bone_ref.copy_(lengths.mean((0, 1)))
+
+
+@torch.no_grad()
+def calibrate_critic(model: AEGAN, sampler: WindowSampler, g: torch.Generator, n: int = 512) -> None:
+    """Store each variant's critic score statistics on ``n`` clean real windows (canonical, model
+    units; random cameras for 2D) as ``critic_ref = [mean, std]``."""
+    was_training = model.training
+    model.eval()
+    x = sampler.sample(n, g)
+    for key, net in model.nets.items():
+        dims = int(key[1:])
+        y = x if dims == 3 else project_random_cameras(x, model.cfg, g)
+        full = torch.ones(y.shape[:3], dtype=torch.bool)
+        centre, rot = canonical_transform(y, full, model.skeleton)
+        scores = torch.cat([net.score(c) for c in (apply_transform(y, centre, rot) / model.cfg.coord_scale).split(128)])
+        net.critic_ref.copy_(torch.stack([scores.mean(), scores.std()]))
+    model.train(was_training)
 
 
 # ==============================================================================================
@@ -707,6 +734,8 @@ def load(path: str | Path) -> tuple[AEGAN, dict[str, str]]:
     tensors, meta = load_checkpoint(path, KIND)
     cfg = config_from_json(Config, meta["config"])
     model = AEGAN(cfg)
+    for key, net in model.nets.items():  # checkpoints written before critic calibration existed
+        tensors.setdefault(f"nets.{key}.critic_ref", net.critic_ref.clone())
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
@@ -776,59 +805,74 @@ def describe(model: AEGAN) -> dict[str, Any]:
 
 
 # ==============================================================================================
-# Stand-alone training loop (used by ``motionviz.train``'s ``aegan`` row)
+# Training through motionviz.train (``python -m motionviz train aegan``)
 # ==============================================================================================
-def fit(cfg: Config, motions: Sequence[Any], out: str | Path, *, minutes: float | None = None,
-        steps: int | None = None, seed: int = 0, save_every_s: float = 180.0,
-        metadata: dict[str, Any] | None = None, log: Callable[[str], None] | None = print,
-        resume: str | Path | None = None) -> tuple[AEGAN, dict[str, Any]]:
-    """Train on ``motions`` (common-skeleton, metres) for ``minutes`` and/or ``steps``; writes the
-    checkpoint atomically every ``save_every_s`` seconds and at the end.  Returns (model, stats)."""
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
+TINY = dict(frames=8, latent=8, channels=(8, 16), batch_size=8)
+
+
+class WindowBatches:
+    """Endless iterator of clean training windows (B, F, J, 3) metres from a :class:`WindowSampler`."""
+
+    def __init__(self, sampler: WindowSampler, batch_size: int, scale_jitter: float, seed: int, rank: int = 0) -> None:
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.scale_jitter = scale_jitter
+        self.g = torch.Generator().manual_seed(int(seed) * 7919 + rank)
+
+    def __iter__(self) -> "WindowBatches":
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        return self.sampler.sample(self.batch_size, self.g, self.scale_jitter)
+
+
+def _apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    names = {f.name for f in dataclasses.fields(Config)}
+    kw: dict[str, Any] = {}
+    for k, v in overrides.items():
+        if k not in names:
+            raise UserError(f"unknown AE-GAN config field {k!r}; choose from {', '.join(sorted(names))}")
+        kw[k] = tuple(v) if isinstance(v, list) else v
+    try:
+        return dataclasses.replace(cfg, **kw).validate()
+    except (TypeError, ValueError) as e:
+        raise UserError(f"bad AE-GAN config: {e}") from None
+
+
+def build_training(opts: Any) -> Any:
+    """:data:`motionviz.train.TRAINERS` builder: training-split corpus (common skeleton, 20 fps,
+    normalised) -> random NaN-free windows (mirrored, scale-jittered) -> corruption training.
+
+    Datasets default to the corpus (UI-PRMD, KIMORE, IRDS, Bandai, HumanML3D sample; KERAAL held out);
+    ``--tiny`` uses IRDS only and a tiny network."""
+    from ..checkpoint import data_provenance
+    from ..data import CORPUS_DATASETS, load_corpus
+    from ..train import TrainSetup
+
+    cfg = Config(**TINY) if opts.tiny else Config()
+    if opts.batch_size is not None:
+        cfg = dataclasses.replace(cfg, batch_size=int(opts.batch_size))
+    if opts.lr is not None:
+        cfg = dataclasses.replace(cfg, lr=float(opts.lr), lr_critic=float(opts.lr))
+    cfg = _apply_overrides(cfg, dict(opts.overrides or {}))
+    datasets = list(opts.datasets or (["irds"] if opts.tiny else CORPUS_DATASETS))
+    motions = load_corpus("train", datasets, root=opts.data_root)
     model = AEGAN(cfg)
-    model.rng = g
+    model.rng = torch.Generator().manual_seed(int(opts.seed) + 1000 * int(opts.rank))
     sampler = WindowSampler(motions, cfg.frames, model.skeleton)
-    set_bone_reference(model, sampler, torch.Generator().manual_seed(seed + 1))
-    opts = make_optimizers(model)
-    step0 = 0
-    if resume and Path(resume).is_file():
-        state = torch.load(resume, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        for k, o in opts.items():
-            o.load_state_dict(state["opt"][k])
-        step0 = int(state["step"])
-    t0 = time.time()
-    last_save = t0
-    step = step0
-    ema: dict[str, float] = {}
-    deadline = t0 + 60 * minutes if minutes else math.inf
-    max_steps = steps if steps else (math.inf if minutes else 1000)
+    set_bone_reference(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 1))
+    model.to(opts.device)
+    batches = WindowBatches(sampler, cfg.batch_size, cfg.scale_jitter, opts.seed, opts.rank)
 
-    def checkpoint(final: bool = False) -> None:
-        meta = dict(metadata or {})
-        meta.update(steps=str(step), date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    train_seconds=f"{time.time() - t0:.0f}", windows=str(len(sampler)),
-                    stats=json.dumps({k: round(v, 5) for k, v in ema.items()}))
-        model.eval()
-        save(model, out, meta)
-        if resume:
-            tmp = Path(str(resume) + ".tmp")
-            torch.save({"model": model.state_dict(), "opt": {k: o.state_dict() for k, o in opts.items()},
-                        "step": step}, tmp)
-            tmp.replace(resume)
+    def export() -> dict[str, torch.Tensor]:
+        calibrate_critic(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 2))
+        return model.state_dict()
 
-    while step - step0 < max_steps and time.time() < deadline:
-        batch = sampler.sample(cfg.batch_size, g, cfg.scale_jitter)
-        logs = train_step(model, batch, opts, g)
-        step += 1
-        for k, v in logs.items():
-            ema[k] = v if k not in ema else 0.98 * ema[k] + 0.02 * v
-        if log and step % 50 == 0:
-            keys = [k for k in ema if k.endswith(("mpjpe_m", "mpjse_m", "wasserstein", "latent", "gp"))]
-            log(f"step {step} {time.time() - t0:.0f}s " + " ".join(f"{k}={ema[k]:.4f}" for k in keys))
-        if time.time() - last_save > save_every_s:
-            checkpoint()
-            last_save = time.time()
-    checkpoint(final=True)
-    return model, {"steps": step, "seconds": time.time() - t0, **ema}
+    metadata = {"data": data_provenance(datasets),
+                "stats": {"train_motions": len(motions), "train_windows": len(sampler),
+                          "parameters": sum(p.numel() for p in model.parameters()),
+                          "corruption": "missing joints (scattered / runs), missing frames, hidden limb, "
+                                        "never-observed joints, Gaussian noise; losses on the clean window"}}
+    keys = [f"d{d}/{k}" for d in cfg.variants for k in ("mpjpe_m", "mpjse_m", "wasserstein")]
+    return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=cfg,
+                      metadata=metadata, log_keys=keys, export=export)
