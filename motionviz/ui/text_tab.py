@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, MAX_SEED, AppContext, add_motions, export_dir,
-                     export_many, motion_choices, pick_motion, progress_callback, resolve_seed, to_float, to_int,
+                     motion_choices, pick_motion, progress_callback, resolve_seed, to_float, to_int,
                      user_error)
 
 __all__ = ["build", "EXAMPLES", "exercise_choices", "generate_motions", "edit_motions", "downloads",
@@ -209,8 +209,19 @@ def downloads(motions: Sequence[Motion], formats: Sequence[str] | None,
     if len({m.num_frames for m in motions}) == 1 and len({len(m.skeleton) for m in motions}) == 1:
         arr = np.stack([m.joints for m in motions]).astype(np.float32)
         paths.append(str(write_npy(d / "samples.npy", arr)))
+    from ..export import export_motion
+
     if fmts:
-        paths += export_many(list(motions), fmts, progress)
+        bad = [f for f in fmts if f not in EXPORT_FORMATS]
+        if bad:
+            raise UserError(f"unknown format {bad[0]!r}; choose from {', '.join(EXPORT_FORMATS)}")
+        n = len(motions) * len(fmts)
+        for i, m in enumerate(motions):
+            stem = f"{i + 1:02d}_{m.labels.label or 'motion'}".replace(":", "_")
+            for k, fmt in enumerate(fmts):
+                if progress is not None:
+                    progress((i * len(fmts) + k) / n, f"writing motion {i + 1} ({fmt})")
+                paths.append(str(export_motion(m, fmt, d, stem=stem)))
     return paths
 
 
@@ -257,10 +268,6 @@ def build(ctx: AppContext) -> None:
             exercise = gr.Dropdown(choices, value=NO_EXERCISE, label="Exercise (optional)", elem_id="text-exercise",
                                    interactive=True)
             correct = gr.Radio(list(CORRECT_CHOICES), value=UNSPECIFIED, label="Execution", elem_id="text-correct")
-            valid_examples = [[t, ex if ex in labels else NO_EXERCISE, c] for t, ex, c in EXAMPLES]
-            gr.Examples(valid_examples, inputs=[text, exercise, correct], label="Examples (click to use)",
-                        examples_per_page=10, cache_examples=False, api_name="text_load_example",
-                        elem_id="text-examples")
             guidance = gr.Slider(*UI_LIMITS["guidance"], value=2.5, step=0.1, label="Guidance scale",
                                  elem_id="text-guidance")
             with gr.Row():
@@ -275,6 +282,10 @@ def build(ctx: AppContext) -> None:
                 randomize = gr.Checkbox(False, label="Random seed", elem_id="text-random")
                 sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="Sampler", elem_id="text-sampler")
             gen_btn = gr.Button("Generate", variant="primary", elem_id="text-generate")
+            valid_examples = [[t, ex if ex in labels else NO_EXERCISE, c] for t, ex, c in EXAMPLES]
+            gr.Examples(valid_examples, inputs=[text, exercise, correct], label="Examples (click to use)",
+                        examples_per_page=5, cache_examples=False, api_name="text_load_example",
+                        elem_id="text-examples")
         with gr.Column(scale=2):
             info = gr.Markdown("", elem_id="text-info")
             plot = gr.Plot(label="Generated motions", elem_id="text-plot", elem_classes=["mv-plot"])
@@ -320,8 +331,8 @@ def build(ctx: AppContext) -> None:
                                          sampler_, lambda f, s="": cb(0.85 * f, s))
         seconds = time.perf_counter() - t0
         cb(0.88, "drawing")
-        head = _short(req.text) if req.text else (req.label or "unconditional")
-        fig = _figure(ms, [f"{head} · #{i + 1}" for i in range(len(ms))])
+        head = _short(req.text, 60) if req.text else (req.label or "unconditional")
+        fig = _figure(ms, [head] if len(ms) == 1 else [f"#{i + 1} · seed {seed_}" for i in range(len(ms))])
         cb(0.92, "writing downloads")
         paths = downloads(ms, formats_)
         new = add_motions(motions_, ms)
