@@ -701,7 +701,16 @@ def _as_common(motion: Motion) -> Motion:
         raise MotionError("a body mesh needs 3D joint positions")
     if motion.skeleton.name != COMMON.name:
         try:
-            motion = motion.retarget(COMMON)
+            obs = motion.observed
+            if not obs.all():         # retarget is a weighted sum: keep NaNs of other joints out of it
+                from .skeleton import retarget_mask
+                keep = retarget_mask(obs, motion.skeleton, COMMON)
+                motion = motion.with_joints(np.nan_to_num(motion.joints)).retarget(COMMON)
+                j = motion.joints.copy()
+                j[~keep] = np.nan
+                motion = motion.with_joints(j)
+            else:
+                motion = motion.retarget(COMMON)
         except (KeyError, ValueError) as e:
             raise MotionError(f"cannot map skeleton {motion.skeleton.name!r} to the common skeleton: {e}") from None
     if not np.isfinite(motion.joints).any():

@@ -313,9 +313,10 @@ def track_to_motion(track: PoseTrack, threshold: float = VISIBILITY, label: str 
     dx = dx - (dx[0] if np.isfinite(dx[0]) else 0.0)
     W[..., 1] -= low[:, None]
     W[..., 0] += np.nan_to_num(dx)[:, None]
-    W[~ok] = np.nan
-    joints = retarget(W.astype(np.float32), BLAZEPOSE33)         # NaN propagates through the averages
+    W[~ok] = 0.0                                 # (retarget is a weighted sum: 0 * NaN would spread)
+    joints = retarget(W.astype(np.float32), BLAZEPOSE33)
     mask = retarget_mask(ok, BLAZEPOSE33) & np.isfinite(joints).all(-1)
+    joints[~mask] = np.nan
     labels = MotionLabels(dataset="video", label=label, source=source,
                           extra={"detected_ratio": round(track.detected_ratio, 4)})
     return Motion(joints, COMMON, track.fps, labels), mask
@@ -382,7 +383,10 @@ def clean_motion(raw: Motion, mask: np.ndarray, checkpoint_dir: str | os.PathLik
         if path.is_file():
             try:
                 out = _aegan_clean(raw, mask, path, progress)
-                return out, "aegan", f"missing joints filled and jitter removed by the AE-GAN inpainter ({path.name})"
+                bad = _implausible(raw, mask, out)
+                if not bad:
+                    return out, "aegan", f"missing joints filled and jitter removed by the AE-GAN inpainter ({path.name})"
+                note = f"the AE-GAN result was implausible ({bad}) and was not used; "
             except Exception as e:  # noqa: BLE001 - the inpainter is optional; fall back with a note
                 msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
                 note = f"the AE-GAN inpainter failed ({msg}); "
@@ -395,12 +399,33 @@ def clean_motion(raw: Motion, mask: np.ndarray, checkpoint_dir: str | os.PathLik
     return raw.with_joints(joints).with_labels(source=raw.labels.source), "savgol", note
 
 
+MAX_SHIFT_M = 0.10       # an inpainted joint may move at most this far (mean) from what was seen
+
+
+def _implausible(raw: Motion, mask: np.ndarray, out: Motion) -> str:
+    """Why the inpainter's output cannot be right ("" when it is plausible): non-finite values, a body
+    size far from the observed one, or observed joints moved too far."""
+    j = out.joints
+    if j.shape != raw.joints.shape or not np.isfinite(j).all():
+        return "missing values in the result"
+    seen = raw.body_size()
+    got = out.body_size()
+    if np.isfinite(seen) and seen > 0 and not 0.8 <= got / seen <= 1.25:
+        return f"body size {got:.2f} m instead of {seen:.2f} m"
+    if mask.any():
+        d = float(np.linalg.norm(j[mask] - raw.joints[mask], axis=-1).mean())
+        if d > MAX_SHIFT_M:
+            return f"seen joints moved by {100 * d:.0f} cm on average"
+    return ""
+
+
 def _aegan_clean(raw: Motion, mask: np.ndarray, path: Path, progress: Progress | None) -> Motion:
     """Denoise + complete with the AE-GAN at the models' frame rate, then resample back."""
     from . import inpaint as ip
     from .models import aegan
 
-    model, _ = aegan.load(path)
+    loader = getattr(ip, "load_model", None)                       # cached per process when available
+    model = loader(path) if callable(loader) else aegan.load(path)[0]
     x = raw.joints.copy()
     x[~mask] = np.nan
     m20 = raw.with_joints(x).resample(DEFAULT_FPS)
