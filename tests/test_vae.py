@@ -448,3 +448,20 @@ def test_motion_level_interpolation_helpers(gen):
         I.between_seeds("m01", -1, 2, gen=gen)
     with pytest.raises(UserError, match="unknown exercise"):
         I.between_classes("m01", "nope", gen=gen)
+
+
+def test_bench_reads_the_checkpoint(ckpt_dir):
+    out = V.bench(quick=True)
+    assert out["checkpoint"] == "vae.safetensors" and out["frames"] == 60
+    for k in ("seconds_per_motion_batch1", "seconds_per_motion_batch16"):
+        assert 0 < out[k] < 5.0
+
+
+def test_sanity_numbers_against_held_out_data(gen, data_root):
+    out = V.sanity(gen, data_root, per_class=2, frames=24, steps=4, max_real=4)
+    assert out["classes_checked"] == 4 and out["samples"] == 8 and out["chance"] == 0.25
+    assert 0 < out["bone_cv"]["real"] < 0.2 and out["bone_cv"]["samples"] >= 0
+    assert 0 <= out["nearest_centroid_accuracy"] <= 1 and 0 <= out["frozen_fraction"] <= 1
+    assert set(out["interpolation"]) == {"seeds_lerp", "seeds_slerp", "correct_to_incorrect_lerp",
+                                         "correct_to_incorrect_slerp"}
+    assert out["interpolation"]["seeds_lerp"]["max_over_mean_step"] >= 1.0

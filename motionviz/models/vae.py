@@ -18,6 +18,21 @@ has it (UI-PRMD, IRDS): ``ui-prmd:m01/correct``, ``ui-prmd:m01/incorrect``, ``ki
 Sampling draws z ~ N(0, I) from a ``torch.Generator`` seeded by the request (same seed -> same output);
 ``vary`` decodes around the posterior of an encoded real motion; ``interpolate`` walks linearly or
 spherically between two latent codes (seeds, classes or encoded motions).
+
+Public API (stable; used by the CLI, the app and the evaluator):
+
+* ``load_generator("vae").generate(Request(model="vae", label="ui-prmd:m01", correct=False, frames=60,
+  seed=0, num=4))`` -> ``num`` :class:`Motion` (T, 15, 3), 20 fps.  ``extra={"task": "interpolate" |
+  "vary"}`` selects the other tasks (``to_label``/``to_seed``/``steps``/``extra["spherical"]``,
+  ``source`` + ``extra["spread"]``).
+* :class:`VAEGenerator`: ``labels``, ``classes``, ``has_correctness(label)``, ``resolve(name)``,
+  ``sample``, ``vary``, ``encode``, ``interpolate_path(Endpoint, Endpoint, steps, frames, spherical)``,
+  ``segment(Endpoint, Endpoint, spherical) -> LatentPath`` + ``decode_path(path, t, frames)``.
+* :mod:`motionviz.interpolate`: ``between_seeds``, ``between_classes``, ``between_motions``, ``path_array``.
+* :func:`bench` (seconds per 60-frame sample) and :func:`sanity` (plausibility vs held-out data).
+
+Training: ``python -m motionviz train vae --minutes 45 --threads 1 --save-every 5`` (see
+``build_training``; datasets :data:`VAE_DATASETS`, training split, mirrored copies added).
 """
 
 from __future__ import annotations
