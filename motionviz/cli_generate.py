@@ -149,7 +149,8 @@ def write_npy(path: str | Path, array: np.ndarray) -> Path:
 def _tqdm_progress(desc: str, quiet: bool):
     from tqdm import tqdm
 
-    bar = tqdm(total=100, desc=desc, unit="%", leave=False, disable=quiet, file=sys.stderr)
+    bar = tqdm(total=100, desc=desc, unit="%", leave=False, disable=quiet, file=sys.stderr,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
 
     def progress(fraction: float, text: str = "") -> None:
         n = int(round(100 * min(max(float(fraction), 0.0), 1.0)))

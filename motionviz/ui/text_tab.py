@@ -217,7 +217,9 @@ def downloads(motions: Sequence[Motion], formats: Sequence[str] | None,
             raise UserError(f"unknown format {bad[0]!r}; choose from {', '.join(EXPORT_FORMATS)}")
         n = len(motions) * len(fmts)
         for i, m in enumerate(motions):
-            stem = f"{i + 1:02d}_{m.labels.label or 'motion'}".replace(":", "_")
+            words = "_".join(m.labels.text.split()[:5]) if m.labels.text else ""
+            stem = f"{i + 1:02d}_{m.labels.label or words or 'motion'}"
+            stem = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_" else "_" for ch in stem)[:60]
             for k, fmt in enumerate(fmts):
                 if progress is not None:
                     progress((i * len(fmts) + k) / n, f"writing motion {i + 1} ({fmt})")
