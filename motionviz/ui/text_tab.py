@@ -148,8 +148,19 @@ def generate_motions(gen: Any, text: Any, exercise: Any, correct: Any, guidance:
     req, note = _request(text, exercise, correct, guidance, steps, frames, num, seed, sampler)
     if req.label and req.label not in list(getattr(gen, "labels", []) or []):
         raise UserError(f"the model does not know the exercise {req.label!r}; pick one from the list")
+    _warm_text_encoder(gen, req.text, progress)
     motions = gen.generate(req, progress)
     return motions, req, note
+
+
+def _warm_text_encoder(gen: Any, text: str, progress: Callable[[float, str], None] | None) -> None:
+    """Embed ``text`` before sampling, so the one-off loading of the text encoder (seconds, first request
+    only) shows as its own progress message instead of a stuck 0 %."""
+    if not text or not isinstance(getattr(type(gen), "encoder", None), property):
+        return
+    if progress is not None and getattr(gen, "_encoder", True) is None:
+        progress(0.0, "loading the text encoder (first request only)")
+    gen.encoder.encode([text])
 
 
 def _editable(motion: Motion) -> Motion:
@@ -191,6 +202,7 @@ def edit_motions(gen: Any, motion: Motion, keep_first: Any, keep_last: Any, part
     if req.label and req.label not in list(getattr(gen, "labels", []) or []):
         raise UserError(f"the model does not know the exercise {req.label!r}; pick one from the list")
     req = replace(req, source=src, keep=mask, frames=T).validated()
+    _warm_text_encoder(gen, req.text, progress)
     motions = gen.generate(req, progress)
     return src, motions, req, note
 
