@@ -17,6 +17,7 @@ and 4, for the diffusion model; seconds per 60-frame sample and per 8-step inter
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -200,7 +201,8 @@ def run_section(name: str, spec: str, needs: str | None, quick: bool) -> dict[st
                 fn = GENERIC[name]
             else:
                 return {"skipped": why}
-        result = fn(bool(quick))
+        with contextlib.redirect_stdout(sys.stderr):      # stdout carries only the JSON
+            result = fn(bool(quick))
         if not isinstance(result, dict):
             raise TypeError(f"{spec} returned {type(result).__name__}, not a dict")
         out = dict(result)

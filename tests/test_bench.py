@@ -32,6 +32,7 @@ def fake_sections(monkeypatch):
 
     def ok(quick: bool) -> dict:
         calls.append(quick)
+        print("chatty section output")                     # must not end up in the JSON on stdout
         return {"seconds": 0.5, "quick_seen": quick}
 
     def boom(quick: bool) -> dict:
