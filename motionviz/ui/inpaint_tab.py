@@ -1,0 +1,257 @@
+"""The "Inpaint / clean up" tab: the AE-GAN inpainter.
+
+Pick a motion (one of this session's motions: a dataset motion loaded in the Data tab or a generated one;
+an uploaded file; or a held-out example), optionally corrupt it (drop a percentage of the joints in
+occlusion-like runs, drop whole frames, add Gaussian noise, hide a limb), and let the AE-GAN complete /
+clean it: windows of 32 frames every ``shift`` frames, latent search for ``steps`` steps.  The 3D view
+overlays the corrupted input and the output; the chart gives the per-joint error of the input (missing
+joints held at their last seen position), of the interpolation baseline and of the AE-GAN against the
+uncorrupted motion.  The output can be downloaded and is added to the session.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from ..errors import UserError
+from ..motion import DEFAULT_FPS, Motion
+from ..skeleton import BODY_PARTS, COMMON, retarget_mask
+from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, export_files, motion_choices,
+                     pick_motion, progress_callback, to_float, to_int, user_error)
+
+__all__ = ["build", "InpaintOutcome", "prepare_source", "corrupt_and_inpaint", "error_figure", "summary_markdown",
+           "LIMBS", "MAX_FRAMES"]
+
+log = logging.getLogger("motionviz.ui.inpaint")
+
+SESSION, UPLOAD, EXAMPLE = "A motion of this session", "Upload a file", "A held-out example (UI-PRMD test subject)"
+NO_LIMB = "none"
+LIMBS = (NO_LIMB, "left_arm", "right_arm", "left_leg", "right_leg", "arms", "legs", "torso")
+MAX_FRAMES = 600          # 30 s at 20 fps: longer motions are cut (a note says so)
+METHODS = ("input", "baseline", "AE-GAN")
+
+
+@dataclass
+class InpaintOutcome:
+    reference: Motion               # the motion before our corruption (may itself miss joints: NaN)
+    corrupted: Motion               # what the model saw (NaN = missing)
+    output: Motion                  # AE-GAN result
+    baseline: Motion                # interpolation + Savitzky-Golay
+    held: Motion                    # corrupted input, missing joints held at their last seen position
+    errors: dict[str, np.ndarray]   # method -> per-joint MPJPE (metres) vs the reference, NaN if unknown
+    mpjpe: dict[str, float]
+    seconds: float
+    note: str = ""
+
+
+def _model(ctx_dir: Path | str | None):
+    from ..inpaint import load_model
+
+    path = Path(ctx_dir) / "aegan.safetensors" if ctx_dir else None
+    return load_model(path)
+
+
+def prepare_source(motion: Motion) -> tuple[Motion, str]:
+    """Any motion -> the common skeleton at 20 fps (NaN where missing), at most MAX_FRAMES frames."""
+    note = []
+    if motion.joints.shape[-1] != 3:
+        raise UserError("the inpainting tab works on 3D motions (frames, joints, 3)")
+    m = motion
+    if m.skeleton.name != COMMON.name:
+        obs = retarget_mask(m.observed, m.skeleton, COMMON)
+        m = m.retarget(COMMON)
+        j = m.joints.copy()
+        j[~obs] = np.nan
+        m = m.with_joints(j)
+        note.append(f"mapped from the {motion.skeleton.name} skeleton to the common skeleton")
+    if abs(m.fps - DEFAULT_FPS) > 1e-6:
+        note.append(f"resampled from {m.fps:g} to {DEFAULT_FPS:g} fps")
+        m = m.resample(DEFAULT_FPS)
+    if m.num_frames > MAX_FRAMES:
+        note.append(f"cut to the first {MAX_FRAMES} frames ({MAX_FRAMES / DEFAULT_FPS:g} s)")
+        m = m.crop(0, MAX_FRAMES)
+    if not m.observed.any():
+        raise UserError("the motion has no observed joint at all")
+    return m, "; ".join(note)
+
+
+def corrupt_and_inpaint(model: Any, motion: Motion, drop_joints: float = 30.0, drop_frames: float = 0.0,
+                        noise_cm: float = 0.0, limb: str = NO_LIMB, seed: int = 0, shift: int = 8, steps: int = 200,
+                        average: bool = False, denoise: bool | None = None, progress=None) -> InpaintOutcome:
+    """Corrupt ``motion`` (percentages, centimetres) with a seeded generator and inpaint it."""
+    from ..inpaint import baseline, corrupt, hold_last_observation, inpaint
+
+    drop_joints = to_float(drop_joints, "dropped joints (%)", 0.0, 90.0)
+    drop_frames = to_float(drop_frames, "dropped frames (%)", 0.0, 90.0)
+    noise_cm = to_float(noise_cm, "noise (cm)", 0.0, 50.0)
+    seed = to_int(seed, "seed", 0, MAX_SEED)
+    shift = to_int(shift, "shift", 1, model.cfg.frames)
+    steps = to_int(steps, "steps", 0, 1000)
+    if limb not in LIMBS:
+        raise UserError(f"unknown limb {limb!r}; choose from {', '.join(LIMBS)}")
+    ref, note = prepare_source(motion)
+    x = ref.joints
+    known = ref.observed
+    hide = tuple(COMMON.indices(BODY_PARTS[limb])) if limb != NO_LIMB else ()
+    rng = np.random.default_rng(seed)
+    filled = np.where(known[..., None], x, 0.0)
+    xc, m = corrupt(filled, rng, joint_rate=drop_joints / 100, frame_rate=drop_frames / 100, noise=noise_cm / 100,
+                    hide=hide)
+    m &= known
+    if not m.any():
+        raise UserError("the corruption left no observed joint; lower the percentages")
+    xc[~m] = np.nan
+    if denoise is None:
+        denoise = noise_cm > 0
+    res = inpaint(model, xc, m, shift=shift, steps=steps, average=bool(average), keep_observed=not denoise,
+                  progress=progress)
+    base = baseline(xc, m, keep_observed=not denoise)
+    held = hold_last_observation(xc, m)
+    errors, mpjpe = {}, {}
+    for name, y in zip(METHODS, (held, base, res.joints)):
+        e = np.linalg.norm(y - np.where(known[..., None], x, np.nan), axis=-1)  # (T, J)
+        with np.errstate(invalid="ignore"):
+            errors[name] = np.nanmean(np.where(known, e, np.nan), axis=0) if known.any() else np.full(len(COMMON), np.nan)
+        mpjpe[name] = float(np.nanmean(e[known])) if known.any() else float("nan")
+    lab = ref.labels
+    mk = lambda j, src: ref.with_joints(j).with_labels(source=src)  # noqa: E731
+    return InpaintOutcome(reference=ref, corrupted=mk(xc, "corrupted"),
+                          output=mk(res.joints, "aegan-inpaint").with_labels(text=(lab.text or lab.label or "motion")
+                                                                              + " (AE-GAN inpainted)"),
+                          baseline=mk(base, "baseline"), held=mk(held, "held"), errors=errors, mpjpe=mpjpe,
+                          seconds=res.seconds, note=note)
+
+
+def error_figure(out: InpaintOutcome):
+    """Grouped per-joint error bars (cm) of the three methods against the uncorrupted motion."""
+    import plotly.graph_objects as go
+
+    names = list(COMMON.joints)
+    colors = {"input": "#9e9e9e", "baseline": "#ff9f1c", "AE-GAN": "#2a9d8f"}
+    fig = go.Figure()
+    for k in METHODS:
+        e = out.errors[k] * 100
+        fig.add_trace(go.Bar(x=names, y=[None if not np.isfinite(v) else round(float(v), 3) for v in e], name=k,
+                             marker_color=colors[k], hovertemplate="%{x}: %{y:.2f} cm<extra>" + k + "</extra>"))
+    fig.update_layout(barmode="group", height=340, margin=dict(l=50, r=10, t=40, b=80),
+                      title=dict(text="Per-joint error against the uncorrupted motion", x=0.5),
+                      yaxis=dict(title="MPJPE (cm)", rangemode="tozero"), xaxis=dict(tickangle=-45),
+                      legend=dict(orientation="h", x=0.5, xanchor="center", y=1.0, yanchor="bottom"))
+    return fig
+
+
+def summary_markdown(out: InpaintOutcome) -> str:
+    m = out.mpjpe
+    miss = float((~out.corrupted.observed).mean()) * 100
+    lines = [f"**{out.reference.num_frames} frames**, {miss:.1f} % of the joint positions missing after "
+             f"corruption; AE-GAN took {out.seconds:.1f} s.",
+             "", "| | input (last seen) | interpolation + Savitzky-Golay | AE-GAN |", "|---|---|---|---|",
+             "| MPJPE (cm) | " + " | ".join(f"{m[k] * 100:.2f}" for k in METHODS) + " |"]
+    if out.note:
+        lines += ["", f"_{out.note}._"]
+    return "\n".join(lines)
+
+
+def _example_motion(data_root: Path | None) -> Motion:
+    from ..data import load_corpus
+
+    ms = [m for m in load_corpus("test", ["ui-prmd"], root=data_root) if m.num_frames >= 60]
+    if not ms:
+        raise UserError("no held-out example motion is available (data folder missing)")
+    return ms[0]
+
+
+def build(ctx: AppContext) -> None:
+    from ..render import overlay_figure
+
+    try:
+        model = _model(ctx.checkpoint_dir)
+    except UserError as e:
+        gr.Markdown(f"**The AE-GAN inpainter is not available:** {e}")
+        return
+    has_state = ctx.motions is not None
+    motions_state = ctx.motions if has_state else gr.State([])
+    F = model.cfg.frames
+    gr.Markdown(
+        "**AE-GAN inpainter** (autoencoder + Wasserstein GAN, after Mourot 2019). Completes missing joints and "
+        "frames and removes noise by searching the latent space of a model of real motion: windows of "
+        f"{F} frames (1.6 s at 20 fps) every *shift* frames, each initialised by the encoder and optimised for "
+        "*steps* steps on the observed joints. Corrupt a clean motion to see how well it recovers it.")
+    heavy = dict(concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            sources = [SESSION, UPLOAD] + ([EXAMPLE] if ctx.data_root is not None else [])
+            source = gr.Radio(sources, value=EXAMPLE if ctx.data_root is not None else SESSION, label="Motion",
+                              elem_id="inpaint-source")
+            session_pick = gr.Dropdown([], value=None, label="Session motion (Data tab or generated)",
+                                       elem_id="inpaint-session")
+            upload = gr.File(label="Motion file (.npy / .csv / .bvh / .json)", type="filepath",
+                             file_types=[".npy", ".csv", ".bvh", ".xz", ".json"], elem_id="inpaint-upload")
+            gr.Markdown("### Corruption")
+            drop_j = gr.Slider(0, 80, value=30, step=5, label="Drop joints (%)", elem_id="inpaint-drop-joints")
+            drop_f = gr.Slider(0, 60, value=0, step=5, label="Drop frames (%)", elem_id="inpaint-drop-frames")
+            noise = gr.Slider(0, 10, value=0, step=0.5, label="Noise σ (cm)", elem_id="inpaint-noise")
+            limb = gr.Dropdown(list(LIMBS), value=NO_LIMB, label="Hide a limb", elem_id="inpaint-limb")
+            seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Corruption seed")
+            gr.Markdown("### Inpainting")
+            shift = gr.Slider(1, F, value=8, step=1, label=f"Window shift (frames; window = {F})",
+                              elem_id="inpaint-shift")
+            steps = gr.Slider(0, 500, value=200, step=10, label="Optimisation steps", elem_id="inpaint-steps")
+            with gr.Row():
+                average = gr.Checkbox(False, label="Average overlapping windows")
+                denoise = gr.Checkbox(False, label="Replace observed joints too (denoise)")
+            run_btn = gr.Button("Corrupt & inpaint", variant="primary", elem_id="inpaint-run")
+        with gr.Column(scale=2):
+            view = gr.Plot(label="Input (corrupted) and AE-GAN output", elem_classes=["mv-plot"],
+                           elem_id="inpaint-view")
+            chart = gr.Plot(label="Per-joint error", elem_id="inpaint-errors")
+            info = gr.Markdown("", elem_id="inpaint-info")
+            files = gr.File(label="Downloads (output)", file_count="multiple", interactive=False,
+                            elem_id="inpaint-files")
+
+    def _pick(src, index, path, motions_) -> Motion:
+        if src == UPLOAD:
+            if not path:
+                raise UserError("upload a motion file first")
+            from ..data import load_user_file
+            return load_user_file(path)
+        if src == EXAMPLE:
+            return _example_motion(ctx.data_root)
+        return pick_motion(motions_, index)
+
+    @user_error
+    def on_run(src, index, path, dj, df, ns, lb, sd, sh, st, avg, dn, motions_, progress=gr.Progress()):
+        cb = progress_callback(progress)
+        cb(0.0, "preparing")
+        motion = _pick(src, index, path, motions_)
+        out = corrupt_and_inpaint(model, motion, dj, df, ns, lb, sd, sh, st, bool(avg),
+                                  True if dn or to_float(ns, "noise (cm)", 0, 50) > 0 else False, cb)
+        fig = overlay_figure(out.corrupted, out.output, names=("input (corrupted)", "AE-GAN output"))
+        paths = export_files(out.output, ["npy", "json", "bvh"], stem="inpainted")
+        new = add_motions(motions_, out.output)
+        return fig, error_figure(out), summary_markdown(out), paths, new, _choices(new)
+
+    def on_refresh(motions_):
+        return _choices(motions_)
+
+    run_btn.click(on_run, [source, session_pick, upload, drop_j, drop_f, noise, limb, seed, shift, steps, average,
+                           denoise, motions_state], [view, chart, info, files, motions_state, session_pick],
+                  api_name="inpaint", **heavy)
+    if has_state:
+        try:
+            motions_state.change(on_refresh, [motions_state], [session_pick], api_name="inpaint_session_changed",
+                                 queue=False)
+        except AttributeError:  # pragma: no cover
+            pass
+    upload.upload(lambda p: gr.Radio(value=UPLOAD), [upload], [source], api_name="inpaint_uploaded", queue=False)
+
+
+def _choices(motions: list[Motion] | None):
+    ch = motion_choices(motions)
+    return gr.Dropdown(choices=ch, value=ch[0][1] if ch else None)
