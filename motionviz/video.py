@@ -399,7 +399,8 @@ def clean_motion(raw: Motion, mask: np.ndarray, checkpoint_dir: str | os.PathLik
     return raw.with_joints(joints).with_labels(source=raw.labels.source), "savgol", note
 
 
-MAX_SHIFT_M = 0.10       # an inpainted joint may move at most this far (mean) from what was seen
+MAX_SHIFT_M = 0.06       # denoising may move the seen joints at most this far (mean), BlazePose jitter is ~1-3 cm
+SIZE_RANGE = (0.85, 1.18)  # and keep the body size (sum of bone lengths) within this ratio
 
 
 def _implausible(raw: Motion, mask: np.ndarray, out: Motion) -> str:
@@ -410,7 +411,7 @@ def _implausible(raw: Motion, mask: np.ndarray, out: Motion) -> str:
         return "missing values in the result"
     seen = raw.body_size()
     got = out.body_size()
-    if np.isfinite(seen) and seen > 0 and not 0.8 <= got / seen <= 1.25:
+    if np.isfinite(seen) and seen > 0 and not SIZE_RANGE[0] <= got / seen <= SIZE_RANGE[1]:
         return f"body size {got:.2f} m instead of {seen:.2f} m"
     if mask.any():
         d = float(np.linalg.norm(j[mask] - raw.joints[mask], axis=-1).mean())

@@ -169,7 +169,7 @@ def build(ctx: AppContext) -> None:
                 f"most {video.MAX_SECONDS:g} s). MediaPipe BlazePose finds 33 landmarks per frame; they are "
                 "mapped to the 15-joint skeleton, joints seen poorly are filled in and jitter removed "
                 "(AE-GAN inpainter when its checkpoint exists, else smoothing).")
-    with gr.Row():
+    with gr.Row(elem_id="mv-video-row"):
         with gr.Column(scale=1, min_width=300):
             upload = gr.File(file_types=VIDEO_TYPES, type="filepath", label="Video", elem_id="mv-video-upload")
             v_frames = gr.Slider(10, 1800, value=300, step=10, label="Process at most this many frames")
@@ -180,10 +180,11 @@ def build(ctx: AppContext) -> None:
             with gr.Row():
                 v_add = gr.Button("Add to session")
                 v_mesh = gr.Button("Show as body mesh")
-        with gr.Column(scale=3):
-            with gr.Row():
-                v_gallery = gr.Gallery(label="Key frames with the detected landmarks", columns=3, height=420)
-                v_plot = gr.Plot(label="3D skeleton", elem_classes=["mv-plot"], elem_id="mv-video-plot")
+        with gr.Column(scale=1, min_width=280):
+            v_gallery = gr.Gallery(label="Key frames with the detected landmarks", columns=2, height=520,
+                                   object_fit="contain")
+        with gr.Column(scale=2):
+            v_plot = gr.Plot(label="3D skeleton", elem_classes=["mv-plot"], elem_id="mv-video-plot")
     v_motion = gr.State(None)
 
     # ---- callbacks ----------------------------------------------------------------------------------
