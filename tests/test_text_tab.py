@@ -195,3 +195,14 @@ def test_edit_bad_input(demo, args, needle):
         on_edit(index, kf, kl, parts, "", "", "Unspecified", 2.5, 2, 1, 0, False, "ddim", [], [m])
     with pytest.raises(gr.Error, match="no motions"):
         on_edit(None, 2, 0, [], "", "", "Unspecified", 2.5, 2, 1, 0, False, "ddim", [], [])
+
+
+def test_whole_app_with_the_tab_has_unique_api_names(ckpt):
+    import app as app_module
+
+    demo = app_module.build_app(checkpoint_dir=ckpt, strict=True)
+    tabs = [b.label for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+    assert "Text → motion" in tabs
+    names = [f.api_name for f in demo.fns.values()]
+    assert len(set(names)) == len(names), sorted(n for n in names if names.count(n) > 1)
+    assert {"text_generate", "text_edit", "text_load_example"} <= set(names)
