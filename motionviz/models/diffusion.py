@@ -1,13 +1,14 @@
 """Text/exercise-conditioned motion diffusion (MDM-style) on the COMMON skeleton.
 
-Motion representation (per frame, F = 15 joints x 3 = 45 numbers): absolute joint positions in metres of
-a *canonicalised* clip (the clip is turned to face +Z and its pelvis moved to x = z = 0 at its first
-frame; the floor stays at y = 0, as ``load_corpus`` normalises it), standardised per feature with the
-training set's mean/std (stored in the checkpoint).  Absolute positions make editing exact: keeping a
-joint or a frame is a mask on the features.
+Motion representation (per frame, F = 15 joints x 3 = 45 numbers) of a *canonicalised* clip (turned to
+face +Z, pelvis moved to x = z = 0 at its first frame; the floor stays at y = 0, as ``load_corpus``
+normalises it): the pelvis position (the trajectory) followed by every other joint's offset from the
+pelvis, in metres (:func:`to_features`), standardised per feature with the training set's mean/std (stored
+in the checkpoint).  Keeping a joint or a frame is a mask on the features; wherever a joint is kept the
+pelvis is kept too, so kept joints come back exactly at their absolute positions.
 
 Denoiser: a pre-LN transformer encoder over time.  Every ``patch`` consecutive frames form one token
-(linear in/out), one extra token carries the conditions:
+(linear in/out); the condition vector is added to every token and also forms one extra token:
 ``time embedding + text projection + exercise-class embedding + correct/incorrect/unknown embedding +
 dataset embedding``.  It predicts the clean motion x0 (cosine schedule, T = 1000 steps, see
 :mod:`motionviz.sampling`).  During training every condition is dropped independently (and all of them
@@ -41,22 +42,24 @@ from ..motion import DEFAULT_FPS, Motion, MotionLabels
 from ..sampling import Schedule, guided, sample
 from ..skeleton import COMMON, Skeleton
 
-__all__ = ["Config", "Denoiser", "DiffusionModel", "DiffusionGenerator", "build_training", "load_generator",
+__all__ = ["Config", "to_features", "from_features", "window_starts", "bench", "Denoiser", "DiffusionModel", "DiffusionGenerator", "build_training", "load_generator",
            "save_model", "canonicalise", "KIND", "CORRECT_STATES"]
 
 KIND = "diffusion"
+REPRESENTATION = "canonical pelvis position + joint offsets from the pelvis (COMMON, 20 fps), standardised"
 CORRECT_STATES = {None: 0, True: 1, False: 2}   # 0 = unknown / dropped
 
 
 @dataclass(frozen=True)
 class Config:
     num_joints: int = 15
-    patch: int = 2                   # frames per token
+    representation: str = "pelvis+offsets"   # see to_features
+    patch: int = 4                   # frames per token
     d_model: int = 192
-    layers: int = 4
+    layers: int = 6
     heads: int = 4
     ff: int = 384
-    dropout: float = 0.1
+    dropout: float = 0.05
     T: int = 1000                    # diffusion steps
     text_encoder: str = "minilm"
     text_dim: int = 384
@@ -73,7 +76,7 @@ class Config:
     w_vel: float = 1.0
     w_bone: float = 1.0
     w_foot: float = 0.5
-    lr: float = 3e-4
+    lr: float = 4e-4
     weight_decay: float = 0.01
     batch_size: int = 32
     ema: float = 0.998
@@ -85,7 +88,7 @@ class Config:
 
 
 def tiny_config(**kw: Any) -> Config:
-    base = dict(d_model=32, layers=1, heads=2, ff=64, T=100, dropout=0.0, batch_size=8, max_frames=32,
+    base = dict(d_model=32, layers=1, heads=2, ff=64, T=100, dropout=0.0, batch_size=8, max_frames=32, patch=2,
                 min_frames=16, captions_per_motion=3)
     base.update(kw)
     return Config(**base)
@@ -94,6 +97,20 @@ def tiny_config(**kw: Any) -> Config:
 # ---------------------------------------------------------------------------------------------
 # network
 # ---------------------------------------------------------------------------------------------
+def to_features(joints: torch.Tensor) -> torch.Tensor:
+    """joints (..., J, 3) metres -> (..., 3J): pelvis (joint 0) position, then the other joints' offsets
+    from the pelvis."""
+    root = joints[..., :1, :]
+    return torch.cat([root, joints[..., 1:, :] - root], dim=-2).flatten(-2)
+
+
+def from_features(f: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`to_features`: (..., 3J) -> joints (..., J, 3)."""
+    x = f.unflatten(-1, (-1, 3))
+    root = x[..., :1, :]
+    return torch.cat([root, x[..., 1:, :] + root], dim=-2)
+
+
 def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
     """pos (...,) float -> (..., dim) sinusoidal embedding."""
     half = dim // 2
@@ -145,7 +162,7 @@ class Denoiser(nn.Module):
         P = self.cfg.patch
         N = T // P
         h = self.inp(x.reshape(B, N, P * F))                                   # (B, N, D)
-        h = h + sinusoid(torch.arange(N, device=x.device), self.cfg.d_model)[None]
+        h = h + sinusoid(torch.arange(N, device=x.device), self.cfg.d_model)[None] + cond[:, None]
         h = torch.cat([cond[:, None], h], dim=1)                                # (B, 1+N, D)
         pad = None
         if valid is not None and not bool(valid.all()):
@@ -176,11 +193,11 @@ class DiffusionModel(nn.Module):
     # representation ---------------------------------------------------------------------------
     def normalise(self, joints: torch.Tensor) -> torch.Tensor:
         """joints (B, T, J, 3) metres -> standardised features (B, T, F)."""
-        return (joints.flatten(-2) - self.mean) / self.std
+        return (to_features(joints) - self.mean) / self.std
 
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, F) -> joints (B, T, J, 3) metres."""
-        return (x * self.std + self.mean).unflatten(-1, (self.cfg.num_joints, 3))
+        return from_features(x * self.std + self.mean)
 
     # training -----------------------------------------------------------------------------------
     def losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -265,7 +282,7 @@ class DiffusionModel(nn.Module):
 # ---------------------------------------------------------------------------------------------
 def save_model(path: str | Path, model: DiffusionModel, metadata: dict[str, Any] | None = None) -> Path:
     meta = {"text_encoder": model.cfg.text_encoder, "text_dim": model.cfg.text_dim,
-            "representation": "canonical absolute joints (COMMON, 20 fps), standardised"}
+            "representation": REPRESENTATION}
     meta.update(metadata or {})
     return save_checkpoint(path, model.export(), KIND, model.cfg, meta)
 
@@ -285,6 +302,15 @@ def canonicalise(joints: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
 
 def uncanonicalise(joints: np.ndarray, angle: float, offset: np.ndarray) -> np.ndarray:
     return Motion(joints + offset, COMMON).rotate_y(-angle).joints
+
+
+def window_starts(frames: int, window: int, overlap: int) -> list[int]:
+    """First frames of the denoising windows covering ``frames`` (consecutive windows share at least
+    ``overlap`` frames; the last one ends at the last frame)."""
+    if frames <= window:
+        return [0]
+    step = max(1, window - overlap)
+    return list(range(0, frames - window, step)) + [frames - window]
 
 
 class DiffusionGenerator:
@@ -355,60 +381,99 @@ class DiffusionGenerator:
 
         return model
 
+    @staticmethod
+    def _has_condition(req: Request) -> bool:
+        return bool(req.text) or bool(req.label) or req.correct is not None
+
+    def window(self) -> int:
+        """Frames per denoising window: the longest training window (a multiple of the patch)."""
+        P = self.cfg.patch
+        return max(P, (self.cfg.max_frames // P) * P)
+
     def generate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
+        """Text/label/unconditional generation and editing (``source`` + ``keep``).  Motions longer than
+        the training window are generated window by window, each new window continuing the previous one
+        (its first quarter is kept from the previous window by masked generation)."""
         req = request.validated()
         cfg = self.cfg
+        src_j = keep = None
+        frames = req.frames
+        if req.source is not None and req.keep is not None:
+            src = req.source
+            if abs(src.fps - DEFAULT_FPS) > 1e-6:
+                raise UserError(f"the motion to edit must be at {DEFAULT_FPS:g} fps (got {src.fps:g})")
+            if src.skeleton.name != COMMON.name:
+                raise UserError(f"the motion to edit must be on the {COMMON.name} skeleton (got "
+                                f"{src.skeleton.name}); retarget it first")
+            keep = np.asarray(req.keep, bool) & src.observed                    # (T, J)
+            if not keep.any():
+                raise UserError("nothing to keep: the keep mask selects no observed joint")
+            keep[:, COMMON.root] |= keep.any(axis=1)   # kept joints stay put: their frame keeps the pelvis
+            frames = src.num_frames
+            lo, hi = LIMITS["frames"]
+            if not lo <= frames <= hi:
+                raise UserError(f"the motion to edit has {frames} frames; it needs {lo} to {hi}")
+            src_j = np.nan_to_num(src.joints, nan=0.0).astype(np.float32)       # (T, J, 3)
         with torch.inference_mode():
             model = self._conditions(req, req.num)
-            known = mask = None
-            frames = req.frames
-            angle, offset = 0.0, np.zeros(3, dtype=np.float32)
-            if req.source is not None and req.keep is not None:
-                src = req.source
-                if src.skeleton.name != COMMON.name:
-                    src = src.retarget(COMMON)
-                if abs(src.fps - DEFAULT_FPS) > 1e-6:
-                    raise UserError(f"the motion to edit must be at {DEFAULT_FPS:g} fps (got {src.fps:g})")
-                keep = np.asarray(req.keep, bool) & src.observed
-                if not keep.any():
-                    raise UserError("nothing to keep: the keep mask selects no observed joint")
-                frames = src.num_frames
-                lo, hi = LIMITS["frames"]
-                if not lo <= frames <= hi:
-                    raise UserError(f"the motion to edit has {frames} frames; it needs {lo} to {hi}")
-                src_j = np.nan_to_num(src.joints, nan=0.0)
-                canon, angle, offset = canonicalise(src_j)
-                kn = self._norm(torch.from_numpy(canon))[None]                  # (1, T, F)
-                mk = torch.from_numpy(np.repeat(keep, 3, axis=1))[None]         # (1, T, F)
-            P = cfg.patch
-            Tp = -(-frames // P) * P
-            if req.source is not None and req.keep is not None:
-                known = Fn.pad(kn, (0, 0, 0, Tp - frames)).expand(req.num, -1, -1)
-                mask = Fn.pad(mk, (0, 0, 0, Tp - frames), value=False).expand(req.num, -1, -1)
-            gen = req.torch_generator()
-            x = sample(guided(model, req.guidance), (req.num, Tp, cfg.features), self.schedule, req.steps,
-                       gen, eta=1.0 if req.sampler == "ddpm" else 0.0, known=known, mask=mask,
-                       progress=progress)
-            joints = self._denorm(x[:, :frames]).numpy()                       # (B, T, J, 3)
+            denoise = guided(model, req.guidance if self._has_condition(req) else 1.0)
+            joints = self._sample_windows(denoise, req.num, frames, src_j, keep, req.torch_generator(),
+                                          req.steps, 1.0 if req.sampler == "ddpm" else 0.0, progress)
         out = []
         for i in range(req.num):
-            j = joints[i]
-            if req.source is not None and req.keep is not None:
-                j = uncanonicalise(j, angle, offset)
-                kept = np.asarray(req.keep, bool) & req.source.retarget(COMMON).observed
-                j[kept] = req.source.retarget(COMMON).joints[kept]
             labels = MotionLabels(dataset="generated", subject=f"seed{req.seed}", label=req.label or "",
                                   correct=req.correct, text=req.text, source=f"diffusion sample {i}",
                                   extra={"model": "diffusion", "steps": req.steps, "guidance": req.guidance,
                                          "sampler": req.sampler, "seed": req.seed, "index": i})
-            out.append(Motion(j.astype(np.float32), COMMON, DEFAULT_FPS, labels))
+            out.append(Motion(joints[i].astype(np.float32), COMMON, DEFAULT_FPS, labels))
         return out
 
+    def _sample_windows(self, denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int, frames: int,
+                        src_j: np.ndarray | None, keep: np.ndarray | None, gen: torch.Generator, steps: int,
+                        eta: float, progress: ProgressFn | None) -> np.ndarray:
+        """-> (n, frames, J, 3) metres.  ``src_j`` (T, J, 3) + ``keep`` (T, J): entries returned exactly."""
+        cfg = self.cfg
+        J, P = cfg.num_joints, cfg.patch
+        W = self.window()
+        full = np.zeros((n, frames, J, 3), dtype=np.float32)                     # current best motion
+        have = np.zeros((n, frames, J), dtype=bool)                              # entries fixed so far
+        if src_j is not None and keep is not None:
+            full[:] = src_j
+            have[:] = keep
+        starts = window_starts(frames, W, W // 4)
+        for wi, s in enumerate(starts):
+            L = min(W, frames - s)
+            Lp = -(-L // P) * P
+            canon = src_j is not None or wi > 0
+            poses = []
+            kn = torch.zeros(n, Lp, cfg.features)
+            mk = torch.zeros(n, Lp, cfg.features, dtype=torch.bool)
+            for i in range(n):
+                if canon:
+                    c, ang, off = canonicalise(full[i, s:s + L])
+                    poses.append((ang, off))
+                    kn[i, :L] = self._norm(torch.from_numpy(c))
+                    mk[i, :L] = torch.from_numpy(np.repeat(have[i, s:s + L], 3, axis=1))
+            masked = bool(mk.any())
+            sub = None
+            if progress is not None:
+                sub = (lambda f, d, wi=wi: progress((wi + f) / len(starts),
+                                                    d if len(starts) == 1 else f"window {wi + 1}/{len(starts)}: {d}"))
+            x = sample(denoise, (n, Lp, cfg.features), self.schedule, steps, gen, eta=eta,
+                       known=kn if masked else None, mask=mk if masked else None, progress=sub)
+            gj = self._denorm(x[:, :L]).numpy()                                  # (n, L, J, 3)
+            for i in range(n):
+                g = uncanonicalise(gj[i], *poses[i]) if canon else gj[i]
+                h = have[i, s:s + L]
+                full[i, s:s + L][~h] = g[~h]
+            have[:, s:s + L] = True
+        return full
+
     def _norm(self, joints: torch.Tensor) -> torch.Tensor:
-        return (joints.flatten(-2) - self.mean) / self.std
+        return (to_features(joints) - self.mean) / self.std
 
     def _denorm(self, x: torch.Tensor) -> torch.Tensor:
-        return (x * self.std + self.mean).unflatten(-1, (self.cfg.num_joints, 3))
+        return from_features(x * self.std + self.mean)
 
 
 def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
@@ -416,6 +481,9 @@ def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
     the checkpoint's text encoder, else :class:`CheckpointError`."""
     tensors, meta = load_checkpoint(path, KIND)
     cfg = config_from_json(Config, meta["config"])
+    if cfg.representation != Config.representation:
+        raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
+                              f"version reads {Config.representation!r}")
     net = Denoiser(cfg)
     sd = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
     try:
@@ -505,7 +573,7 @@ def feature_stats(motions: Sequence[np.ndarray], window: int, rng: np.random.Gen
         T = len(j)
         s = int(rng.integers(0, max(1, T - window + 1)))
         c = canonicalise(j[s:s + window])[0]
-        feats.append(c.reshape(len(c), -1))
+        feats.append(to_features(torch.from_numpy(c)).numpy())
         if len(c) > 1:
             vels.append(np.linalg.norm(np.diff(c, axis=0), axis=-1).ravel())
     X = np.concatenate(feats)
@@ -598,7 +666,7 @@ def _caption(labels: MotionLabels, rng: np.random.Generator) -> str:
 def build_training(opts: Any) -> Any:
     """TRAINERS entry: the real corpus (training split, mirrored) -> TrainSetup."""
     from .. import data
-    from ..train import REPO_ROOT, TrainSetup, shard
+    from ..train import TrainSetup, shard
     from ..text import get_text_encoder
 
     over = dict(opts.overrides)
@@ -637,7 +705,8 @@ def build_training(opts: Any) -> Any:
         pools.append(sorted(set(pool)))
     texts = list(table)
     print(f"{len(corpus)} motions, {len(labels)} labels, {len(texts)} unique captions", file=sys.stderr)
-    emb = _encode_captions(texts, encoder, REPO_ROOT / "runs" / "diffusion" / f"text_{encoder.name.replace(':', '_').replace('/', '_')}.safetensors")
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in encoder.name)
+    emb = _encode_captions(texts, encoder, data.cache_dir() / f"caption_embeddings_{safe}.safetensors")
 
     # dataset balance: each dataset's total weight grows with sqrt(its number of motions)
     counts: dict[str, int] = {}
@@ -670,7 +739,7 @@ def build_training(opts: Any) -> Any:
     meta = {"text_encoder": encoder.name, "text_dim": encoder.dim, "data": data_provenance(datasets),
             "split": "train", "motions": len(corpus), "unique_captions": len(texts), "parameters": n_params,
             "stats": {k: stats[k] for k in ("vel_scale", "bone_scale")},
-            "representation": "canonical absolute joints (COMMON, 20 fps), standardised"}
+            "representation": REPRESENTATION}
     return TrainSetup(model=model, batches=batches, optimizers={"main": opt}, kind=KIND, config=cfg,
                       metadata=meta, export=model.export, lr_lambda=lr_lambda,
                       log_keys=("loss", "x0", "vel", "bone", "foot"))
