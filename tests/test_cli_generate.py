@@ -219,3 +219,25 @@ def test_keep_mask_and_resolve_exercise():
         resolve_exercise("jump", labels)
     with pytest.raises(UserError, match="without exercise labels"):
         resolve_exercise("m01", [])
+
+
+def test_vae_interpolate_between_real_motions(capsys, ckpt, tmp_path):
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        T = 30 if name == "a" else 36
+        j = np.repeat(standing_pose()[None], T, axis=0) + rng.normal(0, 0.02, (T, J, 3)).astype(np.float32)
+        np.save(tmp_path / f"{name}.npy", j)
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"p{k}.npy"
+        rc, stdout, err = cli(capsys, "interpolate", "--from-motion", tmp_path / "a.npy", "--to-motion",
+                              tmp_path / "b.npy", "--steps", "4", "--frames", "20", "--checkpoint-dir", ckpt,
+                              "--out", out, "--json", "--quiet")
+        assert rc == 0, err
+        assert json.loads(stdout)["to"]["motion"].endswith("b.npy")
+        outs.append(np.load(out, allow_pickle=False))
+    assert outs[0].shape == (4, 20, J, 3) and np.array_equal(outs[0], outs[1])
+    assert np.abs(outs[0][0] - outs[0][-1]).max() > 1e-5
+    rc, _, err = cli(capsys, "interpolate", "--from-motion", tmp_path / "missing.npy", "--exercise", "m01",
+                     "--checkpoint-dir", ckpt, "--out", tmp_path / "x.npy")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "missing.npy" in err
