@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
                             help="datasets whose test labels are evaluated ('all' for every dataset)")
         parser.add_argument("--labels", default=None, help="comma-separated labels (default: all shared)")
         parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: model default)")
-        parser.add_argument("--prompts", type=int, default=1, help="held-out paraphrases per label (text R-precision)")
+        parser.add_argument("--prompts", type=int, default=3,
+                            help="held-out paraphrases per label for text R-precision (3; 0 = skip)")
         parser.add_argument("--seed", type=int, default=0)
     elif verb == "augment":
         parser.add_argument("--models", default=None, help="comma-separated models (default: all available)")
@@ -58,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         parser.add_argument("--kimore-steps", type=int, default=150, help="KIMORE regressor steps per fold (150)")
         parser.add_argument("--folds", type=int, default=3, help="KIMORE cross-subject folds (3)")
         parser.add_argument("--sampler-steps", type=int, default=None, help="generator sampler steps")
+        parser.add_argument("--repeats", type=int, default=1,
+                            help="training seeds per row; > 1 adds *_ci intervals (1)")
+        parser.add_argument("--frames", type=int, default=None,
+                            help="generated length in frames (default: each label's median real length, 40-120)")
         parser.add_argument("--seed", type=int, default=0)
 
 
@@ -167,11 +172,16 @@ def _run_classify(args: argparse.Namespace) -> int:
     ds = np.array([m.labels.dataset for m in real])
     res: dict[str, Any] = {"split": args.split, "motions": len(real),
                            "accuracy": round(float((pred == truth).mean()), 4), "per_dataset": {}}
+    cor = np.array([m.labels.correct for m in real], dtype=object)
+    known = np.array([c is not None for c in cor])
     for d in sorted(set(ds)):
         k = ds == d
         res["per_dataset"][d] = {"motions": int(k.sum()), "accuracy": round(float((pred[k] == truth[k]).mean()), 4)}
-    cor = np.array([m.labels.correct for m in real], dtype=object)
-    known = np.array([c is not None for c in cor])
+        kc = k & known
+        if kc.any():
+            res["per_dataset"][d]["correctness_accuracy"] = round(float(
+                ((out["correct"][kc] >= 0.5) == cor[kc].astype(bool)).mean()), 4)
+            res["per_dataset"][d]["correctness_motions"] = int(kc.sum())
     if known.any():
         res["correctness_accuracy"] = round(float(((out["correct"][known] >= 0.5) == cor[known].astype(bool)).mean()), 4)
         res["correctness_motions"] = int(known.sum())
@@ -239,12 +249,15 @@ def _run_augment(args: argparse.Namespace) -> int:
     from .evaluation import AugmentSettings, augmentation_study
 
     for name, v, lo, hi in (("--per-class", args.per_class, 1, 200), ("--steps", args.steps, 1, 100000),
-                            ("--kimore-steps", args.kimore_steps, 1, 100000), ("--folds", args.folds, 2, 9)):
+                            ("--kimore-steps", args.kimore_steps, 1, 100000), ("--folds", args.folds, 2, 9),
+                            ("--repeats", args.repeats, 1, 20),
+                            ("--frames", 60 if args.frames is None else args.frames, 8, 600)):
         if not lo <= v <= hi:
             raise UserError(f"{name} must be between {lo} and {hi}, got {v}")
     s = AugmentSettings(generated_per_class=args.per_class, steps_uiprmd=args.steps,
                         steps_kimore=args.kimore_steps, kimore_folds=args.folds,
-                        sampler_steps=args.sampler_steps, seed=args.seed)
+                        sampler_steps=args.sampler_steps, repeats=args.repeats, frames=args.frames,
+                        seed=args.seed)
     gens = _generators(args)
     print(f"augment: models={list(gens)} settings={s}", file=sys.stderr)
     train = load_corpus("train", datasets=["ui-prmd"], root=args.data_root)

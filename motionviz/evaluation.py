@@ -17,9 +17,11 @@ recogniser (:mod:`motionviz.models.recognition`) as feature extractor:
 * Physical plausibility (jerk, bone-length error, foot skating, joint-limit violations) on every
   evaluated motion (the real row uses the evaluated real test motions).
 * Text conditioning (models with the ``text`` task): ``prompts_per_label`` held-out paraphrases per label
-  from ``motionviz/eval_prompts.json`` (never used in training) -> one motion each -> recogniser
-  probabilities over the evaluated labels -> R-precision top-1/2/3 (pool of 32 labels).  The real row
-  scores the real test motions the same way (the ceiling).
+  from ``motionviz/eval_prompts.json`` (never used in training: a test checks they differ from every
+  caption of ``motionviz/data/captions.json``) -> one motion each -> recogniser probabilities over the
+  evaluated labels -> R-precision top-1/2/3 (the prompt's label among a pool of up to 32 labels).  Each
+  repeat scores a bootstrap resample of the prompts, so the interval reflects the prompt sample.  The
+  real row scores (bootstrap resamples of) the real test motions the same way (the ceiling).
 
 :func:`augmentation_study` (``python -m motionviz augment``) trains fresh recognisers on real training
 data only vs real + generated data, evaluated on held-out subjects (see its docstring).
@@ -65,7 +67,7 @@ class EvalSettings:
     labels: tuple[str, ...] | None = None
     steps: int | None = None        # sampler steps (None = the Request default)
     guidance: float | None = None   # None = the Request default
-    prompts_per_label: int = 1      # text R-precision (0 = skip)
+    prompts_per_label: int = 3      # text R-precision (0 = skip)
     max_frames: int = 160
     min_frames: int = 40
     max_train_reference: int = 1500  # training motions used for the memorisation check
@@ -234,9 +236,12 @@ def evaluate(generators: dict[str, Generator], recognizer: Any, real_test: Seque
             add(name, "multimodality", M.multimodality(fg, e["labels"][sel], r))
             small_data(name, fg, f1, r)
             if "text_probs" in e:
-                for k, v in M.r_precision(e["text_probs"], e["text_targets"], r).items():
+                tt = np.asarray(e["text_targets"])
+                b = r.integers(0, len(tt), len(tt))             # bootstrap resample of the prompts
+                for k, v in M.r_precision(e["text_probs"][b], tt[b], r).items():
                     add(name, f"r_precision_{k}", v)
-        rp = M.r_precision(real_out["probs"][:, eval_cols], [labels.index(l) for l in real_lab], r)
+        b = r.integers(0, len(real_lab), len(real_lab))
+        rp = M.r_precision(real_out["probs"][b][:, eval_cols], [labels.index(l) for l in real_lab[b]], r)
         for k, v in rp.items():
             add("real", f"r_precision_{k}", v)
         progress(0.9 + 0.08 * (rep + 1) / s.repeats, f"repeat {rep + 1}/{s.repeats}")
@@ -262,6 +267,8 @@ def _num(v: float) -> float | None:
     """JSON-safe number (None for NaN / inf), rounded to 5 significant digits."""
     if v is None or not math.isfinite(v):
         return None
+    if abs(v) < 1e-12:               # e.g. an interval of identical repeats (round-off only)
+        return 0.0
     return float(f"{v:.5g}")
 
 
@@ -275,7 +282,8 @@ class AugmentSettings:
     steps_kimore: int = 150           # score-regressor training steps per fold (KIMORE)
     kimore_folds: int = 3
     sampler_steps: int | None = None
-    frames: int = 60
+    frames: int | None = None          # generated length; None = the label's median real length in [40, 120]
+    repeats: int = 1                   # training seeds per row (mean and *_ci over them when > 1)
     seed: int = 0
     hidden: int = 48
     gru_hidden: int = 32
@@ -290,15 +298,17 @@ def _small_config(labels: Sequence[str], a: AugmentSettings, **kw: Any):
                   conv_blocks=2, batch_size=a.batch_size, **kw)
 
 
-def _generate_classes(gen: Generator, classes: Sequence[tuple[str, bool | None]], num: int, frames: int,
-                      seed: int, steps: int | None, progress: ProgressFn) -> list[Motion]:
+def _generate_classes(gen: Generator, classes: Sequence[tuple[str, bool | None]], num: int,
+                      frames: int | dict[str, int], seed: int, steps: int | None,
+                      progress: ProgressFn) -> list[Motion]:
     out: list[Motion] = []
     has_corr = getattr(gen, "has_correctness", None)
     for i, (lab, cor) in enumerate(classes):
         c = cor
         if c is not None and has_corr is not None and not has_corr(lab):
             c = None
-        kw: dict[str, Any] = dict(model=gen.name, label=lab, correct=c, num=num, frames=frames, seed=seed + i)
+        n_frames = frames[lab] if isinstance(frames, dict) else frames
+        kw: dict[str, Any] = dict(model=gen.name, label=lab, correct=c, num=num, frames=n_frames, seed=seed + i)
         if steps is not None:
             kw["steps"] = steps
         try:
@@ -327,7 +337,9 @@ def augmentation_study(generators: dict[str, Generator], real_train: Sequence[Mo
       plus the other folds.  Generated KIMORE motions carry no clinical score, so they get a pseudo-score
       from the fold's real-only regressor (self-training).  ``kimore_rmse`` / ``kimore_mae`` pool the
       held-out predictions of all folds.
-    Same seeds, steps and config for every row, so the rows differ only by the added data."""
+    Same seeds, steps and config for every row, so the rows differ only by the added data; with
+    ``repeats`` > 1 every row is trained with that many seeds and reported as mean with ``*_ci``
+    (1.96 standard errors over seeds).  The generated pool is made once (seed ``seed``)."""
     from .models.recognition import train_recognizer
 
     a = settings or AugmentSettings()
@@ -342,6 +354,10 @@ def augmentation_study(generators: dict[str, Generator], real_train: Sequence[Mo
     held_subj = sorted({m.labels.subject for m in km} - set(kimore_train_subjects))
     folds = [held_subj[i::a.kimore_folds] for i in range(a.kimore_folds)] if held_subj else []
     folds = [f for f in folds if f]
+    if a.frames is not None:
+        frames: int | dict[str, int] = a.frames
+    else:
+        frames = {**_label_frames(up_train, up_labels, 40, 120), **_label_frames(km, km_labels, 40, 120)}
 
     # ---- generated data (once per model) -------------------------------------------------------
     gen_up: dict[str, list[Motion]] = {}
@@ -352,59 +368,81 @@ def augmentation_study(generators: dict[str, Generator], real_train: Sequence[Mo
         classes = [(l, c) for l in up_labels for c in (True, False) if gl is None or l in gl]
         kcls = [(l, None) for l in km_labels if gl is None or l in gl]
         f0 = gi / n_tasks * 0.5
-        gen_up[name] = _generate_classes(g, classes, a.generated_per_class, a.frames, a.seed, a.sampler_steps,
+        gen_up[name] = _generate_classes(g, classes, a.generated_per_class, frames, a.seed, a.sampler_steps,
                                          lambda f, t: progress(f0 + 0.5 / n_tasks * 0.8 * f, t))
-        gen_km[name] = _generate_classes(g, kcls, a.generated_per_class, a.frames, a.seed + 500, a.sampler_steps,
+        gen_km[name] = _generate_classes(g, kcls, a.generated_per_class, frames, a.seed + 500, a.sampler_steps,
                                          lambda f, t: progress(f0 + 0.5 / n_tasks * (0.8 + 0.2 * f), t))
 
-    rows: dict[str, dict[str, Any]] = {}
     names = ["real_only"] + [f"real_plus_{n}" for n in generators]
-    for ri, row in enumerate(names):
-        base = 0.5 + 0.5 * ri / len(names)
-        span = 0.5 / len(names)
-        extra = [] if row == "real_only" else gen_up[row[len("real_plus_"):]]
-        model = train_recognizer(up_train + extra, _small_config(up_labels, a), steps=a.steps_uiprmd,
-                                 seed=a.seed, labels=up_labels,
-                                 progress=lambda f, t: progress(base + span * 0.5 * f, f"{row}: UI-PRMD {t}"))
-        out = model.run(up_test)
-        pred = np.array(up_labels)[out["probs"].argmax(1)]
-        truth = np.array([m.labels.label for m in up_test])
-        cor = np.array([m.labels.correct for m in up_test], dtype=object)
-        known = np.array([c is not None for c in cor])
-        d: dict[str, Any] = {
-            "uiprmd_exercise_accuracy": _num(float((pred == truth).mean())),
-            "uiprmd_correctness_accuracy": _num(float(((out["correct"][known] >= 0.5) ==
-                                                       cor[known].astype(bool)).mean())) if known.any() else None,
-            "uiprmd_train_real": len(up_train), "uiprmd_train_generated": len(extra),
-            "uiprmd_test_motions": len(up_test),
-        }
-        # KIMORE score regression, cross-subject folds
-        errs: list[float] = []
-        n_gen_km = 0
-        for fi, fold in enumerate(folds):
-            tr = [m for m in km if m.labels.subject not in fold]
-            te = [m for m in km if m.labels.subject in fold]
-            fprog = lambda f, t, fi=fi: progress(base + span * (0.5 + 0.5 * (fi + f) / len(folds)),
-                                                 f"{row}: KIMORE fold {fi + 1}")
-            cfg = _small_config(km_labels, a, score_weight=5.0)
-            teacher = train_recognizer(tr, cfg, steps=a.steps_kimore, seed=a.seed, labels=km_labels,
-                                       progress=fprog)
-            reg = teacher
-            if row != "real_only":
-                gen = gen_km[row[len("real_plus_"):]]
-                if gen:
-                    pseudo = teacher.run(gen)["score"]
-                    gen = [m.with_labels(score=float(np.clip(p, 0, 100))) for m, p in zip(gen, pseudo)]
-                    n_gen_km = len(gen)
-                    reg = train_recognizer(tr + gen, cfg, steps=a.steps_kimore, seed=a.seed, labels=km_labels,
-                                           progress=fprog)
-            pred_s = np.clip(reg.run(te)["score"], 0, 100)
-            errs += list(pred_s - np.array([m.labels.score for m in te]))
-        e = np.array(errs)
-        d.update({"kimore_rmse": _num(float(np.sqrt((e ** 2).mean()))) if e.size else None,
-                  "kimore_mae": _num(float(np.abs(e).mean())) if e.size else None,
-                  "kimore_folds": len(folds), "kimore_test_motions": int(e.size),
-                  "kimore_train_generated": n_gen_km})
+    seeds = [a.seed + 1000 * k for k in range(max(1, a.repeats))]
+    runs: dict[str, list[dict[str, Any]]] = {row: [] for row in names}
+    truth = np.array([m.labels.label for m in up_test])
+    cor = np.array([m.labels.correct for m in up_test], dtype=object)
+    known = np.array([c is not None for c in cor])
+    n_units = len(seeds) * len(names)
+    for si, seed in enumerate(seeds):
+        teachers: dict[int, Any] = {}          # fold -> real-only regressor (also the pseudo-score teacher)
+        for ri, row in enumerate(names):
+            unit = si * len(names) + ri
+            base = 0.5 + 0.5 * unit / n_units
+            span = 0.5 / n_units
+            tag = row if len(seeds) == 1 else f"{row} (seed {si + 1}/{len(seeds)})"
+            extra = [] if row == "real_only" else gen_up[row[len("real_plus_"):]]
+            model = train_recognizer(up_train + extra, _small_config(up_labels, a), steps=a.steps_uiprmd,
+                                     seed=seed, labels=up_labels,
+                                     progress=lambda f, t: progress(base + span * 0.5 * f, f"{tag}: UI-PRMD {t}"))
+            out = model.run(up_test)
+            pred = np.array(up_labels)[out["probs"].argmax(1)]
+            d: dict[str, Any] = {
+                "uiprmd_exercise_accuracy": float((pred == truth).mean()),
+                "uiprmd_correctness_accuracy": float(((out["correct"][known] >= 0.5) ==
+                                                      cor[known].astype(bool)).mean()) if known.any() else None,
+            }
+            # KIMORE score regression, cross-subject folds
+            errs: list[float] = []
+            n_gen_km = 0
+            for fi, fold in enumerate(folds):
+                tr = [m for m in km if m.labels.subject not in fold]
+                te = [m for m in km if m.labels.subject in fold]
+                fprog = lambda f, t, fi=fi: progress(base + span * (0.5 + 0.5 * (fi + f) / len(folds)),
+                                                     f"{tag}: KIMORE fold {fi + 1}")
+                cfg = _small_config(km_labels, a, score_weight=5.0)
+                if fi not in teachers:
+                    teachers[fi] = train_recognizer(tr, cfg, steps=a.steps_kimore, seed=seed, labels=km_labels,
+                                                    progress=fprog)
+                reg = teachers[fi]
+                if row != "real_only":
+                    gen = gen_km[row[len("real_plus_"):]]
+                    if gen:
+                        pseudo = teachers[fi].run(gen)["score"]
+                        gen = [m.with_labels(score=float(np.clip(p, 0, 100))) for m, p in zip(gen, pseudo)]
+                        n_gen_km = len(gen)
+                        reg = train_recognizer(tr + gen, cfg, steps=a.steps_kimore, seed=seed, labels=km_labels,
+                                               progress=fprog)
+                pred_s = np.clip(reg.run(te)["score"], 0, 100)
+                errs += list(pred_s - np.array([m.labels.score for m in te]))
+            e = np.array(errs)
+            d.update({"kimore_rmse": float(np.sqrt((e ** 2).mean())) if e.size else None,
+                      "kimore_mae": float(np.abs(e).mean()) if e.size else None})
+            d["_counts"] = {"uiprmd_train_real": len(up_train), "uiprmd_train_generated": len(extra),
+                            "uiprmd_test_motions": len(up_test), "kimore_folds": len(folds),
+                            "kimore_test_motions": int(e.size), "kimore_train_generated": n_gen_km}
+            runs[row].append(d)
+
+    rows: dict[str, dict[str, Any]] = {}
+    for row, rs in runs.items():
+        d = {}
+        for k in ("uiprmd_exercise_accuracy", "uiprmd_correctness_accuracy", "kimore_rmse", "kimore_mae"):
+            vals = [r[k] for r in rs if r[k] is not None]
+            if not vals:
+                d[k] = None
+                continue
+            mean, ci = M.mean_ci(vals)
+            d[k] = _num(mean)
+            if len(seeds) > 1:
+                d[f"{k}_ci"] = _num(ci)
+        d.update(rs[0]["_counts"])
+        d["repeats"] = len(seeds)
         rows[row] = d
     progress(1.0, "done")
     return rows

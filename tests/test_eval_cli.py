@@ -167,8 +167,8 @@ def test_augmentation_study_schema(tiny_recognizer):
     held = [m for m in real_set(3, 6) if m.labels.dataset == "ui-prmd"]
     kim = [m.with_labels(subject=f"p{40 + i}") for i, m in enumerate(real_set(12, 7)) if m.labels.dataset == "kimore"]
     gens = {"copy": FakeGenerator("copy", train + kim)}
-    s = E.AugmentSettings(generated_per_class=2, steps_uiprmd=3, steps_kimore=2, kimore_folds=2, frames=40,
-                          hidden=8, gru_hidden=8, feature_dim=8, batch_size=8)
+    s = E.AugmentSettings(generated_per_class=2, steps_uiprmd=3, steps_kimore=2, kimore_folds=2, frames=None,
+                          hidden=8, gru_hidden=8, feature_dim=8, batch_size=8, repeats=2)
     res = E.augmentation_study(gens, train, held, kim, {f"p{40 + i}" for i in range(6)}, s)
     assert set(res) == {"real_only", "real_plus_copy"}
     for row in res.values():
@@ -176,6 +176,9 @@ def test_augmentation_study_schema(tiny_recognizer):
         assert 0.0 <= row["uiprmd_correctness_accuracy"] <= 1.0
         assert row["kimore_rmse"] >= row["kimore_mae"] >= 0.0
         assert row["kimore_folds"] == 2
+        assert row["repeats"] == 2
+        for k in ("uiprmd_exercise_accuracy", "uiprmd_correctness_accuracy", "kimore_rmse", "kimore_mae"):
+            assert row[f"{k}_ci"] >= 0.0
     assert res["real_only"]["uiprmd_train_generated"] == 0
     assert res["real_plus_copy"]["uiprmd_train_generated"] == 2 * 2 * 2
 
@@ -204,3 +207,20 @@ def test_compare_tab_helpers(tiny_recognizer):
     assert "±" in table[0][1]
     fig = metric_bar_figure(C.bar_table(res), metrics=list(C.BAR_METRICS))
     assert len(fig.data) == 3 * len(C.BAR_METRICS)
+
+
+def test_eval_prompts_cover_labels_and_are_never_training_captions():
+    """R-precision paraphrases must be unseen: none equals (or contains) a training caption."""
+    from motionviz.data.captions import caption_table
+
+    table = caption_table()
+    train = {" ".join(c.lower().split()) for k, v in table["labels"].items() for c in v}
+    prompts = E.eval_prompts()
+    labels = [k for k in table["labels"] if not k.startswith("style:")]
+    assert set(labels) <= set(prompts)
+    for lab, ps in prompts.items():
+        assert len(ps) >= 2, lab
+        for p in ps:
+            n = " ".join(p.lower().split())
+            assert n not in train, (lab, p)
+            assert not any(len(c) > 20 and c in n for c in train), (lab, p)

@@ -124,3 +124,21 @@ def test_train_recognizer_separates_classes_and_checkpoint_roundtrip(tmp_path):
     assert np.allclose(again.features(test), model.features(test), atol=1e-6)
     with pytest.raises(UserError):
         R.load_recognizer(tmp_path / "missing.safetensors")
+
+
+def test_per_class_correctness_and_score_outputs():
+    """Correctness / score have one output per class: a given class picks its own, else the predicted."""
+    m = tiny_model().eval()
+    x, lengths = R.motions_to_batch([synthetic("arms", 30, np.random.default_rng(7)),
+                                     synthetic("squat", 30, np.random.default_rng(8))])
+    with torch.no_grad():
+        base = m(x, lengths)
+        allc = m.head_correct(base["features"])                           # (B, K)
+        alls = m.head_score(base["features"])
+        pred = base["logits"].argmax(-1)
+        assert torch.allclose(base["correct"], allc.gather(1, pred[:, None])[:, 0])
+        for k in range(2):
+            o = m(x, lengths, torch.tensor([k, -1]))
+            assert torch.allclose(o["correct"][0], allc[0, k]) and torch.allclose(o["score"][0], alls[0, k])
+            assert torch.allclose(o["correct"][1], allc[1, pred[1]])
+    assert not torch.allclose(allc[:, 0], allc[:, 1])
