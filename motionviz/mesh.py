@@ -25,10 +25,16 @@ from the pelvis), ``G`` a rotation and ``K`` a per-motion shape matrix.
 * Skinning: Anny's own linear-blend weights summed per segment (exact: all bones of a segment share
   one transform), so joints blend smoothly across segments.
 
+The shipped asset ``assets/anny_body.npz`` (0.3 MB: rest mesh, faces, per-segment weights, rest joints,
+preview decimation) is exactly what :func:`build_anny_body` computes from ``anny`` 0.6.2 with the default
+phenotype (all 0.5); regenerate it with ``python -m motionviz.mesh`` (about 2 minutes the first time,
+while anny parses its MakeHuman data).  Without the asset the body is built from ``anny`` and cached.
+
 The browser gets a decimated copy (about 2,500 faces, vertex clustering done once per body, its
 vertices a subset of the full mesh so it is posed by the same weights); exports use the full mesh.
 
-Exports: one frame as ``.glb``/``.obj`` (trimesh); a sequence as one animated ``.glb``: a single mesh
+Exports: one frame as ``.glb``/``.obj`` (trimesh); a sequence as a ``.zip`` of ``.obj`` frames (trimesh)
+or as one animated ``.glb`` (written here; trimesh has no morph-animation export): a single mesh
 whose morph targets are the frames, played by a STEP animation of the morph weights at the motion's
 frame rate (Blender imports it as shape keys + action; three.js / model-viewer play it).  At most
 ``max_frames`` frames (subsampled evenly) keep the file size bounded (~1.6 MB per 10 frames).
@@ -855,6 +861,33 @@ def export_frame(anim: MeshAnimation, frame: int, path: str | os.PathLike) -> Pa
     return path
 
 
+def _export_obj_zip(anim: MeshAnimation, path: Path, max_frames: int, progress: Progress | None) -> Path:
+    """The sequence as a .zip of full-resolution .obj files (trimesh), ``frame_0000.obj`` ...; at most
+    ``max_frames`` frames, subsampled evenly."""
+    import io
+    import zipfile
+
+    import trimesh
+    T = anim.num_frames
+    fr = np.unique(np.round(np.linspace(0, T - 1, max(1, min(T, int(max_frames))))).astype(int))
+    faces = anim.faces()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for k in range(0, len(fr), 16):
+            V = anim.vertices(frames=fr[k:k + 16])
+            for f, v in zip(fr[k:k + 16], V):
+                buf = io.BytesIO()
+                trimesh.Trimesh(vertices=v, faces=faces, process=False).export(buf, file_type="obj")
+                zf.writestr(f"frame_{int(f):04d}.obj", buf.getvalue())
+            if progress:
+                progress(min(1.0, (k + 16) / len(fr)), f"frame {min(k + 16, len(fr))}/{len(fr)}")
+        zf.writestr("frames.json", json.dumps({"fps": anim.fps, "frames": [int(f) for f in fr],
+                                               "body": anim.body.name}))
+    os.replace(tmp, path)
+    return path
+
+
 def _pad4(b: bytes, fill: bytes = b"\x00") -> bytes:
     return b + fill * ((4 - len(b) % 4) % 4)
 
@@ -865,8 +898,10 @@ def export_sequence(anim: MeshAnimation, path: str | os.PathLike, max_frames: in
     exported frame a morph target, and an animation of the morph weights (STEP interpolation) shows
     frame k at time k / fps.  At most ``max_frames`` frames, subsampled evenly."""
     path = Path(path)
+    if path.suffix.lower() == ".zip":
+        return _export_obj_zip(anim, path, max_frames, progress)
     if path.suffix.lower() != ".glb":
-        raise UserError("a mesh sequence is exported as .glb")
+        raise UserError("a mesh sequence is exported as .glb (animated) or .zip (one .obj per frame)")
     T = anim.num_frames
     fr = np.unique(np.round(np.linspace(0, T - 1, max(1, min(T, int(max_frames))))).astype(int))
     if progress:

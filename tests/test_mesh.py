@@ -202,6 +202,22 @@ def test_export_sequence_glb_morph_animation(demo, tmp_path):
         mesh.export_sequence(anim, tmp_path / "seq.obj")
 
 
+def test_export_sequence_obj_zip(demo, tmp_path):
+    import io
+    import zipfile
+
+    import trimesh
+
+    anim = mesh.mesh_animation(demo, "anny")
+    p = mesh.export_sequence(anim, tmp_path / "seq.zip", max_frames=3)
+    with zipfile.ZipFile(p) as zf:
+        names = sorted(zf.namelist())
+        assert names == ["frame_0000.obj", "frame_0020.obj", "frame_0039.obj", "frames.json"]
+        m = trimesh.load(io.BytesIO(zf.read("frame_0020.obj")), file_type="obj", process=False)
+        assert json.loads(zf.read("frames.json"))["frames"] == [0, 20, 39]
+    np.testing.assert_allclose(np.asarray(m.vertices), anim.vertices(frames=[20])[0], atol=1e-5)
+
+
 # ---- SMPL through a random model file in the SMPL layout -----------------------------------------------
 _SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
 _SMPL_REST = np.array([
@@ -280,6 +296,8 @@ def test_tab_builds_and_shows_a_body(demo, tmp_path):
     assert isinstance(fig, go.Figure) and m.num_frames == 30 and "anny" in text
     path = fns["mesh_export_frame"](m, "anny", 2, "obj")
     assert Path(path).suffix == ".obj" and Path(path).stat().st_size > 100_000
+    path = fns["mesh_export_sequence"](m, "anny", 0, "glb")
+    assert Path(path).suffix == ".glb" and Path(path).read_bytes()[:4] == b"glTF"
     with pytest.raises(gr.Error, match="no motions"):
         fns["mesh_show"](mesh_tab.SOURCE_SESSION, None, None, [], None, "anny", "side", 30)
     with pytest.raises(gr.Error, match="show a body first"):

@@ -83,12 +83,13 @@ def export_mesh(motion: Motion, body: str, what: str, frame: Any, fmt: str, prog
     anim = mesh.mesh_animation(motion, body=body or "auto", progress=progress)
     out = export_dir()
     stem = f"{motion_stem(motion)}_{anim.body.name}"
-    if what == "sequence":
-        return str(mesh.export_sequence(anim, out / f"{stem}.glb", max_frames=SEQ_EXPORT_FRAMES, progress=progress))
-    f = to_int(frame, "frame", 0, motion.num_frames - 1)
     ext = (fmt or "glb").lower().lstrip(".")
     if ext not in ("glb", "obj"):
         raise UserError(f"choose glb or obj, not {fmt!r}")
+    if what == "sequence":
+        name = f"{stem}.glb" if ext == "glb" else f"{stem}_obj.zip"
+        return str(mesh.export_sequence(anim, out / name, max_frames=SEQ_EXPORT_FRAMES, progress=progress))
+    f = to_int(frame, "frame", 0, motion.num_frames - 1)
     return str(mesh.export_frame(anim, f, out / f"{stem}_frame{f:04d}.{ext}"))
 
 
@@ -161,7 +162,8 @@ def build(ctx: AppContext) -> None:
                 exp_frame = gr.Number(0, precision=0, minimum=0, label="Frame to export")
                 exp_fmt = gr.Radio(["glb", "obj"], value="glb", label="Format")
                 frame_btn = gr.Button("Download this frame")
-                seq_btn = gr.Button(f"Download the sequence (animated .glb, ≤ {SEQ_EXPORT_FRAMES} frames)")
+                seq_btn = gr.Button(f"Download the sequence (≤ {SEQ_EXPORT_FRAMES} frames: animated .glb, "
+                                    "or a .zip of .obj)")
             mesh_file = gr.File(label="Mesh download", interactive=False)
     mesh_motion = gr.State(None)
 
