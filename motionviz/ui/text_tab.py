@@ -121,13 +121,18 @@ def _request(text: Any, exercise: Any, correct: Any, guidance: Any, steps: Any, 
     return req.validated(), note
 
 
+def _md_escape(text: str) -> str:
+    """User text shown literally inside Markdown (no emphasis, links or HTML from it)."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+!|~" else ch for ch in text)
+
+
 def describe_request(req: Any, note: str = "", seconds: float | None = None, edited: str = "") -> str:
     """Markdown summary of what was generated."""
     from ..data.labels import LABEL_TITLES
 
     cond = []
     if req.text:
-        cond.append(f"text “{req.text}”")
+        cond.append(f"text “{_md_escape(req.text)}”")
     if req.label:
         cond.append(f"exercise **{LABEL_TITLES.get(req.label, req.label)}** (`{req.label}`)")
     if req.correct is not None:
