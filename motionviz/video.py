@@ -385,7 +385,8 @@ def clean_motion(raw: Motion, mask: np.ndarray, checkpoint_dir: str | os.PathLik
                 out = _aegan_clean(raw, mask, path, progress)
                 bad = _implausible(raw, mask, out)
                 if not bad:
-                    return out, "aegan", f"missing joints filled and jitter removed by the AE-GAN inpainter ({path.name})"
+                    return out, "aegan", ("missing joints filled and jitter removed by the AE-GAN inpainter "
+                                          f"({path.name})")
                 note = f"the AE-GAN result was implausible ({bad}) and was not used; "
             except Exception as e:  # noqa: BLE001 - the inpainter is optional; fall back with a note
                 msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
@@ -532,9 +533,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="video file (.mp4, .gif, .webm; at most %g s)" % MAX_SECONDS)
     parser.add_argument("--out", "-o", default=None,
                         help="output file: .npy (T, 15, 3) float32 metres (default <input>.npy), .json or .bvh")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary (frames, fps, detected ratio, output)")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON summary (frames, fps, detected ratio, output)")
     parser.add_argument("--max-frames", type=int, default=None,
-                        help="process only the first N frames (the %g s limit on the video still applies)" % MAX_SECONDS)
+                        help=f"process only the first N frames (the {MAX_SECONDS:g} s limit still applies)")
     parser.add_argument("--threshold", type=float, default=VISIBILITY,
                         help=f"landmark visibility below which a joint counts as missing (default {VISIBILITY})")
     parser.add_argument("--no-inpaint", action="store_true", help="do not use the AE-GAN inpainter")

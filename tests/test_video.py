@@ -107,10 +107,14 @@ def _track_from_common(joints: np.ndarray, fps: float = 20.0) -> video.PoseTrack
     BlazePose world landmarks); the feet are 5 cm below the ankles."""
     T = joints.shape[0]
     W = np.zeros((T, 33, 3), np.float32)
+    subs = (("heel", "ankle"), ("foot_index", "ankle"), ("pinky", "wrist"), ("index", "wrist"), ("thumb", "wrist"))
     for n in BLAZEPOSE33.joints:
-        src = n if n in COMMON.joints else ("neck" if n in ("nose",) or "eye" in n or "ear" in n or "mouth" in n
-                                            else n.replace("heel", "ankle").replace("foot_index", "ankle")
-                                            .replace("pinky", "wrist").replace("index", "wrist").replace("thumb", "wrist"))
+        src = n
+        if n not in COMMON.joints:
+            if n == "nose" or any(k in n for k in ("eye", "ear", "mouth")):
+                src = "neck"
+            for a, b in subs:
+                src = src.replace(a, b)
         W[:, BLAZEPOSE33.index(n)] = joints[:, ix(src)]
     for n in ("left_heel", "right_heel", "left_foot_index", "right_foot_index"):
         W[:, BLAZEPOSE33.index(n), 1] -= 0.05

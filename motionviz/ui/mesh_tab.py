@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 
 from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
