@@ -743,3 +743,49 @@ def build_training(opts: Any) -> Any:
     return TrainSetup(model=model, batches=batches, optimizers={"main": opt}, kind=KIND, config=cfg,
                       metadata=meta, export=model.export, lr_lambda=lr_lambda,
                       log_keys=("loss", "x0", "vel", "bone", "foot"))
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmark section (``python -m motionviz bench``)
+# ---------------------------------------------------------------------------------------------
+BENCH_TEXT = "slowly raise both arms sideways to shoulder height, then lower them"
+
+
+def bench(quick: bool = False, path: str | Path | None = None, encoder: Any = None) -> dict[str, Any]:
+    """Seconds per 120-frame sample (DDIM, guidance 2.5, text-conditioned) at 1000/50/20/10 steps, batch 1
+    and 4, median over repeats, from the shipped checkpoint (or ``path``).  ``quick``: 20 and 10 steps,
+    one repeat (for tests).  Text encoding is warmed up first (it is cached per text), so the figures are
+    the denoising cost."""
+    import time
+
+    from ..generator import checkpoint_path
+
+    path = Path(path) if path is not None else checkpoint_path("diffusion")
+    t0 = time.perf_counter()
+    gen = load_generator(path, encoder=encoder)
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    gen.generate(Request(text=BENCH_TEXT, frames=16, steps=1))                  # text encoder, warm-up
+    first_s = time.perf_counter() - t0
+    frames = 120
+    rows = []
+    for steps in ((20, 10) if quick else (1000, 50, 20, 10)):
+        for b in (1, 4):
+            req = Request(text=BENCH_TEXT, frames=frames, steps=min(steps, gen.cfg.T), num=b, guidance=2.5, seed=0)
+            reps = 1 if quick or steps >= 1000 else (3 if steps >= 50 else 5)
+            gen.generate(replace(req, steps=1))                                  # warm-up at this batch size
+            times = []
+            for _ in range(reps):
+                t1 = time.perf_counter()
+                gen.generate(req)
+                times.append(time.perf_counter() - t1)
+            med = float(np.median(times))
+            rows.append({"steps": steps, "batch": b, "frames": frames, "seconds_per_call": round(med, 5),
+                         "seconds_per_sample": round(med / b, 5), "repeats": reps})
+    at20 = [r["seconds_per_sample"] for r in rows if r["steps"] == 20 and r["batch"] == 1]
+    return {"checkpoint": str(path), "parameters": sum(p.numel() for p in gen.net.parameters()),
+            "config": {k: getattr(gen.cfg, k) for k in ("d_model", "layers", "heads", "ff", "patch", "T", "max_frames")},
+            "threads": torch.get_num_threads(), "load_seconds": round(load_s, 4),
+            "first_call_seconds_incl_text_encoder": round(first_s, 4), "guidance": 2.5, "sampler": "ddim",
+            "timings": rows, "seconds_per_sample_20_steps": at20[0] if at20 else None,
+            "target_seconds_per_sample_20_steps": 0.3}

@@ -1,0 +1,291 @@
+"""Text/exercise-conditioned diffusion model (motionviz.models.diffusion): tiny configs, synthetic data, and
+one short training run on a slice of the real data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from motionviz.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from motionviz.errors import CheckpointError, UserError
+from motionviz.generator import Request
+from motionviz.models import diffusion as D
+from motionviz.motion import DEFAULT_FPS, Motion
+from motionviz.skeleton import COMMON
+
+LABELS = ("ui-prmd:m01", "ui-prmd:m07", "bandai:walk")
+
+
+class FakeEncoder:
+    """Deterministic stand-in text encoder (hash-seeded unit vectors)."""
+
+    def __init__(self, name: str = "fake", dim: int = 8):
+        self.name, self.dim = name, dim
+
+    def encode(self, texts):
+        out = []
+        for t in texts:
+            g = torch.Generator().manual_seed(int(hashlib.sha1(t.encode()).hexdigest()[:8], 16))
+            out.append(torch.nn.functional.normalize(torch.randn(self.dim, generator=g), dim=0))
+        return torch.stack(out) if out else torch.zeros(0, self.dim)
+
+
+def _cfg(**kw) -> D.Config:
+    base = dict(labels=LABELS, datasets=("bandai", "ui-prmd"), text_encoder="fake", text_dim=8, T=50)
+    base.update(kw)
+    return D.tiny_config(**base)
+
+
+def _walk(T: int, seed: int = 0) -> np.ndarray:
+    """A synthetic person (reference pose from the skeleton) swinging the arms and drifting forward."""
+    rng = np.random.default_rng(seed)
+    pose = _tpose()
+    t = np.arange(T, dtype=np.float32)[:, None]
+    j = np.repeat(pose[None], T, axis=0).copy()
+    arms = COMMON.indices(["left_elbow", "left_wrist", "right_elbow", "right_wrist"])
+    j[:, arms, 1] += (0.2 * np.sin(t / (6 + seed)) + 0.02 * rng.standard_normal((T, 1))).astype(np.float32)
+    j[..., 2] += 0.01 * t
+    return j
+
+
+def _tpose() -> np.ndarray:
+    y = {"pelvis": 0.95, "spine": 1.15, "neck": 1.45, "shoulder": 1.4, "elbow": 1.15, "wrist": 0.9, "hip": 0.9,
+         "knee": 0.5, "ankle": 0.08}
+    out = []
+    for name in COMMON.joints:
+        side = 1.0 if name.startswith("left_") else (-1.0 if name.startswith("right_") else 0.0)
+        base = name.split("_", 1)[-1]
+        x = {"shoulder": 0.18, "elbow": 0.22, "wrist": 0.24, "hip": 0.1, "knee": 0.1, "ankle": 0.1}.get(base, 0.0)
+        out.append([side * x, y[base], 0.0])
+    return np.asarray(out, np.float32)
+
+
+def _batch(B: int = 6, T: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
+    joints = np.stack([D.canonicalise(_walk(T, seed + b))[0] for b in range(B)])
+    valid = np.ones((B, T), bool)
+    valid[0, T - 6:] = False
+    return {"joints": torch.from_numpy(joints), "valid": torch.from_numpy(valid),
+            "text": FakeEncoder().encode([f"caption {b % 3}" for b in range(B)]),
+            "text_on": torch.tensor([True] * (B - 1) + [False]),
+            "label": torch.tensor([b % 4 for b in range(B)]), "correct": torch.tensor([b % 3 for b in range(B)]),
+            "dataset": torch.tensor([b % 3 for b in range(B)]),
+            "vel_scale": torch.tensor(0.01), "bone_scale": torch.tensor(0.05),
+            "contact_height": torch.tensor(0.12), "contact_speed": torch.tensor(0.02)}
+
+
+def _stats(cfg: D.Config) -> tuple[torch.Tensor, torch.Tensor]:
+    st = D.feature_stats([_walk(80, s) for s in range(4)], cfg.max_frames, np.random.default_rng(0), samples=50)
+    return st["mean"], st["std"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, D.DiffusionModel]:
+    """A tiny model after a few optimiser steps, saved as a checkpoint."""
+    torch.manual_seed(0)
+    cfg = _cfg()
+    model = D.DiffusionModel(cfg, *_stats(cfg))
+    opt = torch.optim.AdamW(model.net.parameters(), lr=3e-3)
+    for i in range(15):
+        model.train_step(_batch(seed=i), {"main": opt})
+    path = tmp_path_factory.mktemp("ckpt") / "diffusion.safetensors"
+    D.save_model(path, model, {"data": [{"dataset": "synthetic", "licence": "test"}]})
+    return path, model
+
+
+@pytest.fixture(scope="module")
+def gen(trained) -> D.DiffusionGenerator:
+    return D.load_generator(trained[0], encoder=FakeEncoder())
+
+
+# ---------------------------------------------------------------------------------------------
+def test_features_roundtrip():
+    j = torch.from_numpy(_walk(10)).float()
+    f = D.to_features(j)
+    assert f.shape == (10, 45)
+    assert torch.allclose(f[:, :3], j[:, 0])                              # pelvis position first
+    assert torch.allclose(f[:, 3:6], j[:, 1] - j[:, 0])                   # then offsets from the pelvis
+    assert torch.allclose(D.from_features(f), j, atol=1e-6)
+
+
+def test_canonicalise_roundtrip():
+    j = Motion(_walk(20), COMMON).rotate_y(1.1).joints + np.array([0.5, 0.0, -2.0], np.float32)
+    c, ang, off = D.canonicalise(j)
+    assert abs(c[0, COMMON.root, 0]) < 1e-5 and abs(c[0, COMMON.root, 2]) < 1e-5
+    assert abs(Motion(c, COMMON).facing_angle(0)) < 1e-4
+    assert np.allclose(c[..., 1], j[..., 1], atol=1e-6)                   # heights untouched
+    assert np.allclose(D.uncanonicalise(c, ang, off), j, atol=1e-5)
+
+
+@pytest.mark.parametrize("frames", [8, 120, 121, 300, 600])
+def test_window_starts_cover(frames):
+    W, ov = 120, 30
+    s = D.window_starts(frames, W, ov)
+    assert s[0] == 0 and min(frames, s[-1] + W) == frames
+    for a, b in zip(s, s[1:]):
+        assert 0 < b - a <= W - ov
+
+
+def test_losses_and_training_reduces_loss():
+    torch.manual_seed(0)
+    cfg = _cfg(p_uncond=0.0, p_drop_text=0.0, p_drop_label=0.0, p_drop_correct=0.0, p_drop_dataset=0.0)
+    model = D.DiffusionModel(cfg, *_stats(cfg))
+    batch = _batch()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        first = model.losses(batch, g)
+    assert set(first) == {"loss", "x0", "vel", "bone", "foot"}
+    assert all(torch.isfinite(v) for v in first.values())
+    opt = torch.optim.AdamW(model.net.parameters(), lr=3e-3)
+    for _ in range(60):
+        logs = model.train_step(batch, {"main": opt})
+    assert set(logs) >= {"loss", "x0", "grad_norm"}
+    with torch.no_grad():
+        after = model.losses(batch, torch.Generator().manual_seed(0))
+    assert float(after["loss"]) < 0.7 * float(first["loss"])
+    # EMA weights moved away from the initial (zero) output layer, towards the trained ones
+    assert float(model.ema.out.weight.abs().sum()) > 0
+
+
+def test_checkpoint_roundtrip_strict(trained, tmp_path):
+    path, model = trained
+    meta = read_metadata(path)
+    assert meta["kind"] == "diffusion" and meta["text_encoder"] == "fake" and json.loads(meta["text_dim"]) == 8
+    g = D.load_generator(path, encoder=FakeEncoder())
+    assert g.cfg == model.cfg                                             # config rebuilds the model
+    for k, v in model.ema.state_dict().items():
+        assert torch.equal(g.net.state_dict()[k], v)
+    assert torch.equal(g.mean, model.mean) and torch.equal(g.std, model.std)
+    # strict: a missing tensor, or a config that does not match the tensors, is a clear CheckpointError
+    tensors, meta = load_checkpoint(path)
+    broken = dict(tensors)
+    broken.pop(next(k for k in broken if k.startswith("net.encoder")))
+    save_checkpoint(tmp_path / "missing.safetensors", broken, "diffusion", model.cfg, {"text_encoder": "fake"})
+    with pytest.raises(CheckpointError, match="does not match"):
+        D.load_generator(tmp_path / "missing.safetensors", encoder=FakeEncoder())
+    save_checkpoint(tmp_path / "wide.safetensors", tensors, "diffusion", replace(model.cfg, d_model=48),
+                    {"text_encoder": "fake"})
+    with pytest.raises(CheckpointError):
+        D.load_generator(tmp_path / "wide.safetensors", encoder=FakeEncoder())
+    nostats = {k: v for k, v in tensors.items() if not k.startswith("stats.")}
+    save_checkpoint(tmp_path / "nostats.safetensors", nostats, "diffusion", model.cfg, {"text_encoder": "fake"})
+    with pytest.raises(CheckpointError, match="normalisation"):
+        D.load_generator(tmp_path / "nostats.safetensors", encoder=FakeEncoder())
+    save_checkpoint(tmp_path / "vae.safetensors", tensors, "vae", model.cfg, {})
+    with pytest.raises(CheckpointError, match="vae"):
+        D.load_generator(tmp_path / "vae.safetensors")
+
+
+def test_encoder_mismatch_is_a_clear_error(trained):
+    path, _ = trained
+    with pytest.raises(CheckpointError, match="trained with text encoder 'fake'"):
+        D.load_generator(path, encoder=FakeEncoder(name="minilm", dim=384))
+    with pytest.raises(UserError):                                        # CheckpointError is a UserError
+        D.load_generator(path, encoder=FakeEncoder(name="fake", dim=16))
+
+
+def test_generation_seeds_and_conditions(gen):
+    r = Request(text="raise both arms", label="ui-prmd:m07", correct=True, frames=50, steps=5, num=3, seed=11)
+    a = gen.generate(r)
+    assert len(a) == 3 and all(m.joints.shape == (50, 15, 3) and m.fps == DEFAULT_FPS for m in a)
+    assert all(np.isfinite(m.joints).all() for m in a)
+    b = gen.generate(r)
+    assert all(np.array_equal(x.joints, y.joints) for x, y in zip(a, b)), "same seed -> identical"
+    c = gen.generate(replace(r, seed=12))
+    assert not np.allclose(a[0].joints, c[0].joints), "different seed -> different"
+    assert not np.allclose(a[0].joints, a[1].joints), "the samples of one request differ"
+    assert a[0].labels.text == "raise both arms" and a[0].labels.extra["seed"] == 11
+    # the conditions change the output (same seed)
+    d = gen.generate(replace(r, text="deep squat"))
+    assert not np.allclose(a[0].joints, d[0].joints)
+    # exercise given by its short id, unconditional, DDPM, guidance 0 and 1
+    assert gen.generate(Request(label="m01", frames=16, steps=3))[0].joints.shape == (16, 15, 3)
+    for req in (Request(frames=24, steps=4), Request(text="walk", frames=24, steps=10, sampler="ddpm"),
+                Request(text="walk", frames=24, steps=4, guidance=0.0), Request(text="walk", frames=24, steps=4, guidance=1.0)):
+        m = gen.generate(req)[0]
+        assert m.joints.shape == (24, 15, 3) and np.isfinite(m.joints).all()
+
+
+def test_unconditional_ignores_guidance(gen):
+    a = gen.generate(Request(frames=24, steps=4, guidance=1.0, seed=3))[0]
+    b = gen.generate(Request(frames=24, steps=4, guidance=7.0, seed=3))[0]
+    assert np.array_equal(a.joints, b.joints)
+
+
+def test_bad_requests(gen):
+    with pytest.raises(UserError, match="unknown exercise"):
+        gen.generate(Request(label="kimore:ex9", frames=16, steps=2))
+    with pytest.raises(UserError):
+        gen.generate(Request(frames=16, steps=0))
+    src = gen.generate(Request(frames=16, steps=2))[0]
+    with pytest.raises(UserError, match="nothing to keep"):
+        gen.generate(Request(source=src, keep=np.zeros((16, 15), bool), steps=2))
+    with pytest.raises(UserError, match="fps"):
+        fast = src.resample(30.0)
+        gen.generate(Request(source=fast, keep=np.ones((fast.num_frames, 15), bool), steps=2))
+
+
+def test_long_generation_is_continuous(gen):
+    W = gen.window()
+    frames = int(2.5 * W) + 1
+    m = gen.generate(Request(text="walk", frames=frames, steps=4, seed=2))[0]
+    assert m.joints.shape == (frames, 15, 3) and np.isfinite(m.joints).all()
+    starts = D.window_starts(frames, W, W // 4)
+    assert len(starts) >= 3
+
+
+def test_inbetweening_keeps_frames_exactly(gen):
+    src = gen.generate(Request(text="walk", frames=40, steps=4, seed=5))[0]
+    keep = np.zeros((40, 15), bool)
+    keep[:6] = True
+    keep[-6:] = True
+    out = gen.generate(Request(text="deep squat", source=src, keep=keep, steps=6, seed=9, num=2))
+    for m in out:
+        assert np.array_equal(m.joints[keep], src.joints[keep])
+        assert not np.allclose(m.joints[~keep], src.joints[~keep])
+
+
+def test_body_part_editing_keeps_joints_exactly(gen):
+    src = gen.generate(Request(text="walk", frames=int(1.5 * gen.window()), steps=4, seed=6))[0]
+    legs = COMMON.indices(["left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle"])
+    keep = np.zeros(src.joints.shape[:2], bool)
+    keep[:, legs] = True
+    m = gen.generate(Request(text="wave both hands", source=src, keep=keep, steps=6, seed=1, sampler="ddpm"))[0]
+    assert np.array_equal(m.joints[:, legs], src.joints[:, legs])
+    assert np.array_equal(m.joints[:, COMMON.root], src.joints[:, COMMON.root])   # the pelvis stays with the legs
+    arms = COMMON.indices(["left_wrist", "right_wrist"])
+    assert not np.allclose(m.joints[:, arms], src.joints[:, arms])
+
+
+def test_bench_quick(trained):
+    out = D.bench(True, trained[0], encoder=FakeEncoder())
+    rows = out["timings"]
+    assert {(r["steps"], r["batch"]) for r in rows} == {(20, 1), (20, 4), (10, 1), (10, 4)}
+    assert all(r["seconds_per_sample"] > 0 for r in rows)
+    assert out["seconds_per_sample_20_steps"] == next(r["seconds_per_sample"] for r in rows
+                                                      if r["steps"] == 20 and r["batch"] == 1)
+
+
+def test_build_training_on_real_data(data_root, tmp_path):
+    """The TRAINERS entry on a tiny slice of the real training split, through the shared loop."""
+    from motionviz.train import TrainOptions, train
+
+    opts = TrainOptions(name="diffusion", tiny=True, datasets=["ui-prmd"], data_root=str(data_root),
+                        overrides={"layers": 1})
+    out = tmp_path / "diffusion.safetensors"
+    summary = train(opts, out, steps=3, command="pytest", runs_dir=tmp_path / "runs", progress_bar=False)
+    assert summary["steps"] == 3 and out.is_file()
+    meta = read_metadata(out)
+    assert meta["text_encoder"] == "minilm" and json.loads(meta["text_dim"]) == 384
+    assert json.loads(meta["data"])[0]["dataset"] == "ui-prmd" and json.loads(meta["data"])[0]["licence"]
+    assert json.loads(meta["steps"]) == 3 and meta["command"] == "pytest"
+    cfg = json.loads(meta["config"])
+    assert cfg["layers"] == 1 and any(l.startswith("ui-prmd:") for l in cfg["labels"])
+    g = D.load_generator(out)
+    m = g.generate(Request(text="deep squat", label="ui-prmd:m01", correct=False, frames=20, steps=2))[0]
+    assert m.joints.shape == (20, 15, 3) and np.isfinite(m.joints).all()
