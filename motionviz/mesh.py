@@ -16,7 +16,8 @@ from the pelvis), ``G`` a rotation and ``K`` a per-motion shape matrix.
   hip line and the pelvis->spine direction, the thorax frame from the shoulder line and the
   spine->neck direction (so the torso twists); each limb segment takes its parent's rotation and
   the smallest extra rotation ("swing") that turns its rest direction onto the motion's bone
-  direction.  The head follows the thorax, hands the forearms, feet keep the pelvis heading (flat).
+  direction.  The head follows the thorax, hands the forearms; feet stay flat with the pelvis'
+  heading while the body is upright and follow the pelvis when it lies down (push-ups).
 * Proportions: ``K = s I + (O - s R) R^+`` is the smallest change of a uniform scale ``s`` (the
   motion's body size over the rig's) that maps the rest offsets ``R`` of the segment's target joints
   onto their median offsets ``O`` in the motion (in the segment's rest axes): a stretch along the
@@ -459,6 +460,10 @@ def pose_anny(body: Body, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         _shape(G_th, (J[:, nk] - posed[:, sp])[:, None], (R0[nk] - R0[sp])[None], s))
     posed[:, nk] = apply("thorax", R0[nk])
     put("head", R0[nk], posed[:, nk], G_th, s * np.eye(3))
+    # feet: flat on the floor with the pelvis' heading while the body is upright; lying down (push-ups)
+    # they follow the pelvis
+    upright = (G_root[:, 1, 1] > 0.5)[:, None, None]
+    G_foot = np.where(upright, _yaw(G_root), G_root)
     for k, side in enumerate(_SIDES):
         sh, el, wr = ix(f"{side}_shoulder"), ix(f"{side}_elbow"), ix(f"{side}_wrist")
         hp, kn, an = ix(f"{side}_hip"), ix(f"{side}_knee"), ix(f"{side}_ankle")
@@ -469,7 +474,7 @@ def pose_anny(body: Body, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         put(f"{side}_hand", R0[wr], posed[:, wr], seg[f"{side}_forearm"][2], s * np.eye(3))
         posed[:, kn] = limb(f"{side}_thigh", G_root, R0[hp], posed[:, hp], R0[kn], J[:, kn])
         posed[:, an] = limb(f"{side}_shank", seg[f"{side}_thigh"][2], R0[kn], posed[:, kn], R0[an], J[:, an])
-        put(f"{side}_foot", R0[an], posed[:, an], _yaw(G_root), s * np.eye(3))
+        put(f"{side}_foot", R0[an], posed[:, an], G_foot, s * np.eye(3))
     X = np.zeros((T, len(SEGMENTS), 3, 4))
     for i, name in enumerate(SEGMENTS):
         a, a_post, G, K = seg[name]
