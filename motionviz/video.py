@@ -455,15 +455,19 @@ def recognise(motion: Motion, checkpoint_dir: str | os.PathLike | None = None) -
         if not p.is_file():
             return None, f"no recogniser checkpoint ({CHECKPOINT_NAME})"
         rec = load_recognizer(p)
-        pred = dict(rec.predict([motion.normalise()])[0])
+        m = motion.normalise()
+        pred = dict(rec.predict([m])[0])
+        probs = rec.run([m])["probs"][0]
+        top = [(str(rec.labels[i]), round(float(probs[i]), 4)) for i in np.argsort(-probs)[:3]]
     except Exception as e:  # noqa: BLE001 - recognition is optional
         msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         return None, f"the recogniser is not usable ({msg})"
     try:
         from .data.labels import LABEL_TITLES
-        pred["title"] = LABEL_TITLES.get(pred["label"], pred["label"])
     except ImportError:  # pragma: no cover
-        pred["title"] = pred["label"]
+        LABEL_TITLES = {}
+    pred["title"] = LABEL_TITLES.get(pred["label"], pred["label"])
+    pred["top"] = [{"label": lab, "title": LABEL_TITLES.get(lab, lab), "probability": pr} for lab, pr in top]
     return pred, ""
 
 

@@ -188,6 +188,17 @@ def test_clean_motion_falls_back_with_a_note(tmp_path):
     assert video._implausible(m, mask, m) == ""
 
 
+def test_recognise_without_a_usable_checkpoint(tmp_path):
+    from motionviz.mesh import demo_motion
+
+    m = demo_motion(30)
+    pred, why = video.recognise(m, tmp_path)
+    assert pred is None and "no recogniser checkpoint" in why
+    (tmp_path / "recognizer.safetensors").write_bytes(b"garbage")
+    pred, why = video.recognise(m, tmp_path)
+    assert pred is None and "not usable" in why
+
+
 # ---- CLI + tab ------------------------------------------------------------------------------------------
 def test_cli_json_and_errors(clips, tmp_path, capsys):
     from motionviz.__main__ import main

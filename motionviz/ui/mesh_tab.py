@@ -116,6 +116,8 @@ def process_video(path: str | None, max_frames: Any, use_inpainter: bool, checkp
         f"**Cleaning:** {res.note}.",
         (f"**Recognised exercise:** {rec['title']} (`{rec['label']}`, p = {rec['probability']:.2f})"
          + ("" if rec.get("correct") is None else f", {'correct' if rec['correct'] else 'incorrect'} execution")
+         + ("; next guesses: " + ", ".join(f"{t['title']} ({t['probability']:.2f})" for t in rec.get("top", [])[1:])
+            if len(rec.get("top", [])) > 1 else "")
          if rec else f"**Recognised exercise:** – ({res.recognition_note or 'not asked'})"),
     ]
     files = export_files(m, ["npy", "json", "bvh"], stem=m.labels.label or "video")
