@@ -499,13 +499,15 @@ def _smpl_file(directory: str | os.PathLike | None = None) -> Path | None:
     p = Path(d).expanduser()
     if p.is_file():
         return p
-    if p.is_dir():
-        for name in _SMPL_FILES:
-            if (p / name).is_file():
-                return p / name
-        npz = sorted(p.glob("*.npz"))
-        if npz:
-            return npz[0]
+    # the folder itself, or smplx's layout <models>/smpl/SMPL_NEUTRAL.npz
+    for folder in (p, p / "smpl", p / "SMPL"):
+        if folder.is_dir():
+            for name in _SMPL_FILES:
+                if (folder / name).is_file():
+                    return folder / name
+            npz = sorted(folder.glob("*.npz"))
+            if npz:
+                return npz[0]
     return None
 
 

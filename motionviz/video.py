@@ -223,6 +223,8 @@ def extract_pose(path: str | os.PathLike, max_frames: int | None = None, progres
     t_pose = 0.0
     try:
         for k, (i, frame) in enumerate(read_frames(info.path, max_frames, stride)):
+            if max_seconds is not None and i / info.fps > max_seconds:      # the header did not say
+                raise UserError(f"the video is longer than {max_seconds:g} s, the limit (trim it first)")
             h, w = frame.shape[:2]
             size = (w, h)
             t0 = time.perf_counter()

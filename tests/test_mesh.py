@@ -244,13 +244,14 @@ def _fake_smpl(path: Path, seed: int = 0) -> Path:
 
 
 def test_smpl_from_a_random_model_file(tmp_path, monkeypatch, demo):
-    d = tmp_path / "smpl"
-    d.mkdir()
+    d = tmp_path / "models"                                                      # smplx's layout
+    (d / "smpl").mkdir(parents=True)
     monkeypatch.delenv(mesh.SMPL_ENV, raising=False)
     assert mesh.body_choices() == ["anny"] and not mesh.smpl_available()
     with pytest.raises(UserError, match=mesh.SMPL_ENV):
         mesh.smpl_body()
-    _fake_smpl(d / "SMPL_NEUTRAL.npz")
+    _fake_smpl(d / "smpl" / "SMPL_NEUTRAL.npz")
+    assert mesh.smpl_available(d / "smpl") and mesh.smpl_available(d / "smpl" / "SMPL_NEUTRAL.npz")
     monkeypatch.setenv(mesh.SMPL_ENV, str(d))
     assert mesh.body_choices() == ["anny", "smpl"]
     b = mesh.smpl_body()
