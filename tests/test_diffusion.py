@@ -289,3 +289,23 @@ def test_build_training_on_real_data(data_root, tmp_path):
     g = D.load_generator(out)
     m = g.generate(Request(text="deep squat", label="ui-prmd:m01", correct=False, frames=20, steps=2))[0]
     assert m.joints.shape == (20, 15, 3) and np.isfinite(m.joints).all()
+
+
+def test_motion_numbers_known_answers():
+    still = np.repeat(_tpose()[None], 30, axis=0)
+    n = D.motion_numbers(still)
+    assert n["speed"] == 0 and n["range"] == 0 and n["bone_cv"] < 1e-6 and n["pelvis_drop"] == 0
+    assert n["wrist_above_shoulder"] == pytest.approx(0.9 - 1.4, abs=1e-5)
+    squat = still.copy()
+    squat[10:20, :, 1] -= 0.3                                              # whole body 30 cm lower
+    assert D.motion_numbers(squat)["pelvis_drop"] == pytest.approx(0.3, abs=1e-5)
+    stretched = still.copy()
+    stretched[::2, COMMON.indices(["left_wrist"]), 0] += 0.1               # a bone changing length
+    assert D.motion_numbers(stretched)["bone_cv"] > 0.002
+
+
+def test_sanity_report(trained):
+    out = D.sanity(trained[0], encoder=FakeEncoder(), num=2, frames=24, steps=2,
+                   prompts={"a": "raise arms", "b": "squat"})
+    assert set(out["prompts"]) == {"a", "b"} and "a|b" in out["between_prompt_distance"]
+    assert all(0 <= r["frozen_fraction"] <= 1 for r in out["prompts"].values())
