@@ -16,6 +16,21 @@ together with ``p_uncond``), so one network is conditional and unconditional, fo
 guidance.  Losses: x0 MSE on the standardised features + geometric losses in metres (velocity, bone
 lengths, foot contact: ankle velocity where the ground-truth ankle is low and slow).
 
+Generation (:class:`DiffusionGenerator`, behind :func:`motionviz.generator.load_generator`): DDIM or DDPM
+with any number of steps, classifier-free guidance (one batched forward), seeded ``torch.Generator``;
+editing = ``Request.source`` + ``Request.keep`` (T, J) mask (in-betweening: keep first/last frames;
+body-part editing: keep chosen joints).  Motions longer than the training window (``max_frames``) are made
+window by window, each window continuing the previous one through masked generation.
+
+Training (the shipped checkpoint; training split of ui-prmd, kimore, irds, bandai, humanml3d-sample,
+mirrored; captions from ``motionviz/data/captions.json`` embedded once with MiniLM and cached; the
+held-out paraphrases of ``motionviz/eval_prompts.json`` are never used)::
+
+    OMP_NUM_THREADS=1 python -m motionviz train diffusion --minutes 70 --threads 1 --save-every 5 --seed 0
+
+:func:`bench` is the ``diffusion`` section of ``python -m motionviz bench``; :func:`sanity` reports
+plausibility numbers of a checkpoint's samples.
+
 Shapes: B batch, T frames, J joints, F = 3J features, N = T / patch tokens, D model width.
 """
 
