@@ -487,6 +487,7 @@ class VideoResult:
     recognition: dict[str, Any] | None
     seconds: float
     recognition_note: str = ""
+    timings: dict[str, float] = field(default_factory=dict)   # seconds: read+pose, clean, recognise
 
     def summary(self, output: str | None = None) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -496,6 +497,7 @@ class VideoResult:
             "note": self.note, "seconds": round(self.seconds, 2),
             "pose_seconds_per_frame": round(self.track.seconds_per_frame, 4),
             "recognised": self.recognition,
+            "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
         }
         if self.recognition is None and self.recognition_note:
             d["recognition_note"] = self.recognition_note
@@ -514,6 +516,7 @@ def video_to_motion(path: str | os.PathLike, max_frames: int | None = None, thre
         raise UserError(f"the visibility threshold must be between 0 and 1, got {threshold}")
     sub = (lambda a, b: (lambda f, s="": progress(a + (b - a) * f, s))) if progress else (lambda a, b: None)
     track = extract_pose(path, max_frames=max_frames, progress=sub(0.0, 0.8))
+    timings = {"read_and_pose": time.perf_counter() - t0}
     n_det = int(track.detected.sum())
     if n_det == 0:
         raise UserError(f"no person found in the video (BlazePose saw nobody in {track.num_frames} frames)")
@@ -524,12 +527,16 @@ def video_to_motion(path: str | os.PathLike, max_frames: int | None = None, thre
     raw, mask = track_to_motion(track, threshold, label=f"video:{name}", source=Path(path).name)
     if progress:
         progress(0.82, "filling missing joints")
+    t1 = time.perf_counter()
     motion, method, note = clean_motion(raw, mask, checkpoint_dir, use_inpainter, progress=sub(0.82, 0.95))
     motion = motion.with_labels(extra={**motion.labels.extra, "method": method})
+    t2 = time.perf_counter()
+    timings["clean"] = t2 - t1
     rec, rec_note = recognise(motion, checkpoint_dir) if recognise_exercise else (None, "")
+    timings["recognise"] = time.perf_counter() - t2
     if progress:
         progress(1.0, "done")
-    return VideoResult(motion, raw, mask, track, method, note, rec, time.perf_counter() - t0, rec_note)
+    return VideoResult(motion, raw, mask, track, method, note, rec, time.perf_counter() - t0, rec_note, timings)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -607,6 +614,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
         "clip": clip.name, "frames": res.motion.num_frames, "fps": round(res.motion.fps, 2),
         "frame_size": list(res.track.size), "pose_seconds_per_frame": round(res.track.seconds_per_frame, 4),
         "pipeline_seconds_per_frame": round(total / max(1, res.motion.num_frames), 4),
-        "total_s": round(total, 2), "detected_ratio": round(res.track.detected_ratio, 3), "method": res.method,
+        "total_s": round(total, 2), "timings_s": {k: round(v, 2) for k, v in res.timings.items()},
+        "detected_ratio": round(res.track.detected_ratio, 3), "method": res.method, "note": res.note,
         "recognised": (res.recognition or {}).get("label"),
     }
