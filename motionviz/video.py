@@ -56,6 +56,7 @@ MAX_PROCESS_FPS = 30.0           # faster videos are subsampled in time (every k
 VISIBILITY = 0.5                 # landmarks below this visibility count as missing
 MIN_DETECTED = 2                 # a motion needs at least this many frames with a person
 KEYFRAMES = 6                    # annotated frames kept for display
+ANKLE_HEIGHT = 0.08              # metres above the floor, when the feet are never visible
 _FOOT = ("left_ankle", "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index")
 
 Progress = Callable[[float, str], None]
@@ -297,9 +298,11 @@ def track_to_motion(track: PoseTrack, threshold: float = VISIBILITY, label: str 
     ok = track.detected[:, None] & (track.visibility >= threshold) & np.isfinite(W).all(-1)   # (T, 33)
     # feet on the floor: world coordinates are hip-centred; the lowest foot point goes to y = 0
     foot = BLAZEPOSE33.indices(list(_FOOT))
-    fy = np.where(track.detected[:, None], W[:, foot, 1], np.nan)
+    # (visible foot points only; frames without one are interpolated; never visible: see video_to_motion)
+    fy = np.where(ok[:, foot], W[:, foot, 1], np.nan)
     low = np.nanmin(np.where(np.isfinite(fy), fy, np.inf), axis=1)                # (T,)
     low[~np.isfinite(low)] = np.nan
+    feet_seen = bool(np.isfinite(low).any())
     low = _fill_1d(low)
     # sideways drift of the hips, from the image (pixels -> metres by the torso length)
     ix = BLAZEPOSE33.index
@@ -320,7 +323,7 @@ def track_to_motion(track: PoseTrack, threshold: float = VISIBILITY, label: str 
     mask = retarget_mask(ok, BLAZEPOSE33) & np.isfinite(joints).all(-1)
     joints[~mask] = np.nan
     labels = MotionLabels(dataset="video", label=label, source=source,
-                          extra={"detected_ratio": round(track.detected_ratio, 4)})
+                          extra={"detected_ratio": round(track.detected_ratio, 4), "feet_seen": feet_seen})
     return Motion(joints, COMMON, track.fps, labels), mask
 
 
@@ -340,7 +343,8 @@ def _fill_1d(x: np.ndarray) -> np.ndarray:
 def smooth_fill(joints: np.ndarray, mask: np.ndarray, fps: float, seconds: float = 0.3,
                 polyorder: int = 2) -> np.ndarray:
     """Fallback cleaner: per joint and coordinate, linear interpolation over time of missing values
-    (held before the first / after the last observation), joints never seen placed at the pelvis, then
+    (held before the first / after the last observation), joints never seen placed as in an upright
+    standing pose (:func:`_place_unseen`), then
     a Savitzky-Golay filter of about ``seconds`` (odd window).  (T, J, 3) -> (T, J, 3)."""
     from scipy.signal import savgol_filter
 
@@ -359,13 +363,64 @@ def smooth_fill(joints: np.ndarray, mask: np.ndarray, fps: float, seconds: float
             out[:, j, c] = np.interp(t, t[obs[:, j]], x[obs[:, j], j, c])
     never = ~obs.any(0)
     if never.any():
-        anchor = out[:, COMMON.root] if not never[COMMON.root] else np.nanmean(out, axis=1)
-        out[:, never] = anchor[:, None]
+        out = _place_unseen(out, never)
     win = int(round(seconds * fps)) | 1
     win = min(win, T if T % 2 == 1 else T - 1)
     if win > polyorder + 1:
         out = savgol_filter(out, win, polyorder, axis=0, mode="interp")
     return out.astype(np.float32)
+
+
+# offset of each common joint from its parent in a relaxed standing pose (metres, reference adult,
+# facing +Z, left +X; from the Anny body with the arms lowered)
+_STANDING: dict[str, tuple[float, float, float]] = {
+    "pelvis": (0.0, 0.0, 0.0), "spine": (0.0, 0.14, 0.0), "neck": (0.0, 0.37, 0.0),
+    "left_shoulder": (0.16, -0.09, 0.0), "left_elbow": (0.03, -0.28, 0.0), "left_wrist": (0.0, -0.25, 0.05),
+    "left_hip": (0.10, -0.01, 0.0), "left_knee": (0.02, -0.40, 0.02), "left_ankle": (0.0, -0.40, -0.03),
+}
+_STANDING.update({k.replace("left_", "right_"): (-v[0], v[1], v[2]) for k, v in list(_STANDING.items())
+                  if k.startswith("left_")})
+
+
+def _place_unseen(x: np.ndarray, never: np.ndarray) -> np.ndarray:
+    """Joints never seen (e.g. the legs in an upper-body webcam video) are put where a person standing
+    upright would have them: parent + the standing offset, turned to the body's heading (from the
+    shoulder or hip line) and scaled by the seen bones.  x (T, J, 3) with the seen joints filled."""
+    out = x.copy()
+    T = out.shape[0]
+    table = np.array([_STANDING[n] for n in COMMON.joints])                     # (J, 3)
+    ratios = [np.median(np.linalg.norm(out[:, c] - out[:, p], axis=-1)) / np.linalg.norm(table[c])
+              for p, c in COMMON.bones if not (never[p] or never[c])]
+    scale = float(np.median(ratios)) if ratios else 1.0
+    across = np.zeros((T, 3))
+    for a, b in (("left_shoulder", "right_shoulder"), ("left_hip", "right_hip")):
+        ia, ib = COMMON.index(a), COMMON.index(b)
+        if not (never[ia] or never[ib]):
+            across += out[:, ia] - out[:, ib]
+    yaw = np.arctan2(-across[:, 2], across[:, 0]) if np.abs(across).sum() > 0 else np.zeros(T)
+    c, s_ = np.cos(yaw), np.sin(yaw)                          # rotation about +Y taking +X onto `across`
+    R = np.zeros((T, 3, 3))
+    R[:, 0, 0], R[:, 0, 2], R[:, 1, 1], R[:, 2, 0], R[:, 2, 2] = c, s_, 1.0, -s_, c
+    order = list(COMMON.topological_order)
+    root = COMMON.root
+    if never[root]:                                           # pelvis from the hips, else below the neck
+        hips = [COMMON.index("left_hip"), COMMON.index("right_hip")]
+        if not never[hips].any():
+            out[:, root] = out[:, hips].mean(1)
+        else:
+            seen = [j for j in order if not never[j]]
+            j = seen[0]
+            chain = []
+            while j != root:
+                chain.append(j)
+                j = COMMON.parents[j]
+            offset = table[chain].sum(0)
+            out[:, root] = out[:, seen[0]] - scale * np.einsum("tij,j->ti", R, offset)
+    for j in order:
+        p = COMMON.parents[j]
+        if p >= 0 and never[j]:
+            out[:, j] = out[:, p] + scale * np.einsum("tij,j->ti", R, table[j])
+    return out
 
 
 def _aegan_path(checkpoint_dir: str | os.PathLike | None) -> Path:
@@ -529,6 +584,13 @@ def video_to_motion(path: str | os.PathLike, max_frames: int | None = None, thre
         progress(0.82, "filling missing joints")
     t1 = time.perf_counter()
     motion, method, note = clean_motion(raw, mask, checkpoint_dir, use_inpainter, progress=sub(0.82, 0.95))
+    if not raw.labels.extra.get("feet_seen", True):
+        # the feet were never visible (e.g. an upper-body video): stand the body on the floor, the lowest
+        # joint (ankle) at ankle height
+        j = motion.joints.copy()
+        j[..., 1] -= np.percentile(np.nanmin(j[..., 1], axis=1), 2) - ANKLE_HEIGHT
+        motion = motion.with_joints(j)
+        note += "; the feet were never visible, so the body was stood on the floor"
     motion = motion.with_labels(extra={**motion.labels.extra, "method": method})
     t2 = time.perf_counter()
     timings["clean"] = t2 - t1

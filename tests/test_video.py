@@ -159,11 +159,26 @@ def test_smooth_fill_known_answers():
     x[..., 0] = (0.01 * t)[:, None]                                            # a straight line in x
     mask = np.ones((T, 15), bool)
     mask[10:16, 4] = False                                                       # a gap: filled on the line
-    mask[:, 7] = False                                                           # never seen: at the pelvis
     x[~mask] = np.nan
     out = video.smooth_fill(x, mask, fps=20.0)
     np.testing.assert_allclose(out[:, 4, 0], 0.01 * t, atol=1e-6)
-    np.testing.assert_allclose(out[:, 7], out[:, 0], atol=1e-6)
+    # an upper-body video: legs never seen -> standing legs under the hips, turned with the shoulders
+    from motionviz.mesh import demo_motion
+
+    m = demo_motion(10).rotate_y(np.pi / 2)
+    m = m.with_joints(np.repeat(m.joints[:1], 10, axis=0))                     # a still pose: smoothing = identity
+    legs = [ix(n) for n in ("left_knee", "left_ankle", "right_knee", "right_ankle")]
+    seen = np.ones((10, 15), bool)
+    seen[:, legs] = False
+    up = video.smooth_fill(np.where(seen[..., None], m.joints, np.nan), seen, fps=20.0)
+    np.testing.assert_allclose(up[:, ~np.isin(np.arange(15), legs)], m.joints[:, ~np.isin(np.arange(15), legs)],
+                               atol=1e-4)                                        # seen joints kept (no noise)
+    for side in ("left", "right"):
+        hip, knee, ankle = (up[:, ix(f"{side}_{k}")] for k in ("hip", "knee", "ankle"))
+        assert (knee[:, 1] < hip[:, 1] - 0.3).all() and (ankle[:, 1] < knee[:, 1] - 0.3).all()
+        np.testing.assert_allclose(ankle[:, [0, 2]], hip[:, [0, 2]], atol=0.08)    # straight down
+    assert np.sign(up[0, ix("left_knee"), 2] - up[0, ix("right_knee"), 2]) == np.sign(
+        m.joints[0, ix("left_hip"), 2] - m.joints[0, ix("right_hip"), 2])          # same side as the hips
     # jitter is reduced
     g = np.random.default_rng(1)
     noisy = np.zeros((T, 15, 3)) + 0.01 * g.standard_normal((T, 15, 3))
