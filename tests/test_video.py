@@ -147,6 +147,11 @@ def test_track_to_motion_known_answer():
     assert np.abs(d[ok][:, 1]).max() < 1e-4
     # horizontal drift from the image: none here (the hips stay at the image centre) -> x equal
     assert np.abs(d[ok][:, 0] - d[ok][:, 0].mean()).max() < 1e-4
+    assert raw.labels.extra["feet_seen"] is True
+    feet = [BLAZEPOSE33.index(n) for n in video._FOOT]
+    tr.visibility[:, feet] = 0.1                                                 # an upper-body video
+    raw2, mask2 = video.track_to_motion(tr)
+    assert raw2.labels.extra["feet_seen"] is False and not mask2[:, ix("left_ankle")].any()
     hips = m.joints[:, [ix("left_hip"), ix("right_hip")]].mean(1)
     sel = mask[:, ix("pelvis")]
     np.testing.assert_allclose(raw.joints[sel, ix("pelvis"), 0], hips[sel, 0] + d[ok][:, 0].mean(), atol=1e-4)
