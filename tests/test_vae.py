@@ -465,3 +465,29 @@ def test_sanity_numbers_against_held_out_data(gen, data_root):
     assert set(out["interpolation"]) == {"seeds_lerp", "seeds_slerp", "correct_to_incorrect_lerp",
                                          "correct_to_incorrect_slerp"}
     assert out["interpolation"]["seeds_lerp"]["max_over_mean_step"] >= 1.0
+
+
+def test_recentre_moves_class_means_into_the_bias_and_keeps_reconstructions(tmp_path):
+    model = tiny_model(seed=1)
+    motions = corpus(4, seed=2)
+    items = V.motions_to_items(motions, model.config.classes)
+    probes = V.probe_batches(items, len(model.config.classes), 24, per_class=4)
+    assert len(probes) == len(model.config.classes)
+    # give the encoder a class-dependent offset so that there is something to move
+    with torch.no_grad():
+        model.mu_token.add_(torch.randn(model.mu_token.shape) * 2.0)
+    state = V.recentre_state(model, probes)
+    assert state["mu_shift"].abs().sum() > 0
+    save_checkpoint(tmp_path / "vae.safetensors", state, "vae", model.config, {"data": []})
+    g0, g1 = V.VAEGenerator(model), V.load_generator(tmp_path / "vae.safetensors")
+    assert torch.equal(g1.model.mu_shift, state["mu_shift"])
+    for b in probes:
+        mask = b["mask"]
+        x = model.normalise(b["features"]) * mask[..., None]
+        with torch.no_grad():
+            mu0, _ = g0.model.encode(x, mask, b["label"])
+            mu1, _ = g1.model.encode(x, mask, b["label"])
+            rec0 = g0.model.decode(mu0, b["label"], x.shape[1], mask)
+            rec1 = g1.model.decode(mu1, b["label"], x.shape[1], mask)
+        torch.testing.assert_close(rec1, rec0, atol=1e-4, rtol=1e-4)                  # same reconstructions
+        assert mu1.mean(0).norm() < 1e-4 < mu0.mean(0).norm()                          # class mean at 0

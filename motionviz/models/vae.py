@@ -247,6 +247,9 @@ class ActorVAE(nn.Module):
         self.register_buffer("feat_mean", torch.zeros(F))
         self.register_buffer("feat_std", torch.ones(F))
         self.register_buffer("vel_std", torch.ones(F))
+        # (C, D) per-class mean posterior mean moved into ``class_bias`` by :func:`recentre_state` when a
+        # checkpoint is exported (zero while training; not in state_dict, saved explicitly as "mu_shift")
+        self.register_buffer("mu_shift", torch.zeros(C, D), persistent=False)
 
     # ---- normalisation ---------------------------------------------------------------------
     def set_stats(self, feat_mean: torch.Tensor, feat_std: torch.Tensor, vel_std: torch.Tensor) -> None:
@@ -270,7 +273,7 @@ class ActorVAE(nn.Module):
         seq = torch.cat([tokens, h], dim=1)                                        # (B, 2+T, D)
         pad = torch.cat([torch.zeros(B, 2, dtype=torch.bool, device=x.device), ~mask], dim=1)
         out = self.encoder(seq, src_key_padding_mask=pad)                          # (B, 2+T, D)
-        return out[:, 0], out[:, 1].clamp(-30.0, 20.0)
+        return out[:, 0] - self.mu_shift[y], out[:, 1].clamp(-30.0, 20.0)
 
     def decode_memory(self, memory: torch.Tensor, T: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """memory (B, D) = z + class bias -> standardised features (B, T, F); padded frames are 0."""
@@ -409,6 +412,47 @@ def motions_to_items(motions: Sequence[Motion], classes: Sequence[str]) -> list[
     return out
 
 
+def probe_batches(items: Sequence[tuple[np.ndarray, int]], num_classes: int, frames: int, per_class: int = 16,
+                  seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """Fixed clips for :func:`recentre_state`: up to ``per_class`` motions of each class, one random
+    crop of at most ``frames`` frames each, one padded batch per class."""
+    rng = np.random.default_rng([seed, 23])
+    by_class: dict[int, list[np.ndarray]] = {}
+    for joints, c in items:
+        by_class.setdefault(c, []).append(joints)
+    out = []
+    for c in range(num_classes):
+        clips = by_class.get(c, [])
+        if not clips:
+            continue
+        pick = [clips[i] for i in rng.permutation(len(clips))[:per_class]]
+        out.append(collate_clips([(j, c) for j in pick], rng, frames, frames))
+    return out
+
+
+def recentre_state(model: ActorVAE, probes: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Exported weights with each class's mean posterior mean m_c moved from z into the decoder bias:
+    ``class_bias[c] += m_c`` and ``mu_shift[c] = m_c`` (the encoder subtracts it).  Reconstructions
+    (encode -> decode) are unchanged, the KL to N(0, I) only drops, and prior samples z ~ N(0, I) then
+    decode around the class's own motions.  This is the optimum the (weak, 1e-5) KL term moves towards
+    only very slowly; without it, prior samples carry a random class signal in z."""
+    was_training = model.training
+    model.eval()
+    shift = model.mu_shift.detach().clone()                                          # (C, D)
+    with torch.no_grad():
+        for b in probes:
+            feats = b["features"].to(shift.device)
+            mask = b["mask"].to(shift.device).bool()
+            y = b["label"].to(shift.device).long()
+            mu, _ = model.encode(model.normalise(feats) * mask[..., None], mask, y)   # (n, D)
+            shift[int(y[0])] += mu.mean(0)
+    model.train(was_training)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state["class_bias"] = state["class_bias"] + (shift - model.mu_shift)
+    state["mu_shift"] = shift
+    return state
+
+
 def _apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
     names = {f.name: f for f in fields(Config)}
     kw = {}
@@ -462,8 +506,11 @@ def build_training(opts: Any) -> Any:
     metadata = {"text_encoder": "none", "data": data_provenance(list(datasets)),
                 "stats": {"train_motions": len(items), "classes": len(classes), "class_counts": counts,
                           "parameters": sum(p.numel() for p in model.parameters())}}
+    probes = probe_batches(items, len(classes), config.max_frames, seed=opts.seed)
+    metadata["export"] = "class means of the posterior moved into the decoder bias (recentre_state)"
     return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=config,
-                      metadata=metadata, lr_lambda=lr_lambda, log_keys=("loss", "pos", "vel", "kl"))
+                      metadata=metadata, export=lambda: recentre_state(model, probes), lr_lambda=lr_lambda,
+                      log_keys=("loss", "pos", "vel", "kl"))
 
 
 def _to_device(it: Iterator[dict[str, torch.Tensor]], device: str) -> Iterator[dict[str, torch.Tensor]]:
@@ -779,7 +826,10 @@ def load_generator(path: str | Path) -> VAEGenerator:
     config = config_from_json(Config, meta["config"])
     try:
         model = ActorVAE(config)
+        shift = tensors.pop("mu_shift", None)
         model.load_state_dict(tensors, strict=True)
+        if shift is not None:
+            model.mu_shift.copy_(shift)
     except (RuntimeError, ValueError) as e:
         raise CheckpointError(f"{path.name} does not match the VAE architecture: {str(e).splitlines()[0]}") from None
     return VAEGenerator(model.eval(), meta, path)
