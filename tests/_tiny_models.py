@@ -72,7 +72,9 @@ def make_diffusion(directory: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     cfg = D.tiny_config(labels=LABELS, datasets=("kimore", "ui-prmd"), text_encoder="minilm", text_dim=384)
-    mean = torch.from_numpy(standing_pose()).flatten()
+    pose = torch.from_numpy(standing_pose())
+    to_features = getattr(D, "to_features", None)          # the model's feature layout, if it has one
+    mean = to_features(pose) if to_features is not None else pose.flatten()
     std = torch.full((cfg.features,), 0.05)
     model = D.DiffusionModel(cfg, mean, std)
     with torch.no_grad():
