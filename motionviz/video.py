@@ -618,6 +618,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", default=None, help="checkpoint folder (default $MOTIONVIZ_CHECKPOINTS)")
 
 
+@contextlib.contextmanager
+def _quiet_native_logs():
+    """CLI only: MediaPipe's C++ logging writes straight to file descriptor 2; point it at /dev/null while
+    the video is processed and yield a stream on the real stderr (progress bar, Python warnings)."""
+    if os.environ.get("MOTIONVIZ_DEBUG"):
+        yield sys.stderr
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield sys.stderr
+        return
+    real = os.fdopen(os.dup(saved), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    old = sys.stderr
+    try:
+        os.dup2(devnull, 2)
+        sys.stderr = real
+        yield real
+    finally:
+        sys.stderr = old
+        real.close()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def run(args: argparse.Namespace) -> int:
     from .export import save_bvh, save_json, save_npy
 
@@ -625,26 +653,26 @@ def run(args: argparse.Namespace) -> int:
     writers = {".npy": save_npy, ".json": save_json, ".bvh": save_bvh}
     if out.suffix.lower() not in writers:
         raise UserError(f"--out must end in .npy, .json or .bvh, got {out.name}")
-    bar = None
-    try:
-        from tqdm import tqdm
-        bar = tqdm(total=100, desc="video", unit="%", file=sys.stderr, leave=False,
-                   disable=not sys.stderr.isatty())
-    except ImportError:  # pragma: no cover
-        pass
+    with _quiet_native_logs() as err:
+        bar = None
+        try:
+            from tqdm import tqdm
+            bar = tqdm(total=100, desc="video", unit="%", file=err, leave=False, disable=not err.isatty())
+        except ImportError:  # pragma: no cover
+            pass
 
-    def progress(f: float, text: str = "") -> None:
-        if bar is not None:
-            bar.n = int(round(100 * f))
-            bar.set_postfix_str(text, refresh=True)
+        def progress(f: float, text: str = "") -> None:
+            if bar is not None:
+                bar.n = int(round(100 * f))
+                bar.set_postfix_str(text, refresh=True)
 
-    try:
-        res = video_to_motion(args.input, max_frames=args.max_frames, threshold=args.threshold,
-                              checkpoint_dir=args.checkpoints, use_inpainter=not args.no_inpaint,
-                              progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
+        try:
+            res = video_to_motion(args.input, max_frames=args.max_frames, threshold=args.threshold,
+                                  checkpoint_dir=args.checkpoints, use_inpainter=not args.no_inpaint,
+                                  progress=progress)
+        finally:
+            if bar is not None:
+                bar.close()
     path = writers[out.suffix.lower()](res.motion, out)
     summary = res.summary(str(path))
     if args.json:
