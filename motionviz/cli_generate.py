@@ -203,7 +203,7 @@ def _add_sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", default=None, help="frames at 20 fps (default 120 diffusion, 60 vae)")
     p.add_argument("--steps", default="20", help="denoising steps (diffusion)")
     p.add_argument("--guidance", default="2.5", help="classifier-free guidance scale (diffusion)")
-    p.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"), help="diffusion sampler")
+    p.add_argument("--sampler", default="ddim", help="diffusion sampler: ddim (default) or ddpm")
     p.add_argument("--seed", default="0", help="random seed (same seed -> same output)")
     p.add_argument("--num", default="1", help="number of motions")
     p.add_argument("--source", default=None,

@@ -77,6 +77,7 @@ BAD = [
     (["sample", "--steps", "2.5"], "steps"),
     (["sample", "--seed", "-3"], "seed"),
     (["sample", "--num", "100"], "number of samples"),
+    (["sample", "--sampler", "euler"], "sampler"),
     (["sample", "--text", "x" * 2000], "limit"),
     (["sample", "--model", "vae"], "--exercise"),
     (["sample", "--model", "vae", "--exercise", "m01", "--text", "a squat"], "text"),
