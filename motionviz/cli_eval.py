@@ -195,6 +195,30 @@ def _run_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_table(result: dict[str, dict[str, Any]]) -> str:
+    """Rows = metrics, columns = the result's rows (``real``, models, ...); ``mean ± ci`` where an
+    interval exists."""
+    cols = list(result)
+    keys: list[str] = []
+    for row in result.values():
+        keys += [k for k in row if not k.endswith("_ci") and k not in keys]
+
+    def cell(row: dict[str, Any], k: str) -> str:
+        v = row.get(k)
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            ci = row.get(f"{k}_ci")
+            return f"{v:.4g}" + (f" ± {ci:.2g}" if isinstance(ci, (int, float)) else "")
+        return str(v)
+
+    cells = [[k] + [cell(result[c], k) for c in cols] for k in keys]
+    widths = [max(len(r[i]) for r in cells + [["metric"] + cols]) for i in range(len(cols) + 1)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(["metric"] + cols, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
 def _generators(args: argparse.Namespace) -> dict[str, Any]:
     from .generator import MODELS, available_models, load_generator
 
@@ -240,7 +264,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     bar = _Bar("evaluate", not args.no_progress)
     res = evaluate(gens, rec, test, train, settings, bar)
     bar.close()
-    print(json.dumps(res) if args.json else json.dumps(res, indent=1))
+    print(json.dumps(res) if args.json else format_table(res))
     return 0
 
 
@@ -267,7 +291,7 @@ def _run_augment(args: argparse.Namespace) -> int:
     bar = _Bar("augment", not args.no_progress)
     res = augmentation_study(gens, train, held, kim, ktrain, s, bar)
     bar.close()
-    print(json.dumps(res) if args.json else json.dumps(res, indent=1))
+    print(json.dumps(res) if args.json else format_table(res))
     return 0
 
 

@@ -224,3 +224,12 @@ def test_eval_prompts_cover_labels_and_are_never_training_captions():
             n = " ".join(p.lower().split())
             assert n not in train, (lab, p)
             assert not any(len(c) > 20 and c in n for c in train), (lab, p)
+
+
+def test_format_table_shows_intervals_and_missing():
+    from motionviz.cli_eval import format_table
+
+    txt = format_table({"real": {"fid": 1.5, "fid_ci": 0.25, "n": 3}, "m": {"fid": None, "n": 4}})
+    lines = txt.splitlines()
+    assert lines[0].split() == ["metric", "real", "m"]
+    assert lines[1].split() == ["fid", "1.5", "±", "0.25", "-"] and lines[2].split() == ["n", "3", "4"]
