@@ -22,7 +22,9 @@ from the pelvis), ``G`` a rotation and ``K`` a per-motion shape matrix.
   motion's body size over the rig's) that maps the rest offsets ``R`` of the segment's target joints
   onto their median offsets ``O`` in the motion (in the segment's rest axes): a stretch along the
   bone for limbs, the hip width for the pelvis.  Bone lengths therefore match the motion's median
-  bone lengths and limb thickness only follows ``s``.
+  bone lengths and limb thickness only follows ``s``.  The posed joints then equal the motion's up to
+  its frame-to-frame bone-length noise (1.2 cm mean on UI-PRMD Kinect data, ~0 on mocap), so no
+  iterative refinement is needed.
 * Skinning: Anny's own linear-blend weights summed per segment (exact: all bones of a segment share
   one transform), so joints blend smoothly across segments.
 
