@@ -32,13 +32,15 @@ from .errors import UserError
 
 __all__ = ["SECTIONS", "add_arguments", "run", "run_bench", "machine_info", "run_section", "timeit"]
 
-#: section name -> ("module:function", checkpoint model name it needs or None).
+#: section name -> ("module:function", checkpoint it needs or None): a generator name of
+#: :data:`motionviz.generator.MODELS`, or ``<name>`` for ``<checkpoint dir>/<name>.safetensors``.
 SECTIONS: dict[str, tuple[str, str | None]] = {
     "diffusion": ("motionviz.models.diffusion:bench", "diffusion"),
     "vae": ("motionviz.models.vae:bench", "vae"),
     "inpaint": ("motionviz.inpaint:bench", "aegan"),
     "mesh": ("motionviz.mesh:bench", None),
     "video": ("motionviz.video:bench", None),
+    "recognizer": ("motionviz.models.recognition:bench", "recognizer"),
 }
 
 
@@ -185,14 +187,23 @@ def _resolve(spec: str) -> tuple[Callable[[bool], dict] | None, str]:
     return f, ""
 
 
+def _checkpoint_file(name: str):
+    """The checkpoint a section needs: a generator of :data:`motionviz.generator.MODELS` or
+    ``<checkpoint dir>/<name>.safetensors``."""
+    from .checkpoint import default_checkpoint_dir
+    from .generator import MODELS, checkpoint_path
+
+    if name in MODELS:
+        return checkpoint_path(name)
+    return default_checkpoint_dir() / f"{name}.safetensors"
+
+
 def run_section(name: str, spec: str, needs: str | None, quick: bool) -> dict[str, Any]:
     """One section's result dict (never raises except KeyboardInterrupt)."""
     t0 = time.perf_counter()
     try:
         if needs is not None:
-            from .generator import checkpoint_path
-
-            path = checkpoint_path(needs)
+            path = _checkpoint_file(needs)
             if not path.is_file():
                 return {"skipped": f"no {needs} checkpoint at {path}"}
         fn, why = _resolve(spec)

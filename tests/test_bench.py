@@ -86,12 +86,13 @@ def test_cli_json_and_unknown_section(fake_sections, tmp_path, monkeypatch, caps
 def test_subprocess_missing_checkpoints_are_skipped(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "motionviz", "bench", "--json", "--quick", "--only",
-                        "diffusion,vae,inpaint", "--checkpoint-dir", str(tmp_path)], cwd=REPO, env=env,
+                        "diffusion,vae,inpaint,recognizer", "--checkpoint-dir", str(tmp_path)], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert set(out) == {"machine", "quick", "diffusion", "vae", "inpaint", "total_seconds"}
-    for name, needs in (("diffusion", "diffusion"), ("vae", "vae"), ("inpaint", "aegan")):
+    assert set(out) == {"machine", "quick", "diffusion", "vae", "inpaint", "recognizer", "total_seconds"}
+    for name, needs in (("diffusion", "diffusion"), ("vae", "vae"), ("inpaint", "aegan"),
+                        ("recognizer", "recognizer")):
         assert out[name]["skipped"].startswith(f"no {needs} checkpoint"), out[name]
 
 
