@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str = "inpaint") -> Non
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--pck", type=float, default=0.05, help="PCK threshold in metres (default 0.05)")
         parser.add_argument("--rates", default="0.1,0.3,0.5", help="missing-joint rates (default 0.1,0.3,0.5)")
+        parser.add_argument("--datasets", default="ui-prmd,kimore,irds",
+                            help="held-out test data (default ui-prmd,kimore,irds: held-out subjects)")
         parser.add_argument("--no-keraal", action="store_true", help="skip the KERAAL video-track evaluation")
         parser.add_argument("--data-root", default=None)
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -184,7 +186,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     try:
         result = evaluate(model, sequences=args.sequences, max_frames=args.max_frames, steps=args.steps,
                           shift=args.shift, seed=args.seed, rates=rates, pck=args.pck,
-                          keraal=not args.no_keraal, root=args.data_root, progress=cb)
+                          keraal=not args.no_keraal, root=args.data_root, progress=cb,
+                          datasets=tuple(d.strip() for d in args.datasets.split(",") if d.strip()))
     finally:
         bar.close()
     if args.json:

@@ -35,7 +35,7 @@ from .errors import UserError
 from .models.aegan import (AEGAN, AEGANNet, apply_transform, canonical_transform, invert_transform)
 
 __all__ = ["InpaintResult", "inpaint", "baseline", "procrustes", "window_starts", "check_mask",
-           "hold_last_observation", "corrupt", "load_model", "evaluate", "evaluate_keraal", "bench",
+           "hold_last_observation", "corrupt", "blend_gaps", "load_model", "evaluate", "evaluate_keraal", "bench",
            "CONDITIONS"]
 
 ProgressFn = Callable[[float, str], None]
@@ -248,6 +248,7 @@ class InpaintResult:
     loss_history: list[float] = field(default_factory=list)
     seconds: float = 0.0
     scale: float = 1.0
+    raw: np.ndarray | None = None      # (T, J, D) output before blend_gaps (observed joints kept)
 
 
 def _bone_scale(x: np.ndarray, observed: np.ndarray, net: AEGANNet) -> float:
@@ -278,8 +279,13 @@ def inpaint(model: AEGAN | AEGANNet, joints: np.ndarray, mask: np.ndarray | None
             shift: int = 8, steps: int = 200, lr: float = 1.0, beta1: float = 0.8,
             weights: tuple[float, float, float] = (10.0, 5.0, 0.5), average: bool = False,
             keep_observed: bool = True, dims: int | None = None, progress: ProgressFn | None = None,
-            align_during: bool = True) -> InpaintResult:
+            align_during: bool = True, blend: bool = True, critic_cap: str = "real",
+            latent_radius: float | None = None) -> InpaintResult:
     """Complete a (T, J, D) sequence (metres) on the model's skeleton.  See the module docstring.
+
+    ``blend`` (with ``keep_observed``): :func:`blend_gaps` joins the generated trajectory of every
+    missing stretch continuously to the observed values at its two ends; ``raw`` in the result keeps
+    the unblended output.
 
     ``window`` must equal the model's window length (default); ``shift`` in [1, window].
     ``weights`` = (gp, gs, gd) for MPJPE, MPJSE (both on observed joints, model units) and the critic.
@@ -350,7 +356,13 @@ def inpaint(model: AEGAN | AEGANNet, joints: np.ndarray, mask: np.ndarray | None
             # time): a window "as real as the data" gains nothing more, so the latent search cannot run
             # off to regions the critic over-rates.  Uncalibrated model: capped at the encoder's start.
             ref = float(net.critic_ref[0])
-            d_cap = torch.full((N,), ref) if math.isfinite(ref) else net.score(net.decode(z0))
+            if critic_cap == "real" and math.isfinite(ref):
+                d_cap = torch.full((N,), ref)
+            elif critic_cap == "none":
+                d_cap = torch.full((N,), math.inf)
+            else:
+                d_cap = net.score(net.decode(z0))
+            radius = None if latent_radius is None else float(latent_radius) * math.sqrt(net.cfg.latent)
         z = z0.clone().requires_grad_(True)
         opt = torch.optim.Adam([z], lr=lr, betas=(beta1, 0.999))
         for p in net.parameters():
@@ -361,6 +373,10 @@ def inpaint(model: AEGAN | AEGANNet, joints: np.ndarray, mask: np.ndarray | None
             loss.backward()
             z.grad = torch.nan_to_num(z.grad, nan=0.0, posinf=0.0, neginf=0.0)
             opt.step()
+            if radius is not None:
+                with torch.no_grad():
+                    norm = z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                    z.mul_(torch.clamp(radius / norm, max=1.0))
             history.append(float(loss.detach()) / N)
             if progress is not None and (step % 5 == 0 or step == steps - 1):
                 progress((step + 1) / max(1, steps), f"inpainting: step {step + 1}/{steps}")
@@ -392,12 +408,51 @@ def inpaint(model: AEGAN | AEGANNet, joints: np.ndarray, mask: np.ndarray | None
                 out[t] = c[k]
     if average:
         out = acc / cnt[:, None, None]
+    raw = out.copy()
     if keep_observed:
-        out[observed] = x[observed]
+        raw[observed] = x[observed]
+        out = blend_gaps(out, x, observed, net.skeleton.parents) if blend else raw.copy()
     if progress is not None:
         progress(1.0, "inpainting: done")
     return InpaintResult(joints=out.astype(np.float32), observed=observed, candidates=cand.astype(np.float32),
-                         starts=starts, loss_history=history, seconds=time.time() - t_start, scale=scale)
+                         starts=starts, loss_history=history, seconds=time.time() - t_start, scale=scale,
+                         raw=raw.astype(np.float32))
+
+
+def blend_gaps(pred: np.ndarray, x: np.ndarray, observed: np.ndarray, parents: tuple[int, ...] | None = None) -> np.ndarray:
+    """Join generated stretches to the observations: for every joint, the offset ``x - pred`` on its
+    observed frames is interpolated linearly over its missing frames (held before the first / after
+    the last observation) and added to the prediction, so each filled gap starts and ends exactly on
+    the observed values while keeping the generated motion's shape inside.  A joint never observed
+    takes its parent's offset (``parents``; so a hidden limb moves with the corrected torso).
+    Observed joints get the observed values.  (T, J, D) -> (T, J, D)."""
+    pred = np.asarray(pred, dtype=np.float64)
+    T, J, D = pred.shape
+    t = np.arange(T)
+    off = np.zeros((T, J, D))
+    known = np.zeros(J, dtype=bool)
+    for j in range(J):
+        o = observed[:, j]
+        if o.any():
+            d = x[o, j].astype(np.float64) - pred[o, j]
+            for c in range(D):
+                off[:, j, c] = np.interp(t, t[o], d[:, c])
+            known[j] = True
+    if parents is not None:
+        order = []
+        todo = [j for j in range(J) if parents[j] < 0]
+        while todo:
+            j = todo.pop(0)
+            order.append(j)
+            todo += [k for k in range(J) if parents[k] == j]
+        for j in order:
+            p = parents[j]
+            if not known[j] and p >= 0 and known[p]:
+                off[:, j] = off[:, p]
+                known[j] = True
+    out = pred + off
+    out[observed] = x[observed]
+    return out
 
 
 # ==============================================================================================
@@ -438,14 +493,19 @@ def conditions(rates: tuple[float, ...] = (0.1, 0.3, 0.5), frame_rate: float = 0
 CONDITIONS = conditions()
 
 
+EVAL_DATASETS = ("ui-prmd", "kimore", "irds")
+
+
 def eval_sequences(n: int, max_frames: int = 160, seed: int = 0, root: str | Path | None = None,
-                   min_frames: int = 48) -> list[tuple[str, np.ndarray]]:
-    """``n`` held-out motions (test split of the corpus: UI-PRMD s09-s10, KIMORE test patients, IRDS
-    216, Bandai test takes), taken round-robin over the datasets in a seeded order, each cropped to at
-    most ``max_frames`` frames at a seeded position.  -> [(name, joints (T, J, 3) metres)]."""
+                   min_frames: int = 48, datasets: tuple[str, ...] = EVAL_DATASETS) -> list[tuple[str, np.ndarray]]:
+    """``n`` held-out motions (test split of the corpus: held-out *subjects* UI-PRMD s09-s10, KIMORE
+    test patients, IRDS 216; Bandai's split is by take of its one actor, so it is not in the default),
+    taken round-robin over the datasets in a seeded order, each cropped to at most ``max_frames``
+    frames at a seeded position.  -> [(name, joints (T, J, 3) metres)]."""
     from .data import load_corpus
 
-    ms = [m for m in load_corpus("test", root=root) if m.num_frames >= min_frames and np.isfinite(m.joints).all()]
+    ms = [m for m in load_corpus("test", list(datasets), root=root)
+          if m.num_frames >= min_frames and np.isfinite(m.joints).all()]
     if not ms:
         raise UserError("no held-out test motions found")
     rng = np.random.default_rng(seed)
@@ -488,7 +548,8 @@ class _Acc:
 def evaluate(model: AEGAN, sequences: int = 12, max_frames: int = 160, steps: int = 200, shift: int = 8,
              seed: int = 0, rates: tuple[float, ...] = (0.1, 0.3, 0.5), pck: float = 0.05, keraal: bool = True,
              root: str | Path | None = None, progress: ProgressFn | None = None,
-             data: list[tuple[str, np.ndarray]] | None = None) -> dict[str, Any]:
+             data: list[tuple[str, np.ndarray]] | None = None,
+             datasets: tuple[str, ...] = EVAL_DATASETS) -> dict[str, Any]:
     """Corrupt held-out motions and compare three reconstructions against the clean motion.
 
     * ``input``: the corrupted motion as given; a missing joint is filled with its **last observed
@@ -496,21 +557,23 @@ def evaluate(model: AEGAN, sequences: int = 12, max_frames: int = 160, steps: in
       last detection would show.
     * ``baseline``: per-joint linear interpolation over time + Savitzky-Golay smoothing (9 frames,
       order 2); observed joints are kept, except for the noise condition where everything is smoothed.
-    * ``aegan``: :func:`inpaint` (observed joints kept; the noise condition replaces them: denoising).
+    * ``aegan``: :func:`inpaint` (observed joints kept and generated stretches joined to them by
+      :func:`blend_gaps`; the noise condition replaces every joint: denoising).  ``aegan_raw``: the
+      same without :func:`blend_gaps` (the generator's positions as they are).
 
     MPJPE (metres) over every joint of every frame and over the corrupted joints only
     (``*_missing``); PCK = fraction of joints within ``pck`` metres.  Top-level keys report the
     missing-joint rate closest to 30 %.  ``seconds_per_300_frames``: AE-GAN wall time per 300 frames.
     """
     conds = conditions(tuple(rates))
-    seqs = data if data is not None else eval_sequences(sequences, max_frames, seed, root)
+    seqs = data if data is not None else eval_sequences(sequences, max_frames, seed, root, datasets=tuple(datasets))
     total = len(conds) * len(seqs) + (3 if keraal else 0)
     done = 0
     detail: dict[str, Any] = {}
     seconds = 0.0
     frames = 0
     for ci, (cname, kw) in enumerate(conds.items()):
-        acc = {k: _Acc(pck) for k in ("input", "baseline", "aegan")}
+        acc = {k: _Acc(pck) for k in ("input", "baseline", "aegan", "aegan_raw")}
         noisy = kw.get("noise", 0.0) > 0
         for si, (_, x) in enumerate(seqs):
             rng = np.random.default_rng([seed, ci, si])
@@ -528,6 +591,7 @@ def evaluate(model: AEGAN, sequences: int = 12, max_frames: int = 160, steps: in
             seconds += r.seconds
             frames += len(x)
             acc["aegan"].add(r.joints, x, missing)
+            acc["aegan_raw"].add(r.raw if r.raw is not None else r.joints, x, missing)
             done += 1
         row: dict[str, Any] = {"corruption": kw, "sequences": len(seqs)}
         for k, a in acc.items():
@@ -540,6 +604,7 @@ def evaluate(model: AEGAN, sequences: int = 12, max_frames: int = 160, steps: in
     top = detail[top_name]
     out: dict[str, Any] = {
         "mpjpe_input": top["mpjpe_input"], "mpjpe_baseline": top["mpjpe_baseline"], "mpjpe_aegan": top["mpjpe_aegan"],
+        "mpjpe_aegan_raw": top["mpjpe_aegan_raw"],
         "pck_input": top["pck_input"], "pck_baseline": top["pck_baseline"], "pck_aegan": top["pck_aegan"],
         "seconds_per_300_frames": 300.0 * seconds / max(frames, 1),
         "top_condition": top_name, "top_rate": conds[top_name]["joint_rate"],
@@ -548,7 +613,8 @@ def evaluate(model: AEGAN, sequences: int = 12, max_frames: int = 160, steps: in
         "conditions": detail,
         "settings": {"steps": steps, "shift": shift, "window": model.cfg.frames, "sequences": len(seqs),
                      "max_frames": max_frames, "seed": seed, "pck_threshold_m": pck, "units": "metres",
-                     "split": "test (held-out subjects / takes)", "fps": 20,
+                     "split": "test (held-out subjects)", "datasets": list(datasets) if data is None else "given",
+                     "fps": 20,
                      "input_fill": "missing joint = its last observed position (first observed before it)",
                      "baseline": "linear interpolation over time + Savitzky-Golay (9 frames, order 2)"},
     }

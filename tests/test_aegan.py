@@ -199,3 +199,39 @@ def test_window_sampler_skips_nan_and_mirrors():
     assert len(s) == 20 - 8 + 1 - 6  # windows starting at 0..12 except those covering frame 5
     x = s.sample(16, torch.Generator().manual_seed(0))
     assert x.shape == (16, 8, 15, 3) and torch.isfinite(x).all()
+
+
+def test_merge_checkpoints_and_old_checkpoint_without_critic_ref(tmp_path):
+    torch.manual_seed(0)
+    m3 = A.build_model(TINY)
+    m2 = A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8, variants=(2,)))
+    p3 = A.save(m3, tmp_path / "a3.safetensors", {"steps": 3, "data": [{"dataset": "irds", "licence": "x"}]})
+    p2 = A.save(m2, tmp_path / "a2.safetensors", {"steps": 2})
+    out = A.merge_checkpoints([p3, p2], tmp_path / "both.safetensors")
+    both, meta = A.load(out)
+    assert both.cfg.variants == (3, 2) and meta["d3/steps"] == "3" and meta["d2/steps"] == "2" and "irds" in meta["data"]
+    z = torch.randn(2, 4)
+    assert torch.allclose(both.net(2).decode(z), m2.net(2).decode(z))
+    assert torch.allclose(both.net(3).decode(z), m3.net(3).decode(z))
+    with pytest.raises(UserError):
+        A.merge_checkpoints([p3, p3], tmp_path / "bad.safetensors")
+    # a checkpoint written before critic calibration existed still loads (critic_ref = NaN)
+    from motionviz.checkpoint import save_checkpoint
+    sd = {k: v for k, v in m3.state_dict().items() if not k.endswith("critic_ref")}
+    old = save_checkpoint(tmp_path / "old.safetensors", sd, A.KIND, TINY, {})
+    loaded, _ = A.load(old)
+    assert torch.isnan(loaded.net(3).critic_ref).all()
+
+
+def test_build_training_tiny_runs_through_the_train_loop(tmp_path, data_root):
+    from motionviz.train import TrainOptions, train
+
+    opts = TrainOptions(name="aegan", tiny=True, data_root=str(data_root))
+    out = tmp_path / "aegan.safetensors"
+    summary = train(opts, out, steps=3, progress_bar=False, runs_dir=tmp_path / "runs")
+    assert summary["steps"] == 3 and math.isfinite(summary["losses"]["d3/mpjpe_m"])
+    model, meta = A.load(out)
+    assert model.cfg.datasets == ("irds",) and "irds" in meta["data"] and "licence" in meta["data"]
+    net = model.net(3)
+    assert torch.isfinite(net.critic_ref).all()                      # calibrated at export
+    assert 0.05 < float(net.bone_ref.mean()) < 0.6                    # metres per bone

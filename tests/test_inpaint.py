@@ -294,3 +294,18 @@ def test_tab_builds_and_callback_returns_figures(tiny_ckpt, tiny_model):
     assert "MPJPE" in T.summary_markdown(out)
     with pytest.raises(UserError):
         T.corrupt_and_inpaint(tiny_model, m, limb="tail")
+
+
+def test_blend_gaps_joins_generated_stretches_to_observations():
+    T = 11
+    x = np.zeros((T, 3, 1))
+    x[:, 0, 0] = np.arange(T)                 # the truth: a ramp
+    pred = x + 5.0                           # generator: right shape, offset by 5
+    pred[:, 1] += np.linspace(0, 1, T)[:, None]
+    m = np.ones((T, 3), bool)
+    m[3:8, 0] = False                        # a gap in joint 0
+    m[:, 2] = False                          # joint 2 never observed: takes its parent's offset
+    out = I.blend_gaps(pred, x, m, parents=(-1, 0, 0))
+    assert np.allclose(out[:, 0, 0], np.arange(T))   # constant offset removed exactly
+    assert np.allclose(out[m], x[m])
+    assert np.allclose(out[:, 2, 0], pred[:, 2, 0] - 5.0)

@@ -68,6 +68,9 @@ KIND = "aegan"
 @dataclass(frozen=True)
 class Config:
     skeleton: str = "common"
+    # training data (corpus datasets, training split): the rehabilitation recordings, whose test split
+    # holds out whole subjects (UI-PRMD s09-s10, KIMORE test patients, IRDS 216)
+    datasets: tuple[str, ...] = ("ui-prmd", "kimore", "irds")
     variants: tuple[int, ...] = (3,)          # coordinate dimensions trained: (3,), (2,) or (3, 2)
     frames: int = 32                          # window length F (divisible by 2 ** len(channels))
     latent: int = 96                          # size of z
@@ -82,8 +85,8 @@ class Config:
     lambda_z: float = 2.0                     # latent cycle MSE(z, E(G(z)))
     lambda_adv: float = 1.0                   # -D(G(E(x))) and -D(G(z))
     n_critic: int = 1                         # critic updates per generator update
-    lr: float = 3e-4
-    lr_critic: float = 3e-4
+    lr: float = 1e-3
+    lr_critic: float = 1e-3
     beta1: float = 0.5
     beta2: float = 0.9
     batch_size: int = 32
@@ -843,10 +846,10 @@ def build_training(opts: Any) -> Any:
     """:data:`motionviz.train.TRAINERS` builder: training-split corpus (common skeleton, 20 fps,
     normalised) -> random NaN-free windows (mirrored, scale-jittered) -> corruption training.
 
-    Datasets default to the corpus (UI-PRMD, KIMORE, IRDS, Bandai, HumanML3D sample; KERAAL held out);
-    ``--tiny`` uses IRDS only and a tiny network."""
+    Datasets default to ``Config.datasets`` (UI-PRMD, KIMORE, IRDS: the rehabilitation recordings;
+    ``--datasets`` adds e.g. bandai); ``--tiny`` uses IRDS only and a tiny network."""
     from ..checkpoint import data_provenance
-    from ..data import CORPUS_DATASETS, load_corpus
+    from ..data import load_corpus
     from ..train import TrainSetup
 
     cfg = Config(**TINY) if opts.tiny else Config()
@@ -855,7 +858,8 @@ def build_training(opts: Any) -> Any:
     if opts.lr is not None:
         cfg = dataclasses.replace(cfg, lr=float(opts.lr), lr_critic=float(opts.lr))
     cfg = _apply_overrides(cfg, dict(opts.overrides or {}))
-    datasets = list(opts.datasets or (["irds"] if opts.tiny else CORPUS_DATASETS))
+    datasets = list(opts.datasets or (["irds"] if opts.tiny else cfg.datasets))
+    cfg = dataclasses.replace(cfg, datasets=tuple(datasets))
     motions = load_corpus("train", datasets, root=opts.data_root)
     model = AEGAN(cfg)
     model.rng = torch.Generator().manual_seed(int(opts.seed) + 1000 * int(opts.rank))
@@ -876,3 +880,32 @@ def build_training(opts: Any) -> Any:
     keys = [f"d{d}/{k}" for d in cfg.variants for k in ("mpjpe_m", "mpjse_m", "wasserstein")]
     return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=cfg,
                       metadata=metadata, log_keys=keys, export=export)
+
+
+def merge_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
+    """Combine checkpoints that differ only in ``variants`` (e.g. a 3D and a 2D training run) into
+    one checkpoint holding every variant; metadata of each input is kept under ``<variant>/<key>``.
+
+    ``python -c "from motionviz.models.aegan import merge_checkpoints as m; m(['3d.safetensors',
+    '2d.safetensors'], 'checkpoints/aegan.safetensors')"``"""
+    models = [load(p) for p in paths]
+    base = dataclasses.replace(models[0][0].cfg, variants=())
+    variants: list[int] = []
+    meta: dict[str, Any] = {}
+    for (m, md), p in zip(models, paths):
+        if dataclasses.replace(m.cfg, variants=()) != base:
+            raise UserError(f"{Path(p).name}: config differs from {Path(paths[0]).name} beyond its variants")
+        for d in m.cfg.variants:
+            if d in variants:
+                raise UserError(f"variant {d}D appears twice")
+            variants.append(d)
+            for k, v in md.items():
+                if k not in ("format", "kind", "config"):
+                    meta[f"d{d}/{k}"] = v
+        if "data" in md:
+            meta["data"] = md["data"]
+    merged = AEGAN(dataclasses.replace(base, variants=tuple(variants)))
+    for m, _ in models:
+        for key, net in m.nets.items():
+            merged.nets[key].load_state_dict(net.state_dict(), strict=True)
+    return save(merged, out, meta)
