@@ -888,7 +888,8 @@ def _descriptor(joints: np.ndarray) -> np.ndarray:
 
 
 def sanity(gen: VAEGenerator, data_root: str | Path | None = None, per_class: int = 8, frames: int = 60,
-           steps: int = 16, seed: int = 0, max_real: int = 40) -> dict[str, Any]:
+           steps: int = 16, seed: int = 0, max_real: int = 40,
+           datasets: Sequence[str] | None = None) -> dict[str, Any]:
     """Plausibility numbers of prior samples against held-out real data (test split):
 
     * ``bone_cv`` (samples / real): mean over bones of std/mean of the bone length over time (0 = rigid);
@@ -901,10 +902,16 @@ def sanity(gen: VAEGenerator, data_root: str | Path | None = None, per_class: in
     * ``interpolation``: for linear and spherical paths of ``steps`` points between two seeds of a
       class and between correct/incorrect, max / mean distance between consecutive steps (1 = even;
       large = a jump) and the mean step distance in metres.
+
+    ``datasets`` restricts the check to those datasets' classes (default: every dataset of the model).
     """
     from ..data import load_corpus
 
-    datasets = sorted({k.split(":", 1)[0] for k in gen.classes})
+    known = sorted({k.split(":", 1)[0] for k in gen.classes})
+    wanted = list(datasets) if datasets is not None else known
+    datasets = [d for d in known if d in wanted]
+    if not datasets:
+        raise UserError(f"the model knows none of {', '.join(wanted)}; it has {', '.join(known)}")
     real = [m for m in load_corpus("test", datasets, root=data_root) if m.labels.label]
     by_class: dict[int, list[np.ndarray]] = {}
     for m in real:
