@@ -8,6 +8,9 @@ for it).  A section whose module, function or checkpoint is missing is reported 
 ``{"skipped": "<reason>"}``; a section that raises is reported as ``{"error": "<message>"}`` and the others
 still run.  Every entry gets ``"wall_seconds"`` (the section's own run time).
 
+``--quality`` adds ``diffusion_quality``: the evaluation suite's metrics (FID, accuracy, diversity,
+multimodality, R-precision, plausibility) at 50/20/10 sampler steps, real-data row included.
+
 For the generator checkpoints (diffusion, vae) whose module has no ``bench`` function yet, a generic
 measurement through the :class:`motionviz.generator.Generator` interface is used instead
 (``"source": "motionviz.bench generic"``): seconds per 120-frame sample at several step counts, batch 1
@@ -41,7 +44,14 @@ SECTIONS: dict[str, tuple[str, str | None]] = {
     "mesh": ("motionviz.mesh:bench", None),
     "video": ("motionviz.video:bench", None),
     "recognizer": ("motionviz.models.recognition:bench", "recognizer"),
+    "diffusion_quality": ("motionviz.bench:diffusion_quality", "diffusion"),
 }
+#: Sections run only when asked for (``--quality`` or ``--only``): they take minutes, not seconds.
+OPTIONAL: frozenset[str] = frozenset({"diffusion_quality"})
+#: Sampler steps compared by :func:`diffusion_quality`.
+QUALITY_STEPS: tuple[int, ...] = (50, 20, 10)
+QUALITY_KEYS = ("fid", "accuracy", "diversity", "multimodality", "r_precision_top1", "r_precision_top3",
+                "precision", "recall", "coverage", "jerk", "bone_length_error", "foot_skating", "limit_any")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +174,48 @@ def _generic_vae(quick: bool) -> dict[str, Any]:
     return out
 
 
+def diffusion_quality(quick: bool) -> dict[str, Any]:
+    """Quality vs sampler steps of the diffusion model: :func:`motionviz.evaluation.evaluate` (ACTOR
+    protocol with the shipped recogniser, held-out test split) at each of :data:`QUALITY_STEPS`, with
+    the real-data row beside it; also the seconds each setting took.  ``quick``: UI-PRMD only, 10 steps,
+    one motion per label, 2 repeats (a smoke run)."""
+    from .checkpoint import default_checkpoint_dir
+    from .data import load_corpus
+    from .errors import DataNotFound
+    from .evaluation import EvalSettings, evaluate
+    from .generator import load_generator
+    from .models.recognition import CHECKPOINT_NAME, load_recognizer
+
+    rec_path = default_checkpoint_dir() / CHECKPOINT_NAME
+    if not rec_path.is_file():
+        return {"skipped": f"no recogniser checkpoint at {rec_path} (the quality metrics need it)"}
+    datasets = ("ui-prmd",) if quick else ("ui-prmd", "kimore", "irds")
+    settings = dict(num_per_label=1 if quick else 3, repeats=2 if quick else 10, datasets=datasets,
+                    prompts_per_label=1 if quick else 2, seed=0)
+    try:
+        test = load_corpus("test", datasets=list(datasets))
+        train = load_corpus("train", datasets=list(datasets))
+    except DataNotFound as e:
+        return {"skipped": f"no data for the quality metrics ({e})"}
+    gen = load_generator("diffusion")
+    rec = load_recognizer(rec_path)
+    out: dict[str, Any] = {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()},
+                           "metric_keys": list(QUALITY_KEYS), "steps": {}}
+
+    def pick(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: row.get(k) for key in QUALITY_KEYS for k in (key, f"{key}_ci") if k in row}
+
+    for steps in ((10,) if quick else QUALITY_STEPS):
+        t0 = time.perf_counter()
+        res = evaluate({"diffusion": gen}, rec, test, train, EvalSettings(steps=steps, **settings))
+        row = pick(res["diffusion"])
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        row["num_motions"] = res["diffusion"].get("num_motions")
+        out["steps"][str(steps)] = row
+        out["real"] = pick(res["real"])
+    return out
+
+
 GENERIC: dict[str, Callable[[bool], dict[str, Any]]] = {"diffusion": _generic_diffusion, "vae": _generic_vae}
 
 
@@ -229,14 +281,15 @@ def run_section(name: str, spec: str, needs: str | None, quick: bool) -> dict[st
 
 
 def run_bench(quick: bool = False, only: list[str] | None = None,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The whole benchmark as a dict: ``machine``, ``quick``, one entry per section, ``total_seconds``."""
-    names = list(SECTIONS)
+              progress: Callable[[str], None] | None = None, quality: bool = False) -> dict[str, Any]:
+    """The whole benchmark as a dict: ``machine``, ``quick``, one entry per section, ``total_seconds``.
+    Sections in :data:`OPTIONAL` run only with ``quality`` or when named in ``only``."""
+    names = [n for n in SECTIONS if quality or n not in OPTIONAL]
     if only:
         unknown = [n for n in only if n not in SECTIONS]
         if unknown:
             raise UserError(f"unknown bench section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
-        names = [n for n in names if n in only]
+        names = [n for n in SECTIONS if n in only]
     t0 = time.perf_counter()
     out: dict[str, Any] = {"machine": machine_info(), "quick": bool(quick)}
     for name in names:
@@ -254,6 +307,9 @@ def run_bench(quick: bool = False, only: list[str] | None = None,
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object (default: readable text)")
     parser.add_argument("--quick", action="store_true", help="fewer settings and repeats (smoke run)")
+    parser.add_argument("--quality", action="store_true",
+                        help="also measure quality vs sampler steps of the diffusion model (minutes; needs the "
+                             "data and the recogniser)")
     parser.add_argument("--only", default=None,
                         help=f"comma-separated sections to run (default all: {', '.join(SECTIONS)})")
     parser.add_argument("--checkpoint-dir", default=None,
@@ -284,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
     def progress(name: str) -> None:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
 
-    result = run_bench(quick=bool(args.quick), only=only, progress=progress)
+    result = run_bench(quick=bool(args.quick), only=only, progress=progress, quality=bool(args.quality))
     text = json.dumps(result, default=_jsonable)
     if args.out:
         from pathlib import Path

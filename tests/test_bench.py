@@ -121,3 +121,21 @@ def test_timeit():
     n = []
     t = bench.timeit(lambda: n.append(1), repeats=3, warmup=2)
     assert len(n) == 5 and t["repeats"] == 3 and 0 <= t["min"] <= t["median"]
+
+
+def test_optional_sections_run_only_when_asked(fake_sections, tmp_path, monkeypatch):
+    monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setattr(bench, "OPTIONAL", frozenset({"works"}))
+    assert "works" not in bench.run_bench(quick=True) and fake_sections == []
+    assert bench.run_bench(quick=True, quality=True)["works"]["seconds"] == 0.5
+    assert bench.run_bench(quick=True, only=["works"])["works"]["seconds"] == 0.5
+
+
+def test_diffusion_quality_skips_without_its_inputs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(tmp_path))
+    spec, needs = bench.SECTIONS["diffusion_quality"]
+    assert "diffusion_quality" in bench.OPTIONAL and needs == "diffusion"
+    assert bench.run_section("diffusion_quality", spec, needs, True)["skipped"].startswith("no diffusion checkpoint")
+    make_diffusion(tmp_path)
+    r = bench.run_section("diffusion_quality", spec, needs, True)
+    assert r["skipped"].startswith("no recogniser checkpoint"), r
