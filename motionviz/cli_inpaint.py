@@ -197,9 +197,13 @@ def _run_eval(args: argparse.Namespace) -> int:
               f"{result['mpjpe_input'] * 100:.2f} cm, baseline {result['mpjpe_baseline'] * 100:.2f} cm, "
               f"AE-GAN {result['mpjpe_aegan'] * 100:.2f} cm; {result['seconds_per_300_frames']:.1f} s per 300 frames")
         for name, r in result["conditions"].items():
-            print(f"  {name:>10}: input {r['mpjpe_input'] * 100:6.2f}  baseline {r['mpjpe_baseline'] * 100:6.2f}  "
-                  f"aegan {r['mpjpe_aegan'] * 100:6.2f} cm   PCK@{args.pck * 100:g}cm "
+            print(f"  {name:>10}: MPJPE (cm) input {r['mpjpe_input'] * 100:6.2f}  baseline {r['mpjpe_baseline'] * 100:6.2f}  "
+                  f"aegan {r['mpjpe_aegan'] * 100:6.2f}  (averaged {r['mpjpe_aegan_avg'] * 100:6.2f}, "
+                  f"unblended {r['mpjpe_aegan_raw'] * 100:6.2f})   PCK@{args.pck * 100:g}cm "
                   f"{r['pck_input']:.3f} / {r['pck_baseline']:.3f} / {r['pck_aegan']:.3f}")
+        for tname, r in (result.get("keraal") or {}).get("mean", {}).items():
+            print(f"  KERAAL {tname:>9} vs Kinect (2-D, cm): " + "  ".join(
+                f"{k[6:]} {v * 100:.2f}" for k, v in r.items()))
     return 0
 
 

@@ -249,6 +249,8 @@ class InpaintResult:
     seconds: float = 0.0
     scale: float = 1.0
     raw: np.ndarray | None = None      # (T, J, D) output before blend_gaps (observed joints kept)
+    selected: np.ndarray | None = None  # (T, J, D) final output with per-frame candidate selection
+    averaged: np.ndarray | None = None  # (T, J, D) final output with averaged candidates
 
 
 def _bone_scale(x: np.ndarray, observed: np.ndarray, net: AEGANNet) -> float:
@@ -406,17 +408,25 @@ def inpaint(model: AEGAN | AEGANNet, joints: np.ndarray, mask: np.ndarray | None
             if e < best[t]:
                 best[t] = e
                 out[t] = c[k]
-    if average:
-        out = acc / cnt[:, None, None]
-    raw = out.copy()
-    if keep_observed:
+    avg = acc / cnt[:, None, None]
+
+    def finish(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """-> (final, raw): observed joints kept (unless denoising); final also gap-blended."""
+        raw = y.copy()
+        if not keep_observed:
+            return raw, raw
         raw[observed] = x[observed]
-        out = blend_gaps(out, x, observed, net.skeleton.parents) if blend else raw.copy()
+        return (blend_gaps(y, x, observed, net.skeleton.parents) if blend else raw.copy()), raw
+
+    sel_final, sel_raw = finish(out)
+    avg_final, avg_raw = finish(avg)
+    final, raw = (avg_final, avg_raw) if average else (sel_final, sel_raw)
     if progress is not None:
         progress(1.0, "inpainting: done")
-    return InpaintResult(joints=out.astype(np.float32), observed=observed, candidates=cand.astype(np.float32),
+    return InpaintResult(joints=final.astype(np.float32), observed=observed, candidates=cand.astype(np.float32),
                          starts=starts, loss_history=history, seconds=time.time() - t_start, scale=scale,
-                         raw=raw.astype(np.float32))
+                         raw=raw.astype(np.float32), selected=sel_final.astype(np.float32),
+                         averaged=avg_final.astype(np.float32))
 
 
 def blend_gaps(pred: np.ndarray, x: np.ndarray, observed: np.ndarray, parents: tuple[int, ...] | None = None) -> np.ndarray:
@@ -558,8 +568,10 @@ def evaluate(model: AEGAN, sequences: int = 12, max_frames: int = 160, steps: in
     * ``baseline``: per-joint linear interpolation over time + Savitzky-Golay smoothing (9 frames,
       order 2); observed joints are kept, except for the noise condition where everything is smoothed.
     * ``aegan``: :func:`inpaint` (observed joints kept and generated stretches joined to them by
-      :func:`blend_gaps`; the noise condition replaces every joint: denoising).  ``aegan_raw``: the
-      same without :func:`blend_gaps` (the generator's positions as they are).
+      :func:`blend_gaps`; the noise condition replaces every joint: denoising), each frame taken from
+      the window candidate that best matches its observed joints.  ``aegan_avg``: the same with the
+      overlapping candidates averaged.  ``aegan_raw``: per-frame selection without
+      :func:`blend_gaps` (the generator's positions as they are).
 
     MPJPE (metres) over every joint of every frame and over the corrupted joints only
     (``*_missing``); PCK = fraction of joints within ``pck`` metres.  Top-level keys report the
@@ -573,7 +585,7 @@ def evaluate(model: AEGAN, sequences: int = 12, max_frames: int = 160, steps: in
     seconds = 0.0
     frames = 0
     for ci, (cname, kw) in enumerate(conds.items()):
-        acc = {k: _Acc(pck) for k in ("input", "baseline", "aegan", "aegan_raw")}
+        acc = {k: _Acc(pck) for k in ("input", "baseline", "aegan", "aegan_avg", "aegan_raw")}
         noisy = kw.get("noise", 0.0) > 0
         for si, (_, x) in enumerate(seqs):
             rng = np.random.default_rng([seed, ci, si])
@@ -591,7 +603,8 @@ def evaluate(model: AEGAN, sequences: int = 12, max_frames: int = 160, steps: in
             seconds += r.seconds
             frames += len(x)
             acc["aegan"].add(r.joints, x, missing)
-            acc["aegan_raw"].add(r.raw if r.raw is not None else r.joints, x, missing)
+            acc["aegan_avg"].add(r.averaged, x, missing)
+            acc["aegan_raw"].add(r.raw, x, missing)
             done += 1
         row: dict[str, Any] = {"corruption": kw, "sequences": len(seqs)}
         for k, a in acc.items():
@@ -604,12 +617,14 @@ def evaluate(model: AEGAN, sequences: int = 12, max_frames: int = 160, steps: in
     top = detail[top_name]
     out: dict[str, Any] = {
         "mpjpe_input": top["mpjpe_input"], "mpjpe_baseline": top["mpjpe_baseline"], "mpjpe_aegan": top["mpjpe_aegan"],
-        "mpjpe_aegan_raw": top["mpjpe_aegan_raw"],
+        "mpjpe_aegan_avg": top["mpjpe_aegan_avg"], "mpjpe_aegan_raw": top["mpjpe_aegan_raw"],
         "pck_input": top["pck_input"], "pck_baseline": top["pck_baseline"], "pck_aegan": top["pck_aegan"],
         "seconds_per_300_frames": 300.0 * seconds / max(frames, 1),
         "top_condition": top_name, "top_rate": conds[top_name]["joint_rate"],
         "aegan_below_input": 1.0 - top["mpjpe_aegan"] / max(top["mpjpe_input"], 1e-12),
         "aegan_below_baseline": 1.0 - top["mpjpe_aegan"] / max(top["mpjpe_baseline"], 1e-12),
+        "aegan_avg_below_input": 1.0 - top["mpjpe_aegan_avg"] / max(top["mpjpe_input"], 1e-12),
+        "aegan_avg_below_baseline": 1.0 - top["mpjpe_aegan_avg"] / max(top["mpjpe_baseline"], 1e-12),
         "conditions": detail,
         "settings": {"steps": steps, "shift": shift, "window": model.cfg.frames, "sequences": len(seqs),
                      "max_frames": max_frames, "seed": seed, "pck_threshold_m": pck, "units": "metres",
