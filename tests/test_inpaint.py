@@ -309,3 +309,22 @@ def test_blend_gaps_joins_generated_stretches_to_observations():
     assert np.allclose(out[:, 0, 0], np.arange(T))   # constant offset removed exactly
     assert np.allclose(out[m], x[m])
     assert np.allclose(out[:, 2, 0], pred[:, 2, 0] - 5.0)
+
+
+def test_generator_protocol_inpaints_a_request(tiny_ckpt):
+    from motionviz.generator import Request
+    from motionviz.motion import Motion
+    from motionviz.skeleton import COCO17
+
+    gen = A.load_generator(tiny_ckpt / "aegan.safetensors")
+    x = _walk(12)
+    keep = np.ones((12, 15), bool)
+    keep[3:7, 5] = False
+    out = gen.generate(Request(model="aegan", source=Motion(x), keep=keep, window=8, shift=4, steps=2))
+    assert len(out) == 1 and out[0].joints.shape == (12, 15, 3) and out[0].labels.source == "aegan-inpaint"
+    assert np.allclose(out[0].joints[keep], x[keep]) and np.isfinite(out[0].joints).all()
+    # another skeleton is mapped to the common one
+    coco = Motion(np.random.default_rng(0).normal(size=(10, 17, 3)).astype(np.float32), COCO17)
+    assert gen.generate(Request(model="aegan", source=coco, window=8, shift=4, steps=1))[0].skeleton is COMMON
+    with pytest.raises(UserError):
+        gen.generate(Request(model="aegan"))
