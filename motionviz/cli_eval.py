@@ -4,7 +4,7 @@
   20 fps (as written by ``sample``; ``.json``/``.bvh``/``.csv`` motion files are accepted too) ->
   ``{"predictions": [{"label", "probability", "correct"}, ...]}``.  ``--split test`` classifies the real
   test split instead and reports the held-out accuracy.
-* ``evaluate [--num 3] [--repeats 20] [--models diffusion,vae] [--datasets ui-prmd,kimore,irds]``: one JSON
+* ``evaluate [--num 6] [--repeats 20] [--models diffusion,vae] [--datasets ui-prmd,kimore,irds]``: one JSON
   object, keys ``real`` and each model (see :mod:`motionviz.evaluation`).
 * ``augment``: real-only vs real + generated training data (see
   :func:`motionviz.evaluation.augmentation_study`), keys ``real_only`` and ``real_plus_<model>``.
@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         parser.add_argument("--details", action="store_true",
                             help="also print correct_probability and score (KIMORE) per motion")
     elif verb == "evaluate":
-        parser.add_argument("--num", type=int, default=3, help="generated motions per label and model (3)")
+        parser.add_argument("--num", type=int, default=6,
+                            help="generated motions per label and model; each repeat uses half (6)")
         parser.add_argument("--repeats", type=int, default=20, help="repeats for the intervals (20)")
         parser.add_argument("--models", default=None, help="comma-separated models (default: all available)")
         parser.add_argument("--datasets", default="ui-prmd,kimore,irds",

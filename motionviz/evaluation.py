@@ -9,7 +9,9 @@ recogniser (:mod:`motionviz.models.recognition`) as feature extractor:
   the label's median real test length, clipped to [40, 160]; seed ``seed``).  Generation on CPU is the
   cost, so this pool is made once.
 * For each of ``repeats`` repeats: per label, two disjoint random real test subsets R1, R2 of
-  ``q = min(num_per_label, n_label // 2)`` motions and a random subset G of ``q`` generated motions.
+  ``q = min(num_per_label // 2, n_label // 2)`` motions (at least 1) and a random subset G of ``q`` of
+  the label's generated motions (half the pool, so every repeat sees a different generated sample, as
+  ACTOR's regeneration per repeat would).
   Real row: FID(R1, R2), accuracy(R1), diversity(R1), multimodality(R1), SWD(R1, R2), precision /
   recall and density / coverage of R1 against R2, memorisation ratio of R1.  Model row: the same
   with G in place of R1 (R1 as the reference).  So every number has its real floor / ceiling beside it,
@@ -61,7 +63,7 @@ def eval_prompts() -> dict[str, list[str]]:
 
 @dataclass
 class EvalSettings:
-    num_per_label: int = 3          # generated motions per label and model
+    num_per_label: int = 6          # generated motions per label and model (each repeat uses half)
     repeats: int = 20
     datasets: tuple[str, ...] | None = ("ui-prmd", "kimore", "irds")   # None = all test datasets
     labels: tuple[str, ...] | None = None
@@ -211,7 +213,7 @@ def evaluate(generators: dict[str, Generator], recognizer: Any, real_test: Seque
         r1, r2, q_of = [], [], {}
         for l in labels:
             idx = r.permutation(by_label[l])
-            q = min(s.num_per_label, len(idx) // 2)
+            q = max(1, min(s.num_per_label // 2, len(idx) // 2))
             q_of[l] = q
             r1 += list(idx[:q])
             r2 += list(idx[q:2 * q])

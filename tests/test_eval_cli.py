@@ -136,7 +136,7 @@ class FakeGenerator:
 def test_evaluate_fake_generators(tiny_recognizer):
     train, test = real_set(10, 1), real_set(8, 2)
     gens = {"copy": FakeGenerator("copy", train, ("label", "text")), "noise": FakeGenerator("noise", train)}
-    s = E.EvalSettings(num_per_label=3, repeats=4, datasets=None, prompts_per_label=2, max_frames=60)
+    s = E.EvalSettings(num_per_label=6, repeats=4, datasets=None, prompts_per_label=2, max_frames=60)
     calls = []
     res = E.evaluate(gens, tiny_recognizer, test, train, s, progress=lambda f, t: calls.append(f))
     assert set(res) == {"real", "copy", "noise"}
@@ -201,7 +201,7 @@ def test_compare_tab_helpers(tiny_recognizer):
     with pytest.raises(Exception):
         C.compare(gens, None, "", None, 0, 40, 10)
     res = E.evaluate(gens, tiny_recognizer, real_set(6, 9), train,
-                     E.EvalSettings(num_per_label=2, repeats=2, datasets=None, prompts_per_label=0))
+                     E.EvalSettings(num_per_label=4, repeats=2, datasets=None, prompts_per_label=0))
     headers, table = C.result_table(res)
     assert headers[0] == "model" and [r[0] for r in table] == ["real", "copy", "noise"]
     assert "±" in table[0][1]
@@ -233,3 +233,12 @@ def test_format_table_shows_intervals_and_missing():
     lines = txt.splitlines()
     assert lines[0].split() == ["metric", "real", "m"]
     assert lines[1].split() == ["fid", "1.5", "±", "0.25", "-"] and lines[2].split() == ["n", "3", "4"]
+
+
+def test_evaluate_generated_rows_have_intervals_from_subsampling(tiny_recognizer):
+    """Each repeat draws half of the generated pool, so model rows get non-degenerate intervals."""
+    train, test = real_set(10, 11), real_set(12, 12)
+    res = E.evaluate({"noise": FakeGenerator("noise", train)}, tiny_recognizer, test, train,
+                     E.EvalSettings(num_per_label=8, repeats=6, datasets=None, prompts_per_label=0))
+    assert res["noise"]["fid_ci"] > 0 and res["noise"]["diversity_ci"] > 0
+    assert res["real"]["fid_ci"] > 0

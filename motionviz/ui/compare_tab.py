@@ -150,7 +150,7 @@ def _r(v: Any, digits: int = 4) -> Any:
 
 
 def quick_evaluation(gens: dict[str, Any], recognizer: Any, label: str | None, data_root: Path | None,
-                     num: int = 2, repeats: int = 5, steps: int = 10, progress=None) -> dict[str, dict[str, Any]]:
+                     num: int = 4, repeats: int = 5, steps: int = 10, progress=None) -> dict[str, dict[str, Any]]:
     """:func:`motionviz.evaluation.evaluate` on the chosen exercise's dataset with small settings."""
     from ..data import load_corpus
     from ..evaluation import EvalSettings, evaluate
@@ -248,7 +248,7 @@ def build(ctx: AppContext) -> None:
                                       wrap=True)
     with gr.Accordion("Quick evaluation (ACTOR protocol, small sample)", open=False):
         gr.Markdown(
-            "Generates 2 motions per exercise of the chosen exercise's dataset with every model and compares "
+            "Generates 4 motions per exercise of the chosen exercise's dataset with every model and compares "
             "them with the real test subjects: FID, recognition accuracy, diversity, multimodality (mean ± 95 % "
             "interval over 5 repeats) and small-data metrics; the **real** row is real vs real (the floor / "
             "ceiling). The full evaluation is `python -m motionviz evaluate --json`. Takes a minute or more "
