@@ -490,13 +490,18 @@ _MODELS: dict[str, AEGAN] = {}
 # Evaluation on held-out motions (``python -m motionviz eval-inpaint``)
 # ==============================================================================================
 def conditions(rates: tuple[float, ...] = (0.1, 0.3, 0.5), frame_rate: float = 0.3,
-               noise: float = 0.03) -> dict[str, dict[str, float]]:
+               noise: float = 0.03, limb: str | None = "left_arm") -> dict[str, dict[str, Any]]:
     """Corruptions of the evaluation: ``joints<NN>`` (occlusion-like runs of missing joints, 5-30
     frames each, about NN % of the joint positions), ``frames<NN>`` (whole frames missing in runs of
-    1-10 frames) and ``noise<N>cm`` (Gaussian noise on every coordinate, nothing missing)."""
+    1-10 frames), ``noise<N>cm`` (Gaussian noise on every coordinate, nothing missing) and
+    ``hidden_<limb>`` (a limb never observed, e.g. out of the camera's view)."""
     out: dict[str, dict[str, float]] = {f"joints{round(100 * r)}": {"joint_rate": float(r)} for r in rates}
     out[f"frames{round(100 * frame_rate)}"] = {"frame_rate": float(frame_rate)}
     out[f"noise{round(100 * noise)}cm"] = {"noise": float(noise)}
+    if limb:
+        from .skeleton import BODY_PARTS, COMMON
+
+        out[f"hidden_{limb}"] = {"hide": tuple(COMMON.indices(BODY_PARTS[limb]))}
     return out
 
 

@@ -242,7 +242,7 @@ def test_evaluate_reports_all_conditions(tiny_model):
     r = I.evaluate(tiny_model, steps=2, shift=4, rates=(0.1, 0.3), keraal=False, data=data)
     for k in ("mpjpe_input", "mpjpe_baseline", "mpjpe_aegan", "seconds_per_300_frames"):
         assert math.isfinite(r[k]) and r[k] >= 0
-    assert set(r["conditions"]) == {"joints10", "joints30", "frames30", "noise3cm"}
+    assert set(r["conditions"]) == {"joints10", "joints30", "frames30", "noise3cm", "hidden_left_arm"}
     assert r["top_condition"] == "joints30" and r["mpjpe_input"] == r["conditions"]["joints30"]["mpjpe_input"]
     j30 = r["conditions"]["joints30"]
     assert j30["mpjpe_baseline"] < j30["mpjpe_input"]          # interpolation beats holding the last value
