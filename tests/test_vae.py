@@ -491,3 +491,15 @@ def test_recentre_moves_class_means_into_the_bias_and_keeps_reconstructions(tmp_
             rec1 = g1.model.decode(mu1, b["label"], x.shape[1], mask)
         torch.testing.assert_close(rec1, rec0, atol=1e-4, rtol=1e-4)                  # same reconstructions
         assert mu1.mean(0).norm() < 1e-4 < mu0.mean(0).norm()                          # class mean at 0
+    # the fitted prior: positive per-class scales, used by sampling (and so by seed interpolation)
+    scale = state["prior_scale"]
+    assert scale.shape == state["class_bias"].shape and bool((scale > 0).all())
+    assert not torch.allclose(scale, torch.ones_like(scale))
+    c = g1.class_index("m01", False)
+    eps = g1._prior(5, 2)
+    want = g1._decode_memory(eps * scale[c] + g1.model.class_bias[c], 24, lambda f, t: None)
+    np.testing.assert_allclose(np.stack([m.joints for m in g1.sample("m01", False, 24, 2, 5)]), want, atol=1e-5)
+    # a checkpoint without the fitted buffers (older format) samples from N(0, I)
+    legacy = {k: v for k, v in state.items() if k not in ("mu_shift", "prior_scale")}
+    save_checkpoint(tmp_path / "old.safetensors", legacy, "vae", model.config, {"data": []})
+    assert torch.equal(V.load_generator(tmp_path / "old.safetensors").model.prior_scale, torch.ones_like(scale))
