@@ -361,7 +361,15 @@ def _retarget_matrix(source: Skeleton, target: Skeleton = COMMON) -> np.ndarray:
 def retarget(joints: np.ndarray, source: Skeleton, target: Skeleton = COMMON) -> np.ndarray:
     """joints (..., J_source, C) -> (..., J_target, C) by the named retarget map."""
     W = _retarget_matrix(source, target)
-    return np.einsum("ts,...sc->...tc", W, joints).astype(np.float32)
+    joints = np.asarray(joints, dtype=np.float32)
+    missing = np.isnan(joints).any(axis=-1)                      # (..., Js)
+    if not missing.any():
+        return np.einsum("ts,...sc->...tc", W, joints).astype(np.float32)
+    # a missing (NaN) source joint makes only the target joints built from it missing
+    out = np.einsum("ts,...sc->...tc", W, np.nan_to_num(joints, nan=0.0)).astype(np.float32)
+    observed = retarget_mask(~missing, source, target)          # (..., Jt)
+    out[~observed] = np.nan
+    return out
 
 
 def retarget_mask(mask: np.ndarray, source: Skeleton, target: Skeleton = COMMON) -> np.ndarray:

@@ -365,3 +365,20 @@ def test_user_file_too_big(tmp_path, monkeypatch):
     p = _write(tmp_path / "big.npy", np.zeros((10, 15, 3), np.float32))
     with pytest.raises(UserError, match="too large"):
         load_user_file(p)
+
+
+def test_retarget_keeps_nan_local():
+    """A missing source joint makes only the target joints built from it missing."""
+    import numpy as np
+    from motionviz.skeleton import BLAZEPOSE33, COMMON, retarget
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, len(BLAZEPOSE33), 3)).astype(np.float32)
+    full = retarget(x, BLAZEPOSE33, COMMON)
+    x[1, BLAZEPOSE33.joints.index("left_wrist")] = np.nan
+    out = retarget(x, BLAZEPOSE33, COMMON)
+    bad = np.isnan(out).any(-1)
+    assert bad[1, COMMON.joints.index("left_wrist")]
+    assert bad.sum() < len(COMMON)   # not the whole frame
+    np.testing.assert_allclose(out[~bad], full[~bad], atol=1e-6)
+    assert not bad[[0, 2, 3]].any()
