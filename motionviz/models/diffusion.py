@@ -10,7 +10,8 @@ pelvis is kept too, so kept joints come back exactly at their absolute positions
 Denoiser: a pre-LN transformer encoder over time.  Every ``patch`` consecutive frames form one token
 (linear in/out); the condition vector is added to every token and also forms one extra token:
 ``time embedding + text projection + exercise-class embedding + correct/incorrect/unknown embedding +
-dataset embedding``.  It predicts the clean motion x0 (cosine schedule, T = 1000 steps, see
+dataset embedding``.  It predicts the clean motion x0 through a skip parameterisation
+(``x0 = sqrt(ab) x_t + sqrt(1 - ab) net(x_t)``, see :meth:`Denoiser.forward`; cosine schedule, T = 1000, see
 :mod:`motionviz.sampling`).  During training every condition is dropped independently (and all of them
 together with ``p_uncond``), so one network is conditional and unconditional, for classifier-free
 guidance.  Losses: x0 MSE on the standardised features + geometric losses in metres (velocity, bone
@@ -26,7 +27,7 @@ Training (the shipped checkpoint; training split of ui-prmd, kimore, irds, banda
 mirrored; captions from ``motionviz/data/captions.json`` embedded once with MiniLM and cached; the
 held-out paraphrases of ``motionviz/eval_prompts.json`` are never used)::
 
-    OMP_NUM_THREADS=1 python -m motionviz train diffusion --minutes 70 --threads 1 --save-every 5 --seed 0
+    OMP_NUM_THREADS=1 python -m motionviz train diffusion --minutes 55 --threads 1 --save-every 5 --seed 0
 
 :func:`bench` is the ``diffusion`` section of ``python -m motionviz bench``; :func:`sanity` reports
 plausibility numbers of a checkpoint's samples.
@@ -54,7 +55,7 @@ from ..checkpoint import config_from_json, data_provenance, load_checkpoint, sav
 from ..errors import CheckpointError, UserError
 from ..generator import LIMITS, ProgressFn, Request
 from ..motion import DEFAULT_FPS, Motion, MotionLabels
-from ..sampling import Schedule, guided, sample
+from ..sampling import Schedule, cosine_alpha_bar, guided, sample
 from ..skeleton import COMMON, Skeleton
 
 __all__ = ["Config", "to_features", "from_features", "window_starts", "bench", "Denoiser", "DiffusionModel", "DiffusionGenerator", "build_training", "load_generator",
@@ -69,6 +70,7 @@ CORRECT_STATES = {None: 0, True: 1, False: 2}   # 0 = unknown / dropped
 class Config:
     num_joints: int = 15
     representation: str = "pelvis+offsets"   # see to_features
+    parameterisation: str = "x0-skip"        # see Denoiser.forward
     patch: int = 4                   # frames per token
     d_model: int = 192
     layers: int = 6
@@ -88,9 +90,9 @@ class Config:
     p_drop_dataset: float = 0.5
     p_uncond: float = 0.1
     text_noise: float = 0.3          # norm of the Gaussian noise added to the unit text embedding (training)
-    w_vel: float = 1.0
+    w_vel: float = 0.5
     w_bone: float = 1.0
-    w_foot: float = 0.5
+    w_foot: float = 0.25
     lr: float = 4e-4
     weight_decay: float = 0.01
     batch_size: int = 32
@@ -158,6 +160,7 @@ class Denoiser(nn.Module):
         nn.init.zeros_(self.out.bias)
         for e in (self.label_emb, self.correct_emb, self.dataset_emb):
             nn.init.normal_(e.weight, std=0.02)
+        self.register_buffer("alpha_bar", cosine_alpha_bar(cfg.T).float(), persistent=False)   # (T,)
 
     def condition(self, t: torch.Tensor, text: torch.Tensor | None, text_on: torch.Tensor, label: torch.Tensor,
                   correct: torch.Tensor, dataset: torch.Tensor) -> torch.Tensor:
@@ -171,8 +174,17 @@ class Denoiser(nn.Module):
             c = c + self.text_null
         return c + self.label_emb(label) + self.correct_emb(correct) + self.dataset_emb(dataset)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, T, F) with T % patch == 0, cond (B, D), valid (B, T) bool -> x0 (B, T, F)."""
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
+                valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x_t (B, T, F) with T % patch == 0, t (B,) long, cond (B, D), valid (B, T) bool -> x0 (B, T, F).
+
+        Skip parameterisation: x0 = sqrt(ab_t) x_t + sqrt(1 - ab_t) net(x_t) (the optimal linear denoiser
+        of unit-variance data plus a learned correction, i.e. v-prediction written in x0 terms), so an
+        almost clean input is passed through and the network's output matters most at high noise."""
+        ab = self.alpha_bar[t.long()].reshape(-1, 1, 1)
+        return ab.sqrt() * x + (1 - ab).sqrt() * self._raw(x, cond, valid)
+
+    def _raw(self, x: torch.Tensor, cond: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
         B, T, F = x.shape
         P = self.cfg.patch
         N = T // P
@@ -238,7 +250,7 @@ class DiffusionModel(nn.Module):
             noise_t = torch.randn(text.shape, generator=generator) / math.sqrt(text.shape[-1])
             text = Fn.normalize(text + cfg.text_noise * noise_t, dim=-1)
         cond = self.net.condition(t, text, text_on, label, correct, dataset)
-        pred = self.net(xt, cond, valid)                                        # (B, T, F)
+        pred = self.net(xt, t, cond, valid)                                     # (B, T, F)
 
         m = valid.float()
         denom = m.sum().clamp(min=1)
@@ -392,7 +404,7 @@ class DiffusionGenerator:
                                    torch.where(keep, label.repeat(reps), 0),
                                    torch.where(keep, correct.repeat(reps), 0),
                                    torch.where(keep, dataset.repeat(reps), 0))
-            return self.net(x, c)
+            return self.net(x, t, c)
 
         return model
 
@@ -496,6 +508,8 @@ def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
     the checkpoint's text encoder, else :class:`CheckpointError`."""
     tensors, meta = load_checkpoint(path, KIND)
     cfg = config_from_json(Config, meta["config"])
+    if "parameterisation" not in json.loads(meta["config"]) or cfg.parameterisation != Config.parameterisation:
+        raise CheckpointError(f"{Path(path).name} is from an older version of the diffusion model; retrain it")
     if cfg.representation != Config.representation:
         raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
                               f"version reads {Config.representation!r}")
