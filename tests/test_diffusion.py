@@ -309,3 +309,21 @@ def test_sanity_report(trained):
                    prompts={"a": "raise arms", "b": "squat"})
     assert set(out["prompts"]) == {"a", "b"} and "a|b" in out["between_prompt_distance"]
     assert all(0 <= r["frozen_fraction"] <= 1 for r in out["prompts"].values())
+
+
+def test_skip_parameterisation():
+    """Fresh denoiser (zero output layer): x0 = sqrt(ab_t) x_t, the best linear guess for unit-variance data;
+    a trained output layer changes it most at high noise."""
+    cfg = _cfg()
+    net = D.Denoiser(cfg).eval()
+    x = torch.randn(2, 16, cfg.features)
+    cond = net.condition(torch.zeros(2, dtype=torch.long), None, torch.zeros(2, dtype=torch.bool),
+                         torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    for t in (0, 25, 49):
+        tt = torch.full((2,), t)
+        ab = float(net.alpha_bar[t])
+        assert torch.allclose(net(x, tt, cond), ab ** 0.5 * x, atol=1e-6)
+    torch.nn.init.normal_(net.out.weight, std=0.1)
+    lo = (net(x, torch.zeros(2, dtype=torch.long), cond) - float(net.alpha_bar[0]) ** 0.5 * x).abs().mean()
+    hi = (net(x, torch.full((2,), 49), cond) - float(net.alpha_bar[49]) ** 0.5 * x).abs().mean()
+    assert 0 < float(lo) < 0.1 * float(hi)
