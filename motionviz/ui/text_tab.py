@@ -249,7 +249,8 @@ def _figure(motions: Sequence[Motion], titles: Sequence[str]):
 
     if len(motions) == 1:
         return motion_figure(motions[0], title=titles[0])
-    return grid_figure(list(motions), titles=list(titles), cols=min(len(motions), 4))
+    n = len(motions)
+    return grid_figure(list(motions), titles=list(titles), cols=2 if n <= 4 else 4)   # views big enough to read
 
 
 def _short(text: str, n: int = 40) -> str:
