@@ -27,7 +27,7 @@ Training (the shipped checkpoint; training split of ui-prmd, kimore, irds, banda
 mirrored; captions from ``motionviz/data/captions.json`` embedded once with MiniLM and cached; the
 held-out paraphrases of ``motionviz/eval_prompts.json`` are never used)::
 
-    OMP_NUM_THREADS=1 python -m motionviz train diffusion --minutes 55 --threads 1 --save-every 5 --seed 0
+    OMP_NUM_THREADS=1 python -m motionviz train diffusion --minutes 50 --threads 1 --save-every 5 --seed 0
 
 :func:`bench` is the ``diffusion`` section of ``python -m motionviz bench``; :func:`sanity` reports
 plausibility numbers of a checkpoint's samples.
@@ -93,6 +93,7 @@ class Config:
     w_vel: float = 0.5
     w_bone: float = 1.0
     w_foot: float = 0.25
+    geo_power: float = 2.0           # geometric losses weighted by alpha_bar_t ** geo_power
     lr: float = 4e-4
     weight_decay: float = 0.01
     batch_size: int = 32
@@ -255,22 +256,27 @@ class DiffusionModel(nn.Module):
         m = valid.float()
         denom = m.sum().clamp(min=1)
         l_x0 = (((pred - x0) ** 2).mean(-1) * m).sum() / denom
+        # geometric losses (metres) weighted by alpha_bar_t ** geo_power: they shape the final, low-noise
+        # predictions; at high noise the skip term still carries noise that they would only fight
+        w = self.schedule._ab(t, m).reshape(B, 1) ** cfg.geo_power               # (B, 1)
         pj = self.denormalise(pred)                                             # (B, T, J, 3)
         vel_p, vel_g = pj[:, 1:] - pj[:, :-1], joints[:, 1:] - joints[:, :-1]   # (B, T-1, J, 3)
-        mv = (valid[:, 1:] & valid[:, :-1]).float()
-        mvd = mv.sum().clamp(min=1)
+        mv_valid = (valid[:, 1:] & valid[:, :-1]).float()
+        mvd = mv_valid.sum().clamp(min=1)
+        mv = mv_valid * w
+        m_w = m * w
         vscale = batch["vel_scale"]
         l_vel = ((((vel_p - vel_g) ** 2).sum(-1).mean(-1) * mv).sum() / mvd) / vscale ** 2
         b = self.bones
         len_p = (pj[:, :, b[:, 1]] - pj[:, :, b[:, 0]]).norm(dim=-1)            # (B, T, NB)
         len_g = (joints[:, :, b[:, 1]] - joints[:, :, b[:, 0]]).norm(dim=-1)
-        l_bone = ((((len_p - len_g) ** 2).mean(-1) * m).sum() / denom) / batch["bone_scale"] ** 2
+        l_bone = ((((len_p - len_g) ** 2).mean(-1) * m_w).sum() / denom) / batch["bone_scale"] ** 2
         ank_g = joints[:, :, self.ankles]                                       # (B, T, 2, 3)
         speed_g = (ank_g[:, 1:] - ank_g[:, :-1]).norm(dim=-1)                   # (B, T-1, 2)
         contact = ((ank_g[:, 1:, :, 1] < batch["contact_height"]) & (speed_g < batch["contact_speed"])).float()
-        contact = contact * mv[..., None]
+        contact = contact * mv_valid[..., None]
         ank_v = (vel_p[:, :, self.ankles] ** 2).sum(-1)                          # (B, T-1, 2)
-        l_foot = ((ank_v * contact).sum() / contact.sum().clamp(min=1)) / vscale ** 2
+        l_foot = ((ank_v * contact * w[..., None]).sum() / contact.sum().clamp(min=1)) / vscale ** 2
         loss = l_x0 + cfg.w_vel * l_vel + cfg.w_bone * l_bone + cfg.w_foot * l_foot
         return {"loss": loss, "x0": l_x0, "vel": l_vel, "bone": l_bone, "foot": l_foot}
 
