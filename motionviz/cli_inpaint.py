@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str = "inpaint") -> Non
     parser.add_argument("--shift", type=int, default=8, help="frames between window starts (default 8)")
     parser.add_argument("--steps", type=int, default=200, help="latent optimisation steps per window (default 200)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--preset", default="tuned", choices=["tuned", "thesis"],
+                        help="latent-search settings: 'tuned' (Adam lr 0.01, weights 10/5/0.05, windows averaged; "
+                             "chosen on the validation split) or 'thesis' (lr 1.0, beta1 0.8, 10/5/0.5, per-frame "
+                             "choice, as in Mourot 2019)")
+    parser.add_argument("--lr", type=float, default=None, help="override the preset's Adam learning rate")
+    parser.add_argument("--critic-weight", type=float, default=None, help="override the preset's critic weight")
     if verb == "inpaint":
         parser.add_argument("--input", required=True, help="(T, J, 3) or (T, J, 2) float .npy; NaN = missing")
         parser.add_argument("--mask", default=None, help="(T, J) boolean .npy, True = observed")
@@ -38,22 +44,27 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str = "inpaint") -> Non
                                                           "the common skeleton)")
         parser.add_argument("--fps", type=float, default=20.0,
                             help="frame rate of the input (resampled to the model's 20 fps and back)")
-        parser.add_argument("--average", action="store_true",
-                            help="average the overlapping windows' candidates instead of choosing per frame")
+        combine = parser.add_mutually_exclusive_group()
+        combine.add_argument("--average", action="store_true", default=None,
+                             help="average the overlapping windows' candidates")
+        combine.add_argument("--select", action="store_true", default=None,
+                             help="choose each frame from the window that best fits its observed joints")
         parser.add_argument("--denoise", action="store_true",
                             help="also replace observed joints by the model's output (noisy input)")
         parser.add_argument("--json", action="store_true", help="print a JSON summary")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     else:
         parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
-        parser.add_argument("--sequences", type=int, default=12,
-                            help="held-out sequences per corruption (default 12)")
-        parser.add_argument("--max-frames", type=int, default=160, help="crop each sequence to this many frames")
+        parser.add_argument("--sequences", type=int, default=10,
+                            help="held-out sequences per corruption (default 10)")
+        parser.add_argument("--max-frames", type=int, default=128, help="crop each sequence to this many frames (default 128)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--pck", type=float, default=0.05, help="PCK threshold in metres (default 0.05)")
         parser.add_argument("--rates", default="0.1,0.3,0.5", help="missing-joint rates (default 0.1,0.3,0.5)")
         parser.add_argument("--datasets", default="ui-prmd,kimore,irds",
                             help="held-out test data (default ui-prmd,kimore,irds: held-out subjects)")
+        parser.add_argument("--compare", default="thesis", choices=["thesis", "tuned", "none"],
+                            help="also evaluate this preset (default thesis; none = skip)")
         parser.add_argument("--no-keraal", action="store_true", help="skip the KERAAL video-track evaluation")
         parser.add_argument("--data-root", default=None)
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -132,11 +143,12 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     xin = np.where(observed[..., None], x, np.nan).astype(np.float32)
     if abs(args.fps - 20.0) > 1e-6:
         xin = _resample(xin, args.fps, 20.0)
+    st = _settings(args)
     bar, cb = _progress_bar(args.no_progress, "inpainting")
     try:
         with torch.inference_mode(False):
             res = inpaint(model, xin, None, window=args.window, shift=args.shift, steps=args.steps,
-                          average=args.average, keep_observed=not args.denoise, progress=cb)
+                          keep_observed=not args.denoise, progress=cb, **st)
     finally:
         bar.close()
     out = res.joints
@@ -155,6 +167,25 @@ def _run_inpaint(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}: {out.shape[0]} frames x {out.shape[1]} joints x {out.shape[2]} "
               f"({summary['missing_fraction'] * 100:.1f} % missing filled, {res.seconds:.1f} s)")
     return 0
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    from .inpaint import preset
+
+    st = preset(args.preset)
+    if args.lr is not None:
+        if not (np.isfinite(args.lr) and 0 < args.lr <= 100):
+            raise UserError(f"--lr must be in (0, 100], got {args.lr}")
+        st["lr"] = float(args.lr)
+    if args.critic_weight is not None:
+        if not (np.isfinite(args.critic_weight) and 0 <= args.critic_weight <= 100):
+            raise UserError(f"--critic-weight must be in [0, 100], got {args.critic_weight}")
+        st["weights"] = (st["weights"][0], st["weights"][1], float(args.critic_weight))
+    if getattr(args, "average", None):
+        st["average"] = True
+    if getattr(args, "select", None):
+        st["average"] = False
+    return st
 
 
 def _resample(x: np.ndarray, fps_in: float, fps_out: float, frames: int | None = None) -> np.ndarray:
@@ -184,7 +215,10 @@ def _run_eval(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint)
     bar, cb = _progress_bar(args.no_progress, "eval-inpaint")
     try:
+        if args.lr is not None or args.critic_weight is not None:
+            raise UserError("eval-inpaint compares the named presets; --lr / --critic-weight apply to inpaint only")
         result = evaluate(model, sequences=args.sequences, max_frames=args.max_frames, steps=args.steps,
+                          settings=args.preset, compare=None if args.compare == "none" else args.compare,
                           shift=args.shift, seed=args.seed, rates=rates, pck=args.pck,
                           keraal=not args.no_keraal, root=args.data_root, progress=cb,
                           datasets=tuple(d.strip() for d in args.datasets.split(",") if d.strip()))
@@ -198,8 +232,10 @@ def _run_eval(args: argparse.Namespace) -> int:
               f"AE-GAN {result['mpjpe_aegan'] * 100:.2f} cm; {result['seconds_per_300_frames']:.1f} s per 300 frames")
         for name, r in result["conditions"].items():
             print(f"  {name:>10}: MPJPE (cm) input {r['mpjpe_input'] * 100:6.2f}  baseline {r['mpjpe_baseline'] * 100:6.2f}  "
-                  f"aegan {r['mpjpe_aegan'] * 100:6.2f}  (averaged {r['mpjpe_aegan_avg'] * 100:6.2f}, "
-                  f"unblended {r['mpjpe_aegan_raw'] * 100:6.2f})   PCK@{args.pck * 100:g}cm "
+                  f"aegan {r['mpjpe_aegan'] * 100:6.2f}  (averaged {r['mpjpe_aegan_avg'] * 100:6.2f}, per-frame "
+                  f"{r['mpjpe_aegan_select'] * 100:6.2f}, unblended {r['mpjpe_aegan_raw'] * 100:6.2f}"
+                  + (f", thesis {r['mpjpe_aegan_thesis'] * 100:6.2f}" if "mpjpe_aegan_thesis" in r else "")
+                  + f")   PCK@{args.pck * 100:g}cm "
                   f"{r['pck_input']:.3f} / {r['pck_baseline']:.3f} / {r['pck_aegan']:.3f}")
         for tname, r in (result.get("keraal") or {}).get("mean", {}).items():
             print(f"  KERAAL {tname:>9} vs Kinect (2-D, cm): " + "  ".join(

@@ -83,9 +83,11 @@ def prepare_source(motion: Motion) -> tuple[Motion, str]:
 
 def corrupt_and_inpaint(model: Any, motion: Motion, drop_joints: float = 30.0, drop_frames: float = 0.0,
                         noise_cm: float = 0.0, limb: str = NO_LIMB, seed: int = 0, shift: int = 8, steps: int = 200,
-                        average: bool = False, denoise: bool | None = None, progress=None) -> InpaintOutcome:
-    """Corrupt ``motion`` (percentages, centimetres) with a seeded generator and inpaint it."""
-    from ..inpaint import baseline, corrupt, hold_last_observation, inpaint
+                        average: bool | None = None, denoise: bool | None = None, progress=None,
+                        preset_name: str = "tuned") -> InpaintOutcome:
+    """Corrupt ``motion`` (percentages, centimetres) with a seeded generator and inpaint it with the
+    latent-search preset ``preset_name`` (``average`` None = the preset's choice)."""
+    from ..inpaint import baseline, corrupt, hold_last_observation, inpaint, preset
 
     drop_joints = to_float(drop_joints, "dropped joints (%)", 0.0, 90.0)
     drop_frames = to_float(drop_frames, "dropped frames (%)", 0.0, 90.0)
@@ -109,8 +111,10 @@ def corrupt_and_inpaint(model: Any, motion: Motion, drop_joints: float = 30.0, d
     xc[~m] = np.nan
     if denoise is None:
         denoise = noise_cm > 0
-    res = inpaint(model, xc, m, shift=shift, steps=steps, average=bool(average), keep_observed=not denoise,
-                  progress=progress)
+    st = preset(preset_name)
+    if average is not None:
+        st["average"] = bool(average)
+    res = inpaint(model, xc, m, shift=shift, steps=steps, keep_observed=not denoise, progress=progress, **st)
     base = baseline(xc, m, keep_observed=not denoise)
     held = hold_last_observation(xc, m)
     errors, mpjpe = {}, {}
@@ -182,7 +186,8 @@ def build(ctx: AppContext) -> None:
         "**AE-GAN inpainter** (autoencoder + Wasserstein GAN, after Mourot 2019). Completes missing joints and "
         "frames and removes noise by searching the latent space of a model of real motion: windows of "
         f"{F} frames (1.6 s at 20 fps) every *shift* frames, each initialised by the encoder and optimised for "
-        "*steps* steps on the observed joints. Corrupt a clean motion to see how well it recovers it.")
+        "*steps* steps on the observed joints (aligned by Procrustes); each filled stretch is then joined to the "
+        "observed values at its ends. Corrupt a clean motion to see how well it recovers it.")
     heavy = dict(concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
@@ -203,9 +208,10 @@ def build(ctx: AppContext) -> None:
             shift = gr.Slider(1, F, value=8, step=1, label=f"Window shift (frames; window = {F})",
                               elem_id="inpaint-shift")
             steps = gr.Slider(0, 500, value=200, step=10, label="Optimisation steps", elem_id="inpaint-steps")
-            with gr.Row():
-                average = gr.Checkbox(False, label="Average overlapping windows")
-                denoise = gr.Checkbox(False, label="Replace observed joints too (denoise)")
+            preset_radio = gr.Radio([("tuned (lr 0.01, windows averaged)", "tuned"),
+                                     ("thesis (lr 1.0, 10/5/0.5, per-frame choice)", "thesis")], value="tuned",
+                                    label="Latent-search settings", elem_id="inpaint-preset")
+            denoise = gr.Checkbox(False, label="Replace observed joints too (denoise; on when noise > 0)")
             run_btn = gr.Button("Corrupt & inpaint", variant="primary", elem_id="inpaint-run")
         with gr.Column(scale=2):
             view = gr.Plot(label="Input (corrupted) and AE-GAN output", elem_classes=["mv-plot"],
@@ -226,12 +232,13 @@ def build(ctx: AppContext) -> None:
         return pick_motion(motions_, index)
 
     @user_error
-    def on_run(src, index, path, dj, df, ns, lb, sd, sh, st, avg, dn, motions_, progress=gr.Progress()):
+    def on_run(src, index, path, dj, df, ns, lb, sd, sh, st, pr, dn, motions_, progress=gr.Progress()):
         cb = progress_callback(progress)
         cb(0.0, "preparing")
         motion = _pick(src, index, path, motions_)
-        out = corrupt_and_inpaint(model, motion, dj, df, ns, lb, sd, sh, st, bool(avg),
-                                  True if dn or to_float(ns, "noise (cm)", 0, 50) > 0 else False, cb)
+        out = corrupt_and_inpaint(model, motion, dj, df, ns, lb, sd, sh, st, None,
+                                  True if dn or to_float(ns, "noise (cm)", 0, 50) > 0 else False, cb,
+                                  preset_name=pr or "tuned")
         fig = overlay_figure(out.corrupted, out.output, names=("input (corrupted)", "AE-GAN output"))
         paths = export_files(out.output, ["npy", "json", "bvh"], stem="inpainted")
         new = add_motions(motions_, out.output)
@@ -240,7 +247,7 @@ def build(ctx: AppContext) -> None:
     def on_refresh(motions_):
         return _choices(motions_)
 
-    run_btn.click(on_run, [source, session_pick, upload, drop_j, drop_f, noise, limb, seed, shift, steps, average,
+    run_btn.click(on_run, [source, session_pick, upload, drop_j, drop_f, noise, limb, seed, shift, steps, preset_radio,
                            denoise, motions_state], [view, chart, info, files, motions_state, session_pick],
                   api_name="inpaint", **heavy)
     if has_state:
