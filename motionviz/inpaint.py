@@ -9,13 +9,20 @@
    (a sequence shorter than F is padded with unobserved frames);
 3. each window is canonicalised (root-centred, facing +Z in 3D) from its observed joints, and its
    latent code is initialised by the encoder;
-4. all windows' codes are optimised together (one batch) with Adam (lr 1.0, beta1 0.8) for ``steps``
-   steps on ``gp * MPJPE + gs * MPJSE - gd * D`` computed on observed joints only (10 / 5 / 0.5; MPJPE
-   and MPJSE in model units), where the generated window is first aligned onto the observed input by a
-   differentiable weighted Procrustes (translation, scale, rotation: Umeyama via SVD in torch);
+4. all windows' codes are optimised together (one batch) with Adam for ``steps`` steps on
+   ``gp * MPJPE + gs * MPJSE - gd * min(D, D_real)`` computed on observed joints only (MPJPE and MPJSE
+   in model units), where the generated window is first aligned onto the observed input by a
+   differentiable weighted Procrustes (translation, scale, rotation: Umeyama via SVD in torch), at
+   every step and at the end.  The critic reward is capped at the mean critic score of real windows
+   (``critic_ref``, calibrated at training time) so the search cannot exploit the critic;
 5. each output frame is chosen among the windows covering it by its MPJPE on that frame's observed
-   joints (or the candidates are averaged with ``average=True``); observed joints keep their input
-   values unless ``keep_observed=False`` (denoising).
+   joints, or the candidates are averaged (``average=True``); observed joints keep their input
+   values unless ``keep_observed=False`` (denoising), and :func:`blend_gaps` joins every filled
+   stretch continuously to the observed values at its ends (``blend=False``: raw generator output).
+
+Settings (:data:`PRESETS`): ``thesis`` = Adam lr 1.0, beta1 0.8, weights 10 / 5 / 0.5, per-frame
+choice (the keyword defaults of :func:`inpaint`); ``tuned`` (the default of the CLI, app and
+evaluation) = lr 0.01, weights 10 / 5 / 0.05, windows averaged, chosen on the validation split.
 
 ``baseline(joints, mask)``: per-joint linear interpolation over time + Savitzky-Golay smoothing.
 """

@@ -754,7 +754,8 @@ class AEGANGenerator:
 
     ``request.source``: the motion (any skeleton retargetable to the model's); ``request.keep``:
     (T, J) True = observed (NaN joints count as missing too); ``request.window`` / ``shift`` /
-    ``steps``; ``request.extra``: ``average`` (bool: average window candidates instead of choosing),
+    ``steps``; ``request.extra``: ``preset`` ("tuned" default, or "thesis"; see
+    :data:`motionviz.inpaint.PRESETS`), ``average`` (bool: override the preset's candidate combination),
     ``denoise`` (bool: replace observed joints too), ``dims`` (2 or 3; default from the motion).
     """
 
@@ -781,11 +782,15 @@ class AEGANGenerator:
             obs = src.observed if keep is None else (keep & src.observed)
             keep = retarget_mask(obs, src.skeleton, self.skeleton)
             src = src.retarget(self.skeleton)
+        from ..inpaint import DEFAULT_PRESET, preset
+
         extra = dict(req.extra or {})
+        st = preset(str(extra.get("preset", DEFAULT_PRESET)))
+        if extra.get("average") is not None:
+            st["average"] = bool(extra["average"])
         result = inpaint(self.model, src.joints, keep, window=req.window, shift=req.shift, steps=req.steps,
-                         average=bool(extra.get("average", False)),
                          keep_observed=not bool(extra.get("denoise", False)),
-                         dims=extra.get("dims"), progress=progress)
+                         dims=extra.get("dims"), progress=progress, **st)
         out = Motion(result.joints, self.skeleton, src.fps,
                      src.labels.__class__(**{**src.labels.to_dict(), "source": "aegan-inpaint"}))
         return [out]
