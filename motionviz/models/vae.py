@@ -946,6 +946,7 @@ def sanity(gen: VAEGenerator, data_root: str | Path | None = None, per_class: in
     * ``nearest_centroid_accuracy``: share of samples whose descriptor is nearest to the real
       centroid of their own class (among the classes with held-out data; ``chance`` beside it), and the
       same for correct vs incorrect of each exercise that has both (``correctness_accuracy``);
+      ``real_nearest_centroid_accuracy`` is the same check of the held-out real clips (leave-one-out);
     * ``interpolation``: for linear and spherical paths of ``steps`` points between two seeds of a
       class and between correct/incorrect, max / mean distance between consecutive steps (1 = even;
       large = a jump) and the mean step distance in metres.
@@ -982,6 +983,17 @@ def sanity(gen: VAEGenerator, data_root: str | Path | None = None, per_class: in
                          "bones": np.mean([s["bones"] for s in st], axis=0)}
     scale = np.concatenate([d for d in real_desc.values()]).std(0) + 1e-6
     centroids = np.stack([real_desc[c].mean(0) / scale for c in cls])              # (K, P)
+    # the same check for the real clips themselves (leave-one-out centroids): the ceiling to compare with
+    real_hits, real_n = 0, 0
+    for ci, c in enumerate(cls):
+        n_c = len(real_desc[c])
+        for k in range(n_c):
+            cen = centroids.copy()
+            if n_c > 1:
+                cen[ci] = (real_desc[c].sum(0) - real_desc[c][k]) / (n_c - 1) / scale
+            d = np.linalg.norm(cen - real_desc[c][k] / scale, axis=1)
+            real_hits += int(int(d.argmin()) == ci)
+            real_n += 1
     s_cv, s_speed, r_cv, r_speed, blerr, frozen, hits, corr_hits, corr_n = [], [], [], [], [], 0, 0, 0, 0
     n = 0
     for ci, c in enumerate(cls):
@@ -1025,6 +1037,7 @@ def sanity(gen: VAEGenerator, data_root: str | Path | None = None, per_class: in
         "speed_m_per_s": {"samples": round(float(np.mean(s_speed)), 4), "real": round(float(np.mean(r_speed)), 4)},
         "frozen_fraction": round(frozen / max(n, 1), 4),
         "nearest_centroid_accuracy": round(hits / max(n, 1), 4), "chance": round(1 / max(len(cls), 1), 4),
+        "real_nearest_centroid_accuracy": round(real_hits / max(real_n, 1), 4),
         "correctness_accuracy": round(corr_hits / corr_n, 4) if corr_n else None,
         "interpolation": interp, "interpolation_label": lab0,
     }
