@@ -887,7 +887,7 @@ def build_training(opts: Any) -> Any:
                       metadata=metadata, log_keys=keys, export=export)
 
 
-def merge_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
+def merge_checkpoints(paths: Sequence[str | Path], out: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Combine checkpoints that differ only in ``variants`` (e.g. a 3D and a 2D training run) into
     one checkpoint holding every variant; metadata of each input is kept under ``<variant>/<key>``.
 
@@ -909,6 +909,7 @@ def merge_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
                     meta[f"d{d}/{k}"] = v
         if "data" in md:
             meta["data"] = md["data"]
+    meta.update(metadata or {})
     merged = AEGAN(dataclasses.replace(base, variants=tuple(variants)))
     for m, _ in models:
         for key, net in m.nets.items():
