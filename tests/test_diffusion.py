@@ -330,3 +330,6 @@ def test_skip_parameterisation():
         lo = (net(x, torch.zeros(2, dtype=torch.long), cond) - float(net.alpha_bar[0]) ** 0.5 * x).abs().mean()
         hi = (net(x, torch.full((2,), 49), cond) - float(net.alpha_bar[49]) ** 0.5 * x).abs().mean()
     assert 0 < float(lo) < 0.1 * float(hi)
+    plain = D.Denoiser(replace(cfg, parameterisation="x0")).eval()
+    with torch.no_grad():
+        assert torch.equal(plain(x, torch.zeros(2, dtype=torch.long), cond), torch.zeros_like(x))   # zero output layer

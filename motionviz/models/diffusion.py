@@ -70,7 +70,7 @@ CORRECT_STATES = {None: 0, True: 1, False: 2}   # 0 = unknown / dropped
 class Config:
     num_joints: int = 15
     representation: str = "pelvis+offsets"   # see to_features
-    parameterisation: str = "x0-skip"        # see Denoiser.forward
+    parameterisation: str = "x0-skip"        # "x0-skip" or "x0" (plain), see Denoiser.forward
     patch: int = 4                   # frames per token
     d_model: int = 192
     layers: int = 6
@@ -183,6 +183,8 @@ class Denoiser(nn.Module):
         Skip parameterisation: x0 = sqrt(ab_t) x_t + sqrt(1 - ab_t) net(x_t) (the optimal linear denoiser
         of unit-variance data plus a learned correction, i.e. v-prediction written in x0 terms), so an
         almost clean input is passed through and the network's output matters most at high noise."""
+        if self.cfg.parameterisation == "x0":                                   # plain x0 prediction
+            return self._raw(x, cond, valid)
         ab = self.alpha_bar[t.long()].reshape(-1, 1, 1)
         return ab.sqrt() * x + (1 - ab).sqrt() * self._raw(x, cond, valid)
 
@@ -518,8 +520,10 @@ def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
     the checkpoint's text encoder, else :class:`CheckpointError`."""
     tensors, meta = load_checkpoint(path, KIND)
     cfg = config_from_json(Config, meta["config"])
-    if "parameterisation" not in json.loads(meta["config"]) or cfg.parameterisation != Config.parameterisation:
-        raise CheckpointError(f"{Path(path).name} is from an older version of the diffusion model; retrain it")
+    if "parameterisation" not in json.loads(meta["config"]):
+        cfg = replace(cfg, parameterisation="x0")                             # written before the field existed
+    if cfg.parameterisation not in ("x0", "x0-skip"):
+        raise CheckpointError(f"{Path(path).name}: unknown parameterisation {cfg.parameterisation!r}")
     if cfg.representation != Config.representation:
         raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
                               f"version reads {Config.representation!r}")
