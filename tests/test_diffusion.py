@@ -314,7 +314,7 @@ def test_sanity_report(trained):
 def test_skip_parameterisation():
     """Fresh denoiser (zero output layer): x0 = sqrt(ab_t) x_t, the best linear guess for unit-variance data;
     a trained output layer changes it most at high noise."""
-    cfg = _cfg()
+    cfg = _cfg(parameterisation="x0-skip")
     net = D.Denoiser(cfg).eval()
     x = torch.randn(2, 16, cfg.features)
     with torch.no_grad():
