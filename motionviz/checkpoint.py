@@ -78,6 +78,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], kind: st
         size = os.path.getsize(tmp)
         if size > max_bytes:
             raise CheckpointError(f"checkpoint would be {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
+        os.chmod(tmp, 0o644)          # mkstemp makes 0600; a checkpoint is a normal readable file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -24,6 +24,7 @@ writes files.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import json
 import math
@@ -375,7 +376,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", default=None, help="comma-separated dataset names (default: the trainer's)")
     parser.add_argument("--data-root", default=None, help="data folder (default: $MOTIONVIZ_DATA or ../shared/data)")
     parser.add_argument("--save-every", type=float, default=3.0, help="minutes between checkpoints")
-    parser.add_argument("--resume", action="store_true", help="continue from runs/<model>/resume.safetensors")
+    parser.add_argument("--resume", action="store_true", help="continue from runs/<model>/resume.safetensors (runs/<model>-<out>-<hash>/ with --out)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field (repeatable), e.g. --set layers=4")
@@ -405,8 +406,14 @@ def run(args: argparse.Namespace) -> int:
     command = "python -m motionviz train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "train" else \
         "python -m motionviz train " + args.model
+    # the resume state of a run writing elsewhere than the shipped checkpoint gets its own folder, so a
+    # smoke run with --out never overwrites the real run's resume state
+    runs_dir = None
+    if args.out and out.resolve() != (default_checkpoint_dir() / f"{args.model}.safetensors").resolve():
+        tag = hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:8]
+        runs_dir = REPO_ROOT / "runs" / f"{args.model}-{out.stem}-{tag}"
     summary = train(opts, out, minutes=args.minutes, steps=args.steps, save_every_min=args.save_every,
-                    resume=args.resume, command=command, progress_bar=not args.no_progress)
+                    resume=args.resume, command=command, progress_bar=not args.no_progress, runs_dir=runs_dir)
     if opts.rank == 0:
         print(json.dumps(summary))
     return 0
