@@ -333,3 +333,10 @@ def test_skip_parameterisation():
     plain = D.Denoiser(replace(cfg, parameterisation="x0")).eval()
     with torch.no_grad():
         assert torch.equal(plain(x, torch.zeros(2, dtype=torch.long), cond), torch.zeros_like(x))   # zero output layer
+    gained = D.Denoiser(replace(cfg, parameterisation="x0-gain")).eval()
+    with torch.no_grad():
+        tt = torch.full((2,), 30)
+        assert torch.allclose(gained(x, tt, cond), float(gained.alpha_bar[30]) ** 0.5 * x, atol=1e-6)  # zero gain at init
+        torch.nn.init.constant_(gained.gain.bias, -1.0)     # gain -1: x0 = (sqrt(ab) - sqrt(1 - ab)) x_t
+        ab = float(gained.alpha_bar[30])
+        assert torch.allclose(gained(x, tt, cond), (ab ** 0.5 - (1 - ab) ** 0.5) * x, atol=1e-5)

@@ -27,7 +27,7 @@ Training (the shipped checkpoint; training split of ui-prmd, kimore, irds, banda
 mirrored; captions from ``motionviz/data/captions.json`` embedded once with MiniLM and cached; the
 held-out paraphrases of ``motionviz/eval_prompts.json`` are never used)::
 
-    OMP_NUM_THREADS=1 python -m motionviz train diffusion --minutes 30 --threads 1 --save-every 4 --seed 0
+    OMP_NUM_THREADS=1 python -m motionviz train diffusion --minutes 22 --threads 1 --save-every 3 --seed 0
 
 :func:`bench` is the ``diffusion`` section of ``python -m motionviz bench``; :func:`sanity` reports
 plausibility numbers of a checkpoint's samples.
@@ -70,7 +70,7 @@ CORRECT_STATES = {None: 0, True: 1, False: 2}   # 0 = unknown / dropped
 class Config:
     num_joints: int = 15
     representation: str = "pelvis+offsets"   # see to_features
-    parameterisation: str = "x0"             # "x0" (plain) or "x0-skip", see Denoiser.forward
+    parameterisation: str = "x0-gain"        # "x0-gain", "x0-skip" or "x0" (plain), see Denoiser.forward
     patch: int = 4                   # frames per token
     d_model: int = 192
     layers: int = 6
@@ -90,11 +90,11 @@ class Config:
     p_drop_dataset: float = 0.5
     p_uncond: float = 0.1
     text_noise: float = 0.3          # norm of the Gaussian noise added to the unit text embedding (training)
-    w_vel: float = 1.0
+    w_vel: float = 0.1
     w_bone: float = 1.0
-    w_foot: float = 0.5
-    geo_power: float = 0.0           # geometric losses weighted by alpha_bar_t ** geo_power
-    x0_weight_cap: float = 5.0      # x0 loss weight min(1 / (1 - alpha_bar_t), cap)
+    w_foot: float = 0.05
+    geo_power: float = 2.0           # geometric losses weighted by alpha_bar_t ** geo_power
+    x0_weight_cap: float = 20.0     # x0 loss weight min(1 / (1 - alpha_bar_t), cap)
     lr: float = 4e-4
     weight_decay: float = 0.01
     batch_size: int = 32
@@ -163,6 +163,12 @@ class Denoiser(nn.Module):
         for e in (self.label_emb, self.correct_emb, self.dataset_emb):
             nn.init.normal_(e.weight, std=0.02)
         self.register_buffer("alpha_bar", cosine_alpha_bar(cfg.T).float(), persistent=False)   # (T,)
+        if cfg.parameterisation == "x0-gain":
+            # per-feature gain on x_t, set by the conditions (time, text, ...): the linear part of the
+            # denoiser, which the layer-normalised transformer output cannot express with the right scale
+            self.gain = nn.Linear(D, F)
+            nn.init.zeros_(self.gain.weight)
+            nn.init.zeros_(self.gain.bias)
 
     def condition(self, t: torch.Tensor, text: torch.Tensor | None, text_on: torch.Tensor, label: torch.Tensor,
                   correct: torch.Tensor, dataset: torch.Tensor) -> torch.Tensor:
@@ -186,7 +192,10 @@ class Denoiser(nn.Module):
         if self.cfg.parameterisation == "x0":                                   # plain x0 prediction
             return self._raw(x, cond, valid)
         ab = self.alpha_bar[t.long()].reshape(-1, 1, 1)
-        return ab.sqrt() * x + (1 - ab).sqrt() * self._raw(x, cond, valid)
+        raw = self._raw(x, cond, valid)
+        if self.cfg.parameterisation == "x0-gain":
+            raw = raw + self.gain(cond)[:, None, :] * x                         # (B, T, F)
+        return ab.sqrt() * x + (1 - ab).sqrt() * raw
 
     def _raw(self, x: torch.Tensor, cond: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
         B, T, F = x.shape
@@ -522,7 +531,7 @@ def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
     cfg = config_from_json(Config, meta["config"])
     if "parameterisation" not in json.loads(meta["config"]):
         cfg = replace(cfg, parameterisation="x0")                             # written before the field existed
-    if cfg.parameterisation not in ("x0", "x0-skip"):
+    if cfg.parameterisation not in ("x0", "x0-skip", "x0-gain"):
         raise CheckpointError(f"{Path(path).name}: unknown parameterisation {cfg.parameterisation!r}")
     if cfg.representation != Config.representation:
         raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
