@@ -178,7 +178,7 @@ def diffusion_quality(quick: bool) -> dict[str, Any]:
     """Quality vs sampler steps of the diffusion model: :func:`motionviz.evaluation.evaluate` (ACTOR
     protocol with the shipped recogniser, held-out test split) at each of :data:`QUALITY_STEPS`, with
     the real-data row beside it; also the seconds each setting took.  ``quick``: UI-PRMD only, 10 steps,
-    one motion per label, 2 repeats (a smoke run)."""
+    two motions per label, 2 repeats (a smoke run)."""
     from .checkpoint import default_checkpoint_dir
     from .data import load_corpus
     from .errors import DataNotFound
@@ -190,7 +190,7 @@ def diffusion_quality(quick: bool) -> dict[str, Any]:
     if not rec_path.is_file():
         return {"skipped": f"no recogniser checkpoint at {rec_path} (the quality metrics need it)"}
     datasets = ("ui-prmd",) if quick else ("ui-prmd", "kimore", "irds")
-    settings = dict(num_per_label=1 if quick else 3, repeats=2 if quick else 10, datasets=datasets,
+    settings = dict(num_per_label=2 if quick else 6, repeats=2 if quick else 10, datasets=datasets,
                     prompts_per_label=1 if quick else 2, seed=0)
     try:
         test = load_corpus("test", datasets=list(datasets))
