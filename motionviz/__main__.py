@@ -29,6 +29,14 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one ``error: ...`` line (exit 2) instead of usage + message."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
 def _load(verb: str):
     module, _ = VERBS[verb]
     return importlib.import_module(module)
@@ -58,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
         if argv and argv[0] not in ("-h", "--help"):
             print(f"error: unknown verb {argv[0]!r}; choose from {', '.join(VERBS)}", file=sys.stderr)
-            parser.print_help(sys.stderr)
             return 2
         parser.print_help()
         return 0
@@ -68,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as e:
         print(f"error: the '{verb}' command is not available in this installation ({e})", file=sys.stderr)
         return 2
-    vp = argparse.ArgumentParser(prog=f"python -m motionviz {verb}", description=VERBS[verb][1])
+    vp = _OneLineParser(prog=f"python -m motionviz {verb}", description=VERBS[verb][1])
     mod.add_arguments(vp, verb) if _takes_verb(mod.add_arguments) else mod.add_arguments(vp)
     args = vp.parse_args(argv[1:])
     args.verb = verb

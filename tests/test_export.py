@@ -119,3 +119,12 @@ def test_cli_converts_and_reports_errors(tmp_path):
     np.save(nan, np.full((10, 15, 3), np.nan, np.float32))
     r = _cli("--input", str(nan), "--format", "json")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_cli_argument_errors_are_one_line():
+    for args in (["export", "--bogus"], ["nope"], ["export", "--input"]):
+        r = subprocess.run([sys.executable, "-m", "motionviz", *args], cwd=REPO, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 2, args
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), (args, r.stderr)
