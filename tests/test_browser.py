@@ -185,11 +185,22 @@ def test_data_tab_plot_renders_and_slider_moves(page):
     assert not toasts.count(), [toasts.nth(i).inner_text() for i in range(toasts.count())]
 
     # move the frame slider: click the far end of its rail; the coordinates must change
+    rail = pg.locator(f"{PLOT} .slider-rail-touch-rect").first
+    box = None
+    pg.wait_for_timeout(1500)  # a repeated event may redraw the plot once more: let it settle
+    for _ in range(40):
+        try:
+            if rail.count():
+                rail.scroll_into_view_if_needed(timeout=2_000)
+                box = rail.bounding_box(timeout=2_000)
+                if box is not None and box["width"] > 50:
+                    break
+        except Exception:  # noqa: BLE001 - the element was replaced by a redraw; look it up again
+            box = None
+        pg.wait_for_timeout(250)
+    assert box is not None and box["width"] > 50, "the frame slider's rail is not visible"
     x0 = _xs(pg)
     _remember_x(pg)
-    rail = pg.locator(f"{PLOT} .slider-rail-touch-rect").first
-    box = rail.bounding_box()
-    assert box is not None
     pg.mouse.click(box["x"] + box["width"] * 0.95, box["y"] + box["height"] / 2)
     _wait_x_changed(pg, timeout=20_000)
     x1 = _xs(pg)
