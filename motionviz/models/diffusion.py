@@ -70,7 +70,7 @@ CORRECT_STATES = {None: 0, True: 1, False: 2}   # 0 = unknown / dropped
 class Config:
     num_joints: int = 15
     representation: str = "pelvis+offsets"   # see to_features
-    parameterisation: str = "x0-gain"        # "x0-gain", "x0-skip" or "x0" (plain), see Denoiser.forward
+    parameterisation: str = "x0"             # "x0" (plain, MDM), "x0-skip" or "x0-gain", see Denoiser.forward
     patch: int = 4                   # frames per token
     d_model: int = 192
     layers: int = 6
@@ -90,11 +90,11 @@ class Config:
     p_drop_dataset: float = 0.5
     p_uncond: float = 0.1
     text_noise: float = 0.3          # norm of the Gaussian noise added to the unit text embedding (training)
-    w_vel: float = 0.1
+    w_vel: float = 1.0
     w_bone: float = 1.0
-    w_foot: float = 0.05
-    geo_power: float = 2.0           # geometric losses weighted by alpha_bar_t ** geo_power
-    x0_weight_cap: float = 20.0     # x0 loss weight min(1 / (1 - alpha_bar_t), cap)
+    w_foot: float = 0.5
+    geo_power: float = 0.0           # geometric losses weighted by alpha_bar_t ** geo_power (0: MDM, uniform)
+    x0_weight_cap: float = 1.0      # x0 loss weight min(1 / (1 - alpha_bar_t), cap) (1: MDM, uniform)
     lr: float = 4e-4
     weight_decay: float = 0.01
     batch_size: int = 32
