@@ -230,13 +230,19 @@ def _make_data_parallel(model: nn.Module, optimizers: dict[str, torch.optim.Opti
 # the loop
 # ---------------------------------------------------------------------------------------------
 def build_setup(opts: TrainOptions) -> TrainSetup:
-    if opts.name not in TRAINERS:
-        raise UserError(f"unknown model {opts.name!r}; choose from {', '.join(TRAINERS)}")
-    module, fn = TRAINERS[opts.name].split(":")
+    spec = TRAINERS.get(opts.name)
+    if spec is None and ":" in opts.name:          # a trainer of your own: "package.module:function"
+        spec = opts.name
+    if spec is None:
+        raise UserError(f"unknown model {opts.name!r}; choose from {', '.join(TRAINERS)} "
+                        "(or give your own trainer as package.module:function)")
+    module, fn = spec.split(":", 1)
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:
         raise UserError(f"the {opts.name} trainer is not available ({e})") from None
+    if not callable(getattr(mod, fn, None)):
+        raise UserError(f"{module} has no trainer function {fn!r}")
     return getattr(mod, fn)(opts)
 
 
@@ -311,9 +317,22 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
         save_resume_state(resume_path, model, optimizers, {"step": step, "seconds": secs})
         (runs_dir / "history.json").write_text(json.dumps(history[-2000:]))
 
+    def clock() -> float:
+        """Seconds since the start; with several ranks, rank 0's clock (one tiny all-reduce per step), so
+        every rank stops at the same step and uses the same learning rate."""
+        secs = time.monotonic() - start
+        if world > 1:
+            import torch.distributed as dist
+
+            dev = "cuda" if dist.get_backend() == "nccl" else "cpu"
+            t = torch.tensor([secs if rank == 0 else 0.0], dtype=torch.float64, device=dev)
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            secs = float(t)
+        return secs
+
     try:
         while True:
-            secs = time.monotonic() - start
+            secs = clock()
             if (steps is not None and step >= steps) or (budget_s is not None and secs >= budget_s):
                 break
             if setup.lr_lambda is not None:
@@ -398,6 +417,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--set expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         overrides[k.strip()] = _parse_value(v)
+    if ":" in args.model and not args.out:
+        raise UserError("a trainer given as package.module:function needs --out")
     out = Path(args.out) if args.out else default_checkpoint_dir() / f"{args.model}.safetensors"
     opts = TrainOptions(name=args.model, seed=args.seed, tiny=args.tiny, batch_size=args.batch_size, lr=args.lr,
                         data_root=args.data_root,

@@ -93,3 +93,48 @@ def test_bad_budgets_and_names(toy, tmp_path):
     with pytest.raises(UserError, match="unknown model"):
         T.train(T.TrainOptions(name="nope"), tmp_path / "x.safetensors", steps=1, runs_dir=tmp_path,
                 progress_bar=False)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("budget", [["--steps", "40"], ["--minutes", "0.03"]])
+def test_torchrun_two_processes(tmp_path, budget):
+    """``torchrun --nproc_per_node 2 -m motionviz train ...`` unchanged: gloo process group, gradients
+    averaged across the ranks, one checkpoint written by rank 0; with a wall-clock budget both ranks stop
+    at the same step (rank 0's clock), so nobody waits forever in an all-reduce."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    out = tmp_path / "toy.safetensors"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), str(here.parent)]), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           str(_free_port()), "-m", "motionviz", "train", "test_train:build_toy", "--out", str(out),
+           "--no-progress", "--lr", "0.1", *budget]
+    r = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summaries = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 1                                   # only rank 0 reports and writes
+    meta = read_metadata(out)
+    assert meta["world_size"] == "2" and meta["final"] == "true"
+    assert int(meta["steps"]) == summaries[0]["steps"] >= 1
+    if budget[0] == "--steps":
+        assert summaries[0]["steps"] == 40
+        tensors, _ = load_checkpoint(out, kind="toy")
+        assert torch.allclose(tensors["lin.weight"].squeeze(), TRUE_W, atol=0.05)
+
+
+def test_own_trainer_needs_out(tmp_path, capsys):
+    from motionviz.__main__ import main
+
+    assert main(["train", "test_train:build_toy", "--steps", "1"]) != 0
+    assert "needs --out" in capsys.readouterr().err
