@@ -395,6 +395,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", default=None, help="comma-separated dataset names (default: the trainer's)")
     parser.add_argument("--data-root", default=None, help="data folder (default: $MOTIONVIZ_DATA or ../shared/data)")
     parser.add_argument("--save-every", type=float, default=3.0, help="minutes between checkpoints")
+    parser.add_argument("--runs-dir", default=None, help="folder for the resume state and loss history "
+                        "(default runs/<model>, or runs/<model>-<out>-<hash> with --out)")
     parser.add_argument("--resume", action="store_true", help="continue from runs/<model>/resume.safetensors (runs/<model>-<out>-<hash>/ with --out)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -429,12 +431,19 @@ def run(args: argparse.Namespace) -> int:
         "python -m motionviz train " + args.model
     # the resume state of a run writing elsewhere than the shipped checkpoint gets its own folder, so a
     # smoke run with --out never overwrites the real run's resume state
-    runs_dir = None
-    if args.out and out.resolve() != (default_checkpoint_dir() / f"{args.model}.safetensors").resolve():
+    runs_dir = Path(args.runs_dir) if args.runs_dir else None
+    if runs_dir is None and args.out and out.resolve() != (default_checkpoint_dir() / f"{args.model}.safetensors").resolve():
         tag = hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:8]
-        runs_dir = REPO_ROOT / "runs" / f"{args.model}-{out.stem}-{tag}"
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in args.model)
+        runs_dir = REPO_ROOT / "runs" / f"{safe}-{out.stem}-{tag}"
     summary = train(opts, out, minutes=args.minutes, steps=args.steps, save_every_min=args.save_every,
                     resume=args.resume, command=command, progress_bar=not args.no_progress, runs_dir=runs_dir)
     if opts.rank == 0:
         print(json.dumps(summary))
+    if opts.world_size > 1:
+        # the process group is destroyed and every file is written; leave without the interpreter's
+        # finalisation, during which gloo's worker threads can abort the process (SIGABRT, pytorch#179291)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0

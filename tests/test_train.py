@@ -119,6 +119,7 @@ def test_torchrun_two_processes(tmp_path, budget):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), str(here.parent)]), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
            str(_free_port()), "-m", "motionviz", "train", "test_train:build_toy", "--out", str(out),
+           "--runs-dir", str(tmp_path / "runs"),
            "--no-progress", "--lr", "0.1", *budget]
     r = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
