@@ -50,7 +50,8 @@ class Schedule:
     def _ab(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """alpha_bar at integer steps t (B,), shaped to broadcast against ``like`` (B, ...); t = -1 -> 1."""
         t = t.long()
-        ab = torch.where(t >= 0, self.alpha_bar[t.clamp(min=0)], torch.ones_like(self.alpha_bar[0:1]))
+        table = self.alpha_bar if self.alpha_bar.device == t.device else self.alpha_bar.to(t.device)
+        ab = torch.where(t >= 0, table[t.clamp(min=0)], torch.ones_like(table[0:1]))
         return ab.to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

@@ -226,7 +226,7 @@ class DiffusionModel(nn.Module):
         self.register_buffer("std", torch.ones(F) if std is None else std.float().clone())
         self.schedule = Schedule(cfg.T)
         sk = COMMON
-        self.bones = torch.tensor(sk.bones, dtype=torch.long)                   # (NB, 2)
+        self.register_buffer("bones", torch.tensor(sk.bones, dtype=torch.long), persistent=False)   # (NB, 2)
         self.ankles = sk.indices(["left_ankle", "right_ankle"])
         self.steps_done = 0
 
@@ -246,12 +246,13 @@ class DiffusionModel(nn.Module):
         valid = batch["valid"]                                                  # (B, T)
         B, T = valid.shape
         x0 = self.normalise(joints)
-        t = self.schedule.sample_t(B, generator)
-        noise = torch.randn(x0.shape, generator=generator)
+        dev = x0.device
+        t = self.schedule.sample_t(B, generator, device=dev)
+        noise = torch.randn(x0.shape, generator=generator, device=dev)
         xt = self.schedule.q_sample(x0, t, noise)
 
         def bern(p: float) -> torch.Tensor:
-            return torch.rand(B, generator=generator) < p
+            return torch.rand(B, generator=generator, device=dev) < p
 
         uncond = bern(cfg.p_uncond)
         text_on = batch["text_on"] & ~bern(cfg.p_drop_text) & ~uncond
@@ -260,7 +261,7 @@ class DiffusionModel(nn.Module):
         dataset = torch.where(bern(cfg.p_drop_dataset) | uncond, 0, batch["dataset"])
         text = batch["text"]
         if cfg.text_noise > 0:
-            noise_t = torch.randn(text.shape, generator=generator) / math.sqrt(text.shape[-1])
+            noise_t = torch.randn(text.shape, generator=generator, device=dev) / math.sqrt(text.shape[-1])
             text = Fn.normalize(text + cfg.text_noise * noise_t, dim=-1)
         cond = self.net.condition(t, text, text_on, label, correct, dataset)
         pred = self.net(xt, t, cond, valid)                                     # (B, T, F)
@@ -319,9 +320,9 @@ class DiffusionModel(nn.Module):
 
     def export(self) -> dict[str, torch.Tensor]:
         """Checkpoint tensors: the EMA denoiser + feature statistics."""
-        out = {f"net.{k}": v.detach().clone() for k, v in self.ema.state_dict().items()}
-        out["stats.mean"] = self.mean.detach().clone()
-        out["stats.std"] = self.std.detach().clone()
+        out = {f"net.{k}": v.detach().cpu().clone() for k, v in self.ema.state_dict().items()}
+        out["stats.mean"] = self.mean.detach().cpu().clone()
+        out["stats.std"] = self.std.detach().cpu().clone()
         return out
 
 
@@ -773,11 +774,13 @@ def build_training(opts: Any) -> Any:
         for m, j, pool in zip(corpus, seqs, pools)
     ]
     stats = feature_stats([it.joints for it in items], cfg.max_frames, np.random.default_rng([opts.seed, 3]))
-    model = DiffusionModel(cfg, stats["mean"], stats["std"])
+    model = DiffusionModel(cfg, stats["mean"], stats["std"]).to(opts.device)
     consts = {"vel_scale": stats["vel_scale"], "bone_scale": stats["bone_scale"],
               "contact_height": 0.12, "contact_speed": 0.02}
-    batches = WindowBatches(shard(items, opts.rank, opts.world_size), emb, cfg, cfg.batch_size, consts,
-                            opts.seed, opts.rank)
+    batches: Iterator[dict[str, torch.Tensor]] = WindowBatches(shard(items, opts.rank, opts.world_size), emb, cfg,
+                                                               cfg.batch_size, consts, opts.seed, opts.rank)
+    if opts.device != "cpu":
+        batches = ({k: v.to(opts.device, non_blocking=True) for k, v in b.items()} for b in batches)
     opt = torch.optim.AdamW(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
 
     def lr_lambda(f: float) -> float:  # short warm-up, cosine decay to 10 %
