@@ -10,12 +10,12 @@ pelvis is kept too, so kept joints come back exactly at their absolute positions
 Denoiser: a pre-LN transformer encoder over time.  Every ``patch`` consecutive frames form one token
 (linear in/out); the condition vector is added to every token and also forms one extra token:
 ``time embedding + text projection + exercise-class embedding + correct/incorrect/unknown embedding +
-dataset embedding``.  It predicts the clean motion x0 through a skip parameterisation
-(``x0 = sqrt(ab) x_t + sqrt(1 - ab) net(x_t)``, see :meth:`Denoiser.forward`; cosine schedule, T = 1000, see
-:mod:`motionviz.sampling`).  During training every condition is dropped independently (and all of them
+dataset embedding``.  It predicts the clean motion x0 directly (MDM; the skip
+parameterisations ``x0 = sqrt(ab) x_t + sqrt(1 - ab) net(x_t)`` are options, see :meth:`Denoiser.forward`,
+that trained worse here; cosine schedule, T = 1000, see :mod:`motionviz.sampling`).  During training every condition is dropped independently (and all of them
 together with ``p_uncond``), so one network is conditional and unconditional, for classifier-free
-guidance.  Losses: x0 MSE on the standardised features + geometric losses in metres (velocity, bone
-lengths, foot contact: ankle velocity where the ground-truth ankle is low and slow).
+guidance.  Losses (uniform over noise levels, as in MDM): x0 MSE on the standardised features + geometric losses
+in metres (velocity, bone lengths, foot contact: ankle velocity where the ground-truth ankle is low and slow).
 
 Generation (:class:`DiffusionGenerator`, behind :func:`motionviz.generator.load_generator`): DDIM or DDPM
 with any number of steps, classifier-free guidance (one batched forward), seeded ``torch.Generator``;
@@ -27,7 +27,10 @@ Training (the shipped checkpoint; training split of ui-prmd, kimore, irds, banda
 mirrored; captions from ``motionviz/data/captions.json`` embedded once with MiniLM and cached; the
 held-out paraphrases of ``motionviz/eval_prompts.json`` are never used)::
 
-    OMP_NUM_THREADS=1 python -m motionviz train diffusion --minutes 22 --threads 1 --save-every 3 --seed 0
+    OMP_NUM_THREADS=2 python -m motionviz train diffusion --minutes 85 --threads 2 --save-every 5 --seed 0
+
+(add ``--device cuda`` on a GPU; ``torchrun --nproc_per_node N -m motionviz train diffusion ...`` for data
+parallelism).
 
 :func:`bench` is the ``diffusion`` section of ``python -m motionviz bench``; :func:`sanity` reports
 plausibility numbers of a checkpoint's samples.
