@@ -316,6 +316,29 @@ def test_torchrun_two_processes_on_real_data(data_root, tmp_path):
     assert g.generate(Request(text="deep squat", frames=16, steps=2))[0].joints.shape == (16, 15, 3)
 
 
+def test_training_windows_start_aligned():
+    """``p_aligned`` = 1: every window is the start of its sequence (consistent phase); 0: random phases."""
+    rng = np.random.default_rng(0)
+    seqs = [np.cumsum(rng.normal(size=(200, 15, 3)).astype(np.float32) * 0.01, axis=0) for _ in range(4)]
+    items = [D._Item(j, 1, 0, 1, []) for j in seqs]
+    text = torch.zeros(1, 8)
+    consts = {"vel_scale": 1.0, "bone_scale": 1.0, "contact_height": 0.1, "contact_speed": 0.02}
+
+    def first_frames(p: float) -> list[bool]:
+        cfg = _cfg(p_aligned=p, min_frames=16, max_frames=32)
+        it = D.WindowBatches(items, text, cfg, 8, consts, seed=1)
+        out = []
+        for _ in range(5):
+            b = next(it)
+            for w in b["joints"].numpy():
+                L = len(w)
+                out.append(any(np.allclose(w, D.canonicalise(j[:L])[0], atol=1e-5) for j in seqs))
+        return out
+
+    assert all(first_frames(1.0))
+    assert np.mean(first_frames(0.0)) < 0.2                         # a random start is rarely frame 0
+
+
 def test_motion_numbers_known_answers():
     still = np.repeat(_tpose()[None], 30, axis=0)
     n = D.motion_numbers(still)

@@ -87,6 +87,7 @@ class Config:
     datasets: tuple[str, ...] = ()   # dataset vocabulary (index 0 = none)
     max_frames: int = 120            # training window range (frames at 20 fps)
     min_frames: int = 40
+    p_aligned: float = 0.75          # fraction of training windows that start at a sequence's first frame
     p_drop_text: float = 0.2
     p_drop_label: float = 0.5
     p_drop_correct: float = 0.2
@@ -599,7 +600,10 @@ class WindowBatches:
             it = self.items[i]
             T = len(it.joints)
             if T > L:
-                s = int(rng.integers(0, T - L + 1))
+                # most windows start where the recording starts (at rest, at the start of a repetition), so
+                # a prompt has a consistent phase to learn; a window at a random phase averages over phases,
+                # and the conditional mean of a periodic exercise over its phase is a static pose
+                s = 0 if rng.random() < cfg.p_aligned else int(rng.integers(0, T - L + 1))
                 clip = it.joints[s:s + L]
             else:
                 clip = np.concatenate([it.joints, np.repeat(it.joints[-1:], L - T, axis=0)])
