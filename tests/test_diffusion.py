@@ -211,6 +211,21 @@ def test_generation_seeds_and_conditions(gen):
         assert m.joints.shape == (24, 15, 3) and np.isfinite(m.joints).all()
 
 
+def test_exercise_without_text_uses_its_description(gen):
+    """An exercise chosen without text conditions on the exercise's canonical caption too (as in training);
+    a text, when given, is used as it is; no exercise and no text stays unconditional."""
+    from motionviz.data.captions import captions
+
+    assert gen.condition_text(Request(label="m07")) == captions("ui-prmd:m07")[0]
+    wrong = gen.condition_text(Request(label="ui-prmd:m07", correct=False))
+    assert captions("ui-prmd:m07")[0] in wrong and wrong != captions("ui-prmd:m07")[0]
+    assert gen.condition_text(Request(text="walk", label="m07")) == "walk"
+    assert gen.condition_text(Request()) == ""
+    a = gen.generate(Request(label="m07", frames=16, steps=3, seed=2))[0]
+    b = gen.generate(Request(label="m07", text=captions("ui-prmd:m07")[0], frames=16, steps=3, seed=2))[0]
+    assert np.array_equal(a.joints, b.joints) and a.labels.extra["condition_text"] == captions("ui-prmd:m07")[0]
+
+
 def test_unconditional_ignores_guidance(gen):
     a = gen.generate(Request(frames=24, steps=4, guidance=1.0, seed=3))[0]
     b = gen.generate(Request(frames=24, steps=4, guidance=7.0, seed=3))[0]
