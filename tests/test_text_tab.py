@@ -131,6 +131,7 @@ def test_empty_exercise_only_and_non_ascii_text(demo, fake_text):
     assert isinstance(fig, go.Figure) and "unconditional" in info and len(ms) == 1
     fig, info, _, _, ms, _ = on_generate(*_gen_args(text="", exercise="ui-prmd:m01", correct="Incorrect", num=1))
     assert "Deep squat" in info and "incorrect execution" in info
+    assert "description was used as the text" in info and any("squat" in t for t in fake_text.seen)
     fig, info, _, _, ms, _ = on_generate(*_gen_args(text="lever les bras au-dessus de la tête", num=1))
     assert "lever les bras au-dessus de la tête" in fake_text.seen and "English" in info
     fig, info, _, _, ms, _ = on_generate(*_gen_args(text="両腕をゆっくり上げる", num=1))
