@@ -432,7 +432,8 @@ def run(args: argparse.Namespace) -> int:
     # the resume state of a run writing elsewhere than the shipped checkpoint gets its own folder, so a
     # smoke run with --out never overwrites the real run's resume state
     runs_dir = Path(args.runs_dir) if args.runs_dir else None
-    if runs_dir is None and args.out and out.resolve() != (default_checkpoint_dir() / f"{args.model}.safetensors").resolve():
+    shipped = (default_checkpoint_dir() / f"{args.model}.safetensors").resolve()
+    if runs_dir is None and args.out and out.resolve() != shipped:
         tag = hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:8]
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in args.model)
         runs_dir = REPO_ROOT / "runs" / f"{safe}-{out.stem}-{tag}"

@@ -311,7 +311,10 @@ def _write(p: Path, data) -> Path:
     if isinstance(data, bytes):
         p.write_bytes(data)
     else:
-        np.save(p, data, allow_pickle=True)
+        data = np.asarray(data)
+        # only the deliberately pickled object array (the loader must refuse it) is written with pickle;
+        # nothing here ever loads with allow_pickle
+        np.save(p, data, allow_pickle=data.dtype == object)
     return p
 
 

@@ -10,12 +10,13 @@ pelvis is kept too, so kept joints come back exactly at their absolute positions
 Denoiser: a pre-LN transformer encoder over time.  Every ``patch`` consecutive frames form one token
 (linear in/out); the condition vector is added to every token and also forms one extra token:
 ``time embedding + text projection + exercise-class embedding + correct/incorrect/unknown embedding +
-dataset embedding``.  It predicts the clean motion x0 directly (MDM; the skip
-parameterisations ``x0 = sqrt(ab) x_t + sqrt(1 - ab) net(x_t)`` are options, see :meth:`Denoiser.forward`,
-that trained worse here; cosine schedule, T = 1000, see :mod:`motionviz.sampling`).  During training every condition is dropped independently (and all of them
-together with ``p_uncond``), so one network is conditional and unconditional, for classifier-free
-guidance.  Losses (uniform over noise levels, as in MDM): x0 MSE on the standardised features + geometric losses
-in metres (velocity, bone lengths, foot contact: ankle velocity where the ground-truth ankle is low and slow).
+dataset embedding``.  It predicts the clean motion x0 directly (MDM; the skip parameterisations
+``x0 = sqrt(ab) x_t + sqrt(1 - ab) net(x_t)`` are options, see :meth:`Denoiser.forward`, that trained worse
+here; cosine schedule, T = 1000, see :mod:`motionviz.sampling`).  During training every condition is dropped
+independently (and all of them together with ``p_uncond``), so one network is conditional and
+unconditional, for classifier-free guidance.  Losses (uniform over noise levels, as in MDM): x0 MSE on the
+standardised features + geometric losses in metres (velocity, bone lengths, foot contact: ankle velocity
+where the ground-truth ankle is low and slow).
 
 Generation (:class:`DiffusionGenerator`, behind :func:`motionviz.generator.load_generator`): DDIM or DDPM
 with any number of steps, classifier-free guidance (one batched forward), seeded ``torch.Generator``;
@@ -230,7 +231,8 @@ class DiffusionModel(nn.Module):
         self.register_buffer("std", torch.ones(F) if std is None else std.float().clone())
         self.schedule = Schedule(cfg.T)
         sk = COMMON
-        self.register_buffer("bones", torch.tensor(sk.bones, dtype=torch.long), persistent=False)   # (NB, 2)
+        self.register_buffer("bones", torch.tensor(sk.bones, dtype=torch.long),               # (NB, 2)
+                             persistent=False)
         self.ankles = sk.indices(["left_ankle", "right_ankle"])
         self.steps_done = 0
 
@@ -418,9 +420,10 @@ class DiffusionGenerator:
             return ""
         return describe(MotionLabels(label=lab, correct=req.correct))
 
-    def _conditions(self, req: Request, n: int) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    def _conditions(self, req: Request, n: int,
+                    text_in: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The guided model's conditions for ``n`` rows; ``text_in`` = :meth:`condition_text` of ``req``."""
         cfg = self.cfg
-        text_in = self.condition_text(req)
         if text_in:
             emb = self.encoder.encode([text_in])                            # (1, Dt)
             if emb.shape[-1] != cfg.text_dim:
@@ -485,7 +488,8 @@ class DiffusionGenerator:
                 raise UserError(f"the motion to edit has {frames} frames; it needs {lo} to {hi}")
             src_j = np.nan_to_num(src.joints, nan=0.0).astype(np.float32)       # (T, J, 3)
         with torch.inference_mode():
-            model = self._conditions(req, req.num)
+            cond_text = self.condition_text(req)
+            model = self._conditions(req, req.num, cond_text)
             denoise = guided(model, req.guidance if self._has_condition(req) else 1.0)
             joints = self._sample_windows(denoise, req.num, frames, src_j, keep, req.torch_generator(),
                                           req.steps, 1.0 if req.sampler == "ddpm" else 0.0, progress)
@@ -493,7 +497,7 @@ class DiffusionGenerator:
         for i in range(req.num):
             labels = MotionLabels(dataset="generated", subject=f"seed{req.seed}", label=req.label or "",
                                   correct=req.correct, text=req.text, source=f"diffusion sample {i}",
-                                  extra={"model": "diffusion", "condition_text": self.condition_text(req),
+                                  extra={"model": "diffusion", "condition_text": cond_text,
                                          "steps": req.steps, "guidance": req.guidance,
                                          "sampler": req.sampler, "seed": req.seed, "index": i})
             out.append(Motion(joints[i].astype(np.float32), COMMON, DEFAULT_FPS, labels))
