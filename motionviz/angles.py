@@ -10,7 +10,8 @@ Body frame.  Angles of the limbs relative to the trunk use a body frame built pe
 * ``left``: right hip -> left hip (with the shoulder line as a fallback), made perpendicular to ``up``;
 * ``forward`` = ``left`` x ``up`` (for an upright subject facing +Z: +Z).
 
-Conventions (0 deg is the anatomical standing posture, arms by the sides):
+Conventions (0 deg is the anatomical standing posture, arms by the sides).  The planar (signed) angles
+lie in (-90, 270], so an arm raised through overhead (180) does not jump from +180 to -180:
 
 ==========================  =====================================================================================
 angle                       definition
@@ -24,8 +25,10 @@ shoulder elevation          angle between upper arm and "down along the trunk", 
 shoulder flexion            upper arm in the sagittal plane: forward-horizontal = 90, behind the body < 0
                             (extension, e.g. UI-PRMD m08)
 shoulder abduction          upper arm in the frontal plane, away from the body: sideways-horizontal = 90,
-                            across the body < 0.  A projection: undefined (NaN) while the arm points along the
-                            forward axis (its frontal-plane projection is shorter than 20 % of the arm)
+                            across the body < 0
+(planar angles)             hip flexion, shoulder flexion and abduction are projections onto a plane: NaN while
+                            the limb's projection is shorter than half its length (e.g. shoulder flexion of an
+                            arm held straight sideways)
 trunk forward tilt          trunk axis vs the vertical (world +Y) in the sagittal plane of the hips: leaning
                             forward > 0, backward < 0
 trunk lateral tilt          trunk axis vs the vertical in the frontal plane: leaning to the subject's left > 0
@@ -50,6 +53,9 @@ __all__ = ["AngleSpec", "ANGLES", "joint_angles", "knee_flexion", "elbow_flexion
            "trunk_lateral_tilt", "trunk_rotation", "segment_angle", "body_frame"]
 
 _EPS = 1e-9
+#: A planar limb angle is NaN while the limb's projection onto its plane is shorter than this fraction of
+#: the limb (within 30 deg of the plane's normal the projected angle is dominated by noise).
+PLANAR_MIN_FRACTION = 0.5
 _SIDES = ("left", "right")
 
 
@@ -101,11 +107,13 @@ def body_frame(joints: np.ndarray, skeleton: Skeleton = COMMON) -> tuple[np.ndar
 
 
 def _planar(v: np.ndarray, toward: np.ndarray, down: np.ndarray, min_fraction: float = 0.0) -> np.ndarray:
-    """Signed angle (degrees) of ``v`` in the plane spanned by ``down`` (0 deg) and ``toward`` (+90 deg).
-    NaN when the projection is shorter than ``min_fraction`` of |v|."""
+    """Signed angle (degrees) of ``v`` in the plane spanned by ``down`` (0 deg) and ``toward`` (+90 deg),
+    in (-90, 270]: a limb passing overhead (180) stays continuous; the cut is at -90 (pointing straight
+    away from ``toward``).  NaN when the projection is shorter than ``min_fraction`` of |v|."""
     x = np.sum(v * toward, -1)
     y = np.sum(v * down, -1)
     ang = np.degrees(np.arctan2(x, y))
+    ang = np.where(ang <= -90.0, ang + 360.0, ang)
     if min_fraction > 0:
         n = np.linalg.norm(v, axis=-1)
         ang = np.where(np.hypot(x, y) >= min_fraction * n, ang, np.nan)
@@ -142,7 +150,7 @@ def hip_flexion(joints: np.ndarray, side: str = "left", skeleton: Skeleton = COM
     s = _check_side(side)
     _, up, fwd = body_frame(a, skeleton)
     thigh = _j(a, skeleton, f"{s}_knee") - _j(a, skeleton, f"{s}_hip")
-    return _out(_planar(thigh, fwd, -up), single)
+    return _out(_planar(thigh, fwd, -up, min_fraction=PLANAR_MIN_FRACTION), single)
 
 
 def shoulder_elevation(joints: np.ndarray, side: str = "left", skeleton: Skeleton = COMMON) -> np.ndarray | float:
@@ -162,7 +170,7 @@ def shoulder_flexion(joints: np.ndarray, side: str = "left", skeleton: Skeleton 
     s = _check_side(side)
     _, up, fwd = body_frame(a, skeleton)
     arm = _j(a, skeleton, f"{s}_elbow") - _j(a, skeleton, f"{s}_shoulder")
-    return _out(_planar(arm, fwd, -up), single)
+    return _out(_planar(arm, fwd, -up, min_fraction=PLANAR_MIN_FRACTION), single)
 
 
 def shoulder_abduction(joints: np.ndarray, side: str = "left", skeleton: Skeleton = COMMON) -> np.ndarray | float:
@@ -173,7 +181,7 @@ def shoulder_abduction(joints: np.ndarray, side: str = "left", skeleton: Skeleto
     left, up, _ = body_frame(a, skeleton)
     out = left if s == "left" else -left
     arm = _j(a, skeleton, f"{s}_elbow") - _j(a, skeleton, f"{s}_shoulder")
-    return _out(_planar(arm, out, -up, min_fraction=0.2), single)
+    return _out(_planar(arm, out, -up, min_fraction=PLANAR_MIN_FRACTION), single)
 
 
 # ---- trunk ---------------------------------------------------------------------------------------
@@ -239,12 +247,12 @@ def _specs() -> tuple[AngleSpec, ...]:
         out += [
             AngleSpec(f"{s}_knee_flexion", f"{s} knee flexion", f"{s}_knee", f"the {s} knee bends", False,
                       lambda a, s=s: knee_flexion(a, s)),
-            AngleSpec(f"{s}_hip_flexion", f"{s} hip flexion", f"{s}_hip", f"the {s} hip bends (thigh raised)",
+            AngleSpec(f"{s}_hip_flexion", f"{s} hip flexion", f"{s}_hip", f"the {s} hip bends",
                       True, lambda a, s=s: hip_flexion(a, s)),
             AngleSpec(f"{s}_shoulder_elevation", f"{s} shoulder elevation", f"{s}_shoulder",
                       f"the {s} arm rises", False, lambda a, s=s: shoulder_elevation(a, s)),
             AngleSpec(f"{s}_shoulder_flexion", f"{s} shoulder flexion", f"{s}_shoulder",
-                      f"the {s} arm moves forward", True, lambda a, s=s: shoulder_flexion(a, s)),
+                      f"the {s} arm rises forward", True, lambda a, s=s: shoulder_flexion(a, s)),
             AngleSpec(f"{s}_shoulder_abduction", f"{s} shoulder abduction", f"{s}_shoulder",
                       f"the {s} arm rises sideways", True, lambda a, s=s: shoulder_abduction(a, s)),
             AngleSpec(f"{s}_elbow_flexion", f"{s} elbow flexion", f"{s}_elbow", f"the {s} elbow bends", False,

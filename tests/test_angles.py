@@ -71,7 +71,9 @@ def test_shoulder_elevation_flexion_abduction():
     assert A.shoulder_elevation(front, "right") == pytest.approx(90.0)
     assert A.shoulder_elevation(up, "left") == pytest.approx(180.0)
     assert A.shoulder_abduction(side, "left") == pytest.approx(90.0)
-    assert A.shoulder_flexion(side, "left") == pytest.approx(0.0, abs=1e-9)
+    assert np.isnan(A.shoulder_flexion(side, "left"))                            # arm along the lateral axis
+    half = pose(left_elbow=(0.2 + 0.3 * np.sin(np.radians(50)), 1.45 - 0.3 * np.cos(np.radians(50)), 0.0))
+    assert A.shoulder_flexion(half, "left") == pytest.approx(0.0, abs=1e-9)       # abducted 50: no flexion
     assert A.shoulder_flexion(front, "right") == pytest.approx(90.0)
     assert np.isnan(A.shoulder_abduction(front, "right"))                         # arm along the forward axis
     assert A.shoulder_flexion(back, "right") == pytest.approx(-40.0)              # extension is negative
@@ -134,3 +136,16 @@ def test_bad_input_and_nan():
     assert A.knee_flexion(p, "right") == pytest.approx(0.0, abs=1e-9)
     keys = [s.key for s in A.ANGLES]
     assert len(keys) == len(set(keys)) and all(s.joint in COMMON.joints for s in A.ANGLES)
+
+
+def test_planar_angles_continuous_through_overhead():
+    frames = []
+    for deg in (150.0, 175.0, 185.0, 200.0):            # the left arm raised forward, through overhead
+        t = np.radians(deg)
+        frames.append(pose(left_elbow=(0.2, 1.45 - 0.3 * np.cos(t), 0.3 * np.sin(t))))
+    np.testing.assert_allclose(A.shoulder_flexion(np.stack(frames), "left"), [150, 175, 185, 200], atol=1e-6)
+    side = []
+    for deg in (170.0, 190.0):                           # sideways through overhead
+        t = np.radians(deg)
+        side.append(pose(left_elbow=(0.2 + 0.3 * np.sin(t), 1.45 - 0.3 * np.cos(t), 0.0)))
+    np.testing.assert_allclose(A.shoulder_abduction(np.stack(side), "left"), [170, 190], atol=1e-6)
