@@ -19,8 +19,18 @@ rotations are chosen so the bones point the right way in tools such as Blender: 
 rotation is the rotation that takes its rest child offsets to the current child bone vectors (the
 minimal swing for one child, a best-fit rotation for several, e.g. the root's yaw comes from the
 hips).  Rest OFFSETs are the median bone vectors of the sequence.  Units are centimetres by default
-(``unit="m"`` for metres); the second line of the file is a ``#`` comment stating the units,
-skeleton and frame rate (Blender's importer skips it; our reader uses it).
+(``unit="m"`` for metres).  The file holds nothing but the format (no comment lines: strict parsers
+such as ``bvhio`` refuse them); :func:`save_bvh` writes the units, skeleton, frame rate, axes and
+labels to a sidecar ``<file>.bvh.json`` that our reader uses when it lies next to the file.
+``rig="mixamo"`` names the joints of a common-skeleton motion as Mixamo does (``mixamorig:LeftUpLeg``
+...) so Blender, Unity and Unreal retarget it; ``clean_feet=True`` removes foot sliding first
+(:func:`motionviz.footcontact.clean_foot_contacts`).
+
+Reading any skeleton (:func:`bvh_to_motion` with the defaults): joints are matched to the common
+skeleton by name and hierarchy (:mod:`motionviz.retarget`; the map is kept in the skeleton so
+``Motion.retarget()`` works), the up axis is guessed from the rest pose (Z-up files are turned to
+Y-up), the units from the body's height and the body is stood on the floor when it clearly floats
+or sinks.  Old files of ours with a ``#`` comment line are still read.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ import numpy as np
 
 from .errors import UserError
 from .motion import Motion, MotionLabels
-from .skeleton import SKELETONS, Skeleton
+from .skeleton import COMMON, SKELETONS, Skeleton
 
 __all__ = [
     "BvhFile",
@@ -46,6 +56,8 @@ __all__ = [
     "load_bvh_motion",
     "write_bvh",
     "save_bvh",
+    "bvh_sidecar",
+    "read_sidecar",
     "euler_to_matrix",
     "MAX_BVH_BYTES",
 ]
@@ -56,7 +68,9 @@ MAX_BVH_FRAMES = 200_000
 
 _CHANNELS = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
 _CHANNEL_KEY = {c.lower(): c for c in _CHANNELS}
-_UNIT_SCALE = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254, "inch": 0.0254}
+_UNIT_SCALE = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254, "inch": 0.0254, "ft": 0.3048}
+SIDECAR_FORMAT = "motionviz-bvh/1"
+MAX_SIDECAR_BYTES = 1_000_000
 _WRITE_CHANNELS = ("Xposition", "Yposition", "Zposition", "Zrotation", "Xrotation", "Yrotation")
 
 
@@ -468,12 +482,9 @@ def _parse_axes(axes: str) -> np.ndarray:
     return M
 
 
-def _guess_scale(bvh: BvhFile, X: np.ndarray) -> float:
-    """Metres per file unit: from our writer's ``units=`` comment, else from the longest rigid bone
-    (thigh/shank: about 0.4 m), which ignores root joints that stay at the origin while the body walks."""
-    unit = bvh.meta().get("units", "").lower()
-    if unit in _UNIT_SCALE:
-        return _UNIT_SCALE[unit]
+def _bone_scale(bvh: BvhFile, X: np.ndarray) -> float:
+    """Metres per file unit from the longest rigid bone (thigh/shank: about 0.4 m), for files whose
+    skeleton cannot be matched to a body (then the height is unknown)."""
     longest = 0.0
     for j, p in enumerate(bvh.parents):
         if p < 0:
@@ -489,24 +500,36 @@ def _guess_scale(bvh: BvhFile, X: np.ndarray) -> float:
     return 1.0
 
 
-def _match_skeleton(bvh: BvhFile, skeleton: Skeleton | None) -> tuple[Skeleton, list[int]]:
-    """The skeleton to use and, for each of its joints, the BVH joint index."""
-    index = {n: i for i, n in enumerate(bvh.names)}
-    lower = {n.lower(): i for i, n in enumerate(bvh.names)}
+def rest_positions(bvh: BvhFile) -> np.ndarray:
+    """(J, 3) joint positions of the rest pose (OFFSETs chained, no rotation), file units and axes."""
+    X = np.zeros((bvh.num_joints, 3))
+    for j, p in enumerate(bvh.parents):
+        X[j] = bvh.offsets[j] + (X[p] if p >= 0 else 0.0)
+    return X
+
+
+def _match_skeleton(bvh: BvhFile, skeleton: Skeleton | None, names: list[str] | None = None
+                    ) -> tuple[Skeleton, list[int]]:
+    """The skeleton to use and, for each of its joints, the BVH joint index.  ``names``: the joint
+    names to match (default the file's; a sidecar may rename them back from a target rig)."""
+    names = list(bvh.names if names is None else names)
+    index = {n: i for i, n in enumerate(names)}
+    lower = {n.lower(): i for i, n in enumerate(names)}
     if skeleton is None:
         named = bvh.meta().get("skeleton")
         cands = ([SKELETONS[named]] if named in SKELETONS else []) + list(SKELETONS.values())
         for sk in cands:
-            if set(sk.joints) == set(bvh.names):
+            if set(sk.joints) == set(names):
                 skeleton = sk
                 break
     if skeleton is None:
+        from .retarget import mirror_by_names
+
         parents = tuple(bvh.parents)
-        names = tuple(bvh.names)
         try:
-            skeleton = Skeleton("bvh", names, parents)
+            skeleton = Skeleton("bvh", tuple(names), parents, mirror_by_names(names))
         except ValueError:
-            skeleton = Skeleton("bvh", names, parents, tuple(range(len(names))))
+            skeleton = Skeleton("bvh", tuple(names), parents, tuple(range(len(names))))
         return skeleton, list(range(len(names)))
     idx = []
     missing = []
@@ -517,23 +540,73 @@ def _match_skeleton(bvh: BvhFile, skeleton: Skeleton | None) -> tuple[Skeleton, 
         idx.append(i)
     if missing:
         raise UserError(f"the BVH file has no joint(s) {', '.join(missing[:6])} needed by skeleton "
-                        f"{skeleton.name!r} (it has {', '.join(bvh.names[:8])}...)")
+                        f"{skeleton.name!r} (it has {', '.join(names[:8])}...)")
     return skeleton, idx
 
 
 def bvh_to_motion(bvh: BvhFile, skeleton: Skeleton | None = None, scale: float | str = "auto",
-                  axes: str = "xyz", labels: MotionLabels | None = None) -> Motion:
-    """A :class:`Motion` (metres) from a parsed BVH file.
+                  axes: str = "auto", labels: MotionLabels | None = None, floor: bool | str = "auto",
+                  sidecar: dict | None = None) -> Motion:
+    """A :class:`Motion` (metres, Y-up) from a parsed BVH file.
 
     ``skeleton``: pick these joints by name (None: a known skeleton whose joint names match exactly,
-    else a skeleton built from the BVH hierarchy).  ``scale``: metres per file unit, or "auto" (our
-    writer's ``units=`` comment, else guessed from the body size: cm for most mocap files).
-    ``axes``: which source axis becomes the motionviz x, y, z (e.g. "-x,y,-z" for a 180 degree turn,
-    "x,z,-y" for Z-up files); the default keeps the BVH Y-up frame.
+    else a skeleton built from the BVH hierarchy, with its map onto the common skeleton found by
+    :func:`motionviz.retarget.match_common` when the joints can be matched).  ``scale``: metres per
+    file unit, or "auto" (the sidecar's or an old ``units=`` comment's units, else from the body's
+    height: :func:`motionviz.retarget.guess_scale`).  ``axes``: which source axis becomes the motionviz
+    x, y, z (e.g. "-x,y,-z" for a 180 degree turn, "x,z,-y" for Z-up files), or "auto" (the up axis
+    guessed from the body; Y-up files are unchanged).  ``floor``: "auto" (files without a sidecar)
+    stands the body on y = 0 when its lowest joints are below -5 cm or above 25 cm (ankles sit 5-15
+    cm above the floor, toes 2-5 cm); True always; False never.
+    ``sidecar``: the parsed ``<file>.bvh.json`` of our writer (units, skeleton, rig names).
     """
+    from . import retarget as rt
+
     X = bvh.positions()                                  # (T, J, 3) file units
+    names = list(bvh.names)
+    side = sidecar or {}
+    if side.get("joint_names"):
+        names = [str(side["joint_names"].get(n, n)) for n in names]
+    if skeleton is None and isinstance(side.get("skeleton"), dict):
+        try:
+            sk_side = Skeleton.from_dict(side["skeleton"])
+        except (KeyError, TypeError, ValueError):
+            sk_side = None
+        if sk_side is not None and set(sk_side.joints) <= set(names):
+            skeleton = sk_side
+    sk, idx = _match_skeleton(bvh, skeleton, names)
+    info: dict[str, str] = {}
+
+    # the map onto the common skeleton (needed for units, up axis and every model)
+    mapping = None
+    if sk.name == "bvh":
+        try:
+            mapping = rt.match_common(names, bvh.parents, rest_positions(bvh), "the BVH skeleton")
+        except UserError as e:
+            info["retarget_error"] = str(e)
+    cmap = mapping if mapping is not None else _known_map(sk)
+    Xs, rest_s = X[:, idx], rest_positions(bvh)[idx]     # the skeleton's joints (T, J, 3), (J, 3)
+
+    # axes
+    if axes == "auto":
+        M = np.eye(3)
+        if cmap is not None and not side:                 # our sidecar says the file is Y-up
+            up = rt.guess_up(rest_s, Xs, cmap, sk.joints)
+            M = rt.up_rotation(up)
+            info["up_in_file"] = "+-"[int(up.sum() < 0)] + "XYZ"[int(np.argmax(np.abs(up)))]
+    else:
+        M = _parse_axes(axes)
+
+    # units
+    unit = str(side.get("units") or bvh.meta().get("units", "")).lower()
     if scale == "auto":
-        s = _guess_scale(bvh, X)
+        if unit in _UNIT_SCALE:
+            s = _UNIT_SCALE[unit]
+        elif cmap is not None:
+            s, unit = rt.guess_scale(rt.estimate_height(Xs, sk.joints, cmap))
+        else:
+            s = _bone_scale(bvh, X)
+            unit = {0.001: "mm", 0.01: "cm", 1.0: "m"}[s] + " (guessed from the longest bone)"
     else:
         try:
             s = float(scale)
@@ -541,22 +614,76 @@ def bvh_to_motion(bvh: BvhFile, skeleton: Skeleton | None = None, scale: float |
             raise UserError(f"scale must be a number or 'auto', got {scale!r}") from None
         if not (math.isfinite(s) and s > 0):
             raise UserError(f"scale must be a positive number, got {scale!r}")
-    M = _parse_axes(axes)
-    sk, idx = _match_skeleton(bvh, skeleton)
-    joints = (X[:, idx] @ M.T) * s
-    fps = float(bvh.meta().get("fps", 0) or 0) or bvh.fps
+        unit = f"{s:g} m"
+    info["unit_in_file"] = unit
+    joints = (Xs @ M.T) * s
+
+    # floor
+    if floor is True or (floor == "auto" and cmap is not None and not side):
+        lowest = float(np.percentile(np.min(joints[..., 1], axis=1), 2))
+        if floor is True or not -0.05 <= lowest <= 0.25:          # ankles sit 5-15 cm above the floor
+            joints[..., 1] -= lowest
+            info["floor_shift_m"] = f"{-lowest:.3f}"
+    if mapping is not None:
+        sk = Skeleton(sk.name, sk.joints, sk.parents, sk.mirror, tuple(mapping.items()))
+
+
+    fps = float(side.get("fps") or bvh.meta().get("fps", 0) or 0) or bvh.fps
     if abs(fps - bvh.fps) > 0.01 * bvh.fps:
         fps = bvh.fps
-    return Motion(joints.astype(np.float32), sk, fps, labels or MotionLabels(source="bvh"))
+    lab = labels or MotionLabels(source="bvh")
+    if side.get("labels"):
+        try:
+            saved = MotionLabels.from_dict(dict(side["labels"]))
+            lab = MotionLabels(**{**saved.to_dict(), "source": lab.source or saved.source})
+        except (TypeError, ValueError):
+            pass
+    lab = MotionLabels(**{**lab.to_dict(), "extra": {**lab.extra, **info}})
+    return Motion(joints.astype(np.float32), sk, fps, lab)
+
+
+def _known_map(sk: Skeleton) -> dict[str, tuple[str, ...]] | None:
+    """common joint -> source names for a known topology (None when it has none)."""
+    from .skeleton import RETARGET
+
+    if sk.name == COMMON.name:
+        return {j: (j,) for j in COMMON.joints}
+    m = dict(sk.retarget_map) or RETARGET.get(sk.name)
+    if not m:
+        return None
+    return {k: ((v,) if isinstance(v, str) else tuple(v)) for k, v in m.items()}
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """``walk.bvh`` -> ``walk.bvh.json`` (``walk.bvh.xz`` -> ``walk.bvh.json``)."""
+    p = Path(path)
+    name = p.name[:-3] if p.name.lower().endswith(".xz") else p.name
+    return p.with_name(name + ".json")
+
+
+def read_sidecar(path: str | Path) -> dict | None:
+    """The ``<file>.bvh.json`` our writer puts next to a BVH file, or None (absent / not ours / bad)."""
+    import json
+
+    sp = sidecar_path(path)
+    try:
+        if not sp.is_file() or sp.stat().st_size > MAX_SIDECAR_BYTES:
+            return None
+        d = json.loads(sp.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return d if isinstance(d, dict) and d.get("format") == SIDECAR_FORMAT else None
 
 
 def load_bvh_motion(src: str | Path | bytes, skeleton: Skeleton | None = None, scale: float | str = "auto",
-                    axes: str = "xyz") -> Motion:
-    """``bvh_to_motion(read_bvh(src), ...)`` with the file name as the label source."""
+                    axes: str = "auto") -> Motion:
+    """``bvh_to_motion(read_bvh(src), ...)`` with the file name as the label source and the sidecar
+    ``<file>.bvh.json`` (when ``src`` is a path and it exists)."""
     bvh = read_bvh(src)
-    source = Path(src).name if isinstance(src, (str, Path)) and "\n" not in str(src) else "bvh"
-    return bvh_to_motion(bvh, skeleton, scale, axes, MotionLabels(source=source))
-
+    is_path = isinstance(src, (str, Path)) and "\n" not in str(src)
+    source = Path(src).name if is_path else "bvh"
+    side = read_sidecar(src) if is_path else None
+    return bvh_to_motion(bvh, skeleton, scale, axes, MotionLabels(source=source), sidecar=side)
 
 # ------------------------------------------------------------------------------------------------
 # Writing
@@ -619,7 +746,7 @@ def _unit(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _bvh_name(name: str, used: set[str]) -> str:
-    base = re.sub(r"[^\w.\-]", "_", name) or "joint"
+    base = re.sub(r"[^\w.:\-]", "_", name) or "joint"
     out, k = base, 1
     while out in used:
         k += 1
@@ -628,10 +755,34 @@ def _bvh_name(name: str, used: set[str]) -> str:
     return out
 
 
-def write_bvh(motion: Motion, unit: str = "cm", decimals: int = 6) -> str:
-    """BVH text for any motion (see the module docstring).  ``unit``: "cm" (default) or "m"."""
+def _prepare(motion: Motion, rig: str, clean_feet: bool) -> tuple[Motion, dict[str, str]]:
+    """The motion to write (on the common skeleton for a target rig, feet cleaned on request) and the
+    exported name of each of its joints."""
+    from .retarget import rig_names
+
+    rig = str(rig).strip().lower()
+    names = rig_names(rig) if rig != "motionviz" else None
+    if names is not None or clean_feet:
+        if motion.skeleton.name != COMMON.name:
+            motion = motion.retarget(COMMON)
+    if clean_feet:
+        from .footcontact import clean_foot_contacts
+
+        motion = clean_foot_contacts(motion)
+    if names is None:
+        names = {j: j for j in motion.skeleton.joints}
+    return motion, names
+
+
+def write_bvh(motion: Motion, unit: str = "cm", decimals: int = 6, rig: str = "motionviz",
+              clean_feet: bool = False) -> str:
+    """BVH text for any motion (see the module docstring): no comment lines.  ``unit``: "cm"
+    (default), "m" or "mm".  ``rig``: joint names ("motionviz": the skeleton's own; "mixamo",
+    "mixamo-plain", "smpl": a common-skeleton motion named as that rig; other skeletons are retargeted
+    to the common one first).  ``clean_feet``: remove foot sliding first (common skeleton)."""
     if unit not in ("cm", "m", "mm"):
         raise UserError(f"BVH unit must be 'cm', 'm' or 'mm', got {unit!r}")
+    motion, rename = _prepare(motion, rig, clean_feet)
     sk = motion.skeleton
     if motion.joints.shape[-1] != 3:
         raise UserError("BVH export needs 3D joint positions")
@@ -701,12 +852,9 @@ def write_bvh(motion: Motion, unit: str = "cm", decimals: int = 6) -> str:
     trans = np.round(trans, decimals)
 
     used: set[str] = set()
-    names = {j: _bvh_name(sk.joints[j], used) for j in order}
+    names = {j: _bvh_name(rename.get(sk.joints[j], sk.joints[j]), used) for j in order}
     out = io.StringIO()
     out.write("HIERARCHY\n")
-    lab = motion.labels
-    out.write(f"# motionviz BVH export: units={unit} skeleton={sk.name} fps={motion.fps:g} up=+Y "
-              f"facing=+Z left=+X label={(lab.label or '-').replace(' ', '_')}\n")
 
     def emit(j: int, depth: int) -> None:
         ind = "\t" * depth
@@ -736,11 +884,37 @@ def write_bvh(motion: Motion, unit: str = "cm", decimals: int = 6) -> str:
     return out.getvalue()
 
 
-def save_bvh(motion: Motion, path: str | Path, unit: str = "cm") -> Path:
-    """Write ``write_bvh(motion, unit)`` to ``path`` (atomically) and return the path."""
+def bvh_sidecar(motion: Motion, unit: str = "cm", rig: str = "motionviz", clean_feet: bool = False) -> dict:
+    """What the BVH format cannot say, for ``<file>.bvh.json``: units, frame rate, axes, the skeleton
+    (with its left/right map), the exported name of each joint (for rigs) and the labels."""
+    m, rename = _prepare(motion, rig, clean_feet)
+    used: set[str] = set()
+    exported = {_bvh_name(rename.get(j, j), used): j for j in m.skeleton.joints}
+    return {
+        "format": SIDECAR_FORMAT, "units": unit, "metres_per_unit": _UNIT_SCALE[unit], "fps": m.fps,
+        "frames": m.num_frames, "up": "+Y", "facing": "+Z", "left": "+X", "rig": str(rig).lower(),
+        "feet_cleaned": bool(clean_feet), "skeleton": m.skeleton.to_dict(),
+        "joint_names": {k: v for k, v in exported.items() if k != v}, "labels": m.labels.to_dict(),
+    }
+
+
+def save_bvh(motion: Motion, path: str | Path, unit: str = "cm", rig: str = "motionviz",
+             clean_feet: bool = False, sidecar: bool = True) -> Path:
+    """Write ``write_bvh(motion, unit, rig=..., clean_feet=...)`` to ``path`` and, with ``sidecar``,
+    :func:`bvh_sidecar` to ``<path>.json`` (both atomically); returns the BVH path."""
+    import json
+
     path = Path(path)
-    text = write_bvh(motion, unit=unit)
+    motion, _ = _prepare(motion, rig, clean_feet)        # clean the feet once for both files
+    text = write_bvh(motion, unit=unit, rig=rig)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+    if sidecar:
+        sp = sidecar_path(path)
+        tmp = sp.with_name(sp.name + ".tmp")
+        meta = bvh_sidecar(motion, unit, rig)
+        meta["feet_cleaned"] = bool(clean_feet)
+        tmp.write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
+        tmp.replace(sp)
     return path

@@ -49,12 +49,15 @@ def _mirror_from_names(joints: tuple[str, ...]) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Skeleton:
-    """A joint tree.  ``parents[j]`` is the parent index (-1 = root), ``mirror[j]`` the left/right twin."""
+    """A joint tree.  ``parents[j]`` is the parent index (-1 = root), ``mirror[j]`` the left/right twin.
+    ``retarget_map``: optional (common joint, source joint names averaged) pairs for a skeleton read
+    from a file (:mod:`motionviz.retarget`); known topologies use :data:`RETARGET`."""
 
     name: str
     joints: tuple[str, ...]
     parents: tuple[int, ...]
     mirror: tuple[int, ...] = field(default=())
+    retarget_map: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
 
     def __post_init__(self) -> None:
         if len(self.parents) != len(self.joints):
@@ -118,13 +121,19 @@ class Skeleton:
     @cached_property
     def lr_pairs(self) -> tuple[tuple[int, int], ...]:
         """(left, right) index pairs; the member whose name says 'left'/'L' comes first."""
+        from .retarget import side_of
+
         pairs = []
         for j, m in enumerate(self.mirror):
             if m > j:
                 a, b = self.joints[j].lower(), self.joints[m].lower()
-                left_first = ("left" in a or a.endswith("_l") or a.startswith("l")) and not (
-                    "left" in b or b.endswith("_l")
-                )
+                sa, sb = side_of(self.joints[j]), side_of(self.joints[m])
+                if {sa, sb} == {"left", "right"}:
+                    left_first = sa == "left"
+                else:
+                    left_first = ("left" in a or a.endswith("_l") or a.startswith("l")) and not (
+                        "left" in b or b.endswith("_l")
+                    )
                 pairs.append((j, m) if left_first else (m, j))
         return tuple(pairs)
 
@@ -139,13 +148,19 @@ class Skeleton:
         return np.linalg.norm(joints[..., c, :] - joints[..., p, :], axis=-1)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "joints": list(self.joints), "parents": list(self.parents),
-                "mirror": list(self.mirror)}
+        d = {"name": self.name, "joints": list(self.joints), "parents": list(self.parents),
+             "mirror": list(self.mirror)}
+        if self.retarget_map:
+            d["retarget_map"] = {k: list(v) for k, v in self.retarget_map}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Skeleton":
+        rmap = d.get("retarget_map") or {}
         return cls(d["name"], tuple(d["joints"]), tuple(int(p) for p in d["parents"]),
-                   tuple(int(m) for m in d.get("mirror", ())))
+                   tuple(int(m) for m in d.get("mirror", ())),
+                   tuple((str(k), tuple(str(n) for n in ([v] if isinstance(v, str) else v)))
+                         for k, v in dict(rmap).items()))
 
 
 def _sk(name: str, spec: list[tuple[str, str | None]]) -> Skeleton:
@@ -346,9 +361,11 @@ def _retarget_matrix(source: Skeleton, target: Skeleton = COMMON) -> np.ndarray:
         return np.eye(len(source), dtype=np.float32)
     if target is not COMMON:
         raise ValueError("retargeting is defined towards the common skeleton only")
-    mapping = RETARGET.get(source.name)
+    mapping = dict(source.retarget_map) or RETARGET.get(source.name)
     if mapping is None:
-        raise KeyError(f"no retarget map from {source.name!r} to {target.name!r}")
+        from .retarget import common_map    # by names and hierarchy; one-line UserError when it fails
+
+        mapping = common_map(source)
     W = np.zeros((len(target), len(source)), dtype=np.float32)
     for ti, tname in enumerate(target.joints):
         src = mapping[tname]

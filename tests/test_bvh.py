@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import lzma
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from motionviz.bvh import bvh_to_motion, euler_to_matrix, read_bvh, save_bvh, write_bvh
+from motionviz.bvh import bvh_to_motion, euler_to_matrix, load_bvh_motion, read_bvh, save_bvh, write_bvh
 from motionviz.errors import UserError
 from motionviz.motion import Motion
 from motionviz.skeleton import BANDAI, COMMON, KINECT
@@ -138,8 +139,14 @@ def test_real_bandai_walk():
 
 
 def _roundtrip(m: Motion, unit: str = "cm") -> np.ndarray:
-    b = read_bvh(write_bvh(m, unit=unit))
-    back = bvh_to_motion(b)
+    """Write with the sidecar, read back through it (random joints are no body: the units, axes and
+    floor cannot be guessed, the sidecar carries them)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = save_bvh(m, Path(d) / "m.bvh", unit=unit)
+        assert "#" not in path.read_text()
+        back = load_bvh_motion(path)
     assert back.skeleton.name == m.skeleton.name and back.fps == pytest.approx(m.fps)
     return back.joints
 
@@ -158,8 +165,12 @@ def test_roundtrip_real_and_bones_point_right(tmp_path):
     m = bvh_to_motion(read_bvh(WALK)).retarget(COMMON)
     path = save_bvh(m, tmp_path / "walk.bvh")
     text = path.read_text()
-    assert text.startswith("HIERARCHY\n# motionviz") and "units=cm" in text
-    b = read_bvh(path)
+    assert text.startswith("HIERARCHY\nROOT pelvis\n") and "#" not in text
+    meta = json.loads((tmp_path / "walk.bvh.json").read_text())
+    assert meta["units"] == "cm" and meta["fps"] == pytest.approx(30.0, rel=1e-4) and meta["up"] == "+Y"
+    np.testing.assert_allclose(load_bvh_motion(path).joints, m.joints, atol=1e-4)
+    # without the sidecar a real body is read the same: units from its height, Y-up, on the floor
+    b = read_bvh(text)
     np.testing.assert_allclose(bvh_to_motion(b).joints, m.joints, atol=1e-4)
     # the rotations explain the bone directions: limb translation channels stay along the OFFSET
     _, trans = b.local_transforms()
@@ -174,7 +185,7 @@ def test_nan_is_filled_or_refused():
     rng = np.random.default_rng(1)
     j = rng.normal(size=(10, len(COMMON), 3)).astype(np.float32)
     j[3:5, COMMON.index("left_wrist")] = np.nan
-    out = bvh_to_motion(read_bvh(write_bvh(Motion(j, COMMON))))
+    out = bvh_to_motion(read_bvh(write_bvh(Motion(j, COMMON))), scale=0.01, axes="xyz", floor=False)
     assert np.isfinite(out.joints).all()
     ok = np.isfinite(j).all(-1)
     np.testing.assert_allclose(out.joints[ok], j[ok], atol=1e-4)

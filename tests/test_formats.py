@@ -1,0 +1,148 @@
+"""Files other tools read: every BVH we write is read back by an independent parser (``bvhio`` from
+PyPI), the sidecar JSON, target-rig names, foot-contact clean-up, and ``export`` of ``sample`` batches."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from motionviz.bvh import load_bvh_motion, save_bvh
+from motionviz.footcontact import clean_foot_contacts, foot_contacts
+from motionviz.motion import Motion, MotionLabels
+from motionviz.skeleton import COMMON, KINECT
+
+bvhio = pytest.importorskip("bvhio")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _walk(T: int = 40, fps: float = 20.0, slide: float = 0.0) -> Motion:
+    """A stepping motion on the common skeleton (metres, Y-up, facing +Z): each foot planted for half
+    a cycle (its ankle sliding ``slide`` m per frame then), lifted and moved forward in the other."""
+    rest = {"pelvis": (0, 0.95, 0), "spine": (0, 1.18, 0), "neck": (0, 1.45, 0),
+            "left_shoulder": (0.18, 1.42, 0), "left_elbow": (0.2, 1.15, 0), "left_wrist": (0.2, 0.9, 0.05),
+            "right_shoulder": (-0.18, 1.42, 0), "right_elbow": (-0.2, 1.15, 0), "right_wrist": (-0.2, 0.9, 0.05),
+            "left_hip": (0.1, 0.92, 0), "left_knee": (0.1, 0.5, 0.03), "left_ankle": (0.1, 0.08, 0),
+            "right_hip": (-0.1, 0.92, 0), "right_knee": (-0.1, 0.5, 0.03), "right_ankle": (-0.1, 0.08, 0)}
+    X = np.repeat(np.array([rest[j] for j in COMMON.joints], np.float64)[None], T, 0)
+    t = np.arange(T)
+    X[:, :, 2] += 0.01 * t[:, None]                       # the body moves forward 0.2 m/s
+    s0 = 10 * (t // 10)
+    for k, side in enumerate(("left", "right")):
+        a = COMMON.index(f"{side}_ankle")
+        kn = COMMON.index(f"{side}_knee")
+        planted = ((t // 10) % 2) == k                    # 10 frames planted, 10 in the air
+        lift = np.where(planted, 0.0, 0.08 * np.sin(np.pi * (t % 10 + 1) / 11))
+        X[:, a, 1] += lift
+        X[:, kn, 1] += 0.5 * lift
+        # planted: where the stance began (+ a slide); in the air: on to the next stance's place
+        stance = 0.01 * s0 + slide * (t - s0)
+        air = 0.01 * (s0 - 10) + slide * 9 + (0.2 - slide * 9) * (t - s0 + 1) / 11
+        X[:, a, 2] = np.where(planted, stance, air)
+    return Motion(X.astype(np.float32), COMMON, fps, MotionLabels(label="test:walk", source="walk"))
+
+
+def _bvhio_positions(path: Path) -> tuple[list[str], np.ndarray]:
+    """Joint names (file order) and world positions (T, J, 3) in file units, from bvhio."""
+    root = bvhio.readAsHierarchy(str(path))
+    layout = root.layout()
+    names = [j.Name for j, _, _ in layout]
+    T = len(root.Keyframes)
+    X = np.empty((T, len(names), 3))
+    for t in range(T):
+        root.loadPose(t)
+        for k, (j, _, _) in enumerate(layout):
+            p = j.PositionWorld
+            X[t, k] = (p.x, p.y, p.z)
+    return names, X
+
+
+def _check_bvhio(path: Path, motion: Motion, per_m: float = 100.0, atol_m: float = 1e-4) -> None:
+    """bvhio reads ``path`` and finds ``motion``'s joints (named via the sidecar) at the same places."""
+    text = path.read_text()
+    assert not any(line.lstrip().startswith(("#", "//")) for line in text.splitlines())
+    side = json.loads(path.with_name(path.name + ".json").read_text())
+    rename = side.get("joint_names", {})
+    names, X = _bvhio_positions(path)
+    assert X.shape[0] == motion.num_frames
+    ours = [motion.skeleton.index(rename.get(n, n)) for n in names]
+    np.testing.assert_allclose(X / per_m, motion.joints[:, ours], atol=atol_m)
+
+
+def test_bvhio_reads_every_bvh_we_write(tmp_path):
+    walk = _walk()
+    _check_bvhio(save_bvh(walk, tmp_path / "walk.bvh"), walk)
+    _check_bvhio(save_bvh(walk, tmp_path / "walk_m.bvh", unit="m"), walk, per_m=1.0)
+    rng = np.random.default_rng(0)
+    kin = Motion(rng.normal(size=(6, len(KINECT), 3)).astype(np.float32), KINECT, 25.0)
+    _check_bvhio(save_bvh(kin, tmp_path / "kinect.bvh"), kin)
+    p = save_bvh(walk, tmp_path / "mixamo.bvh", rig="mixamo")
+    names, _ = _bvhio_positions(p)
+    assert names[0] == "mixamorig:Hips" and "mixamorig:LeftUpLeg" in names and "mixamorig:RightForeArm" in names
+    _check_bvhio(p, walk)
+    p = save_bvh(walk, tmp_path / "clean.bvh", clean_feet=True)
+    _check_bvhio(p, clean_foot_contacts(walk))
+    assert json.loads((tmp_path / "clean.bvh.json").read_text())["feet_cleaned"] is True
+
+
+@pytest.mark.parametrize("rig", ["mixamo", "mixamo-plain", "smpl"])
+def test_rig_names_come_back_with_or_without_the_sidecar(tmp_path, rig):
+    walk = _walk()
+    p = save_bvh(walk, tmp_path / "w.bvh", rig=rig)
+    back = load_bvh_motion(p)                               # the sidecar renames the joints back
+    assert back.skeleton.name == "common"
+    np.testing.assert_allclose(back.joints, walk.joints, atol=1e-5)
+    p.with_name("w.bvh.json").unlink()                      # another tool's file: names are matched
+    back = load_bvh_motion(p)
+    assert back.skeleton.name == "bvh" and back.labels.extra["unit_in_file"] == "cm"
+    np.testing.assert_allclose(back.retarget(COMMON).joints, walk.joints, atol=1e-5)
+
+
+def test_foot_contact_clean_up_pins_planted_feet():
+    walk = _walk(slide=0.004)                               # planted feet slide 8 cm/s
+    c = foot_contacts(walk)
+    assert c.shape == (40, 2) and 8 <= c[:10, 0].sum() <= 10 and c[10:20, 0].sum() <= 2
+    clean = clean_foot_contacts(walk)
+    a = clean.joints[:, COMMON.index("left_ankle")]
+    for s in (0, 20):                                       # the left foot's planted runs
+        run = [t for t in range(s, s + 10) if c[t, 0]]
+        xz = a[run][:, [0, 2]]
+        assert np.abs(xz - xz.mean(0)).max() < 1e-5         # no sliding
+    before = walk.joints[:, COMMON.index("left_ankle")][c[:, 0]][:, [0, 2]]
+    assert np.abs(np.diff(before, axis=0)).max() > 3e-3
+    # bone lengths kept, upper body unchanged
+    np.testing.assert_allclose(COMMON.bone_lengths(clean.joints), COMMON.bone_lengths(walk.joints), atol=1e-5)
+    upper = [COMMON.index(j) for j in COMMON.joints if not j.endswith(("knee", "ankle"))]
+    np.testing.assert_array_equal(clean.joints[:, upper], walk.joints[:, upper])
+    assert clean.labels.extra["foot_contact_frames"] == int(c.sum())
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "motionviz", "export", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_export_takes_a_sample_batch(tmp_path):
+    walk = _walk()
+    batch = np.stack([walk.joints, walk.joints + np.float32(0.5), walk.joints * np.float32(0.9)])
+    src = tmp_path / "batch.npy"
+    np.save(src, batch)                                     # (3, 40, 15, 3) as `sample` writes it
+    r = _cli("--input", str(src), "--format", "bvh", "--out", str(tmp_path / "out" / "m.bvh"), "--rig", "mixamo")
+    assert r.returncode == 0, r.stderr
+    files = sorted((tmp_path / "out").glob("*.bvh"))
+    assert [f.name for f in files] == ["m_000.bvh", "m_001.bvh", "m_002.bvh"]
+    for i, f in enumerate(files):
+        back = load_bvh_motion(f)
+        assert back.fps == pytest.approx(20.0)
+        np.testing.assert_allclose(back.joints, batch[i], atol=1e-5)
+    r = _cli("--input", str(src), "--format", "npy", "--index", "1", "--out", str(tmp_path / "one.npy"))
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), batch[1])
+    r = _cli("--input", str(src), "--format", "npy", "--index", "3", "--out", str(tmp_path / "x.npy"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "out of range" in r.stderr
+    r = _cli("--input", str(src), "--format", "json", "--rig", "mixamo")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "bvh only" in r.stderr
