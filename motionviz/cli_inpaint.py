@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str = "inpaint") -> Non
     parser.add_argument("--lr", type=float, default=None, help="override the preset's Adam learning rate")
     parser.add_argument("--critic-weight", type=float, default=None, help="override the preset's critic weight")
     if verb == "inpaint":
-        parser.add_argument("--input", required=True, help="(T, J, 3) or (T, J, 2) float .npy; NaN = missing")
+        parser.add_argument("--input", required=True, help="(T, J, 3) or (T, J, 2) float .npy at --fps (NaN = "
+                                                            "missing), or a motion file (.bvh/.json/.csv, any "
+                                                            "skeleton, read at its own rate and resampled to 20 fps)")
         parser.add_argument("--mask", default=None, help="(T, J) boolean .npy, True = observed")
         parser.add_argument("--window", type=int, default=None,
                             help="window length in frames (must equal the model's, 32 by default)")
@@ -101,6 +103,15 @@ def read_input(path: str, mask_path: str | None) -> tuple[np.ndarray, np.ndarray
         except OSError as e:
             raise UserError(f"cannot read {what} {p}: {e}") from None
 
+    if not path.lower().endswith(".npy"):
+        # a motion file (.bvh / .json / .csv ...): any skeleton, its own frame rate -> common, 20 fps
+        from .data import load_user_file
+        from .motion import DEFAULT_FPS
+
+        if mask_path:
+            raise UserError("--mask goes with a .npy input; a motion file marks missing joints as NaN/null")
+        m = load_user_file(path).retarget(COMMON).resample(DEFAULT_FPS)
+        return m.joints.astype(np.float32), None, COMMON.name
     x = _load(path, "input")
     if x.dtype.kind not in "fiu":
         raise UserError(f"input {path}: expected numbers, got dtype {x.dtype}")

@@ -20,8 +20,10 @@ Pipeline (:func:`video_to_motion`):
 5. the recogniser (``checkpoints/recognizer.safetensors``) names the exercise when it exists.
 
 CLI: ``python -m motionviz video in.mp4 --out motion.npy [--json] [--max-frames N]`` writes the (T, 15, 3)
-float32 array (``.json``/``.bvh`` outputs are chosen by the suffix); ``--json`` prints frames, fps, the
-detected-frame ratio and the output path.
+float32 array (``.json``/``.bvh`` outputs are chosen by the suffix) **resampled to 20 fps** (the one
+frame-rate contract of every file motionviz writes: ``classify``, ``inpaint`` and ``export`` read
+``.npy`` arrays as 20 fps); ``--json`` prints frames and fps as written, the video's own
+``source_frames`` / ``source_fps``, the detected-frame ratio and the output path.
 """
 
 from __future__ import annotations
@@ -673,8 +675,13 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-    path = writers[out.suffix.lower()](res.motion, out)
+    # the frame-rate contract: every file we write holds 20 fps motion (the models' rate; .npy arrays
+    # carry no rate, so readers assume it), whatever the video's own rate
+    written = res.motion.resample(DEFAULT_FPS)
+    path = writers[out.suffix.lower()](written, out)
     summary = res.summary(str(path))
+    summary.update({"frames": written.num_frames, "fps": DEFAULT_FPS, "source_frames": res.motion.num_frames,
+                    "source_fps": round(res.motion.fps, 3)})
     if args.json:
         print(json.dumps(summary))
     else:

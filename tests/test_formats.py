@@ -146,3 +146,65 @@ def test_export_takes_a_sample_batch(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "out of range" in r.stderr
     r = _cli("--input", str(src), "--format", "json", "--rig", "mixamo")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "bvh only" in r.stderr
+
+
+# ---- one frame-rate contract: video -> classify -> inpaint -> export --------------------------------
+def test_video_classify_inpaint_export_chain(data_root, tmp_path, capsys):
+    """Every array we write is 20 fps and every reader takes it so: the GIF (10 fps) written by `video`
+    is classified exactly as the in-memory motion resampled to 20 fps, inpainted and exported to a
+    BVH whose frame time says 20 fps and which bvhio reads."""
+    import torch
+
+    from motionviz import video
+    from motionviz.__main__ import main
+    from motionviz.checkpoint import save_checkpoint
+    from motionviz.models import aegan as A
+    from motionviz.models import recognition as R
+
+    gif = data_root / "video" / "pose_classification_pushups_and_squats.gif"
+    if not gif.is_file():
+        pytest.skip(f"clip not found: {gif}")
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    torch.manual_seed(0)
+    rec = R.Recognizer(R.Config(labels=("t:arms", "t:squat", "t:punch"), hidden=16, gru_hidden=12, feature_dim=16,
+                                conv_blocks=2, dropout=0.0, batch_size=8)).eval()
+    save_checkpoint(ck / R.CHECKPOINT_NAME, rec.state_dict(), R.KIND, rec.config,
+                    {"correct_labels": [], "score_labels": []})
+    A.save(A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8)), ck / "aegan.safetensors",
+           {"steps": 0})
+
+    arr = tmp_path / "gif.npy"
+    assert main(["video", str(gif), "--out", str(arr), "--json", "--max-frames", "12", "--no-inpaint",
+                 "--checkpoints", str(ck)]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["source_fps"] == pytest.approx(10.0) and s["source_frames"] == 12 and s["fps"] == 20.0
+    a = np.load(arr, allow_pickle=False)
+    assert a.shape == (23, 15, 3) == (s["frames"], 15, 3)         # 1.1 s at 20 fps
+    # the same motion in memory, at the video's rate, resampled as the contract says
+    res = video.video_to_motion(gif, max_frames=12, checkpoint_dir=ck, use_inpainter=False,
+                                recognise_exercise=False)
+    in_memory = res.motion.resample(20.0)
+    np.testing.assert_allclose(a, in_memory.joints, atol=1e-6)
+
+    assert main(["classify", "--input", str(arr), "--json", "--checkpoints", str(ck)]) == 0
+    pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
+    want = R.load_recognizer(ck / R.CHECKPOINT_NAME).predict([in_memory.joints])[0]
+    assert pred["label"] == want["label"] and pred["probability"] == pytest.approx(want["probability"], abs=1e-5)
+    wrong = R.load_recognizer(ck / R.CHECKPOINT_NAME).predict([res.motion.joints])[0]   # 10 fps read as 20
+    assert wrong["probability"] != pytest.approx(want["probability"], abs=1e-5)
+
+    filled = tmp_path / "filled.npy"
+    assert main(["inpaint", "--input", str(arr), "--out", str(filled), "--steps", "2", "--window", "8",
+                 "--checkpoint", str(ck / "aegan.safetensors"), "--no-progress", "--json"]) == 0
+    capsys.readouterr()
+    b = np.load(filled, allow_pickle=False)
+    assert b.shape == a.shape and np.isfinite(b).all()
+
+    out = tmp_path / "filled.bvh"
+    assert main(["export", "--input", str(filled), "--format", "bvh", "--out", str(out)]) == 0
+    back = load_bvh_motion(out)
+    assert back.fps == pytest.approx(20.0) and back.num_frames == a.shape[0]
+    assert "Frame Time: 0.05000000" in out.read_text()
+    np.testing.assert_allclose(back.joints, b, atol=1e-5)
+    _check_bvhio(out, Motion(b, COMMON, 20.0))

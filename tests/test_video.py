@@ -228,10 +228,12 @@ def test_cli_json_and_errors(clips, tmp_path, capsys):
                "--checkpoints", str(tmp_path)])
     assert rc == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert s["frames"] == 10 and s["fps"] == pytest.approx(25.17) and s["detected_ratio"] == 1.0
+    # the file is at 20 fps (the contract of every array we write): 10 frames at 25.17 fps -> 8 frames
+    assert s["source_frames"] == 10 and s["source_fps"] == pytest.approx(25.17) and s["detected_ratio"] == 1.0
+    assert s["frames"] == 8 and s["fps"] == 20.0
     assert s["output"] == str(out)
     a = np.load(out, allow_pickle=False)
-    assert a.shape == (10, 15, 3) and a.dtype == np.float32
+    assert a.shape == (8, 15, 3) and a.dtype == np.float32
     txt = tmp_path / "a.txt"
     txt.write_text("x")
     assert main(["video", str(txt), "--out", str(out)]) == 2
