@@ -6,6 +6,10 @@
   test split instead and reports the held-out accuracy.
 * ``evaluate [--num 6] [--repeats 20] [--models diffusion,vae] [--datasets ui-prmd,kimore,irds]``: one JSON
   object, keys ``real`` and each model (see :mod:`motionviz.evaluation`).
+  With ``--correctness N`` (default 8; 0 = skip) the object also holds ``correctness_control``
+  (requested vs recognised correctness per UI-PRMD / IntelliRehabDS exercise, real and degenerate rows
+  beside the models) and ``score_control`` (KIMORE: requested vs predicted clinical score, where a model
+  takes a score); see :mod:`motionviz.evaluation_correctness`.
 * ``augment``: real-only vs real + generated training data (see
   :func:`motionviz.evaluation.augmentation_study`), keys ``real_only`` and ``real_plus_<model>``.
 
@@ -52,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: model default)")
         parser.add_argument("--prompts", type=int, default=3,
                             help="held-out paraphrases per label for text R-precision (3; 0 = skip)")
+        parser.add_argument("--correctness", type=int, default=8,
+                            help="correctness control: motions per exercise requested as correct and as "
+                                 "incorrect (8; 0 = skip)")
+        parser.add_argument("--correctness-frames", type=int, default=120,
+                            help="frames of the correctness-control motions (120)")
         parser.add_argument("--seed", type=int, default=0)
     elif verb == "augment":
         parser.add_argument("--models", default=None, help="comma-separated models (default: all available)")
@@ -265,8 +274,53 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     bar = _Bar("evaluate", not args.no_progress)
     res = evaluate(gens, rec, test, train, settings, bar)
     bar.close()
-    print(json.dumps(res) if args.json else format_table(res))
+    extra = _correctness_sections(args, gens, rec, test, train, ds)
+    for name, keys in extra.pop("_summary", {}).items():
+        if name in res:
+            res[name].update(keys)
+    if args.json:
+        print(json.dumps({**res, **extra}))
+    else:
+        print(format_table(res))
+        if "correctness_control" in extra:
+            from .evaluation_correctness import format_correctness
+
+            print()
+            print(format_correctness(extra["correctness_control"]))
     return 0
+
+
+def _correctness_sections(args: argparse.Namespace, gens: dict[str, Any], rec: Any, test: list, train: list,
+                          datasets: tuple[str, ...] | None) -> dict[str, Any]:
+    """``correctness_control`` and ``score_control`` of :mod:`motionviz.evaluation_correctness` for the
+    ``evaluate`` verb (skipped with ``--correctness 0``), plus ``_summary`` keys for the main table."""
+    from .evaluation_correctness import CorrectnessSettings, correctness_control, score_control, summary_keys
+
+    n = getattr(args, "correctness", 0)
+    if not n:
+        return {}
+    if not 1 <= n <= 64:
+        raise UserError(f"--correctness must be between 0 and 64, got {n}")
+    frames = args.correctness_frames
+    if not 8 <= frames <= 600:
+        raise UserError(f"--correctness-frames must be between 8 and 600, got {frames}")
+    cds = tuple(d for d in ("ui-prmd", "irds") if datasets is None or d in datasets)
+    labels = None
+    if args.labels:
+        labels = tuple(l.strip() for l in args.labels.split(",") if l.strip().split(":", 1)[0] in cds)
+    s = CorrectnessSettings(num=n, frames=frames, datasets=cds, steps=args.steps, seed=args.seed,
+                            score_datasets=tuple(d for d in ("kimore",) if datasets is None or d in datasets))
+    out: dict[str, Any] = {}
+    if cds and (labels is None or labels):
+        if labels:
+            s.labels = labels
+        bar = _Bar("correctness", not args.no_progress)
+        out["correctness_control"] = correctness_control(gens, rec, test, train, s, bar)
+        bar.close()
+        out["_summary"] = summary_keys(out["correctness_control"])
+    if s.score_datasets and not args.labels:
+        out["score_control"] = score_control(gens, rec, test, s)
+    return out
 
 
 def _run_augment(args: argparse.Namespace) -> int:

@@ -1,0 +1,350 @@
+"""Correctness control: does a generator make a correct execution when asked for one, and an incorrect
+one when asked for that?  And, where a generator takes a clinical-score condition, the score it was asked
+for?  Part of ``python -m motionviz evaluate`` (key ``correctness_control`` / ``score_control``).
+
+Protocol (:func:`correctness_control`):
+
+* Exercises: labels of ``datasets`` (default UI-PRMD and IntelliRehabDS) that the recogniser knows, whose
+  correctness head was trained (``recognizer.correct_labels``) and that have both correct and incorrect
+  executions in the real data given (training split, else test split).
+* Each generator makes ``num`` motions per exercise requested as correct and ``num`` requested as
+  incorrect (``Request(label=..., correct=True/False)``, ``frames`` frames, seed ``seed`` + exercise
+  index; a model that has no incorrect class of an exercise is skipped for it).
+* The judge is the shipped recogniser's correctness head **of the requested exercise** (the per-class
+  head is read at the requested class, so a motion that looks like another exercise is still judged as
+  the exercise it was asked for); recognised correct = probability >= 0.5.  ``label_accuracy`` adds how
+  often the recogniser's label is the requested exercise.
+* Per exercise: ``correct_as_correct`` (share of correct requests recognised correct),
+  ``incorrect_as_incorrect`` and ``control`` = their mean (balanced accuracy; chance 0.5).
+  Row summary: ``mean`` over exercises, ``min`` (the issue's target is >= 0.85 for **every** exercise),
+  ``at_target`` (exercises >= ``target``), and the mean per dataset.
+* Rows beside the models: ``real`` = the real test recordings judged the same way (the ceiling the
+  recogniser allows; IntelliRehabDS's test patient has only one of the two classes per gesture, so its
+  control is the one available side); ``frozen_pose`` = a motion frozen in the mean pose of the exercise's
+  real test recordings, returned for both requests (ignores the request: exactly 0.5 per exercise);
+  ``opposite_real`` = real test recordings of the *opposite* correctness (the floor: 1 - real).
+
+:func:`score_control` (KIMORE): for generators that accept a target clinical score (``"score"`` in their
+``tasks``), motions requested at each target score are scored by the recogniser's score head of the
+exercise: mean absolute error and Pearson correlation between requested and predicted score.  The real
+row scores the real test patients the same way (predicted vs clinical score).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import UserError
+from .generator import Generator, Request
+from .motion import DEFAULT_FPS, Motion
+from .skeleton import COMMON
+
+__all__ = ["CorrectnessSettings", "correctness_control", "score_control", "judge", "correctness_labels",
+           "format_correctness", "summary_keys", "TARGET"]
+
+ProgressFn = Callable[[float, str], None]
+TARGET = 0.85
+
+
+def _noop(f: float, t: str) -> None:
+    return None
+
+
+@dataclass
+class CorrectnessSettings:
+    num: int = 8                        # motions per exercise and requested correctness
+    frames: int | None = 120            # None = the exercise's median real test length in [40, 160]
+    datasets: tuple[str, ...] | None = ("ui-prmd", "irds")
+    labels: tuple[str, ...] | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    seed: int = 0
+    score_targets: tuple[float, ...] = (30.0, 50.0, 70.0, 90.0)
+    score_datasets: tuple[str, ...] = ("kimore",)
+    target: float = TARGET
+
+
+# ------------------------------------------------------------------------------------------------
+def judge(recognizer: Any, motions: Sequence[Motion | np.ndarray], labels: Sequence[str],
+          batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Run the recogniser reading its per-class heads at the given ``labels`` (one per motion).
+    Returns ``correct`` (N,) probability of a correct execution, ``score`` (N,) points (0-100) and
+    ``label`` (N,) the recognised label."""
+    import torch
+
+    from .models.recognition import motions_to_batch
+
+    if len(motions) != len(labels):
+        raise ValueError(f"{len(motions)} motions but {len(labels)} labels")
+    if not motions:
+        raise UserError("no motions to judge")
+    index = {l: i for i, l in enumerate(recognizer.labels)}
+    unknown = sorted({l for l in labels if l not in index})
+    if unknown:
+        raise UserError(f"the recogniser does not know {', '.join(unknown)}")
+    arrs = [m.retarget(COMMON).resample(DEFAULT_FPS).joints if isinstance(m, Motion) else np.asarray(m)
+            for m in motions]
+    order = np.argsort([len(a) for a in arrs])
+    cor, sco, lab = np.zeros(len(arrs)), np.zeros(len(arrs)), np.empty(len(arrs), dtype=object)
+    recognizer.eval()
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            x, lengths = motions_to_batch([arrs[i] for i in idx], recognizer.config.num_joints)
+            cls = torch.tensor([index[labels[i]] for i in idx], dtype=torch.long)
+            o = recognizer(x, lengths, cls)
+            cor[idx] = torch.sigmoid(o["correct"]).numpy()
+            sco[idx] = (o["score"] * 100.0).numpy()
+            lab[idx] = [recognizer.labels[k] for k in o["logits"].argmax(-1).tolist()]
+    return {"correct": cor, "score": sco, "label": lab}
+
+
+def correctness_labels(recognizer: Any, real: Sequence[Motion], datasets: Sequence[str] | None,
+                       labels: Sequence[str] | None = None) -> list[str]:
+    """Exercises with both correct and incorrect executions in ``real`` that the recogniser judges."""
+    known = set(recognizer.labels)
+    heads = getattr(recognizer, "correct_labels", None)
+    if heads:
+        known &= set(heads)
+    seen: dict[str, set] = {}
+    for m in real:
+        if m.labels.correct is None or m.labels.label not in known:
+            continue
+        if datasets and m.labels.dataset not in datasets:
+            continue
+        seen.setdefault(m.labels.label, set()).add(bool(m.labels.correct))
+    out = sorted(l for l, s in seen.items() if s == {True, False})
+    if labels:
+        missing = sorted(set(labels) - set(out))
+        if missing:
+            raise UserError(f"no correct and incorrect executions known to the recogniser for: {', '.join(missing)}")
+        out = [l for l in out if l in labels]
+    return out
+
+
+def _summary(per: dict[str, dict[str, Any]], target: float) -> dict[str, Any]:
+    vals = {l: d["control"] for l, d in per.items() if d.get("control") is not None}
+    out: dict[str, Any] = {"per_label": per, "labels": len(vals)}
+    if vals:
+        v = np.array(list(vals.values()))
+        out.update(mean=_r(v.mean()), min=_r(v.min()), worst=min(vals, key=vals.get),
+                   at_target=int((v >= target - 1e-9).sum()))
+        for ds in sorted({l.split(":", 1)[0] for l in vals}):
+            out[f"mean_{ds}"] = _r(np.mean([x for l, x in vals.items() if l.startswith(ds + ":")]))
+    return out
+
+
+def _r(v: float | None) -> float | None:
+    if v is None or not np.isfinite(v):
+        return None
+    return float(f"{float(v):.4g}")
+
+
+def _entry(as_correct: np.ndarray | None, as_incorrect: np.ndarray | None,
+           label_hits: np.ndarray | None = None) -> dict[str, Any]:
+    """as_correct: recognised-correct flags of the correct requests; as_incorrect: recognised-incorrect
+    flags of the incorrect requests."""
+    d: dict[str, Any] = {}
+    parts = []
+    for key, v in (("correct_as_correct", as_correct), ("incorrect_as_incorrect", as_incorrect)):
+        if v is None or not len(v):
+            d[key] = None
+            d[f"n_{key.split('_')[0]}"] = 0
+            continue
+        d[key] = _r(float(np.mean(v)))
+        d[f"n_{key.split('_')[0]}"] = int(len(v))
+        parts.append(float(np.mean(v)))
+    d["control"] = _r(float(np.mean(parts))) if parts else None
+    if label_hits is not None and len(label_hits):
+        d["label_accuracy"] = _r(float(np.mean(label_hits)))
+    return d
+
+
+def _frames_of(real: Sequence[Motion], label: str, s: CorrectnessSettings) -> int:
+    if s.frames is not None:
+        return int(s.frames)
+    n = [m.num_frames for m in real if m.labels.label == label]
+    return int(np.clip(np.median(n) if n else 60, 40, 160))
+
+
+def _request(gen: Generator, label: str, num: int, frames: int, seed: int, s: CorrectnessSettings,
+             **cond: Any) -> Request:
+    kw: dict[str, Any] = dict(model=gen.name, label=label, num=num, frames=frames, seed=seed)
+    if s.steps is not None:
+        kw["steps"] = s.steps
+    if s.guidance is not None:
+        kw["guidance"] = s.guidance
+    if "score" in cond:                    # a Request field when the model API has one, else in extra
+        if "score" in {f.name for f in dataclasses.fields(Request)}:
+            kw["score"] = cond.pop("score")
+        else:
+            kw["extra"] = {"score": cond.pop("score")}
+    kw.update(cond)
+    return Request(**kw)
+
+
+def correctness_control(generators: dict[str, Generator], recognizer: Any, real_test: Sequence[Motion],
+                        real_train: Sequence[Motion] | None = None, settings: CorrectnessSettings | None = None,
+                        progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Requested vs recognised correctness per exercise (see the module docstring).  Returns
+    ``{"labels": [...], "settings": {...}, "rows": {"real": ..., "<model>": ..., "frozen_pose": ...,
+    "opposite_real": ...}}``; each row: ``per_label`` {label: entry}, ``mean``, ``min``, ``at_target``."""
+    s = settings or CorrectnessSettings()
+    progress = progress or _noop
+    if s.num < 1:
+        raise UserError("the number of motions per condition must be at least 1")
+    labels = correctness_labels(recognizer, list(real_train or []) or list(real_test), s.datasets, s.labels)
+    if not labels:
+        raise UserError("no exercise with correct and incorrect executions to evaluate correctness control on")
+    test = [m for m in real_test if m.labels.label in labels and m.labels.correct is not None]
+    rows: dict[str, dict[str, Any]] = {}
+
+    # real test recordings, and the degenerate rows built from them
+    progress(0.0, "correctness: real test recordings")
+    real_per, opp_per, frozen_per = {}, {}, {}
+    if test:
+        j = judge(recognizer, test, [m.labels.label for m in test])
+        rec = j["correct"] >= 0.5
+        lab = np.array([m.labels.label for m in test], dtype=object)
+        truth = np.array([bool(m.labels.correct) for m in test])
+        for l in labels:
+            c, i = (lab == l) & truth, (lab == l) & ~truth
+            real_per[l] = _entry(rec[c] if c.any() else None, ~rec[i] if i.any() else None,
+                                 (j["label"][lab == l] == l))
+            # opposite: asked for correct, given the incorrect recordings (and vice versa)
+            opp_per[l] = _entry(rec[i] if i.any() else None, ~rec[c] if c.any() else None)
+        # frozen mean pose of the exercise, the same motion for both requests
+        frozen, flab = [], []
+        for l in labels:
+            ms = [m for m in test if m.labels.label == l]
+            if not ms:
+                continue
+            pose = np.mean([m.joints.mean(axis=0) for m in ms], axis=0)
+            frozen.append(np.repeat(pose[None], _frames_of(real_test, l, s), axis=0).astype(np.float32))
+            flab.append(l)
+        if frozen:
+            fj = judge(recognizer, frozen, flab)
+            for l, p in zip(flab, fj["correct"]):
+                ok = np.array([p >= 0.5])
+                frozen_per[l] = _entry(ok, ~ok, np.array([fj["label"][flab.index(l)] == l]))
+    rows["real"] = _summary(real_per, s.target)
+
+    n_gen = max(1, len(generators))
+    for gi, (name, g) in enumerate(generators.items()):
+        glabels = set(getattr(g, "labels", ()) or ())
+        has_corr = getattr(g, "has_correctness", None)
+        per: dict[str, dict[str, Any]] = {}
+        for li, l in enumerate(labels):
+            progress((gi + li / len(labels)) / n_gen * 0.95 + 0.02, f"correctness: {name} {l}")
+            if glabels and l not in glabels:
+                continue
+            if has_corr is not None and not has_corr(l):
+                continue
+            frames = _frames_of(real_test, l, s)
+            got: dict[bool, list[Motion]] = {}
+            try:
+                for c in (True, False):
+                    got[c] = g.generate(_request(g, l, s.num, frames, s.seed + 100 * li + (0 if c else 50), s,
+                                                 correct=c))
+            except UserError:
+                continue                     # e.g. the model has no incorrect class of this exercise
+            ms = got[True] + got[False]
+            j = judge(recognizer, ms, [l] * len(ms))
+            rec = j["correct"] >= 0.5
+            n = len(got[True])
+            per[l] = _entry(rec[:n], ~rec[n:], j["label"] == l)
+        rows[name] = _summary(per, s.target)
+    rows["frozen_pose"] = _summary(frozen_per, s.target)
+    rows["opposite_real"] = _summary(opp_per, s.target)
+    progress(1.0, "correctness: done")
+    return {"labels": labels, "target": s.target,
+            "settings": {"num": s.num, "frames": s.frames, "steps": s.steps, "guidance": s.guidance,
+                         "seed": s.seed, "judge": "recogniser correctness head of the requested exercise"},
+            "rows": rows}
+
+
+def score_control(generators: dict[str, Generator], recognizer: Any, real_test: Sequence[Motion],
+                  settings: CorrectnessSettings | None = None, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Requested vs predicted clinical score (KIMORE) for generators with a score condition (``"score"``
+    in ``tasks``); the real row = predicted vs clinical score of the real test patients.  Returns
+    ``{"available": bool, "labels": [...], "rows": {"real": {...}, "<model>": {...}}}``; each row has
+    ``mae`` (points), ``pearson_r`` and ``per_label`` {label: {"mae", "pearson_r", "n"}}."""
+    s = settings or CorrectnessSettings()
+    progress = progress or _noop
+    heads = set(getattr(recognizer, "score_labels", ()) or recognizer.labels)
+    test = [m for m in real_test if m.labels.score is not None and m.labels.dataset in s.score_datasets
+            and m.labels.label in heads and m.labels.label in set(recognizer.labels)]
+    labels = sorted({m.labels.label for m in test})
+    out: dict[str, Any] = {"labels": labels, "rows": {}}
+    if test:
+        j = judge(recognizer, test, [m.labels.label for m in test])
+        out["rows"]["real"] = _score_row(np.array([m.labels.score for m in test], float),
+                                         np.clip(j["score"], 0, 100), [m.labels.label for m in test])
+    scored = {n: g for n, g in generators.items() if "score" in set(getattr(g, "tasks", ()))}
+    out["available"] = bool(scored)
+    if not scored:
+        out["reason"] = "no generator takes a clinical-score condition"
+    for gi, (name, g) in enumerate(scored.items()):
+        req, pred, labs = [], [], []
+        for li, l in enumerate(labels):
+            progress((gi + li / max(1, len(labels))) / len(scored), f"score control: {name} {l}")
+            frames = _frames_of(real_test, l, s)
+            for ti, target in enumerate(s.score_targets):
+                ms = g.generate(_request(g, l, s.num, frames, s.seed + 1000 + 10 * li + ti, s, score=float(target)))
+                p = judge(recognizer, ms, [l] * len(ms))["score"]
+                req += [float(target)] * len(ms)
+                pred += list(np.clip(p, 0, 100))
+                labs += [l] * len(ms)
+        if req:
+            out["rows"][name] = _score_row(np.array(req), np.array(pred), labs)
+    return out
+
+
+def _score_row(want: np.ndarray, got: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    def stats(w: np.ndarray, g: np.ndarray) -> dict[str, Any]:
+        r = float(np.corrcoef(w, g)[0, 1]) if len(w) > 2 and w.std() > 0 and g.std() > 0 else None
+        return {"mae": _r(float(np.abs(g - w).mean())), "pearson_r": _r(r) if r is not None else None,
+                "n": int(len(w))}
+
+    lab = np.array(labels, dtype=object)
+    row = stats(want, got)
+    row["per_label"] = {l: stats(want[lab == l], got[lab == l]) for l in sorted(set(labels))}
+    return row
+
+
+# ------------------------------------------------------------------------------------------------
+def summary_keys(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """row -> {"correctness_control": mean, "correctness_control_min": min} (for the main table)."""
+    out = {}
+    for row, d in result.get("rows", {}).items():
+        out[row] = {"correctness_control": d.get("mean"), "correctness_control_min": d.get("min")}
+    return out
+
+
+def format_correctness(result: dict[str, Any]) -> str:
+    """A readable table: exercises x rows, each cell ``control (correct→correct / incorrect→incorrect)``."""
+    rows = result.get("rows", {})
+    cols = list(rows)
+    head = ["exercise"] + cols
+
+    def cell(e: dict[str, Any] | None) -> str:
+        if not e or e.get("control") is None:
+            return "-"
+        a, b = e.get("correct_as_correct"), e.get("incorrect_as_incorrect")
+        f = lambda v: "-" if v is None else f"{v:.2f}"
+        return f"{e['control']:.2f} ({f(a)}/{f(b)})"
+
+    lines = [[l] + [cell(rows[c]["per_label"].get(l)) for c in cols] for l in result.get("labels", [])]
+    lines.append(["mean"] + ["-" if rows[c].get("mean") is None else f"{rows[c]['mean']:.3f}" for c in cols])
+    lines.append(["min"] + ["-" if rows[c].get("min") is None else f"{rows[c]['min']:.3f}" for c in cols])
+    lines.append([f"at ≥ {result.get('target', TARGET):.2f}"] + [f"{rows[c].get('at_target', 0)}/{rows[c].get('labels', 0)}"
+                                                             for c in cols])
+    widths = [max(len(r[i]) for r in lines + [head]) for i in range(len(head))]
+    txt = ["Correctness control: requested vs recognised correctness, control (correct→correct / "
+           "incorrect→incorrect)", "  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    txt += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in lines]
+    return "\n".join(txt)
