@@ -253,8 +253,10 @@ class Motion:
                        MotionLabels.from_dict(d.get("labels", {})))
         except MotionError:
             raise
-        except (KeyError, TypeError, ValueError) as e:
-            raise MotionError(f"malformed {FORMAT} motion file: {e}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            # name the problem, never quote the file's values (they may be anything)
+            raise MotionError(f"malformed {FORMAT} motion file ({type(e).__name__}: check \"skeleton\", "
+                              f"\"joints\" and \"fps\")") from None
 
     @classmethod
     def from_json(cls, text: str) -> "Motion":

@@ -18,3 +18,13 @@ def data_root() -> Path:
         return _data_root()
     except DataNotFound as e:
         pytest.skip(f"real motion data not available: {e}")
+
+
+@pytest.fixture()
+def uploads(tmp_path, monkeypatch) -> Path:
+    """A private Gradio upload folder (``$GRADIO_TEMP_DIR``) for one test.  The app reads only files in
+    this folder (and its own assets), so a test that 'uploads' a file puts it here."""
+    folder = tmp_path / "gradio-uploads"
+    folder.mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(folder))
+    return folder

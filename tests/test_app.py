@@ -158,7 +158,8 @@ def _motion(T: int = 12) -> Motion:
     return Motion(j, COMMON, 20.0, MotionLabels(dataset="test", label="test:a", subject="x"))
 
 
-def test_upload_good_and_bad_files(demo, tmp_path):
+def test_upload_good_and_bad_files(demo, uploads):
+    tmp_path = uploads
     upload = _fn(demo, "data_upload").fn
     good = tmp_path / "mine.npy"
     np.save(good, _motion().joints)

@@ -350,7 +350,7 @@ def test_user_files_good(tmp_path, data_root):
     ("empty.csv", b"", "empty"),
     ("header.csv", b"a,b,c\n", "no data"),
     ("cols.csv", b"1,2,3,4\n", "columns"),
-    ("text.csv", b"1,2,3\n1,2,x\n", "non-numeric"),
+    ("text.csv", b"1,2,3\n1,2,x\n", "row 2, column 3: not a number"),
     ("bad.json", b"{not json", "JSON"),
     ("other.json", b"{\"a\": 1}", "motionviz/1"),
     ("bad.bvh", b"HIERARCHY\nROOT x\n{", "bad.bvh: "),

@@ -242,7 +242,7 @@ def test_cli_json_and_errors(clips, tmp_path, capsys):
     assert main(["video", str(clips / "pose_world_landmarks.mp4"), "--out", str(tmp_path / "m.txt")]) == 2
 
 
-def test_tab_video_callback(clips, tmp_path):
+def test_tab_video_callback(clips, tmp_path, uploads):
     import gradio as gr
     import plotly.graph_objects as go
 
@@ -254,7 +254,11 @@ def test_tab_video_callback(clips, tmp_path):
         ctx.motions = gr.State([])
         mesh_tab.build(ctx)
     fns = {f.api_name: f.fn for f in blocks.fns.values()}
-    m, fig, gallery, text, files = fns["video_extract"](str(clips / "pose_world_landmarks.mp4"), 12, True)
+    import shutil
+    clip = shutil.copy(clips / "pose_world_landmarks.mp4", uploads / "pose_world_landmarks.mp4")   # uploaded
+    with pytest.raises(gr.Error, match="not uploaded"):          # a server path is never read
+        fns["video_extract"](str(clips / "pose_world_landmarks.mp4"), 12, True)
+    m, fig, gallery, text, files = fns["video_extract"](str(clip), 12, True)
     assert isinstance(m, Motion) and m.num_frames == 12 and isinstance(fig, go.Figure)
     assert len(gallery) == video.KEYFRAMES and "person found in **100%**" in text
     assert sorted(Path(f).suffix for f in files) == [".bvh", ".json", ".npy"]

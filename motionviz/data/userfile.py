@@ -8,7 +8,9 @@ Formats (by extension):
   17 -> AlphaPose COCO-17).  Units: metres, or centimetres / millimetres when the body is clearly that
   large (sum of bone lengths > 20 / > 2,000), converted to metres.  ``fps`` defaults to 20.
 * ``.csv`` -- T rows x J*3 numbers (optional non-numeric header row), same rules as ``.npy``.
-* ``.bvh`` / ``.bvh.xz`` -- via :func:`motionviz.bvh.load_bvh_motion` (units guessed, Y-up).
+* ``.bvh`` / ``.bvh.xz`` -- via :func:`motionviz.bvh.load_bvh_motion`: any skeleton whose joints map onto
+  the common skeleton by name or hierarchy (:mod:`motionviz.retarget`), units from the body's height,
+  Z-up files turned Y-up, the sidecar ``<file>.bvh.json`` of our exports honoured.
 * ``.json`` -- our own format (``Motion.to_json``).
 
 Every problem raises :class:`motionviz.errors.UserError` with a one-line message.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +29,18 @@ from ..errors import UserError
 from ..motion import DEFAULT_FPS, MAX_FRAMES, Motion, MotionError, MotionLabels
 from ..skeleton import COMMON, SKELETONS, Skeleton
 
-__all__ = ["load_user_file", "skeleton_for_joint_count", "MAX_USER_BYTES", "USER_EXTENSIONS"]
+__all__ = ["load_user_file", "skeleton_for_joint_count", "check_budget", "MAX_USER_BYTES", "MAX_JSON_BYTES",
+           "MAX_JOINT_FRAMES", "MAX_SPAN_M", "MAX_NESTING", "USER_EXTENSIONS"]
 
-MAX_USER_BYTES = 50 * 1024 * 1024
+MAX_USER_BYTES = 50 * 1024 * 1024           # any user file (decompressed size for .bvh.xz)
+MAX_JSON_BYTES = 16 * 1024 * 1024           # JSON costs ~40x its size in Python objects while parsed
+#: joints x frames of one user motion, checked from the header before any array is allocated (BVH forward
+#: kinematics costs ~200 bytes per joint-frame: 1e6 -> ~0.2 GB at the peak)
+MAX_JOINT_FRAMES = 1_000_000
+#: the largest extent (metres) of a user motion on any axis: a body moving in a room spans a few metres;
+#: 1e5 m is a unit mistake or an outlier, and it would make every plot and video cost grow with it
+MAX_SPAN_M = 100.0
+MAX_NESTING = 128                           # BVH hierarchy depth ({ ... } levels)
 USER_EXTENSIONS = (".npy", ".csv", ".bvh", ".bvh.xz", ".json")
 _PREFERRED = {15: "common", 22: "smpl-22", 18: "kimore-18", 17: "alphapose-coco17"}
 
@@ -53,6 +65,79 @@ def _ext(name: str) -> str:
     return Path(n).suffix
 
 
+def check_budget(frames: int, joints: int, name: str) -> None:
+    """:class:`UserError` when ``frames`` x ``joints`` is over the budgets (call before allocating)."""
+    if frames > MAX_FRAMES:
+        raise UserError(f"{name}: {frames} frames is too long (limit {MAX_FRAMES})")
+    if frames * joints > MAX_JOINT_FRAMES:
+        raise UserError(f"{name}: {joints} joints x {frames} frames is over the limit of "
+                        f"{MAX_JOINT_FRAMES:,} joint-frames")
+
+
+def _check_span(m: Motion, name: str) -> Motion:
+    """:class:`UserError` when the motion's coordinates span more than :data:`MAX_SPAN_M` on an axis."""
+    j = m.joints
+    ok = np.isfinite(j).all(axis=-1)
+    if not ok.any():
+        return m
+    pts = j[ok]
+    span = float((pts.max(axis=0) - pts.min(axis=0)).max())
+    far = float(np.abs(pts).max())
+    if span > MAX_SPAN_M or far > 10 * MAX_SPAN_M:
+        t, k = np.unravel_index(int(np.argmax(np.where(ok, np.abs(np.nan_to_num(j)).max(-1), -1))), ok.shape)
+        raise UserError(f"{name}: implausible coordinates: the motion spans {max(span, far):.3g} m (largest at "
+                        f"frame {t}, joint {m.skeleton.joints[k]}); a body motion spans a few metres, so check "
+                        f"the units or remove the outliers (limit {MAX_SPAN_M:g} m)")
+    return m
+
+
+def _bvh_precheck(raw: bytes, name: str) -> bytes:
+    """Budget a BVH file from its header, before it is parsed and before forward kinematics allocates
+    (frames, joints, 3, 3) arrays: size (decompressed), nesting depth, joints x frames.  Returns the text."""
+    if raw[:6] == b"\xfd7zXZ\x00":
+        import lzma
+
+        d = lzma.LZMADecompressor()
+        try:
+            raw = d.decompress(raw, max_length=MAX_USER_BYTES + 1)
+        except lzma.LZMAError:
+            raise UserError(f"{name}: not valid .xz data") from None
+        if len(raw) > MAX_USER_BYTES:
+            raise UserError(f"{name}: decompressed BVH is larger than {MAX_USER_BYTES // 2**20} MB")
+    m = re.search(rb"^[ \t]*MOTION[ \t]*\r?$", raw, re.M)
+    if m is None:
+        raise UserError(f"{name}: no MOTION section (the file is truncated or not a BVH file)")
+    header = np.frombuffer(raw[:m.start()], dtype=np.uint8)
+    depth = np.cumsum((header == ord("{")).astype(np.int32) - (header == ord("}")).astype(np.int32))
+    if depth.size and int(depth.max()) > MAX_NESTING:
+        raise UserError(f"{name}: the BVH hierarchy is nested {int(depth.max())} levels deep (limit {MAX_NESTING})")
+    joints = len(re.findall(rb"(?<![\w:])(?:ROOT|JOINT)(?![\w:])", raw[:m.start()], re.I))
+    fr = re.match(rb"\s*Frames\s*:\s*(\d{1,12})\s", raw[m.end():m.end() + 256], re.I)
+    if fr is None:
+        raise UserError(f"{name}: expected 'Frames: N' after MOTION")
+    check_budget(int(fr.group(1)), max(joints, 1), name)
+    return raw
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def _redact(message: str, raw: bytes) -> str:
+    """A parser's message without anything quoted from the file: quoted words and the names the file
+    declares (joint names) become '…'.  Keeps line numbers and our own wording."""
+    msg = _QUOTED.sub("'…'", message)
+    head = raw[:raw.find(b"MOTION")] if b"MOTION" in raw else raw[:65536]
+    words = {w for w in re.split(r"[\s{}]+", head.decode("utf-8", "replace"))
+             if w and not _KEYWORD.match(w)}
+    for w in sorted(words, key=len, reverse=True):
+        msg = re.sub(rf"(?<![\w.-]){re.escape(w)}(?![\w.-])", "…", msg)
+    return msg
+
+
+_KEYWORD = re.compile(r"^(HIERARCHY|ROOT|JOINT|OFFSET|CHANNELS|End|Site|MOTION|Frames:?|Frame|Time:?|"
+                      r"[XYZ](position|rotation)|[-+0-9.eE]+)$", re.I)
+
+
 def _array_to_motion(a: np.ndarray, name: str, fps: float, skeleton: Skeleton | None) -> Motion:
     if a.dtype.kind not in "fiu":
         raise UserError(f"{name}: expected numbers, got an array of {a.dtype}")
@@ -63,8 +148,7 @@ def _array_to_motion(a: np.ndarray, name: str, fps: float, skeleton: Skeleton | 
     T, J = a.shape[:2]
     if T < 1:
         raise UserError(f"{name}: the motion has no frames")
-    if T > MAX_FRAMES:
-        raise UserError(f"{name}: {T} frames is too long (limit {MAX_FRAMES})")
+    check_budget(T, J, name)
     a = a.astype(np.float64)
     if np.isinf(a).any():
         raise UserError(f"{name}: contains infinite values")
@@ -93,21 +177,30 @@ def _read_csv(raw: bytes, name: str) -> np.ndarray:
     except UnicodeDecodeError:
         raise UserError(f"{name}: not a text CSV file") from None
     rows = [ln.strip().rstrip(",") for ln in text.splitlines() if ln.strip()]
+    skipped = 0
     if rows:
         first = rows[0].replace(";", ",").split(",")
         try:
             [float(x) for x in first]
         except ValueError:
-            rows = rows[1:]                     # header
+            rows, skipped = rows[1:], 1         # header
     if not rows:
         raise UserError(f"{name}: the CSV file has no data rows")
     if len(rows) > MAX_FRAMES:
         raise UserError(f"{name}: {len(rows)} frames is too long (limit {MAX_FRAMES})")
-    try:
-        data = [[float(x) if x.strip() not in ("", "nan", "NaN") else np.nan
-                 for x in r.replace(";", ",").split(",")] for r in rows]
-    except ValueError as e:
-        raise UserError(f"{name}: non-numeric value in the CSV ({e})") from None
+    data: list[list[float]] = []
+    for i, r in enumerate(rows):
+        row: list[float] = []
+        for k, x in enumerate(r.replace(";", ",").split(",")):
+            x = x.strip()
+            if x in ("", "nan", "NaN"):
+                row.append(np.nan)
+                continue
+            try:
+                row.append(float(x))
+            except ValueError:      # the value itself is never echoed (it could be anything)
+                raise UserError(f"{name}: row {i + 1 + skipped}, column {k + 1}: not a number") from None
+        data.append(row)
     widths = {len(r) for r in data}
     if len(widths) != 1:
         raise UserError(f"{name}: rows have different numbers of columns ({sorted(widths)[:4]})")
@@ -149,9 +242,9 @@ def load_user_file(path: str | os.PathLike, fps: float = DEFAULT_FPS,
                 if "pickle" in str(e).lower():
                     raise UserError(f"{name}: object/pickled .npy arrays are not accepted; save a plain "
                                     f"float array (T, J, 3)") from None
-                raise UserError(f"{name}: not a valid .npy file ({e})") from None
-            except (OSError, EOFError) as e:
-                raise UserError(f"{name}: not a valid .npy file ({e})") from None
+                raise UserError(f"{name}: not a valid .npy file (bad header or truncated data)") from None
+            except (OSError, EOFError, SyntaxError, TypeError):
+                raise UserError(f"{name}: not a valid .npy file (bad header or truncated data)") from None
             if not isinstance(a, np.ndarray):
                 raise UserError(f"{name}: expected one array")
             m = _array_to_motion(a, name, fps, sk)
@@ -159,11 +252,24 @@ def load_user_file(path: str | os.PathLike, fps: float = DEFAULT_FPS,
             m = _array_to_motion(_read_csv(raw, name), name, fps, sk)
         elif ext in (".bvh", ".bvh.xz"):
             from ..bvh import load_bvh_motion
-            m = load_bvh_motion(p)
+            text = _bvh_precheck(raw, name)
+            try:
+                m = load_bvh_motion(p)
+            except MotionError:
+                raise
+            except UserError as e:
+                raise UserError(_redact(str(e), text)) from None
             if np.isnan(m.joints).all():
                 raise UserError(f"{name}: every value is NaN")
+            if m.skeleton.name == "bvh" and not m.skeleton.retarget_map:
+                # every tab works on the common skeleton: say now which joints could not be matched
+                why = m.labels.extra.get("retarget_error", "the skeleton is not a body")
+                raise UserError(f"{name}: " + _redact(why, text))
             m = m.with_labels(dataset="user", source=name)
         else:
+            if size > MAX_JSON_BYTES:
+                raise UserError(f"{name}: {size / 2**20:.0f} MB is too large for JSON (limit "
+                                f"{MAX_JSON_BYTES // 2**20} MB); use .npy for long motions")
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -177,6 +283,10 @@ def load_user_file(path: str | os.PathLike, fps: float = DEFAULT_FPS,
         raise UserError(f"{name}: {e}") from None
     except UserError:
         raise
-    except (ValueError, IndexError, TypeError, KeyError, EOFError, OSError) as e:
-        raise UserError(f"{name}: could not read the file ({type(e).__name__}: {e})") from None
-    return m
+    except RecursionError:
+        raise UserError(f"{name}: the file is nested too deeply to be a motion") from None
+    except (ValueError, IndexError, TypeError, KeyError, EOFError, OSError, AttributeError) as e:
+        # the exception text may quote the file: name only its type
+        raise UserError(f"{name}: could not read the file ({type(e).__name__}); see the accepted formats") from None
+    check_budget(m.num_frames, len(m.skeleton), name)
+    return _check_span(m, name)

@@ -30,6 +30,7 @@ __all__ = [
     "AppContext", "user_error", "CPU_QUEUE", "CPU_LIMIT", "EXPORT_FORMATS", "FAST_FORMATS", "MAX_SEED",
     "MAX_SESSION_MOTIONS", "export_dir", "export_files", "export_many", "to_int", "to_float", "resolve_seed",
     "add_motions", "motion_choices", "pick_motion", "motion_markdown", "motion_title", "progress_callback",
+    "APP_ASSETS", "upload_folder", "uploaded_path",
 ]
 
 log = logging.getLogger("motionviz.ui")
@@ -49,6 +50,9 @@ FAST_FORMATS: tuple[str, ...] = ("npy", "json", "bvh", "html")
 MAX_SEED = 2**31 - 1
 #: The shared per-session motion list keeps at most this many motions (newest last).
 MAX_SESSION_MOTIONS = 16
+
+#: The app's own files (embedded sample, body template): callbacks may read these besides uploads.
+APP_ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 _EXPORT_ROOT_NAME = "motionviz-exports"
 _EXPORT_MAX_AGE_S = 3600.0
@@ -168,6 +172,46 @@ def resolve_seed(seed: Any, randomize: bool = False, rng: random.Random | None =
     if randomize:
         return (rng or random.SystemRandom()).randint(0, MAX_SEED)
     return to_int(seed, "seed", 0, MAX_SEED)
+
+
+# ---- uploaded files ----------------------------------------------------------------------------
+def upload_folder() -> Path:
+    """Gradio's upload (cache) folder, resolved: ``$GRADIO_TEMP_DIR``, else ``<system temp>/gradio``, as
+    Gradio 6 decides it (``gradio.utils.get_upload_folder``).  Every file a visitor uploads lands here."""
+    try:
+        from gradio.utils import get_upload_folder
+        folder = get_upload_folder()
+    except ImportError:  # pragma: no cover - same rule as Gradio's
+        folder = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
+    return Path(folder).resolve()
+
+
+def uploaded_path(value: Any, what: str = "file") -> Path:
+    """The resolved path of a file a visitor uploaded, else :class:`UserError`.
+
+    ``value`` is what a ``gr.File(type="filepath")`` / ``gr.Video`` hands a callback: a path string, a
+    ``PathLike``, or a FileData (object or dict with a ``path``).  The path is accepted only when, resolved
+    with symlinks followed, it is a regular file inside Gradio's upload folder (:func:`upload_folder`) or
+    the app's own :data:`APP_ASSETS`.  So no API client can make the app read an arbitrary server file by
+    sending a FileData whose ``path`` was never uploaded.  Messages never contain the path or the file's
+    content.
+    """
+    raw = value.get("path") if isinstance(value, dict) else getattr(value, "path", value)
+    if raw is None or raw == "":
+        raise UserError(f"no {what} was uploaded")
+    if not isinstance(raw, (str, os.PathLike)):
+        raise UserError(f"the {what} reference is not a file path; upload the {what} again")
+    try:
+        p = Path(raw).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        raise UserError(f"the uploaded {what} is missing; upload it again") from None
+    roots = (upload_folder(), APP_ASSETS.resolve())
+    if not any(p.is_relative_to(r) for r in roots):
+        log.warning("refused a %s outside the upload folder", what)
+        raise UserError(f"the {what} was not uploaded through this app; upload it again")
+    if not p.is_file():
+        raise UserError(f"the uploaded {what} is not a regular file; upload it again")
+    return p
 
 
 # ---- the shared per-session motion list --------------------------------------------------------

@@ -23,7 +23,7 @@ from ..errors import DataNotFound, UserError
 from ..motion import Motion
 from ..skeleton import COMMON
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, FAST_FORMATS, AppContext, add_motions, export_files,
-                     export_many, motion_markdown, progress_callback, user_error)
+                     export_many, motion_markdown, progress_callback, uploaded_path, user_error)
 
 __all__ = ["Entry", "DatasetIndex", "index_dataset", "load_entry", "available_datasets", "DATASET_TITLES",
            "build", "show_sequence", "upload_motion", "prepare_downloads", "MAX_UPLOAD_BYTES"]
@@ -428,11 +428,7 @@ def upload_motion(path: str | None, skeleton: str = "native") -> tuple[Any, str,
     """Read a user file (.npy, .csv, .bvh, .json); return (figure, metadata markdown, [motion])."""
     from ..data import load_user_file
 
-    if not path:
-        raise UserError("no file was uploaded")
-    p = Path(path)
-    if not p.is_file():
-        raise UserError("the uploaded file is missing; upload it again")
+    p = uploaded_path(path)
     size = p.stat().st_size
     if size == 0:
         raise UserError(f"{p.name} is empty")
@@ -443,7 +439,8 @@ def upload_motion(path: str | None, skeleton: str = "native") -> tuple[Any, str,
     except UserError:
         raise
     except (ValueError, OSError, EOFError, KeyError, IndexError, UnicodeDecodeError) as e:
-        raise UserError(f"could not read {p.name}: {e}") from e
+        log.warning("upload %s not read: %s", p.name, type(e).__name__)   # no content in the message
+        raise UserError(f"could not read {p.name} ({type(e).__name__}); see the accepted formats") from e
     m = m.with_labels(source=p.name)
     m = _prepare(m, skeleton)
     return figure_for([m], "single"), motion_markdown(m), [m]

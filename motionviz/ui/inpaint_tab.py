@@ -23,7 +23,7 @@ from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from ..skeleton import BODY_PARTS, COMMON, retarget_mask
 from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, export_files, motion_choices,
-                     pick_motion, progress_callback, to_float, to_int, user_error)
+                     pick_motion, progress_callback, to_float, to_int, uploaded_path, user_error)
 
 __all__ = ["build", "InpaintOutcome", "prepare_source", "corrupt_and_inpaint", "error_figure", "summary_markdown",
            "LIMBS", "MAX_FRAMES"]
@@ -226,7 +226,7 @@ def build(ctx: AppContext) -> None:
             if not path:
                 raise UserError("upload a motion file first")
             from ..data import load_user_file
-            return load_user_file(path)
+            return load_user_file(uploaded_path(path))
         if src == EXAMPLE:
             return _example_motion(ctx.data_root)
         return pick_motion(motions_, index)

@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from ..skeleton import COMMON
 from .common import (CPU_LIMIT, CPU_QUEUE, AppContext, add_motions, export_dir, export_files, motion_choices,
-                     pick_motion, progress_callback, to_int, user_error)
+                     pick_motion, progress_callback, to_int, uploaded_path, user_error)
 
 __all__ = ["build", "prepare_motion", "mesh_view", "export_mesh", "process_video", "dataset_motion",
            "SOURCE_DATASET", "SOURCE_SESSION", "LAYOUTS", "VIDEO_TYPES"]
@@ -100,6 +100,7 @@ def process_video(path: str | None, max_frames: Any, use_inpainter: bool, checkp
 
     if not path:
         raise UserError("upload a video first (.mp4, .gif or .webm)")
+    path = str(uploaded_path(path, "video"))
     n = to_int(max_frames, "frames to process", 1, 1800)
     res = video.video_to_motion(path, max_frames=n, checkpoint_dir=checkpoint_dir,
                                 use_inpainter=bool(use_inpainter), progress=progress)

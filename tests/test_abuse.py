@@ -1,0 +1,171 @@
+"""Abuse tests for the public Space (issue #14): what an outsider can send to the app's callbacks, its API
+and the CLI.  Each test is a probe of the issue that failed before the fix: file-reference injection,
+content echoed in errors, bombs (bytes, joints x frames, nesting), outlier coordinates, seeds, bad
+checkpoints, CLI outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+
+from motionviz.errors import UserError
+from motionviz.motion import Motion
+from motionviz.skeleton import COMMON
+from motionviz.ui import common, data_tab
+
+torch.set_num_threads(1)
+SECRET = "admin-s3cr3t"
+
+
+@pytest.fixture()
+def outside(tmp_path) -> Path:
+    """A folder that is not the upload folder (stands for any server path)."""
+    d = tmp_path / "server"
+    d.mkdir()
+    return d
+
+
+def _pose(T: int = 20) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    base = np.zeros((len(COMMON), 3), np.float32)
+    base[:, 1] = np.linspace(0.1, 1.6, len(COMMON))
+    base[:, 0] = np.linspace(-0.2, 0.2, len(COMMON))
+    return base[None] + 0.01 * rng.standard_normal((T, len(COMMON), 3)).astype(np.float32)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _upload(uploads: Path, name: str, data: bytes | np.ndarray | str) -> str:
+    """Put a file into the upload folder as Gradio would (a hash-named sub-folder)."""
+    d = uploads / "0123abcd"
+    d.mkdir(exist_ok=True)
+    p = d / name
+    if isinstance(data, np.ndarray):
+        np.save(p, data)
+    elif isinstance(data, str):
+        p.write_text(data)
+    else:
+        p.write_bytes(data)
+    return str(p)
+
+
+# ---- 1. file references: only uploaded files (or the app's own) are read -------------------------
+def test_uploaded_path_accepts_uploads_and_app_assets_only(uploads, outside):
+    good = _upload(uploads, "mine.npy", _pose())
+    assert common.uploaded_path(good) == Path(good).resolve()
+    assert common.uploaded_path({"path": good, "meta": {"_type": "gradio.FileData"}}) == Path(good).resolve()
+    secret = outside / "secret.npy"
+    np.save(secret, _pose())
+    for bad in (str(secret), {"path": str(secret), "meta": {"_type": "gradio.FileData"}},
+                str(uploads / ".." / "server" / "secret.npy")):
+        with pytest.raises(UserError, match="not uploaded through this app") as e:
+            common.uploaded_path(bad)
+        assert "secret" not in str(e.value) and str(outside) not in str(e.value)
+    # a symlink inside the upload folder that points outside is followed, then refused
+    link = uploads / "0123abcd" / "link.npy"
+    link.symlink_to(secret)
+    with pytest.raises(UserError, match="not uploaded"):
+        common.uploaded_path(str(link))
+    with pytest.raises(UserError, match="no file"):
+        common.uploaded_path(None)
+    with pytest.raises(UserError, match="missing"):
+        common.uploaded_path(str(uploads / "gone.npy"))
+    with pytest.raises(UserError, match="not a regular file"):
+        common.uploaded_path(str(uploads / "0123abcd"))
+    # the app's own assets are readable (the embedded sample lives there)
+    asset = next(p for p in common.APP_ASSETS.rglob("*") if p.is_file())
+    assert common.uploaded_path(str(asset)) == asset.resolve()
+
+
+def test_data_upload_refuses_server_files(uploads, outside):
+    secret = outside / "secret.npy"
+    np.save(secret, _pose())
+    with pytest.raises(UserError, match="not uploaded"):
+        data_tab.upload_motion(str(secret), "native")
+    fig, meta, shown = data_tab.upload_motion(_upload(uploads, "mine.npy", _pose()), "native")
+    assert shown[0].num_frames == 20
+
+
+def test_inpaint_upload_refuses_server_files(uploads, outside, tmp_path):
+    from motionviz.models import aegan as A
+    from motionviz.ui import inpaint_tab
+
+    torch.manual_seed(0)
+    model = A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8))
+    ck = tmp_path / "ck"
+    A.save(model, ck / "aegan.safetensors", {"steps": 0})
+    with gr.Blocks() as demo:
+        ctx = common.AppContext(checkpoint_dir=ck, data_root=None, models=["aegan"], motions=gr.State([]))
+        inpaint_tab.build(ctx)
+    fn = next(f.fn for f in demo.fns.values() if f.api_name == "inpaint")
+    secret = outside / "secret.npy"
+    np.save(secret, _pose())
+    args = (30, 0, 0, inpaint_tab.NO_LIMB, 0, 4, 1, "tuned", False, [])
+    with pytest.raises(gr.Error, match="not uploaded"):
+        fn(inpaint_tab.UPLOAD, None, str(secret), *args)
+    out = fn(inpaint_tab.UPLOAD, None, _upload(uploads, "mine.npy", _pose()), *args)
+    assert out[4][-1].num_frames == 20
+
+
+def test_video_refuses_server_files(uploads, outside):
+    from motionviz.ui import mesh_tab
+
+    clip = outside / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    with pytest.raises(UserError, match="not uploaded"):
+        mesh_tab.process_video(str(clip), 12, False, None)
+
+
+def test_errors_never_echo_file_content(uploads):
+    csv = _upload(uploads, "users.csv", "\n".join(["x,y,z", "0,1,0", f"0,{SECRET},0"] + ["0,1,0"] * 3))
+    with pytest.raises(UserError) as e:
+        data_tab.upload_motion(csv, "native")
+    assert SECRET not in str(e.value) and "row 3" in str(e.value)
+    npy = _upload(uploads, "header.npy", b"\x93NUMPY\x01\x00\x20\x00{'descr': '" + SECRET.encode() + b"'}      \n")
+    with pytest.raises(UserError) as e:
+        data_tab.upload_motion(npy, "native")
+    assert SECRET not in str(e.value)
+    bvh = _upload(uploads, "x.bvh", f"HIERARCHY\nROOT {SECRET}\n{{\n OFFSET 0 0 0\n CHANNELS 1 {SECRET}\n}}\n"
+                                    "MOTION\nFrames: 1\nFrame Time: 0.05\n0\n")
+    with pytest.raises(UserError) as e:
+        data_tab.upload_motion(bvh, "native")
+    assert SECRET not in str(e.value)
+    js = _upload(uploads, "x.json", json.dumps({"format": SECRET, "joints": SECRET}))
+    with pytest.raises(UserError) as e:
+        data_tab.upload_motion(js, "native")
+    assert SECRET not in str(e.value)
+
+
+def test_app_api_refuses_a_file_data_that_was_never_uploaded(tmp_path, outside):
+    """The probe of the issue over HTTP: a FileData naming a server file, sent straight to the queue API
+    (no client-side upload); the secret must not come back and nothing may be exported."""
+    httpx = pytest.importorskip("httpx")
+    import app as app_module
+
+    secret = outside / "secret.npy"
+    np.save(secret, np.full((20, 15, 3), 1234.5678, np.float32))
+    demo = app_module.build_app(checkpoint_dir=tmp_path / "none", data_root=tmp_path / "no-data")
+    demo.queue().launch(prevent_thread_lock=True, server_port=_free_port(), quiet=True)
+    try:
+        base = demo.local_url.rstrip("/") + "/gradio_api"
+        r = httpx.post(f"{base}/call/data_upload",
+                       json={"data": [{"path": str(secret), "meta": {"_type": "gradio.FileData"}}, "native"]})
+        eid = r.json()["event_id"]
+        text = httpx.get(f"{base}/call/data_upload/{eid}", timeout=60).text
+        assert "event: error" in text and "1234.5" not in text
+        got = httpx.get(f"{demo.local_url.rstrip('/')}/gradio_api/file={secret}", timeout=30)
+        assert got.status_code in (403, 404)
+    finally:
+        demo.close()
