@@ -187,6 +187,7 @@ def _floor_trace(scene_layout: dict, height: float, scene: str = "scene") -> go.
     xr, yr = scene_layout["xaxis"]["range"], scene_layout["yaxis"]["range"]
     span = max(xr[1] - xr[0], yr[1] - yr[0])
     step = 0.25 if span <= 3 else 0.5 if span <= 8 else 1.0
+    step = max(step, float(np.ceil(span / 40)))    # at most ~40 lines a side, whatever the span
     xs, ys, zs = [], [], []
     for x in np.arange(np.ceil(xr[0] / step) * step, xr[1] + 1e-9, step):
         xs += [round(float(x), 3), round(float(x), 3), None]

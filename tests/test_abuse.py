@@ -169,3 +169,91 @@ def test_app_api_refuses_a_file_data_that_was_never_uploaded(tmp_path, outside):
         assert got.status_code in (403, 404)
     finally:
         demo.close()
+
+
+# ---- 8. one-line errors for every bad file; 2-3. budgets before work -------------------------------
+def _one_line_user_error(path: str, skeleton: str = "native") -> str:
+    with pytest.raises(UserError) as e:
+        data_tab.upload_motion(path, skeleton)
+    msg = str(e.value)
+    assert "\n" not in msg and "Traceback" not in msg and len(msg) < 400, msg
+    return msg
+
+
+def _bvh(n_joints: int, frames: int, nested: bool = False, channels: int = 0) -> str:
+    lines = ["HIERARCHY", "ROOT j0", "{", "OFFSET 0 0 0", f"CHANNELS {channels}"
+             + (" Xposition Yposition Zposition Zrotation Xrotation Yrotation"[:0] if channels == 0 else
+                " Xposition Yposition Zposition")]
+    for j in range(1, n_joints):
+        lines += [f"JOINT j{j}", "{", "OFFSET 0 1 0", "CHANNELS 0"]
+        if not nested:
+            lines.append("}")
+    if nested:
+        lines += ["}"] * (n_joints - 1)
+    lines += ["}", "MOTION", f"Frames: {frames}", "Frame Time: 0.05"]
+    lines += [" ".join(["0"] * channels)] * (frames if channels else 0)
+    return "\n".join(lines) + "\n"
+
+
+def test_bad_files_give_one_line_errors(uploads):
+    assert "empty" in _one_line_user_error(_upload(uploads, "empty.npy", b""))
+    assert "no frames" in _one_line_user_error(_upload(uploads, "none.npy", np.zeros((0, 15, 3), np.float32)))
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, a=np.zeros((3, 15, 3)))
+    assert "valid .npy" in _one_line_user_error(_upload(uploads, "renamed.npy", buf.getvalue()))
+    assert "nested" in _one_line_user_error(_upload(uploads, "deep.bvh", _bvh(1000, 1, nested=True)))
+    assert "nested" in _one_line_user_error(_upload(uploads, "deep.json", "[" * 100_000 + "]" * 100_000))
+    assert "nested" in _one_line_user_error(_upload(uploads, "deep2.json",
+                                                    '{"format": "motionviz/1", "joints": ' + "[" * 50_000))
+    # a BVH whose skeleton is none of ours: shown on its own skeleton; on the common one, a clear error
+    odd = _upload(uploads, "odd.bvh", _bvh(5, 4, channels=3))
+    for skeleton in ("native", "common"):
+        try:
+            fig, meta, shown = data_tab.upload_motion(odd, skeleton)
+            assert shown[0].num_frames == 4
+        except UserError as e:
+            assert "\n" not in str(e) and "Traceback" not in str(e)
+
+
+def test_bvh_bomb_is_refused_from_its_header(uploads):
+    """1,024 joints, CHANNELS 0, Frames: 200000 in 1 KB of .xz: refused before forward kinematics
+    (which would allocate (200000, 1024, 3, 3) float64 = 13.7 GiB)."""
+    import lzma
+    import time
+    import tracemalloc
+
+    bomb = lzma.compress(_bvh(1024, 200_000).encode())
+    assert len(bomb) < 4096
+    p = _upload(uploads, "bomb.bvh.xz", bomb)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    msg = _one_line_user_error(p)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "joint-frames" in msg or "too long" in msg
+    assert peak < 64 * 2**20 and time.perf_counter() - t0 < 5
+    # 64 joints x 20,000 frames: over the joint-frame budget, refused before the data are parsed
+    msg = _one_line_user_error(_upload(uploads, "wide.bvh", _bvh(64, 20_000)))
+    assert "joint-frames" in msg
+
+
+@pytest.mark.parametrize("far", [1e5, 1e6])
+def test_outlier_coordinates_are_refused_with_a_clear_message(uploads, far):
+    a = _pose(200)
+    a[50, 3] = far
+    msg = _one_line_user_error(_upload(uploads, "outlier.npy", a))
+    assert "implausible coordinates" in msg and "frame 50" in msg and COMMON.joints[3] in msg
+
+
+def test_plot_cost_does_not_grow_with_the_span():
+    """The floor grid has a bounded number of lines whatever the coordinates (1e5 m gave a 9 MB plot)."""
+    from motionviz.render import motion_figure
+
+    small = Motion(_pose(40), COMMON, 20.0)
+    a = _pose(40)
+    a[:, :, 0] += np.linspace(0, 95, 40)[:, None]      # allowed: under the 100 m span limit
+    big = Motion(a, COMMON, 20.0)
+    n_small = len(motion_figure(small).to_json())
+    n_big = len(motion_figure(big).to_json())
+    assert n_big < 2 * n_small + 200_000, (n_small, n_big)
