@@ -383,12 +383,14 @@ def match_common(names: Sequence[str], parents: Sequence[int], rest: np.ndarray 
         sp = _spine_from_names(names, parents, found)
         if sp is not None:
             found["spine"] = sp
-    if len(found) < len(COMMON.joints):
+    limbs = [j for j in COMMON.joints if j.startswith(("left_", "right_"))]
+    if any(j not in found for j in limbs):
+        # names did not give every limb joint: the hierarchy does (a missing pelvis / neck / spine
+        # with all limbs named is blended from the hips / shoulders instead, as for keypoint sets)
         found = _by_hierarchy(names, parents, rest, found)
     out, missing = _complete(found, names)
     if missing:
-        shown = ", ".join(names[:8]) + (", ..." if J > 8 else "")
-        raise UserError(f"cannot map {what} ({J} joints: {shown}) onto the common skeleton: no match for "
+        raise UserError(f"cannot map {what} ({J} joints) onto the common skeleton: no joint found for "
                         f"{', '.join(missing)}")
     return {j: out[j] for j in COMMON.joints}
 
