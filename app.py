@@ -31,6 +31,7 @@ TABS: list[tuple[str, str, str | None]] = [
     ("Action → motion (VAE)", "motionviz.ui.vae_tab", "vae"),
     ("Inpaint / clean up", "motionviz.ui.inpaint_tab", "aegan"),
     ("Compare", "motionviz.ui.compare_tab", ANY_GENERATOR),
+    ("Correct vs incorrect", "motionviz.ui.difference_tab", "diffusion"),
     ("Body mesh & video", "motionviz.ui.mesh_tab", None),
 ]
 

@@ -1,0 +1,380 @@
+"""The "Correct vs incorrect" tab: what differs between a correct and an incorrect execution, for a
+physiotherapist.
+
+Three flows, one view: (1) the diffusion model makes a correct and an incorrect execution of the chosen
+exercise (same seed); (2) a real recording of a held-out test subject, or (3) an uploaded recording, is
+compared with a generated *correct* reference.  Both motions are time-aligned by dynamic time warping on
+their joint angles (:mod:`motionviz.difference`) and shown in one 3D player (overlaid or side by side)
+with the joints that differ most enlarged; the joint-angle curves that differ most are plotted over the
+aligned time with the normal range of real correct executions shaded; a plain-language summary says what
+lies outside that range ("Left knee bends 25° less than in correct executions").
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..errors import UserError
+from ..motion import Motion
+from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, to_int,
+                     user_error)
+
+__all__ = ["build", "exercise_choices", "recording_choices", "incorrect_meaning", "difference_view",
+           "angle_curves_figure", "player_figure", "DATASET_INCORRECT", "EXERCISE_INCORRECT", "MODES",
+           "MAX_GENERATED_FRAMES", "MAX_UPLOAD_BYTES"]
+
+log = logging.getLogger("motionviz.ui.difference")
+
+GENERATED, REAL, UPLOAD = "generated", "real", "upload"
+MODES = [("Generated: correct vs incorrect execution", GENERATED),
+         ("Real recording (held-out subject) vs generated correct reference", REAL),
+         ("Uploaded recording vs generated correct reference", UPLOAD)]
+VIEWS = [("Overlaid", "overlay"), ("Side by side", "pair")]
+MAX_GENERATED_FRAMES = 300
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+CURVES = 4                      # angle curves plotted (the ones that differ most)
+HIGHLIGHT = "#f2b705"
+
+#: What each dataset calls "incorrect" (from the data folder's README).
+DATASET_INCORRECT: dict[str, str] = {
+    "ui-prmd": ("**UI-PRMD**: *incorrect* executions are the same healthy subjects **deliberately performing a "
+                "wrong version** of the exercise (simulated compensation), 10 repetitions each; the dataset does "
+                "not say how each wrong version deviates, so the typical deviation below is measured from the "
+                "training subjects' joint angles."),
+    "irds": ("**IntelliRehabDS**: each repetition of a patient was **rated by clinicians** as correctly (label 1) "
+             "or incorrectly executed (label 2); the third grade, *poorly executed*, is absent here. Few "
+             "incorrect examples exist (1–9 per gesture in training), so the model's incorrect executions of "
+             "this dataset rest on little data."),
+    "kimore": ("**KIMORE** has no correct/incorrect label: every execution carries a **clinical quality score** "
+               "(0–100, higher is better; patients' medians 37–64, healthy subjects' 79–90)."),
+}
+
+#: The typical deviation of UI-PRMD's incorrect executions: median over the training subjects' correct ->
+#: incorrect executions of the joint angle's peak (or lowest) value (motionviz.angles), the largest
+#: differences relative to their spread.
+EXERCISE_INCORRECT: dict[str, str] = {
+    "ui-prmd:m01": "a shallower squat (knee flexion peak ≈ 125° → 106°) with more forward trunk lean (32° → 48°)",
+    "ui-prmd:m02": "the trunk leans forward (4° → 15°) and the lifted knee bends less (107° → 85°)",
+    "ui-prmd:m03": "the trunk leans forward (5° → 17°) and the front hip flexes more (18° → 63°)",
+    "ui-prmd:m04": "a shallower lunge (hip flexion peak 81° → 62°) with the arms held differently",
+    "ui-prmd:m05": "more hip flexion (≈ 111° → 125°) and forward trunk lean (30° → 42°) to get up",
+    "ui-prmd:m06": "the trunk leans forward (1° → 9°) and the arms move (shoulder elevation 84° → 100°)",
+    "ui-prmd:m07": "the arm is raised less high sideways (shoulder elevation peak 152° → 128°)",
+    "ui-prmd:m08": "less shoulder extension (lowest flexion −45° → −24°), the other arm held lower",
+    "ui-prmd:m09": "the upper arm is held lower (shoulder elevation ≈ 83° → 70°) while rotating",
+    "ui-prmd:m10": "the arm is raised less high in the scapular plane (abduction peak 104° → 80°)",
+}
+
+#: Exercises with correct and incorrect executions in the training data (IntelliRehabDS 5 and 8 have no
+#: incorrect ones).
+CORRECTNESS_LABELS: tuple[str, ...] = tuple(f"ui-prmd:m{i:02d}" for i in range(1, 11)) + tuple(
+    f"irds:{g}" for g in (0, 1, 2, 3, 4, 6, 7))
+
+
+def _titles() -> dict[str, str]:
+    try:
+        from ..data import LABEL_TITLES
+        return dict(LABEL_TITLES)
+    except ImportError:  # pragma: no cover
+        return {}
+
+
+def exercise_choices(gen: Any) -> list[tuple[str, str]]:
+    """(title (label), label) of the exercises with correctness that the generator knows."""
+    known = set(getattr(gen, "labels", ()) or ())
+    t = _titles()
+    return [(f"{t.get(l, l)} ({l})", l) for l in CORRECTNESS_LABELS if not known or l in known]
+
+
+def incorrect_meaning(label: str | None) -> str:
+    """Markdown: what 'incorrect' means for the exercise's dataset (and its typical deviation)."""
+    if not label:
+        return ""
+    ds = label.split(":", 1)[0]
+    text = DATASET_INCORRECT.get(ds, "")
+    if label in EXERCISE_INCORRECT:
+        text += f"  \nTypical incorrect execution of this exercise: {EXERCISE_INCORRECT[label]}."
+    return text
+
+
+def _test_recordings(label: str, data_root: Path | None) -> list[Motion]:
+    if not label or data_root is None:
+        return []
+    from ..data import load_corpus
+
+    ds = label.split(":", 1)[0]
+    return [m for m in load_corpus("test", datasets=[ds], root=data_root) if m.labels.label == label]
+
+
+def recording_choices(label: str | None, data_root: Path | None) -> list[tuple[str, int]]:
+    """(title, index) of the real test recordings of ``label`` (held-out subjects), incorrect ones first."""
+    ms = _test_recordings(label or "", data_root)
+    order = sorted(range(len(ms)), key=lambda i: (ms[i].labels.correct is not False, i))
+    out = []
+    for i in order:
+        lab = ms[i].labels
+        state = "incorrect" if lab.correct is False else ("correct" if lab.correct else "unrated")
+        out.append((f"{lab.subject} · {state} · {Path(lab.source).name if lab.source else i} · "
+                    f"{ms[i].num_frames} frames", i))
+    return out
+
+
+def _read_upload(path: Any) -> Motion:
+    from ..data import load_user_file
+    from . import common
+
+    check = getattr(common, "uploaded_path", None)          # the app's upload-folder check, where present
+    if check is not None:
+        p = check(path, "recording")
+    else:
+        if not path:
+            raise UserError("no recording was uploaded")
+        p = Path(path)
+        if not p.is_file():
+            raise UserError("the uploaded recording is missing; upload it again")
+    size = p.stat().st_size
+    if size == 0:
+        raise UserError(f"{p.name} is empty")
+    if size > MAX_UPLOAD_BYTES:
+        raise UserError(f"{p.name} is {size / 2**20:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB")
+    try:
+        m = load_user_file(p)
+    except UserError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, IndexError, UnicodeDecodeError) as e:
+        raise UserError(f"could not read {p.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    return m.with_labels(source=p.name)
+
+
+def _generate(gen: Any, label: str, correct: bool, seed: int, frames: int, steps: int, progress=None) -> Motion:
+    from ..generator import Request
+
+    req = Request(model=gen.name, label=label, correct=correct, seed=seed, frames=frames, steps=steps, num=1)
+    return gen.generate(req, progress)[0]
+
+
+# ---- figures -------------------------------------------------------------------------------------
+def player_figure(a: Motion, b: Motion, names: tuple[str, str], view: str, highlight: Sequence[str]) -> go.Figure:
+    """The two time-aligned motions in one 3D player (overlaid or side by side, one slider), the joints in
+    ``highlight`` drawn larger in gold.  One call to the repository's player (:mod:`motionviz.render`)."""
+    from ..render import grid_figure, overlay_figure
+
+    if view == "pair":
+        fig = grid_figure([a, b], titles=list(names), cols=2, cell_height=480)
+    else:
+        fig = overlay_figure(a, b, names=names, title="Time-aligned (gold: joints that differ most)")
+    joints = list(a.skeleton.joints)
+    hi = {joints.index(n) for n in highlight if n in joints}
+    for k in (1, 3):                                 # the joint-marker trace of each motion
+        tr = fig.data[k]
+        colors = list(tr.marker.color) if isinstance(tr.marker.color, (list, tuple)) else [tr.marker.color] * len(joints)
+        tr.marker.size = [11 if j in hi else 3.5 for j in range(len(joints))]
+        tr.marker.color = [HIGHLIGHT if j in hi else c for j, c in enumerate(colors)]
+    return fig
+
+
+def angle_curves_figure(cmp: Any, keys: Sequence[str], names: tuple[str, str], fps: float = 20.0) -> go.Figure:
+    """Joint-angle curves (degrees) of both motions over the aligned time, one panel per angle in
+    ``keys``; the normal range of real correct executions is shaded (peak: green, lowest: grey)."""
+    from ..angles import ANGLE_BY_KEY
+    from ..render import PALETTE
+
+    keys = list(keys)
+    if not keys:
+        raise UserError("no joint angle to plot")
+    fig = make_subplots(rows=len(keys), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=[ANGLE_BY_KEY[k].title.capitalize() for k in keys])
+    i, j = cmp.path[:, 0], cmp.path[:, 1]
+    t = np.arange(len(cmp.path)) / fps
+    for r, k in enumerate(keys, start=1):
+        for n, (vals, idx, col) in enumerate(((cmp.ref_angles[k], i, PALETTE[0]), (cmp.other_angles[k], j, PALETTE[1]))):
+            y = np.asarray(vals)[idx]
+            fig.add_trace(go.Scatter(x=np.round(t, 3).tolist(),
+                                     y=[None if not np.isfinite(v) else round(float(v), 2) for v in y],
+                                     mode="lines", name=names[n], legendgroup=names[n], showlegend=r == 1,
+                                     line=dict(color=col, width=2.5 if n else 2),
+                                     hovertemplate="%{y:.0f}°<extra>" + names[n] + "</extra>"), row=r, col=1)
+        if cmp.normal is not None:
+            for kind, color in (("peak", "rgba(59,155,74,0.18)"), ("low", "rgba(120,120,120,0.16)")):
+                lo, _, hi = getattr(cmp.normal, kind)[k]
+                if np.isfinite(lo) and np.isfinite(hi):
+                    fig.add_hrect(y0=lo, y1=max(hi, lo + 0.5), fillcolor=color, line_width=0, row=r, col=1)
+        fig.update_yaxes(title_text="deg", row=r, col=1)
+    fig.update_xaxes(title_text="aligned time (s)", row=len(keys), col=1)
+    note = ("shaded: normal range of real correct executions (green: peak, grey: lowest value; p5–p95)"
+            if cmp.normal is not None else "no real correct executions of this exercise: no normal range")
+    fig.update_layout(height=170 * len(keys) + 110, margin=dict(l=50, r=10, t=60, b=40),
+                      title=dict(text=note, x=0.5, font=dict(size=12)),
+                      legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.08, yanchor="top"),
+                      uirevision="motionviz")
+    return fig
+
+
+def _diff_bars(cmp: Any, n: int = 10) -> go.Figure:
+    from ..angles import ANGLE_BY_KEY
+    from ..render import joint_error_figure
+
+    keys = [k for k in cmp.ranked_angles() if np.isfinite(cmp.angle_diff[k])][:n]
+    return joint_error_figure([ANGLE_BY_KEY[k].title for k in keys], [cmp.angle_diff[k] for k in keys],
+                              title="Mean joint-angle difference after time alignment", unit="°")
+
+
+def _summary_markdown(cmp: Any, names: tuple[str, str], label: str) -> str:
+    t = _titles().get(label, label)
+    pretty = lambda j: j.replace("_", " ")
+    lines = []
+    if cmp.normal is not None:
+        lines.append(f"**{names[1].capitalize()}** against the normal range of **{cmp.normal.n} real correct "
+                     f"executions** of {t} (training subjects):")
+    else:
+        lines.append(f"**{names[1].capitalize()}** against **{names[0]}** (no real correct executions of {t} "
+                     "to compare with):")
+    lines.append(cmp.summary)
+    lines.append(f"\n**Joints that differ most** after time alignment: {', '.join(pretty(j) for j in cmp.top_joints)} "
+                 "(enlarged, in gold, in the 3D view).")
+    if cmp.normal is not None:
+        if cmp.reference_findings:
+            lines.append(f"\nNote: {names[0]} itself lies outside the normal range for "
+                         + "; ".join(f.sentence[0].lower() + f.sentence[1:] for f in cmp.reference_findings[:2]) + ".")
+        else:
+            lines.append(f"\n{names[0].capitalize()} lies within the normal range of correct executions.")
+    lines.append("\n*Generated motions and the datasets' few subjects are not clinical advice.*")
+    return "\n".join(lines)
+
+
+# ---- the callback --------------------------------------------------------------------------------
+def difference_view(gen: Any, mode: str, label: str | None, recording: Any, upload: Any, seed: Any, frames: Any,
+                    steps: Any, view: str, data_root: Path | None, progress=None) -> tuple[Any, ...]:
+    """Run one comparison.  Returns (3D figure, angle-curves figure, difference bars, summary markdown,
+    [reference, other] motions as compared)."""
+    from ..difference import compare_executions, describe_comparison, normal_range_for, on_common, warp_pair
+
+    cb = progress or (lambda f, t: None)
+    if mode not in (GENERATED, REAL, UPLOAD):
+        raise UserError("choose what to compare")
+    if not label:
+        raise UserError("choose an exercise")
+    if label not in CORRECTNESS_LABELS:
+        raise UserError(f"{label} has no correct/incorrect executions to compare; choose another exercise")
+    seed_ = to_int(seed, "seed", 0, MAX_SEED)
+    frames_ = to_int(frames, "frames", 40, MAX_GENERATED_FRAMES)
+    steps_ = to_int(steps, "sampling steps", 1, 200)
+    view = view if view in ("overlay", "pair") else "overlay"
+    if mode == GENERATED:
+        cb(0.05, "generating the correct execution")
+        ref = _generate(gen, label, True, seed_, frames_, steps_)
+        cb(0.35, "generating the incorrect execution")
+        other = _generate(gen, label, False, seed_, frames_, steps_)
+        names = ("generated correct", "generated incorrect")
+    else:
+        if mode == REAL:
+            ms = _test_recordings(label, data_root)
+            if not ms:
+                raise UserError("no real recordings of this exercise are available (is the data folder there?)")
+            idx = to_int(recording if recording not in (None, "") else 0, "recording", 0, len(ms) - 1)
+            other = ms[idx]
+            state = "incorrect" if other.labels.correct is False else "correct"
+            names = ("generated correct reference", f"real {state} recording ({other.labels.subject})")
+        else:
+            other = _read_upload(upload)
+            names = ("generated correct reference", f"uploaded recording ({other.labels.source})")
+        other = on_common(other)
+        n = int(np.clip(other.num_frames, 40, MAX_GENERATED_FRAMES))
+        cb(0.1, "generating the correct reference")
+        ref = _generate(gen, label, True, seed_, n, steps_)
+    ref, other = on_common(ref), on_common(other)
+    cb(0.6, "normal range of real correct executions")
+    normal = None
+    if data_root is not None:
+        try:
+            normal = normal_range_for(label, data_root)
+        except (UserError, OSError) as e:
+            log.warning("difference: no normal range for %s: %s", label, e)
+    cb(0.75, "time alignment")
+    cmp = compare_executions(ref, other, normal)
+    a, b, _ = warp_pair(cmp)
+    keys = [k for k in cmp.ranked_angles() if np.isfinite(cmp.angle_diff[k])]
+    # the angles of the summary first, then the ones that differ most
+    order = list(dict.fromkeys([f.key for f in cmp.findings] + keys))[:CURVES]
+    cb(0.9, "drawing")
+    player = player_figure(a, b, names, view, cmp.top_joints)
+    curves = angle_curves_figure(cmp, order, names)
+    md = _summary_markdown(cmp, names, label)
+    log.info("difference %s %s: %s", mode, label, describe_comparison(cmp)["top_joints"])
+    return player, curves, _diff_bars(cmp), md, [ref.with_labels(label=label), other.with_labels(label=label)]
+
+
+# ---- layout --------------------------------------------------------------------------------------
+def build(ctx: AppContext) -> None:
+    from ..generator import load_generator
+
+    try:
+        gen = load_generator("diffusion", ctx.checkpoint_dir)
+    except UserError as e:
+        gr.Markdown(f"**Correct vs incorrect** needs the diffusion model: {e}")
+        return
+    choices = exercise_choices(gen)
+    if not choices:
+        gr.Markdown("**Correct vs incorrect**: the diffusion model knows no exercise with correct and incorrect "
+                    "executions.")
+        return
+    default = next((v for _, v in choices if v == "ui-prmd:m01"), choices[0][1])
+    root = ctx.data_root
+    rec0 = recording_choices(default, root) if root is not None else []
+    heavy = dict(concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
+
+    gr.Markdown(
+        "**What differs between a correct and an incorrect execution?** Generate both with the diffusion "
+        "model, or compare a real or uploaded recording with a generated correct reference. The two are "
+        "time-aligned (dynamic time warping on joint angles), the joints that differ most are enlarged in gold, "
+        "and the joint-angle curves show the normal range of real correct executions.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            label = gr.Dropdown(choices, value=default, label="Exercise", elem_id="diff-exercise")
+            meaning = gr.Markdown(incorrect_meaning(default), elem_id="diff-meaning")
+            mode = gr.Radio(MODES, value=GENERATED, label="Compare", elem_id="diff-mode")
+            recording = gr.Dropdown(rec0, value=rec0[0][1] if rec0 else None, label="Real recording (test subjects)",
+                                    elem_id="diff-recording", visible=False, allow_custom_value=True)
+            upload = gr.File(label="Recording (.npy, .csv, .bvh, .json; at most 64 MB)", type="filepath",
+                             file_types=[".npy", ".csv", ".bvh", ".json", ".xz", ".gz"], elem_id="diff-upload",
+                             visible=False)
+            with gr.Row():
+                seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="diff-seed")
+                frames = gr.Slider(40, MAX_GENERATED_FRAMES, value=120, step=1, label="Frames (20 fps)",
+                                   elem_id="diff-frames")
+            steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps")
+            view = gr.Radio(VIEWS, value="overlay", label="3D view", elem_id="diff-view")
+            go_btn = gr.Button("Compare", variant="primary", elem_id="diff-run")
+        with gr.Column(scale=3):
+            summary = gr.Markdown(elem_id="diff-summary")
+            player = gr.Plot(label="Time-aligned 3D view (slider scrubs both)", elem_id="diff-plot",
+                             elem_classes=["mv-plot"])
+            curves = gr.Plot(label="Joint angles over the aligned time", elem_id="diff-curves")
+            bars = gr.Plot(label="Which angles differ", elem_id="diff-bars")
+
+    @user_error
+    def on_exercise(label_):
+        recs = recording_choices(label_, root) if root is not None else []
+        return incorrect_meaning(label_), gr.Dropdown(choices=recs, value=recs[0][1] if recs else None)
+
+    def on_mode(mode_):
+        return gr.Dropdown(visible=mode_ == REAL), gr.File(visible=mode_ == UPLOAD)
+
+    @user_error
+    def on_run(mode_, label_, rec_, up_, seed_, frames_, steps_, view_, motions_, progress=gr.Progress()):
+        fig, cur, bar, md, ms = difference_view(gen, mode_, label_, rec_, up_, seed_, frames_, steps_, view_, root,
+                                                progress_callback(progress))
+        return fig, cur, bar, md, add_motions(motions_, ms)
+
+    motions_state = ctx.motions if ctx.motions is not None else gr.State([])
+    label.input(on_exercise, [label], [meaning, recording], api_name="difference_exercise")
+    mode.input(on_mode, [mode], [recording, upload], api_name="difference_mode")
+    go_btn.click(on_run, [mode, label, recording, upload, seed, frames, steps, view, motions_state],
+                 [player, curves, bars, summary, motions_state], api_name="difference_compare", **heavy)

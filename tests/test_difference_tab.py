@@ -1,0 +1,176 @@
+"""The "Correct vs incorrect" tab's callbacks, called directly with a fake generator (the tab only uses
+the Generator protocol: a toy squat, deep when asked for a correct execution, shallow otherwise) and a
+synthetic corpus (no data folder, no checkpoint): the generated pair, a real recording and an uploaded
+file against a generated correct reference, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+import gradio as gr
+
+from motionviz import data as data_pkg
+from motionviz import generator as generator_mod
+from motionviz.errors import UserError
+from motionviz.generator import Request
+from motionviz.motion import Motion, MotionLabels
+from motionviz.skeleton import COMMON
+from motionviz.ui import common
+from motionviz.ui import difference_tab as DT
+from motionviz.ui.common import AppContext
+
+torch.set_num_threads(1)
+
+_POSE = {
+    "pelvis": (0.0, 0.95, 0.0), "spine": (0.0, 1.15, 0.0), "neck": (0.0, 1.45, 0.0),
+    "left_shoulder": (0.18, 1.42, 0.0), "left_elbow": (0.2, 1.15, 0.0), "left_wrist": (0.2, 0.9, 0.0),
+    "right_shoulder": (-0.18, 1.42, 0.0), "right_elbow": (-0.2, 1.15, 0.0), "right_wrist": (-0.2, 0.9, 0.0),
+    "left_hip": (0.1, 0.92, 0.0), "left_knee": (0.1, 0.5, 0.02), "left_ankle": (0.1, 0.08, 0.0),
+    "right_hip": (-0.1, 0.92, 0.0), "right_knee": (-0.1, 0.5, 0.02), "right_ankle": (-0.1, 0.08, 0.0),
+}
+
+
+def squat(depth_deg: float, T: int, rng: np.random.Generator, correct: bool, subject: str) -> Motion:
+    """Both knees bend to ``depth_deg`` and back (shanks swing back, thighs stay): a toy m01."""
+    base = np.array([_POSE[n] for n in COMMON.joints], dtype=np.float64)
+    ang = np.radians(depth_deg) * np.sin(np.linspace(0, np.pi, T))
+    j = np.repeat(base[None], T, axis=0)
+    for s in ("left", "right"):
+        k, a = COMMON.index(f"{s}_knee"), COMMON.index(f"{s}_ankle")
+        j[:, a, 1] = j[:, k, 1] - 0.42 * np.cos(ang)
+        j[:, a, 2] = 0.02 - 0.42 * np.sin(ang)
+    j += rng.normal(0, 0.002, j.shape)
+    return Motion(j.astype(np.float32), COMMON, 20.0,
+                  MotionLabels(dataset="ui-prmd", label="ui-prmd:m01", correct=correct, subject=subject,
+                               source=f"{subject}_{depth_deg:.0f}.txt"))
+
+
+class FakeDiffusion:
+    """Generator protocol: a toy m01 squat, 90 deg deep when asked for correct, 50 deg otherwise."""
+
+    name = "diffusion"
+    tasks = frozenset({"label", "text"})
+    skeleton = COMMON
+    labels = ["kimore:ex1", "ui-prmd:m01", "ui-prmd:m07"]
+
+    def generate(self, request: Request, progress=None) -> list[Motion]:
+        r = request
+        rng = np.random.default_rng(r.seed)
+        depth = 90.0 if r.correct in (True, None) else 50.0
+        return [squat(depth + rng.normal(0, 2), r.frames, rng, r.correct, f"seed{r.seed}").with_labels(
+            dataset="generated") for _ in range(r.num)]
+
+
+@pytest.fixture()
+def gen():
+    return FakeDiffusion()
+
+
+@pytest.fixture()
+def ckpt(tmp_path, monkeypatch, gen):
+    """A checkpoint folder whose "diffusion" loads as the fake generator."""
+    d = tmp_path / "ck"
+    d.mkdir()
+    (d / "diffusion.safetensors").write_bytes(b"")
+    monkeypatch.setattr(generator_mod, "load_generator", lambda name, checkpoint_dir=None: gen)
+    return d
+
+
+@pytest.fixture()
+def corpus(monkeypatch):
+    rng = np.random.default_rng(0)
+    sets = {"train": [squat(float(rng.uniform(85, 95)), int(rng.integers(40, 60)), rng, True, f"s0{i % 7}")
+                      for i in range(20)]
+                     + [squat(45.0, 50, rng, False, "s01")],
+            "test": [squat(60.0, 55, rng, False, "s09"), squat(90.0, 50, rng, True, "s10")]}
+
+    def load_corpus(split="train", datasets=None, root=None, **kw):
+        return [m for m in sets[split] if datasets is None or m.labels.dataset in datasets]
+
+    monkeypatch.setattr(data_pkg, "load_corpus", load_corpus)
+    from motionviz import difference
+    monkeypatch.setattr(difference, "_normal_cache", {})
+    return sets
+
+
+def test_choices_and_clinical_terms(gen, corpus, tmp_path):
+    assert [v for _, v in DT.exercise_choices(gen)] == ["ui-prmd:m01", "ui-prmd:m07"]   # kimore: no correctness
+    assert "deliberately performing a wrong version" in DT.incorrect_meaning("ui-prmd:m01")
+    assert "shallower squat" in DT.incorrect_meaning("ui-prmd:m01")
+    assert "rated by clinicians" in DT.incorrect_meaning("irds:0")
+    recs = DT.recording_choices("ui-prmd:m01", tmp_path)
+    assert len(recs) == 2 and "incorrect" in recs[0][0] and "s09" in recs[0][0]
+
+
+def test_generated_pair(gen, corpus, tmp_path):
+    fig, curves, bars, md, ms = DT.difference_view(gen, DT.GENERATED, "ui-prmd:m01", None, None, 3, 40, 4,
+                                                   "overlay", tmp_path)
+    assert all(isinstance(f, go.Figure) for f in (fig, curves, bars))
+    assert len(fig.layout.sliders) == 1
+    sizes = list(fig.data[3].marker.size)
+    assert max(sizes) > min(sizes)                             # the joints that differ most are enlarged
+    assert len(ms) == 2 and all(m.skeleton.name == "common" for m in ms)
+    assert "Joints that differ most" in md and "real correct executions" in md
+    assert any(getattr(s, "type", None) == "rect" for s in curves.layout.shapes)   # shaded normal range
+    # same seed -> same comparison
+    _, _, _, md2, ms2 = DT.difference_view(gen, DT.GENERATED, "ui-prmd:m01", None, None, 3, 40, 4, "pair", tmp_path)
+    assert md2 == md and np.allclose(ms2[1].joints, ms[1].joints)
+
+
+def test_real_recording_against_generated_reference(gen, corpus, tmp_path):
+    recs = DT.recording_choices("ui-prmd:m01", tmp_path)
+    fig, curves, bars, md, ms = DT.difference_view(gen, DT.REAL, "ui-prmd:m01", recs[0][1], None, 0, 40, 4,
+                                                   "pair", tmp_path)
+    assert "Real incorrect recording (s09)" in md
+    # the shallow (60 deg) squat is reported against the 85-95 deg normal range
+    assert "knee bends" in md and "less than in correct executions" in md
+    titles = [a.text for a in curves.layout.annotations]
+    assert any("knee flexion" in t.lower() for t in titles)
+    assert len([k for k in fig.layout.to_plotly_json() if k.startswith("scene")]) == 2
+    assert ms[1].num_frames == 55
+
+
+def test_uploaded_recording(gen, corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "uploaded_path", lambda v, what="file": __import__("pathlib").Path(v),
+                        raising=False)
+    rng = np.random.default_rng(1)
+    f = tmp_path / "patient.npy"
+    np.save(f, squat(50.0, 60, rng, False, "x").joints)
+    _, _, _, md, ms = DT.difference_view(gen, DT.UPLOAD, "ui-prmd:m01", None, str(f), 0, 40, 4, "overlay", tmp_path)
+    assert "Uploaded recording (patient.npy)" in md and "knee bends" in md
+    bad = tmp_path / "broken.npy"
+    bad.write_bytes(b"not numpy")
+    with pytest.raises(UserError):
+        DT.difference_view(gen, DT.UPLOAD, "ui-prmd:m01", None, str(bad), 0, 40, 4, "overlay", tmp_path)
+
+
+def test_bad_input_is_one_line_error(gen, ckpt, corpus, tmp_path):
+    for args in ((DT.GENERATED, None), (DT.GENERATED, "kimore:ex1"), ("nonsense", "ui-prmd:m01")):
+        with pytest.raises(UserError):
+            DT.difference_view(gen, args[0], args[1], None, None, 0, 40, 4, "overlay", tmp_path)
+    with pytest.raises(UserError):
+        DT.difference_view(gen, DT.GENERATED, "ui-prmd:m01", None, None, 0, 5000, 4, "overlay", tmp_path)
+    with pytest.raises(UserError):
+        DT.difference_view(gen, DT.UPLOAD, "ui-prmd:m01", None, None, 0, 40, 4, "overlay", tmp_path)
+    # through the built tab: gr.Error, one line
+    with gr.Blocks() as demo:
+        DT.build(AppContext(checkpoint_dir=ckpt, data_root=tmp_path, models=["diffusion"],
+                            motions=gr.State([])))
+    fns = {f.api_name: f.fn for f in demo.fns.values()}
+    assert {"difference_compare", "difference_exercise", "difference_mode"} <= set(fns)
+    with pytest.raises(gr.Error) as e:
+        fns["difference_compare"](DT.GENERATED, "ui-prmd:m01", None, None, -1, 40, 4, "overlay", [])
+    assert "\n" not in str(e.value)
+    fig, cur, bar, md, session = fns["difference_compare"](DT.GENERATED, "ui-prmd:m01", None, None, 1, 40, 4,
+                                                            "overlay", [])
+    assert isinstance(fig, go.Figure) and len(session) == 2
+
+
+def test_tab_without_diffusion_says_so(tmp_path):
+    with gr.Blocks() as demo:
+        DT.build(AppContext(checkpoint_dir=tmp_path, data_root=None, models=[], motions=gr.State([])))
+    md = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown)]
+    assert any("needs the diffusion model" in v for v in md)
