@@ -139,6 +139,7 @@ def test_export_takes_a_sample_batch(tmp_path):
         back = load_bvh_motion(f)
         assert back.fps == pytest.approx(20.0)
         np.testing.assert_allclose(back.joints, batch[i], atol=1e-5)
+        _check_bvhio(f, Motion(batch[i], COMMON, 20.0))
     r = _cli("--input", str(src), "--format", "npy", "--index", "1", "--out", str(tmp_path / "one.npy"))
     assert r.returncode == 0, r.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), batch[1])
