@@ -172,6 +172,11 @@ def test_any_skeleton_any_unit_works_everywhere(tmp_path, checkpoints, capsys, c
     # the common joints are the right ones: the left knee is the file's left knee, at the mid-squat too
     np.testing.assert_allclose(c.joints[:, COMMON.index("left_knee")], X[:, idx[key["l_kn"]]], atol=1e-6)
     assert c.joints[36, COMMON.index("pelvis"), 1] < c.joints[0, COMMON.index("pelvis"), 1] - 0.12
+    # the map travels with the skeleton through our JSON (the app's state, Compare, export)
+    from motionviz.motion import Motion
+
+    again = Motion.from_json(m.to_json(decimals=6))
+    np.testing.assert_allclose(again.retarget(COMMON).joints, c.joints, atol=2e-6)
 
     # every tool takes it: classify, inpaint (CLI), the body mesh
     assert main(["classify", "--input", str(path), "--json", "--checkpoints", str(checkpoints)]) == 0
