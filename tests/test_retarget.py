@@ -37,7 +37,8 @@ def _limbs(fmt, sides, hip_parent, arm_parent, hipjoint=None):
             top = hipjoint.format(S=S[0].upper())
         out += [(n("thigh"), top, f"{s}_hip"), (n("shin"), n("thigh"), f"{s}_kn"), (n("foot"), n("shin"), f"{s}_an"),
                 (n("toe"), n("foot"), f"{s}_toe"), (n("clav"), arm_parent, f"{s}_clav"),
-                (n("upper"), n("clav"), f"{s}_sh"), (n("fore"), n("upper"), f"{s}_el"), (n("hand"), n("fore"), f"{s}_wr")]
+                (n("upper"), n("clav"), f"{s}_sh"), (n("fore"), n("upper"), f"{s}_el"),
+                (n("hand"), n("fore"), f"{s}_wr")]
     return out
 
 
@@ -191,12 +192,14 @@ def test_any_skeleton_any_unit_works_everywhere(tmp_path, checkpoints, capsys, c
 
 
 @pytest.mark.parametrize("text,msg", [
-    ("HIERARCHY\nROOT Hips\n{\n OFFSET 0 0 0\n CHANNELS 3 Xposition Yposition Zposition\n End Site\n {\n  OFFSET 0 1 0\n"
+    ("HIERARCHY\nROOT Hips\n{\n OFFSET 0 0 0\n CHANNELS 3 Xposition Yposition Zposition\n"
+     " End Site\n {\n  OFFSET 0 1 0\n"
      " }\n}\nMOTION\nFrames: 2\nFrame Time: 0.05\n0 0 0\n0 0 0\n", "1 joint"),
     (make_bvh("cmu", 0.01, frames=2).replace("Frames: 2", "Frames: 0").rsplit("Frame Time", 1)[0]
      + "Frame Time: 0.05\n", "no frames"),
     ("HIERARCHY\nROOT Bone1\n{\n OFFSET 0 0 0\n CHANNELS 3 Xposition Yposition Zposition\n"
-     + "".join(f" JOINT Bone{i}\n {{\n  OFFSET 0 10 0\n  CHANNELS 3 Zrotation Xrotation Yrotation\n" for i in range(2, 6))
+     + "".join(f" JOINT Bone{i}\n {{\n  OFFSET 0 10 0\n  CHANNELS 3 Zrotation Xrotation Yrotation\n"
+               for i in range(2, 6))
      + "  End Site\n  {\n   OFFSET 0 1 0\n  }\n" + " }\n" * 4 + "}\nMOTION\nFrames: 1\nFrame Time: 0.05\n"
      + " ".join(["0"] * 15) + "\n", "no joint found for pelvis"),
 ])
