@@ -9,7 +9,10 @@
   With ``--correctness N`` (default 8; 0 = skip) the object also holds ``correctness_control``
   (requested vs recognised correctness per UI-PRMD / IntelliRehabDS exercise, real and degenerate rows
   beside the models) and ``score_control`` (KIMORE: requested vs predicted clinical score, where a model
-  takes a score); see :mod:`motionviz.evaluation_correctness`.
+  takes a score); see :mod:`motionviz.evaluation_correctness`.  With ``--dynamics N`` (default 8; 0 = skip)
+  it holds ``dynamics``: range of motion, joint speed, repetitions, period and pelvis travel of N samples
+  per exercise against real held-out clips of the same duration, with real-vs-real and degenerate rows
+  (see :mod:`motionviz.evaluation_dynamics`); its headline ratios also join the main rows.
 * ``augment``: real-only vs real + generated training data (see
   :func:`motionviz.evaluation.augmentation_study`), keys ``real_only`` and ``real_plus_<model>``.
 
@@ -61,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
                                  "incorrect (8; 0 = skip)")
         parser.add_argument("--correctness-frames", type=int, default=120,
                             help="frames of the correctness-control motions (120)")
+        parser.add_argument("--dynamics", type=int, default=8,
+                            help="dynamics (range of motion, speed, repetitions vs real clips of the same "
+                                 "duration): samples per exercise and model (8; 0 = skip)")
+        parser.add_argument("--dynamics-frames", type=int, default=120,
+                            help="frames of the dynamics samples and real clips (120 = 6 s)")
         parser.add_argument("--seed", type=int, default=0)
     elif verb == "augment":
         parser.add_argument("--models", default=None, help="comma-separated models (default: all available)")
@@ -275,6 +283,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     res = evaluate(gens, rec, test, train, settings, bar)
     bar.close()
     extra = _correctness_sections(args, gens, rec, test, train, ds)
+    extra.update(_dynamics_section(args, gens, test, train, ds, res))
     for name, keys in extra.pop("_summary", {}).items():
         if name in res:
             res[name].update(keys)
@@ -287,7 +296,36 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
             print()
             print(format_correctness(extra["correctness_control"]))
+        if "dynamics" in extra:
+            from .evaluation_dynamics import format_dynamics
+
+            print()
+            print(format_dynamics(extra["dynamics"]))
     return 0
+
+
+def _dynamics_section(args: argparse.Namespace, gens: dict[str, Any], test: list, train: list,
+                      datasets: tuple[str, ...] | None, res: dict[str, Any]) -> dict[str, Any]:
+    """``{"dynamics": ...}`` of :mod:`motionviz.evaluation_dynamics` (``--dynamics 0`` skips it); its
+    headline numbers also go into the main table's real and model rows."""
+    from .evaluation_dynamics import DynamicsSettings, evaluate_dynamics, summary_keys
+
+    n = getattr(args, "dynamics", 0)
+    if not n:
+        return {}
+    if not 1 <= n <= 64:
+        raise UserError(f"--dynamics must be between 0 and 64, got {n}")
+    if not 20 <= args.dynamics_frames <= 600:
+        raise UserError(f"--dynamics-frames must be between 20 and 600, got {args.dynamics_frames}")
+    labels = tuple(l.strip() for l in args.labels.split(",") if l.strip()) if args.labels else None
+    s = DynamicsSettings(num=n, frames=args.dynamics_frames, steps=args.steps, seed=args.seed)
+    bar = _Bar("dynamics", not args.no_progress)
+    section = evaluate_dynamics(gens, test, train, datasets, labels, s, bar)
+    bar.close()
+    for name, keys in summary_keys(section).items():
+        if name in res:
+            res[name].update(keys)
+    return {"dynamics": section}
 
 
 def _correctness_sections(args: argparse.Namespace, gens: dict[str, Any], rec: Any, test: list, train: list,

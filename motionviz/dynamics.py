@@ -38,7 +38,9 @@ def _check(joints: np.ndarray) -> np.ndarray:
 
 
 def _span(x: np.ndarray, axis: int = 0) -> np.ndarray:
-    lo, hi = np.nanpercentile(x, _PCT, axis=axis)
+    # np.percentile is vectorised; nanpercentile loops over every column (30x slower), so only for NaNs
+    pct = np.percentile if np.isfinite(x).all() else np.nanpercentile
+    lo, hi = pct(x, _PCT, axis=axis)
     return hi - lo
 
 
