@@ -255,15 +255,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _whole(v: Any, name: str, lo: int, hi: int) -> int:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a whole number, got {v!r}") from None
-    if not np.isfinite(f) or f != int(f):
-        raise UserError(f"{name} must be a whole number, got {v!r}")
-    if not lo <= int(f) <= hi:
-        raise UserError(f"{name} must be between {lo} and {hi}, got {int(f)}")
-    return int(f)
+    """An exact int in [lo, hi] (:func:`motionviz.generator.whole_number`: seeds up to 2**63 - 1)."""
+    from .generator import whole_number
+
+    return whole_number(v, name, lo, hi)
 
 
 def _load_motion(path: str, index: int = 0):

@@ -22,7 +22,11 @@ from .motion import Motion
 from .skeleton import Skeleton
 
 __all__ = ["Request", "Generator", "MODELS", "available_models", "load_generator", "ProgressFn",
-           "LIMITS"]
+           "LIMITS", "MAX_SEED", "whole_number"]
+
+#: Seeds are Python ints in [0, MAX_SEED] end to end (Request, CLI, UI); ``torch.Generator.manual_seed``
+#: and ``numpy.random.default_rng`` take them exactly.
+MAX_SEED = 2**63 - 1
 
 ProgressFn = Callable[[float, str], None]  # (fraction in [0, 1], description)
 
@@ -34,6 +38,44 @@ LIMITS = {
     "num": (1, 16),
     "window": (8, 256),
 }
+
+
+def whole_number(value: Any, name: str, lo: int, hi: int) -> int:
+    """``value`` as an exact Python int in [lo, hi], else :class:`UserError` naming ``name``.
+
+    Ints (and numpy integers) are taken as they are and strings are parsed as decimal numbers, never
+    through ``float`` (which rounds above 2**53, so 2**53 and 2**53 + 1 would give the same seed);
+    a float is accepted only when it is integral and at most 2**53 (where it is still exact)."""
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(value, bool) or value is None:
+        raise UserError(f"{name} must be a whole number, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        n = int(value)
+    elif isinstance(value, (float, np.floating)):
+        f = float(value)
+        if not np.isfinite(f) or f != int(f):
+            raise UserError(f"{name} must be a whole number, got {value!r}")
+        if abs(f) > 2**53:
+            raise UserError(f"{name} {f:.17g} is too large to be exact as a floating-point number; "
+                            f"pass it as an integer or as text")
+        n = int(f)
+    elif isinstance(value, str):
+        text = value.strip().replace("_", "")
+        if len(text) > 40:
+            raise UserError(f"{name} must be a whole number between {lo} and {hi}")
+        try:
+            d = Decimal(text)
+        except InvalidOperation:
+            raise UserError(f"{name} must be a whole number, got {value[:40]!r}") from None
+        if not d.is_finite() or d != d.to_integral_value():
+            raise UserError(f"{name} must be a whole number, got {value[:40]!r}")
+        n = int(d)
+    else:
+        raise UserError(f"{name} must be a whole number, got a {type(value).__name__}")
+    if not lo <= n <= hi:
+        raise UserError(f"{name} must be between {lo} and {hi}, got {n}")
+    return n
 
 
 def clean_text(text: str | None) -> str:
@@ -77,21 +119,13 @@ class Request:
                             f"{LIMITS['text_chars']}")
 
         def _int(name: str, v: Any, lo: int, hi: int) -> int:
-            try:
-                f = float(v)
-            except (TypeError, ValueError):
-                raise UserError(f"{name} must be a whole number, got {v!r}") from None
-            if not np.isfinite(f) or f != int(f):
-                raise UserError(f"{name} must be a whole number, got {v!r}")
-            if not lo <= int(f) <= hi:
-                raise UserError(f"{name} must be between {lo} and {hi}, got {int(f)}")
-            return int(f)
+            return whole_number(v, name, lo, hi)
 
         frames = _int("frames", self.frames, *LIMITS["frames"])
         steps = _int("steps", self.steps, *LIMITS["steps"])
         num = _int("number of samples", self.num, *LIMITS["num"])
-        seed = _int("seed", self.seed, 0, 2**63 - 1)
-        to_seed = None if self.to_seed is None else _int("second seed", self.to_seed, 0, 2**63 - 1)
+        seed = _int("seed", self.seed, 0, MAX_SEED)
+        to_seed = None if self.to_seed is None else _int("second seed", self.to_seed, 0, MAX_SEED)
         window = _int("window", self.window, *LIMITS["window"])
         shift = _int("shift", self.shift, 1, window)
         try:

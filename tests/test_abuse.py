@@ -257,3 +257,39 @@ def test_plot_cost_does_not_grow_with_the_span():
     n_small = len(motion_figure(small).to_json())
     n_big = len(motion_figure(big).to_json())
     assert n_big < 2 * n_small + 200_000, (n_small, n_big)
+
+
+# ---- 7. seeds are exact ints, 0 ... 2**63 - 1 everywhere -------------------------------------------
+def test_seeds_are_exact_integers_end_to_end():
+    from motionviz.cli_generate import _whole
+    from motionviz.generator import MAX_SEED, Request
+
+    assert MAX_SEED == common.MAX_SEED == 2**63 - 1
+    a, b = Request(seed=2**53).validated(), Request(seed=2**53 + 1).validated()
+    assert (a.seed, b.seed) == (2**53, 2**53 + 1)
+    ga, gb = a.torch_generator(), b.torch_generator()
+    assert not torch.equal(torch.randn(8, generator=ga), torch.randn(8, generator=gb))
+    top = Request(seed=2**63 - 1).validated()
+    assert top.seed == 2**63 - 1 and isinstance(top.seed, int)
+    torch.randn(2, generator=top.torch_generator())
+    for bad in (2**63, -1, 1.5, "12x", float("nan"), True, 2.0**60):
+        with pytest.raises(UserError, match="seed"):
+            Request(seed=bad).validated()
+    assert _whole("9223372036854775807", "--seed", 0, MAX_SEED) == 2**63 - 1
+    assert _whole("9007199254740993", "--seed", 0, MAX_SEED) == 2**53 + 1
+    # the UI: a text box (browser number boxes hold doubles), parsed exactly
+    assert common.resolve_seed("9223372036854775807") == 2**63 - 1
+    assert common.resolve_seed(" 9007199254740993 ") == 2**53 + 1
+    assert common.resolve_seed(7.0) == 7
+    with pytest.raises(UserError, match="seed"):
+        common.resolve_seed("9223372036854775808")
+    assert isinstance(common.seed_box(), gr.Textbox)
+
+
+def test_every_seed_input_of_the_app_is_a_text_box(tmp_path, monkeypatch):
+    import app as app_module
+
+    demo = app_module.build_app(checkpoint_dir=Path(app_module.default_checkpoint_dir()), strict=False)
+    seeds = [b for b in demo.blocks.values() if "seed" in str(getattr(b, "label", "") or "").lower()
+             and not isinstance(b, gr.Checkbox)]
+    assert seeds and all(isinstance(b, gr.Textbox) for b in seeds), [(type(b).__name__, b.label) for b in seeds]

@@ -30,7 +30,7 @@ __all__ = [
     "AppContext", "user_error", "CPU_QUEUE", "CPU_LIMIT", "EXPORT_FORMATS", "FAST_FORMATS", "MAX_SEED",
     "MAX_SESSION_MOTIONS", "export_dir", "export_files", "export_many", "to_int", "to_float", "resolve_seed",
     "add_motions", "motion_choices", "pick_motion", "motion_markdown", "motion_title", "progress_callback",
-    "APP_ASSETS", "upload_folder", "uploaded_path",
+    "APP_ASSETS", "upload_folder", "uploaded_path", "seed_box", "RANDOM_SEED_MAX",
 ]
 
 log = logging.getLogger("motionviz.ui")
@@ -47,7 +47,9 @@ EXPORT_FORMATS: tuple[str, ...] = ("npy", "json", "bvh", "html", "gif", "mp4")
 #: Formats that are cheap to write (no video rendering); the default selection in the UI.
 FAST_FORMATS: tuple[str, ...] = ("npy", "json", "bvh", "html")
 
-MAX_SEED = 2**31 - 1
+MAX_SEED = 2**63 - 1          # seeds are exact ints end to end (motionviz.generator.MAX_SEED)
+#: random seeds (the "Random seed" box) are drawn from [0, RANDOM_SEED_MAX]: short enough to read and type
+RANDOM_SEED_MAX = 2**31 - 1
 #: The shared per-session motion list keeps at most this many motions (newest last).
 MAX_SESSION_MOTIONS = 16
 
@@ -143,16 +145,11 @@ def progress_callback(progress: Any) -> Callable[[float, str], None]:
 
 # ---- numbers -----------------------------------------------------------------------------------
 def to_int(value: Any, name: str, lo: int, hi: int) -> int:
-    """``value`` as a whole number in [lo, hi], else :class:`UserError` naming ``name``."""
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a whole number, got {value!r}") from None
-    if not math.isfinite(f) or f != int(f):
-        raise UserError(f"{name} must be a whole number, got {value!r}")
-    if not lo <= int(f) <= hi:
-        raise UserError(f"{name} must be between {lo} and {hi}, got {int(f)}")
-    return int(f)
+    """``value`` as an exact whole number in [lo, hi], else :class:`UserError` naming ``name`` (ints and
+    text are never rounded through ``float``)."""
+    from ..generator import whole_number
+
+    return whole_number(value, name, lo, hi)
 
 
 def to_float(value: Any, name: str, lo: float, hi: float) -> float:
@@ -167,11 +164,17 @@ def to_float(value: Any, name: str, lo: float, hi: float) -> float:
 
 
 def resolve_seed(seed: Any, randomize: bool = False, rng: random.Random | None = None) -> int:
-    """The seed to use: a fresh random one when ``randomize`` (return it to the seed box so the user
-    can reproduce the result), else ``seed`` checked to be a whole number in [0, MAX_SEED]."""
+    """The seed to use: a fresh random one in [0, RANDOM_SEED_MAX] when ``randomize`` (return it to the
+    seed box so the user can reproduce the result), else ``seed`` as an exact int in [0, MAX_SEED]."""
     if randomize:
-        return (rng or random.SystemRandom()).randint(0, MAX_SEED)
+        return (rng or random.SystemRandom()).randint(0, RANDOM_SEED_MAX)
     return to_int(seed, "seed", 0, MAX_SEED)
+
+
+def seed_box(value: int = 0, label: str = "Seed", **kw: Any) -> gr.Textbox:
+    """A seed input: a text box, because a browser number box holds only doubles (exact up to 2**53),
+    and seeds go up to 2**63 - 1.  Callbacks read it with :func:`resolve_seed` / :func:`to_int`."""
+    return gr.Textbox(str(value), label=f"{label} (0 … 2^63−1)", max_lines=1, **kw)
 
 
 # ---- uploaded files ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import UserError
 from ..motion import Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, to_int,
-                     user_error)
+                     user_error, seed_box)
 
 __all__ = ["build", "comparable_models", "label_choices", "compare", "motion_metrics_table",
            "quick_evaluation", "result_table", "BAR_METRICS"]
@@ -236,7 +236,7 @@ def build(ctx: AppContext) -> None:
                               placeholder="e.g. a slow deep squat with the arms overhead")
             correct = gr.Radio([UNSPECIFIED, CORRECT, INCORRECT], value=UNSPECIFIED, label="Execution")
             with gr.Row():
-                seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+                seed = seed_box(0, "Seed")
                 frames = gr.Slider(20, 200, value=80, step=1, label="Frames (20 fps)")
             steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps")
             go_btn = gr.Button("Generate with every model", variant="primary")

@@ -23,7 +23,7 @@ from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from ..skeleton import BODY_PARTS, COMMON, retarget_mask
 from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, export_files, motion_choices,
-                     pick_motion, progress_callback, to_float, to_int, uploaded_path, user_error)
+                     pick_motion, progress_callback, to_float, to_int, uploaded_path, user_error, seed_box)
 
 __all__ = ["build", "InpaintOutcome", "prepare_source", "corrupt_and_inpaint", "error_figure", "summary_markdown",
            "LIMBS", "MAX_FRAMES"]
@@ -203,7 +203,7 @@ def build(ctx: AppContext) -> None:
             drop_f = gr.Slider(0, 60, value=0, step=5, label="Drop frames (%)", elem_id="inpaint-drop-frames")
             noise = gr.Slider(0, 10, value=0, step=0.5, label="Noise σ (cm)", elem_id="inpaint-noise")
             limb = gr.Dropdown(list(LIMBS), value=NO_LIMB, label="Hide a limb", elem_id="inpaint-limb")
-            seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Corruption seed")
+            seed = seed_box(0, "Corruption seed")
             gr.Markdown("### Inpainting")
             shift = gr.Slider(1, F, value=8, step=1, label=f"Window shift (frames; window = {F})",
                               elem_id="inpaint-shift")

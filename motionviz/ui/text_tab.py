@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, MAX_SEED, AppContext, add_motions, export_dir,
                      motion_choices, pick_motion, progress_callback, resolve_seed, to_float, to_int,
-                     user_error)
+                     user_error, seed_box)
 
 __all__ = ["build", "EXAMPLES", "exercise_choices", "generate_motions", "edit_motions", "downloads",
            "describe_request", "CORRECT_CHOICES", "PART_CHOICES"]
@@ -301,7 +301,7 @@ def build(ctx: AppContext) -> None:
                                    elem_id="text-frames")
             with gr.Row():
                 num = gr.Slider(*UI_LIMITS["num"], value=4, step=1, label="Number of samples", elem_id="text-num")
-                seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="text-seed")
+                seed = seed_box(0, "Seed", elem_id="text-seed")
             with gr.Row():
                 randomize = gr.Checkbox(False, label="Random seed", elem_id="text-random")
                 sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="Sampler", elem_id="text-sampler")

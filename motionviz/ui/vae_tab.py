@@ -27,7 +27,7 @@ from ..errors import UserError
 from ..motion import Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, FAST_FORMATS, MAX_SEED, AppContext, add_motions,
                      export_files, export_many, motion_choices, pick_motion, progress_callback, resolve_seed,
-                     to_float, to_int, user_error)
+                     to_float, to_int, user_error, seed_box)
 
 __all__ = ["build", "label_choices", "compute_segment", "motion_at", "path_steps", "sample_motions",
            "vary_motions", "dataset_examples", "make_endpoint", "SEED_SOURCE", "DATASET_SOURCE",
@@ -200,8 +200,7 @@ def build(ctx: AppContext) -> None:
         label = gr.Dropdown(choices, value=default, label=f"Exercise {which}", elem_id=f"vae-label-{w}")
         correct = gr.Radio([CORRECT, INCORRECT], value=correct_value, label=f"Execution {which}",
                            elem_id=f"vae-correct-{w}")
-        seed = gr.Number(seed_value, precision=0, minimum=0, maximum=MAX_SEED, label=f"Seed {which}",
-                         elem_id=f"vae-seed-{w}")
+        seed = seed_box(seed_value, f"Seed {which}", elem_id=f"vae-seed-{w}")
         example = gr.Number(1, precision=0, minimum=1, label=f"Real motion number {which} (held-out subjects)",
                             visible=False, elem_id=f"vae-example-{w}")
         session = gr.Dropdown([], value=None, label=f"Session motion {which}", visible=False,
@@ -237,7 +236,7 @@ def build(ctx: AppContext) -> None:
             s_correct = gr.Radio([CORRECT, INCORRECT], value=CORRECT, label="Execution", elem_id="vae-s-correct")
             s_num = gr.Slider(1, 8, value=4, step=1, label="Number", elem_id="vae-s-num")
             s_frames = gr.Slider(20, 200, value=60, step=1, label="Frames (20 fps)", elem_id="vae-s-frames")
-            s_seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="vae-s-seed")
+            s_seed = seed_box(0, "Seed", elem_id="vae-s-seed")
             s_random = gr.Checkbox(False, label="Random seed", elem_id="vae-s-random")
         s_btn = gr.Button("Sample", variant="primary", elem_id="vae-s-run")
         s_plot = gr.Plot(label="Samples", elem_id="vae-s-plot")
@@ -248,7 +247,7 @@ def build(ctx: AppContext) -> None:
             v_motion = gr.Dropdown([], value=None, label="Session motion", elem_id="vae-v-motion")
             v_num = gr.Slider(1, 8, value=4, step=1, label="Number", elem_id="vae-v-num")
             v_spread = gr.Slider(0.0, 3.0, value=1.0, step=0.1, label="Spread", elem_id="vae-v-spread")
-            v_seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="vae-v-seed")
+            v_seed = seed_box(0, "Seed", elem_id="vae-v-seed")
         v_btn = gr.Button("Vary", variant="primary", elem_id="vae-v-run")
         v_plot = gr.Plot(label="Reconstruction and variations", elem_id="vae-v-plot")
     with gr.Accordion("Downloads", open=False, elem_id="vae-download-box"):
