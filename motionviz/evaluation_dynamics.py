@@ -49,7 +49,7 @@ from .motion import DEFAULT_FPS, Motion
 from .skeleton import COMMON
 
 __all__ = ["DynamicsSettings", "dynamics_evaluation", "evaluate_dynamics", "select_labels", "summary_keys", "real_clips", "split_halves", "half_amplitude",
-           "frozen_clip", "format_dynamics", "summary_table", "FOCUS_LABELS", "BAND", "DEGENERATE_ROWS",
+           "frozen_clip", "format_dynamics", "summary_table", "ROW_TITLES", "FOCUS_LABELS", "BAND", "DEGENERATE_ROWS",
            "SUMMARY_KEYS", "MIN_PELVIS_TRAVEL"]
 
 ProgressFn = Callable[[float, str], None]
@@ -348,13 +348,20 @@ def _json_safe(x: Any) -> Any:
 # ------------------------------------------------------------------------------------------------
 # tables
 # ------------------------------------------------------------------------------------------------
-def summary_table(section: dict[str, Any], keys: Sequence[str] | None = None) -> tuple[list[str], list[list[Any]]]:
-    """(headers, rows): one row per metric (title, unit, best), one column per evaluated row (real first)."""
+#: readable column titles of the rows (models keep their names)
+ROW_TITLES = {"real": "real (half vs half)", "frozen": "frozen mean pose", "copy_train": "training clip copied",
+              "half_amplitude": "real at half amplitude"}
+
+
+def summary_table(section: dict[str, Any], keys: Sequence[str] | None = None,
+                  titles: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows): one row per metric (title, unit, best), one column per evaluated row (real first;
+    ``titles``: readable column names, :data:`ROW_TITLES`)."""
     rows_d = section["rows"]
     cols = list(rows_d)
     keys = list(keys or ("rom_ratio", "rom_in_band", "speed_ratio", "repetitions_within_1", "period_ratio",
                          "pelvis_travel_ratio", "rom", "speed", "repetitions", "period"))
-    headers = ["metric", "unit", "best"] + cols
+    headers = ["metric", "unit", "best"] + [ROW_TITLES.get(c, c) if titles else c for c in cols]
     out = []
     nf = len(section.get("focus_labels", []))
     for k in keys:

@@ -137,13 +137,20 @@ def test_tab_builds_and_compares_every_model(ckpt_dir, fake_corpus, tmp_path):
 
 def test_quick_evaluation_table_and_bars(ckpt_dir, fake_corpus, tmp_path):
     demo = _build(ckpt_dir, tmp_path)
-    table, fig = _fn(demo, "compare_evaluate")("ui-prmd:m01")
+    table, fig, dyn = _fn(demo, "compare_evaluate")("ui-prmd:m01")
     rows = table.value["data"] if isinstance(table.value, dict) else table.value
     assert [r[0] for r in rows] == ["real", "diffusion", "vae"]
     assert all("±" in r[1] for r in rows)                           # FID with its interval
     assert isinstance(fig, go.Figure)
     assert len(fig.data) == 3 * len(C.BAR_METRICS)
     assert any(t.error_y is not None and t.error_y.array is not None for t in fig.data)
+    # dynamics: metric rows with unit and direction, the real column first, degenerate columns last
+    heads = dyn.value["headers"] if isinstance(dyn.value, dict) else dyn.headers
+    drows = dyn.value["data"] if isinstance(dyn.value, dict) else dyn.value
+    assert heads == ["metric", "unit", "best", "real (half vs half)", "diffusion", "vae", "frozen mean pose",
+                     "training clip copied", "real at half amplitude"]
+    rom = next(r for r in drows if r[0].startswith("range of motion / real"))
+    assert rom[1:3] == ["ratio", "≈1"] and rom[6] == "0" and float(rom[8]) == pytest.approx(0.5, abs=0.01)
 
 
 def test_tab_without_generators_says_so(tmp_path):
