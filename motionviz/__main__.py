@@ -26,6 +26,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "augment": ("motionviz.cli_eval", "generated-data augmentation study (JSON)"),
     "video": ("motionviz.video", "video -> skeleton on the common skeleton"),
     "export": ("motionviz.export", "convert a motion file to npy/json/bvh/gif/mp4/html"),
+    "checkpoints": ("motionviz.cli_checkpoints", "list / verify the checkpoints; --update-sums after retraining"),
 }
 
 

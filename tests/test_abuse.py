@@ -293,3 +293,84 @@ def test_every_seed_input_of_the_app_is_a_text_box(tmp_path, monkeypatch):
     seeds = [b for b in demo.blocks.values() if "seed" in str(getattr(b, "label", "") or "").lower()
              and not isinstance(b, gr.Checkbox)]
     assert seeds and all(isinstance(b, gr.Textbox) for b in seeds), [(type(b).__name__, b.label) for b in seeds]
+
+
+# ---- 6. checkpoints: SHA-256 before use, config validated before anything is built -------------------
+def _tiny_aegan(directory: Path) -> Path:
+    from motionviz.models import aegan as A
+
+    torch.manual_seed(0)
+    model = A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8))
+    return A.save(model, directory / "aegan.safetensors", {"steps": 0}) or directory / "aegan.safetensors"
+
+
+def test_shipped_checkpoints_verify_against_their_sums():
+    from motionviz.checkpoint import SUMS_FILE, default_checkpoint_dir, read_sums, verify_checkpoint
+
+    d = default_checkpoint_dir()
+    sums = read_sums(d)
+    assert sums is not None and (d / SUMS_FILE).is_file()
+    for p in sorted(d.glob("*.safetensors")):
+        assert p.name in sums, f"{p.name} is not in {SUMS_FILE}: run python -m motionviz checkpoints --update-sums"
+        assert verify_checkpoint(p) == sums[p.name]
+
+
+def test_flipped_weight_bytes_are_refused(tmp_path):
+    from motionviz.checkpoint import write_sums
+    from motionviz.errors import CheckpointError
+    from motionviz.models import aegan as A
+
+    p = _tiny_aegan(tmp_path)
+    write_sums(tmp_path)
+    A.load(p)                                          # verifies
+    raw = bytearray(p.read_bytes())
+    raw[-5] ^= 0x40                                    # one bit of the last weight
+    p.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        A.load(p)
+
+
+def test_shipped_folder_needs_a_recorded_sum(tmp_path, monkeypatch):
+    from motionviz.errors import CheckpointError
+    from motionviz.models import aegan as A
+
+    monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(tmp_path))
+    p = _tiny_aegan(tmp_path)
+    with pytest.raises(CheckpointError, match="--update-sums"):
+        A.load(p)
+    from motionviz.__main__ import main
+    assert main(["checkpoints", "--update-sums"]) == 0
+    A.load(p)
+    _tiny_aegan(tmp_path)                             # save_checkpoint keeps the recorded sum in step
+    A.load(p)
+    raw = bytearray(p.read_bytes())
+    raw[-3] ^= 1
+    p.write_bytes(bytes(raw))
+    assert main(["checkpoints", "--verify"]) == 2
+
+
+@pytest.mark.parametrize("config,match", [
+    ("not json", "JSON object"),
+    ("[1, 2]", "JSON object"),
+    ('{"frames": "32"}', "whole number"),
+    ('{"coord_scale": 1e999}', "finite"),
+    ('{"channels": 7}', "list"),
+    ('{"latent": 100000000}', "out of range"),
+    ('{"channels": [4096, 4096]}', "does not match the weights|out of range"),
+    ('{"bogus": 1}', "unknown"),
+])
+def test_malformed_or_crafted_config_metadata_is_a_one_line_error(tmp_path, config, match):
+    from safetensors.torch import load_file, save_file
+
+    from motionviz.errors import CheckpointError
+    from motionviz.models import aegan as A
+
+    p = _tiny_aegan(tmp_path)
+    from safetensors import safe_open
+    with safe_open(str(p), framework="pt") as f:
+        meta = dict(f.metadata())
+    meta["config"] = config
+    save_file(load_file(str(p)), str(p), metadata=meta)
+    with pytest.raises(CheckpointError, match=match) as e:
+        A.load(p)
+    assert "\n" not in str(e.value)
