@@ -174,3 +174,20 @@ def test_tab_without_diffusion_says_so(tmp_path):
         DT.build(AppContext(checkpoint_dir=tmp_path, data_root=None, models=[], motions=gr.State([])))
     md = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown)]
     assert any("needs the diffusion model" in v for v in md)
+
+
+def test_compare_tab_correctness_section(gen, corpus, tmp_path):
+    from motionviz.models import recognition as R
+
+    rec = R.train_recognizer(corpus["train"], R.Config(labels=("ui-prmd:m01",), hidden=16, gru_hidden=12,
+                                                       feature_dim=16, conv_blocks=2, dropout=0.0, batch_size=8,
+                                                       min_crop=20, max_crop=40), steps=10, seed=0)
+    res = DT.quick_correctness({"diffusion": gen}, rec, "ui-prmd:m01", tmp_path, num=2, frames=40, steps=2)
+    headers, rows = DT.correctness_rows(res)
+    assert headers[:3] == ["row", "exercise", "control"]
+    assert [r[0] for r in rows] == ["real", "diffusion", "frozen_pose", "opposite_real"]
+    assert all(r[1] == "ui-prmd:m01" for r in rows) and rows[2][2] == 0.5
+    with pytest.raises(UserError):
+        DT.quick_correctness({"diffusion": gen}, rec, "kimore:ex1", tmp_path)
+    with pytest.raises(UserError):
+        DT.quick_correctness({"diffusion": gen}, None, "ui-prmd:m01", tmp_path)

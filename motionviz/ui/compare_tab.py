@@ -320,3 +320,7 @@ def build(ctx: AppContext) -> None:
     go_btn.click(on_generate, [label, text, correct, seed, frames, steps, motions_state],
                  [grid, per_motion, motions_state], api_name="compare_generate", **heavy)
     eval_btn.click(on_evaluate, [label], [table, bars, dyn_table], api_name="compare_evaluate", **heavy)
+
+    from .difference_tab import build_correctness_section
+
+    build_correctness_section(gens, recognizer, label, ctx.data_root, heavy)

@@ -27,6 +27,7 @@ from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, pr
                      user_error)
 
 __all__ = ["build", "exercise_choices", "recording_choices", "incorrect_meaning", "difference_view",
+           "quick_correctness", "correctness_rows", "build_correctness_section",
            "angle_curves_figure", "player_figure", "DATASET_INCORRECT", "EXERCISE_INCORRECT", "MODES",
            "MAX_GENERATED_FRAMES", "MAX_UPLOAD_BYTES"]
 
@@ -378,3 +379,57 @@ def build(ctx: AppContext) -> None:
     mode.input(on_mode, [mode], [recording, upload], api_name="difference_mode")
     go_btn.click(on_run, [mode, label, recording, upload, seed, frames, steps, view, motions_state],
                  [player, curves, bars, summary, motions_state], api_name="difference_compare", **heavy)
+
+
+# ---- the Compare tab's correctness-control section -----------------------------------------------
+def quick_correctness(gens: dict[str, Any], recognizer: Any, label: str | None, data_root: Path | None,
+                      num: int = 4, frames: int = 80, steps: int = 10, progress=None) -> dict[str, Any]:
+    """:func:`motionviz.evaluation_correctness.correctness_control` on one exercise with small settings."""
+    from ..data import load_corpus
+    from ..evaluation_correctness import CorrectnessSettings, correctness_control
+
+    if recognizer is None:
+        raise UserError("correctness control needs the recogniser checkpoint (recognizer.safetensors)")
+    if data_root is None:
+        raise UserError("correctness control needs the real data folder")
+    if not label or label not in CORRECTNESS_LABELS:
+        raise UserError("choose an exercise with correct and incorrect executions (UI-PRMD or IntelliRehabDS)")
+    gens = {n: g for n, g in gens.items() if "label" in set(getattr(g, "tasks", ()))}
+    ds = label.split(":", 1)[0]
+    s = CorrectnessSettings(num=num, frames=frames, steps=steps, datasets=(ds,), labels=(label,))
+    return correctness_control(gens, recognizer, load_corpus("test", datasets=[ds], root=data_root),
+                               load_corpus("train", datasets=[ds], root=data_root), s, progress)
+
+
+def correctness_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) of a correctness-control result: one row per model / real / degenerate row."""
+    headers = ["row", "exercise", "control", "correct → correct", "incorrect → incorrect", "recognised as the exercise"]
+    rows = []
+    for name, row in result["rows"].items():
+        for lab, e in row["per_label"].items():
+            rows.append([name, lab, e.get("control"), e.get("correct_as_correct"), e.get("incorrect_as_incorrect"),
+                         e.get("label_accuracy")])
+    return headers, rows
+
+
+def build_correctness_section(gens: dict[str, Any], recognizer: Any, label: Any, data_root: Path | None,
+                              heavy: dict[str, Any]) -> None:
+    """An accordion for the Compare tab: correctness control of every model on the chosen exercise."""
+    with gr.Accordion("Correctness control (requested vs recognised correct/incorrect)", open=False):
+        gr.Markdown(
+            "Each model makes 4 executions of the chosen exercise requested as **correct** and 4 as "
+            "**incorrect**; the recogniser's correctness head of that exercise judges them. *control* = mean "
+            "of correct→correct and incorrect→incorrect (chance 0.5, target ≥ 0.85). Beside the models: "
+            "**real** held-out recordings, a **frozen_pose** that ignores the request (0.5) and "
+            "**opposite_real** recordings (the floor). The full protocol: `python -m motionviz evaluate`.")
+        btn = gr.Button("Run correctness control", elem_id="compare-correctness-run")
+        table = gr.Dataframe(label="Correctness control", interactive=False, wrap=True,
+                             elem_id="compare-correctness")
+
+    @user_error
+    def on_correctness(label_, progress=gr.Progress()):
+        res = quick_correctness(gens, recognizer, label_, data_root, progress=progress_callback(progress))
+        headers, rows = correctness_rows(res)
+        return gr.Dataframe(value=rows, headers=headers)
+
+    btn.click(on_correctness, [label], [table], api_name="compare_correctness", **heavy)
