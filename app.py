@@ -21,6 +21,11 @@ from motionviz.ui.common import AppContext
 
 log = logging.getLogger("motionviz.app")
 
+#: The embedded UI-PRMD sample (public domain, ODC PDDL): the data folder when no other is found.
+SAMPLE_ROOT = Path(__file__).resolve().parent / "assets" / "sample"
+SAMPLE_NOTE = ("showing the **embedded UI-PRMD sample** (one correct and one incorrect repetition of each of its 10 "
+               "exercises, ODC PDDL); for all datasets set `MOTIONVIZ_DATA` to the full data folder (README → Data)")
+
 #: Any generator checkpoint will do (the tab compares whatever models exist).
 ANY_GENERATOR = "*"
 
@@ -70,9 +75,22 @@ def _tab_ready(module: str, needs: str | None, models: list[str]) -> tuple[objec
     return mod, ""
 
 
+def _no_dataset(root: Path | None) -> bool:
+    """True when ``root`` is None or holds none of the datasets the Data tab knows."""
+    if root is None:
+        return True
+    try:
+        from motionviz.ui.data_tab import available_datasets
+        return not available_datasets(root)
+    except ImportError:
+        return False
+
+
 def _status_markdown(ctx: AppContext, hidden: list[tuple[str, str]]) -> str:
     lines = []
-    if ctx.data_root is None:
+    if ctx.data_sample:
+        lines.append(f"**Data:** {SAMPLE_NOTE}. {ctx.data_message}")
+    elif ctx.data_root is None:
         lines.append(f"**Data:** not found. {ctx.data_message}")
     else:
         lines.append(f"**Data:** `{ctx.data_root}`")
@@ -101,6 +119,10 @@ def build_app(checkpoint_dir: str | Path | None = None, data_root: str | Path | 
         root, data_message = None, str(e)
     except ImportError as e:
         root, data_message = None, f"the data module is not available ({e})"
+    sample = False
+    if _no_dataset(root) and SAMPLE_ROOT.is_dir():
+        why = data_message or f"no known dataset in `{root}`"
+        root, sample, data_message = SAMPLE_ROOT.resolve(), True, f"(The data folder was not found: {why}.)"
 
     plan = []
     hidden: list[tuple[str, str]] = []
@@ -113,7 +135,8 @@ def build_app(checkpoint_dir: str | Path | None = None, data_root: str | Path | 
             plan.append((title, tab_id(module), mod))
 
     with gr.Blocks(title="motionviz", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        ctx = AppContext(checkpoint_dir=ckpt, data_root=root, data_message=data_message, models=models,
+        ctx = AppContext(checkpoint_dir=ckpt, data_root=root, data_message=data_message, data_sample=sample,
+                         models=models,
                          motions=gr.State([]), tab_ids=[tid for _, tid, _ in plan], demo=demo)
         gr.Markdown(INTRO)
         gr.Markdown(_status_markdown(ctx, hidden), elem_id="mv-status")

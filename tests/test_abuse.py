@@ -374,3 +374,28 @@ def test_malformed_or_crafted_config_metadata_is_a_one_line_error(tmp_path, conf
     with pytest.raises(CheckpointError, match=match) as e:
         A.load(p)
     assert "\n" not in str(e.value)
+
+
+# ---- 10. a fresh Space (no data folder) shows the embedded sample -------------------------------------
+def test_empty_data_folder_falls_back_to_the_embedded_sample(tmp_path, monkeypatch):
+    import app as app_module
+    from motionviz.ui import inpaint_tab
+
+    empty = tmp_path / "empty-data"
+    empty.mkdir()
+    monkeypatch.setenv("MOTIONVIZ_CACHE", str(tmp_path / "cache"))
+    demo = app_module.build_app(checkpoint_dir=tmp_path / "none", data_root=empty, strict=True)
+    text = "\n".join(str(b.value) for b in demo.blocks.values() if isinstance(b, gr.Markdown))
+    assert "embedded UI-PRMD sample" in text and "MOTIONVIZ_DATA" in text
+    sample = app_module.SAMPLE_ROOT
+    files = [p for p in sample.rglob("*.txt.gz")]
+    assert len(files) == 40 and sum(p.stat().st_size for p in files) < 1_000_000
+    assert "ODC PDDL" in (sample / "README.md").read_text()
+    fns = {f.api_name: f.fn for f in demo.fns.values()}
+    idx = data_tab.index_dataset("ui-prmd", sample)
+    sel = data_tab.cascade(idx, None, None, None, None, None)
+    assert len(sel.exercises) == 10 and {"correct", "incorrect"} <= {v for _, v in sel.corrects}
+    fig, meta, shown = fns["data_initial"]("ui-prmd", sel.sequence, "native", "single")
+    assert shown and shown[0].labels.dataset == "ui-prmd"
+    ex = inpaint_tab._example_motion(sample)
+    assert ex.num_frames >= 60 and ex.labels.subject == "s10"

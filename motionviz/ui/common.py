@@ -73,6 +73,7 @@ class AppContext:
     checkpoint_dir: Path
     data_root: Path | None                 # None when the data folder was not found
     data_message: str = ""                 # why data_root is None (where we looked), else ""
+    data_sample: bool = False              # data_root is the embedded UI-PRMD sample (assets/sample)
     models: list[str] = field(default_factory=list)       # available_models(checkpoint_dir)
     motions: Any = None                    # gr.State(list[Motion]) shared by all tabs
     tabs: Any = None                       # the gr.Tabs container

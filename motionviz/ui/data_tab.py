@@ -480,6 +480,10 @@ def build(ctx: AppContext) -> None:
         except UserError as e:
             log.warning("could not index %s: %s", first, e)
 
+    if ctx.data_sample:
+        gr.Markdown("**Showing the embedded UI-PRMD sample:** subject s10, one correct and one incorrect repetition "
+                    "of each of the 10 exercises (public domain, ODC PDDL). For every dataset, set `MOTIONVIZ_DATA` "
+                    "to the full data folder. You can also upload your own file below.", elem_id="data-sample")
     if root is None:
         gr.Markdown(f"**No data folder found.** {ctx.data_message}  \nYou can still upload your own file "
                     "below.", elem_id="data-missing")
