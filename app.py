@@ -17,7 +17,7 @@ from motionviz import __version__
 from motionviz.checkpoint import default_checkpoint_dir
 from motionviz.errors import UserError
 from motionviz.generator import available_models
-from motionviz.ui.common import AppContext
+from motionviz.ui.common import MAX_SESSIONS, AppContext, session_state
 
 log = logging.getLogger("motionviz.app")
 
@@ -137,7 +137,7 @@ def build_app(checkpoint_dir: str | Path | None = None, data_root: str | Path | 
     with gr.Blocks(title="motionviz", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         ctx = AppContext(checkpoint_dir=ckpt, data_root=root, data_message=data_message, data_sample=sample,
                          models=models,
-                         motions=gr.State([]), tab_ids=[tid for _, tid, _ in plan], demo=demo)
+                         motions=session_state([]), tab_ids=[tid for _, tid, _ in plan], demo=demo)
         gr.Markdown(INTRO)
         gr.Markdown(_status_markdown(ctx, hidden), elem_id="mv-status")
         with gr.Tabs() as tabs:
@@ -166,4 +166,5 @@ if __name__ == "__main__":
         css=CSS,
         ssr_mode=os.environ.get("GRADIO_SSR_MODE", "false").lower() in ("1", "true", "yes"),
         show_error=True,
+        state_session_capacity=MAX_SESSIONS,
     )

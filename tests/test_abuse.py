@@ -399,3 +399,31 @@ def test_empty_data_folder_falls_back_to_the_embedded_sample(tmp_path, monkeypat
     assert shown and shown[0].labels.dataset == "ui-prmd"
     ex = inpaint_tab._example_motion(sample)
     assert ex.num_frames >= 60 and ex.labels.subject == "s10"
+
+
+# ---- 4-5. fair queues, bounded inpainting, session state freed ----------------------------------------
+def test_inpaint_cost_is_checked_up_front():
+    from motionviz.ui import inpaint_tab
+
+    assert inpaint_tab.check_inpaint_budget(300, 32, 8, 200) == 35 * 200            # the defaults
+    inpaint_tab.check_inpaint_budget(600, 32, 8, 200)                                # the longest input
+    with pytest.raises(UserError, match="window-steps"):
+        inpaint_tab.check_inpaint_budget(300, 32, 1, 500)                            # ~100 s before
+
+
+def test_long_jobs_have_their_own_queue_and_sessions_expire(tmp_path):
+    import app as app_module
+
+    ck = tmp_path / "ck"
+    _tiny_aegan(ck)
+    demo = app_module.build_app(checkpoint_dir=ck, data_root=tmp_path / "none", strict=True)
+    fns = {f.api_name: f for f in demo.fns.values()}
+    for name in ("inpaint", "video_extract"):
+        assert fns[name].concurrency_id == common.LONG_QUEUE and fns[name].concurrency_limit == 1
+    short = [f for f in demo.fns.values() if f.api_name in ("data_export", "mesh_show")]
+    assert short and all(f.concurrency_id != common.LONG_QUEUE for f in short)
+    states = [b for b in demo.blocks.values() if isinstance(b, gr.State)]
+    motions = [s for s in states if s.time_to_live <= common.SESSION_TTL_S]
+    assert len(motions) >= 2          # the shared motion list and the Data tab's shown motions
+    import inspect
+    assert "state_session_capacity=MAX_SESSIONS" in inspect.getsource(app_module)

@@ -30,7 +30,8 @@ __all__ = [
     "AppContext", "user_error", "CPU_QUEUE", "CPU_LIMIT", "EXPORT_FORMATS", "FAST_FORMATS", "MAX_SEED",
     "MAX_SESSION_MOTIONS", "export_dir", "export_files", "export_many", "to_int", "to_float", "resolve_seed",
     "add_motions", "motion_choices", "pick_motion", "motion_markdown", "motion_title", "progress_callback",
-    "APP_ASSETS", "upload_folder", "uploaded_path", "seed_box", "RANDOM_SEED_MAX",
+    "APP_ASSETS", "upload_folder", "uploaded_path", "seed_box", "RANDOM_SEED_MAX", "LONG_QUEUE", "LONG_LIMIT",
+    "SESSION_TTL_S", "MAX_SESSIONS", "session_state",
 ]
 
 log = logging.getLogger("motionviz.ui")
@@ -41,6 +42,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: ``concurrency_id`` so that at most ``CPU_LIMIT`` of them run at once across all users.
 CPU_QUEUE = "cpu"
 CPU_LIMIT = max(1, min(2, (os.cpu_count() or 1)))
+#: Requests that take seconds to minutes (AE-GAN latent search, video -> skeleton) have their own queue with
+#: one worker: however many are waiting, they hold at most one worker, so short requests (text -> motion,
+#: data views) never wait behind them.  Their cost is bounded up front (e.g. inpainting windows x steps).
+LONG_QUEUE = "long"
+LONG_LIMIT = 1
+#: Per-session state (the motion list, the motions shown) is dropped this long after its last change, and
+#: the server keeps at most MAX_SESSIONS sessions (oldest dropped first).
+SESSION_TTL_S = 1800
+MAX_SESSIONS = 256
 
 #: File formats of :func:`motionviz.export.export_motion`, in the order shown to users.
 EXPORT_FORMATS: tuple[str, ...] = ("npy", "json", "bvh", "html", "gif", "mp4")
@@ -176,6 +186,12 @@ def seed_box(value: int = 0, label: str = "Seed", **kw: Any) -> gr.Textbox:
     """A seed input: a text box, because a browser number box holds only doubles (exact up to 2**53),
     and seeds go up to 2**63 - 1.  Callbacks read it with :func:`resolve_seed` / :func:`to_int`."""
     return gr.Textbox(str(value), label=f"{label} (0 … 2^63−1)", max_lines=1, **kw)
+
+
+def session_state(value: Any = None) -> gr.State:
+    """A per-session ``gr.State`` freed :data:`SESSION_TTL_S` seconds after its last change (Gradio keeps
+    sessions otherwise until the server's session cap, 10,000 by default, is reached)."""
+    return gr.State([] if value is None else value, time_to_live=SESSION_TTL_S)
 
 
 # ---- uploaded files ----------------------------------------------------------------------------

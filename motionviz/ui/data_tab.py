@@ -23,7 +23,7 @@ from ..errors import DataNotFound, UserError
 from ..motion import Motion
 from ..skeleton import COMMON
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, FAST_FORMATS, AppContext, add_motions, export_files,
-                     export_many, motion_markdown, progress_callback, uploaded_path, user_error)
+                     export_many, motion_markdown, progress_callback, session_state, uploaded_path, user_error)
 
 __all__ = ["Entry", "DatasetIndex", "index_dataset", "load_entry", "available_datasets", "DATASET_TITLES",
            "build", "show_sequence", "upload_motion", "prepare_downloads", "MAX_UPLOAD_BYTES"]
@@ -529,7 +529,7 @@ def build(ctx: AppContext) -> None:
                     export_btn = gr.Button("Prepare downloads", elem_id="data-export")
                     add_btn = gr.Button("Use in other tabs", elem_id="data-add", variant="secondary")
             files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="data-files")
-    shown = gr.State([])
+    shown = session_state([])
 
     # A filter change updates the dropdowns below it *and* shows the chosen sequence in one event, so
     # the sequence shown never comes from a stale dropdown value of the browser.

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from ..skeleton import BODY_PARTS, COMMON, retarget_mask
-from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, export_files, motion_choices,
+from .common import (CPU_LIMIT, CPU_QUEUE, LONG_LIMIT, LONG_QUEUE, MAX_SEED, AppContext, add_motions, export_files, motion_choices,
                      pick_motion, progress_callback, to_float, to_int, uploaded_path, user_error, seed_box)
 
 __all__ = ["build", "InpaintOutcome", "prepare_source", "corrupt_and_inpaint", "error_figure", "summary_markdown",
@@ -81,6 +81,24 @@ def prepare_source(motion: Motion) -> tuple[Motion, str]:
     return m, "; ".join(note)
 
 
+#: The most latent-search work one request may ask for: windows x steps (the default, 300 frames with a
+#: shift of 8 and 200 steps, is 35 x 200 = 7,000; about 7 s on one core).  Checked before any work.
+MAX_WINDOW_STEPS = 16_000
+
+
+def check_inpaint_budget(frames: int, window: int, shift: int, steps: int) -> int:
+    """windows x steps of an inpainting request, or :class:`UserError` when it is over
+    :data:`MAX_WINDOW_STEPS` (shift 1 and 500 steps took ~100 s and held a worker that long)."""
+    from ..inpaint import window_starts
+
+    n = len(window_starts(frames, window, shift))
+    cost = n * max(steps, 1)
+    if cost > MAX_WINDOW_STEPS:
+        raise UserError(f"{n} windows x {steps} steps = {cost:,} window-steps is over the limit of "
+                        f"{MAX_WINDOW_STEPS:,} per request; raise the window shift or lower the steps")
+    return cost
+
+
 def corrupt_and_inpaint(model: Any, motion: Motion, drop_joints: float = 30.0, drop_frames: float = 0.0,
                         noise_cm: float = 0.0, limb: str = NO_LIMB, seed: int = 0, shift: int = 8, steps: int = 200,
                         average: bool | None = None, denoise: bool | None = None, progress=None,
@@ -98,6 +116,7 @@ def corrupt_and_inpaint(model: Any, motion: Motion, drop_joints: float = 30.0, d
     if limb not in LIMBS:
         raise UserError(f"unknown limb {limb!r}; choose from {', '.join(LIMBS)}")
     ref, note = prepare_source(motion)
+    check_inpaint_budget(ref.num_frames, model.cfg.frames, shift, steps)
     x = ref.joints
     known = ref.observed
     hide = tuple(COMMON.indices(BODY_PARTS[limb])) if limb != NO_LIMB else ()
@@ -189,6 +208,7 @@ def build(ctx: AppContext) -> None:
         "*steps* steps on the observed joints (aligned by Procrustes); each filled stretch is then joined to the "
         "observed values at its ends. Corrupt a clean motion to see how well it recovers it.")
     heavy = dict(concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
+    long = dict(concurrency_id=LONG_QUEUE, concurrency_limit=LONG_LIMIT)   # seconds-long: never ahead of short jobs
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             sources = [SESSION, UPLOAD] + ([EXAMPLE] if ctx.data_root is not None else [])
@@ -249,7 +269,7 @@ def build(ctx: AppContext) -> None:
 
     run_btn.click(on_run, [source, session_pick, upload, drop_j, drop_f, noise, limb, seed, shift, steps, preset_radio,
                            denoise, motions_state], [view, chart, info, files, motions_state, session_pick],
-                  api_name="inpaint", **heavy)
+                  api_name="inpaint", **long)
     if has_state:
         try:
             motions_state.change(on_refresh, [motions_state], [session_pick], api_name="inpaint_session_changed",

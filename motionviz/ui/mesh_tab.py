@@ -19,7 +19,7 @@ import gradio as gr
 from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from ..skeleton import COMMON
-from .common import (CPU_LIMIT, CPU_QUEUE, AppContext, add_motions, export_dir, export_files, motion_choices,
+from .common import (CPU_LIMIT, CPU_QUEUE, LONG_LIMIT, LONG_QUEUE, AppContext, add_motions, export_dir, export_files, motion_choices,
                      pick_motion, progress_callback, to_int, uploaded_path, user_error)
 
 __all__ = ["build", "prepare_motion", "mesh_view", "export_mesh", "process_video", "dataset_motion",
@@ -266,7 +266,7 @@ def build(ctx: AppContext) -> None:
     seq_btn.click(lambda m, b, f, fmt, progress=gr.Progress(): on_export(m, b, "sequence", f, fmt, progress),
                   [mesh_motion, body, exp_frame, exp_fmt], [mesh_file], api_name="mesh_export_sequence", **heavy)
     v_btn.click(on_video, [upload, v_frames, v_inpaint], [v_motion, v_plot, v_gallery, v_info, v_files],
-                api_name="video_extract", **heavy)
+                api_name="video_extract", concurrency_id=LONG_QUEUE, concurrency_limit=LONG_LIMIT)
     v_add.click(on_add, [v_motion, motions_state], [motions_state, session], api_name="video_add_session")
     v_mesh.click(on_video_mesh, [v_motion, motions_state, body, layout, frames],
                  [motions_state, session, source, mesh_plot, mesh_info, mesh_motion, exp_frame],
