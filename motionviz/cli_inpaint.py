@@ -140,6 +140,7 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     from .inpaint import inpaint, load_model
     from .skeleton import COMMON, get_skeleton, retarget, retarget_mask
 
+    check_out_path(args.out)                       # before any work: the file written is exactly --out
     x, mask, sk_name = read_input(args.input, args.mask)
     if not (np.isfinite(args.fps) and 1 <= args.fps <= 240):
         raise UserError(f"--fps must be between 1 and 240, got {args.fps}")
@@ -167,8 +168,7 @@ def _run_inpaint(args: argparse.Namespace) -> int:
         out = _resample(out, 20.0, args.fps, frames=T0)
         if not args.denoise:
             out[observed] = x[observed]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    np.save(args.out, out.astype(np.float32), allow_pickle=False)
+    save_npy_atomic(args.out, out.astype(np.float32))
     summary = {"out": str(args.out), "frames": int(out.shape[0]), "joints": int(out.shape[1]),
                "dims": int(out.shape[2]), "skeleton_in": sk_name, "missing_fraction": round(float(1 - observed.mean()), 4),
                "windows": len(res.starts), "seconds": round(res.seconds, 2)}
@@ -197,6 +197,36 @@ def _settings(args: argparse.Namespace) -> dict:
     if getattr(args, "select", None):
         st["average"] = False
     return st
+
+
+def check_out_path(out: str | Path, suffix: str = ".npy") -> Path:
+    """``--out`` as given, checked before any work: it must end in ``suffix`` (so the file written is exactly
+    the one named; ``np.save`` would append ``.npy`` to ``x.txt``) and must not be a folder."""
+    p = Path(out)
+    if p.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name ending in {suffix}")
+    if p.suffix.lower() != suffix:
+        raise UserError(f"--out {out} must end in {suffix}")
+    return p
+
+
+def save_npy_atomic(out: str | Path, array: np.ndarray) -> Path:
+    """Write ``array`` to exactly ``out`` (a temporary file in the same folder, then a rename), no pickle."""
+    import os
+    import tempfile
+
+    p = check_out_path(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
 
 
 def _resample(x: np.ndarray, fps_in: float, fps_out: float, frames: int | None = None) -> np.ndarray:

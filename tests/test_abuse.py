@@ -427,3 +427,22 @@ def test_long_jobs_have_their_own_queue_and_sessions_expire(tmp_path):
     assert len(motions) >= 2          # the shared motion list and the Data tab's shown motions
     import inspect
     assert "state_session_capacity=MAX_SESSIONS" in inspect.getsource(app_module)
+
+
+# ---- 9. CLI outputs: exactly the named path, atomically, checked before work -----------------------
+def test_cli_inpaint_out_is_exactly_the_named_file(tmp_path):
+    from motionviz.cli_inpaint import check_out_path, save_npy_atomic
+
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    for bad in (folder, tmp_path / "x.txt"):
+        with pytest.raises(UserError, match="--out"):
+            check_out_path(bad)
+    out = save_npy_atomic(tmp_path / "sub" / "clean.npy", np.zeros((3, 15, 3), np.float32))
+    assert out == tmp_path / "sub" / "clean.npy" and np.load(out).shape == (3, 15, 3)
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["clean.npy"]
+    from motionviz.__main__ import main
+    np.save(tmp_path / "in.npy", _pose())
+    assert main(["inpaint", "--input", str(tmp_path / "in.npy"), "--out", str(folder)]) == 2
+    assert main(["inpaint", "--input", str(tmp_path / "in.npy"), "--out", str(tmp_path / "x.txt")]) == 2
+    assert not (tmp_path / "x.txt.npy").exists() and not (folder / "out.npy").exists()
