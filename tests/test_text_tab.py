@@ -129,6 +129,7 @@ def test_empty_exercise_only_and_non_ascii_text(demo, fake_text):
     on_generate = _fn(demo, "text_generate").fn
     fig, info, _, _, ms, _ = on_generate(*_gen_args(text="   ", num=1))
     assert isinstance(fig, go.Figure) and "unconditional" in info and len(ms) == 1
+    fake_text.seen.clear()                       # (description matching embeds the training captions too)
     fig, info, _, _, ms, _ = on_generate(*_gen_args(text="", exercise="ui-prmd:m01", correct="Incorrect", num=1))
     assert "Deep squat" in info and "incorrect execution" in info
     assert "description was used as the text" in info and any("squat" in t for t in fake_text.seen)
@@ -136,6 +137,29 @@ def test_empty_exercise_only_and_non_ascii_text(demo, fake_text):
     assert "lever les bras au-dessus de la tête" in fake_text.seen and "English" in info
     fig, info, _, _, ms, _ = on_generate(*_gen_args(text="両腕をゆっくり上げる", num=1))
     assert isinstance(fig, go.Figure) and "English" in info
+
+
+def test_description_matching_is_shown(demo, monkeypatch, tmp_path):
+    """The closest known exercises with their similarity, and a notice first when the description is far
+    from every training description (the stand-in encoder gives random vectors: everything is far, and a
+    training caption scores ~1/5 for its own label, so the thresholds are lowered for that check)."""
+    from motionviz import text_match as TM
+    from motionviz.data.captions import caption_table
+
+    monkeypatch.setenv("MOTIONVIZ_CACHE", str(tmp_path))
+    on_generate = _fn(demo, "text_generate").fn
+    _, info, _, _, _, _ = on_generate(*_gen_args(text="bake a cake", num=1))
+    assert info.startswith("⚠️") and "far from every exercise" in info and "1 motion(s)" in info
+    monkeypatch.setattr(TM, "FAR_BELOW", 0.05)
+    monkeypatch.setattr(TM, "NEAR_FROM", 0.1)
+    cap = caption_table()["labels"]["ui-prmd:m07"][0]
+    note = text_tab.understanding_note(cap, LABELS)
+    assert note.startswith("Closest known exercises: **Standing shoulder abduction** (`ui-prmd:m07`")
+    assert set(re.findall(r"`([a-z0-9-]+:[A-Za-z0-9-]+)`", note)) <= set(LABELS)    # the model's vocabulary only
+    _, info, _, _, _, _ = on_generate(*_gen_args(text=cap, num=1))
+    assert not info.startswith("⚠️") and "Closest known exercises" in info.splitlines()[-1]
+    assert text_tab.understanding_note("   ", LABELS) == "" and text_tab.understanding_note(None) == ""
+    assert "Standing shoulder abduction" in _fn(demo, "text_understand").fn(cap)
 
 
 @pytest.mark.parametrize("kw,needle", [

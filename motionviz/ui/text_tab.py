@@ -28,7 +28,7 @@ from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, MAX_SEED, AppContext,
                      user_error, seed_box)
 
 __all__ = ["build", "EXAMPLES", "exercise_choices", "generate_motions", "edit_motions", "downloads",
-           "describe_request", "CORRECT_CHOICES", "PART_CHOICES"]
+           "describe_request", "understanding_note", "CORRECT_CHOICES", "PART_CHOICES"]
 
 log = logging.getLogger("motionviz.ui.text")
 
@@ -126,8 +126,27 @@ def _md_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+!|~" else ch for ch in text)
 
 
-def describe_request(req: Any, note: str = "", seconds: float | None = None, edited: str = "") -> str:
-    """Markdown summary of what was generated."""
+def understanding_note(text: Any, labels: Sequence[str] | None = None) -> str:
+    """Markdown: the known exercises (of ``labels``, the model's vocabulary) closest to the description,
+    with their similarity, and a clear notice when it is far from every training description
+    (:func:`motionviz.text_match.understand`).  "" for empty text or when the MiniLM encoder is missing."""
+    from ..generator import clean_text
+    from ..text_match import understand
+
+    t = clean_text(text) if isinstance(text, str) else ""
+    if not t:
+        return ""
+    try:
+        return understand(t, k=3, labels=list(labels) if labels else None).markdown()
+    except UserError as e:
+        log.warning("text tab: no description matching: %s", e)
+        return ""
+
+
+def describe_request(req: Any, note: str = "", seconds: float | None = None, edited: str = "",
+                     understood: str = "") -> str:
+    """Markdown summary of what was generated (``understood``: :func:`understanding_note`, shown on its
+    own line; a far-from-everything notice comes first)."""
     from ..data.labels import LABEL_TITLES
 
     cond = []
@@ -143,6 +162,8 @@ def describe_request(req: Any, note: str = "", seconds: float | None = None, edi
              + (f" · {seconds:.2f} s" if seconds is not None else "")]
     if note:
         lines.append(f"*{note}*")
+    if understood:
+        lines = [understood] + lines if understood.startswith("⚠️") else lines + [understood]
     return "  \n".join(lines)
 
 
@@ -305,6 +326,7 @@ def build(ctx: AppContext) -> None:
             with gr.Row():
                 randomize = gr.Checkbox(False, label="Random seed", elem_id="text-random")
                 sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="Sampler", elem_id="text-sampler")
+            understood_md = gr.Markdown("", elem_id="text-understood")
             gen_btn = gr.Button("Generate", variant="primary", elem_id="text-generate")
             valid_examples = [[t, ex if ex in labels else NO_EXERCISE, c] for t, ex, c in EXAMPLES]
             gr.Examples(valid_examples, inputs=[text, exercise, correct], label="Examples (click to use)",
@@ -360,8 +382,9 @@ def build(ctx: AppContext) -> None:
         cb(0.92, "writing downloads")
         paths = downloads(ms, formats_)
         new = add_motions(motions_, ms)
+        understood = understanding_note(req.text, labels)
         cb(1.0, "done")
-        return fig, describe_request(req, note, seconds), paths, seed_, new, _choices(new)
+        return fig, describe_request(req, note, seconds, understood=understood), paths, seed_, new, _choices(new)
 
     @user_error
     def on_edit(index_, keep_first_, keep_last_, parts_, text_, exercise_, correct_, guidance_, steps_, num_,
@@ -395,6 +418,10 @@ def build(ctx: AppContext) -> None:
     def on_refresh(motions_):
         return _choices(motions_)
 
+    @user_error
+    def on_understand(text_):
+        return understanding_note(text_, labels)
+
     gen_inputs = [text, exercise, correct, guidance, steps, frames, num, seed, randomize, sampler, formats,
                   motions_state]
     gen_outputs = [plot, info, files, seed, motions_state, src_motion]
@@ -405,6 +432,7 @@ def build(ctx: AppContext) -> None:
     edit_btn.click(on_edit, edit_inputs, [edit_plot, edit_info, edit_files, seed, motions_state, src_motion],
                    api_name="text_edit", **heavy)
     refresh.click(on_refresh, [motions_state], [src_motion], api_name="text_edit_refresh", queue=False)
+    text.blur(on_understand, [text], [understood_md], api_name="text_understand", show_progress="hidden")
     if has_state:
         try:
             motions_state.change(on_refresh, [motions_state], [src_motion], api_name="text_session_changed",
