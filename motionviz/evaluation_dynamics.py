@@ -48,9 +48,9 @@ from .generator import Request
 from .motion import DEFAULT_FPS, Motion
 from .skeleton import COMMON
 
-__all__ = ["DynamicsSettings", "dynamics_evaluation", "evaluate_dynamics", "select_labels", "summary_keys", "real_clips", "split_halves", "half_amplitude",
-           "frozen_clip", "format_dynamics", "summary_table", "ROW_TITLES", "FOCUS_LABELS", "BAND", "DEGENERATE_ROWS",
-           "SUMMARY_KEYS", "MIN_PELVIS_TRAVEL"]
+__all__ = ["DynamicsSettings", "dynamics_evaluation", "evaluate_dynamics", "select_labels", "summary_keys",
+           "real_clips", "split_halves", "half_amplitude", "frozen_clip", "format_dynamics", "summary_table",
+           "ROW_TITLES", "FOCUS_LABELS", "BAND", "DEGENERATE_ROWS", "SUMMARY_KEYS", "MIN_PELVIS_TRAVEL"]
 
 ProgressFn = Callable[[float, str], None]
 
@@ -206,7 +206,8 @@ def _generate(gen: Any, label: str, num: int, s: DynamicsSettings, seed: int) ->
         for m in ms:
             j = _common(m).joints
             if len(j) != s.frames:                 # a model that returns another length: cut or hold the end
-                j = j[:s.frames] if len(j) > s.frames else np.concatenate([j, np.repeat(j[-1:], s.frames - len(j), 0)])
+                j = (j[:s.frames] if len(j) > s.frames
+                     else np.concatenate([j, np.repeat(j[-1:], s.frames - len(j), axis=0)]))
             out.append(np.asarray(j, dtype=np.float32))
         k += 1
     return out[:num]
@@ -249,8 +250,9 @@ def dynamics_evaluation(generators: dict[str, Any], real_test: Sequence[Motion],
             fz = _dyn([frozen_clip(train, s.frames)])
             rows["frozen"] = _row_stats({k: np.repeat(v, s.num) for k, v in fz.items()}, ref)
             tc = real_clips(train, s.frames, rng, s.max_windows)
-            pick = rng.choice(len(tc), min(s.num, len(tc)), replace=False)
-            rows["copy_train"] = _row_stats(_dyn([tc[i] for i in pick]), ref)
+            if tc:
+                pick = rng.choice(len(tc), min(s.num, len(tc)), replace=False)
+                rows["copy_train"] = _row_stats(_dyn([tc[i] for i in pick]), ref)
         rows["half_amplitude"] = _row_stats(_dyn([half_amplitude(c) for c in clips_a + clips_b]), ref)
         per_label[lab] = {"reference": {"clips": len(ref["rom"]), "clips_a": len(clips_a), "clips_b": len(clips_b),
                                         **{k: _med(v) for k, v in ref.items()}},
