@@ -49,6 +49,10 @@ DATA_LICENCES: dict[str, str] = {
 }
 
 
+#: The checkpoints shipped with the repository (their SHA-256 sums are required there).
+REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
 def default_checkpoint_dir() -> Path:
     env = os.environ.get("MOTIONVIZ_CHECKPOINTS")
     if env:
@@ -221,9 +225,9 @@ def write_sums(directory: str | Path, names: list[str] | None = None) -> dict[st
 def verify_checkpoint(path: str | Path) -> str | None:
     """Check ``path`` against the ``SHA256SUMS`` beside it; return its SHA-256 when it was verified, None
     when its folder has no sums (a checkpoint of your own, outside the shipped folder).  In the shipped
-    folder (:func:`default_checkpoint_dir`) the sums file and the file's entry are required."""
+    folder (:data:`REPO_CHECKPOINTS`) the sums file and the file's entry are required."""
     p = Path(path)
-    shipped = p.parent.resolve() == default_checkpoint_dir().resolve()
+    shipped = p.parent.resolve() == REPO_CHECKPOINTS.resolve()     # the repository's own folder
     sums = read_sums(p.parent)
     if sums is None or p.name not in sums:
         if shipped:
