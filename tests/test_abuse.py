@@ -295,6 +295,29 @@ def test_every_seed_input_of_the_app_is_a_text_box(tmp_path, monkeypatch):
     assert seeds and all(isinstance(b, gr.Textbox) for b in seeds), [(type(b).__name__, b.label) for b in seeds]
 
 
+def test_seed_boxes_of_the_generator_tabs_are_text_boxes(tmp_path, monkeypatch):
+    """With a (tiny) diffusion and VAE checkpoint every generator tab is built; each seed input is a text
+    box (the Correct vs incorrect tab had a number box, which rounds seeds above 2**53)."""
+    import sys
+
+    import app as app_module
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _tiny_models import install_fake_encoder, make_diffusion, make_vae
+
+    install_fake_encoder(monkeypatch)
+    make_diffusion(tmp_path)
+    make_vae(tmp_path)
+    demo = app_module.build_app(checkpoint_dir=tmp_path, data_root=tmp_path / "none", strict=True)
+    seeds = [b for b in demo.blocks.values() if "seed" in str(getattr(b, "label", "") or "").lower()
+             and not isinstance(b, gr.Checkbox)]
+    ids = {getattr(b, "elem_id", None) for b in seeds}
+    assert "diff-seed" in ids, ids
+    assert all(isinstance(b, gr.Textbox) for b in seeds), [(type(b).__name__, b.label) for b in seeds]
+    from motionviz.ui import difference_tab
+    assert difference_tab.to_int("9223372036854775807", "seed", 0, common.MAX_SEED) == 2**63 - 1
+
+
 # ---- 6. checkpoints: SHA-256 before use, config validated before anything is built -------------------
 def _tiny_aegan(directory: Path) -> Path:
     from motionviz.models import aegan as A

@@ -23,8 +23,8 @@ from plotly.subplots import make_subplots
 
 from ..errors import UserError
 from ..motion import Motion
-from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, to_int,
-                     user_error)
+from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, seed_box,
+                     to_int, user_error)
 
 __all__ = ["build", "exercise_choices", "recording_choices", "incorrect_meaning", "difference_view",
            "quick_correctness", "correctness_rows", "build_correctness_section",
@@ -347,7 +347,7 @@ def build(ctx: AppContext) -> None:
                              file_types=[".npy", ".csv", ".bvh", ".json", ".xz", ".gz"], elem_id="diff-upload",
                              visible=False)
             with gr.Row():
-                seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="diff-seed")
+                seed = seed_box(0, elem_id="diff-seed")
                 frames = gr.Slider(40, MAX_GENERATED_FRAMES, value=120, step=1, label="Frames (20 fps)",
                                    elem_id="diff-frames")
             steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps")
