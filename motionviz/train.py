@@ -42,11 +42,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import default_checkpoint_dir, save_checkpoint
+from .checkpoint import config_to_json, default_checkpoint_dir, save_checkpoint
 from .errors import UserError
 
 __all__ = ["TRAINERS", "TrainOptions", "TrainSetup", "RandomBatches", "shard", "train", "add_arguments",
-           "run", "save_resume_state", "load_resume_state"]
+           "run", "save_resume_state", "load_resume_state", "check_options", "check_checkpoint_out",
+           "read_resume_info"]
 
 # name -> "module:function" building a TrainSetup from TrainOptions.  Engineers add their rows.
 TRAINERS: dict[str, str] = {
@@ -176,20 +177,69 @@ def save_resume_state(path: Path, model: nn.Module, optimizers: dict[str, torch.
     os.replace(tmp, path)
 
 
-def load_resume_state(path: Path, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
-    from safetensors import safe_open
+def read_resume_info(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(info, optimiser metadata)`` of a resume state, read from its header only (no tensors), else a
+    one-line :class:`UserError` (a truncated, corrupt or foreign file)."""
+    from safetensors import SafetensorError, safe_open
+
+    fix = f"delete {path.parent} or drop --resume to start over"
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UserError(f"the resume state {path} is not a readable safetensors file "
+                        f"({e.__class__.__name__}); {fix}") from None
+    try:
+        info, opt_meta = json.loads(meta["info"]), json.loads(meta["optimizers"])
+        if not isinstance(info, dict) or not isinstance(opt_meta, dict):
+            raise TypeError("not objects")
+        step, secs = int(info.get("step", 0)), float(info.get("seconds", 0.0))
+        if step < 0 or not (math.isfinite(secs) and secs >= 0):
+            raise ValueError("negative step or time")
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"the resume state {path} has malformed metadata ({e.__class__.__name__}); {fix}") from None
+    return info, opt_meta
+
+
+def load_resume_state(path: Path, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer],
+                      config: Any = None) -> dict[str, Any]:
+    """Load model and optimiser state from ``path``; return its info (step, seconds).  When ``config`` is
+    given and the state recorded one, they must be equal.  Every problem is a one-line :class:`UserError`
+    and nothing is changed unless the whole state fits."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = dict(f.metadata() or {})
-    tensors = load_file(str(path))
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
-    opt_meta = json.loads(meta["optimizers"])
-    for name, opt in optimizers.items():
-        if name not in opt_meta:
-            raise UserError(f"resume state {path} has no optimiser {name!r}")
-        opt.load_state_dict(_unflatten_optimizer(f"opt.{name}", tensors, opt_meta[name]))
-    return json.loads(meta["info"])
+    info, opt_meta = read_resume_info(path)
+    fix = f"delete {path.parent} or drop --resume to start over"
+    if config is not None and "config" in info:
+        now, then = json.loads(config_to_json(config)), info["config"]
+        if now != then:
+            diff = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
+            shown = ", ".join(f"{k}: {then.get(k)!r} then, {now.get(k)!r} now" for k in diff[:3])
+            raise UserError(f"the resume state {path} was written with a different model configuration "
+                            f"({shown}); use the same --tiny/--set options, or {fix}")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UserError(f"the resume state {path} could not be read ({e.__class__.__name__}); {fix}") from None
+    missing = [name for name in optimizers if name not in opt_meta]
+    if missing:
+        raise UserError(f"the resume state {path} has no optimiser {missing[0]!r}; {fix}")
+    model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    saved = {k: tuple(v.shape) for k, v in model_sd.items()}
+    wanted = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if saved != wanted:
+        diff = sorted(set(saved) ^ set(wanted)) or sorted(k for k in saved if saved[k] != wanted[k])
+        raise UserError(f"the resume state {path} does not fit this model (first difference: {diff[0]}); "
+                        f"it was written with other options; {fix}")
+    try:
+        model.load_state_dict(model_sd, strict=True)
+        for name, opt in optimizers.items():
+            opt.load_state_dict(_unflatten_optimizer(f"opt.{name}", tensors, opt_meta[name]))
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+        raise UserError(f"the resume state {path} does not fit this model's optimiser state "
+                        f"({e.__class__.__name__}); {fix}") from None
+    return info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,18 +302,89 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+#: Bounds of the training arguments (checked before any data is read or any model is built).
+MAX_BATCH_SIZE = 65536
+MAX_LR = 10.0
+MAX_STEPS = 10**9
+MAX_SEED = 2**63 - 1
+
+
+def _writable_dir(folder: Path, what: str) -> None:
+    """Create ``folder`` (and its parents) and write a probe file in it, else a one-line :class:`UserError`
+    (root passes ``os.access`` checks, so the probe really writes)."""
+    import tempfile
+
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what}: {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{what}: cannot write in {folder} ({e.strerror or e.__class__.__name__})") from None
+
+
+def check_checkpoint_out(out: Path) -> Path:
+    """``out`` must name a ``.safetensors`` file (not a folder) in a folder we can write; checked before
+    training so a bad ``--out`` does not fail only after the whole budget was spent."""
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; name the checkpoint file, e.g. {out / 'model.safetensors'}")
+    if out.suffix != ".safetensors":
+        raise UserError(f"--out must name a .safetensors file, got {out.name!r}")
+    _writable_dir(out.parent, "--out")
+    return out
+
+
+def check_options(opts: TrainOptions, minutes: float | None, steps: int | None, save_every_min: float) -> None:
+    """Every numeric training argument, checked before any work: a one-line :class:`UserError` naming the
+    option (``--lr nan`` and ``--batch-size 0`` used to reach the trainer)."""
+    def finite(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if minutes is None and steps is None:
+        raise UserError("give a budget: --minutes and/or --steps")
+    if minutes is not None and not (finite(minutes) and minutes > 0):
+        raise UserError(f"--minutes must be positive, got {minutes}")
+    if steps is not None and not (isinstance(steps, int) and 1 <= steps <= MAX_STEPS):
+        raise UserError(f"--steps must be at least 1, got {steps}")
+    if not (finite(save_every_min) and save_every_min > 0):
+        raise UserError(f"--save-every must be a positive number of minutes, got {save_every_min}")
+    if opts.lr is not None and not (finite(opts.lr) and 0 < opts.lr <= MAX_LR):
+        raise UserError(f"--lr must be a number in (0, {MAX_LR:g}], got {opts.lr}")
+    if opts.batch_size is not None and not (isinstance(opts.batch_size, int)
+                                            and 1 <= opts.batch_size <= MAX_BATCH_SIZE):
+        raise UserError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE}, got {opts.batch_size}")
+    if not (isinstance(opts.seed, int) and 0 <= opts.seed <= MAX_SEED):
+        raise UserError(f"--seed must be a whole number between 0 and 2^63-1, got {opts.seed}")
+    if opts.device != "cpu" and not str(opts.device).startswith("cuda"):
+        raise UserError(f"--device must be cpu or cuda[:N], got {opts.device!r}")
+
+
 def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, steps: int | None = None,
           save_every_min: float = 3.0, resume: bool = False, command: str = "", runs_dir: Path | None = None,
           progress_bar: bool = True, log_every: int = 25) -> dict[str, Any]:
-    """Run the loop; returns a summary (steps, seconds, final smoothed losses, checkpoint path)."""
-    if minutes is None and steps is None:
-        raise UserError("give a budget: --minutes and/or --steps")
-    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
-        raise UserError(f"--minutes must be positive, got {minutes}")
-    if steps is not None and steps < 1:
-        raise UserError(f"--steps must be at least 1, got {steps}")
+    """Run the loop; returns a summary (steps, seconds, final smoothed losses, checkpoint path).
+
+    Before any data is read: the arguments (:func:`check_options`), ``out`` (:func:`check_checkpoint_out`),
+    the runs folder, and with ``resume`` that there is a readable resume state (asking to resume with
+    nothing to resume is an error, not a silent fresh start); after the model is built, that the state
+    was written for the same configuration."""
+    check_options(opts, minutes, steps, save_every_min)
+    if out is not None:
+        out = check_checkpoint_out(out)
+    runs_dir = runs_dir or REPO_ROOT / "runs" / opts.name
+    resume_path = runs_dir / "resume.safetensors"
+    if resume:
+        if not resume_path.is_file():
+            raise UserError(f"--resume: there is nothing to resume ({resume_path} does not exist); "
+                            "drop --resume to start a new run")
+        read_resume_info(resume_path)
     rank, world = _init_distributed(opts.device)
     opts.rank, opts.world_size = rank, world
+    if rank == 0:
+        _writable_dir(runs_dir, "--runs-dir")
     seed_everything(opts.seed + 1000 * rank)
     setup = build_setup(opts)
     seed_everything(opts.seed + 1000 * rank)
@@ -272,11 +393,9 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
     if world > 1:
         _make_data_parallel(model, optimizers)
     base_lrs = {n: [g["lr"] for g in o.param_groups] for n, o in optimizers.items()}
-    runs_dir = runs_dir or REPO_ROOT / "runs" / opts.name
-    resume_path = runs_dir / "resume.safetensors"
     step0, elapsed0 = 0, 0.0
-    if resume and resume_path.is_file():
-        info = load_resume_state(resume_path, model, optimizers)
+    if resume:
+        info = load_resume_state(resume_path, model, optimizers, setup.config)
         step0, elapsed0 = int(info.get("step", 0)), float(info.get("seconds", 0.0))
         if rank == 0:
             print(f"resumed from {resume_path} at step {step0} ({elapsed0 / 60:.1f} min)", file=sys.stderr)
@@ -314,7 +433,8 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
         tensors = setup.export() if setup.export is not None else model.state_dict()
         if out is not None:
             save_checkpoint(out, tensors, setup.kind, setup.config, meta)
-        save_resume_state(resume_path, model, optimizers, {"step": step, "seconds": secs})
+        save_resume_state(resume_path, model, optimizers, {"step": step, "seconds": secs, "model": opts.name,
+                                                           "config": json.loads(config_to_json(setup.config))})
         (runs_dir / "history.json").write_text(json.dumps(history[-2000:]))
 
     def clock() -> float:
@@ -346,7 +466,8 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
             for k, v in logs.items():
                 v = float(v)
                 if not math.isfinite(v):
-                    raise FloatingPointError(f"loss {k} became {v} at step {step}")
+                    raise UserError(f"training diverged: loss {k} became {v} at step {step} (try a lower --lr; "
+                                    "the last checkpoint written is kept)")
                 smooth[k] = v if k not in smooth else 0.98 * smooth[k] + 0.02 * v
             if step % log_every == 0:
                 history.append({"step": step, "seconds": round(time.monotonic() - start, 1), **{k: round(v, 5) for k, v in smooth.items()}})

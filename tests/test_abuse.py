@@ -469,3 +469,111 @@ def test_cli_inpaint_out_is_exactly_the_named_file(tmp_path):
     assert main(["inpaint", "--input", str(tmp_path / "in.npy"), "--out", str(folder)]) == 2
     assert main(["inpaint", "--input", str(tmp_path / "in.npy"), "--out", str(tmp_path / "x.txt")]) == 2
     assert not (tmp_path / "x.txt.npy").exists() and not (folder / "out.npy").exists()
+
+
+# ---- 9. training arguments: validated before any work, one line and exit 2 ----------------------------
+def _cli(argv: list[str], capsys) -> tuple[int, str]:
+    from motionviz.__main__ import main
+
+    rc = main(argv)
+    err = capsys.readouterr().err.strip()
+    return rc, err
+
+
+@pytest.mark.parametrize("bad,match", [
+    (["--lr", "nan"], "--lr"), (["--lr", "inf"], "--lr"), (["--lr", "-0.1"], "--lr"),
+    (["--batch-size", "0"], "--batch-size"), (["--batch-size", "-3"], "--batch-size"),
+    (["--minutes", "nan"], "--minutes"), (["--minutes", "-1"], "--minutes"), (["--steps", "0"], "--steps"),
+    (["--steps", "-5"], "--steps"), (["--save-every", "0"], "--save-every"), (["--seed", "-1"], "--seed"),
+])
+def test_train_arguments_are_checked_before_any_work(bad, match, capsys, monkeypatch, tmp_path):
+    """``--lr nan`` / ``--batch-size 0`` gave tracebacks from inside the trainer (after loading the data);
+    now one line, exit 2, before the data folder is even looked at."""
+    import time
+
+    from motionviz import train as T
+
+    monkeypatch.setattr(T, "build_setup", lambda opts: pytest.fail("the trainer was built"))
+    t0 = time.perf_counter()
+    argv = ["train", "diffusion", "--tiny", "--steps", "1", "--out", str(tmp_path / "d.safetensors"),
+            "--runs-dir", str(tmp_path / "runs"), "--no-progress", *bad]
+    rc, err = _cli(argv, capsys)
+    assert rc == 2 and match in err and err.count("\n") == 0 and "Traceback" not in err, err
+    assert time.perf_counter() - t0 < 5 and not (tmp_path / "runs").exists()
+
+
+def test_train_out_is_checked_before_training(tmp_path, capsys, monkeypatch):
+    """``--out <dir>`` failed only after the whole training budget; now before the trainer is built."""
+    from motionviz import train as T
+
+    monkeypatch.setattr(T, "build_setup", lambda opts: pytest.fail("the trainer was built"))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    for out, match in ((folder, "is a folder"), (tmp_path / "x.txt", ".safetensors"),
+                       (a_file / "m.safetensors", "is a file"), (Path("/proc/m.safetensors"), "cannot write")):
+        rc, err = _cli(["train", "diffusion", "--tiny", "--steps", "1", "--out", str(out),
+                        "--runs-dir", str(tmp_path / "runs"), "--no-progress"], capsys)
+        assert rc == 2 and match in err and "\n" not in err, (out, err)
+    assert list(folder.iterdir()) == []
+
+
+@pytest.fixture()
+def toy_trainer(monkeypatch):
+    """The toy linear-regression trainer of tests/test_train.py, as ``toy``."""
+    import sys
+
+    from motionviz import train as T
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    monkeypatch.setitem(T.TRAINERS, "toy", "test_train:build_toy")
+    return T
+
+
+def test_resume_with_nothing_to_resume_is_an_error(toy_trainer, tmp_path, capsys):
+    """``--resume`` with no resume state used to start over silently."""
+    argv = ["train", "toy", "--steps", "3", "--out", str(tmp_path / "t.safetensors"), "--runs-dir",
+            str(tmp_path / "runs"), "--no-progress"]
+    rc, err = _cli(argv + ["--resume"], capsys)
+    assert rc == 2 and "nothing to resume" in err and not (tmp_path / "t.safetensors").exists()
+    assert _cli(argv, capsys)[0] == 0
+    rc, err = _cli(argv[:2] + ["--steps", "6"] + argv[4:] + ["--resume"], capsys)
+    assert rc == 0
+    from motionviz.checkpoint import read_metadata
+    assert read_metadata(tmp_path / "t.safetensors")["steps"] == "6"
+
+
+def test_corrupt_or_mismatched_resume_state_is_one_line(toy_trainer, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    argv = ["train", "toy", "--steps", "3", "--out", str(tmp_path / "t.safetensors"), "--runs-dir", str(runs),
+            "--no-progress"]
+    assert _cli(argv, capsys)[0] == 0
+    state = runs / "resume.safetensors"
+    good = state.read_bytes()
+    # a configuration change (dim 3 -> 2) is named, not a size-mismatch traceback
+    rc, err = _cli(argv + ["--resume", "--set", "dim=2"], capsys)
+    assert rc == 2 and "different model configuration" in err and "dim" in err and "\n" not in err, err
+    # a state of an older run that did not record its configuration: the shapes are compared
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    with safe_open(str(state), framework="pt") as f:
+        meta = dict(f.metadata())
+    info = json.loads(meta["info"])
+    info.pop("config")
+    save_file(load_file(str(state)), str(state), metadata={**meta, "info": json.dumps(info)})
+    rc, err = _cli(argv + ["--resume", "--set", "dim=2"], capsys)
+    assert rc == 2 and "does not fit this model" in err and "\n" not in err, err
+    for corrupt in (good[: len(good) // 2], b"\x00" * 64, b""):
+        state.write_bytes(corrupt)
+        rc, err = _cli(argv + ["--resume"], capsys)
+        assert rc == 2 and "resume state" in err and "\n" not in err and "Traceback" not in err, err
+    save_file(load_file(str(tmp_path / "t.safetensors")), str(state), metadata={"info": "[", "optimizers": "{}"})
+    rc, err = _cli(argv + ["--resume"], capsys)
+    assert rc == 2 and "malformed" in err, err
+
+
+def test_diverging_training_is_one_line(toy_trainer, tmp_path, capsys):
+    rc, err = _cli(["train", "toy", "--steps", "2000", "--lr", "10", "--out", str(tmp_path / "t.safetensors"),
+                    "--runs-dir", str(tmp_path / "runs"), "--no-progress"], capsys)
+    assert rc == 2 and "diverged" in err and "\n" not in err, err
