@@ -66,7 +66,7 @@ from .skeleton import COMMON, RETARGET, SMPL22
 
 __all__ = [
     "Body", "MeshAnimation", "SEGMENTS", "ASSET_PATH", "anny_body", "build_anny_body", "save_body",
-    "load_body", "smpl_available", "smpl_body", "SmplBody", "pose_anny", "mesh_animation", "mesh_figure",
+    "load_body", "smpl_available", "smpl_body", "SmplBody", "solve_anny", "pose_anny", "mesh_animation", "mesh_figure",
     "export_frame", "export_sequence", "decimate", "body_for", "body_choices", "fit_smpl", "demo_motion",
     "bench",
 ]
@@ -412,14 +412,15 @@ def _fill_missing(J: np.ndarray, rest: np.ndarray) -> np.ndarray:
     return J
 
 
-def pose_anny(body: Body, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Common-skeleton joints (T, 15, 3) -> segment transforms (T, S, 3, 4) and the body's posed
-    common joints (T, 15, 3) (equal to the targets up to bone-length noise)."""
+def solve_anny(body: Body, joints: np.ndarray
+               ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
+    """The pose solve behind :func:`pose_anny`: common-skeleton joints (T, 15, 3) -> per segment
+    ``(a (3,) rest anchor, a' (T, 3) posed anchor, G (T, 3, 3) rotation, K (3, 3) shape)`` (the map
+    ``A(v) = a' + G K (v - a)``) and the body's posed common joints (T, 15, 3)."""
     ix = COMMON.index
     R0 = body.joints.astype(np.float64)
     C0 = body.clavicles.astype(np.float64)
     J = _fill_missing(np.asarray(joints), R0)
-    T = J.shape[0]
     bl = COMMON.bone_lengths(J)                                              # (T, B)
     s = float(np.sum(np.nanmedian(bl, axis=0)) / np.sum(COMMON.bone_lengths(R0)))
     if not np.isfinite(s) or s <= 1e-3:
@@ -477,6 +478,14 @@ def pose_anny(body: Body, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         posed[:, kn] = limb(f"{side}_thigh", G_root, R0[hp], posed[:, hp], R0[kn], J[:, kn])
         posed[:, an] = limb(f"{side}_shank", seg[f"{side}_thigh"][2], R0[kn], posed[:, kn], R0[an], J[:, an])
         put(f"{side}_foot", R0[an], posed[:, an], G_foot, s * np.eye(3))
+    return seg, posed
+
+
+def pose_anny(body: Body, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Common-skeleton joints (T, 15, 3) -> segment transforms (T, S, 3, 4) and the body's posed
+    common joints (T, 15, 3) (equal to the targets up to bone-length noise)."""
+    seg, posed = solve_anny(body, joints)
+    T = posed.shape[0]
     X = np.zeros((T, len(SEGMENTS), 3, 4))
     for i, name in enumerate(SEGMENTS):
         a, a_post, G, K = seg[name]
