@@ -25,7 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "evaluate": ("motionviz.cli_eval", "evaluate generative models against real data (JSON)"),
     "augment": ("motionviz.cli_eval", "generated-data augmentation study (JSON)"),
     "video": ("motionviz.video", "video -> skeleton on the common skeleton"),
-    "export": ("motionviz.export", "convert a motion file to npy/json/bvh/gif/mp4/html"),
+    "export": ("motionviz.export", "convert a motion file to npy/json/bvh/gif/mp4/html/glb"),
     "checkpoints": ("motionviz.cli_checkpoints", "list / verify the checkpoints; --update-sums after retraining"),
 }
 

@@ -9,7 +9,10 @@ from the motion's label, so the same motion always gets the same name):
 * ``gif`` / ``mp4`` - a stick-figure animation drawn here with NumPy + Pillow (orthographic
   three-quarter view, floor grid, left side red / right side blue, frame counter), encoded with
   imageio (Pillow for GIF, imageio-ffmpeg's bundled ffmpeg for H.264 MP4);
-* ``html`` - :func:`motionviz.render.standalone_html` (plotly.js inline, Play button, works offline).
+* ``html`` - :func:`motionviz.render.standalone_html` (plotly.js inline, Play button, works offline);
+* ``glb``  - the Anny body driven by the motion (:func:`save_glb`): by default *rigged* (a 17-joint
+  skeleton, a skin and a joint animation at the motion's frame rate, :mod:`motionviz.rig`), or
+  ``vertex_animated`` (one morph target per frame, :func:`motionviz.mesh.export_sequence`).
 
 Files are written to a temporary name and renamed, so a failed export leaves no partial file.
 """
@@ -36,6 +39,7 @@ __all__ = [
     "save_gif",
     "save_mp4",
     "save_html",
+    "save_glb",
     "render_frames",
     "motion_stem",
     "add_arguments",
@@ -43,7 +47,7 @@ __all__ = [
 ]
 
 FORMATS: dict[str, str] = {"npy": ".npy", "json": ".json", "bvh": ".bvh", "gif": ".gif", "mp4": ".mp4",
-                           "html": ".html"}
+                           "html": ".html", "glb": ".glb"}
 VIDEO_SIZE = 320           # pixels (square, a multiple of 16 for H.264)
 MAX_VIDEO_FRAMES = 600     # longer motions are subsampled in time for GIF / MP4
 _LEFT = (209, 73, 91)
@@ -133,6 +137,24 @@ def save_html(motion: Motion | Sequence[Motion], path: str | os.PathLike,
     tmp.write_text(standalone_html(ms, titles=list(titles)), encoding="utf-8")
     tmp.replace(p)
     return p
+
+
+def save_glb(motion: Motion, path: str | os.PathLike, vertex_animated: bool = False,
+             progress: Progress | None = None) -> Path:
+    """The Anny body driven by ``motion`` (any skeleton with a map to the common one) as a ``.glb``.
+
+    Rigged (default): joints, skin and a joint animation with one key per frame at the motion's frame
+    rate (Blender, Unity, Unreal, three.js play it as a character; :mod:`motionviz.rig`).
+    ``vertex_animated``: one morph target per frame played by a STEP animation, at most
+    :data:`motionviz.mesh.MAX_EXPORT_FRAMES` frames (subsampled evenly)."""
+    from . import mesh
+    from .rig import export_rigged
+
+    p = _target(path, ".glb")
+    anim = mesh.mesh_animation(_check(motion), body="anny", progress=progress)
+    if vertex_animated:
+        return mesh.export_sequence(anim, p, progress=progress)
+    return export_rigged(anim, p, progress=progress)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -271,7 +293,7 @@ def save_mp4(motion: Motion, path: str | os.PathLike, size: int = VIDEO_SIZE,
 # ------------------------------------------------------------------------------------------------
 def export_motion(motion: Motion, fmt: str, directory: str | os.PathLike, stem: str | None = None,
                   progress: Progress | None = None) -> Path:
-    """Write ``motion`` as ``fmt`` (npy / json / bvh / gif / mp4 / html) into ``directory``; the file is
+    """Write ``motion`` as ``fmt`` (npy / json / bvh / gif / mp4 / html / glb) into ``directory``; the file is
     ``<stem>.<ext>`` with the stem from the motion's label unless given.  Returns the path."""
     fmt = str(fmt).lower().lstrip(".")
     if fmt not in FORMATS:
@@ -290,6 +312,8 @@ def export_motion(motion: Motion, fmt: str, directory: str | os.PathLike, stem: 
         return save_gif(motion, path, progress=progress)
     if fmt == "mp4":
         return save_mp4(motion, path, progress=progress)
+    if fmt == "glb":
+        return save_glb(motion, path, progress=progress)
     return save_html(motion, path)
 
 
@@ -300,7 +324,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", "-i", required=True,
                         help="motion file: .npy (T,J,3) / .csv / .bvh / .bvh.xz / .json (motionviz/1)")
     parser.add_argument("--format", "-f", required=True, choices=sorted(FORMATS),
-                        help="output format")
+                        help="output format (glb: the Anny body, rigged and animated)")
     parser.add_argument("--out", "-o", default=None,
                         help="output file (or directory); default: next to the input with the new extension")
     parser.add_argument("--fps", type=float, default=None,
@@ -312,6 +336,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "in Blender / Unity / Unreal), mixamo-plain (no prefix), smpl")
     parser.add_argument("--clean-feet", action="store_true",
                         help="BVH: remove foot sliding (feet pinned while in contact with the floor)")
+    parser.add_argument("--vertex-animated", action="store_true",
+                        help="glb: one morph target per frame (at most 120 frames) instead of a rigged, "
+                             "skinned body")
     parser.add_argument("--index", type=int, default=None,
                         help="a (N, T, J, 3) batch (as written by `sample`): export motion number INDEX "
                              "(default: every motion, one file each: <out>_000.<ext> ...)")
@@ -388,6 +415,8 @@ def _load_batch(path: str, fps: float | None, skeleton: str | None, index: int |
 def _write(m: Motion, fmt: str, out: Path, args: argparse.Namespace) -> Path:
     if fmt == "bvh":
         return save_bvh(m, out, unit=args.unit, rig=args.rig, clean_feet=args.clean_feet)
+    if fmt == "glb":
+        return save_glb(m, out, vertex_animated=args.vertex_animated)
     if fmt in ("gif", "mp4"):
         from tqdm import tqdm
 
@@ -407,6 +436,8 @@ def run(args: argparse.Namespace) -> int:
     fmt = args.format
     if (args.rig != "motionviz" or args.clean_feet) and fmt != "bvh":
         raise UserError("--rig and --clean-feet apply to --format bvh only")
+    if getattr(args, "vertex_animated", False) and fmt != "glb":
+        raise UserError("--vertex-animated applies to --format glb only")
     batch = _load_batch(args.input, args.fps, args.skeleton, args.index)
     m = batch[0] if batch is not None else _load_input(args.input, args.fps, args.skeleton)
     src = Path(args.input)

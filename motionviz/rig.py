@@ -339,7 +339,7 @@ def rig_gltf(rig: Rig) -> tuple[dict[str, Any], bytes]:
         "skins": [{"name": "skeleton", "joints": list(range(1, J + 1)), "inverseBindMatrices": ibm_acc,
                    "skeleton": 1}],
         "animations": [{"name": rig.name, "samplers": samplers, "channels": channels}],
-        "bufferViews": buf.views, "accessors": buf.accessors,
+        "buffers": [{"byteLength": buf.length}], "bufferViews": buf.views, "accessors": buf.accessors,
         "extras": {"fps": rig.fps, "frames": T, "joints": list(rig.names), "source": "motionviz"},
     }
     return gltf, buf.blob()
