@@ -92,7 +92,7 @@ def test_bad_inputs_are_user_errors(tmp_path):
     m = _motion()
     with pytest.raises(UserError, match="unknown export format"):
         export_motion(m, "fbx", tmp_path)
-    assert set(FORMATS) == {"npy", "json", "bvh", "gif", "mp4", "html"}
+    assert set(FORMATS) == {"npy", "json", "bvh", "gif", "mp4", "html", "glb"}
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
