@@ -261,3 +261,27 @@ def test_export_cli_and_api(demo, tmp_path, capsys):
     assert err.startswith("error:") and "--vertex-animated" in err and "\n" not in err
     p = export_motion(demo, "glb", tmp_path / "api")
     assert p.suffix == ".glb" and "skins" in read_glb(p)[0]
+
+
+def test_body_mesh_tab_offers_the_rigged_glb(demo):
+    import gradio as gr
+
+    from motionviz.ui import mesh_tab
+    from motionviz.ui.common import AppContext
+
+    m = mesh_tab.prepare_motion(demo, 30)
+    path = Path(mesh_tab.export_mesh(m, "anny", "sequence", 0, "glb-rigged"))
+    assert path.name.endswith("_rigged.glb")
+    gltf, blob = read_glb(path)
+    validate(gltf, blob)
+    assert gltf["accessors"][gltf["animations"][0]["samplers"][0]["input"]]["count"] == 30
+    with pytest.raises(UserError, match="whole sequence"):
+        mesh_tab.export_mesh(m, "anny", "frame", 0, "glb-rigged")
+    ctx = AppContext(checkpoint_dir=Path("/nonexistent"), data_root=None)
+    with gr.Blocks() as blocks:
+        ctx.motions = gr.State([])
+        mesh_tab.build(ctx)
+    fns = {f.api_name: f.fn for f in blocks.fns.values()}
+    assert Path(fns["mesh_export_sequence"](m, "anny", 0, "glb-rigged")).suffix == ".glb"
+    radios = [b for b in blocks.blocks.values() if isinstance(b, gr.Radio) and b.label == "Format"]
+    assert any("glb-rigged" in [c[1] for c in r.choices] for r in radios)

@@ -2,7 +2,8 @@
 
 * Body mesh: a motion of a dataset or of this session posed on the Anny body (or the user's SMPL model
   when ``$MOTIONVIZ_SMPL_DIR`` is set), drawn beside (or over) its skeleton and moved by the same
-  slider; one frame (.glb / .obj) or the whole sequence (animated .glb) downloads at full resolution.
+  slider; one frame (.glb / .obj) or the whole sequence (a rigged .glb: skeleton, skin and joint
+  animation; or an animated .glb of morph targets, or a .zip of .obj) downloads at full resolution.
 * Video -> skeleton: an uploaded .mp4/.gif/.webm goes through BlazePose, the common skeleton and the
   inpainter (or smoothing); annotated key frames beside the 3D view, the recognised exercise, downloads
   (.npy, JSON, BVH), and the motion can join the session (e.g. to see it as a body mesh).
@@ -75,7 +76,8 @@ def mesh_view(motion: Motion, body: str, layout: str, progress=None):
 
 
 def export_mesh(motion: Motion, body: str, what: str, frame: Any, fmt: str, progress=None) -> str:
-    """Write one frame (``what="frame"``; .glb/.obj) or the sequence (animated .glb) and return its path."""
+    """Write one frame (``what="frame"``; .glb/.obj) or the sequence (``fmt="glb-rigged"``: the rigged,
+    skinned body with every frame; ``"glb"``: morph targets; ``"obj"``: a .zip) and return its path."""
     from .. import mesh
     from ..export import motion_stem
 
@@ -83,8 +85,13 @@ def export_mesh(motion: Motion, body: str, what: str, frame: Any, fmt: str, prog
     out = export_dir()
     stem = f"{motion_stem(motion)}_{anim.body.name}"
     ext = (fmt or "glb").lower().lstrip(".")
-    if ext not in ("glb", "obj"):
-        raise UserError(f"choose glb or obj, not {fmt!r}")
+    if ext not in ("glb", "obj", "glb-rigged"):
+        raise UserError(f"choose glb, obj or glb-rigged, not {fmt!r}")
+    if ext == "glb-rigged":
+        if what != "sequence":
+            raise UserError("a rigged .glb holds the whole sequence: use “Download the sequence”")
+        from ..rig import export_rigged
+        return str(export_rigged(anim, out / f"{stem}_rigged.glb", progress=progress))
     if what == "sequence":
         name = f"{stem}.glb" if ext == "glb" else f"{stem}_obj.zip"
         return str(mesh.export_sequence(anim, out / name, max_frames=SEQ_EXPORT_FRAMES, progress=progress))
@@ -162,10 +169,11 @@ def build(ctx: AppContext) -> None:
             mesh_info = gr.Markdown("")
             with gr.Row():
                 exp_frame = gr.Number(0, precision=0, minimum=0, label="Frame to export")
-                exp_fmt = gr.Radio(["glb", "obj"], value="glb", label="Format")
+                exp_fmt = gr.Radio([("glb", "glb"), ("obj", "obj"), ("rigged glb (sequence)", "glb-rigged")],
+                                   value="glb", label="Format")
                 frame_btn = gr.Button("Download this frame")
-                seq_btn = gr.Button(f"Download the sequence (≤ {SEQ_EXPORT_FRAMES} frames: animated .glb, "
-                                    "or a .zip of .obj)")
+                seq_btn = gr.Button(f"Download the sequence (rigged .glb with every frame; ≤ {SEQ_EXPORT_FRAMES} "
+                                    "frames: animated .glb, or a .zip of .obj)")
             mesh_file = gr.File(label="Mesh download", interactive=False)
     mesh_motion = gr.State(None)
 
