@@ -3,6 +3,8 @@ files, bad uploads become gr.Error, and the common UI helpers behave."""
 
 from __future__ import annotations
 
+import json
+
 import re
 from pathlib import Path
 
@@ -105,12 +107,13 @@ def test_index_and_cascade_known_answers():
 def test_show_sequence_native_common_and_comparisons():
     idx = data_tab.index_dataset("ui-prmd")
     key = data_tab.cascade(idx, "ui-prmd:m01", "s02", None, "correct", None).sequence
-    fig, meta, shown = data_tab.show_sequence("ui-prmd", key, "native", "single")
-    assert isinstance(fig, go.Figure) and fig.data[0].type == "scatter3d"
+    value, meta, shown = data_tab.show_sequence("ui-prmd", key, "native", "single")
+    pay = json.loads(value)                                          # the player's payload
+    assert pay["format"] == "motionviz-player/1" and len(pay["motions"]) == 1
+    assert pay["motions"][0]["frames"] > 1 and "Deep squat" in pay["motions"][0]["title"]
     assert len(shown) == 1 and shown[0].skeleton.name == "ui-prmd" and shown[0].joints.shape[1] == 22
     assert "ui-prmd:m01" in meta and "s02" in meta and "30" in meta
     assert not Path(shown[0].labels.source).is_absolute()            # no server paths in the UI
-    assert fig.layout.sliders and len(fig.layout.sliders[0].steps) > 1
 
     _, _, common_ = data_tab.show_sequence("ui-prmd", key, "common", "single")
     assert common_[0].skeleton.name == COMMON.name and common_[0].joints.shape[1] == len(COMMON)
@@ -119,10 +122,12 @@ def test_show_sequence_native_common_and_comparisons():
     assert [m.labels.correct for m in pair] == [True, False]
     assert {m.labels.subject for m in pair} == {"s02"} and {m.label for m in pair} == {"ui-prmd:m01"}
     assert "Also shown" in meta
+    pair_pay = json.loads(fig)
+    assert [m["role"] for m in pair_pay["motions"]] == ["correct", "incorrect"] and pair_pay["layout"] == "grid"
     fig, _, over = data_tab.show_sequence("ui-prmd", key, "native", "overlay")
-    assert len(over) == 2 and len(fig.data) >= 2
+    assert len(over) == 2 and json.loads(fig)["layout"] == "overlay"
     _, _, grid = data_tab.show_sequence("ui-prmd", key, "native", "grid")
-    assert len(grid) == data_tab.GRID_MAX and all(m.labels.correct for m in grid)
+    assert len(grid) == min(data_tab.GRID_MAX, 10) and all(m.labels.correct for m in grid)   # 10 repetitions
 
 
 @needs_data
@@ -141,13 +146,18 @@ def test_wired_show_and_filter_events(demo):
     assert len(upd) == 8 and upd[0].value == "ui-prmd:m05"
     key = upd[4].value
     # the filter event also shows the selected sequence (one event: no stale dropdown value)
-    assert isinstance(upd[5], go.Figure) and upd[7][0].label == "ui-prmd:m05" and upd[7][0].labels.source
+    assert _is_player(upd[5]) and upd[7][0].label == "ui-prmd:m05" and upd[7][0].labels.source
     upd = _fn(demo, "data_dataset").fn("ui-prmd", "common", "single")
-    assert len(upd) == 8 and isinstance(upd[5], go.Figure) and upd[7][0].skeleton.name == "common"
+    assert len(upd) == 8 and _is_player(upd[5]) and upd[7][0].skeleton.name == "common"
     fig, meta, shown = _fn(demo, "data_show").fn("ui-prmd", key, "native", "single")
-    assert isinstance(fig, go.Figure) and shown[0].label == "ui-prmd:m05"
+    assert _is_player(fig) and shown[0].label == "ui-prmd:m05"
     with pytest.raises(gr.Error, match="no sequence"):
         _fn(demo, "data_show").fn("ui-prmd", None, "native", "single")
+
+
+def _is_player(value) -> bool:
+    """A player value: the JSON payload of motionviz.ui.player with at least one motion."""
+    return isinstance(value, str) and bool(json.loads(value)["motions"])
 
 
 def _motion(T: int = 12) -> Motion:
@@ -164,7 +174,7 @@ def test_upload_good_and_bad_files(demo, uploads):
     good = tmp_path / "mine.npy"
     np.save(good, _motion().joints)
     fig, meta, shown = upload(str(good), "native")
-    assert isinstance(fig, go.Figure) and shown[0].num_frames == 12 and "mine.npy" in meta
+    assert _is_player(fig) and shown[0].num_frames == 12 and "mine.npy" in meta
 
     bad = tmp_path / "broken.npy"
     bad.write_bytes(b"not a numpy file at all")

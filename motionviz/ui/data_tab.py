@@ -24,6 +24,7 @@ from ..motion import Motion
 from ..skeleton import COMMON
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, FAST_FORMATS, AppContext, add_motions, export_files,
                      export_many, motion_markdown, progress_callback, session_state, uploaded_path, user_error)
+from .player import player
 
 __all__ = ["Entry", "DatasetIndex", "index_dataset", "load_entry", "available_datasets", "DATASET_TITLES",
            "build", "show_sequence", "upload_motion", "prepare_downloads", "MAX_UPLOAD_BYTES"]
@@ -45,7 +46,7 @@ MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 UPLOAD_TYPES = [".npy", ".csv", ".bvh", ".json", ".xz", ".gz"]
 ANY = "__any__"
 DATA_QUEUE = "data"       # light events of this tab (index, one file): their own queue
-GRID_MAX = 4
+GRID_MAX = 12
 
 VIEWS = [("One sequence", "single"),
          ("Correct vs incorrect, side by side", "pair"),
@@ -390,17 +391,19 @@ def _title(m: Motion) -> str:
     return " · ".join(bits) or "motion"
 
 
-def figure_for(motions: list[Motion], view: str):
-    """The Plotly figure for the motions shown (one, a pair side by side / overlaid, or a grid)."""
-    from .. import render
+def figure_for(motions: list[Motion], view: str) -> str:
+    """The player value (:func:`motionviz.ui.player.player_value`) for the motions shown: one motion, a
+    correct/incorrect pair side by side or overlaid (coloured by execution), or the subject's repetitions."""
+    from .player import player_value
 
     if len(motions) == 1 or view == "single":
-        return render.motion_figure(motions[0], title=_title(motions[0]))
-    if view == "overlay" and len(motions) == 2:
-        a, b = motions
-        names = tuple("correct" if m.labels.correct else "incorrect" for m in (a, b))
-        return render.overlay_figure(a, b, names=names)
-    return render.grid_figure(motions, titles=[_title(m) for m in motions])
+        return player_value(motions[:1], titles=[_title(motions[0])])
+    roles = None
+    if view in ("pair", "overlay"):
+        roles = [None if m.labels.correct is None else ("correct" if m.labels.correct else "incorrect")
+                 for m in motions]
+    return player_value(motions, titles=[_title(m) for m in motions], roles=roles,
+                        layout="overlay" if view == "overlay" else "grid")
 
 
 def show_sequence(dataset: str, key: str | None, skeleton: str = "native", view: str = "single",
@@ -518,8 +521,7 @@ def build(ctx: AppContext) -> None:
                 upload = gr.File(label="Motion file", file_types=UPLOAD_TYPES, type="filepath",
                                  elem_id="data-upload")
         with gr.Column(scale=3):
-            plot = gr.Plot(label="3D view (drag to rotate; slider below the view scrubs frames)",
-                           elem_id="data-plot", elem_classes=["mv-plot"])
+            plot = player(label="3D player", elem_id="data-plot")
             meta = gr.Markdown(elem_id="data-meta")
             with gr.Row():
                 formats = gr.CheckboxGroup(choices=list(EXPORT_FORMATS), value=list(FAST_FORMATS),

@@ -1,0 +1,309 @@
+"""The motion player shared by every tab: many motions in one WebGL canvas, with Play/Pause.
+
+Python side: :func:`player_payload` turns motions (plus titles, colour roles, notices and optional body
+meshes) into a compact JSON payload; :func:`player` is the ``gr.HTML`` component that shows it and
+:func:`player_value` the value a callback returns for it.  The drawing is done in the browser by
+``static/player.js`` with three.js (``static/three.module.min.js``, r170, MIT, vendored from the npm
+package ``three``; licence in ``static/THREE_LICENSE.txt``).
+
+Why one canvas: browsers keep about 16 live WebGL contexts and a Plotly 3D scene holds one, so a page
+with many 3D views went blank.  player.js keeps ONE WebGL renderer for the whole page, renders each
+player (all its motions, as viewports of a grid or overlaid in one scene) into it and copies the result
+into the player's own 2-D canvas.  However many players or motions are on the page, there is one
+WebGL context.
+
+Payload (``format: "motionviz-player/1"``): per motion the joint positions as little-endian int16
+millimetres in base64 (``-32768`` = missing joint), frame rate, skeleton index, colour and title; per
+skeleton the bones, the side of each joint (0 left, 1 centre, 2 right) and the head joint; the legend
+(colour → meaning); the scale (one for all motions).  The floor is at y = 0: data whose lowest point is
+clearly below it (raw camera coordinates) are lifted by the same amount for every motion.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..motion import Motion
+
+__all__ = [
+    "player", "player_payload", "player_value", "decode_positions", "ROLE_COLORS", "MAX_PLAYER_MOTIONS",
+    "MAX_PLAYER_FRAMES", "STATIC_DIR", "SIDE_LEGEND", "model_role",
+]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+FORMAT = "motionviz-player/1"
+#: At most this many motions in one player (more are left out, and the player says so).
+MAX_PLAYER_MOTIONS = 64
+#: At most this many frames per motion are sent (longer motions are subsampled evenly in time).
+MAX_PLAYER_FRAMES = 300
+#: Body meshes: at most this many frames and meshes per player (a mesh frame is ~1,300 vertices).
+MAX_MESH_FRAMES = 90
+MAX_MESHES = 4
+_MISSING = -32768
+
+#: Colour and legend text of each role.  A motion with no role is drawn in side colours.
+ROLE_COLORS: dict[str, tuple[str, str]] = {
+    "correct": ("#2a9d4b", "correct execution"),
+    "incorrect": ("#e07a1f", "incorrect execution"),
+    "input": ("#8a8a8a", "input"),
+    "output": ("#2e6fd1", "output"),
+    "reference": ("#8a8a8a", "reference"),
+    "diffusion": ("#2e6fd1", "diffusion model"),
+    "vae": ("#8e5bb5", "VAE"),
+    "aegan": ("#1aa3a3", "AE-GAN"),
+    "real": ("#6b6b6b", "real recording"),
+    "edit": ("#e07a1f", "edit"),
+}
+_EXTRA = ("#c23b50", "#b5a21f", "#3b9b4a", "#8e5bb5", "#1aa3a3", "#6b6b6b")
+#: Side colours (a motion without a role): the subject's left, the centre line, the subject's right.
+LEFT, CENTRE, RIGHT = "#d1495b", "#3d3d3d", "#2e86ab"
+SIDE_LEGEND = [(LEFT, "subject's left"), (RIGHT, "subject's right")]
+
+
+def model_role(name: str) -> str:
+    """The role (colour) of a model name: ``diffusion``, ``vae``, ``aegan`` or the name itself."""
+    return name if name in ROLE_COLORS else name
+
+
+def _head(motion: Motion) -> tuple[int, int, float]:
+    """(joint, parent, offset): the head marker sits at ``joint`` moved ``offset`` metres further along
+    parent -> joint.  A skeleton with a head joint uses its top-most head joint (offset 0); one whose top is
+    the neck (the common skeleton) puts the marker 0.12 m above the neck, along the spine."""
+    sk = motion.skeleton
+    names = [n.lower() for n in sk.joints]
+    heads = [i for i, n in enumerate(names) if "head" in n or "nose" in n]
+    if heads:
+        leaves = [i for i in heads if not sk.children[i]]
+        j = (leaves or heads)[0]
+        return j, max(sk.parents[j], 0), 0.0
+    necks = [i for i, n in enumerate(names) if "neck" in n]
+    if necks:
+        j = necks[0]
+        return j, max(sk.parents[j], 0), 0.12
+    central = sk.central or tuple(range(len(names)))
+    y = np.nanmean(motion.joints[:, list(central), 1], axis=0)
+    j = int(central[int(np.nanargmax(np.where(np.isfinite(y), y, -np.inf)))])
+    return j, max(sk.parents[j], 0), 0.0
+
+
+def _sides(motion: Motion) -> list[int]:
+    side = [1] * len(motion.skeleton)
+    for left, right in motion.skeleton.lr_pairs:
+        side[left], side[right] = 0, 2
+    return side
+
+
+def _frames(T: int, cap: int) -> np.ndarray:
+    if T <= cap:
+        return np.arange(T)
+    return np.unique(np.round(np.linspace(0, T - 1, cap)).astype(int))
+
+
+def _encode(a: np.ndarray) -> str:
+    """Metres -> int16 millimetres (NaN -> -32768), little endian, base64."""
+    mm = np.round(np.asarray(a, dtype=np.float64) * 1000.0)
+    mm = np.where(np.isfinite(mm), np.clip(mm, -32767, 32767), _MISSING).astype("<i2")
+    return base64.b64encode(mm.tobytes()).decode("ascii")
+
+
+def decode_positions(b64: str, joints: int) -> np.ndarray:
+    """Inverse of the payload encoding: (T, joints, 3) metres, NaN for missing joints (tests, exports)."""
+    mm = np.frombuffer(base64.b64decode(b64), dtype="<i2").astype(np.float64)
+    mm[mm == _MISSING] = np.nan
+    return (mm / 1000.0).reshape(-1, joints, 3)
+
+
+def _floor(motions: Sequence[Motion]) -> float:
+    """Height of the floor in the data: 0, unless the data clearly live below it (raw camera
+    coordinates), then the typical lowest point (2nd percentile of each frame's lowest joint)."""
+    lows = []
+    for m in motions:
+        y = m.joints[..., 1]
+        if np.isfinite(y).any():
+            per_frame = np.nanmin(np.where(np.isfinite(y), y, np.inf), axis=1)
+            per_frame = per_frame[np.isfinite(per_frame)]
+            if per_frame.size:
+                lows.append(float(np.percentile(per_frame, 2)))
+    low = min(lows) if lows else 0.0
+    return 0.0 if low > -0.05 else low
+
+
+def _centre(motion: Motion) -> tuple[float, float]:
+    """Horizontal (x, z) centre of a motion: its root at the first frame where it is known."""
+    root = motion.joints[:, motion.skeleton.root]
+    ok = np.isfinite(root).all(axis=1)
+    if ok.any():
+        p = root[int(np.argmax(ok))]
+        return float(p[0]), float(p[2])
+    pts = motion.joints.reshape(-1, 3)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    return (float(pts[:, 0].mean()), float(pts[:, 2].mean())) if len(pts) else (0.0, 0.0)
+
+
+def _radius(motion: Motion, centre: tuple[float, float]) -> float:
+    xz = motion.joints[..., [0, 2]].reshape(-1, 2) - np.asarray(centre)
+    r = np.hypot(xz[:, 0], xz[:, 1])
+    r = r[np.isfinite(r)]
+    return float(r.max()) if r.size else 0.5
+
+
+def player_payload(motions: Sequence[Motion], titles: Sequence[str] | None = None,
+                   roles: Sequence[str | None] | None = None, notices: Sequence[str] | None = None,
+                   layout: str = "grid", meshes: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
+                   legend: Sequence[tuple[str, str]] | None = None, caption: str = "",
+                   autoplay: bool = True, show_skeleton: bool = True) -> dict[str, Any]:
+    """The JSON-able payload for player.js.
+
+    ``titles``/``roles``/``notices``/``meshes`` are per motion (``None`` entries allowed).  A role is a key
+    of :data:`ROLE_COLORS` or any label (it then gets a colour of its own); motions without a role are drawn
+    in side colours (left red, right blue).  ``layout`` is ``"grid"`` (one cell per motion, the same camera
+    and scale in every cell) or ``"overlay"`` (all motions in one scene at their recorded places).
+    ``meshes[i]`` is ``(vertices (T, V, 3) metres, faces (F, 3))`` drawn with motion ``i``.  ``legend``
+    replaces the automatic legend.  At most :data:`MAX_PLAYER_MOTIONS` motions are kept."""
+    motions = list(motions)
+    if not motions:
+        raise ValueError("the player needs at least one motion")
+    if layout not in ("grid", "overlay"):
+        raise ValueError(f"layout must be 'grid' or 'overlay', got {layout!r}")
+    dropped = max(0, len(motions) - MAX_PLAYER_MOTIONS)
+    motions = motions[:MAX_PLAYER_MOTIONS]
+    n = len(motions)
+    titles = list(titles or [])[:n] + [""] * max(0, n - len(titles or []))
+    roles = list(roles or [])[:n] + [None] * max(0, n - len(roles or []))
+    notices = list(notices or [])[:n] + [""] * max(0, n - len(notices or []))
+    meshes = list(meshes or [])[:n] + [None] * max(0, n - len(meshes or []))
+
+    floor = _floor(motions)
+    skeletons: list[dict[str, Any]] = []
+    sk_index: dict[tuple, int] = {}
+    colours: dict[str, str] = {}
+    items = []
+    overlay_centre = _centre(motions[0])
+    radius_grid = radius_overlay = 0.3
+    height = 0.5
+    mesh_count = 0
+    for i, m in enumerate(motions):
+        key = (m.skeleton.name, m.skeleton.joints, m.skeleton.parents)
+        if key not in sk_index:
+            sk_index[key] = len(skeletons)
+            skeletons.append({"name": m.skeleton.name, "joints": list(m.skeleton.joints),
+                              "bones": [list(b) for b in m.skeleton.bones], "side": _sides(m),
+                              "head": list(_head(m))})
+        idx = _frames(m.num_frames, MAX_PLAYER_FRAMES)
+        fps = m.fps * (len(idx) - 1) / max(1, m.num_frames - 1) if len(idx) < m.num_frames else m.fps
+        pos = m.joints[idx].astype(np.float64)
+        pos[..., 1] -= floor
+        c = _centre(m)
+        radius_grid = max(radius_grid, _radius(m, c))
+        radius_overlay = max(radius_overlay, _radius(m, overlay_centre))
+        ys = pos[..., 1][np.isfinite(pos[..., 1])]
+        if ys.size:
+            height = max(height, float(ys.max()))
+        role = roles[i]
+        colour = None
+        if role:
+            if role in ROLE_COLORS:
+                colour = ROLE_COLORS[role][0]
+            else:
+                colour = colours.get(role) or _EXTRA[len([r for r in colours if r not in ROLE_COLORS]) % len(_EXTRA)]
+            colours.setdefault(role, colour)
+        item: dict[str, Any] = {
+            "title": str(titles[i] or ""), "notice": str(notices[i] or ""), "role": role or "",
+            "color": colour, "sk": sk_index[key], "frames": int(len(idx)), "fps": round(float(fps), 4),
+            "duration": round(float(m.duration), 3), "centre": [round(c[0], 3), round(c[1], 3)],
+            "pos": _encode(pos),
+        }
+        if meshes[i] is not None and mesh_count < MAX_MESHES:
+            verts, faces = meshes[i]
+            verts = np.asarray(verts, dtype=np.float64)
+            mi = _frames(len(verts), MAX_MESH_FRAMES)
+            v = verts[mi].copy()
+            v[..., 1] -= floor
+            item["mesh"] = {"vertices": int(v.shape[1]), "frames": int(len(mi)),
+                            "fps": round(float(len(mi) / max(m.duration, 1e-6)), 4),
+                            "pos": _encode(v),
+                            "faces": base64.b64encode(np.asarray(faces, dtype="<u4").tobytes()).decode("ascii")}
+            mesh_count += 1
+        items.append(item)
+
+    if legend is None:
+        legend = []
+        if any(it["color"] is None for it in items):
+            legend += SIDE_LEGEND
+        for role, colour in colours.items():
+            legend.append((colour, ROLE_COLORS[role][1] if role in ROLE_COLORS else role))
+        if colours:
+            legend.append(("", "darker limbs = subject's left, lighter = right"))
+    if dropped:
+        caption = (caption + " " if caption else "") + f"({dropped} more motions not shown; the limit is {MAX_PLAYER_MOTIONS}.)"
+    payload = {
+        "format": FORMAT, "id": uuid.uuid4().hex[:12], "layout": layout, "autoplay": bool(autoplay),
+        "skeleton": bool(show_skeleton),
+        "skeletons": skeletons, "motions": items, "floor_offset": round(-floor, 4),
+        "scale": {"height": round(height, 3), "radius_grid": round(radius_grid, 3),
+                  "radius_overlay": round(radius_overlay, 3), "overlay_centre": [round(v, 3) for v in overlay_centre]},
+        "legend": [{"color": c, "label": t} for c, t in legend],
+        "caption": caption,
+    }
+    return payload
+
+
+def player_value(motions: Sequence[Motion] | Motion | None, **kw: Any) -> str | None:
+    """What a callback returns for a :func:`player` component: the payload as JSON (``None`` clears it)."""
+    if motions is None:
+        return None
+    if isinstance(motions, Motion):
+        motions = [motions]
+    return json.dumps(player_payload(motions, **kw), separators=(",", ":"))
+
+
+def _asset_version() -> str:
+    h = hashlib.sha256()
+    for name in ("player.js",):
+        p = STATIC_DIR / name
+        if p.exists():
+            h.update(p.read_bytes())
+    return h.hexdigest()[:10]
+
+
+_TEMPLATE = "<div class='mvp-host'></div>"
+_JS_ON_LOAD = """
+const show = () => window.motionvizPlayer.show(element, props.value);
+if (window.motionvizPlayer) { show(); }
+else { window.addEventListener('motionviz-player-ready', show, { once: true }); }
+watch('value', () => { if (window.motionvizPlayer) window.motionvizPlayer.show(element, props.value); });
+"""
+_static_registered = False
+
+
+def _register_static() -> None:
+    global _static_registered
+    if not _static_registered:
+        import gradio as gr
+
+        gr.set_static_paths([str(STATIC_DIR)])
+        _static_registered = True
+
+
+def player_head() -> str:
+    """The ``<script>`` that loads player.js (relative URL, so the app also works under a sub-path)."""
+    return f'<script src="gradio_api/file={STATIC_DIR / "player.js"}?v={_asset_version()}"></script>'
+
+
+def player(label: str | None = None, elem_id: str | None = None, value: str | None = None,
+           min_height: int = 360, **kw: Any):
+    """The player component: a ``gr.HTML`` whose value is :func:`player_value`'s JSON."""
+    import gradio as gr
+
+    _register_static()
+    classes = ["mv-player"] + list(kw.pop("elem_classes", []) or [])
+    return gr.HTML(value=value, label=label, show_label=False, container=True, elem_id=elem_id,
+                   elem_classes=classes, html_template=_TEMPLATE, js_on_load=_JS_ON_LOAD,
+                   head=player_head(), min_height=min_height, **kw)
