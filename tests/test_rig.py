@@ -118,9 +118,9 @@ def validate(gltf: dict, blob: bytes) -> None:
                 np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
 
 
-def skin_from_file(gltf: dict, blob: bytes, k: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Our own linear-blend skinning of frame ``k`` from the file alone: joint world positions by name
-    and the (V, 3) skinned vertices."""
+def skin_from_file(gltf: dict, blob: bytes, k: int | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Our own linear-blend skinning of frame ``k`` (None: the nodes' own transforms, no animation) from
+    the file alone: joint world positions by name and the (V, 3) skinned vertices."""
     nodes = gltf["nodes"]
     R = {i: np.eye(3) for i in range(len(nodes))}
     t = {i: np.array(n.get("translation", [0.0, 0.0, 0.0])) for i, n in enumerate(nodes)}
@@ -128,7 +128,7 @@ def skin_from_file(gltf: dict, blob: bytes, k: int) -> tuple[dict[str, np.ndarra
         if "rotation" in n:
             R[i] = rig.quat_to_matrix(np.array(n["rotation"]))
     anim = gltf["animations"][0]
-    for c in anim["channels"]:
+    for c in (anim["channels"] if k is not None else []):
         out = accessor(gltf, blob, anim["samplers"][c["sampler"]]["output"]).astype(np.float64)
         node = c["target"]["node"]
         if c["target"]["path"] == "rotation":
@@ -191,9 +191,12 @@ def test_skinning_the_file_reproduces_the_motion(demo, tmp_path):
         got = np.stack([joints[j] for j in COMMON.joints])
         np.testing.assert_allclose(got, demo.joints[k], atol=1e-4)
         np.testing.assert_allclose(verts, anim.vertices(frames=[k])[0], atol=2e-3)
-    # the bind pose (no animation applied) is a standing body on the frame-0 pelvis
-    rest = rig.build_rig(anim)
-    assert rest.rest[0] == pytest.approx(demo.joints[0, 0], abs=1e-5)
+    # the nodes' own transforms are the bind pose (inverse bind matrices = their inverses): without the
+    # animation the skin leaves the rest mesh in place, standing on the frame-0 pelvis
+    joints, verts = skin_from_file(gltf, blob, None)
+    pos = accessor(gltf, blob, gltf["meshes"][0]["primitives"][0]["attributes"]["POSITION"])
+    np.testing.assert_allclose(verts, pos, atol=1e-5)
+    assert joints["pelvis"] == pytest.approx(demo.joints[0, 0], abs=1e-5)
 
 
 def test_other_proportions_and_a_real_motion(demo, sample, tmp_path):
