@@ -4,13 +4,14 @@ keep) becomes gr.Error while empty and non-ASCII text work."""
 
 from __future__ import annotations
 
+import json
+
 import re
 import sys
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import plotly.graph_objects as go
 import pytest
 import torch
 
@@ -105,7 +106,9 @@ def test_generate_returns_figure_files_and_session_motions(demo):
     on_generate = _fn(demo, "text_generate").fn
     old = [Motion(np.repeat(standing_pose()[None], 10, 0), COMMON, 20.0, MotionLabels(label="old"))]
     fig, info, files, seed, motions, dropdown = on_generate(*_gen_args(motions=old))
-    assert isinstance(fig, go.Figure) and len(fig.layout.sliders) == 1
+    pay = json.loads(fig)                                   # the player's payload: one cell per sample
+    assert [m["title"] for m in pay["motions"]] == ["seed 0 · sample 1 of 2", "seed 0 · sample 2 of 2"]
+    assert "s on the server (model" in info and "one batch drawn with seed 0" in info
     assert seed == 0 and "2 motion(s) of 24 frames" in info and "raise both arms" in info
     assert len(motions) == 3 and motions[0] is old[0]
     new = motions[1:]
@@ -128,7 +131,7 @@ def test_generate_returns_figure_files_and_session_motions(demo):
 def test_empty_exercise_only_and_non_ascii_text(demo, fake_text):
     on_generate = _fn(demo, "text_generate").fn
     fig, info, _, _, ms, _ = on_generate(*_gen_args(text="   ", num=1))
-    assert isinstance(fig, go.Figure) and "unconditional" in info and len(ms) == 1
+    assert json.loads(fig)["motions"] and "unconditional" in info and len(ms) == 1
     fake_text.seen.clear()                       # (description matching embeds the training captions too)
     fig, info, _, _, ms, _ = on_generate(*_gen_args(text="", exercise="ui-prmd:m01", correct="Incorrect", num=1))
     assert "Deep squat" in info and "incorrect execution" in info
@@ -136,7 +139,7 @@ def test_empty_exercise_only_and_non_ascii_text(demo, fake_text):
     fig, info, _, _, ms, _ = on_generate(*_gen_args(text="lever les bras au-dessus de la tête", num=1))
     assert "lever les bras au-dessus de la tête" in fake_text.seen and "English" in info
     fig, info, _, _, ms, _ = on_generate(*_gen_args(text="両腕をゆっくり上げる", num=1))
-    assert isinstance(fig, go.Figure) and "English" in info
+    assert json.loads(fig)["motions"] and "English" in info
 
 
 def test_description_matching_is_shown(demo, monkeypatch, tmp_path):
@@ -188,7 +191,7 @@ def test_edit_keeps_frames_and_body_parts(demo):
     assert motions[idx] is src
     fig, info, files, seed, after, dd = on_edit(idx, 6, 4, ["left_leg"], "kick with the right leg", "", "Unspecified",
                                               2.5, 3, 2, 1, False, "ddim", ["npy"], motions)
-    assert isinstance(fig, go.Figure) and "keeping first 6 frames + last 4 frames + left leg" in info
+    assert json.loads(fig)["motions"] and "keeping first 6 frames + last 4 frames + left leg" in info
     edits = after[-2:]
     assert len(after) == len(motions) + 2 and Path(files[0]).name == "samples.npy"
     leg = COMMON.indices(BODY_PARTS["left_leg"])

@@ -34,7 +34,7 @@ from ..motion import Motion
 
 __all__ = [
     "player", "player_payload", "player_value", "decode_positions", "ROLE_COLORS", "MAX_PLAYER_MOTIONS",
-    "MAX_PLAYER_FRAMES", "STATIC_DIR", "SIDE_LEGEND", "model_role",
+    "MAX_PLAYER_FRAMES", "STATIC_DIR", "SIDE_LEGEND", "model_role", "sample_titles", "timing_note",
 ]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -70,6 +70,24 @@ SIDE_LEGEND = [(LEFT, "subject's left"), (RIGHT, "subject's right")]
 def model_role(name: str) -> str:
     """The role (colour) of a model name: ``diffusion``, ``vae``, ``aegan`` or the name itself."""
     return name if name in ROLE_COLORS else name
+
+
+def sample_titles(seed: int, n: int, prefix: str = "") -> list[str]:
+    """Titles of ``n`` samples drawn in one batch from ``seed``: ``"seed 7 · sample 2 of 4"``.  The samples of
+    a batch share its seed (the same seed and number of samples give the same motions), so the title says
+    which sample of that batch it is."""
+    head = f"{prefix} · " if prefix else ""
+    if n == 1:
+        return [f"{head}seed {seed}"]
+    return [f"{head}seed {seed} · sample {i + 1} of {n}" for i in range(n)]
+
+
+def timing_note(total_s: float, model_s: float | None = None) -> str:
+    """What the user waited for on the server: the whole request (model, player payload, files), and the
+    model's share of it."""
+    if model_s is None:
+        return f"{total_s:.2f} s on the server"
+    return f"{total_s:.2f} s on the server (model {model_s:.2f} s, drawing data and files {max(0.0, total_s - model_s):.2f} s)"
 
 
 def _head(motion: Motion) -> tuple[int, int, float]:

@@ -26,6 +26,7 @@ from ..motion import DEFAULT_FPS, Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, MAX_SEED, AppContext, add_motions, export_dir,
                      motion_choices, pick_motion, progress_callback, resolve_seed, to_float, to_int,
                      user_error, seed_box)
+from .player import player, sample_titles, timing_note
 
 __all__ = ["build", "EXAMPLES", "exercise_choices", "generate_motions", "edit_motions", "downloads",
            "describe_request", "understanding_note", "CORRECT_CHOICES", "PART_CHOICES"]
@@ -144,9 +145,10 @@ def understanding_note(text: Any, labels: Sequence[str] | None = None) -> str:
 
 
 def describe_request(req: Any, note: str = "", seconds: float | None = None, edited: str = "",
-                     understood: str = "") -> str:
+                     understood: str = "", model_seconds: float | None = None) -> str:
     """Markdown summary of what was generated (``understood``: :func:`understanding_note`, shown on its
-    own line; a far-from-everything notice comes first)."""
+    own line; a far-from-everything notice comes first).  ``seconds`` is the whole request on the server
+    (what the user waits for, besides the network), ``model_seconds`` the sampling part of it."""
     from ..data.labels import LABEL_TITLES
 
     cond = []
@@ -159,7 +161,10 @@ def describe_request(req: Any, note: str = "", seconds: float | None = None, edi
     what = ", ".join(cond) if cond else "no condition (unconditional sample: a random movement)"
     lines = [f"{edited or f'{req.num} motion(s) of {req.frames} frames'} · {what}",
              f"{req.sampler.upper()} {req.steps} steps · guidance {req.guidance:g} · seed {req.seed}"
-             + (f" · {seconds:.2f} s" if seconds is not None else "")]
+             + (f" · {timing_note(seconds, model_seconds)}" if seconds is not None else "")]
+    if req.num > 1:
+        lines.append(f"The {req.num} samples come from one batch drawn with seed {req.seed}: the same seed and "
+                     "number of samples give the same motions.")
     if note:
         lines.append(f"*{note}*")
     if understood:
@@ -269,13 +274,11 @@ def downloads(motions: Sequence[Motion], formats: Sequence[str] | None,
     return paths
 
 
-def _figure(motions: Sequence[Motion], titles: Sequence[str]):
-    from ..render import grid_figure, motion_figure
+def _figure(motions: Sequence[Motion], titles: Sequence[str], roles: Sequence[str | None] | None = None) -> str:
+    """The player value for generated motions (one cell each, the same scale for all)."""
+    from .player import player_value
 
-    if len(motions) == 1:
-        return motion_figure(motions[0], title=titles[0])
-    n = len(motions)
-    return grid_figure(list(motions), titles=list(titles), cols=2 if n <= 4 else 4)   # views big enough to read
+    return player_value(list(motions), titles=list(titles), roles=roles)
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -334,7 +337,7 @@ def build(ctx: AppContext) -> None:
                         elem_id="text-examples")
         with gr.Column(scale=2):
             info = gr.Markdown("", elem_id="text-info")
-            plot = gr.Plot(label="Generated motions", elem_id="text-plot", elem_classes=["mv-plot"])
+            plot = player(elem_id="text-plot")
             formats = gr.CheckboxGroup(list(EXPORT_FORMATS), value=DEFAULT_FORMATS, label="Download formats",
                                        elem_id="text-formats")
             files = gr.File(label="Downloads (samples.npy = all motions, (N, T, 15, 3))", file_count="multiple",
@@ -357,7 +360,7 @@ def build(ctx: AppContext) -> None:
                                  elem_id="text-keep-parts")
         edit_btn = gr.Button("Regenerate the rest", variant="primary", elem_id="text-edit-run")
         edit_info = gr.Markdown("", elem_id="text-edit-info")
-        edit_plot = gr.Plot(label="Original and edits", elem_id="text-edit-plot", elem_classes=["mv-plot"])
+        edit_plot = player(elem_id="text-edit-plot")
         edit_files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="text-edit-files")
 
     # ---- callbacks ------------------------------------------------------------------------------
@@ -375,16 +378,18 @@ def build(ctx: AppContext) -> None:
         t0 = time.perf_counter()
         ms, req, note = generate_motions(gen, text_, exercise_, correct_, guidance_, steps_, frames_, num_, seed_,
                                          sampler_, lambda f, s="": cb(0.85 * f, s))
-        seconds = time.perf_counter() - t0
+        model_s = time.perf_counter() - t0
         cb(0.88, "drawing")
-        head = _short(req.text, 60) if req.text else (req.label or "unconditional")
-        fig = _figure(ms, [head] if len(ms) == 1 else [f"#{i + 1} · seed {seed_}" for i in range(len(ms))])
+        head = _short(req.text, 40) if req.text else (req.label or "unconditional")
+        fig = _figure(ms, sample_titles(seed_, len(ms), head if len(ms) == 1 else ""))
         cb(0.92, "writing downloads")
         paths = downloads(ms, formats_)
         new = add_motions(motions_, ms)
         understood = understanding_note(req.text, labels)
         cb(1.0, "done")
-        return fig, describe_request(req, note, seconds, understood=understood), paths, seed_, new, _choices(new)
+        seconds = time.perf_counter() - t0
+        return (fig, describe_request(req, note, seconds, understood=understood, model_seconds=model_s), paths,
+                seed_, new, _choices(new))
 
     @user_error
     def on_edit(index_, keep_first_, keep_last_, parts_, text_, exercise_, correct_, guidance_, steps_, num_,
@@ -398,9 +403,10 @@ def build(ctx: AppContext) -> None:
         src, ms, req, note = edit_motions(gen, m, keep_first_, keep_last_, parts_, text_, exercise_, correct_,
                                           guidance_, steps_, num_, seed_, sampler_,
                                           lambda f, s="": cb(0.85 * f, s))
-        seconds = time.perf_counter() - t0
+        model_s = time.perf_counter() - t0
         cb(0.88, "drawing")
-        fig = _figure([src] + ms, ["original"] + [f"edit #{i + 1}" for i in range(len(ms))])
+        fig = _figure([src] + ms, ["original"] + sample_titles(seed_, len(ms), "edit"),
+                      roles=["input"] + ["output"] * len(ms))
         kept = []
         if int(keep_first_ or 0):
             kept.append(f"first {int(keep_first_)} frames")
@@ -413,7 +419,9 @@ def build(ctx: AppContext) -> None:
         paths = downloads(ms, formats_)
         new = add_motions(motions_, ms)
         cb(1.0, "done")
-        return fig, describe_request(req, note, seconds, edited=what), paths, seed_, new, _choices(new)
+        seconds = time.perf_counter() - t0
+        return (fig, describe_request(req, note, seconds, edited=what, model_seconds=model_s), paths, seed_, new,
+                _choices(new))
 
     def on_refresh(motions_):
         return _choices(motions_)
