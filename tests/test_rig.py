@@ -288,3 +288,34 @@ def test_body_mesh_tab_offers_the_rigged_glb(demo):
     assert Path(fns["mesh_export_sequence"](m, "anny", 0, "glb-rigged")).suffix == ".glb"
     radios = [b for b in blocks.blocks.values() if isinstance(b, gr.Radio) and b.label == "Format"]
     assert any("glb-rigged" in [c[1] for c in r.choices] for r in radios)
+
+
+def test_khronos_validator_and_three_js_play_it(sample, tmp_path):
+    """Optional (needs node and a node_modules folder with the npm packages ``three`` and
+    ``gltf-validator``, named by $MOTIONVIZ_NODE_MODULES): the Khronos glTF-Validator reports no issue,
+    and three.js (GLTFLoader + AnimationMixer + SkinnedMesh, on the CPU) skins frame k where we do."""
+    import os
+    import shutil
+    import subprocess
+
+    nm = os.environ.get("MOTIONVIZ_NODE_MODULES")
+    if not nm or shutil.which("node") is None or not (Path(nm) / "three").is_dir() \
+            or not (Path(nm) / "gltf-validator").is_dir():
+        pytest.skip("set MOTIONVIZ_NODE_MODULES to a node_modules folder with three and gltf-validator")
+    anim = mesh.mesh_animation(sample, "anny")
+    p = rig.export_rigged(anim, tmp_path / "kinect.glb")
+    k = 20
+    out = tmp_path / "skinned.bin"
+    script = Path(__file__).parent / "js" / "glb_check.mjs"
+    res = subprocess.run(["node", str(script), nm, str(p), str(k), str(out)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    info = json.loads(Path(str(out) + ".json").read_text())
+    v = info["validator"]
+    assert (v["errors"], v["warnings"], v["infos"]) == (0, 0, 0), v["messages"]
+    assert info["tracks"] == len(rig.RIG_JOINTS) + 1
+    assert info["duration"] == pytest.approx((sample.num_frames - 1) / sample.fps, abs=1e-5)
+    three = np.fromfile(out, np.float32).reshape(-1, 3)
+    np.testing.assert_allclose(three, rig.build_rig(anim).skin(frames=[k])[0], atol=1e-5)
+    got = np.stack([info["joints"][c] for c in COMMON.joints])
+    np.testing.assert_allclose(got, anim.posed_joints[k], atol=1e-5)
