@@ -106,7 +106,8 @@ def validate(gltf: dict, blob: bytes) -> None:
     assert ind.shape[1] == 1 and len(ind) % 3 == 0 and ind.max() < V
     ibm = accessor(gltf, blob, skin["inverseBindMatrices"])
     assert gltf["accessors"][skin["inverseBindMatrices"]]["type"] == "MAT4" and len(ibm) == len(joints)
-    np.testing.assert_allclose(ibm.reshape(-1, 4, 4)[:, :, 3], np.tile([0, 0, 0, 1.0], (len(joints), 1)))  # column-major
+    # column-major: the last column of the stored 4x4 is the matrix's last row
+    np.testing.assert_allclose(ibm.reshape(-1, 4, 4)[:, :, 3], np.tile([0, 0, 0, 1.0], (len(joints), 1)))
     for anim in gltf["animations"]:
         for s in anim["samplers"]:
             t = accessor(gltf, blob, s["input"])[:, 0]
