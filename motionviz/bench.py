@@ -336,6 +336,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--checkpoint-dir {args.checkpoint_dir} is not a folder")
         os.environ["MOTIONVIZ_CHECKPOINTS"] = str(Path(args.checkpoint_dir).resolve())
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    if args.out:
+        from .cliio import check_out
+
+        check_out(args.out, (".json",))            # before the (minutes-long) benchmark
 
     def progress(name: str) -> None:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
@@ -345,11 +349,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         from pathlib import Path
 
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(out)
+        from .cliio import atomic_write
+
+        atomic_write(Path(args.out), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
     if args.json:
         print(text)
     else:

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from .cliio import check_out
 from .errors import UserError
 
 __all__ = ["add_arguments", "run", "resolve_exercise", "keep_mask", "exercise_titles", "write_npy",
@@ -275,6 +276,9 @@ def _load_motion(path: str, index: int = 0):
         except (ValueError, OSError) as e:
             raise UserError(f"{p.name}: not a readable .npy array ({str(e).splitlines()[0]})") from None
         if a.ndim == 4:
+            from .data.userfile import check_budget
+
+            check_budget(int(a.shape[1]), int(a.shape[2]), p.name)     # before the motion is read
             if a.shape[2:] != (len(COMMON), 3):
                 raise UserError(f"{p.name}: a batch of motions must be (N, T, {len(COMMON)}, 3), got {a.shape}")
             if not 0 <= index < a.shape[0]:
@@ -310,8 +314,7 @@ def run_sample(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise UserError("give the output file with --out FILE.npy")
-    if Path(args.out).suffix.lower() != ".npy":
-        raise UserError(f"--out must end in .npy, got {Path(args.out).name!r}")
+    check_out(args.out, (".npy",))                 # before any work: exactly this file, writable
     correct = parse_correct(args.correct, args.incorrect)
     frames = args.frames if args.frames is not None else (120 if model == "diffusion" else 60)
     editing = bool(args.source)
@@ -394,8 +397,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
         raise UserError(f"latent interpolation needs the VAE (--model vae), not {args.model!r}")
     if not args.out:
         raise UserError("give the output file with --out FILE.npy")
-    if Path(args.out).suffix.lower() != ".npy":
-        raise UserError(f"--out must end in .npy, got {Path(args.out).name!r}")
+    check_out(args.out, (".npy",))                 # before any work: exactly this file, writable
     steps = _whole(args.steps, "--steps", *INTERP_STEPS)
     from .generator import LIMITS
 

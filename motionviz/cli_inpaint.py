@@ -202,12 +202,9 @@ def _settings(args: argparse.Namespace) -> dict:
 def check_out_path(out: str | Path, suffix: str = ".npy") -> Path:
     """``--out`` as given, checked before any work: it must end in ``suffix`` (so the file written is exactly
     the one named; ``np.save`` would append ``.npy`` to ``x.txt``) and must not be a folder."""
-    p = Path(out)
-    if p.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name ending in {suffix}")
-    if p.suffix.lower() != suffix:
-        raise UserError(f"--out {out} must end in {suffix}")
-    return p
+    from .cliio import check_out
+
+    return check_out(out, (suffix,))
 
 
 def save_npy_atomic(out: str | Path, array: np.ndarray) -> Path:

@@ -394,6 +394,9 @@ def _load_batch(path: str, fps: float | None, skeleton: str | None, index: int |
     if a.dtype.kind not in "fiu" or a.shape[-1] != 3:
         raise UserError(f"{p.name}: a batch of motions must be numbers of shape (N, T, J, 3), got "
                         f"{a.dtype} {tuple(a.shape)}")
+    from .data.userfile import check_budget
+
+    check_budget(int(a.shape[1]), int(a.shape[2]), p.name)     # each motion, before it is read
     N = a.shape[0]
     if N == 0:
         raise UserError(f"{p.name} holds no motions")
@@ -438,8 +441,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--rig and --clean-feet apply to --format bvh only")
     if getattr(args, "vertex_animated", False) and fmt != "glb":
         raise UserError("--vertex-animated applies to --format glb only")
-    batch = _load_batch(args.input, args.fps, args.skeleton, args.index)
-    m = batch[0] if batch is not None else _load_input(args.input, args.fps, args.skeleton)
     src = Path(args.input)
     base = src.name
     for ext in (".bvh.xz", ".npy", ".csv", ".bvh", ".json"):
@@ -452,8 +453,15 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if out.is_dir() or str(args.out).endswith(os.sep):
             out = out / (base + FORMATS[fmt])
+    # before the input is read: the file written is exactly `out` (a named file must have the format's
+    # ending; a folder gets <input name><ending>), in a folder we can write
+    from .cliio import check_out
+
+    out = check_out(out, (FORMATS[fmt],))
     if out.resolve() == src.resolve():
         raise UserError(f"refusing to overwrite the input file {src}")
+    batch = _load_batch(args.input, args.fps, args.skeleton, args.index)
+    m = batch[0] if batch is not None else _load_input(args.input, args.fps, args.skeleton)
     if batch is not None and len(batch) > 1:
         # one file per motion: <out stem>_000.<ext>, _001 ...
         stem = out.name[: -len(FORMATS[fmt])] if out.name.lower().endswith(FORMATS[fmt]) else out.name

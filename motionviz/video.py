@@ -651,10 +651,11 @@ def _quiet_native_logs():
 def run(args: argparse.Namespace) -> int:
     from .export import save_bvh, save_json, save_npy
 
+    from .cliio import check_out
+
     out = Path(args.out) if args.out else Path(args.input).with_suffix(".npy")
     writers = {".npy": save_npy, ".json": save_json, ".bvh": save_bvh}
-    if out.suffix.lower() not in writers:
-        raise UserError(f"--out must end in .npy, .json or .bvh, got {out.name}")
+    out = check_out(out, tuple(writers))          # before the video is read: exactly this file, writable
     with _quiet_native_logs() as err:
         bar = None
         try:

@@ -577,3 +577,114 @@ def test_diverging_training_is_one_line(toy_trainer, tmp_path, capsys):
     rc, err = _cli(["train", "toy", "--steps", "2000", "--lr", "10", "--out", str(tmp_path / "t.safetensors"),
                     "--runs-dir", str(tmp_path / "runs"), "--no-progress"], capsys)
     assert rc == 2 and "diverged" in err and "\n" not in err, err
+
+
+# ---- 9. CLI inputs: classify reads big files a bounded chunk at a time ---------------------------------
+class _CountingRecognizer:
+    """Stands in for the recogniser: records the frames of each ``predict`` call."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def predict(self, motions):
+        self.calls.append(sum(len(m) for m in motions))
+        return [{"label": "ui-prmd:m01", "probability": 1.0, "correct": None} for _ in motions]
+
+
+def test_classify_streams_big_files_in_bounded_chunks(tmp_path, capsys, monkeypatch):
+    """``classify`` on a 192 MB file used 5.4 GB (every motion through the recogniser at once); now the file
+    is memory-mapped and classified CLASSIFY_CHUNK_FRAMES frames at a time, printed as it goes."""
+    from motionviz import cli_eval
+
+    fake = _CountingRecognizer()
+    monkeypatch.setattr(cli_eval, "_recognizer", lambda args: fake)
+    a = np.lib.format.open_memmap(tmp_path / "many.npy", mode="w+", dtype=np.float32, shape=(600, 200, 15, 3))
+    a[:] = _pose(200)[None]
+    a.flush()
+    del a
+    from motionviz.__main__ import main
+    assert main(["classify", "--input", str(tmp_path / "many.npy"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["predictions"]) == 600
+    assert sum(fake.calls) == 600 * 200 and max(fake.calls) <= cli_eval.CLASSIFY_CHUNK_FRAMES, fake.calls
+
+
+def test_classify_refuses_an_overlong_motion_from_the_header(tmp_path, capsys, monkeypatch):
+    """A 198 MB (1, 1,100,000, 15, 3) array (sparse on disk): refused from its header, nothing read."""
+    import time
+    import tracemalloc
+
+    from motionviz import cli_eval
+
+    fake = _CountingRecognizer()
+    monkeypatch.setattr(cli_eval, "_recognizer", lambda args: fake)
+    big = np.lib.format.open_memmap(tmp_path / "long.npy", mode="w+", dtype=np.float32, shape=(1, 1_100_000, 15, 3))
+    del big
+    assert (tmp_path / "long.npy").stat().st_size > 190_000_000
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    rc, err = _cli(["classify", "--input", str(tmp_path / "long.npy")], capsys)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert rc == 2 and ("too long" in err or "joint-frames" in err) and "\n" not in err, err
+    assert peak < 32 * 2**20 and time.perf_counter() - t0 < 5 and fake.calls == []
+
+
+# ---- 9. CLI outputs of every verb: exactly the named file, checked before work, atomic ------------------
+def _verb_argvs(tmp_path: Path, out: str) -> dict[str, list[str]]:
+    """Each verb that writes a file, with an input / model that does not exist: an error about ``--out``
+    proves ``--out`` was checked first."""
+    missing = str(tmp_path / "missing-input.npy")
+    nock = str(tmp_path / "no-checkpoints")
+    return {
+        "sample": ["sample", "--model", "diffusion", "--text", "a squat", "--checkpoint-dir", nock, "--out", out],
+        "interpolate": ["interpolate", "--model", "vae", "--exercise", "ui-prmd:m01", "--checkpoint-dir", nock,
+                        "--out", out],
+        "inpaint": ["inpaint", "--input", missing, "--out", out],
+        "export": ["export", "--input", missing, "--format", "npy", "--out", out],
+        "video": ["video", str(tmp_path / "missing.mp4"), "--out", out],
+    }
+
+
+@pytest.mark.parametrize("verb", ["sample", "interpolate", "inpaint", "export", "video"])
+def test_every_cli_out_is_checked_before_work(verb, tmp_path, capsys):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    for out, match in ((str(tmp_path / "x.txt"), "must end in"), (str(a_file / "m.npy"), "is a file"),
+                       ("/proc/m.npy", "cannot write")):
+        rc, err = _cli(_verb_argvs(tmp_path, out)[verb], capsys)
+        assert rc == 2 and "--out" in err and match in err and "\n" not in err, (verb, out, err)
+    assert not (tmp_path / "x.txt.npy").exists()
+    if verb != "export":                   # export's --out may name a folder: <folder>/<input name>.npy
+        folder = tmp_path / "folder.npy"
+        folder.mkdir()
+        rc, err = _cli(_verb_argvs(tmp_path, str(folder))[verb], capsys)
+        assert rc == 2 and "is a folder" in err, err
+        assert list(folder.iterdir()) == []
+
+
+def test_export_writes_exactly_the_named_file(tmp_path, capsys):
+    src = tmp_path / "in.npy"
+    np.save(src, _pose(30))
+    rc, err = _cli(["export", "--input", str(src), "--format", "json", "--out", str(tmp_path / "o" / "m.json")],
+                   capsys)
+    assert rc == 0 and sorted(p.name for p in (tmp_path / "o").iterdir()) == ["m.json"]
+    assert Motion.from_json((tmp_path / "o" / "m.json").read_text()).num_frames == 30
+    rc, err = _cli(["export", "--input", str(src), "--format", "npy", "--out", str(tmp_path / "o" / "m.txt")],
+                   capsys)
+    assert rc == 2 and not (tmp_path / "o" / "m.txt.npy").exists()
+    # a (N, T, J, 3) batch whose T x J is over the user-file budget: refused from the header
+    big = np.lib.format.open_memmap(tmp_path / "wide.npy", mode="w+", dtype=np.float32, shape=(2, 90_000, 15, 3))
+    del big
+    rc, err = _cli(["export", "--input", str(tmp_path / "wide.npy"), "--format", "npy", "--out",
+                    str(tmp_path / "o" / "w.npy")], capsys)
+    assert rc == 2 and ("too long" in err or "joint-frames" in err), err
+
+
+def test_bench_out_is_checked_before_the_benchmark(tmp_path, capsys, monkeypatch):
+    from motionviz import bench
+
+    monkeypatch.setattr(bench, "run_bench", lambda **kw: pytest.fail("the benchmark ran"))
+    for out in (tmp_path, tmp_path / "b.txt", Path("/proc/b.json")):
+        rc, err = _cli(["bench", "--quick", "--out", str(out)], capsys)
+        assert rc == 2 and "--out" in err, err
