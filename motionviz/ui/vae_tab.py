@@ -170,7 +170,10 @@ def _info(steps: list[Motion], t: float) -> str:
 
 
 def build(ctx: AppContext) -> None:
-    from ..render import grid_figure, motion_figure, strip_figure
+    from .player import player, player_value, sample_titles
+
+    def motion_figure(m: Motion, title: str) -> str:
+        return player_value([m], titles=[title])
 
     try:
         gen = _generator(ctx)
@@ -224,9 +227,9 @@ def build(ctx: AppContext) -> None:
             slider = gr.Slider(0.0, 1.0, value=0.0, step=0.02, label="Interpolation position (A → B)",
                                elem_id="vae-slider")
             info = gr.Markdown("", elem_id="vae-info")
-            view = gr.Plot(label="Motion at this point of the path (drag to rotate)", elem_id="vae-view",
-                           elem_classes=["mv-plot"])
-            strip = gr.Plot(label="The interpolation path (middle frame of every step)", elem_id="vae-strip")
+            view = player(elem_id="vae-view")
+            gr.Markdown("**The whole path**, every step playing in step with the others:")
+            strip = player(elem_id="vae-strip")
     path_state = gr.State(None)       # {"segment": LatentPath, "frames": int, "steps": list[Motion]}
 
     # ---- sampling and variations ------------------------------------------------------------------
@@ -239,7 +242,7 @@ def build(ctx: AppContext) -> None:
             s_seed = seed_box(0, "Seed", elem_id="vae-s-seed")
             s_random = gr.Checkbox(False, label="Random seed", elem_id="vae-s-random")
         s_btn = gr.Button("Sample", variant="primary", elem_id="vae-s-run")
-        s_plot = gr.Plot(label="Samples", elem_id="vae-s-plot")
+        s_plot = player(elem_id="vae-s-plot")
     with gr.Accordion("Variations of a real motion", open=False, elem_id="vae-vary-box"):
         gr.Markdown("Encode a motion of this session (load one in the Data tab) and decode samples around "
                     "its posterior: spread 0 reconstructs it, 1 samples the posterior, larger values vary more.")
@@ -249,7 +252,7 @@ def build(ctx: AppContext) -> None:
             v_spread = gr.Slider(0.0, 3.0, value=1.0, step=0.1, label="Spread", elem_id="vae-v-spread")
             v_seed = seed_box(0, "Seed", elem_id="vae-v-seed")
         v_btn = gr.Button("Vary", variant="primary", elem_id="vae-v-run")
-        v_plot = gr.Plot(label="Reconstruction and variations", elem_id="vae-v-plot")
+        v_plot = player(elem_id="vae-v-plot")
     with gr.Accordion("Downloads", open=False, elem_id="vae-download-box"):
         with gr.Row():
             d_what = gr.Radio(list(DOWNLOAD_CHOICES), value=DOWNLOAD_CHOICES[0], label="What",
@@ -288,7 +291,7 @@ def build(ctx: AppContext) -> None:
         m = motion_at(gen, segment, t, n_frames)
         titles = [f"t={k / (len(path) - 1):.2f}" for k in range(len(path))]
         state = {"segment": segment, "frames": n_frames, "steps": path}
-        return state, motion_figure(m, title=_title(m, t)), strip_figure(path, titles=titles), _info(path, t)
+        return state, motion_figure(m, title=_title(m, t)), player_value(path, titles=titles), _info(path, t)
 
     @user_error
     def on_slide(state, t_):
@@ -309,14 +312,18 @@ def build(ctx: AppContext) -> None:
     def on_sample(label, correct, num, frames_, seed, randomize, motions_, progress=gr.Progress()):
         seed = resolve_seed(seed, bool(randomize))
         ms = sample_motions(gen, label, correct, seed, num, frames_, progress_callback(progress))
-        fig = grid_figure(ms, titles=[f"seed {seed} #{i + 1}" for i in range(len(ms))])
+        fig = player_value(ms, titles=sample_titles(seed, len(ms)))
         new = add_motions(motions_, ms)
         return fig, seed, ms, new, *_choice_updates(new)
 
     @user_error
     def on_vary(motions_, index, num, spread, seed, progress=gr.Progress()):
         ms = vary_motions(gen, motions_, index, num, seed, spread, progress_callback(progress))
-        fig = grid_figure(ms, titles=["reconstruction"] + [f"variation {i}" for i in range(1, len(ms))])
+        fig = player_value(ms, titles=["reconstruction"] + [f"variation {i}" for i in range(1, len(ms))],
+                           roles=["input"] + ["output"] * (len(ms) - 1),
+                           legend=[("#8a8a8a", "reconstruction of the session motion"),
+                                   ("#2e6fd1", "variations around it"),
+                                   ("", "darker limbs = subject's left, lighter = right")])
         new = add_motions(motions_, ms[1:])
         return fig, ms, new, *_choice_updates(new)
 
