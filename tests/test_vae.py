@@ -369,8 +369,9 @@ def _fn(demo, api_name: str):
 
 
 def test_tab_builds_and_callbacks_return_figures(ckpt_dir, tmp_path):
+    import json
+
     import gradio as gr
-    import plotly.graph_objects as go
 
     from motionviz.ui import vae_tab as T
 
@@ -381,7 +382,8 @@ def test_tab_builds_and_callbacks_return_figures(ckpt_dir, tmp_path):
     args = [T.SEED_SOURCE, "ui-prmd:m01", T.CORRECT, 3, 1, None,
             T.SEED_SOURCE, "ui-prmd:m01", T.INCORRECT, 5, 1, None, True, 4, 24, 0.0, []]
     state, view, strip, info = interp(*args)
-    assert isinstance(view, go.Figure) and isinstance(strip, go.Figure) and "ui-prmd:m01" in info
+    assert len(json.loads(view)["motions"]) == 1 and "ui-prmd:m01" in info
+    assert [m["title"] for m in json.loads(strip)["motions"]] == ["t=0.00", "t=0.33", "t=0.67", "t=1.00"]
     assert len(state["steps"]) == 4 and state["steps"][0].joints.shape == (24, 15, 3)
     # the slider decodes the exact position: t = 0 is the first step, t = 0.5 lies between the ends
     gen = V.load_generator(ckpt_dir / "vae.safetensors")
@@ -389,7 +391,7 @@ def test_tab_builds_and_callbacks_return_figures(ckpt_dir, tmp_path):
     np.testing.assert_allclose(m0.joints, state["steps"][0].joints, atol=1e-5)
     np.testing.assert_allclose(m0.joints, gen.sample("m01", True, 24, 1, 3)[0].joints, atol=1e-5)
     fig, text = _fn(demo, "vae_slide")(state, 0.5)
-    assert isinstance(fig, go.Figure) and "0.50" in text
+    assert "t = 0.50" in json.loads(fig)["motions"][0]["title"] and "0.50" in text
     mid = T.motion_at(gen, state["segment"], 0.5, 24).joints
     assert not np.allclose(mid, m0.joints) and not np.allclose(mid, state["steps"][-1].joints)
     # bad input -> gr.Error (no traceback)
@@ -404,11 +406,13 @@ def test_tab_builds_and_callbacks_return_figures(ckpt_dir, tmp_path):
         T.make_endpoint(gen, T.DATASET_SOURCE, "m01", T.CORRECT, 0, 1, None, [], "A", None)
     # samples, variations of a session motion, interpolation from a session motion, downloads
     fig, seed, samples, session, *_ = _fn(demo, "vae_sample")("m01", T.CORRECT, 2, 24, 7, False, [])
-    assert isinstance(fig, go.Figure) and seed == 7 and len(samples) == 2 and len(session) == 2
+    assert [m["title"] for m in json.loads(fig)["motions"]] == ["seed 7 · sample 1 of 2", "seed 7 · sample 2 of 2"]
+    assert seed == 7 and len(samples) == 2 and len(session) == 2
     fig, variations, session, *_ = _fn(demo, "vae_vary")(session, 0, 2, 1.0, 0)
-    assert isinstance(fig, go.Figure) and len(variations) == 3 and len(session) == 4
+    assert [m["role"] for m in json.loads(fig)["motions"]] == ["input", "output", "output"]
+    assert len(variations) == 3 and len(session) == 4
     state2, view2, _, _ = interp(*([T.SESSION_SOURCE, None, None, 0, 1, 0] + args[6:16] + [session]))
-    assert isinstance(view2, go.Figure) and len(state2["steps"]) == 4
+    assert json.loads(view2)["motions"] and len(state2["steps"]) == 4
     files = _fn(demo, "vae_download")(T.DOWNLOAD_CHOICES[1], ["npy"], state, 0.5, samples, variations)
     assert len(files) == 4 and all(f.endswith(".npy") for f in files)
     files = _fn(demo, "vae_download")(T.DOWNLOAD_CHOICES[0], ["npy", "json"], state, 0.5, [], [])
