@@ -7,6 +7,8 @@ and bar charts with 95 % intervals.
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,17 +19,36 @@ from ..errors import UserError
 from ..motion import Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, to_int,
                      user_error, seed_box)
+from .player import player, player_value, timing_note
 
-__all__ = ["build", "comparable_models", "label_choices", "compare", "motion_metrics_table",
+__all__ = ["build", "comparable_models", "label_choices", "compare", "compare_all", "Comparison", "NO_LABEL",
+           "PER_MOTION_HEADERS", "motion_metrics_table",
            "quick_evaluation", "result_table", "BAR_METRICS", "quick_dynamics", "dynamics_table"]
 
 log = logging.getLogger("motionviz.ui.compare")
 
 CORRECT, INCORRECT, UNSPECIFIED = "Correct", "Incorrect", "Unspecified"
 BAR_METRICS = ("fid", "accuracy", "diversity", "multimodality")
+#: Columns of the per-motion table: what, unit and which way is better.
+PER_MOTION_HEADERS = ["motion", "recognised as", "probability (↑ for the asked exercise)", "correct execution?",
+                      "jerk (m/s³, ↓)", "bone-length variation (std/mean, ↓)", "foot skating (m/s, ↓)",
+                      "joint-limit frames (fraction, ↓)"]
 TABLE_METRICS = ("fid", "accuracy", "diversity", "multimodality", "swd", "precision", "recall", "density",
                  "coverage", "memorisation_ratio", "r_precision_top3", "jerk", "bone_length_error",
                  "foot_skating", "limit_any")
+
+
+#: Column heading of each evaluation metric: name, unit where it has one, and which way is better
+#: (↑ higher, ↓ lower, ≈ real: closest to the real row).
+METRIC_HEADINGS = {
+    "fid": "FID (↓)", "accuracy": "recognition accuracy (↑)", "diversity": "diversity (≈ real)",
+    "multimodality": "multimodality (≈ real)", "swd": "sliced Wasserstein (↓)", "precision": "precision (↑)",
+    "recall": "recall (↑)", "density": "density (≈ 1)", "coverage": "coverage (↑)",
+    "memorisation_ratio": "memorisation ratio (≈ 1; near 0 = copies training)",
+    "r_precision_top3": "R-precision top-3 (↑)", "jerk": "jerk (m/s³, ≈ real)",
+    "bone_length_error": "bone-length variation (↓)", "foot_skating": "foot skating (m/s, ↓)",
+    "limit_any": "joint-limit frames (fraction, ↓)",
+}
 
 
 def comparable_models(models: Sequence[str], checkpoint_dir: Path) -> dict[str, Any]:
@@ -81,43 +102,82 @@ def _real_example(label: str | None, seed: int, data_root: Path | None) -> Motio
     return ms[int(np.random.default_rng(seed).integers(len(ms)))]
 
 
-def compare(gens: dict[str, Any], label: str | None, text: str, correct: str | None, seed: int, frames: int,
-            steps: int, data_root: Path | None = None, progress=None) -> tuple[list[Motion], list[str]]:
-    """One motion per generator for the same exercise / prompt / seed, plus a real test motion of the
-    exercise first (when the data is there).  Returns (motions, titles)."""
+NO_LABEL = "__none__"       # the exercise dropdown's "no exercise: the description only" choice
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare_all` made: per view the motion, title, colour role and notice (what the model
+    did with the request), plus the models that could not make anything of it (name, why)."""
+
+    motions: list[Motion] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def compare_all(gens: dict[str, Any], label: str | None, text: str, correct: str | None, seed: int, frames: int,
+                steps: int, data_root: Path | None = None, progress=None) -> Comparison:
+    """One motion per generator for the same exercise and/or description and seed (each model gets what
+    it can use: a text model the description, a label model the exercise), plus a real test motion of the
+    exercise first (when there is an exercise and the data is there).  A model that cannot use the
+    description says so in its notice; a model that can use nothing of the request is listed in
+    ``skipped`` with the reason."""
     from ..generator import Request
 
     text = (text or "").strip()
+    label = None if (not label or label == NO_LABEL) else label
     if not label and not text:
         raise UserError("choose an exercise or type a description")
     if not gens:
         raise UserError("no generator checkpoint is available")
-    motions: list[Motion] = []
-    titles: list[str] = []
+    out = Comparison()
     real = _real_example(label, seed, data_root)
     if real is not None:
-        motions.append(real.crop(0, min(real.num_frames, 600)))
-        titles.append(f"real ({real.labels.subject})")
+        out.motions.append(real.crop(0, min(real.num_frames, 600)))
+        out.titles.append(f"real recording ({real.labels.subject})")
+        out.roles.append("real")
+        out.notices.append("")
     n = len(gens)
     for i, (name, g) in enumerate(gens.items()):
         tasks = set(getattr(g, "tasks", ()))
         glabels = set(getattr(g, "labels", ()) or ())
         use_label = label if (label and (not glabels or label in glabels) and "label" in tasks) else None
         use_text = text if "text" in tasks else ""
+        notes = []
+        if text and not use_text:
+            notes.append("cannot read text: the description was not used")
+        if label and not use_label:
+            notes.append("does not know this exercise" if "label" in tasks else "takes no exercise label")
         if use_label is None and not use_text:
-            continue                                  # this model cannot make this request
+            out.skipped.append((name, "; ".join(notes) or "cannot make this request"))
+            continue
         c = _correct_of(correct)
         has_corr = getattr(g, "has_correctness", None)
         if c is not None and use_label and has_corr is not None and not has_corr(use_label):
             c = None
+            notes.append("no correct/incorrect for this exercise")
         req = Request(model=name, label=use_label, text=use_text, correct=c, seed=seed, frames=frames,
                       steps=steps, num=1)
         sub = None if progress is None else (lambda f, t, i=i: progress((i + f) / n, f"{name}: {t}"))
-        motions += g.generate(req, sub)
-        titles.append(name)
-    if len(motions) == (1 if real is not None else 0):
-        raise UserError("none of the available models can generate this exercise; pick another one")
-    return motions, titles
+        out.motions += g.generate(req, sub)
+        used = " + ".join(x for x in ("text" if use_text else "", "exercise" if use_label else "") if x)
+        out.titles.append(f"{name} (from {used})")
+        out.roles.append(name)
+        out.notices.append("; ".join(notes))
+    if len(out.motions) == (1 if real is not None else 0):
+        why = "; ".join(f"{n}: {w}" for n, w in out.skipped)
+        raise UserError(f"none of the available models can make this request ({why})" if why else
+                        "none of the available models can generate this exercise; pick another one")
+    return out
+
+
+def compare(gens: dict[str, Any], label: str | None, text: str, correct: str | None, seed: int, frames: int,
+            steps: int, data_root: Path | None = None, progress=None) -> tuple[list[Motion], list[str]]:
+    """(motions, titles) of :func:`compare_all`."""
+    res = compare_all(gens, label, text, correct, seed, frames, steps, data_root, progress)
+    return res.motions, res.titles
 
 
 def motion_metrics_table(motions: Sequence[Motion], titles: Sequence[str], recognizer: Any | None) -> list[list[Any]]:
@@ -201,7 +261,7 @@ def dynamics_table(section: dict[str, Any]) -> tuple[list[str], list[list[Any]]]
 
 def result_table(result: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     """(headers, rows) 'model, metric +- ci, ...' for a :func:`evaluate` result."""
-    headers = ["model"] + list(TABLE_METRICS)
+    headers = ["model"] + [METRIC_HEADINGS.get(k, k) for k in TABLE_METRICS]
     rows = []
     for name, row in result.items():
         cells: list[Any] = [name]
@@ -240,7 +300,7 @@ def _recognizer(ctx: AppContext):
 
 
 def build(ctx: AppContext) -> None:
-    from ..render import grid_figure, metric_bar_figure
+    from ..render import metric_bar_figure
 
     gens = comparable_models(ctx.models, Path(ctx.checkpoint_dir))
     if not gens:
@@ -259,21 +319,22 @@ def build(ctx: AppContext) -> None:
            "(No recogniser checkpoint: predictions and the quick evaluation are unavailable.)"))
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            label = gr.Dropdown(choices, value=default, label="Exercise")
-            text = gr.Textbox("", label="Description (text models; optional)", max_lines=3,
-                              placeholder="e.g. a slow deep squat with the arms overhead")
+            label = gr.Dropdown([("No exercise: use the description only", NO_LABEL)] + choices, value=default,
+                                label="Exercise", elem_id="compare-label")
+            text = gr.Textbox("", label="Description (used by the models that read text)", max_lines=3,
+                              placeholder="e.g. a slow deep squat with the arms overhead", elem_id="compare-text")
             correct = gr.Radio([UNSPECIFIED, CORRECT, INCORRECT], value=UNSPECIFIED, label="Execution")
             with gr.Row():
                 seed = seed_box(0, "Seed")
                 frames = gr.Slider(20, 200, value=80, step=1, label="Frames (20 fps)")
             steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps")
-            go_btn = gr.Button("Generate with every model", variant="primary")
+            go_btn = gr.Button("Generate with every model", variant="primary", elem_id="compare-run")
         with gr.Column(scale=3):
-            grid = gr.Plot(label="Side by side (one slider moves all)")
-            per_motion = gr.Dataframe(headers=["motion", "recognised as", "probability", "correct", "jerk",
-                                               "bone-length error", "foot skating (m/s)", "joint-limit frames"],
-                                      label="Recogniser and plausibility per motion", interactive=False,
-                                      wrap=True)
+            grid = player(elem_id="compare-plot")
+            notes = gr.Markdown("", elem_id="compare-notes")
+            per_motion = gr.Dataframe(headers=PER_MOTION_HEADERS, elem_id="compare-metrics",
+                                      label="Recogniser and plausibility per motion (↓ lower is better; the real "
+                                            "recording is the reference row)", interactive=False, wrap=True)
     with gr.Accordion("Quick evaluation (ACTOR protocol, small sample)", open=False):
         gr.Markdown(
             "Generates 4 motions per exercise of the chosen exercise's dataset with every model and compares "
@@ -298,13 +359,17 @@ def build(ctx: AppContext) -> None:
     @user_error
     def on_generate(label_, text_, correct_, seed_, frames_, steps_, motions_, progress=gr.Progress()):
         cb = progress_callback(progress)
-        ms, titles = compare(gens, label_, text_, correct_, to_int(seed_, "seed", 0, MAX_SEED),
-                             to_int(frames_, "frames", 8, 600), to_int(steps_, "steps", 1, 1000),
-                             ctx.data_root, cb)
+        t0 = time.perf_counter()
+        res = compare_all(gens, label_, text_, correct_, to_int(seed_, "seed", 0, MAX_SEED),
+                          to_int(frames_, "frames", 8, 600), to_int(steps_, "steps", 1, 1000), ctx.data_root, cb)
+        model_s = time.perf_counter() - t0
         cb(0.95, "drawing")
-        rows = motion_metrics_table(ms, titles, recognizer)
-        generated = [m for m, t in zip(ms, titles) if not t.startswith("real")]
-        return grid_figure(ms, titles=titles), rows, add_motions(motions_, generated)
+        rows = motion_metrics_table(res.motions, res.titles, recognizer)
+        generated = [m for m, r in zip(res.motions, res.roles) if r != "real"]
+        value = player_value(res.motions, titles=res.titles, roles=res.roles, notices=res.notices)
+        lines = [f"**{name}:** not shown: {why}." for name, why in res.skipped]
+        lines.append(f"Seed {to_int(seed_, 'seed', 0, MAX_SEED)} · {timing_note(time.perf_counter() - t0, model_s)}")
+        return value, rows, add_motions(motions_, generated), "  \n".join(lines)
 
     @user_error
     def on_evaluate(label_, progress=gr.Progress()):
@@ -318,7 +383,7 @@ def build(ctx: AppContext) -> None:
         return gr.Dataframe(value=rows, headers=headers), fig, gr.Dataframe(value=drows, headers=dh)
 
     go_btn.click(on_generate, [label, text, correct, seed, frames, steps, motions_state],
-                 [grid, per_motion, motions_state], api_name="compare_generate", **heavy)
+                 [grid, per_motion, motions_state, notes], api_name="compare_generate", **heavy)
     eval_btn.click(on_evaluate, [label], [table, bars, dyn_table], api_name="compare_evaluate", **heavy)
 
     from .difference_tab import build_correctness_section
