@@ -4,6 +4,8 @@ bar chart with intervals.  Real data is replaced by synthetic motions (no data f
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -118,16 +120,16 @@ def test_tab_builds_and_compares_every_model(ckpt_dir, fake_corpus, tmp_path):
     names = {f.api_name for f in demo.fns.values()}
     assert {"compare_generate", "compare_evaluate"} <= names
     generate = _fn(demo, "compare_generate")
-    fig, rows, motions = generate("ui-prmd:m07", "", C.CORRECT, 3, 30, 5, [])
-    assert isinstance(fig, go.Figure)
-    # one 3D scene per motion (real + 2 models), all driven by one slider
-    scenes = [k for k in fig.layout.to_plotly_json() if k.startswith("scene")]
-    assert len(scenes) == 3 and len(fig.layout.sliders) == 1
-    assert [r[0] for r in rows][1:] == ["diffusion", "vae"] and rows[0][0].startswith("real")
+    fig, rows, motions, notes = generate("ui-prmd:m07", "", C.CORRECT, 3, 30, 5, [])
+    # one player: the real motion and both models, one scale and one clock, coloured by model
+    pay = json.loads(fig)
+    assert [m["role"] for m in pay["motions"]] == ["real", "diffusion", "vae"]
+    assert [r[0] for r in rows][1:] == ["diffusion (from exercise)", "vae (from exercise)"]
+    assert rows[0][0].startswith("real") and "s on the server" in notes
     assert all(r[1] in LABELS for r in rows)
     assert len(motions) == 2 and all(m.num_frames == 30 for m in motions)
     # same request, same seed -> same motions
-    _, _, again = generate("ui-prmd:m07", "", C.CORRECT, 3, 30, 5, [])
+    _, _, again, _ = generate("ui-prmd:m07", "", C.CORRECT, 3, 30, 5, [])
     assert all(np.allclose(a.joints, b.joints) for a, b in zip(motions, again))
     with pytest.raises(gr.Error):
         generate(None, "", C.UNSPECIFIED, 0, 30, 5, [])
