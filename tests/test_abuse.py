@@ -688,3 +688,57 @@ def test_bench_out_is_checked_before_the_benchmark(tmp_path, capsys, monkeypatch
     for out in (tmp_path, tmp_path / "b.txt", Path("/proc/b.json")):
         rc, err = _cli(["bench", "--quick", "--out", str(out)], capsys)
         assert rc == 2 and "--out" in err, err
+
+
+# ---- 4. a request's cost up front, and its time budget while it runs ------------------------------------
+def test_text_request_cost_is_checked_up_front():
+    from motionviz.ui import text_tab
+
+    req, _ = text_tab._request("a squat", None, None, 2.5, 20, 120, 4, 0)
+    assert req.num * req.steps * req.frames == 9_600
+    text_tab._request("a squat", None, None, 2.5, 100, 300, 8, 0)            # at the budget
+    with pytest.raises(UserError, match="frame-steps"):
+        text_tab._request("a squat", None, None, 2.5, 200, 300, 8, 0)        # every slider at its maximum
+
+
+def test_a_request_stops_at_its_time_budget():
+    """The deadline is checked at every progress report (between sampling steps, windows, frames)."""
+    now = [0.0]
+    shown = []
+    cb = common.progress_callback(lambda f, desc=None: shown.append(f), limit_s=10, clock=lambda: now[0])
+    cb(0.1, "step 1")
+    now[0] = 9.9
+    cb(0.5, "step 5")
+    now[0] = 10.5
+    with pytest.raises(common.RequestTimeout, match="longer than 10 s") as e:
+        cb(0.6, "step 6")
+    assert isinstance(e.value, UserError) and "60%" in str(e.value) and shown == [0.1, 0.5]
+    assert common.LONG_TIME_LIMIT_S > common.REQUEST_TIME_LIMIT_S > 0
+
+
+def test_sampling_is_stopped_by_the_deadline():
+    """A real sampling loop stops between steps with the one-line error (each step "takes" a second on
+    a fake clock), and the app's handler turns it into a gr.Error."""
+    from motionviz import sampling
+
+    schedule = sampling.Schedule(100)
+    steps_run = []
+
+    def denoise(x, t):
+        steps_run.append(int(t[0]))
+        return torch.zeros_like(x)
+
+    now = [0.0]
+
+    def clock():
+        now[0] += 1.0
+        return now[0]
+
+    @common.user_error
+    def handler():
+        cb = common.progress_callback(lambda *a, **k: None, limit_s=5, clock=clock)
+        return sampling.ddim_sample(denoise, (1, 4, 3), schedule, 50, progress=cb)
+
+    with pytest.raises(gr.Error, match="longer than 5 s"):
+        handler()
+    assert 3 <= len(steps_run) <= 6

@@ -31,7 +31,8 @@ __all__ = [
     "MAX_SESSION_MOTIONS", "export_dir", "export_files", "export_many", "to_int", "to_float", "resolve_seed",
     "add_motions", "motion_choices", "pick_motion", "motion_markdown", "motion_title", "progress_callback",
     "APP_ASSETS", "upload_folder", "uploaded_path", "seed_box", "RANDOM_SEED_MAX", "LONG_QUEUE", "LONG_LIMIT",
-    "SESSION_TTL_S", "MAX_SESSIONS", "session_state",
+    "SESSION_TTL_S", "MAX_SESSIONS", "session_state", "REQUEST_TIME_LIMIT_S", "LONG_TIME_LIMIT_S",
+    "RequestTimeout", "check_cost",
 ]
 
 log = logging.getLogger("motionviz.ui")
@@ -51,6 +52,11 @@ LONG_LIMIT = 1
 #: the server keeps at most MAX_SESSIONS sessions (oldest dropped first).
 SESSION_TTL_S = 1800
 MAX_SESSIONS = 256
+#: Wall-clock budget of one request, from its start (not its wait in the queue): checked between sampling
+#: steps, inpainting windows and video frames (every ``progress`` call); over it the request stops with a
+#: one-line error.  Long-queue requests (inpainting, video -> skeleton) get LONG_TIME_LIMIT_S.
+REQUEST_TIME_LIMIT_S = 90.0
+LONG_TIME_LIMIT_S = 240.0
 
 #: File formats of :func:`motionviz.export.export_motion`, in the order shown to users.
 EXPORT_FORMATS: tuple[str, ...] = ("npy", "json", "bvh", "html", "gif", "mp4")
@@ -144,14 +150,41 @@ def user_error(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def progress_callback(progress: Any) -> Callable[[float, str], None]:
-    """Adapt a ``gr.Progress`` to the package's ``progress(fraction, text)`` callback."""
+class RequestTimeout(UserError):
+    """A request ran past its wall-clock budget (:data:`REQUEST_TIME_LIMIT_S`)."""
+
+
+def progress_callback(progress: Any, limit_s: float | None = None,
+                      clock: Callable[[], float] = time.monotonic) -> Callable[[float, str], None]:
+    """Adapt a ``gr.Progress`` to the package's ``progress(fraction, text)`` callback, with the request's
+    time budget: the clock starts now (call this first in the handler) and any progress report after
+    ``limit_s`` seconds (default :data:`REQUEST_TIME_LIMIT_S`) raises :class:`RequestTimeout`, a one-line
+    error saying what to ask for instead.  The models report progress between sampling steps, windows and
+    frames, so that is where a request stops."""
+    limit = REQUEST_TIME_LIMIT_S if limit_s is None else float(limit_s)
+    start = clock()
+
     def cb(fraction: float, text: str = "") -> None:
+        spent = clock() - start
+        if spent > limit:
+            log.warning("request stopped after %.0f s (limit %.0f s) at %s", spent, limit, text or "?")
+            raise RequestTimeout(f"this request took longer than {limit:.0f} s and was stopped (at "
+                                 f"{100 * min(max(fraction, 0.0), 1.0):.0f}%); ask for fewer frames, steps or "
+                                 "samples, or try again when the server is less busy")
         try:
             progress(float(min(max(fraction, 0.0), 1.0)), desc=text or None)
         except Exception:  # noqa: BLE001 - progress is cosmetic (e.g. no queue in tests)
             pass
     return cb
+
+
+def check_cost(what: str, cost: int, limit: int, unit: str, hint: str) -> int:
+    """A request's cost estimated up front (``cost`` in ``unit``, e.g. frames x steps x samples), refused
+    with a one-line :class:`UserError` over ``limit`` before any work; returns ``cost``."""
+    if cost > limit:
+        raise UserError(f"{what}: this request costs {cost:,} {unit}, over the limit of {limit:,} per "
+                        f"request; {hint}")
+    return cost
 
 
 # ---- numbers -----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from ..skeleton import BODY_PARTS, COMMON, retarget_mask
-from .common import (CPU_LIMIT, CPU_QUEUE, LONG_LIMIT, LONG_QUEUE, MAX_SEED, AppContext, add_motions, export_files, motion_choices,
+from .common import (CPU_LIMIT, CPU_QUEUE, LONG_LIMIT, LONG_QUEUE, LONG_TIME_LIMIT_S, MAX_SEED, AppContext, add_motions, export_files, motion_choices,
                      pick_motion, progress_callback, to_float, to_int, uploaded_path, user_error, seed_box)
 
 __all__ = ["build", "InpaintOutcome", "prepare_source", "corrupt_and_inpaint", "error_figure", "summary_markdown",
@@ -253,7 +253,7 @@ def build(ctx: AppContext) -> None:
 
     @user_error
     def on_run(src, index, path, dj, df, ns, lb, sd, sh, st, pr, dn, motions_, progress=gr.Progress()):
-        cb = progress_callback(progress)
+        cb = progress_callback(progress, LONG_TIME_LIMIT_S)
         cb(0.0, "preparing")
         motion = _pick(src, index, path, motions_)
         out = corrupt_and_inpaint(model, motion, dj, df, ns, lb, sd, sh, st, None,

@@ -20,7 +20,7 @@ import gradio as gr
 from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from ..skeleton import COMMON
-from .common import (CPU_LIMIT, CPU_QUEUE, LONG_LIMIT, LONG_QUEUE, AppContext, add_motions, export_dir, export_files, motion_choices,
+from .common import (CPU_LIMIT, CPU_QUEUE, LONG_LIMIT, LONG_QUEUE, LONG_TIME_LIMIT_S, AppContext, add_motions, export_dir, export_files, motion_choices,
                      pick_motion, progress_callback, to_int, uploaded_path, user_error)
 
 __all__ = ["build", "prepare_motion", "mesh_view", "export_mesh", "process_video", "dataset_motion",
@@ -238,7 +238,7 @@ def build(ctx: AppContext) -> None:
     @user_error
     def on_video(path, frames_, inpaint_, progress=gr.Progress()):
         m, fig, gallery, text, files = process_video(path, frames_, inpaint_, ctx.checkpoint_dir,
-                                                     progress_callback(progress))
+                                                     progress_callback(progress, LONG_TIME_LIMIT_S))
         return m, fig, gallery, text, files
 
     @user_error

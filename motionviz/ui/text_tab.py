@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
-from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, MAX_SEED, AppContext, add_motions, export_dir,
+from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, MAX_SEED, AppContext, add_motions, check_cost, export_dir,
                      motion_choices, pick_motion, progress_callback, resolve_seed, to_float, to_int,
                      user_error, seed_box)
 from .player import player, sample_titles, timing_note
@@ -61,6 +61,10 @@ PART_CHOICES: list[tuple[str, str]] = [
     ("Upper body", "upper_body"), ("Lower body", "lower_body"),
 ]
 UI_LIMITS = {"steps": (1, 200), "frames": (16, 300), "num": (1, 8), "guidance": (0.0, 10.0)}
+#: A request's cost up front: samples x steps x frames (the denoiser's work grows with each); the
+#: defaults cost 4 x 20 x 120 = 9,600, the budget allows e.g. 8 x 100 x 300 (every slider at its
+#: maximum, 480,000, would take minutes on a shared CPU).
+MAX_FRAME_STEPS = 240_000
 DEFAULT_FORMATS = ["npy", "json", "bvh"]
 
 
@@ -119,7 +123,10 @@ def _request(text: Any, exercise: Any, correct: Any, guidance: Any, steps: Any, 
                   steps=to_int(steps, "steps", *UI_LIMITS["steps"]), guidance=g,
                   num=to_int(num, "number of samples", *UI_LIMITS["num"]), seed=to_int(seed, "seed", 0, MAX_SEED),
                   sampler=sampler if sampler in ("ddim", "ddpm") else "ddim")
-    return req.validated(), note
+    req = req.validated()
+    check_cost("text → motion", req.num * req.steps * req.frames, MAX_FRAME_STEPS, "frame-steps",
+               "ask for fewer samples, steps or frames")
+    return req, note
 
 
 def _md_escape(text: str) -> str:
