@@ -282,7 +282,6 @@ def test_bench_quick():
 
 def test_tab_builds_and_shows_a_body(demo, tmp_path):
     import gradio as gr
-    import plotly.graph_objects as go
 
     from motionviz.ui import mesh_tab
     from motionviz.ui.common import AppContext
@@ -294,7 +293,9 @@ def test_tab_builds_and_shows_a_body(demo, tmp_path):
     fns = {f.api_name: f.fn for f in blocks.fns.values()}
     assert {"mesh_show", "mesh_export_frame", "mesh_export_sequence", "video_extract"} <= set(fns)
     fig, text, m, _ = fns["mesh_show"](mesh_tab.SOURCE_SESSION, None, None, [demo], 0, "anny", "overlay", 30)
-    assert isinstance(fig, go.Figure) and m.num_frames == 30 and "anny" in text
+    pay = json.loads(fig)           # the player: the motion with its body mesh (preview faces) in one scene
+    mesh = pay["motions"][0]["mesh"]
+    assert mesh["frames"] == 30 and mesh["vertices"] > 100 and m.num_frames == 30 and "anny" in text
     path = fns["mesh_export_frame"](m, "anny", 2, "obj")
     assert Path(path).suffix == ".obj" and Path(path).stat().st_size > 100_000
     path = fns["mesh_export_sequence"](m, "anny", 0, "glb")

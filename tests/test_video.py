@@ -244,7 +244,6 @@ def test_cli_json_and_errors(clips, tmp_path, capsys):
 
 def test_tab_video_callback(clips, tmp_path, uploads):
     import gradio as gr
-    import plotly.graph_objects as go
 
     from motionviz.ui import mesh_tab
     from motionviz.ui.common import AppContext
@@ -259,12 +258,13 @@ def test_tab_video_callback(clips, tmp_path, uploads):
     with pytest.raises(gr.Error, match="not uploaded"):          # a server path is never read
         fns["video_extract"](str(clips / "pose_world_landmarks.mp4"), 12, True)
     m, fig, gallery, text, files = fns["video_extract"](str(clip), 12, True)
-    assert isinstance(m, Motion) and m.num_frames == 12 and isinstance(fig, go.Figure)
+    assert isinstance(m, Motion) and m.num_frames == 12
+    assert [x["role"] for x in json.loads(fig)["motions"]] == ["input", "output"]
     assert len(gallery) == video.KEYFRAMES and "person found in **100%**" in text
     assert sorted(Path(f).suffix for f in files) == [".bvh", ".json", ".npy"]
     new, *_ = fns["video_add_session"](m, [])
     assert new == [m]
     r = fns["video_show_mesh"](m, [], "anny", "side", 12)
-    assert isinstance(r[3], go.Figure) and r[3].data[2].type == "mesh3d"
+    assert [("mesh" in x) for x in json.loads(r[3])["motions"]] == [False, True]     # skeleton | body
     with pytest.raises(gr.Error, match="upload a video"):
         fns["video_extract"](None, 12, True)

@@ -191,7 +191,7 @@ def _example_motion(data_root: Path | None) -> Motion:
 
 
 def build(ctx: AppContext) -> None:
-    from ..render import overlay_figure
+    from .player import player, player_value
 
     try:
         model = _model(ctx.checkpoint_dir)
@@ -234,8 +234,7 @@ def build(ctx: AppContext) -> None:
             denoise = gr.Checkbox(False, label="Replace observed joints too (denoise; on when noise > 0)")
             run_btn = gr.Button("Corrupt & inpaint", variant="primary", elem_id="inpaint-run")
         with gr.Column(scale=2):
-            view = gr.Plot(label="Input (corrupted) and AE-GAN output", elem_classes=["mv-plot"],
-                           elem_id="inpaint-view")
+            view = player(elem_id="inpaint-view")
             chart = gr.Plot(label="Per-joint error", elem_id="inpaint-errors")
             info = gr.Markdown("", elem_id="inpaint-info")
             files = gr.File(label="Downloads (output)", file_count="multiple", interactive=False,
@@ -259,7 +258,8 @@ def build(ctx: AppContext) -> None:
         out = corrupt_and_inpaint(model, motion, dj, df, ns, lb, sd, sh, st, None,
                                   True if dn or to_float(ns, "noise (cm)", 0, 50) > 0 else False, cb,
                                   preset_name=pr or "tuned")
-        fig = overlay_figure(out.corrupted, out.output, names=("input (corrupted)", "AE-GAN output"))
+        fig = player_value([out.corrupted, out.output], titles=["input (corrupted)", "AE-GAN output"],
+                           roles=["input", "aegan"], layout="overlay")
         paths = export_files(out.output, ["npy", "json", "bvh"], stem="inpainted")
         new = add_motions(motions_, out.output)
         return fig, error_figure(out), summary_markdown(out), paths, new, _choices(new)

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from ..skeleton import COMMON
 from .common import (CPU_LIMIT, CPU_QUEUE, LONG_LIMIT, LONG_QUEUE, LONG_TIME_LIMIT_S, AppContext, add_motions, export_dir, export_files, motion_choices,
                      pick_motion, progress_callback, to_int, uploaded_path, user_error)
+from .player import player
 
 __all__ = ["build", "prepare_motion", "mesh_view", "export_mesh", "process_video", "dataset_motion",
            "SOURCE_DATASET", "SOURCE_SESSION", "LAYOUTS", "VIDEO_TYPES"]
@@ -65,8 +67,17 @@ def mesh_view(motion: Motion, body: str, layout: str, progress=None):
     """(figure, markdown) of the body posed by ``motion`` (already prepared)."""
     from .. import mesh
 
+    from .player import MAX_MESH_FRAMES, SIDE_LEGEND, player_value
+
     anim = mesh.mesh_animation(motion, body=body or "auto", progress=progress)
-    fig = mesh.mesh_figure(motion, body=body or "auto", layout=layout or "side", anim=anim, progress=progress)
+    idx = np.unique(np.round(np.linspace(0, anim.num_frames - 1, min(anim.num_frames, MAX_MESH_FRAMES))).astype(int))
+    body_mesh = (anim.vertices(preview=True, frames=idx), anim.faces(preview=True))
+    legend = list(SIDE_LEGEND) + [(mesh.SKIN_COLOR, f"{anim.body.name} body mesh")]
+    if (layout or "side") == "overlay":
+        fig = player_value([motion], titles=["skeleton and body"], meshes=[body_mesh], legend=legend)
+    else:
+        fig = player_value([motion, motion], titles=["skeleton", "body on the skeleton"], meshes=[None, body_mesh],
+                           legend=legend)
     b = anim.body
     text = (f"**{b.name}** body, {b.num_vertices:,} vertices ({len(b.preview_faces):,} faces shown in the "
             f"browser; downloads are full resolution) · {motion.num_frames} frames at {motion.fps:g} fps · "
@@ -103,7 +114,7 @@ def process_video(path: str | None, max_frames: Any, use_inpainter: bool, checkp
                   progress=None) -> tuple[Motion, Any, list, str, list[str]]:
     """(motion, 3D figure, annotated key frames, markdown, download paths) for an uploaded video."""
     from .. import video
-    from ..render import overlay_figure
+    from .player import player_value
 
     if not path:
         raise UserError("upload a video first (.mp4, .gif or .webm)")
@@ -112,8 +123,9 @@ def process_video(path: str | None, max_frames: Any, use_inpainter: bool, checkp
     res = video.video_to_motion(path, max_frames=n, checkpoint_dir=checkpoint_dir,
                                 use_inpainter=bool(use_inpainter), progress=progress)
     m = res.motion
-    fig = overlay_figure(res.raw, m, names=("BlazePose (missing joints left out)", f"cleaned ({res.method})"),
-                         title=f"{Path(path).name}: {m.num_frames} frames at {m.fps:.3g} fps")
+    fig = player_value([res.raw, m], titles=["BlazePose (missing joints left out)", f"cleaned ({res.method})"],
+                       roles=["input", "output"], layout="overlay",
+                       caption=f"{Path(path).name}: {m.num_frames} frames at {m.fps:.3g} fps")
     gallery = [(img, f"frame {int(res.track.frame_index[k])}") for k, img in res.track.keyframes]
     s = res.summary()
     rec = res.recognition
@@ -165,7 +177,7 @@ def build(ctx: AppContext) -> None:
             frames = gr.Slider(10, MAX_MESH_FRAMES, value=120, step=10, label="Frames (20 fps, from the start)")
             show_btn = gr.Button("Show body", variant="primary", elem_id="mv-mesh-show")
         with gr.Column(scale=3):
-            mesh_plot = gr.Plot(label="Skeleton and body", elem_classes=["mv-plot"], elem_id="mv-mesh-plot")
+            mesh_plot = player(elem_id="mv-mesh-plot")
             mesh_info = gr.Markdown("")
             with gr.Row():
                 exp_frame = gr.Number(0, precision=0, minimum=0, label="Frame to export")
@@ -196,7 +208,7 @@ def build(ctx: AppContext) -> None:
             v_gallery = gr.Gallery(label="Key frames with the detected landmarks", columns=2, height=520,
                                    object_fit="contain")
         with gr.Column(scale=2):
-            v_plot = gr.Plot(label="3D skeleton", elem_classes=["mv-plot"], elem_id="mv-video-plot")
+            v_plot = player(elem_id="mv-video-plot")
     v_motion = gr.State(None)
 
     # ---- callbacks ----------------------------------------------------------------------------------
