@@ -44,13 +44,24 @@ INTRO = """\
 # motionviz · motion generation for physical rehabilitation
 Skeleton-based human motion: browse rehabilitation datasets (UI-PRMD, KIMORE, IntelliRehabDS, KERAAL,
 Bandai-Namco, HumanML3D), generate exercises from text or action labels, clean up and complete recordings,
-and export them (NPY, JSON, BVH, GIF, MP4, HTML). Everything runs on CPU. Drag the slider under a 3D view
-to scrub through the frames; drag the view to rotate it.
+and export them (NPY, JSON, BVH, GIF, MP4, HTML). Everything runs on CPU. The 3D player plays every motion
+shown (▶ Play, speed, loop, the slider scrubs); drag a view to rotate it, Front / Side / Top set the camera.
 """
 
 CSS = """
 .mv-plot { min-height: 520px; }
 footer { visibility: hidden; }
+/* phones: every tab reachable (the tab bar wraps instead of hiding tabs in an overflow menu), and in a
+   controls | player row (.mv-split) the player comes first, above the controls */
+.tab-wrapper { height: auto !important; }
+.tab-container { flex-wrap: wrap !important; height: auto !important; overflow: visible !important; }
+.tab-container > button { visibility: visible !important; display: inline-flex !important; position: static !important; }
+.tab-wrapper .overflow-menu { display: none !important; }
+@media (max-width: 720px) {
+  .mv-split { flex-direction: column-reverse !important; }
+  .mv-split > * { min-width: 0 !important; max-width: 100% !important; }
+  .mv-split input { min-width: 0 !important; }
+}
 """
 
 

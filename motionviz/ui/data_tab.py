@@ -494,7 +494,7 @@ def build(ctx: AppContext) -> None:
         gr.Markdown(f"**No known dataset in `{root}`.** You can still upload your own file below.",
                     elem_id="data-missing")
 
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False, elem_classes=["mv-split"]):
         with gr.Column(scale=1, min_width=300):
             dataset = gr.Dropdown(choices=[(DATASET_TITLES[d], d) for d in datasets], value=first,
                                   label="Dataset", elem_id="data-dataset", interactive=True)
@@ -573,14 +573,21 @@ def build(ctx: AppContext) -> None:
     show_in = [dataset, sequence, skeleton, view]
     show_out = [plot, meta, shown]
     light = dict(concurrency_id=DATA_QUEUE, concurrency_limit=CPU_LIMIT)
-    dataset.input(on_dataset, [dataset, skeleton, view], filters + show_out, api_name="data_dataset", **light)
+    shows = [dataset.input(on_dataset, [dataset, skeleton, view], filters + show_out, api_name="data_dataset",
+                           **light)]
     for comp, nm in ((exercise, "exercise"), (subject, "subject"), (style, "style"), (correct, "correct")):
-        comp.input(on_filter, [dataset] + filters + [skeleton, view], filters + show_out, api_name=f"data_{nm}",
-                   **light)
-    sequence.input(on_show, show_in, show_out, api_name="data_show", **light)
-    skeleton.input(on_show, show_in, show_out, api_name="data_skeleton", **light)
-    view.input(on_show, show_in, show_out, api_name="data_view", **light)
-    upload.upload(on_upload, [upload, skeleton], show_out, api_name="data_upload", **light)
+        shows.append(comp.input(on_filter, [dataset] + filters + [skeleton, view], filters + show_out,
+                                api_name=f"data_{nm}", **light))
+    shows.append(sequence.input(on_show, show_in, show_out, api_name="data_show", **light))
+    shows.append(skeleton.input(on_show, show_in, show_out, api_name="data_skeleton", **light))
+    shows.append(view.input(on_show, show_in, show_out, api_name="data_view", **light))
+    # whatever is shown anew, the Downloads box no longer offers the files of what was shown before
+    for ev in shows:
+        ev.success(lambda: None, None, [files], queue=False, api_visibility="private")
+    # an uploaded file is not a dataset sequence: the dataset filters are cleared, not left pointing elsewhere
+    upload.upload(on_upload, [upload, skeleton], show_out, api_name="data_upload", **light).success(
+        lambda: [gr.Dropdown(value=None)] + [gr.update(value=None)] * len(filters) + [None], None,
+        [dataset] + filters + [files], queue=False, api_visibility="private")
     export_btn.click(on_export, [shown, formats], [files], api_name="data_export",
                      concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
     add_btn.click(on_add, [shown, ctx.motions], [ctx.motions], api_name="data_add_to_session")

@@ -96,8 +96,9 @@
 
   const CSS = `
 .mvp { font: 13px/1.35 system-ui, sans-serif; color: #222; }
-.mvp-stage { position: relative; width: 100%; background: ${BG}; border-radius: 6px; overflow: hidden; }
-.mvp-canvas { display: block; width: 100%; touch-action: pan-y; cursor: grab; }
+.mvp-stage { position: relative; width: 100%; height: 200px; background: ${BG}; border-radius: 6px; overflow: hidden; }
+.mvp-canvas { position: absolute; left: 0; top: 0; width: 100%; height: 100%; touch-action: pan-y; cursor: grab; }
+.mvp, .mvp-stage { min-width: 0; max-width: 100%; }
 .mvp-cells { position: absolute; inset: 0; pointer-events: none; }
 .mvp-cell { position: absolute; padding: 3px 6px; box-sizing: border-box; overflow: hidden; }
 .mvp-title { font-weight: 600; font-size: 12px; background: rgba(255,255,255,.78); border-radius: 3px;
@@ -255,7 +256,7 @@
       this.playBtn.textContent = '▶ Play';
       this.legend.replaceChildren(); this.caption.textContent = ''; this.cells.replaceChildren();
       this.empty.style.display = '';
-      this.canvas.height = 0; this.canvas.style.height = '200px';
+      this.canvas.height = 0; this.stage.style.height = '200px';
       this.host.dataset.mvpId = '';
     }
 
@@ -352,7 +353,7 @@
       const H = Math.round(rows * cellH);
       const dpr = Math.min(2, window.devicePixelRatio || 1);
       this.grid = { cols, rows, cellW, cellH, W, H, dpr, n };
-      this.canvas.style.height = H + 'px';
+      this.stage.style.height = H + 'px';
       this.canvas.width = Math.round(W * dpr); this.canvas.height = Math.round(H * dpr);
       this.cells.replaceChildren();
       const p = this.payload;
