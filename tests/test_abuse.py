@@ -357,7 +357,10 @@ def test_shipped_folder_needs_a_recorded_sum(tmp_path, monkeypatch):
     from motionviz.errors import CheckpointError
     from motionviz.models import aegan as A
 
+    import motionviz.checkpoint as C
+
     monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setattr(C, "REPO_CHECKPOINTS", tmp_path)         # stands in for the repository's folder
     p = _tiny_aegan(tmp_path)
     with pytest.raises(CheckpointError, match="--update-sums"):
         A.load(p)
@@ -742,3 +745,53 @@ def test_sampling_is_stopped_by_the_deadline():
     with pytest.raises(gr.Error, match="longer than 5 s"):
         handler()
     assert 3 <= len(steps_run) <= 6
+
+
+# ---- 4-5. a short request is served while long jobs run; sessions come and go ----------------------------
+@pytest.fixture()
+def running_app(tmp_path, monkeypatch):
+    """The app on a free port with tiny diffusion + AE-GAN checkpoints and an empty data folder (the
+    embedded sample), at most 8 sessions kept."""
+    import sys
+
+    import app as app_module
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _tiny_models import install_fake_encoder, make_diffusion
+
+    install_fake_encoder(monkeypatch)
+    ck = tmp_path / "ck"
+    make_diffusion(ck)
+    _tiny_aegan(ck)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    demo = app_module.build_app(checkpoint_dir=ck, data_root=empty, strict=True)
+    demo.queue(max_size=64, default_concurrency_limit=4).launch(
+        prevent_thread_lock=True, server_port=_free_port(), quiet=True, state_session_capacity=8)
+    try:
+        yield demo, ck, app_module.SAMPLE_ROOT
+    finally:
+        demo.close()
+
+
+def test_short_request_is_served_while_long_jobs_run(running_app):
+    from motionviz import loadcheck
+    from motionviz.inpaint import load_model
+
+    demo, ck, sample = running_app
+    window = int(load_model(ck / "aegan.safetensors").cfg.frames)
+    res = loadcheck.measure_latency(demo.local_url, loadcheck._max_inpaint_args(sample, window), requests=3)
+    assert not res["errors"], res
+    assert len(res["inpaint_seconds"]) == 2
+    # the short requests did not wait for the long queue: each took a fraction of one inpainting job
+    assert res["max_s"] < 0.5 * max(res["inpaint_seconds"]), res
+    assert res["max_s"] < 15, res
+
+
+def test_session_churn_is_capped_and_memory_returns(running_app):
+    from motionviz import loadcheck
+
+    demo, _, _ = running_app
+    res = loadcheck.measure_sessions(demo.local_url, sessions=24, motions_per_session=1)
+    assert len(demo.state_holder.session_data) <= 8          # the cap (state_session_capacity)
+    assert res["rss_growth_mb"] < 100, res
