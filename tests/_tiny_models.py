@@ -73,8 +73,7 @@ def make_diffusion(directory: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     cfg = D.tiny_config(labels=LABELS, datasets=("kimore", "ui-prmd"), text_encoder="minilm", text_dim=384)
     pose = torch.from_numpy(standing_pose())
-    to_features = getattr(D, "to_features", None)          # the model's feature layout, if it has one
-    mean = to_features(pose) if to_features is not None else pose.flatten()
+    mean = torch.cat([D.to_features(pose), torch.tensor([np.log(2.0)])])   # pose + log-duration (2 s)
     std = torch.full((cfg.features,), 0.05)
     model = D.DiffusionModel(cfg, mean, std)
     with torch.no_grad():
@@ -93,7 +92,7 @@ def make_vae(directory: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = V.ActorVAE(V.tiny_config(VAE_CLASSES))
     joints = np.repeat(standing_pose()[None], 2, axis=0)
-    mean = torch.from_numpy(np.asarray(V.joints_to_features(joints))[0])
+    mean = torch.from_numpy(np.asarray(V.rep_item_features(joints, 2.0))[0])   # pose + log-duration (2 s)
     model.set_stats(mean, torch.full_like(mean, 0.05), torch.full_like(mean, 0.01))
     directory.mkdir(parents=True, exist_ok=True)
     return save_checkpoint(directory / "vae.safetensors", model.state_dict(), "vae", model.config,

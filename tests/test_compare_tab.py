@@ -75,8 +75,7 @@ def ckpt_dir(tmp_path_factory):
     torch.manual_seed(0)
     vcfg = V.tiny_config(V.classes_of(train))
     vae = V.ActorVAE(vcfg)
-    vae.set_stats(*V.compute_stats(V.motions_to_items(train, vcfg.classes), vcfg.min_frames, vcfg.max_frames,
-                                   clips=50))
+    vae.set_stats(*V.compute_stats(V.motions_to_items(train, vcfg.classes, vcfg)))
     save_checkpoint(d / "vae.safetensors", vae.state_dict(), "vae", vae.config,
                     {"data": data_provenance(["ui-prmd"]), "command": "test"})
     # diffusion (untrained, label-conditioned requests only: no text encoder is loaded)

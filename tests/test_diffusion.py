@@ -16,7 +16,7 @@ from motionviz.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from motionviz.errors import CheckpointError, UserError
 from motionviz.generator import Request
 from motionviz.models import diffusion as D
-from motionviz.motion import DEFAULT_FPS, Motion
+from motionviz.motion import DEFAULT_FPS, Motion, MotionLabels
 from motionviz.skeleton import COMMON
 
 LABELS = ("ui-prmd:m01", "ui-prmd:m07", "bandai:walk")
@@ -66,11 +66,12 @@ def _tpose() -> np.ndarray:
     return np.asarray(out, np.float32)
 
 
-def _batch(B: int = 6, T: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
+def _batch(B: int = 6, T: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A batch of time-normalised repetitions (T = the tiny config's ``rep_frames``)."""
     joints = np.stack([D.canonicalise(_walk(T, seed + b))[0] for b in range(B)])
     valid = np.ones((B, T), bool)
-    valid[0, T - 6:] = False
     return {"joints": torch.from_numpy(joints), "valid": torch.from_numpy(valid),
+            "duration": torch.linspace(1.0, 3.0, B),
             "text": FakeEncoder().encode([f"caption {b % 3}" for b in range(B)]),
             "text_on": torch.tensor([True] * (B - 1) + [False]),
             "label": torch.tensor([b % 4 for b in range(B)]), "correct": torch.tensor([b % 3 for b in range(B)]),
@@ -79,8 +80,14 @@ def _batch(B: int = 6, T: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
             "contact_height": torch.tensor(0.12), "contact_speed": torch.tensor(0.02)}
 
 
+def _reps(motions: list[np.ndarray], cfg: D.Config, labels: list[str] | None = None) -> D.RepetitionSet:
+    ms = [Motion(j, COMMON, DEFAULT_FPS, MotionLabels(dataset="ui-prmd", label=(labels or LABELS)[i % len(LABELS)]))
+          for i, j in enumerate(motions)]
+    return D.repetition_set(ms, [[0]] * len(ms), list(LABELS), ["bandai", "ui-prmd"], cfg)
+
+
 def _stats(cfg: D.Config) -> tuple[torch.Tensor, torch.Tensor]:
-    st = D.feature_stats([_walk(80, s) for s in range(4)], cfg.max_frames, np.random.default_rng(0), samples=50)
+    st = D.feature_stats(_reps([_walk(40 + 10 * s, s) for s in range(4)], cfg))
     return st["mean"], st["std"]
 
 
@@ -122,13 +129,14 @@ def test_canonicalise_roundtrip():
     assert np.allclose(D.uncanonicalise(c, ang, off), j, atol=1e-5)
 
 
-@pytest.mark.parametrize("frames", [8, 120, 121, 300, 600])
-def test_window_starts_cover(frames):
-    W, ov = 120, 30
-    s = D.window_starts(frames, W, ov)
-    assert s[0] == 0 and min(frames, s[-1] + W) == frames
-    for a, b in zip(s, s[1:]):
-        assert 0 < b - a <= W - ov
+def test_repetition_features_roundtrip():
+    cfg = _cfg()
+    j = torch.from_numpy(D.canonicalise(_walk(cfg.rep_frames))[0])
+    mean, std = _stats(cfg)
+    f = D.rep_features(j, torch.tensor(2.5), mean, std)
+    assert f.shape == (cfg.rep_frames, cfg.features)
+    back, dur = D.rep_joints(f, mean, std)
+    assert torch.allclose(back, j, atol=1e-5) and abs(float(dur) - 2.5) < 1e-4
 
 
 def test_losses_and_training_reduces_loss():
@@ -246,12 +254,14 @@ def test_bad_requests(gen):
 
 
 def test_long_generation_is_continuous(gen):
-    W = gen.window()
-    frames = int(2.5 * W) + 1
+    """Long motions are several generated repetitions, each starting at the previous one's last pose."""
+    frames = int(3 * gen.cfg.max_seconds * DEFAULT_FPS) + 1
     m = gen.generate(Request(text="walk", frames=frames, steps=4, seed=2))[0]
     assert m.joints.shape == (frames, 15, 3) and np.isfinite(m.joints).all()
-    starts = D.window_starts(frames, W, W // 4)
-    assert len(starts) >= 3
+    # every repetition is placed where the previous one ended (a repetition that restarted at the origin
+    # would jump back by the distance walked: ~0.5 m here)
+    step = np.linalg.norm(np.diff(m.joints[:, COMMON.root, [0, 2]], axis=0), axis=-1)
+    assert step.max() < 0.25
 
 
 def test_inbetweening_keeps_frames_exactly(gen):
@@ -266,7 +276,7 @@ def test_inbetweening_keeps_frames_exactly(gen):
 
 
 def test_body_part_editing_keeps_joints_exactly(gen):
-    src = gen.generate(Request(text="walk", frames=int(1.5 * gen.window()), steps=4, seed=6))[0]
+    src = gen.generate(Request(text="walk", frames=150, steps=4, seed=6))[0]
     legs = COMMON.indices(["left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle"])
     keep = np.zeros(src.joints.shape[:2], bool)
     keep[:, legs] = True
@@ -331,27 +341,28 @@ def test_torchrun_two_processes_on_real_data(data_root, tmp_path):
     assert g.generate(Request(text="deep squat", frames=16, steps=2))[0].joints.shape == (16, 15, 3)
 
 
-def test_training_windows_start_aligned():
-    """``p_aligned`` = 1: every window is the start of its sequence (consistent phase); 0: random phases."""
-    rng = np.random.default_rng(0)
-    seqs = [np.cumsum(rng.normal(size=(200, 15, 3)).astype(np.float32) * 0.01, axis=0) for _ in range(4)]
-    items = [D._Item(j, 1, 0, 1, []) for j in seqs]
-    text = torch.zeros(1, 8)
-    consts = {"vel_scale": 1.0, "bone_scale": 1.0, "contact_height": 0.1, "contact_speed": 0.02}
-
-    def first_frames(p: float) -> list[bool]:
-        cfg = _cfg(p_aligned=p, min_frames=16, max_frames=32)
-        it = D.WindowBatches(items, text, cfg, 8, consts, seed=1)
-        out = []
-        for _ in range(5):
-            b = next(it)
-            for w in b["joints"].numpy():
-                L = len(w)
-                out.append(any(np.allclose(w, D.canonicalise(j[:L])[0], atol=1e-5) for j in seqs))
-        return out
-
-    assert all(first_frames(1.0))
-    assert np.mean(first_frames(0.0)) < 0.2                         # a random start is rarely frame 0
+def test_training_repetitions_are_time_normalised_and_weighted():
+    """Recordings become time-normalised repetitions (KIMORE-like multi-repetition recordings are cut at
+    their rests); each dataset/label gets its square-root share of the sampling weight."""
+    cfg = _cfg()
+    T = 200
+    t = np.arange(T, dtype=np.float32)
+    multi = np.repeat(_tpose()[None], T, axis=0).copy()
+    arms = COMMON.indices(["left_elbow", "left_wrist", "right_elbow", "right_wrist"])
+    multi[:, arms, 1] += (0.3 * (1 - np.cos(2 * np.pi * t / 40)))[:, None]       # 5 repetitions of 2 s
+    ms = [Motion(multi, COMMON, DEFAULT_FPS, MotionLabels(dataset="kimore", label="ui-prmd:m01"))]
+    ms += [Motion(_walk(40, s), COMMON, DEFAULT_FPS, MotionLabels(dataset="ui-prmd", label="ui-prmd:m07"))
+           for s in range(9)]
+    r = D.repetition_set(ms, [[0]] * len(ms), list(LABELS), ["bandai", "ui-prmd"], cfg)
+    assert r.joints.shape[1:] == (cfg.rep_frames, 15, 3)
+    assert (r.label == 1).sum() == 5                                             # the 5 repetitions
+    assert np.allclose(r.duration[r.label == 1], 39 / DEFAULT_FPS, atol=0.2)
+    assert (r.label == 2).sum() == 9 and np.allclose(r.duration[r.label == 2], 39 / DEFAULT_FPS)
+    w = r.weight / r.weight.sum()
+    assert np.isclose(w[r.label == 1].sum() / w[r.label == 2].sum(), np.sqrt(5) / np.sqrt(9), rtol=1e-6)
+    it = D.RepetitionBatches(r, torch.zeros(1, 8), cfg, 4, {"vel_scale": 1.0}, seed=0)
+    b = next(it)
+    assert b["joints"].shape == (4, cfg.rep_frames, 15, 3) and b["duration"].shape == (4,)
 
 
 def test_motion_numbers_known_answers():

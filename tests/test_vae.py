@@ -67,8 +67,8 @@ def tiny_model(seed: int = 0) -> V.ActorVAE:
     motions = corpus()
     cfg = V.tiny_config(V.classes_of(motions))
     model = V.ActorVAE(cfg)
-    items = V.motions_to_items(motions, cfg.classes)
-    model.set_stats(*V.compute_stats(items, cfg.min_frames, cfg.max_frames, clips=100))
+    items = V.motions_to_items(motions, cfg.classes, cfg)
+    model.set_stats(*V.compute_stats(items))
     return model.eval()
 
 
@@ -167,8 +167,8 @@ def test_kl_weight_config_and_loss_composition():
     model = tiny_model()
     model.config = replace(model.config, kl_weight=0.25, vel_weight=0.5, pos_weight=2.0)
     rng = np.random.default_rng(0)
-    items = V.motions_to_items(corpus(), model.config.classes)
-    batch = V.collate_clips(items[:6], rng, 16, 32)
+    items = V.motions_to_items(corpus(), model.config.classes, model.config)
+    batch = V.collate_clips(items[:6])
     with torch.no_grad():
         out = model.losses(batch, generator=torch.Generator().manual_seed(0))
     expected = 2.0 * out["pos"] + 0.5 * out["vel"] + 0.25 * out["kl"]
@@ -179,26 +179,39 @@ def test_kl_weight_config_and_loss_composition():
     assert float((-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(-1)).mean()) == 0.0
 
 
-def test_collate_masks_variable_lengths():
-    rng = np.random.default_rng(0)
-    items = V.motions_to_items(corpus(), CLASSES)
-    b = V.collate_clips(items[:8], rng, 16, 32)
-    lengths = b["mask"].sum(1)
-    assert b["features"].shape[0] == 8 and b["features"].shape[2] == 45
-    assert int(lengths.max()) == b["features"].shape[1] and int(lengths.min()) >= 16
-    assert (b["features"][~b["mask"]] == 0).all()
-    # crops start facing +Z with the pelvis at the origin
+def test_collate_time_normalised_repetitions():
+    """Training items are whole repetitions time-normalised to ``rep_frames`` with their duration as the
+    last feature; they start facing +Z with the pelvis at the origin."""
+    cfg = V.tiny_config(CLASSES)
+    motions = corpus()
+    items = V.motions_to_items(motions, CLASSES, cfg)
+    assert len(items) == len(motions)                     # synthetic clips are single repetitions
+    b = V.collate_clips(items[:8])
+    assert b["features"].shape == (8, cfg.rep_frames, 46) and bool(b["mask"].all())
+    durations = torch.exp(b["features"][:, :, -1].mean(1))
+    want = torch.tensor([(m.num_frames - 1) / m.fps for m in motions[:8]])
+    torch.testing.assert_close(durations, want, atol=1e-4, rtol=1e-4)
     f0 = b["features"][:, 0, :3]
     assert torch.allclose(f0[:, [0, 2]], torch.zeros(8, 2), atol=1e-5)
-    batches = V.ClipBatches(items, len(CLASSES), 5, 16, 32, seed=3)
+    batches = V.ClipBatches(items, len(CLASSES), 5, seed=3)
     assert next(batches)["label"].shape == (5,)
+
+
+def test_samples_chain_repetitions_to_the_requested_length(gen):
+    """A long sample is several decoded repetitions (independent latents), joined without a seam."""
+    ms = gen.sample("ui-prmd:m01", True, 150, 2, seed=4)
+    assert all(m.joints.shape == (150, 15, 3) and np.isfinite(m.joints).all() for m in ms)
+    step = np.linalg.norm(np.diff(ms[0].joints, axis=0), axis=-1).max(axis=1)
+    assert step.max() < 10 * np.median(step) + 0.05
+    again = gen.sample("ui-prmd:m01", True, 150, 2, seed=4)
+    np.testing.assert_array_equal(ms[0].joints, again[0].joints)           # seeded end to end
 
 
 def test_train_step_lowers_loss():
     torch.manual_seed(0)
     model = tiny_model()
-    items = V.motions_to_items(corpus(), model.config.classes)
-    batch = V.collate_clips(items[::3], np.random.default_rng(0), 16, 32)
+    items = V.motions_to_items(corpus(), model.config.classes, model.config)
+    batch = V.collate_clips(items[::3])
     opts = V.make_optimizers(model)
     first = model.train_step(batch, opts)
     for _ in range(60):
@@ -474,7 +487,7 @@ def test_sanity_numbers_against_held_out_data(gen, data_root):
 def test_recentre_moves_class_means_into_the_bias_and_keeps_reconstructions(tmp_path):
     model = tiny_model(seed=1)
     motions = corpus(4, seed=2)
-    items = V.motions_to_items(motions, model.config.classes)
+    items = V.motions_to_items(motions, model.config.classes, model.config)
     probes = V.probe_batches(items, len(model.config.classes), 24, per_class=4)
     assert len(probes) == len(model.config.classes)
     # give the encoder a class-dependent offset so that there is something to move

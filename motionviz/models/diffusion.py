@@ -60,9 +60,10 @@ from ..errors import CheckpointError, UserError
 from ..generator import LIMITS, ProgressFn, Request
 from ..motion import DEFAULT_FPS, Motion, MotionLabels
 from ..sampling import Schedule, cosine_alpha_bar, guided, sample
+from ..data.repetitions import split_repetitions, time_denormalise, time_normalise
 from ..skeleton import COMMON, Skeleton
 
-__all__ = ["Config", "to_features", "from_features", "window_starts", "bench", "Denoiser", "DiffusionModel", "DiffusionGenerator", "build_training", "load_generator",
+__all__ = ["Config", "to_features", "from_features", "bench", "Denoiser", "DiffusionModel", "DiffusionGenerator", "build_training", "load_generator",
            "save_model", "canonicalise", "KIND", "CORRECT_STATES"]
 
 KIND = "diffusion"
@@ -73,7 +74,7 @@ CORRECT_STATES = {None: 0, True: 1, False: 2}   # 0 = unknown / dropped
 @dataclass(frozen=True)
 class Config:
     num_joints: int = 15
-    representation: str = "pelvis+offsets"   # see to_features
+    representation: str = "repetition:pelvis+offsets+log-duration"   # see DiffusionModel.normalise
     parameterisation: str = "x0"             # "x0" (plain, MDM), "x0-skip" or "x0-gain", see Denoiser.forward
     patch: int = 4                   # frames per token
     d_model: int = 192
@@ -86,9 +87,9 @@ class Config:
     text_dim: int = 384
     labels: tuple[str, ...] = ()     # class vocabulary (index 0 = none)
     datasets: tuple[str, ...] = ()   # dataset vocabulary (index 0 = none)
-    max_frames: int = 120            # training window range (frames at 20 fps)
-    min_frames: int = 40
-    p_aligned: float = 0.75          # fraction of training windows that start at a sequence's first frame
+    rep_frames: int = 64             # normalised frames per repetition (the denoiser's sequence length)
+    min_seconds: float = 0.8         # shortest / longest repetition (seconds; longer clips are split)
+    max_seconds: float = 6.0
     p_drop_text: float = 0.2
     p_drop_label: float = 0.5
     p_drop_correct: float = 0.2
@@ -108,12 +109,13 @@ class Config:
 
     @property
     def features(self) -> int:
-        return 3 * self.num_joints
+        """Per-frame features: 3J pose numbers + 1 (the repetition's log-duration, constant over time)."""
+        return 3 * self.num_joints + 1
 
 
 def tiny_config(**kw: Any) -> Config:
-    base = dict(d_model=32, layers=1, heads=2, ff=64, T=100, dropout=0.0, batch_size=8, max_frames=32, patch=2,
-                min_frames=16, captions_per_motion=3)
+    base = dict(d_model=32, layers=1, heads=2, ff=64, T=100, dropout=0.0, batch_size=8, rep_frames=16, patch=2,
+                captions_per_motion=3)
     base.update(kw)
     return Config(**base)
 
@@ -133,6 +135,21 @@ def from_features(f: torch.Tensor) -> torch.Tensor:
     x = f.unflatten(-1, (-1, 3))
     root = x[..., :1, :]
     return torch.cat([root, x[..., 1:, :] + root], dim=-2)
+
+
+def rep_features(joints: torch.Tensor, duration: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """joints (..., R, J, 3) of a time-normalised repetition, duration (...,) seconds -> standardised
+    features (..., R, 3J + 1): :func:`to_features` then log(duration) on every frame."""
+    f = to_features(joints)                                                     # (..., R, 3J)
+    d = torch.log(duration.clamp(min=1e-3)).to(f.dtype)[..., None, None].expand(*f.shape[:-1], 1)
+    return (torch.cat([f, d], dim=-1) - mean) / std
+
+
+def rep_joints(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of :func:`rep_features`: (..., R, 3J + 1) -> joints (..., R, J, 3), duration (...,) seconds
+    (the mean of the log-duration channel over frames)."""
+    f = x * std + mean
+    return from_features(f[..., :-1]), torch.exp(f[..., -1].mean(-1))
 
 
 def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
@@ -237,21 +254,22 @@ class DiffusionModel(nn.Module):
         self.steps_done = 0
 
     # representation ---------------------------------------------------------------------------
-    def normalise(self, joints: torch.Tensor) -> torch.Tensor:
-        """joints (B, T, J, 3) metres -> standardised features (B, T, F)."""
-        return (to_features(joints) - self.mean) / self.std
+    def normalise(self, joints: torch.Tensor, duration: torch.Tensor) -> torch.Tensor:
+        """joints (B, R, J, 3) metres of time-normalised repetitions, duration (B,) seconds ->
+        standardised features (B, R, F)."""
+        return rep_features(joints, duration, self.mean, self.std)
 
-    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, F) -> joints (B, T, J, 3) metres."""
-        return from_features(x * self.std + self.mean)
+    def denormalise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, R, F) -> joints (B, R, J, 3) metres, duration (B,) seconds."""
+        return rep_joints(x, self.mean, self.std)
 
     # training -----------------------------------------------------------------------------------
     def losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        joints = batch["joints"]                                                # (B, T, J, 3)
-        valid = batch["valid"]                                                  # (B, T)
+        joints = batch["joints"]                                                # (B, R, J, 3)
+        valid = batch["valid"]                                                  # (B, R)
         B, T = valid.shape
-        x0 = self.normalise(joints)
+        x0 = self.normalise(joints, batch["duration"])
         dev = x0.device
         t = self.schedule.sample_t(B, generator, device=dev)
         noise = torch.randn(x0.shape, generator=generator, device=dev)
@@ -281,7 +299,7 @@ class DiffusionModel(nn.Module):
         # geometric losses (metres) weighted by alpha_bar_t ** geo_power: they shape the final, low-noise
         # predictions; at high noise the skip term still carries noise that they would only fight
         w = self.schedule._ab(t, m).reshape(B, 1) ** cfg.geo_power               # (B, 1)
-        pj = self.denormalise(pred)                                             # (B, T, J, 3)
+        pj = self.denormalise(pred)[0]                                          # (B, R, J, 3)
         vel_p, vel_g = pj[:, 1:] - pj[:, :-1], joints[:, 1:] - joints[:, :-1]   # (B, T-1, J, 3)
         mv_valid = (valid[:, 1:] & valid[:, :-1]).float()
         mvd = mv_valid.sum().clamp(min=1)
@@ -359,15 +377,6 @@ def uncanonicalise(joints: np.ndarray, angle: float, offset: np.ndarray) -> np.n
     return Motion(joints + offset, COMMON).rotate_y(-angle).joints
 
 
-def window_starts(frames: int, window: int, overlap: int) -> list[int]:
-    """First frames of the denoising windows covering ``frames`` (consecutive windows share at least
-    ``overlap`` frames; the last one ends at the last frame)."""
-    if frames <= window:
-        return [0]
-    step = max(1, window - overlap)
-    return list(range(0, frames - window, step)) + [frames - window]
-
-
 class DiffusionGenerator:
     """The trained diffusion model behind the :class:`motionviz.generator.Generator` protocol."""
 
@@ -420,10 +429,31 @@ class DiffusionGenerator:
             return ""
         return describe(MotionLabels(label=lab, correct=req.correct))
 
-    def _conditions(self, req: Request, n: int,
-                    text_in: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-        """The guided model's conditions for ``n`` rows; ``text_in`` = :meth:`condition_text` of ``req``."""
+    def understood_label(self, req: Request) -> tuple[str | None, float | None]:
+        """For a description without a chosen exercise: the known exercise it is closest to
+        (:func:`motionviz.text_match.closest_exercises` over this model's labels) and the similarity.  The
+        label conditions the model too when the description is near it (similarity >=
+        :data:`motionviz.text_match.NEAR_FROM`): the sentence encoder alone generalises poorly to unseen
+        wording, while the matcher finds the right exercise for most held-out paraphrases.  (None, None)
+        when an exercise was chosen or there is no text; (None, similarity) when the description is not
+        near any exercise."""
+        if req.label or not req.text or not self.cfg.labels:
+            return None, None
+        from ..text_match import NEAR_FROM, closest_exercises
+
+        best = closest_exercises(req.text, 1, encoder=self.encoder, labels=self.cfg.labels)
+        if not best:
+            return None, None
+        label, _, sim = best[0]
+        return (label if sim >= NEAR_FROM else None), float(sim)
+
+    def _conditions(self, req: Request, n: int, text_in: str,
+                    matched: str | None = None) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The guided model's conditions for ``n`` rows; ``text_in`` = :meth:`condition_text` of ``req``,
+        ``matched`` = the exercise the text was understood as (:meth:`understood_label`)."""
         cfg = self.cfg
+        if matched and not req.label:
+            req = replace(req, label=matched)
         if text_in:
             emb = self.encoder.encode([text_in])                            # (1, Dt)
             if emb.shape[-1] != cfg.text_dim:
@@ -458,19 +488,11 @@ class DiffusionGenerator:
     def _has_condition(req: Request) -> bool:
         return bool(req.text) or bool(req.label) or req.correct is not None
 
-    def window(self) -> int:
-        """Frames per denoising window: the longest training window (a multiple of the patch)."""
-        P = self.cfg.patch
-        return max(P, (self.cfg.max_frames // P) * P)
-
     def generate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
-        """Text/label/unconditional generation and editing (``source`` + ``keep``).  Motions longer than
-        the training window are generated window by window, each new window continuing the previous one
-        (its first quarter is kept from the previous window by masked generation)."""
+        """Text/label/unconditional generation and editing (``source`` + ``keep``), repetition by
+        repetition (:meth:`_sample_repetitions`, :meth:`_edit_chunks`)."""
         req = request.validated()
-        cfg = self.cfg
         src_j = keep = None
-        frames = req.frames
         if req.source is not None and req.keep is not None:
             src = req.source
             if abs(src.fps - DEFAULT_FPS) > 1e-6:
@@ -482,73 +504,123 @@ class DiffusionGenerator:
             if not keep.any():
                 raise UserError("nothing to keep: the keep mask selects no observed joint")
             keep[:, COMMON.root] |= keep.any(axis=1)   # kept joints stay put: their frame keeps the pelvis
-            frames = src.num_frames
             lo, hi = LIMITS["frames"]
-            if not lo <= frames <= hi:
-                raise UserError(f"the motion to edit has {frames} frames; it needs {lo} to {hi}")
+            if not lo <= src.num_frames <= hi:
+                raise UserError(f"the motion to edit has {src.num_frames} frames; it needs {lo} to {hi}")
             src_j = np.nan_to_num(src.joints, nan=0.0).astype(np.float32)       # (T, J, 3)
         with torch.inference_mode():
             cond_text = self.condition_text(req)
-            model = self._conditions(req, req.num, cond_text)
+            matched, similarity = self.understood_label(req)
+            model = self._conditions(req, req.num, cond_text, matched)
             denoise = guided(model, req.guidance if self._has_condition(req) else 1.0)
-            joints = self._sample_windows(denoise, req.num, frames, src_j, keep, req.torch_generator(),
-                                          req.steps, 1.0 if req.sampler == "ddpm" else 0.0, progress)
+            gen = req.torch_generator()
+            eta = 1.0 if req.sampler == "ddpm" else 0.0
+            if src_j is not None and keep is not None:
+                joints = self._edit_chunks(denoise, req.num, src_j, keep, gen, req.steps, eta, progress)
+            else:
+                joints = self._sample_repetitions(denoise, req.num, req.frames, gen, req.steps, eta, progress)
         out = []
         for i in range(req.num):
             labels = MotionLabels(dataset="generated", subject=f"seed{req.seed}", label=req.label or "",
                                   correct=req.correct, text=req.text, source=f"diffusion sample {i}",
                                   extra={"model": "diffusion", "condition_text": cond_text,
+                                         "understood_as": matched, "similarity": similarity,
                                          "steps": req.steps, "guidance": req.guidance,
                                          "sampler": req.sampler, "seed": req.seed, "index": i})
             out.append(Motion(joints[i].astype(np.float32), COMMON, DEFAULT_FPS, labels))
         return out
 
-    def _sample_windows(self, denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int, frames: int,
-                        src_j: np.ndarray | None, keep: np.ndarray | None, gen: torch.Generator, steps: int,
-                        eta: float, progress: ProgressFn | None) -> np.ndarray:
-        """-> (n, frames, J, 3) metres.  ``src_j`` (T, J, 3) + ``keep`` (T, J): entries returned exactly."""
+    def _denoise_reps(self, denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int,
+                      gen: torch.Generator, steps: int, eta: float, known: torch.Tensor | None,
+                      mask: torch.Tensor | None, progress: ProgressFn | None) -> tuple[np.ndarray, np.ndarray]:
+        """One batch of ``n`` time-normalised repetitions -> canonical joints (n, R, J, 3), durations (n,)."""
         cfg = self.cfg
-        J, P = cfg.num_joints, cfg.patch
-        W = self.window()
-        full = np.zeros((n, frames, J, 3), dtype=np.float32)                     # current best motion
-        have = np.zeros((n, frames, J), dtype=bool)                              # entries fixed so far
-        if src_j is not None and keep is not None:
-            full[:] = src_j
-            have[:] = keep
-        starts = window_starts(frames, W, W // 4)
-        for wi, s in enumerate(starts):
-            L = min(W, frames - s)
-            Lp = -(-L // P) * P
-            canon = src_j is not None or wi > 0
-            poses = []
-            kn = torch.zeros(n, Lp, cfg.features)
-            mk = torch.zeros(n, Lp, cfg.features, dtype=torch.bool)
-            for i in range(n):
-                if canon:
-                    c, ang, off = canonicalise(full[i, s:s + L])
-                    poses.append((ang, off))
-                    kn[i, :L] = self._norm(torch.from_numpy(c))
-                    mk[i, :L] = torch.from_numpy(np.repeat(have[i, s:s + L], 3, axis=1))
-            masked = bool(mk.any())
+        masked = mask is not None and bool(mask.any())
+        x = sample(denoise, (n, cfg.rep_frames, cfg.features), self.schedule, steps, gen, eta=eta,
+                   known=known if masked else None, mask=mask if masked else None, progress=progress)
+        j, d = rep_joints(x, self.mean, self.std)
+        d = d.clamp(cfg.min_seconds, cfg.max_seconds)
+        return j.numpy(), d.numpy()
+
+    def _sample_repetitions(self, denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int,
+                            frames: int, gen: torch.Generator, steps: int, eta: float,
+                            progress: ProgressFn | None) -> np.ndarray:
+        """-> (n, frames, J, 3) metres: repetitions generated one after another until ``frames`` are
+        filled.  Every repetition has its own noise (natural variation) and its own generated duration;
+        each one after the first starts from the previous one's last pose (masked generation of its first
+        normalised frame: in-betweening), so the repetitions join without a seam."""
+        cfg = self.cfg
+        J, R = cfg.num_joints, cfg.rep_frames
+        parts: list[list[np.ndarray]] = [[] for _ in range(n)]
+        have = np.zeros(n, dtype=int)
+        last: list[np.ndarray | None] = [None] * n
+        rnd = 0
+        expect = max(1, int(np.ceil(frames / (DEFAULT_FPS * 2.5))))              # for the progress bar only
+        while (have < frames).any():
+            known = mask = None
+            poses: list[tuple[float, np.ndarray]] = [(0.0, np.zeros(3, np.float32))] * n
+            if rnd > 0:
+                known = torch.zeros(n, R, cfg.features)
+                mask = torch.zeros(n, R, cfg.features, dtype=torch.bool)
+                for i in range(n):
+                    c, ang, off = canonicalise(last[i][None])
+                    poses[i] = (ang, off)
+                    known[i, 0, :3 * J] = (to_features(torch.from_numpy(c[0])) - self.mean[:3 * J]) / self.std[:3 * J]
+                    mask[i, 0, :3 * J] = True
             sub = None
             if progress is not None:
-                sub = (lambda f, d, wi=wi: progress((wi + f) / len(starts),
-                                                    d if len(starts) == 1 else f"window {wi + 1}/{len(starts)}: {d}"))
-            x = sample(denoise, (n, Lp, cfg.features), self.schedule, steps, gen, eta=eta,
-                       known=kn if masked else None, mask=mk if masked else None, progress=sub)
-            gj = self._denorm(x[:, :L]).numpy()                                  # (n, L, J, 3)
+                sub = (lambda f, d, r=rnd: progress(min(0.99, (r + f) / max(expect, r + 1)),
+                                                    f"repetition {r + 1}: {d}"))
+            reps, durs = self._denoise_reps(denoise, n, gen, steps, eta, known, mask, sub)
             for i in range(n):
-                g = uncanonicalise(gj[i], *poses[i]) if canon else gj[i]
-                h = have[i, s:s + L]
-                full[i, s:s + L][~h] = g[~h]
-            have[:, s:s + L] = True
+                if have[i] >= frames:
+                    continue
+                L = max(2, int(round(float(durs[i]) * DEFAULT_FPS)) + 1)
+                g = time_denormalise(reps[i], L)                                  # (L, J, 3) canonical
+                if rnd > 0:
+                    g = uncanonicalise(g, *poses[i])[1:]                          # frame 0 = previous last
+                parts[i].append(g)
+                have[i] += len(g)
+                last[i] = g[-1]
+            rnd += 1
+        return np.stack([np.concatenate(p)[:frames] for p in parts]).astype(np.float32)
+
+    def _edit_chunks(self, denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int,
+                     src_j: np.ndarray, keep: np.ndarray, gen: torch.Generator, steps: int, eta: float,
+                     progress: ProgressFn | None) -> np.ndarray:
+        """Editing: the source (T, J, 3) is cut into repetitions (:func:`split_repetitions`), each one is
+        time-normalised and regenerated by masked generation with its kept entries (``keep`` (T, J)) and its
+        duration known, then brought back to its frames; kept entries are returned exactly.
+        -> (n, T, J, 3)."""
+        cfg = self.cfg
+        J, R = cfg.num_joints, cfg.rep_frames
+        T = len(src_j)
+        full = np.repeat(src_j[None], n, axis=0)                                 # (n, T, J, 3)
+        chunks = split_repetitions(Motion(src_j, COMMON, DEFAULT_FPS), cfg.max_seconds, cfg.min_seconds)
+        for ci, (a, b) in enumerate(chunks):
+            k = keep[a:b]
+            if k.all():
+                continue
+            c, ang, off = canonicalise(src_j[a:b])
+            cn = time_normalise(c, R)                                            # (R, J, 3)
+            idx = np.clip(np.round(np.linspace(0, b - a - 1, R)).astype(int), 0, b - a - 1)
+            kn = k[idx]                                                          # (R, J) nearest source frame
+            dur = torch.tensor(max(b - a - 1, 1) / DEFAULT_FPS)
+            feats = rep_features(torch.from_numpy(cn), dur, self.mean, self.std)   # (R, F)
+            known = feats[None].expand(n, -1, -1).clone()
+            mask = torch.zeros(n, R, cfg.features, dtype=torch.bool)
+            mask[:, :, :3 * J] = torch.from_numpy(np.repeat(kn, 3, axis=1))[None]
+            mask[:, :, -1] = True                                                # the duration is known
+            sub = None
+            if progress is not None:
+                sub = (lambda f, d, ci=ci: progress((ci + f) / len(chunks),
+                                                    d if len(chunks) == 1 else f"part {ci + 1}/{len(chunks)}: {d}"))
+            reps, _ = self._denoise_reps(denoise, n, gen, steps, eta, known, mask, sub)
+            for i in range(n):
+                g = uncanonicalise(time_denormalise(reps[i], b - a), ang, off)   # (b - a, J, 3)
+                seg = full[i, a:b]
+                seg[~k] = g[~k]
         return full
-
-    def _norm(self, joints: torch.Tensor) -> torch.Tensor:
-        return (to_features(joints) - self.mean) / self.std
-
-    def _denorm(self, x: torch.Tensor) -> torch.Tensor:
-        return from_features(x * self.std + self.mean)
 
 
 def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
@@ -583,86 +655,108 @@ def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
 # training data
 # ---------------------------------------------------------------------------------------------
 @dataclass
-class _Item:
-    joints: np.ndarray          # (T, J, 3) float32
-    label: int
-    correct: int
-    dataset: int
-    captions: list[int]         # indices into the caption table
-    weight: float = 1.0
+class RepetitionSet:
+    """Every training repetition, time-normalised and canonicalised (facing +Z, pelvis at x = z = 0 at
+    its first frame).  joints (N, R, J, 3) float32, duration (N,) seconds, label/correct/dataset (N,)
+    condition indices, captions: per repetition the caption-table indices of its recording, weight (N,)
+    sampling weights."""
+    joints: np.ndarray
+    duration: np.ndarray
+    label: np.ndarray
+    correct: np.ndarray
+    dataset: np.ndarray
+    captions: list[list[int]]
+    weight: np.ndarray
+
+    def select(self, idx: np.ndarray) -> "RepetitionSet":
+        """The repetitions ``idx`` (a rank's share under torchrun)."""
+        return RepetitionSet(self.joints[idx], self.duration[idx], self.label[idx], self.correct[idx],
+                             self.dataset[idx], [self.captions[i] for i in idx], self.weight[idx])
 
 
-class WindowBatches:
-    """Endless weighted random batches of canonicalised windows (one random length per batch)."""
+def repetition_set(corpus: Sequence[Motion], pools: Sequence[list[int]], labels: Sequence[str],
+                   dsets: Sequence[str], cfg: Config) -> RepetitionSet:
+    """Cut ``corpus`` into repetitions (:func:`split_repetitions`) and time-normalise them to
+    ``cfg.rep_frames``.  Sampling weights: each dataset's total weight grows with the square root of its
+    number of repetitions, and within a dataset each label's total with the square root of its count, so
+    small exercises (KIMORE: ~22 training recordings each) are seen often enough."""
+    J, R, D, C, S, P, dsn, lab = [], [], [], [], [], [], [], []
+    for m, pool in zip(corpus, pools):
+        li = labels.index(m.labels.label) + 1 if m.labels.label in labels else 0
+        di = dsets.index(m.labels.dataset) + 1 if m.labels.dataset in dsets else 0
+        for a, b in split_repetitions(m, cfg.max_seconds, cfg.min_seconds):
+            if b - a < 4:
+                continue
+            c = canonicalise(m.joints[a:b])[0]
+            J.append(time_normalise(c, cfg.rep_frames))
+            D.append((b - a - 1) / m.fps)
+            R.append(li)
+            C.append(CORRECT_STATES.get(m.labels.correct, 0))
+            S.append(di)
+            P.append(list(pool))
+            dsn.append(m.labels.dataset)
+            lab.append(m.labels.label)
+    if not J:
+        raise UserError("the training corpus has no repetitions")
+    n_ds: dict[str, int] = {}
+    n_lab: dict[tuple[str, str], int] = {}
+    for d, l in zip(dsn, lab):
+        n_ds[d] = n_ds.get(d, 0) + 1
+        n_lab[(d, l)] = n_lab.get((d, l), 0) + 1
+    lab_root: dict[str, float] = {}
+    for (d, l), k in n_lab.items():
+        lab_root[d] = lab_root.get(d, 0.0) + math.sqrt(k)
+    w = np.array([math.sqrt(n_ds[d]) * (math.sqrt(n_lab[(d, l)]) / lab_root[d]) / n_lab[(d, l)]
+                  for d, l in zip(dsn, lab)], dtype=np.float64)
+    return RepetitionSet(np.stack(J).astype(np.float32), np.array(D, np.float32), np.array(R, np.int64),
+                         np.array(C, np.int64), np.array(S, np.int64), P, w)
 
-    def __init__(self, items: list[_Item], text_table: torch.Tensor, cfg: Config, batch_size: int,
+
+class RepetitionBatches:
+    """Endless weighted random batches of time-normalised repetitions."""
+
+    def __init__(self, reps: RepetitionSet, text_table: torch.Tensor, cfg: Config, batch_size: int,
                  consts: dict[str, float], seed: int, rank: int = 0):
-        self.items = items
+        self.reps = reps
         self.text = text_table
         self.cfg = cfg
         self.batch_size = batch_size
         self.consts = consts
-        w = np.array([it.weight for it in items], dtype=np.float64)
-        self.p = w / w.sum()
+        self.p = reps.weight / reps.weight.sum()
         self.rng = np.random.default_rng([seed, rank, 7])
 
-    def __iter__(self) -> "WindowBatches":
+    def __iter__(self) -> "RepetitionBatches":
         return self
 
     def __next__(self) -> dict[str, torch.Tensor]:
-        cfg, rng = self.cfg, self.rng
-        P = cfg.patch
-        L = int(rng.integers(cfg.min_frames // P, cfg.max_frames // P + 1)) * P
-        idx = rng.choice(len(self.items), size=self.batch_size, p=self.p)
-        J = np.zeros((self.batch_size, L, cfg.num_joints, 3), dtype=np.float32)
-        valid = np.zeros((self.batch_size, L), dtype=bool)
-        text_idx = np.zeros(self.batch_size, dtype=np.int64)
-        text_on = np.zeros(self.batch_size, dtype=bool)
+        r, rng, B = self.reps, self.rng, self.batch_size
+        idx = rng.choice(len(r.joints), size=B, p=self.p)
+        text_idx = np.zeros(B, dtype=np.int64)
+        text_on = np.zeros(B, dtype=bool)
         for b, i in enumerate(idx):
-            it = self.items[i]
-            T = len(it.joints)
-            if T > L:
-                # most windows start where the recording starts (at rest, at the start of a repetition), so
-                # a prompt has a consistent phase to learn; a window at a random phase averages over phases,
-                # and the conditional mean of a periodic exercise over its phase is a static pose
-                s = 0 if rng.random() < cfg.p_aligned else int(rng.integers(0, T - L + 1))
-                clip = it.joints[s:s + L]
-            else:
-                clip = np.concatenate([it.joints, np.repeat(it.joints[-1:], L - T, axis=0)])
-            n = min(T, L)
-            J[b] = canonicalise(clip)[0]
-            valid[b, :n] = True
-            if it.captions:
-                text_idx[b] = it.captions[int(rng.integers(len(it.captions)))]
+            if r.captions[i]:
+                text_idx[b] = r.captions[i][int(rng.integers(len(r.captions[i])))]
                 text_on[b] = True
         batch = {
-            "joints": torch.from_numpy(J), "valid": torch.from_numpy(valid),
+            "joints": torch.from_numpy(r.joints[idx]), "duration": torch.from_numpy(r.duration[idx]),
+            "valid": torch.ones(B, self.cfg.rep_frames, dtype=torch.bool),
             "text": self.text[torch.from_numpy(text_idx)], "text_on": torch.from_numpy(text_on),
-            "label": torch.tensor([self.items[i].label for i in idx], dtype=torch.long),
-            "correct": torch.tensor([self.items[i].correct for i in idx], dtype=torch.long),
-            "dataset": torch.tensor([self.items[i].dataset for i in idx], dtype=torch.long),
+            "label": torch.from_numpy(r.label[idx]), "correct": torch.from_numpy(r.correct[idx]),
+            "dataset": torch.from_numpy(r.dataset[idx]),
         }
         batch.update({k: torch.tensor(v) for k, v in self.consts.items()})
         return batch
 
 
-def feature_stats(motions: Sequence[np.ndarray], window: int, rng: np.random.Generator,
-                  samples: int = 2000) -> dict[str, Any]:
-    """Mean/std of canonicalised windows' features, velocity and bone scales."""
-    feats, vels = [], []
-    for _ in range(samples):
-        j = motions[int(rng.integers(len(motions)))]
-        T = len(j)
-        s = int(rng.integers(0, max(1, T - window + 1)))
-        c = canonicalise(j[s:s + window])[0]
-        feats.append(to_features(torch.from_numpy(c)).numpy())
-        if len(c) > 1:
-            vels.append(np.linalg.norm(np.diff(c, axis=0), axis=-1).ravel())
-    X = np.concatenate(feats)
+def feature_stats(reps: RepetitionSet) -> dict[str, Any]:
+    """Mean/std of the repetitions' features (pose + log-duration), velocity and bone scales."""
+    j = torch.from_numpy(reps.joints)
+    X = torch.cat([to_features(j), torch.log(torch.from_numpy(reps.duration))[:, None, None].expand(-1, j.shape[1], 1)],
+                  dim=-1).reshape(-1, 3 * j.shape[2] + 1).numpy()
     mean, std = X.mean(0), X.std(0)
     std = np.maximum(std, 0.02)
-    v = np.concatenate(vels)
-    bl = COMMON.bone_lengths(np.concatenate([m[:: max(1, len(m) // 20)] for m in motions]))
+    v = np.linalg.norm(np.diff(reps.joints, axis=1), axis=-1).ravel()
+    bl = COMMON.bone_lengths(reps.joints[:, ::8].reshape(-1, reps.joints.shape[2], 3))
     return {"mean": torch.tensor(mean, dtype=torch.float32), "std": torch.tensor(std, dtype=torch.float32),
             "vel_scale": float(np.sqrt((v ** 2).mean()) + 1e-4), "bone_scale": float(0.2 * bl.mean())}
 
@@ -692,51 +786,6 @@ def _encode_captions(texts: list[str], encoder: Any, cache_path: Path | None) ->
             save_file(cached, str(tmp), metadata={"encoder": encoder.name})
             tmp.replace(cache_path)
     return torch.stack([cached[key(t)] for t in texts]) if texts else torch.zeros(0, encoder.dim)
-
-
-def chain(parts: Sequence[np.ndarray], blend: int = 6) -> np.ndarray:
-    """Concatenate clips (T_i, J, 3) into one: each next clip is moved (x, z) so its first pelvis position
-    meets the previous clip's last one, and the seam is cross-faded over ``blend`` frames."""
-    root = COMMON.root
-    out = np.asarray(parts[0], dtype=np.float32)
-    for p in parts[1:]:
-        p = np.array(p, dtype=np.float32)
-        d = out[-1, root] - p[0, root]
-        p[..., 0] += d[0]
-        p[..., 2] += d[2]
-        b = max(0, min(blend, len(out) - 1, len(p) - 1))
-        if b == 0:
-            out = np.concatenate([out, p])
-            continue
-        w = np.linspace(0.0, 1.0, b + 2, dtype=np.float32)[1:-1, None, None]
-        out = np.concatenate([out[:-b], out[-b:] * (1 - w) + p[:b] * w, p[b:]])
-    return out
-
-
-def chain_repetitions(motions: Sequence[Motion], target: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """For every motion, a sequence starting with it and continued by other repetitions of the same
-    subject/exercise/correctness/style (random order) until it has ``target`` frames, so short single
-    repetitions become natural multi-repetition sequences.  Motions without partners stay as they are."""
-    groups: dict[tuple, list[int]] = {}
-    for i, m in enumerate(motions):
-        lab = m.labels
-        subj = "" if lab.dataset == "bandai" else lab.subject
-        key = (lab.dataset, subj, lab.label, lab.correct, lab.style, bool(lab.extra.get("mirrored", False)))
-        groups.setdefault(key, []).append(i)
-    out: list[np.ndarray] = []
-    for i, m in enumerate(motions):
-        lab = m.labels
-        subj = "" if lab.dataset == "bandai" else lab.subject
-        key = (lab.dataset, subj, lab.label, lab.correct, lab.style, bool(lab.extra.get("mirrored", False)))
-        others = [k for k in groups[key] if k != i]
-        parts = [m.joints]
-        n = m.num_frames
-        while n < target and others:
-            k = others.pop(int(rng.integers(len(others))))
-            parts.append(motions[k].joints)
-            n += motions[k].num_frames
-        out.append(chain(parts) if len(parts) > 1 else m.joints)
-    return out
 
 
 def _caption(labels: MotionLabels, rng: np.random.Generator) -> str:
@@ -790,24 +839,15 @@ def build_training(opts: Any) -> Any:
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in encoder.name)
     emb = _encode_captions(texts, encoder, data.cache_dir() / f"caption_embeddings_{safe}.safetensors")
 
-    # dataset balance: each dataset's total weight grows with sqrt(its number of motions)
-    counts: dict[str, int] = {}
-    for m in corpus:
-        counts[m.labels.dataset] = counts.get(m.labels.dataset, 0) + 1
-    seqs = chain_repetitions(corpus, cfg.max_frames, np.random.default_rng([opts.seed, 5]))
-    items = [
-        _Item(j, labels.index(m.labels.label) + 1 if m.labels.label in labels else 0,
-              CORRECT_STATES.get(m.labels.correct, 0),
-              dsets.index(m.labels.dataset) + 1 if m.labels.dataset in dsets else 0, pool,
-              1.0 / math.sqrt(counts[m.labels.dataset]))
-        for m, j, pool in zip(corpus, seqs, pools)
-    ]
-    stats = feature_stats([it.joints for it in items], cfg.max_frames, np.random.default_rng([opts.seed, 3]))
+    reps = repetition_set(corpus, pools, labels, dsets, cfg)
+    print(f"{len(reps.joints)} repetitions (median {np.median(reps.duration):.2f} s)", file=sys.stderr)
+    stats = feature_stats(reps)
     model = DiffusionModel(cfg, stats["mean"], stats["std"]).to(opts.device)
     consts = {"vel_scale": stats["vel_scale"], "bone_scale": stats["bone_scale"],
               "contact_height": 0.12, "contact_speed": 0.02}
-    batches: Iterator[dict[str, torch.Tensor]] = WindowBatches(shard(items, opts.rank, opts.world_size), emb, cfg,
-                                                               cfg.batch_size, consts, opts.seed, opts.rank)
+    mine = shard(np.arange(len(reps.joints)), opts.rank, opts.world_size)
+    batches: Iterator[dict[str, torch.Tensor]] = RepetitionBatches(reps.select(np.asarray(mine)), emb, cfg,
+                                                                   cfg.batch_size, consts, opts.seed, opts.rank)
     if opts.device != "cpu":
         batches = ({k: v.to(opts.device, non_blocking=True) for k, v in b.items()} for b in batches)
     opt = torch.optim.AdamW(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
@@ -822,6 +862,7 @@ def build_training(opts: Any) -> Any:
     print(f"denoiser: {n_params / 1e6:.2f} M parameters", file=sys.stderr)
     meta = {"text_encoder": encoder.name, "text_dim": encoder.dim, "data": data_provenance(datasets),
             "split": "train", "motions": len(corpus), "unique_captions": len(texts), "parameters": n_params,
+            "repetitions": int(len(reps.joints)),
             "stats": {k: stats[k] for k in ("vel_scale", "bone_scale")},
             "representation": REPRESENTATION}
     return TrainSetup(model=model, batches=batches, optimizers={"main": opt}, kind=KIND, config=cfg,
@@ -868,7 +909,7 @@ def bench(quick: bool = False, path: str | Path | None = None, encoder: Any = No
                          "seconds_per_sample": round(med / b, 5), "repeats": reps})
     at20 = [r["seconds_per_sample"] for r in rows if r["steps"] == 20 and r["batch"] == 1]
     return {"checkpoint": str(path), "parameters": sum(p.numel() for p in gen.net.parameters()),
-            "config": {k: getattr(gen.cfg, k) for k in ("d_model", "layers", "heads", "ff", "patch", "T", "max_frames")},
+            "config": {k: getattr(gen.cfg, k) for k in ("d_model", "layers", "heads", "ff", "patch", "T", "rep_frames")},
             "threads": torch.get_num_threads(), "load_seconds": round(load_s, 4),
             "first_call_seconds_incl_text_encoder": round(first_s, 4), "guidance": 2.5, "sampler": "ddim",
             "timings": rows, "seconds_per_sample_20_steps": at20[0] if at20 else None,

@@ -42,7 +42,7 @@ import math
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -68,6 +68,7 @@ VAE_DATASETS = ("ui-prmd", "kimore", "irds")
 # Datasets whose motions are labelled correct / incorrect (others: one state per label).
 CORRECTNESS_DATASETS = ("ui-prmd", "irds")
 _PELVIS = COMMON.index("pelvis")
+_BLEND = 4                 # frames cross-faded where two decoded repetitions meet
 _OTHERS = tuple(j for j in range(len(COMMON)) if j != _PELVIS)
 
 
@@ -87,8 +88,10 @@ class Config:
     kl_weight: float = 1e-5
     pos_weight: float = 1.0
     vel_weight: float = 1.0
-    min_frames: int = 32                   # random crop lengths (frames at 20 fps)
-    max_frames: int = 64
+    rep_frames: int = 64                   # normalised frames per repetition (see motionviz.data.repetitions)
+    min_seconds: float = 0.8               # shortest / longest repetition (longer clips are split)
+    max_seconds: float = 6.0
+    continue_spread: float = 0.3           # later repetitions of vary/interpolate: z + spread * sigma * eps
     fps: float = DEFAULT_FPS
     batch_size: int = 32
     lr: float = 1e-3
@@ -102,7 +105,8 @@ class Config:
 
     @property
     def num_features(self) -> int:
-        return 3 * self.num_joints
+        """3J pose numbers + 1 (the repetition's log-duration, constant over its frames)."""
+        return 3 * self.num_joints + 1
 
     @property
     def latent_dim(self) -> int:
@@ -112,7 +116,7 @@ class Config:
 def tiny_config(classes: Sequence[str] = ()) -> Config:
     """A few-thousand-parameter model for tests and smoke runs."""
     return Config(classes=tuple(classes), d_model=16, heads=2, ff=32, enc_layers=1, dec_layers=1,
-                  dropout=0.0, batch_size=8, min_frames=16, max_frames=32, lr=3e-3)
+                  dropout=0.0, batch_size=8, rep_frames=16, lr=3e-3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,40 +354,35 @@ def make_optimizers(model: ActorVAE) -> dict[str, torch.optim.Optimizer]:
 # ---------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------
-def _crop(joints: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
-    T = joints.shape[0]
-    if T <= length:
-        return joints
-    s = int(rng.integers(0, T - length + 1))
-    return joints[s:s + length]
+def rep_item_features(joints: np.ndarray, duration: float) -> np.ndarray:
+    """A time-normalised canonical repetition (R, J, 3) + its duration (s) -> raw features (R, F):
+    :func:`joints_to_features` and log(duration) on every frame."""
+    f = joints_to_features(joints)
+    return np.concatenate([f, np.full((len(f), 1), np.log(max(duration, 1e-3)), np.float32)], axis=1)
 
 
-def collate_clips(items: Sequence[tuple[np.ndarray, int]], rng: np.random.Generator, min_frames: int,
-                  max_frames: int) -> dict[str, torch.Tensor]:
-    """(joints (T, J, 3), class id) items -> batch of random crops of min..max frames (padded):
-    features (B, T, F) float32, mask (B, T) bool, label (B,) long."""
-    clips = []
-    for joints, _ in items:
-        length = int(rng.integers(min_frames, max_frames + 1))
-        clips.append(joints_to_features(canonicalise(_crop(joints, length, rng))))
-    T = max(c.shape[0] for c in clips)
-    F = clips[0].shape[1]
-    feats = np.zeros((len(clips), T, F), dtype=np.float32)
-    mask = np.zeros((len(clips), T), dtype=bool)
-    for i, c in enumerate(clips):
-        feats[i, : len(c)] = c
-        mask[i, : len(c)] = True
-    return {"features": torch.from_numpy(feats), "mask": torch.from_numpy(mask),
+def features_to_rep(feats: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Raw features (N, R, F) -> canonical joints (N, R, J, 3), durations (N,) seconds."""
+    return (features_to_joints(feats[..., :-1]).numpy().astype(np.float32),
+            torch.exp(feats[..., -1].mean(-1)).numpy())
+
+
+def collate_clips(items: Sequence[tuple[np.ndarray, int]], rng: np.random.Generator | None = None,
+                  *_: Any) -> dict[str, torch.Tensor]:
+    """(raw repetition features (R, F), class id) items -> batch: features (B, R, F) float32, mask (B, R)
+    bool (all True: every repetition has R normalised frames), label (B,) long."""
+    feats = np.stack([f for f, _ in items]).astype(np.float32)
+    return {"features": torch.from_numpy(feats), "mask": torch.ones(feats.shape[:2], dtype=torch.bool),
             "label": torch.tensor([c for _, c in items], dtype=torch.long)}
 
 
 class ClipBatches:
-    """Endless class-balanced batches: each item picks a class with probability proportional to
-    (its motion count) ** ``balance`` (0: uniform over classes, 1: uniform over motions), then one of
-    its motions, then a random crop (``collate_clips``).  Randomness from a seeded ``np.random.Generator``."""
+    """Endless class-balanced batches of repetitions: each item picks a class with probability
+    proportional to (its repetition count) ** ``balance`` (0: uniform over classes, 1: uniform over
+    repetitions), then one of its repetitions.  Randomness from a seeded ``np.random.Generator``."""
 
     def __init__(self, items: Sequence[tuple[np.ndarray, int]], num_classes: int, batch_size: int,
-                 min_frames: int, max_frames: int, seed: int = 0, rank: int = 0, balance: float = 0.5):
+                 seed: int = 0, rank: int = 0, balance: float = 0.5):
         if not items:
             raise UserError("no training motions")
         self.items = list(items)
@@ -391,7 +390,7 @@ class ClipBatches:
         self.present = [k for k, v in enumerate(self.by_class) if v]
         w = np.array([len(self.by_class[k]) for k in self.present], dtype=np.float64) ** float(balance)
         self.p = w / w.sum()
-        self.batch_size, self.min_frames, self.max_frames = batch_size, min_frames, max_frames
+        self.batch_size = batch_size
         self.rng = np.random.default_rng([seed, rank, 17])
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -400,40 +399,45 @@ class ClipBatches:
     def __next__(self) -> dict[str, torch.Tensor]:
         ks = self.rng.choice(self.present, size=self.batch_size, p=self.p)
         chosen = [self.items[self.by_class[k][int(self.rng.integers(len(self.by_class[k])))]] for k in ks]
-        return collate_clips(chosen, self.rng, self.min_frames, self.max_frames)
+        return collate_clips(chosen)
 
 
-def compute_stats(items: Sequence[tuple[np.ndarray, int]], min_frames: int, max_frames: int, seed: int = 0,
-                  clips: int = 2000) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-feature mean / std and frame-difference std over random canonicalised crops."""
-    rng = np.random.default_rng([seed, 99])
-    feats, vels = [], []
-    for _ in range(clips):
-        joints, _ = items[int(rng.integers(len(items)))]
-        length = int(rng.integers(min_frames, max_frames + 1))
-        f = joints_to_features(canonicalise(_crop(joints, length, rng)))
-        feats.append(f)
-        if len(f) > 1:
-            vels.append(np.diff(f, axis=0))
-    allf = np.concatenate(feats)
-    allv = np.concatenate(vels) if vels else np.ones((1, allf.shape[1]), np.float32)
-    return (torch.from_numpy(allf.mean(0)), torch.from_numpy(allf.std(0)), torch.from_numpy(allv.std(0)))
+def compute_stats(items: Sequence[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-feature mean / std and frame-difference std over every training repetition."""
+    allf = np.stack([f for f, _ in items])                                          # (N, R, F)
+    vel = np.diff(allf, axis=1).reshape(-1, allf.shape[-1])
+    vstd = vel.std(0)
+    vstd[-1] = 1.0                                                                 # duration: constant
+    allf = allf.reshape(-1, allf.shape[-1])
+    return torch.from_numpy(allf.mean(0)), torch.from_numpy(allf.std(0)), torch.from_numpy(vstd)
 
 
-def motions_to_items(motions: Sequence[Motion], classes: Sequence[str]) -> list[tuple[np.ndarray, int]]:
+def motions_to_items(motions: Sequence[Motion], classes: Sequence[str], config: "Config | None" = None
+                     ) -> list[tuple[np.ndarray, int]]:
+    """Motions -> (raw repetition features (R, F), class id): every motion cut into single repetitions
+    (:func:`motionviz.data.repetitions.split_repetitions`), each canonicalised and time-normalised to
+    ``config.rep_frames`` with its duration as the last feature."""
+    from ..data.repetitions import split_repetitions, time_normalise
+
+    cfg = config or Config(classes=tuple(classes))
     index = {k: i for i, k in enumerate(classes)}
     out = []
     for m in motions:
         key = class_key(m.labels.label, m.labels.correct)
-        if key in index and m.num_frames >= 8 and np.isfinite(m.joints).all():
-            out.append((m.joints, index[key]))
+        if key not in index or m.num_frames < 8 or not np.isfinite(m.joints).all():
+            continue
+        for a, b in split_repetitions(m, cfg.max_seconds, cfg.min_seconds):
+            if b - a < 4:
+                continue
+            r = time_normalise(canonicalise(m.joints[a:b]), cfg.rep_frames)
+            out.append((rep_item_features(r, (b - a - 1) / m.fps), index[key]))
     return out
 
 
 def probe_batches(items: Sequence[tuple[np.ndarray, int]], num_classes: int, frames: int, per_class: int = 16,
                   seed: int = 0) -> list[dict[str, torch.Tensor]]:
-    """Fixed clips for :func:`recentre_state`: up to ``per_class`` motions of each class, one random
-    crop of at most ``frames`` frames each, one padded batch per class."""
+    """Fixed repetitions for :func:`recentre_state`: up to ``per_class`` of each class, one batch per
+    class (``frames`` is unused: repetitions have a fixed normalised length)."""
     rng = np.random.default_rng([seed, 23])
     by_class: dict[int, list[np.ndarray]] = {}
     for joints, c in items:
@@ -444,7 +448,7 @@ def probe_batches(items: Sequence[tuple[np.ndarray, int]], num_classes: int, fra
         if not clips:
             continue
         pick = [clips[i] for i in rng.permutation(len(clips))[:per_class]]
-        out.append(collate_clips([(j, c) for j in pick], rng, frames, frames))
+        out.append(collate_clips([(j, c) for j in pick]))
     return out
 
 
@@ -524,13 +528,12 @@ def build_training(opts: Any) -> Any:
         motions = augment_mirror(motions)
     classes = classes_of(motions)
     config = replace(config, classes=classes, datasets=datasets)
-    items = motions_to_items(motions, classes)
+    items = motions_to_items(motions, classes, config)
     model = ActorVAE(config)
-    model.set_stats(*compute_stats(items, config.min_frames, config.max_frames, seed=opts.seed))
+    model.set_stats(*compute_stats(items))
     model.to(opts.device)
     batches = ClipBatches(shard(items, opts.rank, opts.world_size), len(classes), config.batch_size,
-                          config.min_frames, config.max_frames, seed=opts.seed, rank=opts.rank,
-                          balance=config.class_balance)
+                          seed=opts.seed, rank=opts.rank, balance=config.class_balance)
     if opts.device != "cpu":
         batches = _to_device(batches, opts.device)
     warm = max(config.warmup, 1e-6)
@@ -546,7 +549,7 @@ def build_training(opts: Any) -> Any:
     metadata = {"text_encoder": "none", "data": data_provenance(list(datasets)),
                 "stats": {"train_motions": len(items), "classes": len(classes), "class_counts": counts,
                           "parameters": sum(p.numel() for p in model.parameters())}}
-    probes = probe_batches(items, len(classes), config.max_frames, seed=opts.seed)
+    probes = probe_batches(items, len(classes), config.rep_frames, seed=opts.seed)
     metadata["export"] = "class means of the posterior moved into the decoder bias (recentre_state)"
     return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=config,
                       metadata=metadata, export=lambda: recentre_state(model, probes), lr_lambda=lr_lambda,
@@ -652,16 +655,54 @@ class VAEGenerator:
         """Prior latents of class c: prior_scale[c] * eps (N, D)."""
         return self._prior(seed, num) * self.model.prior_scale[c]
 
-    def _decode_memory(self, memory: torch.Tensor, frames: int, progress: ProgressFn, chunk: int = 16) -> np.ndarray:
-        """memory (N, D) -> joints (N, T, J, 3) float32 in metres."""
-        out = []
-        N = memory.shape[0]
+    def _round_seed(self, seed: int, k: int) -> int:
+        """The seed of repetition round ``k`` (round 0 uses ``seed`` itself)."""
+        if k == 0:
+            return int(seed)
+        return int(np.random.SeedSequence([int(seed), int(k)]).generate_state(1, np.uint64)[0]) & (2**63 - 1)
+
+    def _decode_reps(self, memory: torch.Tensor, chunk: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """memory (N, D) -> canonical repetitions (N, R, J, 3), durations (N,) seconds."""
+        js, ds = [], []
         with torch.inference_mode():
-            for s in range(0, N, chunk):
-                x = self.model.decode_memory(memory[s:s + chunk], frames)          # (n, T, F)
-                out.append(features_to_joints(self.model.denormalise(x)).numpy())
-                progress(0.2 + 0.8 * min(N, s + chunk) / N, f"decoding {min(N, s + chunk)}/{N}")
-        return np.concatenate(out).astype(np.float32)
+            for s in range(0, memory.shape[0], chunk):
+                x = self.model.decode_memory(memory[s:s + chunk], self.config.rep_frames)   # (n, R, F)
+                j, d = features_to_rep(self.model.denormalise(x))
+                js.append(j)
+                ds.append(d)
+        d = np.clip(np.concatenate(ds), self.config.min_seconds, self.config.max_seconds)
+        return np.concatenate(js), d
+
+    def _decode_memory(self, memory: torch.Tensor, frames: int, progress: ProgressFn,
+                       more: "Callable[[int], torch.Tensor] | None" = None) -> np.ndarray:
+        """memory (N, D) -> joints (N, frames, J, 3) float32 in metres: the repetition decoded from
+        ``memory``, followed by repetitions decoded from ``more(k)`` (N, D), k = 1, 2, ... (default: the
+        same latent moved by ``continue_spread`` prior standard deviations, seeded) until ``frames`` are
+        filled.  Each repetition takes its own decoded duration and starts where the previous one ended
+        (:func:`motionviz.data.repetitions.chain`: pelvis moved to meet it, seam cross-faded)."""
+        from ..data.repetitions import chain, time_denormalise
+
+        N = memory.shape[0]
+        if more is None:
+            def more(k: int) -> torch.Tensor:
+                g = torch.Generator(device="cpu")
+                g.manual_seed(self._round_seed(0, k))
+                return memory + self.config.continue_spread * torch.randn(memory.shape, generator=g)
+        parts: list[list[np.ndarray]] = [[] for _ in range(N)]
+        have = np.zeros(N, dtype=int)
+        k = 0
+        while (have < frames).any():
+            reps, durs = self._decode_reps(memory if k == 0 else more(k))
+            for i in range(N):
+                if have[i] >= frames:
+                    continue
+                L = max(2 * _BLEND, int(round(float(durs[i]) * self.config.fps)) + 1)
+                have[i] += L - (min(_BLEND, L - 1) if parts[i] else 0)                # chain cross-fades
+                parts[i].append(time_denormalise(reps[i], L))
+            k += 1
+            progress(min(0.99, 0.2 + 0.8 * float(np.minimum(have, frames).mean()) / frames),
+                     f"decoding repetition {k}")
+        return np.stack([chain(p, blend=_BLEND)[:frames] for p in parts]).astype(np.float32)
 
     def _motion(self, joints: np.ndarray, label: str, correct: bool | None, text: str) -> Motion:
         return Motion(joints, COMMON, self.config.fps,
@@ -687,8 +728,10 @@ class VAEGenerator:
         lab, corr = split_class(self.classes[c])
         z = self._prior_z(c, seed, num)                                             # (N, D)
         progress(0.1, "sampling latents")
-        memory = z + self.model.class_bias[c].detach()
-        joints = self._decode_memory(memory, frames, progress)
+        bias = self.model.class_bias[c].detach()
+        memory = z + bias
+        joints = self._decode_memory(memory, frames, progress,
+                                     lambda k: self._prior_z(c, self._round_seed(seed, k), num) + bias)
         return [self._motion(j, lab, corr, f"VAE sample of {self.classes[c]} (seed {seed}, #{i})")
                 for i, j in enumerate(joints)]
 
@@ -712,14 +755,13 @@ class VAEGenerator:
         encode-decode reconstructs the motion best."""
         progress = progress or _noop
         progress(0.0, "encoding the motion")
+        from ..data.repetitions import split_repetitions, time_normalise
+
         m = self.prepare(motion)
-        T = m.num_frames
-        L = self.config.max_frames
-        joints = m.joints
-        if T > L:  # the centre window the model was trained on
-            s = (T - L) // 2
-            joints = joints[s:s + L]
-        feats = torch.from_numpy(joints_to_features(canonicalise(joints)))[None]    # (1, T, F)
+        a, b = max(split_repetitions(m, self.config.max_seconds, self.config.min_seconds),
+                   key=lambda ab: ab[1] - ab[0])                                     # its longest repetition
+        rep_j = time_normalise(canonicalise(m.joints[a:b]), self.config.rep_frames)
+        feats = torch.from_numpy(rep_item_features(rep_j, (b - a - 1) / m.fps))[None]  # (1, R, F)
         x = self.model.normalise(feats)
         mask = torch.ones(1, x.shape[1], dtype=torch.bool)
         with torch.inference_mode():
@@ -759,12 +801,17 @@ class VAEGenerator:
         if not 1 <= int(num) <= LIMITS["num"][1]:
             raise UserError(f"number of variations must be between 1 and {LIMITS['num'][1]}, got {num}")
         mu, logvar, c = self.encode(motion, label, correct, progress)
-        T = min(self.prepare(motion).num_frames, self.config.max_frames) if frames is None else frames
+        T = self.prepare(motion).num_frames if frames is None else frames
         T = self._frames(T)
         eps = self._prior(seed, int(num))                                           # (N, D)
-        z = mu + float(spread) * torch.exp(0.5 * logvar) * eps
-        memory = z + self.model.class_bias[c].detach()
-        joints = self._decode_memory(memory, T, progress)
+        sigma = torch.exp(0.5 * logvar)
+        bias = self.model.class_bias[c].detach()
+        memory = mu + float(spread) * sigma * eps + bias
+
+        def more(k: int) -> torch.Tensor:
+            e = self._prior(self._round_seed(seed, k), int(num))
+            return mu + max(float(spread), self.config.continue_spread) * sigma * e + bias
+        joints = self._decode_memory(memory, T, progress, more)
         lab, corr = split_class(self.classes[c])
         src = motion.labels.label or "motion"
         return [self._motion(j, lab, corr, f"VAE variation {i} of {src} (seed {seed}, spread {spread:g})")
