@@ -9,6 +9,8 @@ from the motion's label, so the same motion always gets the same name):
 * ``gif`` / ``mp4`` - a stick-figure animation drawn here with NumPy + Pillow (orthographic
   three-quarter view, floor grid, left side red / right side blue, frame counter), encoded with
   imageio (Pillow for GIF, imageio-ffmpeg's bundled ffmpeg for H.264 MP4);
+* what the 3D player shows (several motions in a grid or overlaid, its colours, titles and legend):
+  :func:`save_view` (GIF / MP4 of a player payload, drawn the same way);
 * ``html`` - :func:`motionviz.render.standalone_html` (plotly.js inline, Play button, works offline);
 * ``glb``  - the Anny body driven by the motion (:func:`save_glb`): by default *rigged* (a 17-joint
   skeleton, a skin and a joint animation at the motion's frame rate, :mod:`motionviz.rig`), or
@@ -41,6 +43,8 @@ __all__ = [
     "save_html",
     "save_glb",
     "render_frames",
+    "render_view_frames",
+    "save_view",
     "motion_stem",
     "add_arguments",
     "run",
@@ -284,6 +288,221 @@ def save_mp4(motion: Motion, path: str | os.PathLike, size: int = VIDEO_SIZE,
             writer.append_data(f)
     finally:
         writer.close()
+    tmp.replace(p)
+    return p
+
+
+# ------------------------------------------------------------------------------------------------
+# what the player shows: a grid or an overlay of several motions, as one GIF / MP4
+# ------------------------------------------------------------------------------------------------
+VIEW_CELL = 240            # pixels per grid cell (an overlay gets 2x); the picture's width is capped
+VIEW_MAX_WIDTH = 960
+VIEW_FPS = 20.0            # the view is sampled at this rate at most (every motion at its own time)
+MAX_VIEW_FRAMES = 300
+_BG = (251, 251, 250)
+_HIGHLIGHT = (242, 183, 5)
+_SIDE = ((209, 73, 91), (61, 61, 61), (46, 134, 171))
+
+
+def _hex(c: str) -> tuple[int, int, int]:
+    c = c.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+def _mix_rgb(c: tuple[int, int, int], target: tuple[int, int, int], amount: float) -> tuple[int, int, int]:
+    return tuple(int(round(a + (b - a) * amount)) for a, b in zip(c, target))  # type: ignore[return-value]
+
+
+def _view_grid(n: int, overlay: bool) -> tuple[int, int]:
+    """(columns, rows) of the picture: the player's rule (up to 4 in a row, else about square)."""
+    if overlay or n == 1:
+        return 1, 1
+    cols = n if n <= 4 else int(np.ceil(np.sqrt(n * 1.5)))
+    cols = min(cols, n)
+    rows = int(np.ceil(n / cols))
+    return int(np.ceil(n / rows)), rows
+
+
+def render_view_frames(payload: dict, view: dict | None = None, cell: int = VIEW_CELL,
+                       max_frames: int = MAX_VIEW_FRAMES, progress: Progress | None = None) -> tuple[np.ndarray, float]:
+    """(N, H, W, 3) uint8 frames of what the 3D player shows for ``payload`` (:func:`motionviz.ui.player.
+    player_payload`) and their frame rate: every motion in its grid cell (or all overlaid), in the player's
+    colours (role colour, darker left / lighter right; side colours without a role; gold, larger joints where
+    highlighted), with each cell's title, the time and the legend.  ``view`` is the player's state
+    ``{"layout", "az", "el"}`` (the browser's; default: the payload's layout, the 3/4 view).  Orthographic,
+    one scale for every cell, floor grid 0.5 m."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from .ui.player import decode_positions
+
+    if not isinstance(payload, dict) or not payload.get("motions") or not payload.get("skeletons"):
+        raise UserError("nothing to export: the player shows no motion")
+    view = view or {}
+    layout = view.get("layout") if view.get("layout") in ("grid", "overlay") else payload.get("layout", "grid")
+    overlay = layout == "overlay"
+    try:
+        yaw, pitch = float(view.get("az", 35.0)), float(view.get("el", 14.0))
+    except (TypeError, ValueError):
+        yaw, pitch = 35.0, 14.0
+    pitch = float(np.clip(pitch, -10.0, 89.0))
+    items = payload["motions"]
+    sks = payload["skeletons"]
+    oc = payload.get("scale", {}).get("overlay_centre", [0.0, 0.0])
+    V = _view_matrix(yaw, pitch)
+    pos, cols_ = [], []
+    for it in items:
+        sk = sks[int(it["sk"])]
+        J = len(sk["side"])
+        P = decode_positions(it["pos"], J)
+        c = oc if overlay else it.get("centre", [0.0, 0.0])
+        P = P - np.array([c[0], 0.0, c[1]])
+        pos.append(P)
+        if it.get("color"):
+            base = _hex(it["color"])
+            shades = (_mix_rgb(base, (0, 0, 0), 0.35), base, _mix_rgb(base, (255, 255, 255), 0.45))
+        else:
+            shades = _SIDE
+        cols_.append([shades[s] for s in sk["side"]])
+    n = len(items)
+    ncol, nrow = _view_grid(n, overlay)
+    cw = min(cell * (2 if overlay or n == 1 else 1), VIEW_MAX_WIDTH // ncol)
+    ch = int(round(cw * (1.0 if overlay or n == 1 else 1.2)))
+    legend_h = 22
+    W, H = cw * ncol, ch * nrow + legend_h
+
+    # one orthographic scale for every cell: the extent of all bodies (and a little floor) on screen
+    radius = max(0.6, float(max(np.nanmax(np.hypot(P[..., 0], P[..., 2])) if np.isfinite(P).any() else 0.5
+                                for P in pos)) + 0.25)
+    g = np.arange(-np.ceil(radius / 0.5) * 0.5, radius + 1e-9, 0.5)
+    floor = np.array([((x, 0.0, g[0]), (x, 0.0, g[-1])) for x in g]
+                     + [((g[0], 0.0, z), (g[-1], 0.0, z)) for z in g], dtype=np.float64) @ V.T
+    pts = np.concatenate([P[np.isfinite(P).all(-1)] for P in pos] + [np.zeros((1, 3))]) @ V.T
+    lo, hi = pts[:, :2].min(0), pts[:, :2].max(0)
+    lo[1] = min(lo[1], floor[..., 1].min() * 0.5)
+    ss = 2
+    span = max(float(hi[0] - lo[0]) / cw, float(hi[1] - lo[1]) / (ch - 24)) * 1.12
+    scale = ss / max(span, 1e-6)
+    centre = (lo + hi) / 2
+
+    def to_px(q: np.ndarray) -> np.ndarray:
+        return np.stack([(q[..., 0] - centre[0]) * scale + cw * ss / 2,
+                         (ch - 4) * ss / 2 + 8 * ss - (q[..., 1] - centre[1]) * scale], -1)
+
+    floor_px = to_px(floor)
+    duration = max(float(it.get("duration") or 0.0) for it in items) or 1e-3
+    fps_out = float(min(VIEW_FPS, max(float(it.get("fps") or VIEW_FPS) for it in items)))
+    N = int(min(max_frames, max(1, np.floor(duration * fps_out + 1e-6) + 1)))
+    times = np.linspace(0.0, duration, N) if N > 1 else np.zeros(1)
+    fps_out = (N - 1) / duration if N > 1 else fps_out
+    font = ImageFont.load_default()
+    width, rad = max(2, int(round(2.2 * ss))), max(2, int(round(2.6 * ss)))
+    frames = np.empty((N, H, W, 3), dtype=np.uint8)
+    legend = [(e.get("color"), str(e.get("label", ""))) for e in payload.get("legend", [])]
+    cells = [[k] for k in range(n)] if not overlay else [list(range(n))]
+    for f, t in enumerate(times):
+        img = Image.new("RGB", (W, H), _BG)
+        for c, members in enumerate(cells):
+            sub = Image.new("RGB", (cw * ss, ch * ss), _BG)
+            d = ImageDraw.Draw(sub)
+            for a, b in floor_px:
+                d.line([tuple(a), tuple(b)], fill=(200, 200, 196), width=ss)
+            draw = []
+            for k in members:
+                it, sk = items[k], sks[int(items[k]["sk"])]
+                fr = int(min(it["frames"] - 1, max(0, np.floor(t * float(it["fps"]) + 1e-6))))
+                X = pos[k][fr]
+                Q = X @ V.T
+                px = to_px(Q)
+                ok = np.isfinite(Q).all(-1)
+                hi_ = set(it.get("highlight") or ())
+                for p_, c_ in sk["bones"]:
+                    if ok[p_] and ok[c_]:
+                        colour = cols_[k][c_] if sk["side"][c_] != 1 else cols_[k][p_]
+                        draw.append((Q[p_, 2] + Q[c_, 2], "l", (tuple(px[p_]), tuple(px[c_])), colour))
+                for j in range(len(Q)):
+                    if ok[j]:
+                        r = rad * (2.4 if j in hi_ else 1.0)
+                        draw.append((2 * Q[j, 2] + 1e-3, "o", (px[j], r), _HIGHLIGHT if j in hi_ else cols_[k][j]))
+                h, hp, off = sk["head"]
+                if ok[h]:
+                    hx = X[h]
+                    if off > 0 and ok[hp]:
+                        v = X[h] - X[hp]
+                        nv = float(np.linalg.norm(v))
+                        if nv > 1e-6:
+                            hx = X[h] + v * (off / nv)
+                    hq = hx @ V.T
+                    base = _hex(it["color"]) if it.get("color") else (61, 61, 61)
+                    draw.append((2 * hq[2] + 2e-3, "o", (to_px(hq), rad * 2.8), _mix_rgb(base, (0, 0, 0), 0.15)))
+            for _, kind, geom, colour in sorted(draw, key=lambda e: e[0]):   # far first
+                if kind == "l":
+                    d.line(list(geom), fill=colour, width=width)
+                else:
+                    (x, y), r = geom
+                    d.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+            sub = sub.resize((cw, ch), Image.BILINEAR)
+            sd = ImageDraw.Draw(sub)
+            y = 4
+            for k in members:
+                title = str(items[k].get("title") or "")
+                if not title:
+                    continue
+                x = 6
+                if items[k].get("color"):
+                    sd.rectangle([x, y + 2, x + 8, y + 10], fill=_hex(items[k]["color"]))
+                    x += 12
+                sd.text((x, y), title[: max(8, (cw - x) // 6)], fill=(34, 34, 34), font=font)
+                y += 14
+            if not overlay and n > 1:
+                sd.rectangle([0, 0, cw - 1, ch - 1], outline=(220, 220, 216))
+            img.paste(sub, ((c % ncol) * cw, (c // ncol) * ch))
+        d = ImageDraw.Draw(img)
+        y0 = H - legend_h
+        d.text((6, y0 + 5), f"{t:.2f} s / {duration:.2f} s", fill=(60, 60, 60), font=font)
+        x = 110
+        for colour, label in legend:
+            if x > W - 40:
+                break
+            if colour:
+                d.rectangle([x, y0 + 6, x + 10, y0 + 16], fill=_hex(colour))
+                x += 14
+            d.text((x, y0 + 5), label, fill=(60, 60, 60), font=font)
+            x += int(d.textlength(label, font=font)) + 14
+        frames[f] = np.asarray(img)
+        if progress is not None and f % 10 == 0:
+            progress(f / N, f"drawing frame {f + 1}/{N}")
+    return frames, fps_out
+
+
+def save_view(payload: dict, path: str | os.PathLike, fmt: str | None = None, view: dict | None = None,
+              progress: Progress | None = None) -> Path:
+    """Write what the player shows for ``payload`` (:func:`render_view_frames`) as a looping GIF or an H.264
+    MP4 at ``path`` (``fmt`` ``gif``/``mp4``; default: the path's ending, else gif); returns the path."""
+    fmt = str(fmt or Path(path).suffix or "gif").lower().lstrip(".")
+    if fmt not in ("gif", "mp4"):
+        raise UserError(f"the view can be saved as gif or mp4, not {fmt!r}")
+    frames, fps = render_view_frames(payload, view, progress=progress)
+    p = _target(path, "." + fmt)
+    tmp = _tmp(p)
+    if fmt == "gif":
+        import imageio.v3 as iio
+
+        iio.imwrite(tmp, frames, extension=".gif", duration=int(round(1000.0 / fps)), loop=0)
+    else:
+        import imageio.v2 as imageio
+
+        H, W = frames.shape[1:3]
+        frames = np.pad(frames, ((0, 0), (0, -H % 16), (0, -W % 16), (0, 0)), constant_values=255)
+        try:
+            writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7,
+                                        macro_block_size=16, pixelformat="yuv420p", ffmpeg_log_level="error")
+        except (ImportError, RuntimeError, OSError) as e:
+            raise UserError(f"MP4 export needs imageio-ffmpeg ({e})") from None
+        try:
+            for fr in frames:
+                writer.append_data(fr)
+        finally:
+            writer.close()
     tmp.replace(p)
     return p
 

@@ -5,6 +5,8 @@ file against a generated correct reference, and one-line errors for bad input.""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -108,10 +110,20 @@ def test_choices_and_clinical_terms(gen, corpus, tmp_path):
 def test_generated_pair(gen, corpus, tmp_path):
     fig, curves, bars, md, ms = DT.difference_view(gen, DT.GENERATED, "ui-prmd:m01", None, None, 3, 40, 4,
                                                    "overlay", tmp_path)
-    assert all(isinstance(f, go.Figure) for f in (fig, curves, bars))
-    assert len(fig.layout.sliders) == 1
-    sizes = list(fig.data[3].marker.size)
-    assert max(sizes) > min(sizes)                             # the joints that differ most are enlarged
+    assert all(isinstance(f, go.Figure) for f in (curves, bars))
+    pay = json.loads(fig)                                      # the 3D player: both motions on one time line
+    assert pay["format"] == "motionviz-player/1" and pay["layout"] == "overlay" and len(pay["motions"]) == 2
+    assert [m["role"] for m in pay["motions"]] == ["correct", "incorrect"]
+    assert [m["title"] for m in pay["motions"]] == ["generated correct", "generated incorrect"]
+    # the joints that differ most are highlighted (large gold dots) in both, and the legend says so
+    knees = {COMMON.index("left_knee"), COMMON.index("right_knee"), COMMON.index("left_ankle"),
+             COMMON.index("right_ankle")}
+    hi = [set(m["highlight"]) for m in pay["motions"]]
+    assert hi[0] == hi[1] and hi[0] & knees and len(hi[0]) < len(COMMON)
+    assert any("joints that differ most" in e["label"] for e in pay["legend"])
+    assert pay["motions"][0]["frames"] == pay["motions"][1]["frames"]      # time-aligned
+    assert "Left knee" in md or "Right knee" in md or "Left ankle" in md or "Right ankle" in md
+    assert "_" not in md.split("Joints that differ most")[1].split("\n")[0]   # human joint names
     assert len(ms) == 2 and all(m.skeleton.name == "common" for m in ms)
     assert "Joints that differ most" in md and "real correct executions" in md
     assert any(getattr(s, "type", None) == "rect" for s in curves.layout.shapes)   # shaded normal range
@@ -129,7 +141,9 @@ def test_real_recording_against_generated_reference(gen, corpus, tmp_path):
     assert "knee bends" in md and "less than in correct executions" in md
     titles = [a.text for a in curves.layout.annotations]
     assert any("knee flexion" in t.lower() for t in titles)
-    assert len([k for k in fig.layout.to_plotly_json() if k.startswith("scene")]) == 2
+    pay = json.loads(fig)
+    assert pay["layout"] == "grid" and [m["role"] for m in pay["motions"]] == ["correct", "incorrect"]
+    assert pay["motions"][1]["title"] == "real incorrect recording (s09)"
     assert ms[1].num_frames == 55
 
 
@@ -166,7 +180,12 @@ def test_bad_input_is_one_line_error(gen, ckpt, corpus, tmp_path):
     assert "\n" not in str(e.value)
     fig, cur, bar, md, session = fns["difference_compare"](DT.GENERATED, "ui-prmd:m01", None, None, 1, 40, 4,
                                                             "overlay", [])
-    assert isinstance(fig, go.Figure) and len(session) == 2
+    assert json.loads(fig)["motions"] and len(session) == 2
+    # what the player shows, as a GIF (grid/overlay as displayed, with the gold joints)
+    path = fns["diff_plot_export"](fig, "gif", json.dumps({"layout": "grid", "az": 90, "el": 8}))
+    assert path.endswith("motionviz-grid.gif")
+    with pytest.raises(gr.Error):
+        fns["diff_plot_export"]("{not json", "gif", "")
 
 
 def test_tab_without_diffusion_says_so(tmp_path):

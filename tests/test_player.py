@@ -99,3 +99,72 @@ def test_mesh_is_carried_with_its_faces():
     assert np.abs(back - verts).max() <= 0.0006
     import base64
     assert np.frombuffer(base64.b64decode(mesh["faces"]), "<u4").reshape(-1, 3).tolist() == faces.tolist()
+
+
+def test_highlighted_joints_by_name_or_index_and_legend():
+    ms = [_motion(seed=0), _motion(seed=1)]
+    pay = P.player_payload(ms, roles=["correct", "incorrect"],
+                           highlights=[["left_knee", "nonsense", 3], None], highlight_label="joints that differ most")
+    assert pay["motions"][0]["highlight"] == sorted({COMMON.index("left_knee"), 3})
+    assert "highlight" not in pay["motions"][1]
+    assert (P.HIGHLIGHT_COLOR, "large gold dots: joints that differ most") in [(e["color"], e["label"])
+                                                                               for e in pay["legend"]]
+    assert not any("gold" in e["label"] for e in P.player_payload(ms)["legend"])
+
+
+def test_human_joint_and_part_labels():
+    assert P.joint_label("left_knee") == "Left knee" and P.joint_label("right_arm") == "Right arm"
+    assert P.part_label("arms") == "Both arms" and P.part_label("none") == "None"
+    assert "_" not in P.part_label("upper_body")
+
+
+def _colour_pixels(img: np.ndarray, rgb: tuple[int, int, int], tol: int = 40) -> int:
+    return int((np.abs(img.astype(int) - np.array(rgb)).max(-1) < tol).sum())
+
+
+def test_view_export_draws_the_grid_or_overlay_as_shown(tmp_path):
+    from motionviz.errors import UserError
+    from motionviz.export import render_view_frames, save_view
+
+    ms = [_motion(T=21, seed=i) for i in range(3)]
+    pay = P.player_payload(ms, titles=["seed 1 · sample 1 of 3", "b", "c"], roles=["diffusion", "vae", None],
+                           highlights=[["left_knee"], None, None])
+    frames, fps = render_view_frames(pay)
+    N = int(ms[0].duration * 20 + 1e-6) + 1                              # the player's time line at 20 fps
+    assert frames.shape[0] == N and fps == pytest.approx(20.0)
+    n, H, W, _ = frames.shape
+    assert W == 3 * (W // 3) and W >= 3 * 200                            # one cell per motion, side by side
+    cells = [frames[:, : H - 22, k * (W // 3):(k + 1) * (W // 3)] for k in range(3)]
+    blue, purple = P.ROLE_COLORS["diffusion"][0], P.ROLE_COLORS["vae"][0]
+    hexrgb = lambda c: tuple(int(c[i:i + 2], 16) for i in (1, 3, 5))    # noqa: E731
+    assert _colour_pixels(cells[0], hexrgb(blue)) > 50 and _colour_pixels(cells[1], hexrgb(purple)) > 50
+    assert _colour_pixels(cells[2], hexrgb(P.LEFT)) > 50                 # no role: side colours
+    gold = hexrgb(P.HIGHLIGHT_COLOR)
+    assert _colour_pixels(cells[0], gold, 25) > 20 and _colour_pixels(cells[1], gold, 25) < 5
+    assert frames[0].tobytes() != frames[-1].tobytes()                  # it moves
+    over, _ = render_view_frames(pay, {"layout": "overlay", "az": 90, "el": 8})
+    assert over.shape[2] < W and _colour_pixels(over, hexrgb(blue)) > 50 and _colour_pixels(over, hexrgb(purple)) > 50
+    import imageio.v3 as iio
+    gif = save_view(pay, tmp_path / "v.gif")
+    assert iio.imread(gif, index=None).shape[:3] == (N, H, W)
+    mp4 = save_view(pay, tmp_path / "v.mp4", view={"layout": "overlay"})
+    assert mp4.suffix == ".mp4" and mp4.stat().st_size > 1000
+    with pytest.raises(UserError):
+        save_view(pay, tmp_path / "v.png")
+
+
+def test_view_export_checks_what_the_browser_sends(tmp_path, monkeypatch):
+    from motionviz.errors import UserError
+    from motionviz.ui import common
+
+    monkeypatch.setattr(common, "export_dir", lambda: tmp_path)
+    value = P.player_value([_motion(T=5, seed=i) for i in range(2)], titles=["a", "b"])
+    assert P.save_view_file(value, "gif", '{"layout": "overlay"}').endswith("motionviz-overlay.gif")
+    bad = json.loads(value)
+    bad["motions"][0]["frames"] = 500                                   # does not match its positions
+    too_many = P.player_value([_motion(T=2, seed=i) for i in range(P.MAX_VIEW_MOTIONS + 1)])
+    colour = json.loads(value)
+    colour["motions"][0]["color"] = "red; url(x)"
+    for v in (None, "", "{", json.dumps(bad), too_many, json.dumps(colour), json.dumps({"format": "x"})):
+        with pytest.raises(UserError):
+            P.save_view_file(v, "gif")

@@ -28,7 +28,7 @@ from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, pr
 
 __all__ = ["build", "exercise_choices", "recording_choices", "incorrect_meaning", "difference_view",
            "quick_correctness", "correctness_rows", "build_correctness_section",
-           "angle_curves_figure", "player_figure", "DATASET_INCORRECT", "EXERCISE_INCORRECT", "MODES",
+           "angle_curves_figure", "player_view", "DATASET_INCORRECT", "EXERCISE_INCORRECT", "MODES",
            "MAX_GENERATED_FRAMES", "MAX_UPLOAD_BYTES"]
 
 log = logging.getLogger("motionviz.ui.difference")
@@ -162,23 +162,15 @@ def _generate(gen: Any, label: str, correct: bool, seed: int, frames: int, steps
 
 
 # ---- figures -------------------------------------------------------------------------------------
-def player_figure(a: Motion, b: Motion, names: tuple[str, str], view: str, highlight: Sequence[str]) -> go.Figure:
-    """The two time-aligned motions in one 3D player (overlaid or side by side, one slider), the joints in
-    ``highlight`` drawn larger in gold.  One call to the repository's player (:mod:`motionviz.render`)."""
-    from ..render import grid_figure, overlay_figure
+def player_view(a: Motion, b: Motion, names: tuple[str, str], view: str, highlight: Sequence[str],
+                roles: tuple[str, str] = ("correct", "incorrect")) -> str:
+    """The player value of the two time-aligned motions (overlaid or side by side, one time line), the
+    joints in ``highlight`` drawn larger in gold in both."""
+    from .player import player_value
 
-    if view == "pair":
-        fig = grid_figure([a, b], titles=list(names), cols=2, cell_height=480)
-    else:
-        fig = overlay_figure(a, b, names=names, title="Time-aligned (gold: joints that differ most)")
-    joints = list(a.skeleton.joints)
-    hi = {joints.index(n) for n in highlight if n in joints}
-    for k in (1, 3):                                 # the joint-marker trace of each motion
-        tr = fig.data[k]
-        colors = list(tr.marker.color) if isinstance(tr.marker.color, (list, tuple)) else [tr.marker.color] * len(joints)
-        tr.marker.size = [11 if j in hi else 3.5 for j in range(len(joints))]
-        tr.marker.color = [HIGHLIGHT if j in hi else c for j, c in enumerate(colors)]
-    return fig
+    return player_value([a, b], titles=list(names), roles=list(roles), layout="grid" if view == "pair" else "overlay",
+                        highlights=[list(highlight), list(highlight)], highlight_label="joints that differ most",
+                        caption="Time-aligned by dynamic time warping on joint angles: both play on one time line.")
 
 
 def angle_curves_figure(cmp: Any, keys: Sequence[str], names: tuple[str, str], fps: float = 20.0) -> go.Figure:
@@ -229,7 +221,8 @@ def _diff_bars(cmp: Any, n: int = 10) -> go.Figure:
 
 def _summary_markdown(cmp: Any, names: tuple[str, str], label: str) -> str:
     t = _titles().get(label, label)
-    pretty = lambda j: j.replace("_", " ")
+    from .player import joint_label
+
     lines = []
     if cmp.normal is not None:
         lines.append(f"**{names[1].capitalize()}** against the normal range of **{cmp.normal.n} real correct "
@@ -238,8 +231,8 @@ def _summary_markdown(cmp: Any, names: tuple[str, str], label: str) -> str:
         lines.append(f"**{names[1].capitalize()}** against **{names[0]}** (no real correct executions of {t} "
                      "to compare with):")
     lines.append(cmp.summary)
-    lines.append(f"\n**Joints that differ most** after time alignment: {', '.join(pretty(j) for j in cmp.top_joints)} "
-                 "(enlarged, in gold, in the 3D view).")
+    lines.append(f"\n**Joints that differ most** after time alignment: {', '.join(joint_label(j) for j in cmp.top_joints)} "
+                 "(large gold dots in the 3D player).")
     if cmp.normal is not None:
         if cmp.reference_findings:
             lines.append(f"\nNote: {names[0]} itself lies outside the normal range for "
@@ -253,8 +246,8 @@ def _summary_markdown(cmp: Any, names: tuple[str, str], label: str) -> str:
 # ---- the callback --------------------------------------------------------------------------------
 def difference_view(gen: Any, mode: str, label: str | None, recording: Any, upload: Any, seed: Any, frames: Any,
                     steps: Any, view: str, data_root: Path | None, progress=None) -> tuple[Any, ...]:
-    """Run one comparison.  Returns (3D figure, angle-curves figure, difference bars, summary markdown,
-    [reference, other] motions as compared)."""
+    """Run one comparison.  Returns (player value (JSON), angle-curves figure, difference bars, summary
+    markdown, [reference, other] motions as compared)."""
     from ..difference import compare_executions, describe_comparison, normal_range_for, on_common, warp_pair
 
     cb = progress or (lambda f, t: None)
@@ -274,6 +267,7 @@ def difference_view(gen: Any, mode: str, label: str | None, recording: Any, uplo
         cb(0.35, "generating the incorrect execution")
         other = _generate(gen, label, False, seed_, frames_, steps_)
         names = ("generated correct", "generated incorrect")
+        roles = ("correct", "incorrect")
     else:
         if mode == REAL:
             ms = _test_recordings(label, data_root)
@@ -283,9 +277,11 @@ def difference_view(gen: Any, mode: str, label: str | None, recording: Any, uplo
             other = ms[idx]
             state = "incorrect" if other.labels.correct is False else "correct"
             names = ("generated correct reference", f"real {state} recording ({other.labels.subject})")
+            roles = ("correct", "incorrect" if state == "incorrect" else "real")
         else:
             other = _read_upload(upload)
             names = ("generated correct reference", f"uploaded recording ({other.labels.source})")
+            roles = ("correct", "uploaded recording")
         other = on_common(other)
         n = int(np.clip(other.num_frames, 40, MAX_GENERATED_FRAMES))
         cb(0.1, "generating the correct reference")
@@ -305,7 +301,7 @@ def difference_view(gen: Any, mode: str, label: str | None, recording: Any, uplo
     # the angles of the summary first, then the ones that differ most
     order = list(dict.fromkeys([f.key for f in cmp.findings] + keys))[:CURVES]
     cb(0.9, "drawing")
-    player = player_figure(a, b, names, view, cmp.top_joints)
+    player = player_view(a, b, names, view, cmp.top_joints, roles)
     curves = angle_curves_figure(cmp, order, names)
     md = _summary_markdown(cmp, names, label)
     log.info("difference %s %s: %s", mode, label, describe_comparison(cmp)["top_joints"])
@@ -315,6 +311,7 @@ def difference_view(gen: Any, mode: str, label: str | None, recording: Any, uplo
 # ---- layout --------------------------------------------------------------------------------------
 def build(ctx: AppContext) -> None:
     from ..generator import load_generator
+    from .player import controls, player as player_view_component, view_export
 
     try:
         gen = load_generator("diffusion", ctx.checkpoint_dir)
@@ -336,27 +333,29 @@ def build(ctx: AppContext) -> None:
         "model, or compare a real or uploaded recording with a generated correct reference. The two are "
         "time-aligned (dynamic time warping on joint angles), the joints that differ most are enlarged in gold, "
         "and the joint-angle curves show the normal range of real correct executions.")
-    with gr.Row(equal_height=False):
+    with gr.Row(elem_classes=["mv-split"], equal_height=False):
         with gr.Column(scale=1, min_width=300):
-            label = gr.Dropdown(choices, value=default, label="Exercise", elem_id="diff-exercise")
-            meaning = gr.Markdown(incorrect_meaning(default), elem_id="diff-meaning")
-            mode = gr.Radio(MODES, value=GENERATED, label="Compare", elem_id="diff-mode")
-            recording = gr.Dropdown(rec0, value=rec0[0][1] if rec0 else None, label="Real recording (test subjects)",
-                                    elem_id="diff-recording", visible=False, allow_custom_value=True)
-            upload = gr.File(label="Recording (.npy, .csv, .bvh, .json; at most 64 MB)", type="filepath",
-                             file_types=[".npy", ".csv", ".bvh", ".json", ".xz", ".gz"], elem_id="diff-upload",
-                             visible=False)
-            with gr.Row():
-                seed = seed_box(0, elem_id="diff-seed")
-                frames = gr.Slider(40, MAX_GENERATED_FRAMES, value=120, step=1, label="Frames (20 fps)",
-                                   elem_id="diff-frames")
-            steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps")
-            view = gr.Radio(VIEWS, value="overlay", label="3D view", elem_id="diff-view")
+            with controls():
+                label = gr.Dropdown(choices, value=default, label="Exercise", elem_id="diff-exercise")
+                meaning = gr.Markdown(incorrect_meaning(default), elem_id="diff-meaning")
+                mode = gr.Radio(MODES, value=GENERATED, label="Compare", elem_id="diff-mode")
+                recording = gr.Dropdown(rec0, value=rec0[0][1] if rec0 else None,
+                                        label="Real recording (test subjects)", elem_id="diff-recording",
+                                        visible=False, allow_custom_value=True)
+                upload = gr.File(label="Recording (.npy, .csv, .bvh, .json; at most 64 MB)", type="filepath",
+                                 file_types=[".npy", ".csv", ".bvh", ".json", ".xz", ".gz"],
+                                 elem_id="diff-upload", visible=False)
+                with gr.Row():
+                    seed = seed_box(0, elem_id="diff-seed")
+                    frames = gr.Slider(40, MAX_GENERATED_FRAMES, value=120, step=1, label="Frames (20 fps)",
+                                       elem_id="diff-frames")
+                steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps")
+                view = gr.Radio(VIEWS, value="overlay", label="3D view", elem_id="diff-view")
             go_btn = gr.Button("Compare", variant="primary", elem_id="diff-run")
         with gr.Column(scale=3):
             summary = gr.Markdown(elem_id="diff-summary")
-            player = gr.Plot(label="Time-aligned 3D view (slider scrubs both)", elem_id="diff-plot",
-                             elem_classes=["mv-plot"])
+            player = player_view_component(elem_id="diff-plot")
+            view_export(player, "diff-plot")
             curves = gr.Plot(label="Joint angles over the aligned time", elem_id="diff-curves")
             bars = gr.Plot(label="Which angles differ", elem_id="diff-bars")
 

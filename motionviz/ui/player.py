@@ -35,6 +35,7 @@ from ..motion import Motion
 __all__ = [
     "player", "player_payload", "player_value", "decode_positions", "ROLE_COLORS", "MAX_PLAYER_MOTIONS",
     "MAX_PLAYER_FRAMES", "STATIC_DIR", "SIDE_LEGEND", "model_role", "sample_titles", "timing_note",
+    "HIGHLIGHT_COLOR", "joint_label", "part_label", "view_export", "save_view_file", "controls", "PHONE_JS",
 ]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -65,6 +66,26 @@ _EXTRA = ("#c23b50", "#b5a21f", "#3b9b4a", "#8e5bb5", "#1aa3a3", "#6b6b6b")
 #: Side colours (a motion without a role): the subject's left, the centre line, the subject's right.
 LEFT, CENTRE, RIGHT = "#d1495b", "#3d3d3d", "#2e86ab"
 SIDE_LEGEND = [(LEFT, "subject's left"), (RIGHT, "subject's right")]
+#: Highlighted joints (``highlights``) are drawn larger in this gold.
+HIGHLIGHT_COLOR = "#f2b705"
+#: Readable names of joints and body parts whose plain form ("left_knee" -> "Left knee") is not enough.
+_JOINT_WORDS = {"pelvis": "Pelvis (hips centre)", "neck": "Neck", "spine": "Spine", "upper_body": "Upper body",
+                "lower_body": "Lower body", "arms": "Both arms", "legs": "Both legs",
+                "torso": "Torso (pelvis, spine, neck)"}
+
+
+def joint_label(name: str) -> str:
+    """A joint or body-part name as people read it: ``left_knee`` -> ``Left knee``, ``arms`` -> ``Both arms``."""
+    name = str(name)
+    if name in _JOINT_WORDS:
+        return _JOINT_WORDS[name]
+    words = name.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+def part_label(name: str) -> str:
+    """A body part (a key of :data:`motionviz.skeleton.BODY_PARTS`, or ``none``) as people read it."""
+    return "None" if name == "none" else joint_label(name)
 
 
 def model_role(name: str) -> str:
@@ -116,6 +137,19 @@ def _sides(motion: Motion) -> list[int]:
     for left, right in motion.skeleton.lr_pairs:
         side[left], side[right] = 0, 2
     return side
+
+
+def _joint_indices(motion: Motion, joints: Sequence[int | str] | None) -> list[int]:
+    """Sorted indices of ``joints`` (names or indices) in the motion's skeleton; unknown ones are left out."""
+    names = list(motion.skeleton.joints)
+    out = set()
+    for j in joints or ():
+        if isinstance(j, str):
+            if j in names:
+                out.add(names.index(j))
+        elif 0 <= int(j) < len(names):
+            out.add(int(j))
+    return sorted(out)
 
 
 def _frames(T: int, cap: int) -> np.ndarray:
@@ -176,7 +210,9 @@ def player_payload(motions: Sequence[Motion], titles: Sequence[str] | None = Non
                    roles: Sequence[str | None] | None = None, notices: Sequence[str] | None = None,
                    layout: str = "grid", meshes: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
                    legend: Sequence[tuple[str, str]] | None = None, caption: str = "",
-                   autoplay: bool = True, show_skeleton: bool = True) -> dict[str, Any]:
+                   autoplay: bool = True, show_skeleton: bool = True,
+                   highlights: Sequence[Sequence[int | str] | None] | None = None,
+                   highlight_label: str = "joints that differ most") -> dict[str, Any]:
     """The JSON-able payload for player.js.
 
     ``titles``/``roles``/``notices``/``meshes`` are per motion (``None`` entries allowed).  A role is a key
@@ -184,7 +220,9 @@ def player_payload(motions: Sequence[Motion], titles: Sequence[str] | None = Non
     in side colours (left red, right blue).  ``layout`` is ``"grid"`` (one cell per motion, the same camera
     and scale in every cell) or ``"overlay"`` (all motions in one scene at their recorded places).
     ``meshes[i]`` is ``(vertices (T, V, 3) metres, faces (F, 3))`` drawn with motion ``i``.  ``legend``
-    replaces the automatic legend.  At most :data:`MAX_PLAYER_MOTIONS` motions are kept."""
+    replaces the automatic legend.  ``highlights[i]`` lists joints (indices or names) of motion ``i`` drawn
+    larger in :data:`HIGHLIGHT_COLOR`; the legend then says ``highlight_label``.  At most
+    :data:`MAX_PLAYER_MOTIONS` motions are kept."""
     motions = list(motions)
     if not motions:
         raise ValueError("the player needs at least one motion")
@@ -197,6 +235,7 @@ def player_payload(motions: Sequence[Motion], titles: Sequence[str] | None = Non
     roles = list(roles or [])[:n] + [None] * max(0, n - len(roles or []))
     notices = list(notices or [])[:n] + [""] * max(0, n - len(notices or []))
     meshes = list(meshes or [])[:n] + [None] * max(0, n - len(meshes or []))
+    highlights = list(highlights or [])[:n] + [None] * max(0, n - len(highlights or []))
 
     floor = _floor(motions)
     skeletons: list[dict[str, Any]] = []
@@ -238,6 +277,9 @@ def player_payload(motions: Sequence[Motion], titles: Sequence[str] | None = Non
             "duration": round(float(m.duration), 3), "centre": [round(c[0], 3), round(c[1], 3)],
             "pos": _encode(pos),
         }
+        hi = _joint_indices(m, highlights[i])
+        if hi:
+            item["highlight"] = hi
         if meshes[i] is not None and mesh_count < MAX_MESHES:
             verts, faces = meshes[i]
             verts = np.asarray(verts, dtype=np.float64)
@@ -259,6 +301,8 @@ def player_payload(motions: Sequence[Motion], titles: Sequence[str] | None = Non
             legend.append((colour, ROLE_COLORS[role][1] if role in ROLE_COLORS else role))
         if colours:
             legend.append(("", "darker limbs = subject's left, lighter = right"))
+        if any("highlight" in it for it in items):
+            legend.append((HIGHLIGHT_COLOR, f"large gold dots: {highlight_label}"))
     if dropped:
         caption = (caption + " " if caption else "") + f"({dropped} more motions not shown; the limit is {MAX_PLAYER_MOTIONS}.)"
     payload = {
@@ -325,3 +369,120 @@ def player(label: str | None = None, elem_id: str | None = None, value: str | No
     return gr.HTML(value=value, label=label, show_label=False, container=True, elem_id=elem_id,
                    elem_classes=classes, html_template=_TEMPLATE, js_on_load=_JS_ON_LOAD,
                    head=player_head(), min_height=min_height, **kw)
+
+
+#: A view sent back for a GIF/MP4: at most this many characters of JSON and this many motions (the browser
+#: sends the payload it shows, so it is checked like any upload).
+MAX_VIEW_JSON = 12_000_000
+MAX_VIEW_MOTIONS = 16
+VIEW_FORMATS = [("GIF", "gif"), ("MP4", "mp4")]
+
+
+def _is_hex(colour: Any) -> bool:
+    return isinstance(colour, str) and len(colour) == 7 and colour[0] == "#" and all(
+        c in "0123456789abcdefABCDEF" for c in colour[1:])
+
+
+def _check_view_payload(value: Any) -> dict[str, Any]:
+    """The player payload a browser sent back, parsed and checked (shape, counts, sizes); one-line
+    :class:`~motionviz.errors.UserError` otherwise."""
+    from ..errors import UserError
+
+    if not value:
+        raise UserError("the player shows nothing yet; make a view first")
+    if not isinstance(value, str) or len(value) > MAX_VIEW_JSON:
+        raise UserError("the view is too large to export")
+    try:
+        pay = json.loads(value)
+        motions, sks = pay["motions"], pay["skeletons"]
+        if pay.get("format") != FORMAT or not motions or len(motions) > MAX_PLAYER_MOTIONS:
+            raise ValueError("format")
+        for m in motions:
+            sk = sks[int(m["sk"])]
+            J = len(sk["side"])
+            frames = int(m["frames"])
+            if not 0 < frames <= MAX_PLAYER_FRAMES or len(base64.b64decode(m["pos"])) != frames * J * 6:
+                raise ValueError("positions")
+            ends = [int(j) for bone in sk["bones"] for j in bone] + [int(sk["head"][0]), int(sk["head"][1])]
+            if any(not 0 <= j < J for j in ends) or any(int(s) not in (0, 1, 2) for s in sk["side"]):
+                raise ValueError("bones")
+            if not (0 < float(m["fps"]) <= 1000 and 0 <= float(m["duration"]) <= 3600):
+                raise ValueError("timing")
+            if m.get("color") and not _is_hex(m["color"]):
+                raise ValueError("colour")
+        if not isinstance(pay.get("legend", []), list) or any(e.get("color") and not _is_hex(e["color"])
+                                                              for e in pay.get("legend", [])):
+            raise ValueError("legend")
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        raise UserError("the view could not be read; show it again and retry") from None
+    if len(motions) > MAX_VIEW_MOTIONS:
+        raise UserError(f"the view shows {len(motions)} motions; a GIF/MP4 takes at most {MAX_VIEW_MOTIONS}")
+    return pay
+
+
+def save_view_file(value: Any, fmt: Any, view_json: Any = None, progress=None) -> str:
+    """Write what the player shows (its JSON ``value``; ``view_json``: the browser's layout and camera) as a
+    GIF or MP4 in a fresh download folder; returns the path."""
+    from ..export import save_view
+    from .common import export_dir
+
+    fmt = fmt if fmt in ("gif", "mp4") else "gif"
+    pay = _check_view_payload(value)
+    view = None
+    if view_json:
+        try:
+            view = json.loads(view_json) if isinstance(view_json, str) and len(view_json) < 1000 else None
+        except ValueError:
+            view = None
+        view = view if isinstance(view, dict) else None
+    layout = (view or {}).get("layout") or pay.get("layout", "grid")
+    stem = "motionviz-overlay" if layout == "overlay" or len(pay["motions"]) == 1 else "motionviz-grid"
+    return str(save_view(pay, export_dir() / f"{stem}.{fmt}", fmt, view, progress))
+
+
+def view_export(view: Any, elem_id: str) -> Any:
+    """Under a :func:`player` ``view`` (whose ``elem_id`` is given): a "GIF/MP4 of this view" button and its
+    download, drawn on the server with the player's colours, titles, layout and camera
+    (:func:`motionviz.export.save_view`).  Returns the file component."""
+    import gradio as gr
+
+    from .common import CPU_LIMIT, CPU_QUEUE, progress_callback, user_error
+
+    with gr.Row(elem_classes=["mv-view-export"]):
+        fmt = gr.Radio(VIEW_FORMATS, value="gif", label="Save what the player shows", scale=1, min_width=150,
+                       elem_id=f"{elem_id}-export-format")
+        btn = gr.Button("GIF / MP4 of this view", scale=1, min_width=150, elem_id=f"{elem_id}-export")
+        state = gr.Textbox(visible=False, elem_id=f"{elem_id}-export-view")
+    out = gr.File(label="View as GIF / MP4 (grid or overlay as shown)", interactive=False, visible=True,
+                  elem_id=f"{elem_id}-export-file")
+
+    @user_error
+    def on_export(value, fmt_, view_, progress=gr.Progress()):
+        return save_view_file(value, fmt_, view_, progress_callback(progress))
+
+    js = ("(v, f, s) => { const mp = window.motionvizPlayer; const el = document.getElementById(%s); "
+          "const st = mp && el ? mp.viewOf(el.querySelector('[data-mvp-id]') || el) : null; "
+          "return [v, f, JSON.stringify(st || {})]; }" % json.dumps(elem_id))
+    btn.click(on_export, [view, fmt, state], [out], js=js, api_name=f"{elem_id.replace('-', '_')}_export",
+              concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
+    return out
+
+
+def controls(label: str = "Settings") -> Any:
+    """The accordion that holds a tab's controls beside its player (in a ``gr.Row(elem_classes=["mv-split"])``):
+    open on wide screens; on phones the app puts the player first and closes this accordion on load
+    (``PHONE_JS``), so the player is on screen without scrolling past the controls."""
+    import gradio as gr
+
+    return gr.Accordion(label, open=True, elem_classes=["mv-controls"])
+
+
+#: Run once on page load (``demo.load(js=...)``): on narrow screens close the controls accordions.
+PHONE_JS = """() => {
+  if (window.innerWidth > 720) return;
+  const close = () => document.querySelectorAll('.mv-controls').forEach((acc) => {
+    const b = acc.querySelector('button');
+    if (b && !acc.dataset.mvClosed) { acc.dataset.mvClosed = '1'; if (b.getAttribute('aria-expanded') !== 'false') b.click(); }
+  });
+  close(); setTimeout(close, 500);
+}"""

@@ -19,6 +19,7 @@
   const BG = '#fbfbfa';
   const SIDE_COLORS = ['#d1495b', '#3d3d3d', '#2e86ab'];   // subject's left, centre, right
   const MESH_COLOR = '#d9b38c';
+  const HIGHLIGHT = '#f2b705';    // highlighted joints (e.g. the joints that differ most)
 
   let threePromise = null;
   let THREE = null;
@@ -295,13 +296,14 @@
       const bones = new THREE.InstancedMesh(geo.bone, mat, Math.max(1, sk.bones.length));
       sk.bones.forEach(([a, b], i) => bones.setColorAt(i, colorOf(sk.side[b] === 1 ? sk.side[a] : sk.side[b])));
       const joints = new THREE.InstancedMesh(geo.joint, mat, J);
-      for (let j = 0; j < J; j++) joints.setColorAt(j, colorOf(sk.side[j]));
+      const hi = new Set(m.highlight || []);     // joints drawn larger, in gold (payload option)
+      for (let j = 0; j < J; j++) joints.setColorAt(j, hi.has(j) ? new THREE.Color(HIGHLIGHT) : colorOf(sk.side[j]));
       const headMat = new THREE.MeshLambertMaterial({ color: m.color ? shade(m.color, '#000000', 0.15) : new THREE.Color('#3d3d3d') });
       const head = new THREE.Mesh(geo.joint, headMat);
       head.scale.setScalar(0.075);
       group.add(bones, joints, head);
       bones.frustumCulled = false; joints.frustumCulled = false;
-      const item = { m, sk, J, pos, group, bones, joints, head, frame: -1, mesh: null, meshFrame: -1 };
+      const item = { m, sk, J, pos, group, bones, joints, head, hi, frame: -1, mesh: null, meshFrame: -1 };
       this.owned.push(mat, headMat);
       if (m.mesh) {
         const V = m.mesh.vertices;
@@ -407,7 +409,7 @@
         for (let j = 0; j < J; j++) {
           a.set(P[base + 3 * j], P[base + 3 * j + 1], P[base + 3 * j + 2]);
           if (!isFinite(a.x + a.y + a.z)) M.makeScale(0, 0, 0);
-          else { M.makeScale(RJ, RJ, RJ); M.setPosition(a); }
+          else { const r = item.hi.has(j) ? RJ * 2.4 : RJ; M.makeScale(r, r, r); M.setPosition(a); }
           item.joints.setMatrixAt(j, M);
         }
         item.joints.instanceMatrix.needsUpdate = true;
@@ -605,11 +607,19 @@
     });
   }
 
+  // What a player shows now (layout and camera), for the server-side GIF/MP4 of the view.
+  function viewOf(element) {
+    const host = element && (element.__mvp ? element : element.querySelector('[data-mvp-id]'));
+    const p = host && host.__mvp;
+    if (!p || !p.payload) return null;
+    return { layout: p.layout, az: p.az, el: p.el, zoom: p.zoom };
+  }
+
   function stats() {
     let n = 0; players.forEach((p) => { if (p.payload) n++; });
     return { players: players.size, showing: n, webglContexts: shared ? 1 : 0, lost: !!(shared && shared.lost) };
   }
 
-  window.motionvizPlayer = { show, stats, players, loadThree };
+  window.motionvizPlayer = { show, stats, players, loadThree, viewOf };
   window.dispatchEvent(new Event('motionviz-player-ready'));
 })();
