@@ -28,7 +28,7 @@ from .paths import cache_dir, data_root
 from .registry import CORPUS_DATASETS, DATASETS, EXTRA_DATASETS, dataset_files, load_dataset
 from .splits import split_of
 
-__all__ = ["load_corpus", "preprocess", "augment_mirror", "CORPUS_VERSION", "corpus_cache_path"]
+__all__ = ["load_corpus", "preprocess", "augment_mirror", "sided_labels", "CORPUS_VERSION", "corpus_cache_path"]
 
 # Bump when the readers or the preprocessing change (invalidates every cache file).
 CORPUS_VERSION = "corpus-v1"
@@ -139,13 +139,43 @@ def load_corpus(split: str = "train", datasets: Sequence[str] | None = None, fps
     return out
 
 
-def augment_mirror(motions: Iterable[Motion], include_original: bool = True) -> list[Motion]:
+def sided_labels(motions: Iterable[Motion], threshold: float = 0.4) -> set[str]:
+    """Labels performed with one side of the body although their name does not say which: the mean over
+    the label's motions of log(left limbs' range of motion / right limbs') is at least ``threshold`` in
+    magnitude (0.4: one side moves 1.5x more).  In UI-PRMD the hurdle step, the standing straight-leg raise
+    and the four shoulder exercises (m02, m06-m10) are done with the right side (log ratio -0.5 to -1.7);
+    squats, lunges and sit-to-stand are near 0.  Labels with a mirror twin (``LABEL_MIRROR``) are not
+    listed: their mirrored copies change label instead."""
+    from ..skeleton import COMMON
+
+    left = list(COMMON.indices(["left_elbow", "left_wrist", "left_knee", "left_ankle"]))
+    right = list(COMMON.indices(["right_elbow", "right_wrist", "right_knee", "right_ankle"]))
+    logs: dict[str, list[float]] = {}
+    for m in motions:
+        lab = m.labels.label
+        if not lab or mirror_label(lab) != lab or m.joints.shape[1] != len(COMMON.joints):
+            continue
+        rel = m.joints - m.joints[:, :1]
+        span = np.linalg.norm(np.nanpercentile(rel, 95, axis=0) - np.nanpercentile(rel, 5, axis=0), axis=-1)
+        if np.isfinite(span).all():
+            logs.setdefault(lab, []).append(float(np.log((span[left].sum() + 1e-3) / (span[right].sum() + 1e-3))))
+    return {lab for lab, v in logs.items() if abs(float(np.mean(v))) >= threshold}
+
+
+def augment_mirror(motions: Iterable[Motion], include_original: bool = True,
+                   skip_labels: Iterable[str] = ()) -> list[Motion]:
     """Left/right mirrored copies (``Motion.mirror``) with sided labels swapped (``LABEL_MIRROR``:
-    IRDS 0/1, 2/3, 4/5, 7/8; Bandai walk/turn/wave/raise left/right).  ``extra["mirrored"]`` is set."""
+    IRDS 0/1, 2/3, 4/5, 7/8; Bandai walk/turn/wave/raise left/right).  ``extra["mirrored"]`` is set.
+    Motions of ``skip_labels`` (e.g. :func:`sided_labels`) get no mirrored copy: a one-sided exercise
+    mirrored under the same label would teach a model both sides at once, and a model that averages
+    them raises each arm half-way."""
+    skip = set(skip_labels)
     out: list[Motion] = []
     for m in motions:
         if include_original:
             out.append(m)
+        if m.labels.label in skip:
+            continue
         lab = m.labels
         extra = dict(lab.extra)
         extra["mirrored"] = not extra.get("mirrored", False)

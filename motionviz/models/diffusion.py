@@ -816,7 +816,9 @@ def build_training(opts: Any) -> Any:
     corpus = [m for m in corpus if m.num_frames >= 8 and np.isfinite(m.joints).all()]
     if not corpus:
         raise UserError("the training corpus is empty")
-    corpus = data.augment_mirror(corpus)
+    sided = data.sided_labels(corpus)
+    print(f"one-sided labels (no mirrored copies): {', '.join(sorted(sided)) or 'none'}", file=sys.stderr)
+    corpus = data.augment_mirror(corpus, skip_labels=sided)
     labels = tuple(sorted({m.labels.label for m in corpus if m.labels.label}))
     dsets = tuple(sorted({m.labels.dataset for m in corpus if m.labels.dataset}))
     encoder = get_text_encoder(encoder_spec)
@@ -862,7 +864,7 @@ def build_training(opts: Any) -> Any:
     print(f"denoiser: {n_params / 1e6:.2f} M parameters", file=sys.stderr)
     meta = {"text_encoder": encoder.name, "text_dim": encoder.dim, "data": data_provenance(datasets),
             "split": "train", "motions": len(corpus), "unique_captions": len(texts), "parameters": n_params,
-            "repetitions": int(len(reps.joints)),
+            "repetitions": int(len(reps.joints)), "not_mirrored": sorted(sided),
             "stats": {k: stats[k] for k in ("vel_scale", "bone_scale")},
             "representation": REPRESENTATION}
     return TrainSetup(model=model, batches=batches, optimizers={"main": opt}, kind=KIND, config=cfg,

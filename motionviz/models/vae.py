@@ -510,7 +510,7 @@ def _apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
 
 def build_training(opts: Any) -> Any:
     """:data:`motionviz.train.TRAINERS` builder: corpus -> class-balanced random crops -> ActorVAE."""
-    from ..data import augment_mirror, load_corpus
+    from ..data import augment_mirror, load_corpus, sided_labels
     from ..train import TrainSetup, shard
 
     config = tiny_config() if opts.tiny else Config()
@@ -524,8 +524,10 @@ def build_training(opts: Any) -> Any:
     motions = [m for m in motions if m.labels.label]
     if not motions:
         raise UserError(f"no labelled training motions in {', '.join(datasets)}")
+    sided: set[str] = set()
     if config.mirror:
-        motions = augment_mirror(motions)
+        sided = sided_labels(motions)
+        motions = augment_mirror(motions, skip_labels=sided)
     classes = classes_of(motions)
     config = replace(config, classes=classes, datasets=datasets)
     items = motions_to_items(motions, classes, config)
@@ -546,7 +548,7 @@ def build_training(opts: Any) -> Any:
     counts = {k: 0 for k in classes}
     for _, c in items:
         counts[classes[c]] += 1
-    metadata = {"text_encoder": "none", "data": data_provenance(list(datasets)),
+    metadata = {"text_encoder": "none", "data": data_provenance(list(datasets)), "not_mirrored": sorted(sided),
                 "stats": {"train_motions": len(items), "classes": len(classes), "class_counts": counts,
                           "parameters": sum(p.numel() for p in model.parameters())}}
     probes = probe_batches(items, len(classes), config.rep_frames, seed=opts.seed)
