@@ -18,6 +18,7 @@ from motionviz.checkpoint import default_checkpoint_dir
 from motionviz.errors import UserError
 from motionviz.generator import available_models
 from motionviz.ui.common import MAX_SESSIONS, AppContext, session_state
+from motionviz.ui.player import PHONE_JS
 
 log = logging.getLogger("motionviz.app")
 
@@ -51,13 +52,15 @@ shown (▶ Play, speed, loop, the slider scrubs); drag a view to rotate it, Fron
 CSS = """
 .mv-plot { min-height: 520px; }
 footer { visibility: hidden; }
-/* phones: every tab reachable (the tab bar wraps instead of hiding tabs in an overflow menu), and in a
-   controls | player row (.mv-split) the player comes first, above the controls */
+/* phones: every tab reachable (the tabs that do not fit are in the tab bar's "More tabs" menu), and in a
+   controls | player row (.mv-split) the player comes first, above the controls, which sit in an accordion
+   (.mv-controls) that starts closed on phones (motionviz.ui.player.PHONE_JS) */
 .tab-wrapper { height: auto !important; }
 .tab-container { flex-wrap: wrap !important; height: auto !important; overflow: visible !important; }
 .tab-container > button { visibility: visible !important; display: inline-flex !important; position: static !important; }
-.tab-wrapper .overflow-menu { display: none !important; }
 @media (max-width: 720px) {
+  #mv-intro h1 { font-size: 1.25em !important; margin: 0 !important; }
+  #mv-intro p, #mv-status { display: none !important; }
   .mv-split { flex-direction: column-reverse !important; }
   .mv-split > * { min-width: 0 !important; max-width: 100% !important; }
   .mv-split input { min-width: 0 !important; }
@@ -149,7 +152,7 @@ def build_app(checkpoint_dir: str | Path | None = None, data_root: str | Path | 
         ctx = AppContext(checkpoint_dir=ckpt, data_root=root, data_message=data_message, data_sample=sample,
                          models=models,
                          motions=session_state([]), tab_ids=[tid for _, tid, _ in plan], demo=demo)
-        gr.Markdown(INTRO)
+        gr.Markdown(INTRO, elem_id="mv-intro")
         gr.Markdown(_status_markdown(ctx, hidden), elem_id="mv-status")
         with gr.Tabs() as tabs:
             ctx.tabs = tabs
@@ -162,6 +165,8 @@ def build_app(checkpoint_dir: str | Path | None = None, data_root: str | Path | 
                             raise
                         log.exception("building tab %r failed", title)
                         gr.Markdown(f"This tab could not be built: `{e.__class__.__name__}: {e}`")
+        # phones: the controls accordions beside the players start closed (the player comes first)
+        demo.load(None, js=PHONE_JS, queue=False)
     return demo
 
 

@@ -5,7 +5,8 @@ Chromium, Playwright or the UI-PRMD data).  The app runs with no checkpoints: th
   each, every cell of the player's canvas must still contain skeleton pixels (red = left, blue = right, or
   the green/orange of correct/incorrect), and the page holds one WebGL context in all.
 - Play advances the frame, Pause stops it; the legend says what the colours mean.
-- At 400 px wide the player is above the controls and every tab button is on screen.
+- At 400 px wide the player (and its Play button) is on the first screen, the controls come after it in an
+  accordion that starts closed, and every tab is reachable (on screen or in the tab bar's "More tabs" menu).
 - Time from the click to the first drawn frame is measured and printed (README → benchmark).
 """
 
@@ -125,17 +126,43 @@ def test_phone_width_player_first_and_tabs_reachable(page, app_url):  # noqa: F8
         pg.wait_for_selector(HOST, timeout=120_000)
         _wait_drawn(pg)
         canvas = pg.locator("#data-plot .mvp-canvas").bounding_box()
+        assert canvas is not None and 300 < canvas["width"] <= 400, canvas
+        assert canvas["y"] < 800 and pg.locator("#data-plot .mvp-play").is_visible()   # on the first screen
+        play = pg.locator("#data-plot .mvp-play").bounding_box()
+        assert play["y"] + play["height"] <= 800, play                  # Play without scrolling
+        # the controls: after the player, in an accordion that starts closed on a phone
+        settings = pg.locator("#tab-data .mv-controls").first
+        header = settings.locator("button").first
+        pg.wait_for_function("() => { const d = document.querySelector('#data-dataset'); "
+                             "return !d || d.offsetParent === null; }", timeout=10_000)
+        assert header.bounding_box()["y"] > canvas["y"], header.bounding_box()
+        header.click()
+        pg.locator("#data-dataset").wait_for(state="visible", timeout=10_000)
         dataset = pg.locator("#data-dataset").bounding_box()
-        assert canvas is not None and dataset is not None
-        assert canvas["y"] < dataset["y"], (canvas, dataset)            # the player above the controls
-        assert 300 < canvas["width"] <= 400, canvas
-        assert pg.locator("#data-plot .mvp-play").is_visible()
-        tabs = pg.locator("button[role=tab]")
-        assert tabs.count() >= 2
-        for i in range(tabs.count()):
-            box = tabs.nth(i).bounding_box()
-            assert tabs.nth(i).is_visible() and box is not None and box["x"] + box["width"] <= 401, box
+        assert dataset is not None and canvas["y"] < dataset["y"], (canvas, dataset)
         if os.environ.get("MOTIONVIZ_SCREENSHOT_DIR"):
             pg.screenshot(path=str(Path(os.environ["MOTIONVIZ_SCREENSHOT_DIR"]) / "player_phone.png"))
+        # every tab is reachable: a tab button on screen, or an entry of the tab bar's "More tabs" menu
+        titles = pg.evaluate("() => [...document.querySelectorAll('.tab-container.visually-hidden button')]"
+                             ".map(b => b.innerText.trim())")
+        assert len(titles) >= 2, titles
+        for title in titles:
+            tab = pg.locator("button[role=tab]", has_text=title)
+            if tab.count() and tab.first.is_visible():
+                box = tab.first.bounding_box()
+                assert box is not None and box["x"] + box["width"] <= 401, (title, box)
+                tab.first.click()
+            else:
+                more = pg.locator(".tab-wrapper .overflow-menu > button").first
+                assert more.is_visible(), title
+                mb = more.bounding_box()
+                assert mb["x"] + mb["width"] <= 401, mb
+                more.click()
+                item = pg.locator(".tab-wrapper .overflow-dropdown button", has_text=title).first
+                item.wait_for(state="visible", timeout=5_000)
+                item.click()
+            pg.wait_for_function("(t) => { const b = [...document.querySelectorAll('button[role=tab]')]"
+                                 ".find(b => b.innerText.trim() === t); return b && b.getAttribute('aria-selected') === 'true'; }",
+                                 arg=title, timeout=10_000)
     finally:
         pg.close()

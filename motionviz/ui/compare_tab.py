@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..motion import Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, to_int,
                      user_error, seed_box)
-from .player import player, player_value, timing_note
+from .player import controls, player, player_value, timing_note, view_export
 
 __all__ = ["build", "comparable_models", "label_choices", "compare", "compare_all", "Comparison", "NO_LABEL",
            "PER_MOTION_HEADERS", "motion_metrics_table",
@@ -317,20 +317,22 @@ def build(ctx: AppContext) -> None:
         "real motion of the exercise from the held-out test subjects. All views share one frame slider. "
         + ("The recogniser names what each motion looks like." if recognizer is not None else
            "(No recogniser checkpoint: predictions and the quick evaluation are unavailable.)"))
-    with gr.Row():
+    with gr.Row(equal_height=False, elem_classes=["mv-split"]):
         with gr.Column(scale=1, min_width=280):
-            label = gr.Dropdown([("No exercise: use the description only", NO_LABEL)] + choices, value=default,
-                                label="Exercise", elem_id="compare-label")
-            text = gr.Textbox("", label="Description (used by the models that read text)", max_lines=3,
-                              placeholder="e.g. a slow deep squat with the arms overhead", elem_id="compare-text")
-            correct = gr.Radio([UNSPECIFIED, CORRECT, INCORRECT], value=UNSPECIFIED, label="Execution")
-            with gr.Row():
-                seed = seed_box(0, "Seed")
-                frames = gr.Slider(20, 200, value=80, step=1, label="Frames (20 fps)")
-            steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps")
+            with controls():
+                label = gr.Dropdown([("No exercise: use the description only", NO_LABEL)] + choices, value=default,
+                                    label="Exercise", elem_id="compare-label")
+                text = gr.Textbox("", label="Description (used by the models that read text)", max_lines=3,
+                                  placeholder="e.g. a slow deep squat with the arms overhead", elem_id="compare-text")
+                correct = gr.Radio([UNSPECIFIED, CORRECT, INCORRECT], value=UNSPECIFIED, label="Execution")
+                with gr.Row():
+                    seed = seed_box(0, "Seed")
+                    frames = gr.Slider(20, 200, value=80, step=1, label="Frames (20 fps)", elem_id="compare-frames")
+                steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps", elem_id="compare-steps")
             go_btn = gr.Button("Generate with every model", variant="primary", elem_id="compare-run")
         with gr.Column(scale=3):
             grid = player(elem_id="compare-plot")
+            view_export(grid, "compare-plot")
             notes = gr.Markdown("", elem_id="compare-notes")
             per_motion = gr.Dataframe(headers=PER_MOTION_HEADERS, elem_id="compare-metrics",
                                       label="Recogniser and plausibility per motion (↓ lower is better; the real "

@@ -24,7 +24,7 @@ from ..motion import Motion
 from ..skeleton import COMMON
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, FAST_FORMATS, AppContext, add_motions, export_files,
                      export_many, motion_markdown, progress_callback, session_state, uploaded_path, user_error)
-from .player import player
+from .player import controls, player, view_export
 
 __all__ = ["Entry", "DatasetIndex", "index_dataset", "load_entry", "available_datasets", "DATASET_TITLES",
            "build", "show_sequence", "upload_motion", "prepare_downloads", "MAX_UPLOAD_BYTES"]
@@ -496,32 +496,35 @@ def build(ctx: AppContext) -> None:
 
     with gr.Row(equal_height=False, elem_classes=["mv-split"]):
         with gr.Column(scale=1, min_width=300):
-            dataset = gr.Dropdown(choices=[(DATASET_TITLES[d], d) for d in datasets], value=first,
-                                  label="Dataset", elem_id="data-dataset", interactive=True)
-            exercise = gr.Dropdown(choices=sel0.exercises if sel0 else [], value=sel0.exercise if sel0 else None,
-                                   label="Exercise / content", elem_id="data-exercise", interactive=True,
-                                   allow_custom_value=True)
-            subject = gr.Dropdown(choices=sel0.subjects if sel0 else [], value=sel0.subject if sel0 else None,
-                                  label="Subject", elem_id="data-subject", interactive=True, allow_custom_value=True,
-                                  visible=bool(sel0 and len(sel0.subjects) > 1))
-            style = gr.Dropdown(choices=sel0.styles if sel0 else [], value=sel0.style if sel0 else None,
-                                label="Style", elem_id="data-style", interactive=True, allow_custom_value=True,
-                                visible=bool(sel0 and len(sel0.styles) > 1))
-            correct = gr.Radio(choices=sel0.corrects if sel0 else [], value=sel0.correct if sel0 else None,
-                               label="Execution", elem_id="data-correct", interactive=True,
-                               visible=bool(sel0 and len(sel0.corrects) > 1))
-            sequence = gr.Dropdown(choices=sel0.sequences if sel0 else [], value=sel0.sequence if sel0 else None,
-                                   label="Sequence", elem_id="data-sequence", interactive=True,
-                                   allow_custom_value=True)
-            skeleton = gr.Radio(choices=SKELETONS, value="native", label="Skeleton", elem_id="data-skeleton")
-            view = gr.Radio(choices=VIEWS, value="single", label="View", elem_id="data-view")
-            with gr.Accordion("Upload your own file", open=False):
-                gr.Markdown("A `.npy` array (frames, joints, 3) in metres, a `.csv`, a `.bvh` or a motionviz "
-                            "`.json` export (at most 64 MB).")
-                upload = gr.File(label="Motion file", file_types=UPLOAD_TYPES, type="filepath",
-                                 elem_id="data-upload")
+            with controls():
+                dataset = gr.Dropdown(choices=[(DATASET_TITLES[d], d) for d in datasets], value=first,
+                                      label="Dataset", elem_id="data-dataset", interactive=True)
+                exercise = gr.Dropdown(choices=sel0.exercises if sel0 else [], value=sel0.exercise if sel0 else None,
+                                       label="Exercise / content", elem_id="data-exercise", interactive=True,
+                                       allow_custom_value=True)
+                subject = gr.Dropdown(choices=sel0.subjects if sel0 else [], value=sel0.subject if sel0 else None,
+                                      label="Subject", elem_id="data-subject", interactive=True,
+                                      allow_custom_value=True,
+                                      visible=bool(sel0 and len(sel0.subjects) > 1))
+                style = gr.Dropdown(choices=sel0.styles if sel0 else [], value=sel0.style if sel0 else None,
+                                    label="Style", elem_id="data-style", interactive=True, allow_custom_value=True,
+                                    visible=bool(sel0 and len(sel0.styles) > 1))
+                correct = gr.Radio(choices=sel0.corrects if sel0 else [], value=sel0.correct if sel0 else None,
+                                   label="Execution", elem_id="data-correct", interactive=True,
+                                   visible=bool(sel0 and len(sel0.corrects) > 1))
+                sequence = gr.Dropdown(choices=sel0.sequences if sel0 else [], value=sel0.sequence if sel0 else None,
+                                       label="Sequence", elem_id="data-sequence", interactive=True,
+                                       allow_custom_value=True)
+                skeleton = gr.Radio(choices=SKELETONS, value="native", label="Skeleton", elem_id="data-skeleton")
+                view = gr.Radio(choices=VIEWS, value="single", label="View", elem_id="data-view")
+                with gr.Accordion("Upload your own file", open=False):
+                    gr.Markdown("A `.npy` array (frames, joints, 3) in metres, a `.csv`, a `.bvh` or a motionviz "
+                                "`.json` export (at most 64 MB).")
+                    upload = gr.File(label="Motion file", file_types=UPLOAD_TYPES, type="filepath",
+                                     elem_id="data-upload")
         with gr.Column(scale=3):
             plot = player(label="3D player", elem_id="data-plot")
+            view_export(plot, "data-plot")
             meta = gr.Markdown(elem_id="data-meta")
             with gr.Row():
                 formats = gr.CheckboxGroup(choices=list(EXPORT_FORMATS), value=list(FAST_FORMATS),
@@ -583,11 +586,12 @@ def build(ctx: AppContext) -> None:
     shows.append(view.input(on_show, show_in, show_out, api_name="data_view", **light))
     # whatever is shown anew, the Downloads box no longer offers the files of what was shown before
     for ev in shows:
-        ev.success(lambda: None, None, [files], queue=False, api_visibility="private")
+        ev.success(lambda: None, None, [files], queue=False, api_name="data_clear_downloads",
+                   api_visibility="private")
     # an uploaded file is not a dataset sequence: the dataset filters are cleared, not left pointing elsewhere
     upload.upload(on_upload, [upload, skeleton], show_out, api_name="data_upload", **light).success(
         lambda: [gr.Dropdown(value=None)] + [gr.update(value=None)] * len(filters) + [None], None,
-        [dataset] + filters + [files], queue=False, api_visibility="private")
+        [dataset] + filters + [files], queue=False, api_name="data_clear_filters", api_visibility="private")
     export_btn.click(on_export, [shown, formats], [files], api_name="data_export",
                      concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
     add_btn.click(on_add, [shown, ctx.motions], [ctx.motions], api_name="data_add_to_session")

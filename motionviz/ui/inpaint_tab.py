@@ -24,6 +24,7 @@ from ..motion import DEFAULT_FPS, Motion
 from ..skeleton import BODY_PARTS, COMMON, retarget_mask
 from .common import (CPU_LIMIT, CPU_QUEUE, LONG_LIMIT, LONG_QUEUE, LONG_TIME_LIMIT_S, MAX_SEED, AppContext, add_motions, export_files, motion_choices,
                      pick_motion, progress_callback, to_float, to_int, uploaded_path, user_error, seed_box)
+from .player import part_label
 
 __all__ = ["build", "InpaintOutcome", "prepare_source", "corrupt_and_inpaint", "error_figure", "summary_markdown",
            "LIMBS", "MAX_FRAMES"]
@@ -114,7 +115,7 @@ def corrupt_and_inpaint(model: Any, motion: Motion, drop_joints: float = 30.0, d
     shift = to_int(shift, "shift", 1, model.cfg.frames)
     steps = to_int(steps, "steps", 0, 1000)
     if limb not in LIMBS:
-        raise UserError(f"unknown limb {limb!r}; choose from {', '.join(LIMBS)}")
+        raise UserError(f"unknown limb {limb!r}; choose from {', '.join(part_label(b) for b in LIMBS)}")
     ref, note = prepare_source(motion)
     check_inpaint_budget(ref.num_frames, model.cfg.frames, shift, steps)
     x = ref.joints
@@ -155,7 +156,7 @@ def error_figure(out: InpaintOutcome):
     """Grouped per-joint error bars (cm) of the three methods against the uncorrupted motion."""
     import plotly.graph_objects as go
 
-    names = list(COMMON.joints)
+    names = [part_label(j) for j in COMMON.joints]
     colors = {"input": "#9e9e9e", "baseline": "#ff9f1c", "AE-GAN": "#2a9d8f"}
     fig = go.Figure()
     for k in METHODS:
@@ -191,7 +192,7 @@ def _example_motion(data_root: Path | None) -> Motion:
 
 
 def build(ctx: AppContext) -> None:
-    from .player import player, player_value
+    from .player import controls, player, player_value, view_export
 
     try:
         model = _model(ctx.checkpoint_dir)
@@ -209,32 +210,35 @@ def build(ctx: AppContext) -> None:
         "observed values at its ends. Corrupt a clean motion to see how well it recovers it.")
     heavy = dict(concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
     long = dict(concurrency_id=LONG_QUEUE, concurrency_limit=LONG_LIMIT)   # seconds-long: never ahead of short jobs
-    with gr.Row():
+    with gr.Row(equal_height=False, elem_classes=["mv-split"]):
         with gr.Column(scale=1, min_width=300):
-            sources = [SESSION, UPLOAD] + ([EXAMPLE] if ctx.data_root is not None else [])
-            source = gr.Radio(sources, value=EXAMPLE if ctx.data_root is not None else SESSION, label="Motion",
-                              elem_id="inpaint-source")
-            session_pick = gr.Dropdown([], value=None, label="Session motion (Data tab or generated)",
-                                       elem_id="inpaint-session")
-            upload = gr.File(label="Motion file (.npy / .csv / .bvh / .json)", type="filepath",
-                             file_types=[".npy", ".csv", ".bvh", ".xz", ".json"], elem_id="inpaint-upload")
-            gr.Markdown("### Corruption")
-            drop_j = gr.Slider(0, 80, value=30, step=5, label="Drop joints (%)", elem_id="inpaint-drop-joints")
-            drop_f = gr.Slider(0, 60, value=0, step=5, label="Drop frames (%)", elem_id="inpaint-drop-frames")
-            noise = gr.Slider(0, 10, value=0, step=0.5, label="Noise σ (cm)", elem_id="inpaint-noise")
-            limb = gr.Dropdown(list(LIMBS), value=NO_LIMB, label="Hide a limb", elem_id="inpaint-limb")
-            seed = seed_box(0, "Corruption seed")
-            gr.Markdown("### Inpainting")
-            shift = gr.Slider(1, F, value=8, step=1, label=f"Window shift (frames; window = {F})",
-                              elem_id="inpaint-shift")
-            steps = gr.Slider(0, 500, value=200, step=10, label="Optimisation steps", elem_id="inpaint-steps")
-            preset_radio = gr.Radio([("tuned (lr 0.01, windows averaged)", "tuned"),
-                                     ("thesis (lr 1.0, 10/5/0.5, per-frame choice)", "thesis")], value="tuned",
-                                    label="Latent-search settings", elem_id="inpaint-preset")
-            denoise = gr.Checkbox(False, label="Replace observed joints too (denoise; on when noise > 0)")
+            with controls():
+                sources = [SESSION, UPLOAD] + ([EXAMPLE] if ctx.data_root is not None else [])
+                source = gr.Radio(sources, value=EXAMPLE if ctx.data_root is not None else SESSION, label="Motion",
+                                  elem_id="inpaint-source")
+                session_pick = gr.Dropdown([], value=None, label="Session motion (Data tab or generated)",
+                                           elem_id="inpaint-session")
+                upload = gr.File(label="Motion file (.npy / .csv / .bvh / .json)", type="filepath",
+                                 file_types=[".npy", ".csv", ".bvh", ".xz", ".json"], elem_id="inpaint-upload")
+                gr.Markdown("### Corruption")
+                drop_j = gr.Slider(0, 80, value=30, step=5, label="Drop joints (%)", elem_id="inpaint-drop-joints")
+                drop_f = gr.Slider(0, 60, value=0, step=5, label="Drop frames (%)", elem_id="inpaint-drop-frames")
+                noise = gr.Slider(0, 10, value=0, step=0.5, label="Noise σ (cm)", elem_id="inpaint-noise")
+                limb = gr.Dropdown([(part_label(b), b) for b in LIMBS], value=NO_LIMB, label="Hide a limb",
+                                   elem_id="inpaint-limb")
+                seed = seed_box(0, "Corruption seed")
+                gr.Markdown("### Inpainting")
+                shift = gr.Slider(1, F, value=8, step=1, label=f"Window shift (frames; window = {F})",
+                                  elem_id="inpaint-shift")
+                steps = gr.Slider(0, 500, value=200, step=10, label="Optimisation steps", elem_id="inpaint-steps")
+                preset_radio = gr.Radio([("tuned (lr 0.01, windows averaged)", "tuned"),
+                                         ("thesis (lr 1.0, 10/5/0.5, per-frame choice)", "thesis")], value="tuned",
+                                        label="Latent-search settings", elem_id="inpaint-preset")
+                denoise = gr.Checkbox(False, label="Replace observed joints too (denoise; on when noise > 0)")
             run_btn = gr.Button("Corrupt & inpaint", variant="primary", elem_id="inpaint-run")
         with gr.Column(scale=2):
             view = player(elem_id="inpaint-view")
+            view_export(view, "inpaint-view")
             chart = gr.Plot(label="Per-joint error", elem_id="inpaint-errors")
             info = gr.Markdown("", elem_id="inpaint-info")
             files = gr.File(label="Downloads (output)", file_count="multiple", interactive=False,

@@ -26,7 +26,7 @@ from ..motion import DEFAULT_FPS, Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, MAX_SEED, AppContext, add_motions, check_cost, export_dir,
                      motion_choices, pick_motion, progress_callback, resolve_seed, to_float, to_int,
                      user_error, seed_box)
-from .player import player, sample_titles, timing_note
+from .player import controls, player, sample_titles, timing_note, view_export
 
 __all__ = ["build", "EXAMPLES", "exercise_choices", "generate_motions", "edit_motions", "downloads",
            "describe_request", "understanding_note", "CORRECT_CHOICES", "PART_CHOICES"]
@@ -315,28 +315,30 @@ def build(ctx: AppContext) -> None:
         "everything empty for an unconditional sample. Higher guidance follows the description more "
         "closely; more steps are slower and a little smoother. Generated motions are added to the session, "
         "so the other tabs can use them.", elem_id="text-intro")
-    with gr.Row():
+    with gr.Row(equal_height=False, elem_classes=["mv-split"]):
         with gr.Column(scale=1, min_width=320):
-            text = gr.Textbox(label="Describe the motion", lines=3, max_lines=6, max_length=500,
-                              placeholder="e.g. slowly raise both arms sideways to shoulder height, then lower them",
-                              elem_id="text-prompt")
-            exercise = gr.Dropdown(choices, value=NO_EXERCISE, label="Exercise (optional)", elem_id="text-exercise",
-                                   interactive=True)
-            correct = gr.Radio(list(CORRECT_CHOICES), value=UNSPECIFIED, label="Execution", elem_id="text-correct")
-            guidance = gr.Slider(*UI_LIMITS["guidance"], value=2.5, step=0.1, label="Guidance scale",
-                                 elem_id="text-guidance")
-            with gr.Row():
-                steps = gr.Slider(*UI_LIMITS["steps"], value=20, step=1, label="Denoising steps",
-                                  elem_id="text-steps")
-                frames = gr.Slider(*UI_LIMITS["frames"], value=120, step=2, label="Frames (20 fps)",
-                                   elem_id="text-frames")
-            with gr.Row():
-                num = gr.Slider(*UI_LIMITS["num"], value=4, step=1, label="Number of samples", elem_id="text-num")
-                seed = seed_box(0, "Seed", elem_id="text-seed")
-            with gr.Row():
-                randomize = gr.Checkbox(False, label="Random seed", elem_id="text-random")
-                sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="Sampler", elem_id="text-sampler")
-            understood_md = gr.Markdown("", elem_id="text-understood")
+            with controls():
+                text = gr.Textbox(label="Describe the motion", lines=3, max_lines=6, max_length=500,
+                                  placeholder=("e.g. slowly raise both arms sideways to shoulder height, "
+                                               "then lower them"),
+                                  elem_id="text-prompt")
+                exercise = gr.Dropdown(choices, value=NO_EXERCISE, label="Exercise (optional)", elem_id="text-exercise",
+                                       interactive=True)
+                correct = gr.Radio(list(CORRECT_CHOICES), value=UNSPECIFIED, label="Execution", elem_id="text-correct")
+                guidance = gr.Slider(*UI_LIMITS["guidance"], value=2.5, step=0.1, label="Guidance scale",
+                                     elem_id="text-guidance")
+                with gr.Row():
+                    steps = gr.Slider(*UI_LIMITS["steps"], value=20, step=1, label="Denoising steps",
+                                      elem_id="text-steps")
+                    frames = gr.Slider(*UI_LIMITS["frames"], value=120, step=2, label="Frames (20 fps)",
+                                       elem_id="text-frames")
+                with gr.Row():
+                    num = gr.Slider(*UI_LIMITS["num"], value=4, step=1, label="Number of samples", elem_id="text-num")
+                    seed = seed_box(0, "Seed", elem_id="text-seed")
+                with gr.Row():
+                    randomize = gr.Checkbox(False, label="Random seed", elem_id="text-random")
+                    sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="Sampler", elem_id="text-sampler")
+                understood_md = gr.Markdown("", elem_id="text-understood")
             gen_btn = gr.Button("Generate", variant="primary", elem_id="text-generate")
             valid_examples = [[t, ex if ex in labels else NO_EXERCISE, c] for t, ex, c in EXAMPLES]
             gr.Examples(valid_examples, inputs=[text, exercise, correct], label="Examples (click to use)",
@@ -345,6 +347,7 @@ def build(ctx: AppContext) -> None:
         with gr.Column(scale=2):
             info = gr.Markdown("", elem_id="text-info")
             plot = player(elem_id="text-plot")
+            view_export(plot, "text-plot")
             formats = gr.CheckboxGroup(list(EXPORT_FORMATS), value=DEFAULT_FORMATS, label="Download formats",
                                        elem_id="text-formats")
             files = gr.File(label="Downloads (samples.npy = all motions, (N, T, 15, 3))", file_count="multiple",

@@ -170,7 +170,7 @@ def _info(steps: list[Motion], t: float) -> str:
 
 
 def build(ctx: AppContext) -> None:
-    from .player import player, player_value, sample_titles
+    from .player import controls, player, player_value, sample_titles
 
     def motion_figure(m: Motion, title: str) -> str:
         return player_value([m], titles=[title])
@@ -210,16 +210,17 @@ def build(ctx: AppContext) -> None:
                               elem_id=f"vae-session-{w}")
         return src, label, correct, seed, example, session
 
-    with gr.Row():
+    with gr.Row(equal_height=False, elem_classes=["mv-split"]):
         with gr.Column(scale=1, min_width=300):
-            gr.Markdown("### Start (A)")
-            src_a, label_a, correct_a, seed_a, example_a, motion_a = end_controls("A", CORRECT, 0)
-            gr.Markdown("### End (B)")
-            src_b, label_b, correct_b, seed_b, example_b, motion_b = end_controls("B", INCORRECT, 0)
-            with gr.Row():
-                spherical = gr.Checkbox(True, label="Spherical (slerp)", elem_id="vae-spherical")
-                steps = gr.Slider(2, MAX_STEPS, value=8, step=1, label="Steps in the strip", elem_id="vae-steps")
-            frames = gr.Slider(20, 200, value=60, step=1, label="Frames (20 fps)", elem_id="vae-frames")
+            with controls():
+                gr.Markdown("### Start (A)")
+                src_a, label_a, correct_a, seed_a, example_a, motion_a = end_controls("A", CORRECT, 0)
+                gr.Markdown("### End (B)")
+                src_b, label_b, correct_b, seed_b, example_b, motion_b = end_controls("B", INCORRECT, 0)
+                with gr.Row():
+                    spherical = gr.Checkbox(True, label="Spherical (slerp)", elem_id="vae-spherical")
+                    steps = gr.Slider(2, MAX_STEPS, value=8, step=1, label="Steps in the strip", elem_id="vae-steps")
+                frames = gr.Slider(20, 200, value=60, step=1, label="Frames (20 fps)", elem_id="vae-frames")
             with gr.Row():
                 run_btn = gr.Button("Interpolate", variant="primary", elem_id="vae-run")
                 add_path_btn = gr.Button("Add path to session", elem_id="vae-add-path")
