@@ -1,8 +1,9 @@
 """Real-browser test of the "Correct vs incorrect" tab: start the app (``python app.py``) with the shipped
 checkpoints, drive it with Playwright and the system Chromium, and run both flows: a generated correct
 vs incorrect pair, and a real held-out recording vs a generated correct reference.  Each must render the
-time-aligned 3D player (WebGL, a frame slider), the joint-angle curves with the shaded normal range and
-the plain-language summary, without an error toast or a page error.
+time-aligned 3D player (checked by pixels: a body in every cell, gold dots on the joints that differ most;
+one WebGL context), the joint-angle curves with the shaded normal range and the plain-language summary,
+without an error toast or a page error; the view then downloads as a GIF drawn on the server.
 
 Skipped (with the reason) when Chromium, Playwright, the data folder or the diffusion checkpoint is
 missing.  ``MOTIONVIZ_SCREENSHOT_DIFF=path.png`` saves a screenshot of the tab.
@@ -91,20 +92,49 @@ def page(app_url, tmp_path_factory):
         context.close()
 
 
-PLAYER = "#diff-plot .js-plotly-plot"
+HOST = "#diff-plot [data-mvp-id]"
 CURVES = "#diff-curves .js-plotly-plot"
 
+# The drawn player: per grid cell the pixels in a role colour (correct green, incorrect orange) and in the
+# highlight gold; the payload's highlighted joints; one WebGL context on the page.
+_PLAYER_JS = """() => {
+  const host = document.querySelector('#diff-plot [data-mvp-id]');
+  const p = host && host.__mvp;
+  if (!p || !p.grid || !p.payload || host.dataset.mvpDrawn !== host.dataset.mvpId) return null;
+  const c = p.canvas, g = p.grid, img = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const near = (i, rgb, tol) => Math.abs(img[i] - rgb[0]) < tol && Math.abs(img[i + 1] - rgb[1]) < tol
+    && Math.abs(img[i + 2] - rgb[2]) < tol;
+  const cells = [];
+  for (let k = 0; k < g.n; k++) {
+    const x0 = Math.round((k % g.cols) * g.cellW * g.dpr), y0 = Math.round(Math.floor(k / g.cols) * g.cellH * g.dpr);
+    const w = Math.round(g.cellW * g.dpr), h = Math.round(g.cellH * g.dpr);
+    let body = 0, gold = 0;
+    for (let y = y0; y < y0 + h; y += 2) for (let x = x0; x < x0 + w; x += 2) {
+      const i = 4 * (y * c.width + x);
+      if (Math.max(img[i], img[i + 1], img[i + 2]) - Math.min(img[i], img[i + 1], img[i + 2]) > 60) body++;
+      if (near(i, [242, 183, 5], 45)) gold++;
+    }
+    cells.push({body, gold});
+  }
+  return {cells, layout: p.layout, roles: p.payload.motions.map((m) => m.role),
+          titles: p.payload.motions.map((m) => m.title),
+          highlight: p.payload.motions.map((m) => (m.highlight || []).length),
+          legend: document.querySelector('#diff-plot .mvp-legend').innerText,
+          stats: window.motionvizPlayer.stats()};
+}"""
 
-def _plot_state(pg, sel: str) -> dict:
+
+def _player_state(pg) -> dict:
+    pg.wait_for_function(_PLAYER_JS, timeout=60_000)
+    pg.wait_for_timeout(300)
+    return pg.evaluate(_PLAYER_JS)
+
+
+def _curves_state(pg) -> dict:
     return pg.evaluate(f"""() => {{
-        const gd = document.querySelector('{sel}');
+        const gd = document.querySelector('{CURVES}');
         if (!gd || !gd.data) return null;
-        const canvas = gd.querySelector('canvas');
-        return {{n: gd.data.length, types: gd.data.map(t => t.type),
-                 sliders: (gd.layout.sliders || []).length,
-                 steps: gd.layout.sliders && gd.layout.sliders[0] ? gd.layout.sliders[0].steps.length : 0,
-                 shapes: (gd.layout.shapes || []).length, canvas: !!canvas,
-                 sizes: gd.data[3] && gd.data[3].marker ? gd.data[3].marker.size : null}};
+        return {{n: gd.data.length, types: gd.data.map(t => t.type), shapes: (gd.layout.shapes || []).length}};
     }}""")
 
 
@@ -114,11 +144,14 @@ def _no_error_toast(pg) -> None:
 
 
 def _run_and_wait(pg, expect: str) -> str:
-    pg.evaluate("() => { const s = document.querySelector('#diff-summary'); window.__mvOld = s ? s.innerText : ''; }")
+    pg.evaluate("() => { const s = document.querySelector('#diff-summary'); window.__mvOld = s ? s.innerText : ''; "
+                "const h = document.querySelector('#diff-plot [data-mvp-id]'); window.__mvId = h ? h.dataset.mvpId : ''; }")
     pg.locator("#diff-run").click()
     pg.wait_for_function(
         "(want) => { const s = document.querySelector('#diff-summary'); "
-        "return s && s.innerText !== window.__mvOld && s.innerText.includes(want); }",
+        "const h = document.querySelector('#diff-plot [data-mvp-id]'); "
+        "return s && s.innerText !== window.__mvOld && s.innerText.includes(want) "
+        "&& h && h.dataset.mvpId && h.dataset.mvpId !== window.__mvId; }",
         arg=expect, timeout=240_000)
     return pg.locator("#diff-summary").inner_text()
 
@@ -130,26 +163,40 @@ def test_generated_pair_and_real_recording(page):
     tab.click()
     assert "deliberately performing a wrong version" in pg.locator("#diff-meaning").inner_text()
 
-    # 1. a generated correct vs incorrect pair
+    # 1. a generated correct vs incorrect pair (few frames and steps: the test checks the drawing, not the model)
+    pg.locator("#diff-frames input[type=number]").fill("40")
+    pg.locator("#diff-frames input[type=number]").press("Enter")
     text = _run_and_wait(pg, "Joints that differ most")
     assert "Generated incorrect" in text and "real correct executions" in text
-    pg.wait_for_function(f"() => {{ const gd = document.querySelector('{PLAYER}'); return gd && gd.data && gd.data.length >= 4; }}")
-    st = _plot_state(pg, PLAYER)
-    assert st["types"][0] == "scatter3d" and st["sliders"] == 1 and st["steps"] >= 2 and st["canvas"], st
-    assert max(st["sizes"]) > min(st["sizes"]), st                       # highlighted joints
-    cur = _plot_state(pg, CURVES)
+    assert "large gold dots" in text and "_" not in text.split("Joints that differ most")[1].split("\n")[0]
+    st = _player_state(pg)
+    assert st["layout"] == "overlay" and st["roles"] == ["correct", "incorrect"], st
+    assert st["stats"]["webglContexts"] == 1 and not st["stats"]["lost"], st
+    assert st["cells"][0]["body"] > 40 and st["cells"][0]["gold"] > 5, st      # both bodies, gold joints
+    assert min(st["highlight"]) >= 1 and "joints that differ most" in st["legend"], st
+    assert "correct execution" in st["legend"] and "incorrect execution" in st["legend"], st
+    cur = _curves_state(pg)
     assert cur and cur["types"][0] == "scatter" and cur["n"] >= 2 and cur["shapes"] >= 1, cur
     _no_error_toast(pg)
 
-    # 2. a real held-out recording vs a generated correct reference
+    # 2. a real held-out recording vs a generated correct reference, side by side
+    pg.locator("#diff-view label", has_text="Side by side").first.click()
     pg.locator("#diff-mode label", has_text="Real recording").first.click()
     pg.locator("#diff-recording").wait_for(state="visible")
     text = _run_and_wait(pg, "Real incorrect recording")
     assert "Joints that differ most" in text
-    st = _plot_state(pg, PLAYER)
-    assert st["types"][0] == "scatter3d" and st["sliders"] == 1, st
+    st = _player_state(pg)
+    assert st["layout"] == "grid" and len(st["cells"]) == 2, st
+    assert all(c["body"] > 40 and c["gold"] > 5 for c in st["cells"]), st      # every cell: a body, gold joints
+    assert "real incorrect recording" in st["titles"][1], st
+    _no_error_toast(pg)
+
+    # 3. the view as a GIF, drawn on the server as shown (side by side)
+    pg.locator("#diff-plot-export").click()
+    pg.wait_for_selector("#diff-plot-export-file a[href*='motionviz-grid.gif']", timeout=120_000)
     _no_error_toast(pg)
     shot = os.environ.get("MOTIONVIZ_SCREENSHOT_DIFF")
     if shot:
-        pg.screenshot(path=shot, full_page=True)
+        pg.locator("#diff-plot").scroll_into_view_if_needed()
+        pg.screenshot(path=shot)
     assert not pg.page_errors, pg.page_errors  # type: ignore[attr-defined]

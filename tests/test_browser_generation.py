@@ -1,0 +1,140 @@
+"""Real-browser tests of the generators' tabs with the shipped checkpoints (Playwright + the system
+Chromium; skipped, saying why, without Chromium, Playwright, the data or the diffusion checkpoint):
+
+- Compare with a text prompt: every model's view is drawn with its label ("diffusion (from text +
+  exercise)") and a model that cannot read text says so beside its view (or in the notes when it can use
+  nothing of the request).
+- Text → motion, 8 samples at the tab's default length and steps: the time from the click to the first drawn
+  frame, measured in the page, is at most twice the server time the tab reports (README → benchmark); every
+  one of the 8 cells draws a body.
+- 400 px wide: the player comes before the controls, which sit in a closed accordion, and every tab is
+  reachable.
+
+Small settings where possible (Compare: 20 frames, 5 steps): the tests check the app and the drawing, not the models
+(the shipped diffusion and VAE checkpoints are interim snapshots).  ``MOTIONVIZ_SCREENSHOT_DIR`` saves
+screenshots for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from test_browser_difference import _no_error_toast, app_url, page  # noqa: F401 - fixtures (one app per module)
+
+# per grid cell: pixels of a body (saturated colours, or the dark grey of a real recording; the floor and
+# its grid lines are lighter greys)
+_CELLS_JS = """(sel) => {
+  const host = document.querySelector(sel);
+  const p = host && host.__mvp;
+  if (!p || !p.grid || host.dataset.mvpDrawn !== host.dataset.mvpId) return null;
+  const c = p.canvas, g = p.grid, img = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const cells = [];
+  for (let k = 0; k < g.n; k++) {
+    const x0 = Math.round((k % g.cols) * g.cellW * g.dpr), y0 = Math.round(Math.floor(k / g.cols) * g.cellH * g.dpr);
+    const w = Math.round(g.cellW * g.dpr), h = Math.round(g.cellH * g.dpr);
+    let n = 0;
+    for (let y = y0; y < y0 + h; y += 2) for (let x = x0; x < x0 + w; x += 2) {
+      const i = 4 * (y * c.width + x);
+      const hi = Math.max(img[i], img[i + 1], img[i + 2]), lo = Math.min(img[i], img[i + 1], img[i + 2]);
+      if (hi - lo > 60 || hi < 120) n++;     // a coloured body, or a grey one (real recording) darker than the floor
+    }
+    cells.push(n);
+  }
+  return {cells, stats: window.motionvizPlayer.stats()};
+}"""
+
+
+def _set_number(pg, elem_id: str, value: int) -> None:
+    box = pg.locator(f"#{elem_id} input[type=number]").first
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def _open_tab(pg, title: str) -> None:
+    tab = pg.locator("button[role=tab]", has_text=title).first
+    tab.wait_for(timeout=120_000)
+    tab.click()
+
+
+def _click_and_wait_drawn(pg, host: str, button: str, timeout: int = 240_000) -> float:
+    """Click ``button``; wait until the player ``host`` draws a new payload; return the seconds from the click
+    to its first drawn frame, measured in the page."""
+    old = pg.evaluate(f"() => (document.querySelector('{host}') || {{dataset: {{}}}}).dataset.mvpId || ''")
+    t0 = pg.evaluate("() => performance.now()")
+    pg.locator(button).click()
+    pg.wait_for_function(f"""(old) => {{ const h = document.querySelector('{host}');
+        return h && h.dataset.mvpId && h.dataset.mvpId !== old && h.dataset.mvpDrawn === h.dataset.mvpId; }}""",
+                         arg=old, timeout=timeout)
+    return (pg.evaluate(f"() => document.querySelector('{host}').__mvp.firstDrawAt") - t0) / 1000.0
+
+
+def _every_cell_draws(pg, host: str, n: int) -> None:
+    pg.wait_for_timeout(300)
+    res = pg.evaluate(_CELLS_JS, host)
+    assert res is not None and len(res["cells"]) == n, res
+    assert all(c > 40 for c in res["cells"]), res
+    assert res["stats"]["webglContexts"] == 1 and not res["stats"]["lost"], res["stats"]
+
+
+def test_compare_with_a_text_prompt_labels_every_model(page):  # noqa: F811 - the fixture
+    pg = page
+    _open_tab(pg, "Compare")
+    pg.locator("#compare-text textarea").fill("a slow deep squat with the arms stretched forward")
+    _set_number(pg, "compare-frames", 20)
+    _set_number(pg, "compare-steps", 5)
+    host = "#compare-plot [data-mvp-id]"
+    _click_and_wait_drawn(pg, host, "#compare-run")
+    titles = pg.locator("#compare-plot .mvp-title").all_inner_texts()
+    notices = pg.locator("#compare-plot .mvp-notice").all_inner_texts()
+    notes = pg.locator("#compare-notes").inner_text()
+    models = pg.evaluate(f"() => document.querySelector('{host}').__mvp.payload.motions.map(m => m.role)")
+    assert titles[0].startswith("real recording (") and models[0] == "real", titles
+    assert "diffusion (from text + exercise)" in titles, titles            # the text model read the text
+    if "vae" in models:                                                      # a label model: exercise only
+        assert "vae (from exercise)" in titles, titles
+        assert any("cannot read text" in n for n in notices), notices
+    _every_cell_draws(pg, host, len(models))
+    legend = pg.locator("#compare-plot .mvp-legend").inner_text()
+    assert "diffusion model" in legend and "real recording" in legend, legend
+    assert "on the server" in notes, notes
+
+    # the description only: a model that cannot read text is not shown and the notes say why
+    label_box = pg.locator("#compare-label input").first
+    label_box.click()
+    pg.locator("ul[role=listbox] li", has_text="No exercise").first.click()
+    _click_and_wait_drawn(pg, host, "#compare-run")
+    titles = pg.locator("#compare-plot .mvp-title").all_inner_texts()
+    notes = pg.locator("#compare-notes").inner_text()
+    assert titles == ["diffusion (from text)"] or "diffusion (from text)" in titles, titles
+    if "vae" in models:
+        assert re.search(r"vae:\s*not shown: cannot read text", notes), notes
+    _no_error_toast(pg)
+    assert not pg.page_errors, pg.page_errors  # type: ignore[attr-defined]
+
+
+def test_eight_samples_click_to_first_frame_within_twice_the_server_time(page):  # noqa: F811 - the fixture
+    pg = page
+    _open_tab(pg, "Text → motion")
+    pg.locator("#text-prompt textarea").fill("raise both arms sideways to shoulder height, then lower them")
+    _set_number(pg, "text-num", 8)              # the tab's default frames and steps (120, 20)
+    host = "#text-plot [data-mvp-id]"
+    pg.evaluate("() => { const i = document.querySelector('#text-info'); window.__mvInfo = i ? i.innerText : ''; }")
+    click_s = _click_and_wait_drawn(pg, host, "#text-generate")
+    pg.wait_for_function("() => { const i = document.querySelector('#text-info'); "
+                         "return i && i.innerText !== window.__mvInfo && /s on the server/.test(i.innerText); }")
+    info = pg.locator("#text-info").inner_text()
+    server_s = float(re.search(r"([\d.]+) s on the server", info).group(1))
+    _every_cell_draws(pg, host, 8)
+    titles = pg.locator("#text-plot .mvp-title").all_inner_texts()
+    assert len(titles) == 8 and titles[0].endswith("sample 1 of 8") and titles[7].endswith("sample 8 of 8"), titles
+    draw_ms = pg.evaluate(f"() => Number(document.querySelector('{host}').dataset.mvpDrawMs)")
+    print(f"8 samples: click -> first drawn frame {click_s:.2f} s, server {server_s:.2f} s "
+          f"(ratio {click_s / server_s:.2f}; payload -> first frame in the page {draw_ms} ms)")
+    assert click_s <= 2.0 * server_s, (click_s, server_s, info)
+    if os.environ.get("MOTIONVIZ_SCREENSHOT_DIR"):
+        pg.locator("#text-plot").scroll_into_view_if_needed()
+        pg.screenshot(path=str(Path(os.environ["MOTIONVIZ_SCREENSHOT_DIR"]) / "text_samples.png"))
+    _no_error_toast(pg)
+    assert not pg.page_errors, pg.page_errors  # type: ignore[attr-defined]
