@@ -135,20 +135,34 @@ def ddpm_sample(denoise: Denoiser, shape: tuple[int, ...], schedule: Schedule, s
     return sample(denoise, shape, schedule, steps or schedule.T, generator, eta=1.0, **kw)
 
 
-def guided(model: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], scale: float) -> Denoiser:
+def guided(model: Callable[..., torch.Tensor], scale: float, part_scale: float = 0.0) -> Denoiser:
     """Classifier-free guidance.  ``model(x (N, ...), t (N,), drop (N,) bool) -> x0`` where ``drop`` rows
     ignore every condition.  Returns a denoiser computing uncond + scale (cond - uncond) with ONE batched
     forward of the conditioned and unconditioned rows (scale 1 = plain conditional and scale 0 = plain
-    unconditional: one forward of B rows)."""
+    unconditional: one forward of B rows).
+
+    ``part_scale`` > 0 adds a second guidance term for one condition (compositional guidance, Liu et al.
+    2022): ``+ part_scale (cond - cond_without_part)``, where the model is called as
+    ``model(x, t, drop, drop_part)`` and ``drop_part`` rows ignore that one condition only (e.g. the
+    requested correct/incorrect execution).  Still one batched forward, of 3B rows."""
     scale = float(scale)
-    if not math.isfinite(scale):
-        raise ValueError(f"guidance scale must be finite, got {scale}")
+    part_scale = float(part_scale)
+    if not math.isfinite(scale) or not math.isfinite(part_scale):
+        raise ValueError(f"guidance scales must be finite, got {scale}, {part_scale}")
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
+        dev = x.device
+        if part_scale != 0.0:
+            z, o = torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)
+            drop = torch.cat([z, o, z]).to(dev)
+            drop_part = torch.cat([z, z, o]).to(dev)
+            out = model(torch.cat([x, x, x]), torch.cat([t, t, t]), drop, drop_part)
+            cond, uncond, partial = out[:B], out[B:2 * B], out[2 * B:]
+            return uncond + scale * (cond - uncond) + part_scale * (cond - partial)
         if scale == 1.0 or scale == 0.0:
-            return model(x, t, torch.full((B,), scale == 0.0, dtype=torch.bool, device=x.device))
-        drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)]).to(x.device)
+            return model(x, t, torch.full((B,), scale == 0.0, dtype=torch.bool, device=dev))
+        drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)]).to(dev)
         out = model(torch.cat([x, x]), torch.cat([t, t]), drop)
         cond, uncond = out[:B], out[B:]
         return uncond + scale * (cond - uncond)

@@ -145,3 +145,26 @@ def test_progress_reports_every_step():
     sample(lambda x, t: x * 0, (1, 2), s, 7, torch.Generator().manual_seed(0),
            progress=lambda f, d: seen.append(f))
     assert len(seen) == 7 and seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+
+
+def test_guidance_with_an_extra_term_for_one_condition():
+    """uncond + s (cond - uncond) + s_c (cond - cond_without_part), from one batched forward of 3B rows."""
+    import torch
+
+    from motionviz.sampling import guided
+
+    calls = []
+
+    def model(x, t, drop, drop_part=None):
+        calls.append(x.shape[0])
+        out = torch.full_like(x, 3.0)                         # conditioned
+        out[drop] = 1.0                                       # unconditioned
+        if drop_part is not None:
+            out[drop_part] = 2.0                              # every condition but the part
+        return out
+
+    x, t = torch.zeros(4, 5), torch.zeros(4, dtype=torch.long)
+    y = guided(model, 2.0, 1.5)(x, t)
+    assert torch.allclose(y, torch.full_like(x, 1.0 + 2.0 * (3 - 1) + 1.5 * (3 - 2)))
+    assert calls == [12]
+    assert torch.allclose(guided(model, 2.0)(x, t), torch.full_like(x, 5.0)) and calls[-1] == 8

@@ -69,6 +69,9 @@ __all__ = ["Config", "to_features", "from_features", "bench", "Denoiser", "Diffu
 KIND = "diffusion"
 REPRESENTATION = "canonical pelvis position + joint offsets from the pelvis (COMMON, 20 fps), standardised"
 CORRECT_STATES = {None: 0, True: 1, False: 2}   # 0 = unknown / dropped
+# Extra guidance on the requested correct / incorrect execution (chosen on the validation split, see the
+# README's diffusion card); 0 turns it off.
+CORRECT_GUIDANCE = 2.0
 
 
 @dataclass(frozen=True)
@@ -473,16 +476,33 @@ class DiffusionGenerator:
             if ds in cfg.datasets:
                 dataset.fill_(cfg.datasets.index(ds) + 1)
 
-        def model(x: torch.Tensor, t: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        def model(x: torch.Tensor, t: torch.Tensor, drop: torch.Tensor,
+                  drop_correct: torch.Tensor | None = None) -> torch.Tensor:
             reps = x.shape[0] // n
             keep = ~drop
+            keep_c = keep if drop_correct is None else keep & ~drop_correct
             c = self.net.condition(t, text.repeat(reps, 1), text_on.repeat(reps) & keep,
                                    torch.where(keep, label.repeat(reps), 0),
-                                   torch.where(keep, correct.repeat(reps), 0),
+                                   torch.where(keep_c, correct.repeat(reps), 0),
                                    torch.where(keep, dataset.repeat(reps), 0))
             return self.net(x, t, c)
 
         return model
+
+    def correct_guidance(self, req: Request) -> float:
+        """Extra guidance on the correct/incorrect condition (see :func:`motionviz.sampling.guided`):
+        ``Request.extra["correct_guidance"]`` or :data:`CORRECT_GUIDANCE` when an execution was asked for,
+        else 0."""
+        if req.correct is None:
+            return 0.0
+        v = (req.extra or {}).get("correct_guidance", CORRECT_GUIDANCE)
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            raise UserError("correct_guidance must be a number") from None
+        if not (math.isfinite(v) and 0.0 <= v <= 20.0):
+            raise UserError(f"correct_guidance must be between 0 and 20, got {v}")
+        return v
 
     @staticmethod
     def _has_condition(req: Request) -> bool:
@@ -512,7 +532,9 @@ class DiffusionGenerator:
             cond_text = self.condition_text(req)
             matched, similarity = self.understood_label(req)
             model = self._conditions(req, req.num, cond_text, matched)
-            denoise = guided(model, req.guidance if self._has_condition(req) else 1.0)
+            g = req.guidance if self._has_condition(req) else 1.0
+            gc = self.correct_guidance(req)
+            denoise = guided(model, g, gc)
             gen = req.torch_generator()
             eta = 1.0 if req.sampler == "ddpm" else 0.0
             if src_j is not None and keep is not None:
