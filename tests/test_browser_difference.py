@@ -11,85 +11,36 @@ missing.  ``MOTIONVIZ_SCREENSHOT_DIFF=path.png`` saves a screenshot of the tab.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMIUM, CHROMIUM_FLAGS, START_TIMEOUT_S, _data_available, _free_port
+from _browser import app_url_or_start, browser_page, needs_chromium
 
-REPO = Path(__file__).resolve().parents[1]
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason=f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    if os.environ.get("MOTIONVIZ_TEST_URL"):      # test an app that is already running
-        yield os.environ["MOTIONVIZ_TEST_URL"]
-        return
-    if not _data_available():
-        pytest.skip("UI-PRMD data not found (set MOTIONVIZ_DATA)")
+def _shipped_checkpoints() -> Path:
+    """The shipped checkpoint folder (``$MOTIONVIZ_CHECKPOINTS`` or the default); skips without the
+    diffusion checkpoint."""
     from motionviz.checkpoint import default_checkpoint_dir
 
     ckpt = Path(os.environ.get("MOTIONVIZ_CHECKPOINTS") or default_checkpoint_dir())
     if not (ckpt / "diffusion.safetensors").is_file():
         pytest.skip(f"no diffusion checkpoint in {ckpt}")
-    port = _free_port()
-    env = dict(os.environ, PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_ANALYTICS_ENABLED="False",
-               MOTIONVIZ_CHECKPOINTS=str(ckpt), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    log_path = tmp_path_factory.mktemp("app-log") / "app.log"
-    log = open(log_path, "w")
-    t0 = time.time()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the app exited with status {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "config", timeout=2) as r:
-                    if r.status == 200:
-                        json.load(r)
-                        break
-            except OSError:
-                pass
-            if time.time() - t0 > START_TIMEOUT_S:
-                pytest.fail(f"the app did not answer within {START_TIMEOUT_S:.0f} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    return ckpt
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    yield from app_url_or_start(tmp_path_factory, _shipped_checkpoints)
 
 
 @pytest.fixture(scope="module")
 def page(app_url, tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1500, "height": 1100})
-        pg = context.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.set_default_timeout(60_000)
-        pg.goto(app_url, wait_until="domcontentloaded")
-        pg.page_errors = errors  # type: ignore[attr-defined]
+    with browser_page(app_url, tmp_path_factory, 1500, 1100) as pg:
         yield pg
-        context.close()
 
 
 HOST = "#diff-plot [data-mvp-id]"

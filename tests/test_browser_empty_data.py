@@ -10,22 +10,17 @@ own), the shipped AE-GAN and recogniser.  The assertions do not depend on how a 
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_browser import CHROMIUM, CHROMIUM_FLAGS, REPO, START_TIMEOUT_S, _free_port  # noqa: E402
+from _browser import CHROMIUM, CHROMIUM_FLAGS, needs_chromium, running_app  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason=f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_chromium
 
 #: (tab title, its main button's elem_id or None when the tab shows its output on load)
 TABS = [
@@ -53,37 +48,9 @@ def fresh_space(tmp_path_factory):
         if (default_checkpoint_dir() / name).is_file():
             shutil.copyfile(default_checkpoint_dir() / name, ck / name)
     empty = tmp_path_factory.mktemp("empty-data")
-    port = _free_port()
-    env = dict(os.environ, PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_ANALYTICS_ENABLED="False",
-               MOTIONVIZ_CHECKPOINTS=str(ck), MOTIONVIZ_DATA=str(empty), PYTHONUNBUFFERED="1",
-               MOTIONVIZ_CACHE=str(tmp_path_factory.mktemp("cache")), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    log_path = tmp_path_factory.mktemp("app-log") / "app.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    t0 = time.time()
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the app exited with status {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "config", timeout=2) as r:
-                    json.load(r)
-                    break
-            except OSError:
-                pass
-            if time.time() - t0 > START_TIMEOUT_S:
-                pytest.fail(f"the app did not answer within {START_TIMEOUT_S:.0f} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with running_app(tmp_path_factory, MOTIONVIZ_CHECKPOINTS=str(ck), MOTIONVIZ_DATA=str(empty),
+                     MOTIONVIZ_CACHE=str(tmp_path_factory.mktemp("cache"))) as (url, log_path):
         yield url, log_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_every_tab_works_on_a_fresh_space(fresh_space):

@@ -1,0 +1,113 @@
+"""Helpers shared by the real-browser tests: start the app (``python app.py``) on a free local port and open
+a Playwright page in the system Chromium (``/usr/bin/chromium``, or ``$MOTIONVIZ_CHROMIUM``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("MOTIONVIZ_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+START_TIMEOUT_S = 180.0   # two shared cores: importing torch + gradio can take a while
+
+#: the browser tests' module mark: skipped, saying why, without Chromium
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
+                                    reason=f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _data_available() -> bool:
+    try:
+        from motionviz.data import data_root
+        return (data_root() / "ui-prmd").is_dir()
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@contextmanager
+def running_app(tmp_path_factory, **env: str) -> Iterator[tuple[str, Path]]:
+    """Start ``python app.py`` on a free port with ``env`` (e.g. ``MOTIONVIZ_CHECKPOINTS``) added to the
+    environment; yield its URL and log file once it answers ``/config``; stop it afterwards.  Fails the test,
+    with the log's tail, when the app exits or does not answer within :data:`START_TIMEOUT_S`."""
+    port = _free_port()
+    env = dict(os.environ, PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_ANALYTICS_ENABLED="False",
+               PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **env)
+    log_path = tmp_path_factory.mktemp("app-log") / "app.log"
+    log = open(log_path, "w")
+    t0 = time.time()
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the app exited with status {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url + "config", timeout=2) as r:
+                    if r.status == 200:
+                        json.load(r)
+                        break
+            except OSError:
+                pass
+            if time.time() - t0 > START_TIMEOUT_S:
+                pytest.fail(f"the app did not answer within {START_TIMEOUT_S:.0f} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        print(f"app started in {time.time() - t0:.1f} s")
+        yield url, log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def app_url_or_start(tmp_path_factory, checkpoints: Callable[[], Path]) -> Iterator[str]:
+    """The body of a module's ``app_url`` fixture (``yield from``): ``$MOTIONVIZ_TEST_URL`` (an app that is
+    already running) when set; else skip without the UI-PRMD data, else start the app with the checkpoint
+    folder ``checkpoints()`` (called once the data is found; it may skip) and yield its URL."""
+    if os.environ.get("MOTIONVIZ_TEST_URL"):      # test an app that is already running
+        yield os.environ["MOTIONVIZ_TEST_URL"]
+        return
+    if not _data_available():
+        pytest.skip("UI-PRMD data not found (set MOTIONVIZ_DATA)")
+    with running_app(tmp_path_factory, MOTIONVIZ_CHECKPOINTS=str(checkpoints())) as (url, _log):
+        yield url
+
+
+@contextmanager
+def browser_page(app_url: str, tmp_path_factory, width: int, height: int):
+    """A Playwright page (persistent Chromium profile, ``width`` x ``height`` viewport, 60 s default timeout)
+    at ``app_url``; its page errors are collected in ``page.page_errors``.  Skips without Playwright."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": width, "height": height})
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.set_default_timeout(60_000)
+        pg.goto(app_url, wait_until="domcontentloaded")
+        pg.page_errors = errors  # type: ignore[attr-defined]
+        yield pg
+        context.close()
