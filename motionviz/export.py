@@ -259,24 +259,35 @@ def render_frames(motion: Motion, size: int = VIDEO_SIZE, yaw: float = 30.0, pit
 def save_gif(motion: Motion, path: str | os.PathLike, size: int = VIDEO_SIZE,
              progress: Progress | None = None) -> Path:
     """Looping animated GIF of the stick figure (frame duration from the motion's fps)."""
-    import imageio.v3 as iio
-
     frames, fps = render_frames(motion, size=size, progress=progress)
     p = _target(path, ".gif")
-    tmp = _tmp(p)
-    duration = int(round(1000.0 / fps))
-    iio.imwrite(tmp, frames if len(frames) > 1 else frames[:1], extension=".gif", duration=duration, loop=0)
-    tmp.replace(p)
+    _write_gif(frames, fps, p)
     return p
 
 
 def save_mp4(motion: Motion, path: str | os.PathLike, size: int = VIDEO_SIZE,
              progress: Progress | None = None) -> Path:
     """H.264 MP4 (yuv420p, plays in browsers) of the stick figure, via imageio-ffmpeg."""
-    import imageio.v2 as imageio
-
     frames, fps = render_frames(motion, size=size, progress=progress)
     p = _target(path, ".mp4")
+    _write_mp4(frames, fps, p)
+    return p
+
+
+def _write_gif(frames, fps: float, p: Path) -> None:
+    """Write ``frames`` (RGB images) as a looping GIF at ``p``, through a temporary file."""
+    import imageio.v3 as iio
+
+    tmp = _tmp(p)
+    iio.imwrite(tmp, frames, extension=".gif", duration=int(round(1000.0 / fps)), loop=0)
+    tmp.replace(p)
+
+
+def _write_mp4(frames, fps: float, p: Path) -> None:
+    """Write ``frames`` (RGB images) as an H.264 MP4 (yuv420p, plays in browsers) at ``p`` via imageio-ffmpeg,
+    through a temporary file."""
+    import imageio.v2 as imageio
+
     tmp = _tmp(p)
     try:
         writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7,
@@ -289,7 +300,6 @@ def save_mp4(motion: Motion, path: str | os.PathLike, size: int = VIDEO_SIZE,
     finally:
         writer.close()
     tmp.replace(p)
-    return p
 
 
 # ------------------------------------------------------------------------------------------------
@@ -483,27 +493,12 @@ def save_view(payload: dict, path: str | os.PathLike, fmt: str | None = None, vi
         raise UserError(f"the view can be saved as gif or mp4, not {fmt!r}")
     frames, fps = render_view_frames(payload, view, progress=progress)
     p = _target(path, "." + fmt)
-    tmp = _tmp(p)
     if fmt == "gif":
-        import imageio.v3 as iio
-
-        iio.imwrite(tmp, frames, extension=".gif", duration=int(round(1000.0 / fps)), loop=0)
+        _write_gif(frames, fps, p)
     else:
-        import imageio.v2 as imageio
-
         H, W = frames.shape[1:3]
         frames = np.pad(frames, ((0, 0), (0, -H % 16), (0, -W % 16), (0, 0)), constant_values=255)
-        try:
-            writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7,
-                                        macro_block_size=16, pixelformat="yuv420p", ffmpeg_log_level="error")
-        except (ImportError, RuntimeError, OSError) as e:
-            raise UserError(f"MP4 export needs imageio-ffmpeg ({e})") from None
-        try:
-            for fr in frames:
-                writer.append_data(fr)
-        finally:
-            writer.close()
-    tmp.replace(p)
+        _write_mp4(frames, fps, p)
     return p
 
 
