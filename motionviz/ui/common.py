@@ -30,7 +30,7 @@ __all__ = [
     "AppContext", "user_error", "CPU_QUEUE", "CPU_LIMIT", "EXPORT_FORMATS", "FAST_FORMATS", "MAX_SEED",
     "MAX_SESSION_MOTIONS", "export_dir", "export_files", "export_many", "to_int", "to_float", "resolve_seed",
     "add_motions", "motion_choices", "pick_motion", "motion_markdown", "motion_title", "progress_callback",
-    "APP_ASSETS", "upload_folder", "uploaded_path", "seed_box", "RANDOM_SEED_MAX", "LONG_QUEUE", "LONG_LIMIT",
+    "APP_ASSETS", "upload_folder", "uploaded_path", "uploaded_motion_file", "MAX_UPLOAD_BYTES", "seed_box", "RANDOM_SEED_MAX", "LONG_QUEUE", "LONG_LIMIT",
     "SESSION_TTL_S", "MAX_SESSIONS", "session_state", "REQUEST_TIME_LIMIT_S", "LONG_TIME_LIMIT_S",
     "RequestTimeout", "check_cost",
 ]
@@ -264,6 +264,22 @@ def uploaded_path(value: Any, what: str = "file") -> Path:
         raise UserError(f"the {what} was not uploaded through this app; upload it again")
     if not p.is_file():
         raise UserError(f"the uploaded {what} is not a regular file; upload it again")
+    return p
+
+
+#: the largest motion file (recording) a visitor may upload
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+
+
+def uploaded_motion_file(value: Any, what: str = "file", limit: int = MAX_UPLOAD_BYTES) -> Path:
+    """:func:`uploaded_path` of an uploaded motion file that is neither empty nor larger than ``limit`` bytes,
+    else :class:`UserError`."""
+    p = uploaded_path(value, what)
+    size = p.stat().st_size
+    if size == 0:
+        raise UserError(f"{p.name} is empty")
+    if size > limit:
+        raise UserError(f"{p.name} is {size / 2**20:.0f} MB; the limit is {limit // 2**20} MB")
     return p
 
 

@@ -22,8 +22,9 @@ import gradio as gr
 from ..errors import DataNotFound, UserError
 from ..motion import Motion
 from ..skeleton import COMMON
-from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, FAST_FORMATS, AppContext, add_motions, export_files,
-                     export_many, motion_markdown, progress_callback, session_state, uploaded_path, user_error)
+from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, FAST_FORMATS, MAX_UPLOAD_BYTES, AppContext, add_motions,
+                     export_files, export_many, motion_markdown, progress_callback, session_state,
+                     uploaded_motion_file, user_error)
 from .player import controls, player, view_export
 
 __all__ = ["Entry", "DatasetIndex", "index_dataset", "load_entry", "available_datasets", "DATASET_TITLES",
@@ -42,7 +43,6 @@ DATASET_TITLES: dict[str, str] = {
     "humanml3d": "HumanML3D: one sample motion",
 }
 
-MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 UPLOAD_TYPES = [".npy", ".csv", ".bvh", ".json", ".xz", ".gz"]
 ANY = "__any__"
 DATA_QUEUE = "data"       # light events of this tab (index, one file): their own queue
@@ -431,12 +431,7 @@ def upload_motion(path: str | None, skeleton: str = "native") -> tuple[Any, str,
     """Read a user file (.npy, .csv, .bvh, .json); return (figure, metadata markdown, [motion])."""
     from ..data import load_user_file
 
-    p = uploaded_path(path)
-    size = p.stat().st_size
-    if size == 0:
-        raise UserError(f"{p.name} is empty")
-    if size > MAX_UPLOAD_BYTES:
-        raise UserError(f"{p.name} is {size / 2**20:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB")
+    p = uploaded_motion_file(path, limit=MAX_UPLOAD_BYTES)
     try:
         m = load_user_file(p)
     except UserError:

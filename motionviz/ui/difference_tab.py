@@ -23,8 +23,8 @@ from plotly.subplots import make_subplots
 
 from ..errors import UserError
 from ..motion import Motion
-from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, seed_box,
-                     to_int, user_error)
+from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, MAX_UPLOAD_BYTES, AppContext, add_motions, progress_callback,
+                     seed_box, to_int, uploaded_motion_file, user_error)
 
 __all__ = ["build", "exercise_choices", "recording_choices", "incorrect_meaning", "difference_view",
            "quick_correctness", "correctness_rows", "build_correctness_section",
@@ -39,7 +39,6 @@ MODES = [("Generated: correct vs incorrect execution", GENERATED),
          ("Uploaded recording vs generated correct reference", UPLOAD)]
 VIEWS = [("Overlaid", "overlay"), ("Side by side", "pair")]
 MAX_GENERATED_FRAMES = 300
-MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 CURVES = 4                      # angle curves plotted (the ones that differ most)
 HIGHLIGHT = "#f2b705"
 
@@ -129,22 +128,8 @@ def recording_choices(label: str | None, data_root: Path | None) -> list[tuple[s
 
 def _read_upload(path: Any) -> Motion:
     from ..data import load_user_file
-    from . import common
 
-    check = getattr(common, "uploaded_path", None)          # the app's upload-folder check, where present
-    if check is not None:
-        p = check(path, "recording")
-    else:
-        if not path:
-            raise UserError("no recording was uploaded")
-        p = Path(path)
-        if not p.is_file():
-            raise UserError("the uploaded recording is missing; upload it again")
-    size = p.stat().st_size
-    if size == 0:
-        raise UserError(f"{p.name} is empty")
-    if size > MAX_UPLOAD_BYTES:
-        raise UserError(f"{p.name} is {size / 2**20:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB")
+    p = uploaded_motion_file(path, "recording", MAX_UPLOAD_BYTES)
     try:
         m = load_user_file(p)
     except UserError:
