@@ -209,21 +209,13 @@ def check_out_path(out: str | Path, suffix: str = ".npy") -> Path:
 
 def save_npy_atomic(out: str | Path, array: np.ndarray) -> Path:
     """Write ``array`` to exactly ``out`` (a temporary file in the same folder, then a rename), no pickle."""
-    import os
-    import tempfile
+    from .cliio import atomic_write
 
-    p = check_out_path(out)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return p
+
+    return atomic_write(check_out_path(out), write)
 
 
 def _resample(x: np.ndarray, fps_in: float, fps_out: float, frames: int | None = None) -> np.ndarray:

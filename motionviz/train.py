@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from .checkpoint import config_to_json, default_checkpoint_dir, save_checkpoint
+from .cliio import writable_dir
 from .errors import UserError
 
 __all__ = ["TRAINERS", "TrainOptions", "TrainSetup", "RandomBatches", "shard", "train", "add_arguments",
@@ -309,22 +310,6 @@ MAX_STEPS = 10**9
 MAX_SEED = 2**63 - 1
 
 
-def _writable_dir(folder: Path, what: str) -> None:
-    """Create ``folder`` (and its parents) and write a probe file in it, else a one-line :class:`UserError`
-    (root passes ``os.access`` checks, so the probe really writes)."""
-    import tempfile
-
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{what}: {folder} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise UserError(f"{what}: cannot write in {folder} ({e.strerror or e.__class__.__name__})") from None
-
-
 def check_checkpoint_out(out: Path) -> Path:
     """``out`` must name a ``.safetensors`` file (not a folder) in a folder we can write; checked before
     training so a bad ``--out`` does not fail only after the whole budget was spent."""
@@ -333,7 +318,7 @@ def check_checkpoint_out(out: Path) -> Path:
         raise UserError(f"--out {out} is a folder; name the checkpoint file, e.g. {out / 'model.safetensors'}")
     if out.suffix != ".safetensors":
         raise UserError(f"--out must name a .safetensors file, got {out.name!r}")
-    _writable_dir(out.parent, "--out")
+    writable_dir(out.parent, "--out")
     return out
 
 
@@ -384,7 +369,7 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
     rank, world = _init_distributed(opts.device)
     opts.rank, opts.world_size = rank, world
     if rank == 0:
-        _writable_dir(runs_dir, "--runs-dir")
+        writable_dir(runs_dir, "--runs-dir")
     seed_everything(opts.seed + 1000 * rank)
     setup = build_setup(opts)
     seed_everything(opts.seed + 1000 * rank)
