@@ -9,25 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _poses import standing_pose
+
 from motionviz.checkpoint import data_provenance, save_checkpoint
-from motionviz.skeleton import COMMON
 
 LABELS = ("kimore:ex1", "ui-prmd:m01", "ui-prmd:m07")
 VAE_CLASSES = ("kimore:ex1", "ui-prmd:m01/correct", "ui-prmd:m01/incorrect", "ui-prmd:m07/correct")
-
-# standing pose on the common skeleton (metres, Y-up, facing +Z, left = +X)
-_POSE = {
-    "pelvis": (0.0, 0.95, 0.0), "spine": (0.0, 1.15, 0.0), "neck": (0.0, 1.45, 0.0),
-    "left_shoulder": (0.18, 1.42, 0.0), "left_elbow": (0.2, 1.15, 0.0), "left_wrist": (0.2, 0.9, 0.0),
-    "right_shoulder": (-0.18, 1.42, 0.0), "right_elbow": (-0.2, 1.15, 0.0), "right_wrist": (-0.2, 0.9, 0.0),
-    "left_hip": (0.1, 0.92, 0.0), "left_knee": (0.1, 0.5, 0.02), "left_ankle": (0.1, 0.08, 0.0),
-    "right_hip": (-0.1, 0.92, 0.0), "right_knee": (-0.1, 0.5, 0.02), "right_ankle": (-0.1, 0.08, 0.0),
-}
-
-
-def standing_pose() -> np.ndarray:
-    """(J, 3) float32."""
-    return np.array([_POSE[n] for n in COMMON.joints], dtype=np.float32)
 
 
 class FakeEncoder:

@@ -5,23 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _poses import UPRIGHT, pose_array
+
 from motionviz import angles as A
 from motionviz.skeleton import COMMON
 
-# standing, arms by the sides, straight legs (metres, Y up, facing +Z, left = +X)
-_POSE = {
-    "pelvis": (0.0, 1.0, 0.0), "spine": (0.0, 1.25, 0.0), "neck": (0.0, 1.5, 0.0),
-    "left_shoulder": (0.2, 1.45, 0.0), "left_elbow": (0.2, 1.15, 0.0), "left_wrist": (0.2, 0.9, 0.0),
-    "right_shoulder": (-0.2, 1.45, 0.0), "right_elbow": (-0.2, 1.15, 0.0), "right_wrist": (-0.2, 0.9, 0.0),
-    "left_hip": (0.1, 1.0, 0.0), "left_knee": (0.1, 0.55, 0.0), "left_ankle": (0.1, 0.1, 0.0),
-    "right_hip": (-0.1, 1.0, 0.0), "right_knee": (-0.1, 0.55, 0.0), "right_ankle": (-0.1, 0.1, 0.0),
-}
-
 
 def pose(**moved) -> np.ndarray:
-    p = dict(_POSE)
+    p = dict(UPRIGHT)
     p.update(moved)
-    return np.array([p[n] for n in COMMON.joints], dtype=np.float64)
+    return pose_array(p, np.float64)
 
 
 def rot_y(a: np.ndarray, deg: float) -> np.ndarray:

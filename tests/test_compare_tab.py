@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import gradio as gr
+from _poses import standing_pose
 
 from motionviz import data as data_pkg
 from motionviz.checkpoint import data_provenance, save_checkpoint
@@ -28,18 +29,11 @@ torch.set_num_threads(1)
 LABELS = ("ui-prmd:m01", "ui-prmd:m07")
 TINY_REC = dict(hidden=16, gru_hidden=12, feature_dim=16, conv_blocks=2, dropout=0.0, batch_size=8,
                 min_crop=20, max_crop=40)
-_POSE = {
-    "pelvis": (0.0, 0.95, 0.0), "spine": (0.0, 1.15, 0.0), "neck": (0.0, 1.45, 0.0),
-    "left_shoulder": (0.18, 1.42, 0.0), "left_elbow": (0.2, 1.15, 0.0), "left_wrist": (0.2, 0.9, 0.0),
-    "right_shoulder": (-0.18, 1.42, 0.0), "right_elbow": (-0.2, 1.15, 0.0), "right_wrist": (-0.2, 0.9, 0.0),
-    "left_hip": (0.1, 0.92, 0.0), "left_knee": (0.1, 0.5, 0.02), "left_ankle": (0.1, 0.08, 0.0),
-    "right_hip": (-0.1, 0.92, 0.0), "right_knee": (-0.1, 0.5, 0.02), "right_ankle": (-0.1, 0.08, 0.0),
-}
 
 
 def synthetic(label: str, correct: bool, T: int, rng: np.random.Generator, subject: str) -> Motion:
     """m01: the upper body goes down and up (squat); m07: the left arm rises sideways."""
-    base = np.array([_POSE[n] for n in COMMON.joints], dtype=np.float32)
+    base = standing_pose()
     phase = np.sin(np.linspace(0, np.pi, T)) * (0.6 if not correct else 1.0)
     j = np.repeat(base[None], T, axis=0)
     if label == "ui-prmd:m01":

@@ -6,26 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _poses import UPRIGHT, pose_array
+
 from motionviz import difference as Df
 from motionviz.angles import knee_flexion
 from motionviz.errors import UserError
 from motionviz.motion import Motion, MotionLabels
 from motionviz.skeleton import COMMON
 
-_POSE = {
-    "pelvis": (0.0, 1.0, 0.0), "spine": (0.0, 1.25, 0.0), "neck": (0.0, 1.5, 0.0),
-    "left_shoulder": (0.2, 1.45, 0.0), "left_elbow": (0.2, 1.15, 0.0), "left_wrist": (0.2, 0.9, 0.0),
-    "right_shoulder": (-0.2, 1.45, 0.0), "right_elbow": (-0.2, 1.15, 0.0), "right_wrist": (-0.2, 0.9, 0.0),
-    "left_hip": (0.1, 1.0, 0.0), "left_knee": (0.1, 0.55, 0.0), "left_ankle": (0.1, 0.1, 0.0),
-    "right_hip": (-0.1, 1.0, 0.0), "right_knee": (-0.1, 0.55, 0.0), "right_ankle": (-0.1, 0.1, 0.0),
-}
-
 
 def knee_curl(peak_deg: float, T: int = 60, warp: float = 1.0, side: str = "left", noise: float = 0.0,
               seed: int = 0) -> Motion:
     """Standing knee curl: the shank of ``side`` swings back to ``peak_deg`` and returns, following
     sin(pi * s**warp) (warp != 1 changes the timing, not the shape)."""
-    base = np.array([_POSE[n] for n in COMMON.joints], dtype=np.float64)
+    base = pose_array(UPRIGHT, np.float64)
     s = np.linspace(0, 1, T) ** warp
     ang = np.radians(peak_deg) * np.sin(np.pi * s)
     j = np.repeat(base[None], T, axis=0)

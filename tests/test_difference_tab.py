@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import gradio as gr
+from _poses import standing_pose
 
 from motionviz import data as data_pkg
 from motionviz import generator as generator_mod
@@ -26,18 +27,10 @@ from motionviz.ui.common import AppContext
 
 torch.set_num_threads(1)
 
-_POSE = {
-    "pelvis": (0.0, 0.95, 0.0), "spine": (0.0, 1.15, 0.0), "neck": (0.0, 1.45, 0.0),
-    "left_shoulder": (0.18, 1.42, 0.0), "left_elbow": (0.2, 1.15, 0.0), "left_wrist": (0.2, 0.9, 0.0),
-    "right_shoulder": (-0.18, 1.42, 0.0), "right_elbow": (-0.2, 1.15, 0.0), "right_wrist": (-0.2, 0.9, 0.0),
-    "left_hip": (0.1, 0.92, 0.0), "left_knee": (0.1, 0.5, 0.02), "left_ankle": (0.1, 0.08, 0.0),
-    "right_hip": (-0.1, 0.92, 0.0), "right_knee": (-0.1, 0.5, 0.02), "right_ankle": (-0.1, 0.08, 0.0),
-}
-
 
 def squat(depth_deg: float, T: int, rng: np.random.Generator, correct: bool, subject: str) -> Motion:
     """Both knees bend to ``depth_deg`` and back (shanks swing back, thighs stay): a toy m01."""
-    base = np.array([_POSE[n] for n in COMMON.joints], dtype=np.float64)
+    base = standing_pose(np.float64)
     ang = np.radians(depth_deg) * np.sin(np.linspace(0, np.pi, T))
     j = np.repeat(base[None], T, axis=0)
     for s in ("left", "right"):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _poses import arms_down_pose
 
 from motionviz.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from motionviz.errors import CheckpointError, UserError
@@ -45,25 +46,13 @@ def _cfg(**kw) -> D.Config:
 def _walk(T: int, seed: int = 0) -> np.ndarray:
     """A synthetic person (reference pose from the skeleton) swinging the arms and drifting forward."""
     rng = np.random.default_rng(seed)
-    pose = _tpose()
+    pose = arms_down_pose()
     t = np.arange(T, dtype=np.float32)[:, None]
     j = np.repeat(pose[None], T, axis=0).copy()
     arms = COMMON.indices(["left_elbow", "left_wrist", "right_elbow", "right_wrist"])
     j[:, arms, 1] += (0.2 * np.sin(t / (6 + seed)) + 0.02 * rng.standard_normal((T, 1))).astype(np.float32)
     j[..., 2] += 0.01 * t
     return j
-
-
-def _tpose() -> np.ndarray:
-    y = {"pelvis": 0.95, "spine": 1.15, "neck": 1.45, "shoulder": 1.4, "elbow": 1.15, "wrist": 0.9, "hip": 0.9,
-         "knee": 0.5, "ankle": 0.08}
-    out = []
-    for name in COMMON.joints:
-        side = 1.0 if name.startswith("left_") else (-1.0 if name.startswith("right_") else 0.0)
-        base = name.split("_", 1)[-1]
-        x = {"shoulder": 0.18, "elbow": 0.22, "wrist": 0.24, "hip": 0.1, "knee": 0.1, "ankle": 0.1}.get(base, 0.0)
-        out.append([side * x, y[base], 0.0])
-    return np.asarray(out, np.float32)
 
 
 def _batch(B: int = 6, T: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -347,7 +336,7 @@ def test_training_repetitions_are_time_normalised_and_weighted():
     cfg = _cfg()
     T = 200
     t = np.arange(T, dtype=np.float32)
-    multi = np.repeat(_tpose()[None], T, axis=0).copy()
+    multi = np.repeat(arms_down_pose()[None], T, axis=0).copy()
     arms = COMMON.indices(["left_elbow", "left_wrist", "right_elbow", "right_wrist"])
     multi[:, arms, 1] += (0.3 * (1 - np.cos(2 * np.pi * t / 40)))[:, None]       # 5 repetitions of 2 s
     ms = [Motion(multi, COMMON, DEFAULT_FPS, MotionLabels(dataset="kimore", label="ui-prmd:m01"))]
@@ -366,7 +355,7 @@ def test_training_repetitions_are_time_normalised_and_weighted():
 
 
 def test_motion_numbers_known_answers():
-    still = np.repeat(_tpose()[None], 30, axis=0)
+    still = np.repeat(arms_down_pose()[None], 30, axis=0)
     n = D.motion_numbers(still)
     assert n["speed"] == 0 and n["range"] == 0 and n["bone_cv"] < 1e-6 and n["pelvis_drop"] == 0
     assert n["wrist_above_shoulder"] == pytest.approx(0.9 - 1.4, abs=1e-5)

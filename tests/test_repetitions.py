@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from _poses import arms_down_pose
 
 from motionviz.data import augment_mirror, sided_labels
 from motionviz.data.repetitions import chain, split_repetitions, time_denormalise, time_normalise
@@ -13,15 +14,7 @@ FPS = 20.0
 
 
 def _stand(T: int) -> np.ndarray:
-    y = {"pelvis": 0.95, "spine": 1.15, "neck": 1.45, "shoulder": 1.4, "elbow": 1.15, "wrist": 0.9, "hip": 0.9,
-         "knee": 0.5, "ankle": 0.08}
-    pose = []
-    for name in COMMON.joints:
-        side = 1.0 if name.startswith("left_") else (-1.0 if name.startswith("right_") else 0.0)
-        base = name.split("_", 1)[-1]
-        x = {"shoulder": 0.18, "elbow": 0.22, "wrist": 0.24, "hip": 0.1, "knee": 0.1, "ankle": 0.1}.get(base, 0.0)
-        pose.append([side * x, y[base], 0.0])
-    return np.repeat(np.asarray(pose, np.float32)[None], T, axis=0).copy()
+    return np.repeat(arms_down_pose()[None], T, axis=0).copy()
 
 
 def _raise(T: int, sides: tuple[str, ...], reps: int = 1) -> np.ndarray:

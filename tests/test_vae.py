@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from _poses import standing_pose
+
 from motionviz.checkpoint import data_provenance, save_checkpoint
 from motionviz.errors import CheckpointError, UserError
 from motionviz.generator import Request
@@ -25,19 +27,10 @@ torch.set_num_threads(1)
 
 CLASSES = ("kimore:ex5", "ui-prmd:m01/correct", "ui-prmd:m01/incorrect", "ui-prmd:m07/correct")
 
-# standing pose on the common skeleton (metres, Y-up, facing +Z, left = +X)
-_POSE = {
-    "pelvis": (0.0, 0.95, 0.0), "spine": (0.0, 1.15, 0.0), "neck": (0.0, 1.45, 0.0),
-    "left_shoulder": (0.18, 1.42, 0.0), "left_elbow": (0.2, 1.15, 0.0), "left_wrist": (0.2, 0.9, 0.0),
-    "right_shoulder": (-0.18, 1.42, 0.0), "right_elbow": (-0.2, 1.15, 0.0), "right_wrist": (-0.2, 0.9, 0.0),
-    "left_hip": (0.1, 0.92, 0.0), "left_knee": (0.1, 0.5, 0.02), "left_ankle": (0.1, 0.08, 0.0),
-    "right_hip": (-0.1, 0.92, 0.0), "right_knee": (-0.1, 0.5, 0.02), "right_ankle": (-0.1, 0.08, 0.0),
-}
-
 
 def synthetic(label: str, correct: bool | None, T: int, rng: np.random.Generator) -> Motion:
     """A squat (pelvis and upper body go down) or a left-arm abduction, with a little noise."""
-    base = np.array([_POSE[n] for n in COMMON.joints], dtype=np.float32)
+    base = standing_pose()
     phase = np.sin(np.linspace(0, np.pi, T)) * (0.6 if correct is False else 1.0)
     j = np.repeat(base[None], T, axis=0)
     if label in ("ui-prmd:m01", "kimore:ex5"):
