@@ -194,9 +194,9 @@ def test_compare_tab_helpers(tiny_recognizer):
     gens = {"copy": FakeGenerator("copy", train, ("label", "text")), "noise": FakeGenerator("noise", train)}
     assert [v for _, v in C.label_choices(gens)] == sorted(KINDS)
     ms, titles = C.compare(gens, "ui-prmd:m01", "", "Correct", 3, 40, 10, data_root=None)
-    assert titles == ["copy", "noise"] and len(ms) == 2
+    assert titles == ["copy (from exercise)", "noise (from exercise)"] and len(ms) == 2   # titled with what it used
     rows = C.motion_metrics_table(ms, titles, tiny_recognizer)
-    assert rows[0][0] == "copy" and rows[0][1] in KINDS and len(rows[0]) == 8
+    assert rows[0][0] == "copy (from exercise)" and rows[0][1] in KINDS and len(rows[0]) == 8
     grid_figure(ms, titles=titles)
     with pytest.raises(Exception):
         C.compare(gens, None, "", None, 0, 40, 10)
