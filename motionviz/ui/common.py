@@ -30,7 +30,8 @@ __all__ = [
     "AppContext", "user_error", "CPU_QUEUE", "CPU_LIMIT", "EXPORT_FORMATS", "FAST_FORMATS", "MAX_SEED",
     "MAX_SESSION_MOTIONS", "export_dir", "export_files", "export_many", "to_int", "to_float", "resolve_seed",
     "add_motions", "motion_choices", "pick_motion", "motion_markdown", "motion_title", "progress_callback",
-    "APP_ASSETS", "upload_folder", "uploaded_path", "uploaded_motion_file", "MAX_UPLOAD_BYTES", "seed_box", "RANDOM_SEED_MAX", "LONG_QUEUE", "LONG_LIMIT",
+    "APP_ASSETS", "upload_folder", "uploaded_path", "uploaded_motion_file", "MAX_UPLOAD_BYTES", "seed_box",
+    "RANDOM_SEED_MAX", "LONG_QUEUE", "LONG_LIMIT",
     "SESSION_TTL_S", "MAX_SESSIONS", "session_state", "REQUEST_TIME_LIMIT_S", "LONG_TIME_LIMIT_S",
     "RequestTimeout", "check_cost",
 ]
