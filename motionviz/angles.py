@@ -143,14 +143,23 @@ def elbow_flexion(joints: np.ndarray, side: str = "left", skeleton: Skeleton = C
     return _out(segment_angle(el - sh, wr - el), single)
 
 
+def _limb_in_plane(joints: np.ndarray, side: str, skeleton: Skeleton, proximal: str, distal: str,
+                   plane: str) -> np.ndarray | float:
+    """The ``side`` segment ``proximal`` -> ``distal`` as a signed angle (degrees) in the body's ``plane``:
+    ``"sagittal"`` (positive forwards) or ``"frontal"`` (positive outwards, away from the body), 0 along the
+    trunk axis downwards; NaN where the segment is (nearly) perpendicular to the plane."""
+    a, single = _as_frames(joints, skeleton)
+    s = _check_side(side)
+    left, up, fwd = body_frame(a, skeleton)
+    towards = fwd if plane == "sagittal" else (left if s == "left" else -left)
+    seg = _j(a, skeleton, f"{s}_{distal}") - _j(a, skeleton, f"{s}_{proximal}")
+    return _out(_planar(seg, towards, -up, min_fraction=PLANAR_MIN_FRACTION), single)
+
+
 def hip_flexion(joints: np.ndarray, side: str = "left", skeleton: Skeleton = COMMON) -> np.ndarray | float:
     """Hip flexion (degrees): the thigh in the body's sagittal plane, 0 along the trunk axis downwards,
     +90 horizontal in front, negative behind (extension).  (T, J, 3) -> (T,)."""
-    a, single = _as_frames(joints, skeleton)
-    s = _check_side(side)
-    _, up, fwd = body_frame(a, skeleton)
-    thigh = _j(a, skeleton, f"{s}_knee") - _j(a, skeleton, f"{s}_hip")
-    return _out(_planar(thigh, fwd, -up, min_fraction=PLANAR_MIN_FRACTION), single)
+    return _limb_in_plane(joints, side, skeleton, "hip", "knee", "sagittal")
 
 
 def shoulder_elevation(joints: np.ndarray, side: str = "left", skeleton: Skeleton = COMMON) -> np.ndarray | float:
@@ -166,22 +175,13 @@ def shoulder_elevation(joints: np.ndarray, side: str = "left", skeleton: Skeleto
 def shoulder_flexion(joints: np.ndarray, side: str = "left", skeleton: Skeleton = COMMON) -> np.ndarray | float:
     """Shoulder flexion (degrees): the upper arm in the sagittal plane, forward-horizontal = 90, behind the
     body < 0 (extension).  (T, J, 3) -> (T,)."""
-    a, single = _as_frames(joints, skeleton)
-    s = _check_side(side)
-    _, up, fwd = body_frame(a, skeleton)
-    arm = _j(a, skeleton, f"{s}_elbow") - _j(a, skeleton, f"{s}_shoulder")
-    return _out(_planar(arm, fwd, -up, min_fraction=PLANAR_MIN_FRACTION), single)
+    return _limb_in_plane(joints, side, skeleton, "shoulder", "elbow", "sagittal")
 
 
 def shoulder_abduction(joints: np.ndarray, side: str = "left", skeleton: Skeleton = COMMON) -> np.ndarray | float:
     """Shoulder abduction (degrees): the upper arm in the frontal plane, sideways-horizontal = 90, across
     the body < 0; NaN while the arm points (nearly) straight forward or backward.  (T, J, 3) -> (T,)."""
-    a, single = _as_frames(joints, skeleton)
-    s = _check_side(side)
-    left, up, _ = body_frame(a, skeleton)
-    out = left if s == "left" else -left
-    arm = _j(a, skeleton, f"{s}_elbow") - _j(a, skeleton, f"{s}_shoulder")
-    return _out(_planar(arm, out, -up, min_fraction=PLANAR_MIN_FRACTION), single)
+    return _limb_in_plane(joints, side, skeleton, "shoulder", "elbow", "frontal")
 
 
 # ---- trunk ---------------------------------------------------------------------------------------
