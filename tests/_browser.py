@@ -111,3 +111,27 @@ def browser_page(app_url: str, tmp_path_factory, width: int, height: int):
         pg.page_errors = errors  # type: ignore[attr-defined]
         yield pg
         context.close()
+
+
+#: JavaScript defining ``mvpChroma(img, i)`` (max - min of the RGB bytes at ``i``: ~0 for greys) and
+#: ``mvpCellCounts(p, tests)``: for the player ``p`` (a host's ``__mvp``) and ``tests`` (name ->
+#: ``(img, i) => bool`` on the canvas's RGBA bytes), per grid cell how many pixels (every other one in x and
+#: y) pass each test, e.g. ``[{body: 812, gold: 40}, ...]``.  Put it at the start of an evaluated function.
+CELL_COUNTS_JS = """const mvpChroma = (img, i) =>
+    Math.max(img[i], img[i + 1], img[i + 2]) - Math.min(img[i], img[i + 1], img[i + 2]);
+  const mvpCellCounts = (p, tests) => {
+    const c = p.canvas, g = p.grid, img = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const cells = [];
+    for (let k = 0; k < g.n; k++) {
+      const x0 = Math.round((k % g.cols) * g.cellW * g.dpr), y0 = Math.round(Math.floor(k / g.cols) * g.cellH * g.dpr);
+      const w = Math.round(g.cellW * g.dpr), h = Math.round(g.cellH * g.dpr);
+      const n = {};
+      for (const key in tests) n[key] = 0;
+      for (let y = y0; y < y0 + h; y += 2) for (let x = x0; x < x0 + w; x += 2) {
+        const i = 4 * (y * c.width + x);
+        for (const key in tests) if (tests[key](img, i)) n[key]++;
+      }
+      cells.push(n);
+    }
+    return cells;
+  };"""

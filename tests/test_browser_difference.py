@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from _browser import app_url_or_start, browser_page, needs_chromium
+from _browser import CELL_COUNTS_JS, app_url_or_start, browser_page, needs_chromium
 
 pytestmark = needs_chromium
 
@@ -49,24 +49,14 @@ CURVES = "#diff-curves .js-plotly-plot"
 # The drawn player: per grid cell the pixels in a role colour (correct green, incorrect orange) and in the
 # highlight gold; the payload's highlighted joints; one WebGL context on the page.
 _PLAYER_JS = """() => {
+  """ + CELL_COUNTS_JS + """
   const host = document.querySelector('#diff-plot [data-mvp-id]');
   const p = host && host.__mvp;
   if (!p || !p.grid || !p.payload || host.dataset.mvpDrawn !== host.dataset.mvpId) return null;
-  const c = p.canvas, g = p.grid, img = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  const near = (i, rgb, tol) => Math.abs(img[i] - rgb[0]) < tol && Math.abs(img[i + 1] - rgb[1]) < tol
+  const near = (img, i, rgb, tol) => Math.abs(img[i] - rgb[0]) < tol && Math.abs(img[i + 1] - rgb[1]) < tol
     && Math.abs(img[i + 2] - rgb[2]) < tol;
-  const cells = [];
-  for (let k = 0; k < g.n; k++) {
-    const x0 = Math.round((k % g.cols) * g.cellW * g.dpr), y0 = Math.round(Math.floor(k / g.cols) * g.cellH * g.dpr);
-    const w = Math.round(g.cellW * g.dpr), h = Math.round(g.cellH * g.dpr);
-    let body = 0, gold = 0;
-    for (let y = y0; y < y0 + h; y += 2) for (let x = x0; x < x0 + w; x += 2) {
-      const i = 4 * (y * c.width + x);
-      if (Math.max(img[i], img[i + 1], img[i + 2]) - Math.min(img[i], img[i + 1], img[i + 2]) > 60) body++;
-      if (near(i, [242, 183, 5], 45)) gold++;
-    }
-    cells.push({body, gold});
-  }
+  const cells = mvpCellCounts(p, {body: (img, i) => mvpChroma(img, i) > 60,
+                                  gold: (img, i) => near(img, i, [242, 183, 5], 45)});
   return {cells, layout: p.layout, roles: p.payload.motions.map((m) => m.role),
           titles: p.payload.motions.map((m) => m.title),
           highlight: p.payload.motions.map((m) => (m.highlight || []).length),

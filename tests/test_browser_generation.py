@@ -21,27 +21,19 @@ import os
 import re
 from pathlib import Path
 
+from _browser import CELL_COUNTS_JS
 from test_browser_difference import _no_error_toast, app_url, page  # noqa: F401 - fixtures (one app per module)
 
 # per grid cell: pixels of a body (saturated colours, or the dark grey of a real recording; the floor and
 # its grid lines are lighter greys)
 _CELLS_JS = """(sel) => {
+  """ + CELL_COUNTS_JS + """
   const host = document.querySelector(sel);
   const p = host && host.__mvp;
   if (!p || !p.grid || host.dataset.mvpDrawn !== host.dataset.mvpId) return null;
-  const c = p.canvas, g = p.grid, img = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  const cells = [];
-  for (let k = 0; k < g.n; k++) {
-    const x0 = Math.round((k % g.cols) * g.cellW * g.dpr), y0 = Math.round(Math.floor(k / g.cols) * g.cellH * g.dpr);
-    const w = Math.round(g.cellW * g.dpr), h = Math.round(g.cellH * g.dpr);
-    let n = 0;
-    for (let y = y0; y < y0 + h; y += 2) for (let x = x0; x < x0 + w; x += 2) {
-      const i = 4 * (y * c.width + x);
-      const hi = Math.max(img[i], img[i + 1], img[i + 2]), lo = Math.min(img[i], img[i + 1], img[i + 2]);
-      if (hi - lo > 60 || hi < 120) n++;     // a coloured body, or a grey one (real recording) darker than the floor
-    }
-    cells.push(n);
-  }
+  // a coloured body, or a grey one (real recording) darker than the floor
+  const body = (img, i) => mvpChroma(img, i) > 60 || Math.max(img[i], img[i + 1], img[i + 2]) < 120;
+  const cells = mvpCellCounts(p, {body}).map((cell) => cell.body);
   return {cells, stats: window.motionvizPlayer.stats()};
 }"""
 

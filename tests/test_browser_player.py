@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 
+from _browser import CELL_COUNTS_JS
 from test_browser import _choose, app_url, page  # noqa: F401 - fixtures (app started once per module)
 
 HOST = "#data-plot [data-mvp-id]"
@@ -23,22 +24,11 @@ HOST = "#data-plot [data-mvp-id]"
 # pixels of the skeleton colours, counted per grid cell: reddish (left / incorrect), bluish (right), greenish
 # (correct), orange (incorrect).  The background and floor are near-grey, so a cell without a body has ~0.
 _COUNT_JS = """(sel) => {
+  """ + CELL_COUNTS_JS + """
   const host = document.querySelector(sel);
   const p = host && host.__mvp;
   if (!p || !p.grid) return null;
-  const c = p.canvas, g = p.grid, ctx = c.getContext('2d');
-  const img = ctx.getImageData(0, 0, c.width, c.height).data;
-  const cells = [];
-  for (let k = 0; k < g.n; k++) {
-    const x0 = Math.round((k % g.cols) * g.cellW * g.dpr), y0 = Math.round(Math.floor(k / g.cols) * g.cellH * g.dpr);
-    const w = Math.round(g.cellW * g.dpr), h = Math.round(g.cellH * g.dpr);
-    let n = 0;
-    for (let y = y0; y < y0 + h; y += 2) for (let x = x0; x < x0 + w; x += 2) {
-      const i = 4 * (y * c.width + x), r = img[i], gg = img[i + 1], b = img[i + 2];
-      if (Math.max(r, gg, b) - Math.min(r, gg, b) > 60) n++;
-    }
-    cells.push(n);
-  }
+  const cells = mvpCellCounts(p, {n: (img, i) => mvpChroma(img, i) > 60}).map((cell) => cell.n);
   return {cells, motions: p.payload.motions.length, layout: p.layout, stats: window.motionvizPlayer.stats()};
 }"""
 
