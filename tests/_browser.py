@@ -135,3 +135,17 @@ CELL_COUNTS_JS = """const mvpChroma = (img, i) =>
     }
     return cells;
   };"""
+
+
+def wait_new_payload_drawn(pg, host: str, action: Callable[[], None], timeout: int = 240_000) -> float:
+    """Run ``action`` (e.g. a click), wait until the player ``host`` has drawn a NEW payload, and return the
+    seconds from just before the action to its first drawn frame, measured in the page.  The first-draw
+    time is read in the same evaluation that sees the payload drawn: the player may be handed the same
+    payload again right after (Gradio re-renders), which starts its clock anew."""
+    old = pg.evaluate(f"() => (document.querySelector('{host}') || {{dataset: {{}}}}).dataset.mvpId || ''")
+    t0 = pg.evaluate("() => performance.now()")
+    action()
+    handle = pg.wait_for_function(f"""(old) => {{ const h = document.querySelector('{host}');
+        return h && h.dataset.mvpId && h.dataset.mvpId !== old && h.dataset.mvpDrawn === h.dataset.mvpId
+               && h.dataset.mvpDrawAt ? Number(h.dataset.mvpDrawAt) : false; }}""", arg=old, timeout=timeout)
+    return (handle.json_value() - t0) / 1000.0

@@ -21,7 +21,7 @@ import os
 import re
 from pathlib import Path
 
-from _browser import CELL_COUNTS_JS
+from _browser import CELL_COUNTS_JS, wait_new_payload_drawn
 from test_browser_difference import _no_error_toast, app_url, page  # noqa: F401 - fixtures (one app per module)
 
 # per grid cell: pixels of a body (saturated colours, or the dark grey of a real recording; the floor and
@@ -53,13 +53,7 @@ def _open_tab(pg, title: str) -> None:
 def _click_and_wait_drawn(pg, host: str, button: str, timeout: int = 240_000) -> float:
     """Click ``button``; wait until the player ``host`` draws a new payload; return the seconds from the click
     to its first drawn frame, measured in the page."""
-    old = pg.evaluate(f"() => (document.querySelector('{host}') || {{dataset: {{}}}}).dataset.mvpId || ''")
-    t0 = pg.evaluate("() => performance.now()")
-    pg.locator(button).click()
-    pg.wait_for_function(f"""(old) => {{ const h = document.querySelector('{host}');
-        return h && h.dataset.mvpId && h.dataset.mvpId !== old && h.dataset.mvpDrawn === h.dataset.mvpId; }}""",
-                         arg=old, timeout=timeout)
-    return (pg.evaluate(f"() => document.querySelector('{host}').__mvp.firstDrawAt") - t0) / 1000.0
+    return wait_new_payload_drawn(pg, host, lambda: pg.locator(button).click(), timeout)
 
 
 def _every_cell_draws(pg, host: str, n: int) -> None:

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 
-from _browser import CELL_COUNTS_JS
+from _browser import CELL_COUNTS_JS, wait_new_payload_drawn
 from test_browser import _choose, app_url, page  # noqa: F401 - fixtures (app started once per module)
 
 HOST = "#data-plot [data-mvp-id]"
@@ -42,14 +42,7 @@ def _wait_drawn(pg, timeout: int = 90_000) -> None:
 def _new_payload(pg, action, timeout: int = 90_000) -> float:
     """Run ``action`` (a click), wait until a new payload is drawn; return the seconds from the click to the
     first drawn frame, measured in the page."""
-    old = pg.evaluate(f"() => (document.querySelector('{HOST}') || {{dataset: {{}}}}).dataset.mvpId || ''")
-    t0 = pg.evaluate("() => performance.now()")
-    action()
-    pg.wait_for_function(f"""(old) => {{ const h = document.querySelector('{HOST}');
-        return h && h.dataset.mvpId && h.dataset.mvpId !== old && h.dataset.mvpDrawn === h.dataset.mvpId; }}""",
-                         arg=old, timeout=timeout)
-    drawn_at = pg.evaluate(f"() => document.querySelector('{HOST}').__mvp.firstDrawAt")
-    return (drawn_at - t0) / 1000.0
+    return wait_new_payload_drawn(pg, HOST, action, timeout)
 
 
 def _check_every_cell(pg) -> int:

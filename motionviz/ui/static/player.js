@@ -244,6 +244,7 @@
       this.host.dataset.mvpId = payload.id || '';
       this.host.dataset.mvpMotions = String(payload.motions.length);
       delete this.host.dataset.mvpDrawn;
+      delete this.host.dataset.mvpDrawAt;
       this.empty.style.display = 'none';
       this.relayout();
       this.setPlaying(payload.autoplay !== false);
@@ -503,6 +504,7 @@
       if (this.firstDrawAt === null) {
         this.firstDrawAt = performance.now();
         this.host.dataset.mvpDrawn = this.payload.id || '';
+        this.host.dataset.mvpDrawAt = String(this.firstDrawAt);
         this.host.dataset.mvpDrawMs = String(Math.round(this.firstDrawAt - this.shownAt));
       }
       return true;
