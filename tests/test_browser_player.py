@@ -149,3 +149,64 @@ def test_phone_width_player_first_and_tabs_reachable(page, app_url):  # noqa: F8
                                  arg=title, timeout=10_000)
     finally:
         pg.close()
+
+
+def test_thirty_two_motions_and_a_hundred_views_one_context(page):  # noqa: F811 - the fixture
+    """Issue #13: ≥ 32 motions at once, and still working after 100 views in one page session.
+
+    50 views through the UI (the View radio, alternating one sequence / correct-vs-incorrect pair: each a
+    server round trip, ~1 s on two busy cores, that hands the player a new payload), then 50 more by handing
+    the player the last two payloads again under new ids through the entry point the app's component uses
+    (``window.motionvizPlayer.show``), then one payload of 32 UI-PRMD motions the same way (no tab shows 32
+    motions without checkpoints).  After each: drawn, one WebGL context, not lost; the 100th view and every
+    cell of the 32 draw a body."""
+    import time
+
+    from motionviz.ui.data_tab import _title, index_dataset, load_entry
+    from motionviz.ui.player import player_value
+
+    pg = page
+    pg.wait_for_selector(HOST, timeout=120_000)
+    _wait_drawn(pg)
+    pg.locator("#data-plot").scroll_into_view_if_needed()
+    labels = ("One sequence", "side by side")
+    current = pg.evaluate("() => { const c = document.querySelector('#data-view input:checked');"
+                          " return c ? c.value : null; }")
+    t0 = time.time()
+    opened = 0
+    k = 0 if current != "single" else 1            # start with the radio option that is not selected
+    keep_js = f"() => {{ (window.__mvKeep = window.__mvKeep || []).push(document.querySelector('{HOST}').__mvp.payload); }}"
+    reshow_js = f"""(i) => {{ const src = window.__mvKeep[window.__mvKeep.length - 2 + (i % 2)];
+        return window.motionvizPlayer.show(document.querySelector('{HOST}'), {{...src, id: 'again' + i}}); }}"""
+    while opened < 100:
+        if opened < 50:                            # through the UI
+            label = labels[k % 2]
+            _new_payload(pg, lambda label=label: pg.locator("#data-view label", has_text=label).click())
+            if opened >= 48:
+                pg.evaluate(keep_js)
+        else:                                      # the last two UI payloads again, as new views
+            _new_payload(pg, lambda i=opened: pg.evaluate(reshow_js, i))
+        opened += 1
+        k += 1
+        stats = pg.evaluate("() => window.motionvizPlayer.stats()")
+        assert stats["webglContexts"] == 1 and not stats["lost"], (opened, stats)
+    ui_s = time.time() - t0
+    motions = _check_every_cell(pg)               # the 100th view still draws its body / bodies
+    assert motions in (1, 2), motions
+
+    # 32 motions at once, in the Data tab's player
+    idx = index_dataset("ui-prmd")
+    shown = [load_entry(e) for e in idx.entries[:32]]
+    assert len(shown) == 32
+    value = player_value(shown, titles=[_title(m) for m in shown])
+    _new_payload(pg, lambda: pg.evaluate(f"(v) => window.motionvizPlayer.show(document.querySelector('{HOST}'), v)",
+                                         value))
+    pg.locator("#data-plot .mvp-canvas").scroll_into_view_if_needed()
+    pg.wait_for_timeout(300)
+    res = pg.evaluate(_COUNT_JS, HOST)
+    assert res is not None and res["motions"] == 32, res and res["motions"]
+    assert len(res["cells"]) == 32, res
+    assert res["stats"]["webglContexts"] == 1 and not res["stats"]["lost"], res["stats"]
+    assert all(n > 20 for n in res["cells"]), res["cells"]          # every one of the 32 cells draws a body
+    print(f"100 views (50 through the UI) in {ui_s:.1f} s; 32-motion cells: min {min(res['cells'])} body pixels")
+    assert not pg.page_errors, pg.page_errors  # type: ignore[attr-defined]
