@@ -155,6 +155,15 @@ class Request:
         g.manual_seed(int(self.seed if seed is None else seed))
         return g
 
+    def sample_seeds(self) -> list[int]:
+        """The seed of each of the ``num`` samples: ``seed + i`` (sample i of a batch equals the single
+        sample asked with seed + i; wraps past 2**64 - 1, the largest seed ``torch.Generator`` takes)."""
+        return [(int(self.seed) + i) % 2**64 for i in range(int(self.num))]
+
+    def torch_generators(self) -> list:
+        """One ``torch.Generator`` per sample, seeded with :meth:`sample_seeds`."""
+        return [self.torch_generator(s) for s in self.sample_seeds()]
+
 
 @runtime_checkable
 class Generator(Protocol):

@@ -17,7 +17,7 @@ All randomness comes from the ``torch.Generator`` passed in.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -77,7 +77,16 @@ def timesteps_for(T: int, steps: int) -> list[int]:
     return out
 
 
-def _noise(shape: tuple[int, ...], generator: torch.Generator | None, dtype: torch.dtype, device) -> torch.Tensor:
+def _noise(shape: tuple[int, ...], generator: "torch.Generator | Sequence[torch.Generator] | None",
+           dtype: torch.dtype, device) -> torch.Tensor:
+    """Gaussian noise of ``shape``; ``generator`` may be one generator or one per batch row (row i drawn from
+    generator i only, so a row's noise does not depend on the other rows: sample i of a batch seeded with
+    s + i equals the single sample seeded with s + i)."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.cat([torch.randn((1,) + tuple(shape[1:]), generator=g, dtype=dtype, device=device)
+                          for g in generator])
     return torch.randn(shape, generator=generator, dtype=dtype, device=device)
 
 

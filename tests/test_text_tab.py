@@ -107,8 +107,8 @@ def test_generate_returns_figure_files_and_session_motions(demo):
     old = [Motion(np.repeat(standing_pose()[None], 10, 0), COMMON, 20.0, MotionLabels(label="old"))]
     fig, info, files, seed, motions, dropdown = on_generate(*_gen_args(motions=old))
     pay = json.loads(fig)                                   # the player's payload: one cell per sample
-    assert [m["title"] for m in pay["motions"]] == ["seed 0 · sample 1 of 2", "seed 0 · sample 2 of 2"]
-    assert "s on the server (model" in info and "one batch drawn with seed 0" in info
+    assert [m["title"] for m in pay["motions"]] == ["seed 0", "seed 1"]
+    assert "s on the server (model" in info and "Each sample has its own seed (0 to 1" in info
     assert seed == 0 and "2 motion(s) of 24 frames" in info and "raise both arms" in info
     assert len(motions) == 3 and motions[0] is old[0]
     new = motions[1:]

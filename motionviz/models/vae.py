@@ -647,21 +647,26 @@ class VAEGenerator:
         return self._index[key]
 
     # ---- core ------------------------------------------------------------------------------
-    def _prior(self, seed: int, num: int) -> torch.Tensor:
-        """eps ~ N(0, I) (N, D) from a generator seeded with ``seed``."""
-        g = torch.Generator(device="cpu")
-        g.manual_seed(int(seed))
-        return torch.randn(num, self.config.latent_dim, generator=g)                # (N, D)
+    def _prior(self, seed: int, num: int, k: int = 0) -> torch.Tensor:
+        """eps ~ N(0, I) (N, D) of repetition round ``k``: row i from its own generator seeded with
+        :meth:`_round_seed` (seed + i, k), so sample i of a batch seeded with s equals the single sample
+        seeded with s + i."""
+        rows = []
+        for i in range(int(num)):
+            g = torch.Generator(device="cpu")
+            g.manual_seed(self._round_seed((int(seed) + i) % 2**64, k))
+            rows.append(torch.randn(1, self.config.latent_dim, generator=g))
+        return torch.cat(rows) if rows else torch.zeros(0, self.config.latent_dim)   # (N, D)
 
-    def _prior_z(self, c: int, seed: int, num: int) -> torch.Tensor:
-        """Prior latents of class c: prior_scale[c] * eps (N, D)."""
-        return self._prior(seed, num) * self.model.prior_scale[c]
+    def _prior_z(self, c: int, seed: int, num: int, k: int = 0) -> torch.Tensor:
+        """Prior latents of class c, round k: prior_scale[c] * eps (N, D)."""
+        return self._prior(seed, num, k) * self.model.prior_scale[c]
 
     def _round_seed(self, seed: int, k: int) -> int:
         """The seed of repetition round ``k`` (round 0 uses ``seed`` itself)."""
         if k == 0:
             return int(seed)
-        return int(np.random.SeedSequence([int(seed), int(k)]).generate_state(1, np.uint64)[0]) & (2**63 - 1)
+        return int(np.random.SeedSequence([int(seed), int(k)]).generate_state(1, np.uint64)[0])
 
     def _decode_reps(self, memory: torch.Tensor, chunk: int = 16) -> tuple[np.ndarray, np.ndarray]:
         """memory (N, D) -> canonical repetitions (N, R, J, 3), durations (N,) seconds."""
@@ -733,7 +738,7 @@ class VAEGenerator:
         bias = self.model.class_bias[c].detach()
         memory = z + bias
         joints = self._decode_memory(memory, frames, progress,
-                                     lambda k: self._prior_z(c, self._round_seed(seed, k), num) + bias)
+                                     lambda k: self._prior_z(c, seed, num, k) + bias)
         return [self._motion(j, lab, corr, f"VAE sample of {self.classes[c]} (seed {seed}, #{i})")
                 for i, j in enumerate(joints)]
 
@@ -811,7 +816,7 @@ class VAEGenerator:
         memory = mu + float(spread) * sigma * eps + bias
 
         def more(k: int) -> torch.Tensor:
-            e = self._prior(self._round_seed(seed, k), int(num))
+            e = self._prior(seed, int(num), k)
             return mu + max(float(spread), self.config.continue_spread) * sigma * e + bias
         joints = self._decode_memory(memory, T, progress, more)
         lab, corr = split_class(self.classes[c])

@@ -94,13 +94,11 @@ def model_role(name: str) -> str:
 
 
 def sample_titles(seed: int, n: int, prefix: str = "") -> list[str]:
-    """Titles of ``n`` samples drawn in one batch from ``seed``: ``"seed 7 · sample 2 of 4"``.  The samples of
-    a batch share its seed (the same seed and number of samples give the same motions), so the title says
-    which sample of that batch it is."""
+    """Titles of ``n`` samples asked with ``seed``: sample i has its own seed, ``seed + i`` (the generators
+    draw each sample from its own seed, so asking for one sample with that seed gives the same motion):
+    ``"seed 7"``, ``"seed 8"``, ..."""
     head = f"{prefix} · " if prefix else ""
-    if n == 1:
-        return [f"{head}seed {seed}"]
-    return [f"{head}seed {seed} · sample {i + 1} of {n}" for i in range(n)]
+    return [f"{head}seed {(int(seed) + i) % 2**64}" for i in range(n)]
 
 
 def timing_note(total_s: float, model_s: float | None = None) -> str:

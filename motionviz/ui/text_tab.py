@@ -170,8 +170,8 @@ def describe_request(req: Any, note: str = "", seconds: float | None = None, edi
              f"{req.sampler.upper()} {req.steps} steps · guidance {req.guidance:g} · seed {req.seed}"
              + (f" · {timing_note(seconds, model_seconds)}" if seconds is not None else "")]
     if req.num > 1:
-        lines.append(f"The {req.num} samples come from one batch drawn with seed {req.seed}: the same seed and "
-                     "number of samples give the same motions.")
+        lines.append(f"Each sample has its own seed ({req.seed} to {req.seed + req.num - 1}, in its title): asking "
+                     "for one sample with that seed gives the same motion.")
     if note:
         lines.append(f"*{note}*")
     if understood:
