@@ -175,9 +175,19 @@ def measure_latency(url: str, inpaint: tuple[dict[str, Any], int], requests: int
 
 def measure_sessions(url: str, sessions: int = 200, motions_per_session: int = 2) -> dict[str, Any]:
     """Resident memory before and after ``sessions`` sessions each generate ``motions_per_session`` motions
-    (kept in their session state) and go away."""
+    (kept in their session state) and go away; "before" is after one warm-up session (model and encoder
+    loading are not session memory)."""
     from gradio_client import Client
 
+    # one warm-up session first: the first request loads the models and the text encoder and fills the
+    # process-wide caches, which is not session state (it stays for the app's lifetime)
+    w = Client(url, verbose=False)
+    for k in range(motions_per_session):
+        args = _text_args(9_000 + k)
+        args.update(num_=1, steps_=2, frames_=60)
+        w.predict(*args.values(), api_name="/text_generate")
+    w.close() if hasattr(w, "close") else None
+    del w
     gc.collect()
     start = rss_mb()
     peak = start
