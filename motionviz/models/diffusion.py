@@ -1,11 +1,13 @@
-"""Text/exercise-conditioned motion diffusion (MDM-style) on the COMMON skeleton.
+"""Text/exercise-conditioned motion diffusion (MDM-style) on the COMMON skeleton, one repetition at a time.
 
-Motion representation (per frame, F = 15 joints x 3 = 45 numbers) of a *canonicalised* clip (turned to
+Motion representation: a single repetition (:mod:`motionviz.data.repetitions`), *canonicalised* (turned to
 face +Z, pelvis moved to x = z = 0 at its first frame; the floor stays at y = 0, as ``load_corpus``
-normalises it): the pelvis position (the trajectory) followed by every other joint's offset from the
-pelvis, in metres (:func:`to_features`), standardised per feature with the training set's mean/std (stored
-in the checkpoint).  Keeping a joint or a frame is a mask on the features; wherever a joint is kept the
-pelvis is kept too, so kept joints come back exactly at their absolute positions.
+normalises it) and time-normalised to ``rep_frames`` (64) frames.  Per frame F = 3J + 1 = 46 numbers: the
+pelvis position followed by every other joint's offset from the pelvis, in metres (:func:`to_features`),
+and the repetition's log-duration in seconds, constant over the frames (:func:`rep_features`);
+standardised per feature with the training set's mean/std (stored in the checkpoint).  Keeping a joint or a
+frame is a mask on the features; wherever a joint is kept the pelvis is kept too, so kept joints come back
+exactly at their absolute positions.
 
 Denoiser: a pre-LN transformer encoder over time.  Every ``patch`` consecutive frames form one token
 (linear in/out); the condition vector is added to every token and also forms one extra token:
@@ -21,14 +23,16 @@ where the ground-truth ankle is low and slow).
 Generation (:class:`DiffusionGenerator`, behind :func:`motionviz.generator.load_generator`): DDIM or DDPM
 with any number of steps, classifier-free guidance (one batched forward), seeded ``torch.Generator``;
 editing = ``Request.source`` + ``Request.keep`` (T, J) mask (in-betweening: keep first/last frames;
-body-part editing: keep chosen joints).  Motions longer than the training window (``max_frames``) are made
-window by window, each window continuing the previous one through masked generation.
+body-part editing: keep chosen joints).  A motion of any length is a chain of generated repetitions, each
+with its own noise (seed + i per sample) and its own generated duration, each after the first starting
+from the previous one's last pose (its first normalised frame is kept by masked generation); editing cuts
+the source into repetitions and regenerates each with its kept entries and duration known.
 
 Training (the shipped checkpoint; training split of ui-prmd, kimore, irds, bandai, humanml3d-sample,
-mirrored; captions from ``motionviz/data/captions.json`` embedded once with MiniLM and cached; the
+mirrored except one-sided exercises (:func:`motionviz.data.sided_labels`); captions from ``motionviz/data/captions.json`` embedded once with MiniLM and cached; the
 held-out paraphrases of ``motionviz/eval_prompts.json`` are never used)::
 
-    OMP_NUM_THREADS=2 python -m motionviz train diffusion --minutes 85 --threads 2 --save-every 5 --seed 0
+    OMP_NUM_THREADS=1 python -m motionviz train diffusion --minutes 85 --threads 1 --save-every 4 --seed 0
 
 (add ``--device cuda`` on a GPU; ``torchrun --nproc_per_node N -m motionviz train diffusion ...`` for data
 parallelism).

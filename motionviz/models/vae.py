@@ -9,9 +9,12 @@ has it (UI-PRMD, IRDS): ``ui-prmd:m01/correct``, ``ui-prmd:m01/incorrect``, ``ki
 * Decoder: memory = z + b_c (a learnable per-class bias); queries = sinusoidal encodings of t = 0..T-1, so
   any length T can be decoded; a transformer decoder (self-attention over time + cross-attention to the
   memory) -> linear -> per-frame features.
-* Features (F = 3 + 3 (J - 1) = 45 on the COMMON skeleton): the pelvis position (root trajectory; x/z
-  relative to frame 0 of the clip, y = height above the floor) and the other 14 joints relative to the
-  pelvis, standardised with per-feature statistics stored in the checkpoint (buffers).
+* Items are single repetitions (:mod:`motionviz.data.repetitions`) time-normalised to ``rep_frames`` (64).
+  Features (F = 3 + 3 (J - 1) + 1 = 46 on the COMMON skeleton): the pelvis position (root trajectory; x/z
+  relative to frame 0 of the repetition, y = height above the floor), the other 14 joints relative to the
+  pelvis and the repetition's log-duration (constant over frames), standardised with per-feature
+  statistics stored in the checkpoint (buffers).  A sample of any length chains decoded repetitions, each
+  from its own latent (seed + i per sample, one latent per repetition round), cross-faded where they meet.
 * Loss: masked MSE on the standardised positions + masked MSE on frame-to-frame velocities (standardised
   by their own statistics) + ``kl_weight`` (1e-5) x KL(q(z|x,c) || N(0, I)).
 
@@ -31,7 +34,7 @@ Public API (stable; used by the CLI, the app and the evaluator):
 * :mod:`motionviz.interpolate`: ``between_seeds``, ``between_classes``, ``between_motions``, ``path_array``.
 * :func:`bench` (seconds per 60-frame sample) and :func:`sanity` (plausibility vs held-out data).
 
-Training: ``python -m motionviz train vae --minutes 45 --threads 1 --save-every 5`` (see
+Training: ``python -m motionviz train vae --minutes 75 --threads 1 --save-every 5 --seed 0`` (see
 ``build_training``; datasets :data:`VAE_DATASETS`, training split, mirrored copies added).
 """
 
@@ -509,7 +512,7 @@ def _apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
 
 
 def build_training(opts: Any) -> Any:
-    """:data:`motionviz.train.TRAINERS` builder: corpus -> class-balanced random crops -> ActorVAE."""
+    """:data:`motionviz.train.TRAINERS` builder: corpus -> class-balanced repetitions -> ActorVAE."""
     from ..data import augment_mirror, load_corpus, sided_labels
     from ..train import TrainSetup, shard
 
