@@ -94,12 +94,20 @@ def sample(denoise: Denoiser, shape: tuple[int, ...], schedule: Schedule, steps:
            generator: torch.Generator | None = None, eta: float = 0.0,
            known: torch.Tensor | None = None, mask: torch.Tensor | None = None,
            x_T: torch.Tensor | None = None, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-           progress: Callable[[float, str], None] | None = None) -> torch.Tensor:
-    """Generalised DDIM sampler (eta=0: DDIM, eta=1: DDPM ancestral) over ``steps`` evenly spaced steps.
+           progress: Callable[[float, str], None] | None = None, timesteps: Sequence[int] | None = None,
+           on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Generalised DDIM sampler (eta=0: DDIM, eta=1: DDPM ancestral) over ``steps`` evenly spaced steps
+    (or the descending training steps ``timesteps``, when given).
 
     shape: (B, ...) of the sample.  known/mask: same shape (mask broadcastable, True = keep ``known``).
+    ``on_step(t, x_t)`` sees the state before each denoising step (e.g. to record a trajectory).
     Returns x0 (B, ...)."""
-    ts = timesteps_for(schedule.T, steps)
+    if timesteps is not None:
+        ts = [int(t) for t in timesteps]
+        if not ts or any(not 0 <= t < schedule.T for t in ts) or any(a <= b for a, b in zip(ts, ts[1:])):
+            raise ValueError(f"timesteps must be strictly descending steps in [0, {schedule.T}), got {ts[:8]}")
+    else:
+        ts = timesteps_for(schedule.T, steps)
     B = shape[0]
     x = x_T.to(dtype) if x_T is not None else _noise(shape, generator, dtype, device)
     if mask is not None:
@@ -112,6 +120,8 @@ def sample(denoise: Denoiser, shape: tuple[int, ...], schedule: Schedule, steps:
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         tt = torch.full((B,), t, dtype=torch.long, device=device)
+        if on_step is not None:
+            on_step(t, x)
         x0 = denoise(x, tt)
         ab_t = float(schedule.alpha_bar[t])
         ab_p = float(schedule.alpha_bar[t_prev]) if t_prev >= 0 else 1.0
@@ -144,7 +154,8 @@ def ddpm_sample(denoise: Denoiser, shape: tuple[int, ...], schedule: Schedule, s
     return sample(denoise, shape, schedule, steps or schedule.T, generator, eta=1.0, **kw)
 
 
-def guided(model: Callable[..., torch.Tensor], scale: float, part_scale: float = 0.0) -> Denoiser:
+def guided(model: Callable[..., torch.Tensor], scale: "float | torch.Tensor",
+           part_scale: "float | torch.Tensor" = 0.0) -> Denoiser:
     """Classifier-free guidance.  ``model(x (N, ...), t (N,), drop (N,) bool) -> x0`` where ``drop`` rows
     ignore every condition.  Returns a denoiser computing uncond + scale (cond - uncond) with ONE batched
     forward of the conditioned and unconditioned rows (scale 1 = plain conditional and scale 0 = plain
@@ -153,7 +164,17 @@ def guided(model: Callable[..., torch.Tensor], scale: float, part_scale: float =
     ``part_scale`` > 0 adds a second guidance term for one condition (compositional guidance, Liu et al.
     2022): ``+ part_scale (cond - cond_without_part)``, where the model is called as
     ``model(x, t, drop, drop_part)`` and ``drop_part`` rows ignore that one condition only (e.g. the
-    requested correct/incorrect execution).  Still one batched forward, of 3B rows."""
+    requested correct/incorrect execution).  Still one batched forward, of 3B rows.
+
+    Either scale may also be a (B,) tensor: one scale per batch row (distillation data: every row is
+    generated with its own guidance; rows with part scale 0 are unaffected by the third forward)."""
+    per_row = isinstance(scale, torch.Tensor) or isinstance(part_scale, torch.Tensor)
+    if per_row:
+        scale = torch.as_tensor(scale, dtype=torch.float32)
+        part_scale = torch.as_tensor(part_scale, dtype=torch.float32)
+        if not bool(torch.isfinite(scale).all()) or not bool(torch.isfinite(part_scale).all()):
+            raise ValueError("guidance scales must be finite")
+        return _guided_rows(model, scale, part_scale)
     scale = float(scale)
     part_scale = float(part_scale)
     if not math.isfinite(scale) or not math.isfinite(part_scale):
@@ -175,5 +196,28 @@ def guided(model: Callable[..., torch.Tensor], scale: float, part_scale: float =
         out = model(torch.cat([x, x]), torch.cat([t, t]), drop)
         cond, uncond = out[:B], out[B:]
         return uncond + scale * (cond - uncond)
+
+    return denoise
+
+
+def _guided_rows(model: Callable[..., torch.Tensor], scale: torch.Tensor, part_scale: torch.Tensor) -> Denoiser:
+    """:func:`guided` with per-row scales ``scale`` and ``part_scale`` ((B,) or scalars)."""
+    with_part = bool((part_scale != 0).any())
+
+    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        B = x.shape[0]
+        dev = x.device
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        s = scale.to(dev, x.dtype).expand(B).reshape(shape)
+        z, o = torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)
+        if with_part:
+            ps = part_scale.to(dev, x.dtype).expand(B).reshape(shape)
+            out = model(torch.cat([x, x, x]), torch.cat([t, t, t]), torch.cat([z, o, z]).to(dev),
+                        torch.cat([z, z, o]).to(dev))
+            cond, uncond, partial = out[:B], out[B:2 * B], out[2 * B:]
+            return uncond + s * (cond - uncond) + ps * (cond - partial)
+        out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([z, o]).to(dev))
+        cond, uncond = out[:B], out[B:]
+        return uncond + s * (cond - uncond)
 
     return denoise

@@ -212,25 +212,29 @@ class Denoiser(nn.Module):
         return c + self.label_emb(label) + self.correct_emb(correct) + self.dataset_emb(dataset)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
-                valid: torch.Tensor | None = None) -> torch.Tensor:
+                valid: torch.Tensor | None = None, extra: torch.Tensor | None = None) -> torch.Tensor:
         """x_t (B, T, F) with T % patch == 0, t (B,) long, cond (B, D), valid (B, T) bool -> x0 (B, T, F).
 
         Skip parameterisation: x0 = sqrt(ab_t) x_t + sqrt(1 - ab_t) net(x_t) (the optimal linear denoiser
         of unit-variance data plus a learned correction, i.e. v-prediction written in x0 terms), so an
-        almost clean input is passed through and the network's output matters most at high noise."""
+        almost clean input is passed through and the network's output matters most at high noise.
+        ``extra`` (B, N, D): added to the frame tokens (the distilled student's known-entries input)."""
         if self.cfg.parameterisation == "x0":                                   # plain x0 prediction
-            return self._raw(x, cond, valid)
+            return self._raw(x, cond, valid, extra)
         ab = self.alpha_bar[t.long()].reshape(-1, 1, 1)
-        raw = self._raw(x, cond, valid)
+        raw = self._raw(x, cond, valid, extra)
         if self.cfg.parameterisation == "x0-gain":
             raw = raw + self.gain(cond)[:, None, :] * x                         # (B, T, F)
         return ab.sqrt() * x + (1 - ab).sqrt() * raw
 
-    def _raw(self, x: torch.Tensor, cond: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    def _raw(self, x: torch.Tensor, cond: torch.Tensor, valid: torch.Tensor | None,
+             extra: torch.Tensor | None = None) -> torch.Tensor:
         B, T, F = x.shape
         P = self.cfg.patch
         N = T // P
         h = self.inp(x.reshape(B, N, P * F))                                   # (B, N, D)
+        if extra is not None:
+            h = h + extra
         h = h + sinusoid(torch.arange(N, device=x.device), self.cfg.d_model)[None] + cond[:, None]
         h = torch.cat([cond[:, None], h], dim=1)                                # (B, 1+N, D)
         pad = None
@@ -384,6 +388,28 @@ def uncanonicalise(joints: np.ndarray, angle: float, offset: np.ndarray) -> np.n
     return Motion(joints + offset, COMMON).rotate_y(-angle).joints
 
 
+def conditioned_model(net: Denoiser, text: torch.Tensor, text_on: torch.Tensor, label: torch.Tensor,
+                      correct: torch.Tensor, dataset: torch.Tensor) -> Callable[..., torch.Tensor]:
+    """``model(x (k n, R, F), t (k n,), drop (k n,), drop_correct=None) -> x0`` for the ``n`` rows'
+    conditions (text (n, Dt), text_on/label/correct/dataset (n,)), as :func:`motionviz.sampling.guided`
+    calls it: the batch holds k copies of the n rows; ``drop`` rows ignore every condition,
+    ``drop_correct`` rows the correct/incorrect one."""
+    n = text.shape[0]
+
+    def model(x: torch.Tensor, t: torch.Tensor, drop: torch.Tensor,
+              drop_correct: torch.Tensor | None = None) -> torch.Tensor:
+        reps = x.shape[0] // n
+        keep = ~drop
+        keep_c = keep if drop_correct is None else keep & ~drop_correct
+        c = net.condition(t, text.repeat(reps, 1), text_on.repeat(reps) & keep,
+                          torch.where(keep, label.repeat(reps), 0),
+                          torch.where(keep_c, correct.repeat(reps), 0),
+                          torch.where(keep, dataset.repeat(reps), 0))
+        return net(x, t, c)
+
+    return model
+
+
 class DiffusionGenerator:
     """The trained diffusion model behind the :class:`motionviz.generator.Generator` protocol."""
 
@@ -455,9 +481,16 @@ class DiffusionGenerator:
         return (label if sim >= NEAR_FROM else None), float(sim)
 
     def _conditions(self, req: Request, n: int, text_in: str,
-                    matched: str | None = None) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-        """The guided model's conditions for ``n`` rows; ``text_in`` = :meth:`condition_text` of ``req``,
-        ``matched`` = the exercise the text was understood as (:meth:`understood_label`)."""
+                    matched: str | None = None) -> Callable[..., torch.Tensor]:
+        """The model for :func:`motionviz.sampling.guided` with the request's conditions on ``n`` rows
+        (:meth:`_condition_tensors`)."""
+        return conditioned_model(self.net, *self._condition_tensors(req, n, text_in, matched))
+
+    def _condition_tensors(self, req: Request, n: int, text_in: str, matched: str | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The conditions of ``n`` rows: text (n, Dt), text_on, label, correct, dataset (n,); ``text_in`` =
+        :meth:`condition_text` of ``req``, ``matched`` = the exercise the text was understood as
+        (:meth:`understood_label`)."""
         cfg = self.cfg
         if matched and not req.label:
             req = replace(req, label=matched)
@@ -480,18 +513,12 @@ class DiffusionGenerator:
             if ds in cfg.datasets:
                 dataset.fill_(cfg.datasets.index(ds) + 1)
 
-        def model(x: torch.Tensor, t: torch.Tensor, drop: torch.Tensor,
-                  drop_correct: torch.Tensor | None = None) -> torch.Tensor:
-            reps = x.shape[0] // n
-            keep = ~drop
-            keep_c = keep if drop_correct is None else keep & ~drop_correct
-            c = self.net.condition(t, text.repeat(reps, 1), text_on.repeat(reps) & keep,
-                                   torch.where(keep, label.repeat(reps), 0),
-                                   torch.where(keep_c, correct.repeat(reps), 0),
-                                   torch.where(keep, dataset.repeat(reps), 0))
-            return self.net(x, t, c)
+        return text, text_on, label, correct, dataset
 
-        return model
+    def _denoiser(self, req: Request, cond_text: str, matched: str | None) -> Callable[..., torch.Tensor]:
+        """The guided denoiser ``(x_t, t) -> x0`` of a validated request."""
+        g = req.guidance if self._has_condition(req) else 1.0
+        return guided(self._conditions(req, req.num, cond_text, matched), g, self.correct_guidance(req))
 
     def correct_guidance(self, req: Request) -> float:
         """Extra guidance on the correct/incorrect condition (see :func:`motionviz.sampling.guided`):
@@ -507,6 +534,15 @@ class DiffusionGenerator:
         if not (math.isfinite(v) and 0.0 <= v <= 20.0):
             raise UserError(f"correct_guidance must be between 0 and 20, got {v}")
         return v
+
+    def _timesteps(self, steps: int) -> list[int] | None:
+        """The denoising steps for ``steps`` (None: evenly spaced, :func:`motionviz.sampling.timesteps_for`)."""
+        return None
+
+    def _with_known(self, denoise: Callable[..., torch.Tensor], known: torch.Tensor | None,
+                    mask: torch.Tensor | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The denoiser for one masked generation (the teacher sees kept entries only through ``x_t``)."""
+        return denoise
 
     @staticmethod
     def _has_condition(req: Request) -> bool:
@@ -535,10 +571,7 @@ class DiffusionGenerator:
         with torch.inference_mode():
             cond_text = self.condition_text(req)
             matched, similarity = self.understood_label(req)
-            model = self._conditions(req, req.num, cond_text, matched)
-            g = req.guidance if self._has_condition(req) else 1.0
-            gc = self.correct_guidance(req)
-            denoise = guided(model, g, gc)
+            denoise = self._denoiser(req, cond_text, matched)
             gen = req.torch_generators()                                     # one per sample: seed + i
             eta = 1.0 if req.sampler == "ddpm" else 0.0
             if src_j is not None and keep is not None:
@@ -563,8 +596,9 @@ class DiffusionGenerator:
         """One batch of ``n`` time-normalised repetitions -> canonical joints (n, R, J, 3), durations (n,)."""
         cfg = self.cfg
         masked = mask is not None and bool(mask.any())
-        x = sample(denoise, (n, cfg.rep_frames, cfg.features), self.schedule, steps, gen, eta=eta,
-                   known=known if masked else None, mask=mask if masked else None, progress=progress)
+        known, mask = (known, mask) if masked else (None, None)
+        x = sample(self._with_known(denoise, known, mask), (n, cfg.rep_frames, cfg.features), self.schedule,
+                   steps, gen, eta=eta, known=known, mask=mask, progress=progress, timesteps=self._timesteps(steps))
         j, d = rep_joints(x, self.mean, self.std)
         d = d.clamp(cfg.min_seconds, cfg.max_seconds)
         return j.numpy(), d.numpy()
@@ -821,10 +855,23 @@ def _caption(labels: MotionLabels, rng: np.random.Generator) -> str:
     return data.describe(labels, rng)
 
 
-def build_training(opts: Any) -> Any:
-    """TRAINERS entry: the real corpus (training split, mirrored) -> TrainSetup."""
+@dataclass
+class TrainingData:
+    """What :func:`training_data` prepares: the config, the repetitions, the caption embeddings (one row
+    per caption-table index), feature statistics, loss constants and checkpoint metadata."""
+    cfg: Config
+    reps: RepetitionSet
+    text_table: torch.Tensor
+    stats: dict[str, Any]
+    consts: dict[str, float]
+    meta: dict[str, Any]
+
+
+def training_data(opts: Any, base: Callable[..., Any] | None = None) -> TrainingData:
+    """The real corpus (training split of ``opts.datasets``, mirrored except one-sided exercises) cut into
+    repetitions, with captions embedded once (cached), for the config made by ``base(**fields)`` (default
+    :class:`Config`, or :func:`tiny_config` with ``opts.tiny``) with ``opts.overrides`` applied."""
     from .. import data
-    from ..train import TrainSetup, shard
     from ..text import get_text_encoder
 
     over = dict(opts.overrides)
@@ -849,7 +896,8 @@ def build_training(opts: Any) -> Any:
     labels = tuple(sorted({m.labels.label for m in corpus if m.labels.label}))
     dsets = tuple(sorted({m.labels.dataset for m in corpus if m.labels.dataset}))
     encoder = get_text_encoder(encoder_spec)
-    base = tiny_config if opts.tiny else Config
+    if base is None:
+        base = tiny_config if opts.tiny else Config
     cfg = base(labels=labels, datasets=dsets, text_encoder=encoder.name, text_dim=encoder.dim, **cfg_kw)
 
     # captions: a pool of random physiotherapist descriptions per motion, embedded once per unique text
@@ -871,9 +919,23 @@ def build_training(opts: Any) -> Any:
     reps = repetition_set(corpus, pools, labels, dsets, cfg)
     print(f"{len(reps.joints)} repetitions (median {np.median(reps.duration):.2f} s)", file=sys.stderr)
     stats = feature_stats(reps)
-    model = DiffusionModel(cfg, stats["mean"], stats["std"]).to(opts.device)
     consts = {"vel_scale": stats["vel_scale"], "bone_scale": stats["bone_scale"],
               "contact_height": 0.12, "contact_speed": 0.02}
+    meta = {"text_encoder": encoder.name, "text_dim": encoder.dim, "data": data_provenance(datasets),
+            "split": "train", "motions": len(corpus), "unique_captions": len(texts),
+            "repetitions": int(len(reps.joints)), "not_mirrored": sorted(sided),
+            "stats": {k: stats[k] for k in ("vel_scale", "bone_scale")},
+            "representation": REPRESENTATION}
+    return TrainingData(cfg, reps, emb, stats, consts, meta)
+
+
+def build_training(opts: Any) -> Any:
+    """TRAINERS entry: the real corpus (:func:`training_data`) -> TrainSetup."""
+    from ..train import TrainSetup, shard
+
+    td = training_data(opts)
+    cfg, reps, emb, stats, consts = td.cfg, td.reps, td.text_table, td.stats, td.consts
+    model = DiffusionModel(cfg, stats["mean"], stats["std"]).to(opts.device)
     mine = shard(np.arange(len(reps.joints)), opts.rank, opts.world_size)
     batches: Iterator[dict[str, torch.Tensor]] = RepetitionBatches(reps.select(np.asarray(mine)), emb, cfg,
                                                                    cfg.batch_size, consts, opts.seed, opts.rank)
@@ -889,11 +951,7 @@ def build_training(opts: Any) -> Any:
 
     n_params = sum(p.numel() for p in model.net.parameters())
     print(f"denoiser: {n_params / 1e6:.2f} M parameters", file=sys.stderr)
-    meta = {"text_encoder": encoder.name, "text_dim": encoder.dim, "data": data_provenance(datasets),
-            "split": "train", "motions": len(corpus), "unique_captions": len(texts), "parameters": n_params,
-            "repetitions": int(len(reps.joints)), "not_mirrored": sorted(sided),
-            "stats": {k: stats[k] for k in ("vel_scale", "bone_scale")},
-            "representation": REPRESENTATION}
+    meta = dict(td.meta, parameters=n_params)
     return TrainSetup(model=model, batches=batches, optimizers={"main": opt}, kind=KIND, config=cfg,
                       metadata=meta, export=model.export, lr_lambda=lr_lambda,
                       log_keys=("loss", "x0", "vel", "bone", "foot"))
