@@ -193,7 +193,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _add_sample_arguments(p: argparse.ArgumentParser) -> None:
     # numbers are parsed by motionviz.generator.Request.validated so that bad values give one error line
-    p.add_argument("--model", default="diffusion", help="diffusion (text/exercise) or vae (exercise)")
+    p.add_argument("--model", default="diffusion",
+                   help="diffusion (text/exercise), diffusion-fast (the same, distilled: --steps 1, 2 or 4) "
+                        "or vae (exercise)")
     p.add_argument("--text", default="", help="what the motion should be, in plain words (diffusion)")
     p.add_argument("--exercise", default=None,
                    help="exercise label <dataset>:<id> (e.g. ui-prmd:m01), a bare id or a title; "
@@ -202,7 +204,8 @@ def _add_sample_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--incorrect", action="store_true", help="an incorrect execution of the exercise")
     g.add_argument("--correct", action="store_true", help="a correct execution (diffusion default: unspecified)")
     p.add_argument("--frames", default=None, help="frames at 20 fps (default 120 diffusion, 60 vae)")
-    p.add_argument("--steps", default="20", help="denoising steps (diffusion)")
+    p.add_argument("--steps", default=None,
+                   help="denoising steps (default 20 for diffusion; 1, 2 (default) or 4 for diffusion-fast)")
     p.add_argument("--guidance", default="2.5", help="classifier-free guidance scale (diffusion)")
     p.add_argument("--sampler", default="ddim", help="diffusion sampler: ddim (default) or ddpm")
     p.add_argument("--seed", default="0", help="random seed (same seed -> same output)")
@@ -294,12 +297,13 @@ def _load_motion(path: str, index: int = 0):
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from .generator import MODELS, Request
+    from .generator import DEFAULT_STEPS, MODELS, Request
 
     model = str(args.model).strip().lower()
     if model not in MODELS:
-        raise UserError(f"unknown model {args.model!r}; choose diffusion or vae")
-    if model not in ("diffusion", "vae"):
+        raise UserError(f"unknown model {args.model!r}; choose diffusion, diffusion-fast or vae")
+    diffusion = model in ("diffusion", "diffusion-fast")
+    if not diffusion and model != "vae":
         raise UserError(f"the {model} model does not sample motions; use `python -m motionviz inpaint`")
     if args.list_exercises:
         gen = _load(model, args.checkpoint_dir)
@@ -316,7 +320,7 @@ def run_sample(args: argparse.Namespace) -> int:
         raise UserError("give the output file with --out FILE.npy")
     check_out(args.out, (".npy",))                 # before any work: exactly this file, writable
     correct = parse_correct(args.correct, args.incorrect)
-    frames = args.frames if args.frames is not None else (120 if model == "diffusion" else 60)
+    frames = args.frames if args.frames is not None else (120 if diffusion else 60)
     editing = bool(args.source)
     keep_first = _whole(args.keep_first, "--keep-first", 0, 10**6)
     keep_last = _whole(args.keep_last, "--keep-last", 0, 10**6)
@@ -331,7 +335,8 @@ def run_sample(args: argparse.Namespace) -> int:
             raise UserError("editing (--source) needs the diffusion model")
         if not args.exercise:
             raise UserError(f"the VAE needs --exercise NAME; {_list_hint('vae')}")
-    req = Request(model=model, text=args.text or "", correct=correct, frames=frames, steps=args.steps,
+    steps = args.steps if args.steps is not None else DEFAULT_STEPS.get(model, 20)
+    req = Request(model=model, text=args.text or "", correct=correct, frames=frames, steps=steps,
                   guidance=args.guidance, seed=args.seed, num=args.num, sampler=args.sampler).validated()
     source = None
     if editing:
@@ -344,7 +349,7 @@ def run_sample(args: argparse.Namespace) -> int:
     gen = _load(model, args.checkpoint_dir)
     label = resolve_exercise(args.exercise, _labels(gen), model)
     req = replace(req, label=label)
-    if model == "diffusion" and not (req.text or label or correct is not None or editing) and not args.quiet:
+    if diffusion and not (req.text or label or correct is not None or editing) and not args.quiet:
         print("note: no --text or --exercise given: sampling unconditionally", file=sys.stderr)
     _precheck(gen, model, req, bool(args.quiet))
     t0 = time.perf_counter()
@@ -363,7 +368,7 @@ def run_sample(args: argparse.Namespace) -> int:
                "fps": float(motions[0].fps), "text": req.text, "exercise": label, "correct": correct,
                "frames": int(arr.shape[1]), "num": int(arr.shape[0]), "seed": req.seed,
                "seconds": round(seconds, 4)}
-    if model == "diffusion":
+    if diffusion:
         summary.update(steps=req.steps, guidance=req.guidance, sampler=req.sampler)
         if editing:
             summary.update(source=str(args.source), kept_fraction=round(float(req.keep.mean()), 4))
@@ -376,7 +381,7 @@ def _precheck(gen: Any, model: str, req: Any, quiet: bool) -> None:
     (it can take seconds the first time) so its loading is not shown as a stuck 0 %."""
     if model == "vae" and hasattr(gen, "class_index"):
         gen.class_index(req.label, req.correct)
-    if model == "diffusion" and req.text:
+    if model in ("diffusion", "diffusion-fast") and req.text:
         enc = getattr(type(gen), "encoder", None)
         if isinstance(enc, property):
             if not quiet:

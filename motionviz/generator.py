@@ -21,7 +21,7 @@ from .errors import CheckpointError, UserError
 from .motion import Motion
 from .skeleton import Skeleton
 
-__all__ = ["Request", "Generator", "MODELS", "available_models", "load_generator", "ProgressFn",
+__all__ = ["Request", "Generator", "MODELS", "DEFAULT_STEPS", "available_models", "load_generator", "ProgressFn",
            "LIMITS", "MAX_SEED", "whole_number"]
 
 #: Seeds are Python ints in [0, MAX_SEED] end to end (Request, CLI, UI); ``torch.Generator.manual_seed``
@@ -185,6 +185,9 @@ MODELS: dict[str, tuple[str, str]] = {
     "vae": ("vae.safetensors", "motionviz.models.vae:load_generator"),
     "aegan": ("aegan.safetensors", "motionviz.models.aegan:load_generator"),
 }
+
+#: Denoising steps a sampler uses when the request does not say (CLI, UI, evaluation).
+DEFAULT_STEPS: dict[str, int] = {"diffusion": 20, "diffusion-fast": 2}
 
 _cache: dict[tuple[str, str], Generator] = {}
 _lock = threading.Lock()

@@ -84,3 +84,23 @@ def make_vae(directory: Path, seed: int = 0) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     return save_checkpoint(directory / "vae.safetensors", model.state_dict(), "vae", model.config,
                            {"data": data_provenance(["ui-prmd", "kimore"]), "command": "tests"})
+
+
+def make_diffusion_fast(directory: Path, seed: int = 0) -> Path:
+    """``directory/diffusion-fast.safetensors``: a tiny distilled student of :func:`make_diffusion`'s
+    teacher (its weights, random non-zero guidance and known-entry inputs), and the teacher beside it."""
+    from motionviz.generator import checkpoint_path
+    from motionviz.models import diffusion as D
+    from motionviz.models import diffusion_fast as DF
+
+    teacher_path = make_diffusion(directory, seed)
+    teacher = D.load_generator(teacher_path)
+    torch.manual_seed(seed + 1)
+    cfg = DF.fast_config(teacher.cfg, teacher=checkpoint_path("diffusion", directory).name)
+    student = DF.student_from_teacher(cfg, teacher.net)
+    with torch.no_grad():
+        for lin in (student.guidance_mlp[2], student.known_in):
+            torch.nn.init.normal_(lin.weight, std=0.02)
+    model = DF.DistillModel(cfg, student, teacher.mean, teacher.std)
+    return DF.save_model(directory / "diffusion-fast.safetensors", model,
+                         {"data": data_provenance(["ui-prmd", "kimore"]), "command": "tests"})

@@ -582,7 +582,7 @@ class DiffusionGenerator:
         for i in range(req.num):
             labels = MotionLabels(dataset="generated", subject=f"seed{req.sample_seeds()[i]}", label=req.label or "",
                                   correct=req.correct, text=req.text, source=f"diffusion sample {i}",
-                                  extra={"model": "diffusion", "condition_text": cond_text,
+                                  extra={"model": self.name, "condition_text": cond_text,
                                          "understood_as": matched, "similarity": similarity,
                                          "steps": req.steps, "guidance": req.guidance,
                                          "sampler": req.sampler, "seed": req.sample_seeds()[i],

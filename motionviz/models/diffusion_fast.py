@@ -50,7 +50,7 @@ from torch import nn
 
 from ..checkpoint import config_from_json, file_sha256, load_checkpoint, save_checkpoint
 from ..errors import CheckpointError, UserError
-from ..generator import Request
+from ..generator import DEFAULT_STEPS as _STEPS, Request
 from ..sampling import Schedule, guided, sample
 from . import diffusion as teacher_mod
 from .diffusion import (CORRECT_GUIDANCE, Config, Denoiser, DiffusionGenerator, RepetitionSet, canonicalise,
@@ -62,7 +62,7 @@ __all__ = ["KIND", "FastConfig", "StudentDenoiser", "FastGenerator", "DistillMod
 
 KIND = "diffusion-fast"
 #: Steps the shipped student is sampled with when a request does not say (the Text tab, ``sample``).
-DEFAULT_STEPS = 2
+DEFAULT_STEPS = _STEPS[KIND]
 
 
 @dataclass(frozen=True)

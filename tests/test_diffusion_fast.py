@@ -1,0 +1,223 @@
+"""The distilled few-step sampler (motionviz.models.diffusion_fast): distillation on a toy distribution
+with tiny models, the generator's paths (steps, guidance as an input, editing, seeds) and the ``sample``
+CLI, on tiny checkpoints made here (no dataset, no shipped checkpoint, a fake MiniLM)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from motionviz.__main__ import main
+from motionviz.errors import UserError
+from motionviz.generator import Request
+from motionviz.models import diffusion as D
+from motionviz.models import diffusion_fast as DF
+from motionviz.motion import DEFAULT_FPS, Motion
+from motionviz.sampling import Schedule, guided, sample
+from motionviz.skeleton import COMMON
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _tiny_models import install_fake_encoder, make_diffusion_fast, standing_pose  # noqa: E402
+
+torch.set_num_threads(1)
+J = len(COMMON)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("fast")
+    make_diffusion_fast(d)
+    return d
+
+
+@pytest.fixture(autouse=True)
+def fake_text(monkeypatch):
+    return install_fake_encoder(monkeypatch)
+
+
+def test_student_times_and_teacher_grid():
+    assert DF.student_times(1000, 1) == [999]
+    assert DF.student_times(1000, 2) == [999, 500]
+    assert DF.student_times(1000, 4) == [999, 749, 500, 250]
+    grid = DF.teacher_grid(1000, 4, 6)
+    assert len(grid) == 25 and grid[0] == 999 and grid[-1] == 0
+    assert all(a > b for a, b in zip(grid, grid[1:]))
+    assert set(DF.student_times(1000, 4)) <= set(grid)
+    cfg = DF.fast_config(D.tiny_config(T=100))
+    assert DF.allowed_steps(cfg) == [1, 2, 4]                 # 3 steps would need times off the grid
+
+
+# ---------------------------------------------------------------------------------------------
+# distillation on a toy distribution
+# ---------------------------------------------------------------------------------------------
+def _toy_reps(n: int, R: int, seed: int = 0) -> D.RepetitionSet:
+    """Toy repetitions: a standing person raising both arms by a random amount (one label), canonicalised."""
+    rng = np.random.default_rng(seed)
+    pose = standing_pose()
+    arms = COMMON.indices(["left_elbow", "left_wrist", "right_elbow", "right_wrist"])
+    ph = np.sin(np.linspace(0, np.pi, R, dtype=np.float32))[:, None]
+    out = []
+    for _ in range(n):
+        j = np.repeat(pose[None], R, axis=0).copy()
+        j[:, arms, 1] += rng.uniform(0.1, 0.5) * ph
+        out.append(D.canonicalise(j)[0])
+    return D.RepetitionSet(np.stack(out).astype(np.float32), rng.uniform(1.5, 3.0, n).astype(np.float32),
+                           np.ones(n, np.int64), rng.integers(0, 3, n), np.ones(n, np.int64), [[0], [1]] * (n // 2),
+                           np.ones(n))
+
+
+def _toy_setup(seed: int = 0):
+    torch.manual_seed(seed)
+    tcfg = D.tiny_config(labels=("toy:raise",), datasets=("toy",), text_encoder="fake", text_dim=8, T=100)
+    teacher = D.Denoiser(tcfg)
+    with torch.no_grad():
+        torch.nn.init.normal_(teacher.out.weight, std=0.2)
+    reps = _toy_reps(32, tcfg.rep_frames)
+    mean = torch.cat([D.to_features(torch.from_numpy(reps.joints)).reshape(-1, 3 * J).mean(0), torch.tensor([0.8])])
+    std = torch.full((tcfg.features,), 0.1)
+    cfg = DF.fast_config(tcfg, batch_size=32, traj_batch=32, traj_every=4, buffer=2048, prefill=256,
+                         teacher_per_step=3, lr=3e-3, ema=0.0, p_first=0.0, p_edit=0.0)
+    text = torch.nn.functional.normalize(torch.randn(2, 8), dim=-1)
+    return cfg, teacher, mean, std, reps, text
+
+
+def _one_step_error(student: DF.StudentDenoiser, teacher: D.Denoiser, cfg: DF.FastConfig, batches: DF.TrajectoryBatches,
+                    n: int = 64) -> float:
+    """Mean squared error between the student's 1-step sample and the teacher's multi-step guided sample
+    from the same noise, on fresh conditions."""
+    torch.manual_seed(123)
+    cond = batches.conditions(n)
+    x_T = torch.randn(n, cfg.rep_frames, cfg.features)
+    model = D.conditioned_model(teacher, cond["text"], cond["text_on"], cond["label"], cond["correct"], cond["dataset"])
+    sched = Schedule(cfg.T)
+    with torch.no_grad():
+        ref = sample(guided(model, cond["w"], torch.where(cond["correct"] != 0, cfg.correct_guidance, 0.0)),
+                     x_T.shape, sched, 0, x_T=x_T, timesteps=batches.grid)
+        t = torch.full((n,), cfg.T - 1, dtype=torch.long)
+        c = student.student_condition(t, cond["text"], cond["text_on"], cond["label"], cond["correct"],
+                                      cond["dataset"], cond["w"])
+        one = student.predict(x_T, t, c, torch.zeros_like(x_T), torch.zeros(x_T.shape, dtype=torch.bool))
+    return float(((one - ref) ** 2).mean())
+
+
+def test_distillation_step_learns_the_teachers_multistep_output():
+    cfg, teacher, mean, std, reps, text = _toy_setup()
+    batches = DF.TrajectoryBatches(cfg, teacher, mean, std, reps, text, seed=0)
+    student = DF.student_from_teacher(cfg, teacher)
+    model = DF.DistillModel(cfg, student, mean, std)
+    before = _one_step_error(model.net, teacher, cfg, batches)
+    opt = torch.optim.AdamW(model.net.parameters(), lr=cfg.lr)
+    losses = [model.train_step(next(batches), {"main": opt})["loss"] for _ in range(150)]
+    after = _one_step_error(model.net, teacher, cfg, batches)
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:10])       # the loss decreases
+    assert after < 0.5 * before                                      # 1 step ~ the teacher's many steps
+    assert batches.written >= cfg.prefill
+
+
+def test_trajectory_states_are_the_teachers_ddim_states():
+    cfg, teacher, mean, std, reps, text = _toy_setup()
+    batches = DF.TrajectoryBatches(cfg, teacher, mean, std, reps, text, seed=1)
+    cond = batches.conditions(4)
+    states, final = batches.trajectories(cond)
+    assert states.shape == (4, cfg.max_steps, cfg.rep_frames, cfg.features)
+    # re-running the teacher from the recorded t = T-1 state over the grid reproduces the final sample
+    model = D.conditioned_model(teacher, cond["text"], cond["text_on"], cond["label"], cond["correct"], cond["dataset"])
+    again = sample(guided(model, cond["w"], torch.where(cond["correct"] != 0, cfg.correct_guidance, 0.0)),
+                   final.shape, Schedule(cfg.T), 0, x_T=states[:, 0], timesteps=batches.grid)
+    assert torch.allclose(again, final, atol=1e-5)
+
+
+def test_student_starts_from_the_teachers_layers():
+    tcfg = D.tiny_config(labels=("a",), datasets=("d",), text_encoder="fake", text_dim=8, layers=3)
+    teacher = D.Denoiser(tcfg)
+    cfg = DF.fast_config(tcfg, layers=2)
+    assert cfg.teacher_layers == (0, 2)
+    st = DF.student_from_teacher(cfg, teacher)
+    assert torch.equal(st.encoder.layers[1].linear1.weight, teacher.encoder.layers[2].linear1.weight)
+    assert torch.equal(st.inp.weight, teacher.inp.weight)
+    assert float(st.known_in.weight.detach().abs().sum()) == 0.0              # the new inputs start at zero
+
+
+# ---------------------------------------------------------------------------------------------
+# the generator and the CLI
+# ---------------------------------------------------------------------------------------------
+def _gen(ckpt: Path) -> DF.FastGenerator:
+    return DF.load_generator(ckpt / "diffusion-fast.safetensors")
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4])
+def test_generate_steps_shapes_and_seeds(ckpt, steps):
+    g = _gen(ckpt)
+    req = Request(model="diffusion-fast", text="raise both arms", steps=steps, frames=50, num=3, seed=7)
+    a = g.generate(req)
+    b = g.generate(req)
+    assert len(a) == 3 and a[0].joints.shape == (50, J, 3) and np.isfinite(a[0].joints).all()
+    assert all(np.array_equal(x.joints, y.joints) for x, y in zip(a, b))                 # same seed, same motion
+    single = g.generate(Request(model="diffusion-fast", text="raise both arms", steps=steps, frames=50, seed=8))
+    assert np.allclose(single[0].joints, a[1].joints, atol=1e-5)                          # sample i = seed + i
+    assert a[0].labels.extra["model"] == "diffusion-fast" and a[0].labels.extra["steps"] == steps
+
+
+def test_guidance_is_an_input_and_one_forward_per_step(ckpt, monkeypatch):
+    g = _gen(ckpt)
+    calls = []
+    orig = g.net.forward
+    monkeypatch.setattr(g.net, "forward", lambda *a, **k: calls.append(a[0].shape[0]) or orig(*a, **k))
+    lo = g.generate(Request(text="raise both arms", steps=2, frames=30, guidance=1.0, seed=3))
+    n_lo = len(calls)
+    hi = g.generate(Request(text="raise both arms", steps=2, frames=30, guidance=6.0, seed=3))
+    assert set(calls) == {1}                                   # one row per forward: no unconditioned pass
+    assert len(calls) == 2 * n_lo
+    assert not np.allclose(lo[0].joints, hi[0].joints)         # the scale changes the motion
+
+
+def test_bad_steps_and_guidance_are_one_line_errors(ckpt):
+    g = _gen(ckpt)
+    for req, needle in [(Request(text="x", steps=3), "1, 2, 4 steps"), (Request(text="x", steps=20), "1, 2, 4 steps"),
+                        (Request(text="x", steps=2, guidance=15.0), "guidance scales up to"),
+                        (Request(label="ui-prmd:m01", correct=True, steps=2, extra={"correct_guidance": 5}),
+                         "correct/incorrect guidance")]:
+        with pytest.raises(UserError, match=needle):
+            g.generate(req)
+
+
+def test_exercise_correctness_and_editing(ckpt):
+    g = _gen(ckpt)
+    m = g.generate(Request(label="ui-prmd:m01", correct=False, steps=1, frames=40, seed=2))[0]
+    assert m.labels.correct is False and m.labels.label == "ui-prmd:m01"
+    src = Motion(np.repeat(standing_pose()[None], 60, axis=0), COMMON, DEFAULT_FPS)
+    src.joints[:, COMMON.indices(["left_wrist"])[0], 1] += np.linspace(0, 0.3, 60, dtype=np.float32)
+    keep = np.zeros((60, J), bool)
+    keep[:10] = True
+    keep[-10:] = True
+    out = g.generate(Request(text="raise both arms", source=src, keep=keep, frames=60, steps=2, num=2, seed=1))
+    for o in out:
+        assert np.array_equal(o.joints[:10], src.joints[:10]) and np.array_equal(o.joints[-10:], src.joints[-10:])
+        assert not np.allclose(o.joints[10:50], src.joints[10:50])
+
+
+def test_registered_and_loaded_through_the_registry(ckpt):
+    from motionviz.generator import DEFAULT_STEPS, MODELS, available_models, load_generator
+
+    assert "diffusion-fast" in MODELS and DEFAULT_STEPS["diffusion-fast"] == 2
+    assert "diffusion-fast" in available_models(ckpt)
+    assert isinstance(load_generator("diffusion-fast", ckpt), DF.FastGenerator)
+
+
+def test_cli_sample_fast(capsys, ckpt, tmp_path):
+    out = tmp_path / "fast.npy"
+    argv = ["sample", "--model", "diffusion-fast", "--text", "raise both arms", "--frames", "40", "--num", "2",
+            "--checkpoint-dir", str(ckpt), "--out", str(out), "--json", "--quiet"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 2 and summary["model"] == "diffusion-fast"
+    assert np.load(out, allow_pickle=False).shape == (2, 40, J, 3)
+    assert main(argv[:-4] + ["--steps", "4", "--out", str(out), "--json", "--quiet"]) == 0
+    assert main(argv[:-4] + ["--steps", "3", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1, 2, 4 steps" in err[0]
