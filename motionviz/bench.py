@@ -39,6 +39,7 @@ __all__ = ["SECTIONS", "add_arguments", "run", "run_bench", "machine_info", "run
 #: :data:`motionviz.generator.MODELS`, or ``<name>`` for ``<checkpoint dir>/<name>.safetensors``.
 SECTIONS: dict[str, tuple[str, str | None]] = {
     "diffusion": ("motionviz.models.diffusion:bench", "diffusion"),
+    "diffusion-fast": ("motionviz.models.diffusion_fast:bench", "diffusion-fast"),
     "vae": ("motionviz.models.vae:bench", "vae"),
     "inpaint": ("motionviz.inpaint:bench", "aegan"),
     "mesh": ("motionviz.mesh:bench", None),

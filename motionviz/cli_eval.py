@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         parser.add_argument("--num", type=int, default=6,
                             help="generated motions per label and model; each repeat uses half (6)")
         parser.add_argument("--repeats", type=int, default=20, help="repeats for the intervals (20)")
-        parser.add_argument("--models", default=None, help="comma-separated models (default: all available)")
+        parser.add_argument("--models", default=None, help="comma-separated models (default: all available); NAME@STEPS evaluates one step count, e.g. diffusion-fast@1")
         parser.add_argument("--datasets", default="ui-prmd,kimore,irds",
                             help="datasets whose test labels are evaluated ('all' for every dataset)")
         parser.add_argument("--labels", default=None, help="comma-separated labels (default: all shared)")
@@ -253,27 +253,32 @@ def format_table(result: dict[str, dict[str, Any]]) -> str:
 
 
 def _generators(args: argparse.Namespace) -> dict[str, Any]:
-    from .generator import MODELS, available_models, load_generator
+    from .generator import MODELS, FixedSteps, available_models, load_generator, whole_number
 
     ckpt = _checkpoint_dir(args)
     avail = available_models(ckpt)
     if args.models:
         names = [n.strip() for n in args.models.split(",") if n.strip()]
-        for n in names:
+        for spec in names:
+            n = spec.split("@", 1)[0]
             if n not in MODELS:
-                raise UserError(f"unknown model {n!r}; choose from {', '.join(MODELS)}")
+                raise UserError(f"unknown model {n!r}; choose from {', '.join(MODELS)} (NAME@STEPS for one "
+                                f"step count)")
             if n not in avail:
                 raise UserError(f"no {n} checkpoint in {ckpt}")
     else:
         names = avail
     out = {}
-    for n in names:
+    for spec in names:
+        n, _, k = spec.partition("@")
         g = load_generator(n, ckpt)
+        if k:
+            g = FixedSteps(g, whole_number(k, f"steps of {spec}", 1, 1000))
         if not ({"label"} & set(getattr(g, "tasks", ()))):
             if args.models:
                 raise UserError(f"model {n} cannot generate from a label; it cannot be evaluated here")
             continue                       # e.g. the inpainter: not a label-conditioned generator
-        out[n] = g
+        out[spec] = g
     return out
 
 

@@ -21,7 +21,7 @@ from .errors import CheckpointError, UserError
 from .motion import Motion
 from .skeleton import Skeleton
 
-__all__ = ["Request", "Generator", "MODELS", "DEFAULT_STEPS", "available_models", "load_generator", "ProgressFn",
+__all__ = ["Request", "Generator", "MODELS", "DEFAULT_STEPS", "FixedSteps", "available_models", "load_generator", "ProgressFn",
            "LIMITS", "MAX_SEED", "whole_number"]
 
 #: Seeds are Python ints in [0, MAX_SEED] end to end (Request, CLI, UI); ``torch.Generator.manual_seed``
@@ -99,7 +99,7 @@ class Request:
     to_label: str | None = None          # interpolation target class (VAE)
     correct: bool | None = None           # None: unspecified / not applicable
     frames: int = 120
-    steps: int = 20
+    steps: int | None = None              # sampler steps; None: the model's default (DEFAULT_STEPS, else 20)
     guidance: float = 2.5
     seed: int = 0
     to_seed: int | None = None            # interpolation target seed (VAE)
@@ -122,7 +122,8 @@ class Request:
             return whole_number(v, name, lo, hi)
 
         frames = _int("frames", self.frames, *LIMITS["frames"])
-        steps = _int("steps", self.steps, *LIMITS["steps"])
+        steps = _int("steps", DEFAULT_STEPS.get(self.model, 20) if self.steps is None else self.steps,
+                     *LIMITS["steps"])
         num = _int("number of samples", self.num, *LIMITS["num"])
         seed = _int("seed", self.seed, 0, MAX_SEED)
         to_seed = None if self.to_seed is None else _int("second seed", self.to_seed, 0, MAX_SEED)
@@ -176,6 +177,21 @@ class Generator(Protocol):
 
     def generate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
         ...
+
+
+class FixedSteps:
+    """``gen`` with every request's sampler steps set to ``steps`` (e.g. one evaluation row per step count
+    of the distilled sampler: ``evaluate --models diffusion-fast@1``).  Everything else is ``gen``'s."""
+
+    def __init__(self, gen: Generator, steps: int):
+        self.gen, self.steps = gen, int(steps)
+        self.name, self.tasks, self.skeleton = gen.name, gen.tasks, gen.skeleton
+
+    def __getattr__(self, key: str) -> Any:
+        return getattr(self.gen, key)
+
+    def generate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
+        return self.gen.generate(replace(request, steps=self.steps), progress)
 
 
 # name -> (checkpoint file name, "module:loader"), loader(path) -> Generator.

@@ -519,17 +519,19 @@ EVAL_DATASETS = ("ui-prmd", "kimore", "irds")
 
 
 def eval_sequences(n: int, max_frames: int = 160, seed: int = 0, root: str | Path | None = None,
-                   min_frames: int = 48, datasets: tuple[str, ...] = EVAL_DATASETS) -> list[tuple[str, np.ndarray]]:
+                   min_frames: int = 48, datasets: tuple[str, ...] = EVAL_DATASETS,
+                   split: str = "test") -> list[tuple[str, np.ndarray]]:
     """``n`` held-out motions (test split of the corpus: held-out *subjects* UI-PRMD s09-s10, KIMORE
     test patients, IRDS 216; Bandai's split is by take of its one actor, so it is not in the default),
     taken round-robin over the datasets in a seeded order, each cropped to at most ``max_frames``
-    frames at a seeded position.  -> [(name, joints (T, J, 3) metres)]."""
+    frames at a seeded position (``split="val"``: the validation subjects, for choosing settings).
+    -> [(name, joints (T, J, 3) metres)]."""
     from .data import load_corpus
 
-    ms = [m for m in load_corpus("test", list(datasets), root=root)
+    ms = [m for m in load_corpus(split, list(datasets), root=root)
           if m.num_frames >= min_frames and np.isfinite(m.joints).all()]
     if not ms:
-        raise UserError("no held-out test motions found")
+        raise UserError(f"no held-out {split} motions found")
     rng = np.random.default_rng(seed)
     by: dict[str, list[Any]] = {}
     for m in ms:

@@ -3,7 +3,8 @@
 * **latency**: p95 of text -> motion requests served while two maximal inpainting requests (the largest
   window x step budget the app accepts) run in the long queue;
 * **sessions**: the server's resident memory after ``--sessions`` sessions came, stored motions in their
-  session state and went, against the memory at the start.
+  session state and went (and the server freed them: :mod:`motionviz.ui.sessions`), against the memory at
+  the start.
 
 Run ``python -m motionviz.loadcheck [--checkpoints DIR] [--requests 20] [--sessions 200] [--json]``.  It
 starts the app in this process on a free local port and drives it through ``gradio_client`` (each client
@@ -173,41 +174,70 @@ def measure_latency(url: str, inpaint: tuple[dict[str, Any], int], requests: int
             "inpaint_seconds": [round(x, 1) for x in long_times], "errors": errors}
 
 
-def measure_sessions(url: str, sessions: int = 200, motions_per_session: int = 2) -> dict[str, Any]:
+def _settle_seconds() -> float:
+    """How long a session that went can take to be freed: the server notices the closed heartbeat
+    connection within one heartbeat interval, frees the session after the grace period, at the next sweep."""
+    from .ui import sessions
+
+    try:
+        from gradio.utils import get_heartbeat_rate
+        beat = float(get_heartbeat_rate())
+    except (ImportError, AttributeError):  # pragma: no cover - older Gradio
+        beat = 15.0
+    return beat + sessions.CLOSED_GRACE_S + 3 * sessions.SWEEP_INTERVAL_S + 10.0
+
+
+def measure_sessions(url: str, sessions: int = 200, motions_per_session: int = 2, demo: Any = None,
+                     settle_s: float | None = None) -> dict[str, Any]:
     """Resident memory before and after ``sessions`` sessions each generate ``motions_per_session`` motions
-    (kept in their session state) and go away; "before" is after one warm-up session (model and encoder
-    loading are not session memory)."""
+    (kept in their session state) and go away (the client closes, which closes its heartbeat connection,
+    as a browser tab does).  "before" is after one warm-up session (model and encoder loading are not
+    session memory); "after" is once the server has freed the sessions that went: with the app object
+    ``demo`` (in-process), as soon as it keeps no session any more, at most ``settle_s`` seconds (default:
+    heartbeat interval + grace period + sweeps, :func:`_settle_seconds`); without it, after ``settle_s``."""
     from gradio_client import Client
+
+    def one_session(seed0: int) -> None:
+        c = Client(url, verbose=False)
+        for k in range(motions_per_session):
+            args = _text_args(seed0 + k)
+            args.update(num_=1, steps_=2, frames_=60)
+            c.predict(*args.values(), api_name="/text_generate")
+        c.close()
+
+    def kept() -> int | None:
+        holder = getattr(demo, "state_holder", None)
+        return None if holder is None else len(holder.session_data)
 
     # one warm-up session first: the first request loads the models and the text encoder and fills the
     # process-wide caches, which is not session state (it stays for the app's lifetime)
-    w = Client(url, verbose=False)
-    for k in range(motions_per_session):
-        args = _text_args(9_000 + k)
-        args.update(num_=1, steps_=2, frames_=60)
-        w.predict(*args.values(), api_name="/text_generate")
-    w.close() if hasattr(w, "close") else None
-    del w
+    one_session(9_000)
     gc.collect()
     start = rss_mb()
-    peak = start
+    peak, peak_kept = start, kept()
+    t0 = time.perf_counter()
     for i in range(sessions):
-        c = Client(url, verbose=False)
-        for k in range(motions_per_session):
-            args = _text_args(10_000 + i * motions_per_session + k)
-            args.update(num_=1, steps_=2, frames_=60)
-            c.predict(*args.values(), api_name="/text_generate")
-        c.close() if hasattr(c, "close") else None
-        del c
+        one_session(10_000 + i * motions_per_session)
         if i % 20 == 19:
             gc.collect()
-            peak = max(peak, rss_mb())
+            if rss_mb() > peak:
+                peak, peak_kept = rss_mb(), kept()
+    churn_s = time.perf_counter() - t0
+    gc.collect()
+    wait = _settle_seconds() if settle_s is None else float(settle_s)
+    t1 = time.perf_counter()
+    if demo is None:
+        time.sleep(wait)
+    else:
+        while time.perf_counter() - t1 < wait and (kept() or 0) > 0:
+            time.sleep(1.0)
     gc.collect()
     time.sleep(1.0)
     end = rss_mb()
     return {"sessions": sessions, "motions_per_session": motions_per_session, "rss_start_mb": round(start, 1),
-            "rss_peak_mb": round(max(peak, end), 1), "rss_end_mb": round(end, 1),
-            "rss_growth_mb": round(end - start, 1)}
+            "rss_peak_mb": round(max(peak, end), 1), "sessions_kept_at_peak": peak_kept,
+            "rss_end_mb": round(end, 1), "rss_growth_mb": round(end - start, 1), "sessions_kept_at_end": kept(),
+            "churn_s": round(churn_s, 1), "settle_s": round(time.perf_counter() - t1, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 root = app_module.SAMPLE_ROOT
             result["latency"] = measure_latency(url, _max_inpaint_args(root, window), args.requests)
         if args.only in (None, "sessions"):
-            result["sessions"] = measure_sessions(url, args.sessions)
+            result["sessions"] = measure_sessions(url, args.sessions, demo=demo)
     finally:
         demo.close()
         tmp.cleanup()

@@ -56,6 +56,7 @@ TRAINERS: dict[str, str] = {
     "diffusion-fast": "motionviz.models.diffusion_fast:build_training",
     "vae": "motionviz.models.vae:build_training",
     "aegan": "motionviz.models.aegan:build_training",
+    "aegan-upsample": "motionviz.models.aegan:build_upsample_training",
     "recognizer": "motionviz.models.recognition:build_training",
 }
 

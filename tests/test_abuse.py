@@ -788,10 +788,16 @@ def test_short_request_is_served_while_long_jobs_run(running_app):
     assert res["max_s"] < 15, res
 
 
-def test_session_churn_is_capped_and_memory_returns(running_app):
+def test_session_churn_is_capped_and_memory_returns(running_app, monkeypatch):
     from motionviz import loadcheck
+    from motionviz.ui import sessions
 
     demo, _, _ = running_app
-    res = loadcheck.measure_sessions(demo.local_url, sessions=24, motions_per_session=1)
-    assert len(demo.state_holder.session_data) <= 8          # the cap (state_session_capacity)
+    # the server notices a closed client within a heartbeat and frees its session after the grace period
+    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")
+    monkeypatch.setattr(sessions, "CLOSED_GRACE_S", 1.0)
+    res = loadcheck.measure_sessions(demo.local_url, sessions=24, motions_per_session=1, demo=demo)
+    assert res["sessions_kept_at_peak"] <= 8, res             # the cap (state_session_capacity)
+    assert res["sessions_kept_at_end"] == 0, res              # every session that went was freed ...
+    assert demo.session_reaper.freed >= 16, res               # ... by the reaper (the rest by the cap)
     assert res["rss_growth_mb"] < 100, res

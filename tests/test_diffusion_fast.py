@@ -221,3 +221,59 @@ def test_cli_sample_fast(capsys, ckpt, tmp_path):
     assert main(argv[:-4] + ["--steps", "3", "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "1, 2, 4 steps" in err[0]
+
+
+def test_bench_section_has_student_and_teacher_rows(ckpt, monkeypatch):
+    from motionviz import bench
+
+    monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(ckpt))
+    spec, needs = bench.SECTIONS["diffusion-fast"]
+    res = bench.run_section("diffusion-fast", spec, needs, False)
+    assert "error" not in res, res
+    rows = {(r["model"], r["steps"], r["batch"]): r for r in res["timings"]}
+    assert set(rows) == {("diffusion-fast", k, b) for k in (1, 2, 4) for b in (1, 16)} | \
+        {("diffusion", 20, 1), ("diffusion", 20, 16)}
+    assert all(r["seconds_per_sample"] > 0 for r in rows.values())
+    assert rows[("diffusion-fast", 1, 1)]["ratio_to_teacher"] > 1          # fewer forwards than the teacher
+
+
+# ---------------------------------------------------------------------------------------------
+# the Text → motion tab
+# ---------------------------------------------------------------------------------------------
+def _text_tab(ckpt: Path):
+    import gradio as gr
+
+    from motionviz.ui import text_tab
+    from motionviz.ui.common import AppContext
+
+    with gr.Blocks() as demo:
+        ctx = AppContext(checkpoint_dir=ckpt, data_root=None, models=["diffusion", "diffusion-fast"],
+                         motions=gr.State([]), demo=demo)
+        text_tab.build(ctx)
+    fns = {f.api_name: f for f in demo.fns.values()}
+    comps = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    return demo, fns, comps
+
+
+def test_text_tab_uses_the_fast_model_by_default_and_follows_the_guidance_slider(ckpt):
+    demo, fns, comps = _text_tab(ckpt)
+    assert comps["text-model"].value == "diffusion-fast" and comps["text-model"].visible
+    assert comps["text-fast-steps"].visible and not comps["text-steps"].visible
+    assert fns["text_guidance_changed"].concurrency_id == "cpu"          # the slider's release regenerates
+    gen = fns["text_generate"].fn
+    args = ["raise both arms", "", "Unspecified", 2.5, 20, 40, 1, 5, False, "ddim", ["npy"], []]
+    _, info, _, _, ms, _ = gen(*args)                                    # default: fast, 2 steps
+    assert "2 steps" in info and ms[0].labels.extra["model"] == "diffusion-fast"
+    _, _, _, _, ms_g, _ = fns["text_guidance_changed"].fn(*(args[:3] + [6.0] + args[4:]))
+    assert not np.allclose(ms[0].joints, ms_g[0].joints)                 # same seed, new guidance
+    _, info, _, _, ms_1, _ = gen(*args, "diffusion-fast", 1)
+    assert "1 steps" in info or "1 step" in info
+    _, info, _, _, ms_t, _ = gen(*args, "diffusion", 2)                  # the teacher stays selectable
+    assert "20 steps" in info and ms_t[0].labels.extra["model"] == "diffusion"
+    from motionviz.ui.common import user_error  # noqa: F401  (errors are gr.Error through the wrapper)
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="1, 2, 4 steps"):
+        gen(*args, "diffusion-fast", 3)
+    with pytest.raises(gr.Error, match="model must be one of"):
+        gen(*args, "nope", 2)

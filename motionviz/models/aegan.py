@@ -100,6 +100,13 @@ class Config:
     p_subtree: float = 0.2                    # a limb (a joint and its descendants) hidden
     p_never: float = 0.1                      # joints never observed (up-sampling a smaller skeleton)
     p_noise: float = 0.4                      # Gaussian noise sigma U(0, max_noise) metres
+    # joint up-sampling (``python -m motionviz train aegan-upsample``): this fraction of the windows
+    # observes only one of ``joint_sets`` (names of :data:`motionviz.upsample.JOINT_SETS`, e.g. the COCO-17
+    # limb keypoints without pelvis/spine/neck, or wrists + ankles + neck), the sparse joints themselves
+    # missing at a rate U(0, set_dropout) as a detector's misses; the other windows get the corruption above
+    p_sets: float = 0.0
+    joint_sets: tuple[str, ...] = ()
+    set_dropout: float = 0.2
     max_noise: float = 0.05
     scale_jitter: float = 0.1                 # training data scaled by U(1 - j, 1 + j)
     # 2D camera model used to make the 2D training data
@@ -112,6 +119,16 @@ class Config:
         if not self.variants or any(d not in (2, 3) for d in self.variants):
             raise ValueError(f"variants must be a non-empty subset of (3, 2), got {self.variants}")
         get_skeleton(self.skeleton)
+        if not 0.0 <= self.p_sets <= 1.0 or not 0.0 <= self.set_dropout < 1.0:
+            raise ValueError("p_sets must be in [0, 1] and set_dropout in [0, 1)")
+        if self.p_sets > 0 and not self.joint_sets:
+            raise ValueError("p_sets > 0 needs joint_sets (names of motionviz.upsample.JOINT_SETS)")
+        if self.joint_sets:
+            from ..upsample import JOINT_SETS
+
+            unknown = [n for n in self.joint_sets if n not in JOINT_SETS]
+            if unknown:
+                raise ValueError(f"unknown joint sets {unknown}; choose from {', '.join(JOINT_SETS)}")
         return self
 
 
@@ -457,6 +474,13 @@ class Corruptor:
                 sub[j, u] = True
                 stack.extend(skeleton.children[u])
         self.subtrees = sub[[j for j in range(J) if j != skeleton.root]]
+        # (S, J) observed joints of each up-sampling joint set (cfg.joint_sets)
+        self.sets = torch.zeros(len(cfg.joint_sets), J, dtype=torch.bool)
+        if cfg.joint_sets:
+            from ..upsample import set_mask
+
+            for i, name in enumerate(cfg.joint_sets):
+                self.sets[i] = torch.from_numpy(set_mask(name, skeleton))
 
     def mask(self, B: int, T: int, g: torch.Generator) -> torch.Tensor:
         """-> observed mask (B, T, J) bool (every window keeps at least one observed joint)."""
@@ -494,6 +518,12 @@ class Corruptor:
         never = (u(B, J) < 0.3) & (u(B) < cfg.p_never)[:, None]
         m &= ~never[:, None, :]
         m |= clean[:, None, None]
+        if cfg.p_sets > 0:
+            # up-sampling windows: only one joint set observed, each of its joints missing now and then
+            use = u(B) < cfg.p_sets
+            which = torch.randint(0, self.sets.shape[0], (B,), generator=g)
+            miss = u(B, T, J) < (u(B) * cfg.set_dropout)[:, None, None]
+            m = torch.where(use[:, None, None], self.sets[which][:, None, :] & ~miss, m)
         empty = ~m.flatten(1).any(1)
         if empty.any():  # keep the root of the first frame
             m[empty, 0, self.skeleton.root] = True
@@ -915,3 +945,79 @@ def merge_checkpoints(paths: Sequence[str | Path], out: str | Path, metadata: di
         for key, net in m.nets.items():
             merged.nets[key].load_state_dict(net.state_dict(), strict=True)
     return save(merged, out, meta)
+
+
+# ==============================================================================================
+# Joint up-sampling: fine-tuning through motionviz.train (``python -m motionviz train aegan-upsample``)
+# ==============================================================================================
+#: what ``aegan-upsample`` changes in the shipped AE-GAN's config: 3D only, 70 % of the windows observe one
+#: joint set of :data:`motionviz.upsample.JOINT_SETS`, half the learning rate (decayed, see below)
+UPSAMPLE = dict(variants=(3,), p_sets=0.7, joint_sets=("coco17", "trackers", "wrists-ankles-neck"), lr=5e-4,
+                lr_critic=5e-4)
+_ARCHITECTURE = ("skeleton", "frames", "latent", "channels", "kernel_time", "kernel_body", "coord_scale")
+
+
+def build_upsample_training(opts: Any) -> Any:
+    """:data:`motionviz.train.TRAINERS` builder of the joint up-sampler: the shipped AE-GAN's 3D variant
+    (``checkpoints/aegan.safetensors``; ``--set init=PATH`` another, ``--set init=none`` from scratch) trained
+    further with the same losses on windows of which ``p_sets`` observe only a sparse joint set (the others
+    keep the inpainting corruption, so the model still fills gaps).  The learning rate falls from ``lr``
+    to a tenth along a cosine over the budget."""
+    from ..checkpoint import data_provenance, default_checkpoint_dir, file_sha256, read_metadata
+    from ..data import load_corpus
+    from ..train import TrainSetup
+
+    overrides = dict(opts.overrides or {})
+    init = str(overrides.pop("init", "") or "")
+    cfg = Config(**{**TINY, **UPSAMPLE}) if opts.tiny else Config(**UPSAMPLE)
+    if opts.batch_size is not None:
+        cfg = dataclasses.replace(cfg, batch_size=int(opts.batch_size))
+    if opts.lr is not None:
+        cfg = dataclasses.replace(cfg, lr=float(opts.lr), lr_critic=float(opts.lr))
+    cfg = _apply_overrides(cfg, overrides)
+    if 3 not in cfg.variants or len(cfg.variants) != 1:
+        raise UserError("the up-sampler is a 3D model: keep variants=[3]")
+    datasets = list(opts.datasets or (["irds"] if opts.tiny else cfg.datasets))
+    cfg = dataclasses.replace(cfg, datasets=tuple(datasets))
+    model = AEGAN(cfg)
+    init_info = "none (trained from scratch)"
+    src = None if init.lower() == "none" else Path(init) if init else default_checkpoint_dir() / "aegan.safetensors"
+    if src is not None:
+        if not src.is_file():
+            if init:
+                raise UserError(f"--set init: no checkpoint at {src}")
+        else:
+            base, _ = load(src)
+            diff = [k for k in _ARCHITECTURE if getattr(base.cfg, k) != getattr(cfg, k)]
+            if diff or "d3" not in base.nets:
+                if init:
+                    raise UserError(f"--set init: {src.name} has another architecture ({', '.join(diff) or 'no 3D variant'})")
+            else:
+                model.nets["d3"].load_state_dict(base.nets["d3"].state_dict(), strict=True)
+                for p in model.parameters():
+                    p.requires_grad_(True)
+                init_info = f"{src.name} (sha256 {file_sha256(src)[:16]}, {read_metadata(src).get('d3/steps', '?')} steps)"
+    motions = load_corpus("train", datasets, root=opts.data_root)
+    model.rng = torch.Generator().manual_seed(int(opts.seed) + 1000 * int(opts.rank))
+    sampler = WindowSampler(motions, cfg.frames, model.skeleton)
+    set_bone_reference(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 1))
+    model.to(opts.device)
+    batches = WindowBatches(sampler, cfg.batch_size, cfg.scale_jitter, opts.seed, opts.rank)
+
+    def export() -> dict[str, torch.Tensor]:
+        calibrate_critic(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 2))
+        return model.state_dict()
+
+    metadata = {"data": data_provenance(datasets), "init": init_info, "task": "joint up-sampling",
+                "stats": {"train_motions": len(motions), "train_windows": len(sampler),
+                          "parameters": sum(p.numel() for p in model.parameters()),
+                          "corruption": f"{cfg.p_sets:.0%} of the windows observe one joint set of "
+                                        f"{', '.join(cfg.joint_sets)} (each of its joints missing at a rate "
+                                        f"U(0, {cfg.set_dropout:g})); the rest as the inpainter"}}
+
+    def lr_lambda(f: float) -> float:
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, f)))
+
+    return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=cfg,
+                      metadata=metadata, log_keys=["d3/mpjpe_m", "d3/mpjse_m", "d3/wasserstein"], export=export,
+                      lr_lambda=lr_lambda)

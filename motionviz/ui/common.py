@@ -28,7 +28,8 @@ from ..motion import Motion
 
 __all__ = [
     "AppContext", "user_error", "CPU_QUEUE", "CPU_LIMIT", "EXPORT_FORMATS", "FAST_FORMATS", "MAX_SEED",
-    "MAX_SESSION_MOTIONS", "export_dir", "export_files", "export_many", "to_int", "to_float", "resolve_seed",
+    "MAX_SESSION_MOTIONS", "MAX_SESSION_JOINT_FRAMES", "export_dir", "export_files", "export_many", "to_int",
+    "to_float", "resolve_seed",
     "add_motions", "motion_choices", "pick_motion", "motion_markdown", "motion_title", "progress_callback",
     "APP_ASSETS", "upload_folder", "uploaded_path", "uploaded_motion_file", "MAX_UPLOAD_BYTES", "seed_box",
     "RANDOM_SEED_MAX", "LONG_QUEUE", "LONG_LIMIT",
@@ -67,8 +68,11 @@ FAST_FORMATS: tuple[str, ...] = ("npy", "json", "bvh", "html")
 MAX_SEED = 2**63 - 1          # seeds are exact ints end to end (motionviz.generator.MAX_SEED)
 #: random seeds (the "Random seed" box) are drawn from [0, RANDOM_SEED_MAX]: short enough to read and type
 RANDOM_SEED_MAX = 2**31 - 1
-#: The shared per-session motion list keeps at most this many motions (newest last).
+#: The shared per-session motion list keeps at most this many motions (newest last) ...
 MAX_SESSION_MOTIONS = 16
+#: ... and at most this many joint-frames in all (float32: 12 bytes each, so ~24 MB; 16 generated motions of
+#: 600 frames are 144,000; two of the largest uploads, 1,000,000 each, fit), the newest always kept.
+MAX_SESSION_JOINT_FRAMES = 2_000_000
 
 #: The app's own files (embedded sample, body template): callbacks may read these besides uploads.
 APP_ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -222,10 +226,15 @@ def seed_box(value: int = 0, label: str = "Seed", **kw: Any) -> gr.Textbox:
     return gr.Textbox(str(value), label=f"{label} (0 … 2^63−1)", max_lines=1, **kw)
 
 
-def session_state(value: Any = None) -> gr.State:
-    """A per-session ``gr.State`` freed :data:`SESSION_TTL_S` seconds after its last change (Gradio keeps
-    sessions otherwise until the server's session cap, 10,000 by default, is reached)."""
-    return gr.State([] if value is None else value, time_to_live=SESSION_TTL_S)
+_NEW_LIST = object()
+
+
+def session_state(value: Any = _NEW_LIST) -> gr.State:
+    """A per-session ``gr.State`` (initial value ``value``, default an empty list) freed
+    :data:`SESSION_TTL_S` seconds after its last change (Gradio keeps sessions otherwise until the server's
+    session cap, 10,000 by default, is reached).  The whole session, this value included, is freed sooner
+    when the browser disconnects (:mod:`motionviz.ui.sessions`)."""
+    return gr.State([] if value is _NEW_LIST else value, time_to_live=SESSION_TTL_S)
 
 
 # ---- uploaded files ----------------------------------------------------------------------------
@@ -286,11 +295,18 @@ def uploaded_motion_file(value: Any, what: str = "file", limit: int = MAX_UPLOAD
 
 # ---- the shared per-session motion list --------------------------------------------------------
 def add_motions(motions: Sequence[Motion] | None, new: Motion | Iterable[Motion],
-                limit: int = MAX_SESSION_MOTIONS) -> list[Motion]:
-    """A new list: ``motions`` + ``new`` (newest last), keeping the newest ``limit``."""
+                limit: int = MAX_SESSION_MOTIONS, joint_frames: int = MAX_SESSION_JOINT_FRAMES) -> list[Motion]:
+    """A new list: ``motions`` + ``new`` (newest last), keeping the newest ``limit`` motions whose
+    joint-frames add up to at most ``joint_frames`` (the newest motion is always kept)."""
     out = list(motions or [])
     out.extend([new] if isinstance(new, Motion) else list(new))
-    return out[-limit:]
+    out = out[-limit:]
+    total = 0
+    for i in range(len(out) - 1, -1, -1):
+        total += out[i].num_frames * len(out[i].skeleton)
+        if total > joint_frames and i < len(out) - 1:
+            return out[i + 1:]
+    return out
 
 
 def motion_title(motion: Motion) -> str:

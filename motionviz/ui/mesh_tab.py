@@ -22,7 +22,8 @@ from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from ..skeleton import COMMON
 from .common import (CPU_LIMIT, CPU_QUEUE, LONG_LIMIT, LONG_QUEUE, LONG_TIME_LIMIT_S, AppContext, add_motions, export_dir, export_files, motion_choices,
-                     pick_motion, progress_callback, to_int, uploaded_path, user_error)
+                     pick_motion, progress_callback, session_state, to_int, uploaded_path,
+                     user_error)
 from .player import player
 
 __all__ = ["build", "prepare_motion", "mesh_view", "export_mesh", "process_video", "dataset_motion",
@@ -187,7 +188,7 @@ def build(ctx: AppContext) -> None:
                 seq_btn = gr.Button(f"Download the sequence (rigged .glb with every frame; ≤ {SEQ_EXPORT_FRAMES} "
                                     "frames: animated .glb, or a .zip of .obj)")
             mesh_file = gr.File(label="Mesh download", interactive=False)
-    mesh_motion = gr.State(None)
+    mesh_motion = session_state(None)
 
     gr.Markdown("---\n**Video → skeleton.** Upload a video of one person exercising (.mp4, .gif or .webm, at "
                 f"most {video.MAX_SECONDS:g} s). MediaPipe BlazePose finds 33 landmarks per frame; they are "
@@ -209,7 +210,7 @@ def build(ctx: AppContext) -> None:
                                    object_fit="contain")
         with gr.Column(scale=2):
             v_plot = player(elem_id="mv-video-plot")
-    v_motion = gr.State(None)
+    v_motion = session_state(None)
 
     # ---- callbacks ----------------------------------------------------------------------------------
     def _cascade(ds, ex, seq):

@@ -61,6 +61,11 @@ PART_CHOICES: list[tuple[str, str]] = [
     ("Upper body", "upper_body"), ("Lower body", "lower_body"),
 ]
 UI_LIMITS = {"steps": (1, 200), "frames": (16, 300), "num": (1, 8), "guidance": (0.0, 10.0)}
+#: The distilled sampler (``diffusion-fast``): used by default when its checkpoint exists; its step counts.
+FAST, FULL = "diffusion-fast", "diffusion"
+FAST_STEPS = (1, 2, 4)
+MODEL_CHOICES = [("Fast (distilled, 1–4 steps, follows the guidance slider live)", FAST),
+                 ("Full diffusion (20+ steps)", FULL)]
 #: A request's cost up front: samples x steps x frames (the denoiser's work grows with each); the
 #: defaults cost 4 x 20 x 120 = 9,600, the budget allows e.g. 8 x 100 x 300 (every slider at its
 #: maximum, 480,000, would take minutes on a shared CPU).
@@ -112,13 +117,17 @@ def _clean_text(text: Any) -> tuple[str, str]:
 
 
 def _request(text: Any, exercise: Any, correct: Any, guidance: Any, steps: Any, frames: Any, num: Any,
-             seed: Any, sampler: str = "ddim"):
+             seed: Any, sampler: str = "ddim", model: str = "diffusion"):
     from ..generator import Request
 
     t, note = _clean_text(text)
     lo, hi = UI_LIMITS["guidance"]
     g = to_float(guidance, "guidance scale", lo, hi)
-    req = Request(model="diffusion", text=t, label=(exercise or None), correct=_correct_value(correct),
+    if model == FAST:
+        k = to_int(steps, "steps", 1, max(FAST_STEPS))
+        if k not in FAST_STEPS:
+            raise UserError(f"the fast model samples in {', '.join(map(str, FAST_STEPS))} steps, got {k}")
+    req = Request(model=model, text=t, label=(exercise or None), correct=_correct_value(correct),
                   frames=120 if frames is None else to_int(frames, "frames", *UI_LIMITS["frames"]),
                   steps=to_int(steps, "steps", *UI_LIMITS["steps"]), guidance=g,
                   num=to_int(num, "number of samples", *UI_LIMITS["num"]), seed=to_int(seed, "seed", 0, MAX_SEED),
@@ -183,7 +192,7 @@ def generate_motions(gen: Any, text: Any, exercise: Any, correct: Any, guidance:
                      num: Any, seed: Any, sampler: str = "ddim",
                      progress: Callable[[float, str], None] | None = None) -> tuple[list[Motion], Any, str]:
     """(motions, validated request, note) for the generate button."""
-    req, note = _request(text, exercise, correct, guidance, steps, frames, num, seed, sampler)
+    req, note = _request(text, exercise, correct, guidance, steps, frames, num, seed, sampler, gen.name)
     if req.label and req.label not in list(getattr(gen, "labels", []) or []):
         raise UserError(f"the model does not know the exercise {req.label!r}; pick one from the list")
     cond_text = gen.condition_text(req) if callable(getattr(gen, "condition_text", None)) else req.text
@@ -240,7 +249,7 @@ def edit_motions(gen: Any, motion: Motion, keep_first: Any, keep_last: Any, part
     kf = to_int(keep_first or 0, "frames kept at the start", 0, T)
     kl = to_int(keep_last or 0, "frames kept at the end", 0, T)
     mask = keep_mask(T, kf, kl, list(parts or []))
-    req, note = _request(text, exercise, correct, guidance, steps, None, num, seed, sampler)
+    req, note = _request(text, exercise, correct, guidance, steps, None, num, seed, sampler, gen.name)
     if req.label and req.label not in list(getattr(gen, "labels", []) or []):
         raise UserError(f"the model does not know the exercise {req.label!r}; pick one from the list")
     req = replace(req, source=src, keep=mask, frames=T).validated()
@@ -296,13 +305,28 @@ def _short(text: str, n: int = 40) -> str:
 # the tab
 # ---------------------------------------------------------------------------------------------
 def build(ctx: AppContext) -> None:
-    from ..generator import load_generator
+    from ..generator import available_models, load_generator
 
     try:
-        gen = load_generator("diffusion", ctx.checkpoint_dir)
+        gen = load_generator(FULL, ctx.checkpoint_dir)
     except UserError as e:
         gr.Markdown(f"**The diffusion model is not available:** {e}", elem_id="text-missing")
         return
+    gens = {FULL: gen}
+    if FAST in available_models(ctx.checkpoint_dir):
+        try:
+            gens[FAST] = load_generator(FAST, ctx.checkpoint_dir)
+        except UserError as e:            # a broken fast checkpoint leaves the full model usable
+            log.warning("text tab: the fast model is not available: %s", e)
+    default_model = FAST if FAST in gens else FULL
+
+    def pick(model_: Any) -> Any:
+        if model_ not in gens:
+            raise UserError(f"model must be one of {', '.join(gens)}, got {model_!r}")
+        return gens[model_]
+
+    def steps_of(model_: Any, steps_: Any, fast_steps_: Any) -> Any:
+        return fast_steps_ if model_ == FAST else steps_
     labels = list(getattr(gen, "labels", []) or [])
     choices = exercise_choices(labels)
     has_state = ctx.motions is not None
@@ -325,11 +349,15 @@ def build(ctx: AppContext) -> None:
                 exercise = gr.Dropdown(choices, value=NO_EXERCISE, label="Exercise (optional)", elem_id="text-exercise",
                                        interactive=True)
                 correct = gr.Radio(list(CORRECT_CHOICES), value=UNSPECIFIED, label="Execution", elem_id="text-correct")
+                model = gr.Radio([c for c in MODEL_CHOICES if c[1] in gens], value=default_model, label="Model",
+                                 elem_id="text-model", visible=len(gens) > 1)
                 guidance = gr.Slider(*UI_LIMITS["guidance"], value=2.5, step=0.1, label="Guidance scale",
                                      elem_id="text-guidance")
+                fast_steps = gr.Radio(list(FAST_STEPS), value=2, label="Steps (fast model)",
+                                      elem_id="text-fast-steps", visible=default_model == FAST)
                 with gr.Row():
                     steps = gr.Slider(*UI_LIMITS["steps"], value=20, step=1, label="Denoising steps",
-                                      elem_id="text-steps")
+                                      elem_id="text-steps", visible=default_model == FULL)
                     frames = gr.Slider(*UI_LIMITS["frames"], value=120, step=2, label="Frames (20 fps)",
                                        elem_id="text-frames")
                 with gr.Row():
@@ -380,13 +408,14 @@ def build(ctx: AppContext) -> None:
 
     @user_error
     def on_generate(text_, exercise_, correct_, guidance_, steps_, frames_, num_, seed_, randomize_, sampler_,
-                    formats_, motions_, progress=gr.Progress()):
+                    formats_, motions_, model_=default_model, fast_steps_=2, progress=gr.Progress()):
         import time
 
         cb = progress_callback(progress)
         seed_ = resolve_seed(seed_, bool(randomize_))
         t0 = time.perf_counter()
-        ms, req, note = generate_motions(gen, text_, exercise_, correct_, guidance_, steps_, frames_, num_, seed_,
+        ms, req, note = generate_motions(pick(model_), text_, exercise_, correct_, guidance_,
+                                         steps_of(model_, steps_, fast_steps_), frames_, num_, seed_,
                                          sampler_, lambda f, s="": cb(0.85 * f, s))
         model_s = time.perf_counter() - t0
         cb(0.88, "drawing")
@@ -403,15 +432,17 @@ def build(ctx: AppContext) -> None:
 
     @user_error
     def on_edit(index_, keep_first_, keep_last_, parts_, text_, exercise_, correct_, guidance_, steps_, num_,
-                seed_, randomize_, sampler_, formats_, motions_, progress=gr.Progress()):
+                seed_, randomize_, sampler_, formats_, motions_, model_=default_model, fast_steps_=2,
+                progress=gr.Progress()):
         import time
 
         cb = progress_callback(progress)
         m = pick_motion(motions_, index_)
         seed_ = resolve_seed(seed_, bool(randomize_))
         t0 = time.perf_counter()
-        src, ms, req, note = edit_motions(gen, m, keep_first_, keep_last_, parts_, text_, exercise_, correct_,
-                                          guidance_, steps_, num_, seed_, sampler_,
+        src, ms, req, note = edit_motions(pick(model_), m, keep_first_, keep_last_, parts_, text_, exercise_,
+                                          correct_, guidance_, steps_of(model_, steps_, fast_steps_), num_, seed_,
+                                          sampler_,
                                           lambda f, s="": cb(0.85 * f, s))
         model_s = time.perf_counter() - t0
         cb(0.88, "drawing")
@@ -440,13 +471,22 @@ def build(ctx: AppContext) -> None:
     def on_understand(text_):
         return understanding_note(text_, labels)
 
+    def on_model(model_):
+        fast = model_ == FAST
+        return gr.Radio(visible=fast), gr.Slider(visible=not fast)
+
     gen_inputs = [text, exercise, correct, guidance, steps, frames, num, seed, randomize, sampler, formats,
-                  motions_state]
+                  motions_state, model, fast_steps]
     gen_outputs = [plot, info, files, seed, motions_state, src_motion]
     gen_btn.click(on_generate, gen_inputs, gen_outputs, api_name="text_generate", **heavy)
     text.submit(on_generate, gen_inputs, gen_outputs, api_name="text_generate_submit", **heavy)
+    # moving the guidance slider regenerates (same seed: only the guidance changes); with the fast model
+    # this follows the slider almost live
+    guidance.release(on_generate, gen_inputs, gen_outputs, api_name="text_guidance_changed",
+                     trigger_mode="always_last", **heavy)
+    model.change(on_model, [model], [fast_steps, steps], api_name="text_model_changed", queue=False)
     edit_inputs = [src_motion, keep_first, keep_last, parts, text, exercise, correct, guidance, steps, num, seed,
-                   randomize, sampler, formats, motions_state]
+                   randomize, sampler, formats, motions_state, model, fast_steps]
     edit_btn.click(on_edit, edit_inputs, [edit_plot, edit_info, edit_files, seed, motions_state, src_motion],
                    api_name="text_edit", **heavy)
     refresh.click(on_refresh, [motions_state], [src_motion], api_name="text_edit_refresh", queue=False)

@@ -27,7 +27,7 @@ from ..errors import UserError
 from ..motion import Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, FAST_FORMATS, MAX_SEED, AppContext, add_motions,
                      export_files, export_many, motion_choices, pick_motion, progress_callback, resolve_seed,
-                     to_float, to_int, user_error, seed_box)
+                     to_float, to_int, user_error, seed_box, session_state)
 
 __all__ = ["build", "label_choices", "compute_segment", "motion_at", "path_steps", "sample_motions",
            "vary_motions", "dataset_examples", "make_endpoint", "SEED_SOURCE", "DATASET_SOURCE",
@@ -231,7 +231,7 @@ def build(ctx: AppContext) -> None:
             view = player(elem_id="vae-view")
             gr.Markdown("**The whole path**, every step playing in step with the others:")
             strip = player(elem_id="vae-strip")
-    path_state = gr.State(None)       # {"segment": LatentPath, "frames": int, "steps": list[Motion]}
+    path_state = session_state(None)  # {"segment": LatentPath, "frames": int, "steps": list[Motion]}
 
     # ---- sampling and variations ------------------------------------------------------------------
     with gr.Accordion("Sample an exercise", open=False, elem_id="vae-sample-box"):
@@ -263,8 +263,8 @@ def build(ctx: AppContext) -> None:
         d_btn = gr.Button("Prepare downloads", elem_id="vae-d-run")
         d_files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="vae-d-files")
     refresh = gr.Button("Refresh session motions", size="sm", elem_id="vae-refresh")
-    last_samples = gr.State([])
-    last_vary = gr.State([])
+    last_samples = session_state([])
+    last_vary = session_state([])
 
     # ---- callbacks ------------------------------------------------------------------------------
     @user_error
