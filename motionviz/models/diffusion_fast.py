@@ -204,10 +204,16 @@ class FastGenerator(DiffusionGenerator):
         n = req.num
         text, text_on, label, correct, dataset = self._condition_tensors(req, n, cond_text, matched)
         w = torch.full((n,), float(g))
+        conds: dict[int, torch.Tensor] = {}        # condition vectors per step time, shared by the repetitions
 
         def denoise(x: torch.Tensor, t: torch.Tensor, known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            c = self.net.student_condition(t, text, text_on, label, correct, dataset, w)
-            return self.net.predict(x, t, c, known, mask)
+            key = int(t[0])
+            if not bool((t == key).all()) or x.shape[0] != n:
+                return self.net.predict(x, t, self.net.student_condition(t, text, text_on, label, correct, dataset, w),
+                                        known, mask)
+            if key not in conds:
+                conds[key] = self.net.student_condition(t, text, text_on, label, correct, dataset, w)
+            return self.net.predict(x, t, conds[key], known, mask)
 
         return denoise
 
