@@ -277,3 +277,14 @@ def test_text_tab_uses_the_fast_model_by_default_and_follows_the_guidance_slider
         gen(*args, "diffusion-fast", 3)
     with pytest.raises(gr.Error, match="model must be one of"):
         gen(*args, "nope", 2)
+
+
+def test_compare_tab_keeps_the_fast_models_own_steps(ckpt):
+    from motionviz.generator import FixedSteps
+    from motionviz.ui import compare_tab as C
+
+    gens = C.comparable_models(["diffusion", "diffusion-fast"], ckpt)
+    assert isinstance(gens["diffusion-fast"], FixedSteps) and gens["diffusion-fast"].steps == 2
+    res = C.compare_all(gens, "ui-prmd:m01", "a deep squat", "Correct", 3, 40, 20)   # the slider's 20 steps
+    by_role = dict(zip(res.roles, res.motions))
+    assert by_role["diffusion-fast"].labels.extra["steps"] == 2 and by_role["diffusion"].labels.extra["steps"] == 20

@@ -52,8 +52,10 @@ METRIC_HEADINGS = {
 
 
 def comparable_models(models: Sequence[str], checkpoint_dir: Path) -> dict[str, Any]:
-    """name -> loaded generator, for the available models that generate from a label or text."""
-    from ..generator import load_generator
+    """name -> loaded generator, for the available models that generate from a label or text.  The
+    distilled sampler keeps its own step count (:data:`motionviz.generator.DEFAULT_STEPS`): the tab's steps
+    slider is the full diffusion model's."""
+    from ..generator import DEFAULT_STEPS, FixedSteps, load_generator
 
     out = {}
     for name in models:
@@ -62,6 +64,8 @@ def comparable_models(models: Sequence[str], checkpoint_dir: Path) -> dict[str, 
         except UserError as e:
             log.warning("compare: %s not loaded: %s", name, e)
             continue
+        if name in DEFAULT_STEPS and name != "diffusion":
+            g = FixedSteps(g, DEFAULT_STEPS[name])
         if {"label", "text"} & set(getattr(g, "tasks", ())):
             out[name] = g
     return out
@@ -328,7 +332,8 @@ def build(ctx: AppContext) -> None:
                 with gr.Row():
                     seed = seed_box(0, "Seed")
                     frames = gr.Slider(20, 200, value=80, step=1, label="Frames (20 fps)", elem_id="compare-frames")
-                steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps", elem_id="compare-steps")
+                steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps (the fast model: its own 2)",
+                                  elem_id="compare-steps")
             go_btn = gr.Button("Generate with every model", variant="primary", elem_id="compare-run")
         with gr.Column(scale=3):
             grid = player(elem_id="compare-plot")
