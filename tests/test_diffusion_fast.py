@@ -288,3 +288,30 @@ def test_compare_tab_keeps_the_fast_models_own_steps(ckpt):
     res = C.compare_all(gens, "ui-prmd:m01", "a deep squat", "Correct", 3, 40, 20)   # the slider's 20 steps
     by_role = dict(zip(res.roles, res.motions))
     assert by_role["diffusion-fast"].labels.extra["steps"] == 2 and by_role["diffusion"].labels.extra["steps"] == 20
+
+
+def test_build_training_on_real_data(data_root, tmp_path):
+    """The TRAINERS entry distils a tiny teacher on a slice of the real training split, through the shared
+    loop; the student loads through the registry's loader and generates."""
+    from motionviz.checkpoint import read_metadata
+    from motionviz.train import TrainOptions, train
+
+    teacher = tmp_path / "diffusion.safetensors"
+    train(TrainOptions(name="diffusion", tiny=True, datasets=["ui-prmd"], data_root=str(data_root),
+                       overrides={"layers": 2}), teacher, steps=2, command="pytest", runs_dir=tmp_path / "r1",
+          progress_bar=False)
+    out = tmp_path / "diffusion-fast.safetensors"
+    opts = TrainOptions(name="diffusion-fast", tiny=True, datasets=["ui-prmd"], data_root=str(data_root),
+                        overrides={"teacher": str(teacher), "layers": 1})
+    summary = train(opts, out, steps=3, command="pytest", runs_dir=tmp_path / "r2", progress_bar=False)
+    assert summary["steps"] == 3 and out.is_file()
+    meta = read_metadata(out)
+    cfg = json.loads(meta["config"])
+    assert cfg["layers"] == 1 and cfg["teacher_layers"] == [0] and len(cfg["teacher"]) == 64
+    assert meta["teacher"] == "diffusion.safetensors" and json.loads(meta["data"])[0]["dataset"] == "ui-prmd"
+    g = DF.load_generator(out)
+    m = g.generate(Request(text="deep squat", label="ui-prmd:m01", correct=False, frames=30, steps=1))[0]
+    assert m.joints.shape == (30, J, 3) and np.isfinite(m.joints).all()
+    missing = TrainOptions(name="diffusion-fast", tiny=True, overrides={"teacher": str(tmp_path / "none.safetensors")})
+    with pytest.raises(UserError, match="no teacher checkpoint"):
+        train(missing, tmp_path / "x.safetensors", steps=1, runs_dir=tmp_path / "r3", progress_bar=False)
