@@ -4,6 +4,8 @@ Formats (``export_motion(motion, fmt, directory)``; the file is ``<stem>.<ext>``
 from the motion's label, so the same motion always gets the same name):
 
 * ``npy``  - float32 array (T, J, 3), metres, Y-up (no pickle; NaN = missing joint);
+* ``npz``  - the same array as ``joints`` with the frame rate ``fps`` and the ``skeleton`` name
+  (:func:`save_npz`; no pickle): the array format that carries its rate;
 * ``json`` - our ``motionviz/1`` format (``Motion.to_json``: skeleton, fps, labels, joints);
 * ``bvh``  - :func:`motionviz.bvh.write_bvh` (centimetres, 6 channels per joint, exact positions);
 * ``gif`` / ``mp4`` - a stick-figure animation drawn here with NumPy + Pillow (orthographic
@@ -36,6 +38,7 @@ __all__ = [
     "FORMATS",
     "export_motion",
     "save_npy",
+    "save_npz",
     "save_json",
     "save_bvh",
     "save_gif",
@@ -50,7 +53,7 @@ __all__ = [
     "run",
 ]
 
-FORMATS: dict[str, str] = {"npy": ".npy", "json": ".json", "bvh": ".bvh", "gif": ".gif", "mp4": ".mp4",
+FORMATS: dict[str, str] = {"npy": ".npy", "npz": ".npz", "json": ".json", "bvh": ".bvh", "gif": ".gif", "mp4": ".mp4",
                            "html": ".html", "glb": ".glb"}
 VIDEO_SIZE = 320           # pixels (square, a multiple of 16 for H.264)
 MAX_VIDEO_FRAMES = 600     # longer motions are subsampled in time for GIF / MP4
@@ -103,6 +106,25 @@ def save_npy(motion: Motion, path: str | os.PathLike) -> Path:
     tmp = _tmp(p)
     with open(tmp, "wb") as f:
         np.save(f, np.ascontiguousarray(_check(motion).joints, dtype=np.float32), allow_pickle=False)
+    tmp.replace(p)
+    return p
+
+
+def save_npz(motion: Motion, path: str | os.PathLike) -> Path:
+    """``joints`` float32 (T, J, 3) metres, ``fps`` (float64) and ``skeleton`` (its name) in one ``.npz``, no
+    pickle: ``np.load(path, allow_pickle=False)``; every reader of motion files takes it at its stored rate.
+    A skeleton read from a file (not one of :data:`motionviz.skeleton.SKELETONS`) is stored as the common
+    skeleton."""
+    from .skeleton import COMMON, SKELETONS
+
+    m = _check(motion)
+    if SKELETONS.get(m.skeleton.name) != m.skeleton:
+        m = m.retarget(COMMON)
+    p = _target(path, ".npz")
+    tmp = _tmp(p)
+    with open(tmp, "wb") as f:
+        np.savez(f, joints=np.ascontiguousarray(m.joints, dtype=np.float32), fps=np.float64(m.fps),
+                 skeleton=np.str_(m.skeleton.name))
     tmp.replace(p)
     return p
 
@@ -518,6 +540,8 @@ def export_motion(motion: Motion, fmt: str, directory: str | os.PathLike, stem: 
     path = d / f"{name or 'motion'}{FORMATS[fmt]}"
     if fmt == "npy":
         return save_npy(motion, path)
+    if fmt == "npz":
+        return save_npz(motion, path)
     if fmt == "json":
         return save_json(motion, path)
     if fmt == "bvh":
@@ -536,7 +560,8 @@ def export_motion(motion: Motion, fmt: str, directory: str | os.PathLike, stem: 
 # ------------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", "-i", required=True,
-                        help="motion file: .npy (T,J,3) / .csv / .bvh / .bvh.xz / .json (motionviz/1)")
+                        help="motion file: .npy (T,J,3) / .npz (joints + fps) / .csv / .bvh / .bvh.xz / .json "
+                             "(motionviz/1)")
     parser.add_argument("--format", "-f", required=True, choices=sorted(FORMATS),
                         help="output format (glb: the Anny body, rigged and animated)")
     parser.add_argument("--out", "-o", default=None,
@@ -646,7 +671,7 @@ def _write(m: Motion, fmt: str, out: Path, args: argparse.Namespace) -> Path:
         path = (save_gif if fmt == "gif" else save_mp4)(m, out, progress=progress)
         bar.close()
         return path
-    return {"npy": save_npy, "json": save_json, "html": save_html}[fmt](m, out)
+    return {"npy": save_npy, "npz": save_npz, "json": save_json, "html": save_html}[fmt](m, out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -657,7 +682,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--vertex-animated applies to --format glb only")
     src = Path(args.input)
     base = src.name
-    for ext in (".bvh.xz", ".npy", ".csv", ".bvh", ".json"):
+    for ext in (".bvh.xz", ".npy", ".npz", ".csv", ".bvh", ".json"):
         if base.lower().endswith(ext):
             base = base[: -len(ext)]
             break

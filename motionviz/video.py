@@ -609,7 +609,8 @@ def video_to_motion(path: str | os.PathLike, max_frames: int | None = None, thre
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="video file (.mp4, .gif, .webm; at most %g s)" % MAX_SECONDS)
     parser.add_argument("--out", "-o", default=None,
-                        help="output file: .npy (T, 15, 3) float32 metres (default <input>.npy), .json or .bvh")
+                        help="output file: .npy (T, 15, 3) float32 metres at 20 fps (default <input>.npy), .npz "
+                             "(the same array + its fps), .json or .bvh")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON summary (frames, fps, detected ratio, output)")
     parser.add_argument("--max-frames", type=int, default=None,
@@ -649,12 +650,12 @@ def _quiet_native_logs():
 
 
 def run(args: argparse.Namespace) -> int:
-    from .export import save_bvh, save_json, save_npy
+    from .export import save_bvh, save_json, save_npy, save_npz
 
     from .cliio import check_out
 
     out = Path(args.out) if args.out else Path(args.input).with_suffix(".npy")
-    writers = {".npy": save_npy, ".json": save_json, ".bvh": save_bvh}
+    writers = {".npy": save_npy, ".npz": save_npz, ".json": save_json, ".bvh": save_bvh}
     out = check_out(out, tuple(writers))          # before the video is read: exactly this file, writable
     with _quiet_native_logs() as err:
         bar = None

@@ -7,6 +7,9 @@ Formats (by extension):
   many joints (ambiguous counts prefer: 22 -> SMPL-22 (HumanML3D layout), 18 -> KIMORE-18,
   17 -> AlphaPose COCO-17).  Units: metres, or centimetres / millimetres when the body is clearly that
   large (sum of bone lengths > 20 / > 2,000), converted to metres.  ``fps`` defaults to 20.
+* ``.npz`` -- ``joints`` (T, J, 3) as in ``.npy`` plus the frame rate ``fps`` (a number) and optionally the
+  ``skeleton`` name (a string), read with ``allow_pickle=False`` (each member's unpacked size checked first):
+  the motion is read at its stored rate (:func:`motionviz.export.save_npz` writes it).
 * ``.csv`` -- T rows x J*3 numbers (optional non-numeric header row), same rules as ``.npy``.
 * ``.bvh`` / ``.bvh.xz`` -- via :func:`motionviz.bvh.load_bvh_motion`: any skeleton whose joints map onto
   the common skeleton by name or hierarchy (:mod:`motionviz.retarget`), units from the body's height,
@@ -41,7 +44,7 @@ MAX_JOINT_FRAMES = 1_000_000
 #: 1e5 m is a unit mistake or an outlier, and it would make every plot and video cost grow with it
 MAX_SPAN_M = 100.0
 MAX_NESTING = 128                           # BVH hierarchy depth ({ ... } levels)
-USER_EXTENSIONS = (".npy", ".csv", ".bvh", ".bvh.xz", ".json")
+USER_EXTENSIONS = (".npy", ".npz", ".csv", ".bvh", ".bvh.xz", ".json")
 _PREFERRED = {15: "common", 22: "smpl-22", 18: "kimore-18", 17: "alphapose-coco17"}
 
 
@@ -171,6 +174,49 @@ def _array_to_motion(a: np.ndarray, name: str, fps: float, skeleton: Skeleton | 
     return Motion(a.astype(np.float32), sk, fps, labels)
 
 
+def _read_npz(raw: bytes, name: str) -> tuple[np.ndarray, float | None, str | None]:
+    """``.npz`` -> (joints, fps or None, skeleton name or None); no pickles, members' sizes checked before
+    anything is unpacked (a small zip can unpack to gigabytes)."""
+    import zipfile
+
+    if not raw.startswith(b"PK"):
+        raise UserError(f"{name}: not a valid .npz file (not a zip archive)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            infos = {i.filename: i for i in z.infolist()}
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise UserError(f"{name}: not a valid .npz file (bad zip archive)") from None
+    if "joints.npy" not in infos:
+        keys = sorted(k[:-4] for k in infos if k.endswith(".npy"))[:6]
+        raise UserError(f"{name}: a motion .npz needs an array named 'joints' (and 'fps'); it has "
+                        f"{', '.join(keys) or 'no arrays'}")
+    big = [k for k, i in infos.items() if i.file_size > MAX_USER_BYTES]
+    if big:
+        raise UserError(f"{name}: member {big[0][:40]!r} unpacks to more than {MAX_USER_BYTES // 2**20} MB")
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            a = np.asarray(z["joints"])
+            fps = np.asarray(z["fps"]) if "fps" in z.files else None
+            sk = np.asarray(z["skeleton"]) if "skeleton" in z.files else None
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise UserError(f"{name}: object/pickled arrays are not accepted in .npz files") from None
+        raise UserError(f"{name}: not a valid .npz file (bad member)") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile):
+        raise UserError(f"{name}: not a valid .npz file (bad member)") from None
+    rate = None
+    if fps is not None:
+        if fps.size != 1 or fps.dtype.kind not in "fiu" or not (np.isfinite(fps).all() and 0 < float(fps.flat[0]) <= 1000):
+            raise UserError(f"{name}: 'fps' must be one number in (0, 1000]")
+        rate = float(fps.flat[0])
+    skel = None
+    if sk is not None:
+        if sk.size != 1 or sk.dtype.kind != "U":
+            raise UserError(f"{name}: 'skeleton' must be one string (a skeleton name)")
+        skel = str(sk.flat[0])
+    return a, rate, skel
+
+
 def _read_csv(raw: bytes, name: str) -> np.ndarray:
     try:
         text = raw.decode("utf-8-sig")
@@ -212,7 +258,7 @@ def _read_csv(raw: bytes, name: str) -> np.ndarray:
 
 def load_user_file(path: str | os.PathLike, fps: float = DEFAULT_FPS,
                    skeleton: Skeleton | str | None = None) -> Motion:
-    """A :class:`Motion` from a user's .npy / .csv / .bvh / .bvh.xz / .json file (see module doc)."""
+    """A :class:`Motion` from a user's .npy / .npz / .csv / .bvh / .bvh.xz / .json file (see module doc)."""
     p = Path(path)
     name = p.name
     ext = _ext(name)
@@ -248,6 +294,13 @@ def load_user_file(path: str | os.PathLike, fps: float = DEFAULT_FPS,
             if not isinstance(a, np.ndarray):
                 raise UserError(f"{name}: expected one array")
             m = _array_to_motion(a, name, fps, sk)
+        elif ext == ".npz":
+            a, stored_fps, stored_sk = _read_npz(raw, name)
+            if sk is None and stored_sk is not None:
+                sk = SKELETONS.get(stored_sk)
+                if sk is None:
+                    raise UserError(f"{name}: unknown skeleton {stored_sk[:40]!r}; known: {', '.join(SKELETONS)}")
+            m = _array_to_motion(a, name, fps if stored_fps is None else stored_fps, sk)
         elif ext == ".csv":
             m = _array_to_motion(_read_csv(raw, name), name, fps, sk)
         elif ext in (".bvh", ".bvh.xz"):

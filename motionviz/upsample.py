@@ -1,0 +1,383 @@
+"""Joint up-sampling: from a sparse set of joints to the full common skeleton (Mourot 2019, ch. 5).
+
+A video keypoint detector gives the limbs but no pelvis, spine or neck (COCO-17, BlazePose, OpenPose
+body keypoints); body trackers give a handful of points (wrists, ankles, the head).  :func:`upsample`
+completes the other joints of the common skeleton with an AE-GAN fine-tuned for it
+(``checkpoints/aegan-upsample.safetensors``, ``python -m motionviz train aegan-upsample``): the shipped
+inpainting AE-GAN trained further with windows that observe only one of :data:`JOINT_SETS` (its encoder
+sees the observed-mask channels, so it learns to place the unobserved joints from the observed ones);
+the latent code is then refined by the same search as inpainting (:func:`motionviz.inpaint.inpaint`).
+
+Baselines (no learning beyond a mean pose of the training split, :func:`training_mean_pose`):
+
+* ``offset_baseline``: every missing joint = the mean of its nearest observed joints (fewest bones away
+  in the skeleton tree) + the fixed offset between them in the training mean pose, turned with the
+  body's facing direction of that frame and scaled by the body's size;
+* degenerate rows: ``mean_pose`` (the training mean pose, turned and moved onto the observed joints of
+  each frame: no use of the observed limbs' configuration) and ``nearest_joint`` (the missing joint
+  placed on its nearest observed joints, no offset).
+
+:func:`evaluate` compares them on held-out subjects (test split) with the per-joint error in mm of the
+missing joints; ``python -m motionviz eval-inpaint --json`` reports it under ``upsampling``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import UserError
+from .skeleton import COMMON, Skeleton
+
+__all__ = ["JOINT_SETS", "SET_ALIASES", "resolve_set", "set_mask", "set_joints", "sparse_to_common",
+           "training_mean_pose", "offset_baseline", "mean_pose_fill", "nearest_joint_fill", "upsample",
+           "load_upsampler", "evaluate", "CHECKPOINT_NAME", "METHODS"]
+
+CHECKPOINT_NAME = "aegan-upsample.safetensors"
+
+#: name -> (what it is, the common-skeleton joints observed).  Everything else is filled in.
+JOINT_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "coco17": ("COCO-17 / BlazePose / OpenPose body keypoints: shoulders, elbows, wrists, hips, knees, ankles "
+               "(no pelvis, spine or neck)",
+               ("left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist",
+                "left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle")),
+    "trackers": ("six body trackers: head (as the neck), waist (pelvis), hands (wrists), feet (ankles)",
+                 ("neck", "pelvis", "left_wrist", "right_wrist", "left_ankle", "right_ankle")),
+    "wrists-ankles-neck": ("five tracked points: wrists, ankles and the head (as the neck; the common skeleton "
+                           "has no head joint)",
+                           ("neck", "left_wrist", "right_wrist", "left_ankle", "right_ankle")),
+}
+SET_ALIASES = {"blazepose": "coco17", "blazepose33": "coco17", "openpose": "coco17", "coco": "coco17",
+               "wrists-ankles-head": "wrists-ankles-neck", "six-trackers": "trackers"}
+
+ProgressFn = Callable[[float, str], None]
+
+
+def resolve_set(name: str) -> str:
+    """A joint-set name or alias -> its name in :data:`JOINT_SETS`, else a one-line :class:`UserError`."""
+    key = str(name or "").strip().lower().replace("_", "-")
+    key = SET_ALIASES.get(key, key)
+    if key not in JOINT_SETS:
+        raise UserError(f"unknown joint set {name!r}; choose from {', '.join(JOINT_SETS)} "
+                        f"(aliases: {', '.join(sorted(SET_ALIASES))})")
+    return key
+
+
+def set_joints(name: str) -> tuple[str, ...]:
+    return JOINT_SETS[resolve_set(name)][1]
+
+
+def set_mask(name: str, skeleton: Skeleton = COMMON) -> np.ndarray:
+    """(J,) bool: the joints of ``skeleton`` that the set observes."""
+    m = np.zeros(len(skeleton), dtype=bool)
+    m[skeleton.indices(list(set_joints(name)))] = True
+    return m
+
+
+def sparse_to_common(x: np.ndarray, name: str) -> np.ndarray:
+    """(T, K, D) joints in the set's order (K = its size) -> (T, 15, D) common skeleton, NaN elsewhere."""
+    joints = set_joints(name)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3 or x.shape[1] != len(joints):
+        raise UserError(f"the {resolve_set(name)} set has {len(joints)} joints ({', '.join(joints)}); "
+                        f"got an array of shape {tuple(x.shape)}")
+    out = np.full((x.shape[0], len(COMMON), x.shape[2]), np.nan, dtype=np.float32)
+    out[:, COMMON.indices(list(joints))] = x
+    return out
+
+
+# ==============================================================================================
+# Geometry helpers
+# ==============================================================================================
+def _tree_distances(skeleton: Skeleton) -> np.ndarray:
+    """(J, J) number of bones between joints."""
+    J = len(skeleton)
+    adj = [[] for _ in range(J)]
+    for p, c in skeleton.bones:
+        adj[p].append(c)
+        adj[c].append(p)
+    D = np.full((J, J), -1, dtype=int)
+    for s in range(J):
+        D[s, s] = 0
+        queue = [s]
+        for u in queue:
+            for v in adj[u]:
+                if D[s, v] < 0:
+                    D[s, v] = D[s, u] + 1
+                    queue.append(v)
+    return D
+
+
+def _anchors(known: np.ndarray, skeleton: Skeleton) -> dict[int, list[int]]:
+    """For every joint not in ``known`` (J,) bool: the known joints fewest bones away (ties kept)."""
+    D = _tree_distances(skeleton)
+    out: dict[int, list[int]] = {}
+    idx = np.flatnonzero(known)
+    for j in np.flatnonzero(~known):
+        d = D[j, idx]
+        out[int(j)] = [int(k) for k in idx[d == d.min()]]
+    return out
+
+
+def _yaw(x: np.ndarray, known: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """Per-frame facing angle (T,) from the known left/right pairs (as ``canonical_transform``): the angle
+    of the summed left-minus-right vector in the x-z plane; frames without a known pair take the
+    sequence's angle.  ``rot(a) @ v`` turns a world vector into the body frame (across = +X)."""
+    T = x.shape[0]
+    L = [a for a, _ in skeleton.lr_pairs]
+    R = [b for _, b in skeleton.lr_pairs]
+    both = (known[:, L] & known[:, R])[..., None]
+    across = np.where(both, np.nan_to_num(x[:, L] - x[:, R]), 0.0).sum(1)      # (T, 3)
+    total = across.sum(0)
+    fallback = float(np.arctan2(total[2], total[0])) if np.hypot(total[0], total[2]) > 1e-9 else 0.0
+    ok = np.hypot(across[:, 0], across[:, 2]) > 1e-9
+    return np.where(ok, np.arctan2(across[:, 2], across[:, 0]), fallback) if T else np.zeros(0)
+
+
+def _to_world(v: np.ndarray, ang: np.ndarray) -> np.ndarray:
+    """Body-frame vectors (..., 3) -> world, turned by -ang about +Y per frame (ang (T,), v (T, ..., 3))."""
+    c, s = np.cos(ang), np.sin(ang)
+    shape = (-1,) + (1,) * (v.ndim - 2)
+    c, s = c.reshape(shape), s.reshape(shape)
+    # body frame: x' = x c + z s, z' = -x s + z c  =>  world: x = x' c - z' s, z = x' s + z' c
+    out = v.copy()
+    out[..., 0] = v[..., 0] * c - v[..., 2] * s
+    out[..., 2] = v[..., 0] * s + v[..., 2] * c
+    return out
+
+
+def _fill_in_time(x: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Joints observed on some frames are interpolated linearly over time (held at the ends); returns
+    (filled (T, J, 3), known (J,) bool: joints observed at least once)."""
+    T, J, D = x.shape
+    out = np.array(x, dtype=np.float64)
+    known = observed.any(0)
+    t = np.arange(T)
+    for j in np.flatnonzero(known):
+        o = observed[:, j]
+        if o.all():
+            continue
+        for c in range(D):
+            out[:, j, c] = np.interp(t, t[o], x[o, j, c])
+    out[:, ~known] = np.nan
+    return out, known
+
+
+def _body_scale(x: np.ndarray, known: np.ndarray, ref_bones: np.ndarray, skeleton: Skeleton) -> float:
+    """Median over the bones with both ends known of (median length / training mean length); 1 if none."""
+    ratios = []
+    for b, (p, c) in enumerate(skeleton.bones):
+        if known[p] and known[c] and ref_bones[b] > 1e-6:
+            ratios.append(float(np.median(np.linalg.norm(x[:, c] - x[:, p], axis=-1))) / float(ref_bones[b]))
+    s = float(np.median(ratios)) if ratios else 1.0
+    return s if np.isfinite(s) and 0.2 < s < 5 else 1.0
+
+
+# ==============================================================================================
+# The training mean pose and the baselines
+# ==============================================================================================
+_MEAN_POSES: dict[tuple, dict[str, np.ndarray]] = {}
+
+
+def training_mean_pose(root: str | Path | None = None, datasets: tuple[str, ...] = ("ui-prmd", "kimore", "irds"),
+                       skeleton: Skeleton = COMMON) -> dict[str, np.ndarray]:
+    """The mean pose of the training split (every NaN-free frame, pelvis at the origin, turned to face
+    +Z by its left/right pairs), and the mean bone lengths.  -> {"pose": (J, 3), "bones": (B,)} metres."""
+    key = (str(root), tuple(datasets), skeleton.name)
+    if key not in _MEAN_POSES:
+        from .data import load_corpus
+
+        ms = load_corpus("train", list(datasets), root=root)
+        frames = [m.joints[np.isfinite(m.joints).all(axis=(1, 2))] for m in ms if m.skeleton.name == skeleton.name]
+        X = np.concatenate([f for f in frames if len(f)]).astype(np.float64) if frames else np.zeros((0,))
+        if X.ndim != 3 or not len(X):
+            raise UserError("no training motion to take the mean pose from (data folder missing?)")
+        X = X - X[:, skeleton.root:skeleton.root + 1]
+        ang = _yaw(X, np.ones(X.shape[:2], dtype=bool), skeleton)
+        c, s = np.cos(ang)[:, None], np.sin(ang)[:, None]
+        Y = X.copy()
+        Y[..., 0] = X[..., 0] * c + X[..., 2] * s
+        Y[..., 2] = -X[..., 0] * s + X[..., 2] * c
+        bones = np.array([np.linalg.norm(X[:, c_] - X[:, p_], axis=-1).mean() for p_, c_ in skeleton.bones])
+        _MEAN_POSES[key] = {"pose": Y.mean(0), "bones": bones, "frames": np.array(len(X))}
+    return _MEAN_POSES[key]
+
+
+def _prepare(joints: np.ndarray, observed: np.ndarray | None, mean: dict[str, np.ndarray], skeleton: Skeleton):
+    x = np.asarray(joints, dtype=np.float64)
+    if x.ndim != 3 or x.shape[-1] != 3 or x.shape[1] != len(skeleton):
+        raise UserError(f"expected 3D joints (frames, {len(skeleton)}, 3), got {tuple(x.shape)}")
+    obs = np.isfinite(x).all(-1) if observed is None else (np.asarray(observed, bool) & np.isfinite(x).all(-1))
+    if not obs.any():
+        raise UserError("nothing is observed: every joint of every frame is missing")
+    filled, known = _fill_in_time(x, obs)
+    ang = _yaw(filled, np.broadcast_to(known, obs.shape), skeleton)
+    scale = _body_scale(filled, known, mean["bones"], skeleton)
+    return x, obs, filled, known, ang, scale
+
+
+def offset_baseline(joints: np.ndarray, observed: np.ndarray | None, mean: dict[str, np.ndarray],
+                    skeleton: Skeleton = COMMON) -> np.ndarray:
+    """Missing joint = mean of its nearest observed joints + their offset in the training mean pose (turned
+    with the frame's facing direction, scaled by the body size).  Joints observed on some frames are
+    interpolated over time first.  (T, J, 3) -> (T, J, 3); observed values are kept."""
+    x, obs, filled, known, ang, scale = _prepare(joints, observed, mean, skeleton)
+    pose = mean["pose"]
+    out = filled.copy()
+    for j, anc in _anchors(known, skeleton).items():
+        off = (pose[j] - pose[anc].mean(0)) * scale                              # body frame
+        out[:, j] = filled[:, anc].mean(1) + _to_world(np.broadcast_to(off, (len(x), 3)).copy(), ang)
+    out[obs] = x[obs]
+    return out.astype(np.float32)
+
+
+def nearest_joint_fill(joints: np.ndarray, observed: np.ndarray | None, mean: dict[str, np.ndarray],
+                       skeleton: Skeleton = COMMON) -> np.ndarray:
+    """Degenerate: a missing joint sits on the mean of its nearest observed joints (no offset)."""
+    x, obs, filled, known, _, _ = _prepare(joints, observed, mean, skeleton)
+    out = filled.copy()
+    for j, anc in _anchors(known, skeleton).items():
+        out[:, j] = filled[:, anc].mean(1)
+    out[obs] = x[obs]
+    return out.astype(np.float32)
+
+
+def mean_pose_fill(joints: np.ndarray, observed: np.ndarray | None, mean: dict[str, np.ndarray],
+                   skeleton: Skeleton = COMMON) -> np.ndarray:
+    """Degenerate: the training mean pose (scaled, turned with the frame's facing direction) moved so its
+    observed joints' centroid is the observed centroid; the limbs' configuration is not used."""
+    x, obs, filled, known, ang, scale = _prepare(joints, observed, mean, skeleton)
+    T = len(x)
+    posed = _to_world(np.broadcast_to(mean["pose"] * scale, (T,) + mean["pose"].shape).copy(), ang)
+    shift = filled[:, known].mean(1) - posed[:, known].mean(1)
+    out = posed + shift[:, None]
+    out[:, known] = filled[:, known]
+    out[obs] = x[obs]
+    return out.astype(np.float32)
+
+
+# ==============================================================================================
+# The AE-GAN up-sampler
+# ==============================================================================================
+def load_upsampler(path: str | Path | None = None):
+    """The fine-tuned up-sampling AE-GAN (default ``checkpoints/aegan-upsample.safetensors``)."""
+    from .checkpoint import default_checkpoint_dir
+    from .errors import CheckpointError
+    from .inpaint import load_model
+
+    p = Path(path) if path else default_checkpoint_dir() / CHECKPOINT_NAME
+    if not p.is_file():
+        raise CheckpointError(f"no up-sampling AE-GAN at {p}; train one with "
+                              "`python -m motionviz train aegan-upsample`")
+    return load_model(p)
+
+
+#: the latent search of up-sampling (``steps`` = 0: the encoder's answer only); chosen on the validation split
+DEFAULTS: dict[str, Any] = {"steps": 50, "shift": 8, "preset": "tuned", "blend": False}
+
+
+def upsample(model: Any, joints: np.ndarray, joint_set: str | None = None, observed: np.ndarray | None = None, *,
+             steps: int | None = None, shift: int | None = None, preset: str | None = None, blend: bool | None = None,
+             settings: dict[str, Any] | None = None, progress: ProgressFn | None = None):
+    """Complete (T, 15, 3) common-skeleton joints (metres, NaN = missing) from the joints of ``joint_set``
+    (the others are ignored even when given) and/or ``observed`` (T, J).  The latent search: ``steps``
+    steps with ``preset`` (``settings``: its keyword dictionary, e.g. from the CLI's overrides), windows every
+    ``shift`` frames; ``blend`` joins the generated joints to the observed ones as inpainting does (off by
+    default: a never-observed joint has no observation to join).  -> :class:`InpaintResult`."""
+    from .inpaint import inpaint, preset as _preset
+
+    x = np.asarray(joints, dtype=np.float32)
+    if x.ndim != 3 or x.shape[-1] != 3:
+        raise UserError(f"joint up-sampling works on 3D joints (frames, joints, 3), got {tuple(x.shape)}")
+    obs = np.isfinite(x).all(-1)
+    if observed is not None:
+        obs &= np.asarray(observed, dtype=bool)
+    if joint_set is not None:
+        name = resolve_set(joint_set)
+        obs &= set_mask(name)[None]
+        if not obs.any():
+            raise UserError(f"the input has none of the {name} joints ({', '.join(set_joints(name))})")
+    st = dict(settings) if settings is not None else _preset(preset or DEFAULTS["preset"])
+    xin = np.where(obs[..., None], x, np.nan).astype(np.float32)
+    return inpaint(model, xin, obs, steps=DEFAULTS["steps"] if steps is None else int(steps),
+                   shift=DEFAULTS["shift"] if shift is None else int(shift),
+                   blend=DEFAULTS["blend"] if blend is None else bool(blend), progress=progress, **st)
+
+
+# ==============================================================================================
+# Evaluation on held-out subjects
+# ==============================================================================================
+METHODS = ("mean_pose", "nearest_joint", "offset_baseline", "aegan_inpainter", "aegan_upsample_encoder",
+           "aegan_upsample")
+
+
+def evaluate(upsampler: Any, inpainter: Any | None = None, sets: tuple[str, ...] = tuple(JOINT_SETS),
+             sequences: int = 12, max_frames: int = 128, steps: int | None = None, seed: int = 0,
+             root: str | Path | None = None, split: str = "test", pck: float = 0.05,
+             datasets: tuple[str, ...] = ("ui-prmd", "kimore", "irds"), progress: ProgressFn | None = None,
+             data: list[tuple[str, np.ndarray]] | None = None,
+             mean: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Every joint set x held-out sequence: hide the joints outside the set and reconstruct them with each
+    method of :data:`METHODS` (``aegan_inpainter``: the shipped inpainting AE-GAN with the same search;
+    ``aegan_upsample_encoder``: the up-sampler's encoder only, no search).  Errors are on the hidden joints
+    only: mean (``mpjpe_mm``), per joint (``per_joint_mm``) and PCK at ``pck`` metres.  ``data`` / ``mean``:
+    given sequences and mean pose instead of the held-out split and the training split's."""
+    from .inpaint import eval_sequences
+
+    steps = DEFAULTS["steps"] if steps is None else int(steps)
+    seqs = data if data is not None else eval_sequences(sequences, max_frames, seed, root, datasets=tuple(datasets),
+                                                         split=split)
+    mean = mean if mean is not None else training_mean_pose(root, tuple(datasets))
+    sets = tuple(resolve_set(s) for s in sets)
+    methods = [m for m in METHODS if m != "aegan_inpainter" or inpainter is not None]
+    total = len(sets) * len(seqs)
+    out_sets: dict[str, Any] = {}
+    seconds = frames = 0.0
+    done = 0
+    for name in sets:
+        keep = set_mask(name)
+        hidden = np.flatnonzero(~keep)
+        err = {m: [] for m in methods}                     # per sequence: (T, hidden) errors
+        for si, (_, x) in enumerate(seqs):
+            xs = np.where(keep[None, :, None], x, np.nan).astype(np.float32)
+            obs = np.broadcast_to(keep, x.shape[:2]).copy()
+            preds: dict[str, np.ndarray] = {
+                "mean_pose": mean_pose_fill(xs, obs, mean),
+                "nearest_joint": nearest_joint_fill(xs, obs, mean),
+                "offset_baseline": offset_baseline(xs, obs, mean),
+                "aegan_upsample_encoder": upsample(upsampler, xs, name, steps=0).joints,
+            }
+            t0 = time.perf_counter()
+            preds["aegan_upsample"] = upsample(upsampler, xs, name, steps=steps).joints
+            seconds += time.perf_counter() - t0
+            frames += len(x)
+            if inpainter is not None:
+                preds["aegan_inpainter"] = upsample(inpainter, xs, name, steps=steps).joints
+            for m in methods:
+                err[m].append(np.linalg.norm(preds[m][:, hidden].astype(np.float64) - x[:, hidden], axis=-1))
+            done += 1
+            if progress is not None:
+                progress(done / total, f"up-sampling {name}: sequence {si + 1}/{len(seqs)}")
+        row: dict[str, Any] = {"observed": list(set_joints(name)), "hidden": [COMMON.joints[j] for j in hidden],
+                               "description": JOINT_SETS[name][0]}
+        for m in methods:
+            e = np.concatenate(err[m])                      # (frames, hidden)
+            row[m] = {"mpjpe_mm": round(float(e.mean()) * 1000, 1),
+                      "pck": round(float((e <= pck).mean()), 3),
+                      "per_joint_mm": {COMMON.joints[j]: round(float(e[:, k].mean()) * 1000, 1)
+                                       for k, j in enumerate(hidden)}}
+        b = row["offset_baseline"]["mpjpe_mm"]
+        row["aegan_upsample_below_baseline"] = round(1 - row["aegan_upsample"]["mpjpe_mm"] / max(b, 1e-9), 3)
+        out_sets[name] = row
+    return {"sets": out_sets,
+            "settings": {"split": f"{split} (held-out subjects)" if split == "test" else split,
+                         "datasets": list(datasets) if data is None else "given", "sequences": len(seqs),
+                         "max_frames": max_frames, "seed": seed, "steps": steps, "shift": DEFAULTS["shift"],
+                         "preset": DEFAULTS["preset"], "blend": DEFAULTS["blend"], "units": "mm",
+                         "pck_threshold_m": pck, "fps": 20,
+                         "errors_on": "hidden joints only (observed joints are kept exactly)",
+                         "mean_pose_frames": int(mean["frames"])},
+            "seconds_per_300_frames": round(300.0 * seconds / max(frames, 1), 2)}
