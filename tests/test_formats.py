@@ -150,21 +150,14 @@ def test_export_takes_a_sample_batch(tmp_path):
 
 
 # ---- one frame-rate contract: video -> classify -> inpaint -> export --------------------------------
-def test_video_classify_inpaint_export_chain(data_root, tmp_path, capsys):
-    """Every array we write is 20 fps and every reader takes it so: the GIF (10 fps) written by `video`
-    is classified exactly as the in-memory motion resampled to 20 fps, inpainted and exported to a
-    BVH whose frame time says 20 fps and which bvhio reads."""
+def _tiny_checkpoints(tmp_path: Path) -> Path:
+    """A tiny random recogniser and AE-GAN (window 8) in ``tmp_path/ck``."""
     import torch
 
-    from motionviz import video
-    from motionviz.__main__ import main
     from motionviz.checkpoint import save_checkpoint
     from motionviz.models import aegan as A
     from motionviz.models import recognition as R
 
-    gif = data_root / "video" / "pose_classification_pushups_and_squats.gif"
-    if not gif.is_file():
-        pytest.skip(f"clip not found: {gif}")
     ck = tmp_path / "ck"
     ck.mkdir()
     torch.manual_seed(0)
@@ -174,7 +167,21 @@ def test_video_classify_inpaint_export_chain(data_root, tmp_path, capsys):
                     {"correct_labels": [], "score_labels": []})
     A.save(A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8)), ck / "aegan.safetensors",
            {"steps": 0})
+    return ck
 
+
+def test_video_classify_inpaint_export_chain(data_root, tmp_path, capsys):
+    """Every array we write is 20 fps and every reader takes it so: the GIF (10 fps) written by `video`
+    is classified exactly as the in-memory motion resampled to 20 fps, inpainted and exported to a
+    BVH whose frame time says 20 fps and which bvhio reads."""
+    from motionviz import video
+    from motionviz.__main__ import main
+    from motionviz.models import recognition as R
+
+    gif = data_root / "video" / "pose_classification_pushups_and_squats.gif"
+    if not gif.is_file():
+        pytest.skip(f"clip not found: {gif}")
+    ck = _tiny_checkpoints(tmp_path)
     arr = tmp_path / "gif.npy"
     assert main(["video", str(gif), "--out", str(arr), "--json", "--max-frames", "12", "--no-inpaint",
                  "--checkpoints", str(ck)]) == 0
@@ -209,3 +216,93 @@ def test_video_classify_inpaint_export_chain(data_root, tmp_path, capsys):
     assert "Frame Time: 0.05000000" in out.read_text()
     np.testing.assert_allclose(back.joints, b, atol=1e-5)
     _check_bvhio(out, Motion(b, COMMON, 20.0))
+
+
+def test_npz_chain_keeps_the_rate(data_root, tmp_path, capsys):
+    """The same chain with ``.npz`` files, which carry their rate: `video` stores 20 fps with the array,
+    `classify` and `inpaint` read it, `inpaint` stores the rate of what it wrote, `export` writes BVH at
+    that rate and an ``.npz`` at another rate (``--fps 30``) that every reader then takes at 30 fps."""
+    from motionviz import video
+    from motionviz.__main__ import main
+    from motionviz.data import load_user_file
+    from motionviz.models import recognition as R
+
+    gif = data_root / "video" / "pose_classification_pushups_and_squats.gif"
+    if not gif.is_file():
+        pytest.skip(f"clip not found: {gif}")
+    ck = _tiny_checkpoints(tmp_path)
+    arr = tmp_path / "gif.npz"
+    assert main(["video", str(gif), "--out", str(arr), "--json", "--max-frames", "12", "--no-inpaint",
+                 "--checkpoints", str(ck)]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    with np.load(arr, allow_pickle=False) as z:
+        assert sorted(z.files) == ["fps", "joints", "skeleton"]
+        a, fps, sk = z["joints"], float(z["fps"]), str(z["skeleton"])
+    assert fps == 20.0 == s["fps"] and sk == "common" and a.shape == (23, 15, 3) and s["source_fps"] == pytest.approx(10)
+    res = video.video_to_motion(gif, max_frames=12, checkpoint_dir=ck, use_inpainter=False, recognise_exercise=False)
+    in_memory = res.motion.resample(20.0)
+    np.testing.assert_allclose(a, in_memory.joints, atol=1e-6)
+
+    rec = R.load_recognizer(ck / R.CHECKPOINT_NAME)
+    want = rec.predict([in_memory.joints])[0]
+    assert main(["classify", "--input", str(arr), "--json", "--checkpoints", str(ck)]) == 0
+    pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
+    assert pred["label"] == want["label"] and pred["probability"] == pytest.approx(want["probability"], abs=1e-5)
+
+    filled = tmp_path / "filled.npz"
+    assert main(["inpaint", "--input", str(arr), "--out", str(filled), "--steps", "2", "--window", "8",
+                 "--checkpoint", str(ck / "aegan.safetensors"), "--no-progress", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["fps"] == 20.0
+    with np.load(filled, allow_pickle=False) as z:
+        b, fps = z["joints"], float(z["fps"])
+    assert fps == 20.0 and b.shape == a.shape and np.isfinite(b).all()
+    rc = main(["inpaint", "--input", str(arr), "--fps", "10", "--out", str(filled), "--checkpoint",
+               str(ck / "aegan.safetensors"), "--no-progress"])
+    assert rc == 2 and "carries its own rate" in capsys.readouterr().err
+
+    out = tmp_path / "filled.bvh"
+    assert main(["export", "--input", str(filled), "--format", "bvh", "--out", str(out)]) == 0
+    back = load_bvh_motion(out)
+    assert back.fps == pytest.approx(20.0) and back.num_frames == 23 and "Frame Time: 0.05000000" in out.read_text()
+    np.testing.assert_allclose(back.joints, b, atol=1e-5)
+    _check_bvhio(out, Motion(b, COMMON, 20.0))
+
+    # another rate, stored with the data: 1.1 s at 30 fps; read at 30 fps, resampled to 20 for the models
+    f30 = tmp_path / "f30.npz"
+    assert main(["export", "--input", str(filled), "--format", "npz", "--fps", "30", "--out", str(f30)]) == 0
+    m30 = load_user_file(f30)
+    assert m30.fps == 30.0 and m30.num_frames == 34 and m30.skeleton.name == "common"
+    capsys.readouterr()
+    assert main(["classify", "--input", str(f30), "--json", "--checkpoints", str(ck)]) == 0
+    p30 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
+    same = rec.predict([m30.resample(20.0).joints])[0]
+    assert p30["probability"] == pytest.approx(same["probability"], abs=1e-5)
+    misread = rec.predict([m30.joints])[0]                        # 30 fps taken as 20: another answer
+    assert misread["probability"] != pytest.approx(same["probability"], abs=1e-5)
+
+
+def test_npz_reading_errors_are_one_line(tmp_path):
+    from motionviz.data import load_user_file
+    from motionviz.errors import UserError
+    from motionviz.export import save_npz
+
+    walk = _walk(fps=25.0)
+    back = load_user_file(save_npz(walk, tmp_path / "w.npz"))
+    assert back.fps == 25.0 and back.skeleton.name == "common"
+    np.testing.assert_array_equal(back.joints, walk.joints)
+    cases = {
+        "pickled.npz": dict(joints=np.array([object()], dtype=object)),
+        "nojoints.npz": dict(positions=walk.joints),
+        "badfps.npz": dict(joints=walk.joints, fps=np.array([0.0])),
+        "twofps.npz": dict(joints=walk.joints, fps=np.array([20.0, 30.0])),
+        "badskeleton.npz": dict(joints=walk.joints, fps=np.float64(20), skeleton=np.str_("robot")),
+        "wrongshape.npz": dict(joints=walk.joints[..., :2], fps=np.float64(20)),
+    }
+    for name, arrays in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        with pytest.raises(UserError) as e:
+            load_user_file(tmp_path / name)
+        assert "\n" not in str(e.value) and str(e.value).startswith(name), (name, str(e.value))
+    (tmp_path / "notzip.npz").write_bytes(b"hello, not a zip")
+    with pytest.raises(UserError, match="not a valid .npz"):
+        load_user_file(tmp_path / "notzip.npz")
