@@ -188,6 +188,10 @@ def build(ctx: AppContext) -> None:
                 seq_btn = gr.Button(f"Download the sequence (rigged .glb with every frame; ≤ {SEQ_EXPORT_FRAMES} "
                                     "frames: animated .glb, or a .zip of .obj)")
             mesh_file = gr.File(label="Mesh download", interactive=False)
+            with gr.Row():
+                glb_show = gr.Button("Play the rigged .glb download in the viewer", elem_id="mv-glb-show")
+                glb_upload = gr.File(label="…or view a .glb of your own (skinned and animated, ≤ 32 MB)",
+                                     file_types=[".glb"], type="filepath", elem_id="mv-glb-upload")
     mesh_motion = session_state(None)
 
     gr.Markdown("---\n**Video → skeleton.** Upload a video of one person exercising (.mp4, .gif or .webm, at "
@@ -249,6 +253,25 @@ def build(ctx: AppContext) -> None:
         return export_mesh(m, body_, what, frame_, fmt, progress_callback(progress))
 
     @user_error
+    def on_glb_show(path):
+        from .player import glb_value
+
+        raw = path.get("path") if isinstance(path, dict) else getattr(path, "path", path)
+        if not raw or not str(raw).lower().endswith(".glb"):
+            raise UserError("download the sequence as a rigged .glb first (Format: rigged glb sequence)")
+        p = uploaded_path(path, "download")            # the app's own file, served from Gradio's folder
+        return glb_value(p, notice="the downloaded file, played by the viewer",
+                         caption="The .glb as written: its skeleton, skin and animation are read in the browser.")
+
+    @user_error
+    def on_glb_upload(path):
+        from .player import glb_value
+
+        if not path:
+            return gr.skip()
+        return glb_value(uploaded_path(path, ".glb file"), caption="A .glb read in the browser: skin and animation.")
+
+    @user_error
     def on_video(path, frames_, inpaint_, progress=gr.Progress()):
         m, fig, gallery, text, files = process_video(path, frames_, inpaint_, ctx.checkpoint_dir,
                                                      progress_callback(progress, LONG_TIME_LIMIT_S))
@@ -286,6 +309,8 @@ def build(ctx: AppContext) -> None:
                     [mesh_motion, body, exp_frame, exp_fmt], [mesh_file], api_name="mesh_export_frame", **heavy)
     seq_btn.click(lambda m, b, f, fmt, progress=gr.Progress(): on_export(m, b, "sequence", f, fmt, progress),
                   [mesh_motion, body, exp_frame, exp_fmt], [mesh_file], api_name="mesh_export_sequence", **heavy)
+    glb_show.click(on_glb_show, [mesh_file], [mesh_plot], api_name="mesh_show_glb", **heavy)
+    glb_upload.upload(on_glb_upload, [glb_upload], [mesh_plot], api_name="mesh_view_glb", **heavy)
     v_btn.click(on_video, [upload, v_frames, v_inpaint], [v_motion, v_plot, v_gallery, v_info, v_files],
                 api_name="video_extract", concurrency_id=LONG_QUEUE, concurrency_limit=LONG_LIMIT)
     v_add.click(on_add, [v_motion, motions_state], [motions_state, session], api_name="video_add_session")

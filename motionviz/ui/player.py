@@ -36,6 +36,7 @@ __all__ = [
     "player", "player_payload", "player_value", "decode_positions", "ROLE_COLORS", "MAX_PLAYER_MOTIONS",
     "MAX_PLAYER_FRAMES", "STATIC_DIR", "SIDE_LEGEND", "model_role", "sample_titles", "timing_note",
     "HIGHLIGHT_COLOR", "joint_label", "part_label", "view_export", "save_view_file", "controls", "PHONE_JS",
+    "glb_payload", "glb_value", "MAX_GLB_BYTES",
 ]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -313,6 +314,130 @@ def player_payload(motions: Sequence[Motion], titles: Sequence[str] | None = Non
         "caption": caption,
     }
     return payload
+
+
+#: The largest .glb the player takes (it travels inside the payload, base64).
+MAX_GLB_BYTES = 32 * 2**20
+GLB_LEGEND = ("#d9b38c", "rigged body (.glb): its own skin and joint animation, as Blender, Unity and three.js play it")
+
+
+def _glb_parts(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """(glTF JSON, BIN chunk) of a GLB, checked (header, chunk bounds, JSON object); else UserError."""
+    import struct
+
+    from ..errors import UserError
+
+    if len(data) > MAX_GLB_BYTES:
+        raise UserError(f"the .glb is {len(data) / 2**20:.0f} MB; the viewer takes at most {MAX_GLB_BYTES // 2**20} MB")
+    if len(data) < 20 or data[:4] != b"glTF":
+        raise UserError("not a .glb file (binary glTF starts with 'glTF')")
+    version, total = struct.unpack_from("<II", data, 4)
+    if version != 2:
+        raise UserError(f"only glTF 2.0 .glb files can be shown (this one says version {version})")
+    off, js, blob = 12, None, b""
+    while off + 8 <= min(total, len(data)):
+        n, kind = struct.unpack_from("<II", data, off)
+        if off + 8 + n > len(data):
+            raise UserError("the .glb is truncated (a chunk runs past the end of the file)")
+        if kind == 0x4E4F534A and js is None:
+            try:
+                js = json.loads(data[off + 8:off + 8 + n].decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                raise UserError("the .glb's JSON chunk is not valid JSON") from None
+        elif kind == 0x004E4942 and not blob:
+            blob = data[off + 8:off + 8 + n]
+        off += 8 + n
+    if not isinstance(js, dict):
+        raise UserError("the .glb has no glTF JSON")
+    return js, blob
+
+
+def _glb_floats(gltf: dict[str, Any], blob: bytes, index: Any) -> np.ndarray | None:
+    """A float accessor of a GLB as (count, width), or None when it is not one we can read."""
+    widths = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
+    try:
+        a = gltf["accessors"][int(index)]
+        if a.get("componentType") != 5126 or a.get("type") not in widths or "bufferView" not in a:
+            return None
+        v = gltf["bufferViews"][int(a["bufferView"])]
+        n, count = widths[a["type"]], int(a["count"])
+        start = int(v.get("byteOffset", 0)) + int(a.get("byteOffset", 0))
+        stride = int(v.get("byteStride", 4 * n))
+        if count < 1 or start < 0 or stride < 4 * n or start + stride * (count - 1) + 4 * n > len(blob):
+            return None
+        raw = np.frombuffer(blob, dtype=np.uint8, count=stride * (count - 1) + 4 * n, offset=start)
+        rows = np.lib.stride_tricks.as_strided(raw, shape=(count, 4 * n), strides=(stride, 1))
+        return np.ascontiguousarray(rows).view("<f4").reshape(count, n).astype(np.float64)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def glb_payload(data: bytes, title: str = "", notice: str = "", caption: str = "") -> dict[str, Any]:
+    """The player payload of a ``.glb`` character (a rigged, animated body such as :func:`motionviz.rig.
+    export_rigged` writes): the file itself travels (base64) and player.js builds its skinned mesh, skeleton
+    and animation; here only the header is checked and the view's size, frame rate and length are read
+    (mesh bounds, the animated root translation, the animation's key times)."""
+    from ..errors import UserError
+
+    gltf, blob = _glb_parts(data)
+    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+    for mesh in gltf.get("meshes", []) if isinstance(gltf.get("meshes"), list) else []:
+        for prim in mesh.get("primitives", []) if isinstance(mesh, dict) else []:
+            acc = (prim.get("attributes") or {}).get("POSITION") if isinstance(prim, dict) else None
+            a = gltf.get("accessors", [])[acc] if isinstance(acc, int) and 0 <= acc < len(gltf.get("accessors", [])) else {}
+            if isinstance(a, dict) and len(a.get("min", [])) == 3 and len(a.get("max", [])) == 3:
+                lo, hi = np.minimum(lo, np.asarray(a["min"], float)), np.maximum(hi, np.asarray(a["max"], float))
+    if not np.isfinite(lo).all():
+        raise UserError("the .glb has no mesh with a bounded POSITION attribute to show")
+    times, shift = [], np.zeros((1, 3))
+    anims = gltf.get("animations") if isinstance(gltf.get("animations"), list) else []
+    if anims and isinstance(anims[0], dict):
+        samplers = anims[0].get("samplers", [])
+        for ch in anims[0].get("channels", []):
+            try:
+                smp = samplers[int(ch["sampler"])]
+                t = _glb_floats(gltf, blob, smp["input"])
+                if t is not None:
+                    times.append(t[:, 0])
+                if ch["target"]["path"] == "translation":
+                    tr = _glb_floats(gltf, blob, smp["output"])
+                    if tr is not None and tr.shape[1] == 3 and len(shift) == 1:
+                        shift = tr - tr[:1]
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
+    t = max(times, key=len) if times else np.zeros(1)
+    frames = int(len(t))
+    duration = float(t.max()) if frames > 1 else 0.0
+    fps = (frames - 1) / duration if duration > 0 else 20.0
+    extras = gltf.get("extras") if isinstance(gltf.get("extras"), dict) else {}
+    if isinstance(extras.get("fps"), (int, float)) and 0 < float(extras["fps"]) <= 1000:
+        fps = float(extras["fps"])
+    lo_all, hi_all = lo + shift.min(0), hi + shift.max(0)
+    centre = ((lo[0] + hi[0]) / 2, (lo[2] + hi[2]) / 2)
+    corners = np.array([[x, z] for x in (lo_all[0], hi_all[0]) for z in (lo_all[2], hi_all[2])]) - np.asarray(centre)
+    radius = float(np.hypot(corners[:, 0], corners[:, 1]).max())
+    floor = min(0.0, float(lo_all[1]))
+    height = float(hi_all[1] - floor)
+    item = {"title": str(title or ""), "notice": str(notice or ""), "role": "", "color": None, "sk": -1,
+            "frames": max(1, frames), "fps": round(float(fps), 4), "duration": round(duration, 3),
+            "centre": [round(centre[0], 3), round(centre[1], 3)],
+            "glb": base64.b64encode(data).decode("ascii")}
+    return {"format": FORMAT, "id": uuid.uuid4().hex[:12], "layout": "grid", "autoplay": True, "skeleton": False,
+            "skeletons": [], "motions": [item], "floor_offset": round(-floor, 4),
+            "scale": {"height": round(max(height, 0.5), 3), "radius_grid": round(max(radius, 0.3), 3),
+                      "radius_overlay": round(max(radius, 0.3), 3), "overlay_centre": item["centre"]},
+            "legend": [{"color": GLB_LEGEND[0], "label": GLB_LEGEND[1]}], "caption": caption}
+
+
+def glb_value(path: str | Path, title: str = "", notice: str = "", caption: str = "") -> str:
+    """:func:`glb_payload` of a file, as the JSON a :func:`player` component takes."""
+    p = Path(path)
+    if p.stat().st_size > MAX_GLB_BYTES:
+        from ..errors import UserError
+
+        raise UserError(f"{p.name} is {p.stat().st_size / 2**20:.0f} MB; the viewer takes at most "
+                        f"{MAX_GLB_BYTES // 2**20} MB")
+    return json.dumps(glb_payload(p.read_bytes(), title or p.name, notice, caption), separators=(",", ":"))
 
 
 def player_value(motions: Sequence[Motion] | Motion | None, **kw: Any) -> str | None:

@@ -128,6 +128,147 @@
   }
 
   // ---------------------------------------------------------------------------------------------
+  // glTF 2.0 binary (.glb) characters: the skinned, animated bodies that motionviz exports (and other
+  // files of the same kind: nodes with TRS or matrices, meshes with POSITION/NORMAL/JOINTS_0/WEIGHTS_0,
+  // one skin per skinned node, the first animation with LINEAR or STEP rotation/translation/scale).
+  const GLB_ARRAYS = { 5120: Int8Array, 5121: Uint8Array, 5122: Int16Array, 5123: Uint16Array, 5125: Uint32Array, 5126: Float32Array };
+  const GLB_GETTERS = { 5120: 'getInt8', 5121: 'getUint8', 5122: 'getInt16', 5123: 'getUint16', 5125: 'getUint32', 5126: 'getFloat32' };
+  const GLB_WIDTH = { SCALAR: 1, VEC2: 2, VEC3: 3, VEC4: 4, MAT2: 4, MAT3: 9, MAT4: 16 };
+  const GLB_NORM = { 5120: 127, 5121: 255, 5122: 32767, 5123: 65535 };
+
+  function b64Bytes(b64) {
+    const bin = atob(b64);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return bytes.buffer;
+  }
+
+  function parseGlb(buffer) {
+    const dv = new DataView(buffer);
+    if (buffer.byteLength < 20 || dv.getUint32(0, true) !== 0x46546C67) throw new Error('not a .glb file');
+    if (dv.getUint32(4, true) !== 2) throw new Error('only glTF 2.0 .glb files can be shown');
+    let off = 12, json = null, bin = null;
+    while (off + 8 <= buffer.byteLength) {
+      const len = dv.getUint32(off, true), type = dv.getUint32(off + 4, true);
+      if (off + 8 + len > buffer.byteLength) throw new Error('the .glb is truncated');
+      if (type === 0x4E4F534A) json = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, off + 8, len)));
+      else if (type === 0x004E4942 && !bin) bin = buffer.slice(off + 8, off + 8 + len);
+      off += 8 + len;
+    }
+    if (!json) throw new Error('the .glb has no JSON chunk');
+    return { json, bin: bin || new ArrayBuffer(0) };
+  }
+
+  function glbAccessor(g, index) {
+    const a = g.json.accessors[index];
+    const C = a && GLB_ARRAYS[a.componentType], n = a && GLB_WIDTH[a.type];
+    if (!C || !n) throw new Error('unsupported accessor ' + index);
+    const count = a.count * n;
+    let out;
+    if (a.bufferView === undefined) out = new C(count);                     // all zeros (glTF rule)
+    else {
+      const view = g.json.bufferViews[a.bufferView];
+      const start = (view.byteOffset || 0) + (a.byteOffset || 0);
+      const size = C.BYTES_PER_ELEMENT, stride = view.byteStride || size * n;
+      if (start + stride * (a.count - 1) + size * n > g.bin.byteLength) throw new Error('accessor ' + index + ' is outside the buffer');
+      if (stride === size * n && start % size === 0) out = new C(g.bin, start, count);
+      else {                                                                  // interleaved or unaligned
+        out = new C(count);
+        const dv = new DataView(g.bin), get = GLB_GETTERS[a.componentType];
+        for (let i = 0; i < a.count; i++) for (let k = 0; k < n; k++) out[i * n + k] = dv[get](start + i * stride + k * size, true);
+      }
+    }
+    if (a.normalized && GLB_NORM[a.componentType]) {
+      const f = new Float32Array(count), d = GLB_NORM[a.componentType];
+      for (let i = 0; i < count; i++) f[i] = Math.max(out[i] / d, -1);
+      return { array: f, n };
+    }
+    return { array: out, n };
+  }
+
+  // The character of a .glb as three.js objects: {root, bones, names, mixer, duration, owned, skeletons}.
+  function buildGlb(buffer) {
+    const g = parseGlb(buffer);
+    const J = g.json, nodes = J.nodes || [];
+    const jointSet = new Set();
+    (J.skins || []).forEach((s) => (s.joints || []).forEach((j) => jointSet.add(j)));
+    const objs = nodes.map((nd, i) => {
+      const o = jointSet.has(i) ? new THREE.Bone() : new THREE.Object3D();
+      o.name = nd.name || ('node' + i);
+      if (nd.matrix) new THREE.Matrix4().fromArray(nd.matrix).decompose(o.position, o.quaternion, o.scale);
+      else {
+        if (nd.translation) o.position.fromArray(nd.translation);
+        if (nd.rotation) o.quaternion.fromArray(nd.rotation);
+        if (nd.scale) o.scale.fromArray(nd.scale);
+      }
+      return o;
+    });
+    nodes.forEach((nd, i) => (nd.children || []).forEach((c) => { if (objs[c] && !objs[c].parent) objs[i].add(objs[c]); }));
+    const root = new THREE.Group();
+    const scene = (J.scenes || [])[J.scene || 0];
+    const tops = scene ? scene.nodes : objs.map((o, i) => i).filter((i) => !objs[i].parent);
+    tops.forEach((i) => { if (objs[i] && !objs[i].parent) root.add(objs[i]); });
+    root.updateMatrixWorld(true);
+    const owned = [], skinned = [], skeletons = [];
+    let vertices = 0;
+    nodes.forEach((nd, i) => {
+      if (nd.mesh === undefined) return;
+      (J.meshes[nd.mesh].primitives || []).forEach((prim) => {
+        if (prim.mode !== undefined && prim.mode !== 4) return;               // triangles only
+        const geom = new THREE.BufferGeometry();
+        const attr = (name, key) => {
+          if (prim.attributes[key] === undefined) return;
+          const a = glbAccessor(g, prim.attributes[key]);
+          geom.setAttribute(name, new THREE.BufferAttribute(a.array, a.n));
+        };
+        attr('position', 'POSITION'); attr('normal', 'NORMAL'); attr('skinIndex', 'JOINTS_0'); attr('skinWeight', 'WEIGHTS_0');
+        if (!geom.attributes.position) return;
+        if (prim.indices !== undefined) geom.setIndex(new THREE.BufferAttribute(glbAccessor(g, prim.indices).array, 1));
+        if (!geom.attributes.normal) geom.computeVertexNormals();
+        vertices += geom.attributes.position.count;
+        const mat = new THREE.MeshLambertMaterial({ color: MESH_COLOR, side: THREE.DoubleSide });
+        let mesh;
+        if (nd.skin !== undefined && geom.attributes.skinIndex && geom.attributes.skinWeight) {
+          mesh = new THREE.SkinnedMesh(geom, mat);
+          skinned.push([mesh, J.skins[nd.skin]]);
+        } else mesh = new THREE.Mesh(geom, mat);
+        mesh.frustumCulled = false;
+        objs[i].add(mesh);
+        owned.push(geom, mat);
+      });
+    });
+    root.updateMatrixWorld(true);
+    let bones = [];
+    skinned.forEach(([mesh, skin]) => {
+      const bs = skin.joints.map((j) => objs[j]);
+      const ibm = skin.inverseBindMatrices !== undefined ? glbAccessor(g, skin.inverseBindMatrices).array : null;
+      const inv = bs.map((b, k) => (ibm ? new THREE.Matrix4().fromArray(ibm, 16 * k) : new THREE.Matrix4()));
+      const sk = new THREE.Skeleton(bs, inv);
+      mesh.bind(sk, mesh.matrixWorld);
+      skeletons.push(sk);
+      if (!bones.length) bones = bs;
+    });
+    const tracks = [];
+    const anim = (J.animations || [])[0];
+    const PATHS = { rotation: 'quaternion', translation: 'position', scale: 'scale' };
+    if (anim) anim.channels.forEach((ch) => {
+      const smp = anim.samplers[ch.sampler], node = objs[ch.target.node], path = PATHS[ch.target.path];
+      if (!smp || !node || !path) return;
+      if (smp.interpolation === 'CUBICSPLINE') throw new Error('cubic-spline animations are not supported');
+      const times = Array.from(glbAccessor(g, smp.input).array), vals = Array.from(glbAccessor(g, smp.output).array);
+      const Track = path === 'quaternion' ? THREE.QuaternionKeyframeTrack : THREE.VectorKeyframeTrack;
+      const mode = smp.interpolation === 'STEP' ? THREE.InterpolateDiscrete : THREE.InterpolateLinear;
+      tracks.push(new Track(node.uuid + '.' + path, times, vals, mode));
+    });
+    const clip = new THREE.AnimationClip('motion', -1, tracks);
+    const mixer = new THREE.AnimationMixer(root);
+    if (tracks.length) mixer.clipAction(clip).play();
+    mixer.setTime(0);
+    return { root, bones, names: bones.map((b) => b.name), mixer, duration: clip.duration, tracks: tracks.length,
+             owned, skeletons, vertices, keys: tracks.length ? tracks[0].times.length : 0 };
+  }
+
+  // ---------------------------------------------------------------------------------------------
   class Player {
     constructor(host) {
       this.host = host;
@@ -284,6 +425,14 @@
     }
 
     buildMotion(m, sk) {
+      if (m.glb) {                    // a .glb character: the file's own skin and animation
+        const glb = buildGlb(b64Bytes(m.glb));
+        const group = new THREE.Group();
+        group.add(glb.root);
+        this.scene.add(group);
+        this.owned.push(...glb.owned);
+        return { m, group, glb, frame: -1, time: -1 };
+      }
       const group = new THREE.Group();
       const J = sk.side.length;
       const pos = decode(m.pos);
@@ -385,6 +534,12 @@
     setFrame(item, t) {
       const m = item.m;
       const f = Math.min(m.frames - 1, Math.max(0, Math.floor(t * m.fps + 1e-6)));
+      if (item.glb) {
+        const tt = Math.min(Math.max(0, t), Math.max(0, item.glb.duration - 1e-6));
+        if (tt !== item.time) { item.time = tt; item.glb.mixer.setTime(tt); }
+        item.frame = f;
+        return;
+      }
       if (f !== item.frame) {
         item.frame = f;
         const P = item.pos, J = item.J, base = f * J * 3;
@@ -568,7 +723,10 @@
 
     dispose() {
       (this.owned || []).forEach((o) => o.dispose && o.dispose());
-      (this.motions || []).forEach((it) => { it.bones.dispose(); it.joints.dispose(); });
+      (this.motions || []).forEach((it) => {
+        if (it.glb) { it.glb.mixer.stopAllAction(); it.glb.skeletons.forEach((sk) => sk.dispose()); return; }
+        it.bones.dispose(); it.joints.dispose();
+      });
       this.owned = []; this.motions = []; this.scene = null;
     }
   }
@@ -617,11 +775,35 @@
     return { layout: p.layout, az: p.az, el: p.el, zoom: p.zoom };
   }
 
+  // The joints of the .glb character a player shows, at time t (s): names and positions in the file's own
+  // coordinates (metres), from the bones as the viewer animates them; null when it shows no .glb.
+  function glbJoints(element, t, vertexStep) {
+    const host = element && (element.__mvp ? element : element.querySelector('[data-mvp-id]'));
+    const p = host && host.__mvp;
+    const it = p && (p.motions || []).find((x) => x.glb);
+    if (!it) return null;
+    p.setPlaying(false);
+    p.t = t; p.setFrame(it, t); p.dirty = true; startLoop();
+    it.glb.root.updateMatrixWorld(true);
+    const inv = new THREE.Matrix4().copy(it.glb.root.matrixWorld).invert();
+    const v = new THREE.Vector3();
+    const skin = [];                  // every vertexStep-th vertex of the first skinned mesh, as skinned
+    let mesh = null;
+    it.glb.root.traverse((o) => { if (!mesh && o.isSkinnedMesh) mesh = o; });
+    if (mesh && vertexStep > 0) {
+      const n = mesh.geometry.attributes.position.count;
+      for (let i = 0; i < n; i += vertexStep) skin.push(mesh.getVertexPosition(i, v).applyMatrix4(mesh.matrixWorld).applyMatrix4(inv).toArray());
+    }
+    return { names: it.glb.names, duration: it.glb.duration, tracks: it.glb.tracks, keys: it.glb.keys,
+             vertices: it.glb.vertices, skinned: it.glb.skeletons.length, skin,
+             positions: it.glb.bones.map((b) => b.getWorldPosition(v).applyMatrix4(inv).toArray()) };
+  }
+
   function stats() {
     let n = 0; players.forEach((p) => { if (p.payload) n++; });
     return { players: players.size, showing: n, webglContexts: shared ? 1 : 0, lost: !!(shared && shared.lost) };
   }
 
-  window.motionvizPlayer = { show, stats, players, loadThree, viewOf };
+  window.motionvizPlayer = { show, stats, players, loadThree, viewOf, glbJoints };
   window.dispatchEvent(new Event('motionviz-player-ready'));
 })();
