@@ -34,6 +34,7 @@ from .skeleton import COMMON, Skeleton
 
 __all__ = ["JOINT_SETS", "SET_ALIASES", "resolve_set", "set_mask", "set_joints", "sparse_to_common",
            "training_mean_pose", "offset_baseline", "mean_pose_fill", "nearest_joint_fill", "upsample",
+           "anchor_correct", "DEFAULTS", "CORRECTIONS",
            "load_upsampler", "evaluate", "CHECKPOINT_NAME", "METHODS"]
 
 CHECKPOINT_NAME = "aegan-upsample.safetensors"
@@ -275,18 +276,39 @@ def load_upsampler(path: str | Path | None = None):
     return load_model(p)
 
 
-#: the latent search of up-sampling (``steps`` = 0: the encoder's answer only); chosen on the validation split
-DEFAULTS: dict[str, Any] = {"steps": 50, "shift": 8, "preset": "tuned", "blend": False}
+#: the latent search of up-sampling (``steps`` = 0: the encoder's answer only) and how the generated joints
+#: are joined to the given ones (``correction``, see :func:`upsample`); chosen on the validation split
+DEFAULTS: dict[str, Any] = {"steps": 50, "shift": 8, "preset": "tuned", "correction": "anchors"}
+CORRECTIONS = ("anchors", "blend", "none")
+
+
+def anchor_correct(pred: np.ndarray, x: np.ndarray, observed: np.ndarray, skeleton: Skeleton = COMMON) -> np.ndarray:
+    """Join a generated motion to the observations: every joint's offset ``x - pred`` on its observed
+    frames is interpolated over its other frames (as :func:`motionviz.inpaint.blend_gaps`), and a joint
+    never observed takes the mean offset of its nearest observed joints (fewest bones away, as the offset
+    baseline's anchors), so it keeps the generated placement *relative to* the joints around it.  Observed
+    joints get the observed values.  (T, J, 3) -> (T, J, 3)."""
+    pred = np.asarray(pred, dtype=np.float64)
+    d = np.where(observed[..., None], np.asarray(x, np.float64) - pred, np.nan)
+    off, known = _fill_in_time(np.nan_to_num(d), observed)
+    for j, anc in _anchors(known, skeleton).items():
+        off[:, j] = off[:, anc].mean(1)
+    out = pred + off
+    out[observed] = np.asarray(x, np.float64)[observed]
+    return out
 
 
 def upsample(model: Any, joints: np.ndarray, joint_set: str | None = None, observed: np.ndarray | None = None, *,
-             steps: int | None = None, shift: int | None = None, preset: str | None = None, blend: bool | None = None,
-             settings: dict[str, Any] | None = None, progress: ProgressFn | None = None):
+             steps: int | None = None, shift: int | None = None, preset: str | None = None,
+             correction: str | None = None, settings: dict[str, Any] | None = None,
+             progress: ProgressFn | None = None):
     """Complete (T, 15, 3) common-skeleton joints (metres, NaN = missing) from the joints of ``joint_set``
     (the others are ignored even when given) and/or ``observed`` (T, J).  The latent search: ``steps``
     steps with ``preset`` (``settings``: its keyword dictionary, e.g. from the CLI's overrides), windows every
-    ``shift`` frames; ``blend`` joins the generated joints to the observed ones as inpainting does (off by
-    default: a never-observed joint has no observation to join).  -> :class:`InpaintResult`."""
+    ``shift`` frames.  ``correction``: ``anchors`` (:func:`anchor_correct` on the windows' averaged output),
+    ``blend`` (inpainting's :func:`motionviz.inpaint.blend_gaps`: a never-observed joint takes its parent's
+    offset) or ``none`` (the generator's joints as they are; given joints kept).  -> :class:`InpaintResult`
+    whose ``joints`` are the result."""
     from .inpaint import inpaint, preset as _preset
 
     x = np.asarray(joints, dtype=np.float32)
@@ -300,11 +322,24 @@ def upsample(model: Any, joints: np.ndarray, joint_set: str | None = None, obser
         obs &= set_mask(name)[None]
         if not obs.any():
             raise UserError(f"the input has none of the {name} joints ({', '.join(set_joints(name))})")
+    corr = DEFAULTS["correction"] if correction is None else str(correction)
+    if corr not in CORRECTIONS:
+        raise UserError(f"unknown correction {corr!r}; choose from {', '.join(CORRECTIONS)}")
     st = dict(settings) if settings is not None else _preset(preset or DEFAULTS["preset"])
     xin = np.where(obs[..., None], x, np.nan).astype(np.float32)
-    return inpaint(model, xin, obs, steps=DEFAULTS["steps"] if steps is None else int(steps),
-                   shift=DEFAULTS["shift"] if shift is None else int(shift),
-                   blend=DEFAULTS["blend"] if blend is None else bool(blend), progress=progress, **st)
+    res = inpaint(model, xin, obs, steps=DEFAULTS["steps"] if steps is None else int(steps),
+                  shift=DEFAULTS["shift"] if shift is None else int(shift), blend=corr == "blend",
+                  progress=progress, **st)
+    if corr == "anchors":
+        T = x.shape[0]
+        acc = np.zeros(x.shape, dtype=np.float64)
+        cnt = np.zeros(T)
+        for c, s in zip(res.candidates, res.starts):
+            n = min(len(c), T - s)
+            acc[s:s + n] += c[:n]
+            cnt[s:s + n] += 1
+        res.joints = anchor_correct(acc / cnt[:, None, None], xin, obs).astype(np.float32)
+    return res
 
 
 # ==============================================================================================
@@ -376,7 +411,7 @@ def evaluate(upsampler: Any, inpainter: Any | None = None, sets: tuple[str, ...]
             "settings": {"split": f"{split} (held-out subjects)" if split == "test" else split,
                          "datasets": list(datasets) if data is None else "given", "sequences": len(seqs),
                          "max_frames": max_frames, "seed": seed, "steps": steps, "shift": DEFAULTS["shift"],
-                         "preset": DEFAULTS["preset"], "blend": DEFAULTS["blend"], "units": "mm",
+                         "preset": DEFAULTS["preset"], "correction": DEFAULTS["correction"], "units": "mm",
                          "pck_threshold_m": pck, "fps": 20,
                          "errors_on": "hidden joints only (observed joints are kept exactly)",
                          "mean_pose_frames": int(mean["frames"])},

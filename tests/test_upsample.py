@@ -233,3 +233,46 @@ def test_eval_inpaint_cli_reports_upsampling(data_root, tiny_up, capsys):
     assert r["upsampling"]["settings"]["split"] == "test (held-out subjects)"
     row = r["upsampling"]["sets"]["wrists-ankles-neck"]
     assert len(row["hidden"]) == 10 and row["mean_pose"]["mpjpe_mm"] > 0
+
+
+# ---- the Inpaint tab --------------------------------------------------------------------------------
+def test_inpaint_tab_keypoints_to_full_skeleton(tiny_up, tmp_path):
+    import gradio as gr
+
+    from motionviz.motion import Motion
+    from motionviz.ui import inpaint_tab as T
+    from motionviz.ui.common import AppContext
+
+    with gr.Blocks() as demo:
+        ctx = AppContext(checkpoint_dir=tiny_up, data_root=None, models=["aegan"], motions=gr.State([]), demo=None)
+        T.build(ctx)
+    fns = {f.api_name: f.fn for f in demo.fns.values()}
+    assert "inpaint_upsample" in fns
+    m = Motion(_walk(24), COMMON, 20.0)
+    from motionviz.inpaint import load_model
+
+    model = load_model(tiny_up / U.CHECKPOINT_NAME)
+    out = T.upsample_motion(model, m, "blazepose", steps=1, shift=4, mean=_mean())
+    keep = U.set_mask("coco17")
+    assert out.joint_set == "coco17" and np.isfinite(out.output.joints).all()
+    np.testing.assert_allclose(out.output.joints[:, keep], m.joints[:, keep], atol=1e-6)
+    assert not np.isfinite(out.sparse.joints[:, ~keep]).any()
+    assert set(out.mean_mm) == {"AE-GAN up-sampler", "offset baseline"}
+    assert np.isnan(out.errors["offset baseline"][keep]).all() and np.isfinite(out.errors["offset baseline"][~keep]).all()
+    fig = T.upsample_figure(out)
+    assert len(fig.data) == 2 and len(fig.data[0].x) == 3 and all(np.isfinite(fig.data[1].y))
+    assert "Up-sampled from coco17" in T.upsample_markdown(out)
+    with pytest.raises(UserError, match="unknown joint set"):
+        T.upsample_motion(model, m, "hands", steps=1, shift=4)
+    # through the app's event: a session motion, one-line errors for bad requests
+    res = fns["inpaint_upsample"](T.SESSION, 0, None, "trackers", 4, 1, [m])
+    assert json.loads(res[0])["motions"][1]["title"] == "AE-GAN: full skeleton" and len(res[4]) == 2
+    with pytest.raises(gr.Error, match="choose a motion|no motion|session"):
+        fns["inpaint_upsample"](T.SESSION, 0, None, "trackers", 4, 1, [])
+    # no up-sampling checkpoint: the section says so and the button gives one line
+    (tmp_path / "aegan.safetensors").write_bytes((tiny_up / "aegan.safetensors").read_bytes())
+    with gr.Blocks() as demo2:
+        T.build(AppContext(checkpoint_dir=tmp_path, data_root=None, models=["aegan"], motions=gr.State([]), demo=None))
+    fn = {f.api_name: f.fn for f in demo2.fns.values()}["inpaint_upsample"]
+    with pytest.raises(gr.Error, match="not available"):
+        fn(T.SESSION, 0, None, "coco17", 4, 1, [m])

@@ -7,6 +7,10 @@ clean it: windows of 32 frames every ``shift`` frames, latent search for ``steps
 overlays the corrupted input and the output; the chart gives the per-joint error of the input (missing
 joints held at their last seen position), of the interpolation baseline and of the AE-GAN against the
 uncorrupted motion.  The output can be downloaded and is added to the session.
+
+"Keypoints → full skeleton" (joint up-sampling, :mod:`motionviz.upsample`): the same motion reduced to the
+joints of a keypoint detector (COCO-17 / BlazePose limbs) or a few trackers, completed by the up-sampling
+AE-GAN, with the per-joint error of the generated joints beside the offset baseline's.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from .common import (CPU_LIMIT, CPU_QUEUE, LONG_LIMIT, LONG_QUEUE, LONG_TIME_LIM
 from .player import part_label
 
 __all__ = ["build", "InpaintOutcome", "prepare_source", "corrupt_and_inpaint", "error_figure", "summary_markdown",
-           "LIMBS", "MAX_FRAMES"]
+           "LIMBS", "MAX_FRAMES", "UpsampleOutcome", "upsample_motion", "upsample_figure", "upsample_markdown"]
 
 log = logging.getLogger("motionviz.ui.inpaint")
 
@@ -182,6 +186,90 @@ def summary_markdown(out: InpaintOutcome) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class UpsampleOutcome:
+    reference: Motion               # the full motion (the error reference; may miss joints: NaN)
+    sparse: Motion                  # what the model saw: the joints of the set only
+    output: Motion                  # AE-GAN up-sampler
+    baseline: Motion | None         # offset baseline (None without the training data's mean pose)
+    errors: dict[str, np.ndarray]   # method -> per-joint error (metres) on the generated joints, NaN elsewhere
+    mean_mm: dict[str, float]       # method -> mean error (mm) over the generated joints
+    joint_set: str
+    seconds: float
+    note: str = ""
+
+
+def upsample_motion(model: Any, motion: Motion, joint_set: str, steps: Any = None, shift: Any = None,
+                    mean: dict | None = None, progress=None) -> UpsampleOutcome:
+    """Keep only the joints of ``joint_set`` of ``motion`` and generate the rest with the up-sampling AE-GAN
+    (and the offset baseline when ``mean``, the training mean pose, is given); errors against the motion."""
+    from ..upsample import DEFAULTS, offset_baseline, resolve_set, set_mask, upsample
+
+    name = resolve_set(joint_set)
+    steps = DEFAULTS["steps"] if steps in (None, "") else to_int(steps, "steps", 0, 1000)
+    shift = DEFAULTS["shift"] if shift in (None, "") else to_int(shift, "shift", 1, model.cfg.frames)
+    ref, note = prepare_source(motion)
+    check_inpaint_budget(ref.num_frames, model.cfg.frames, shift, steps)
+    keep = set_mask(name)
+    x = ref.joints
+    sparse = np.where(keep[None, :, None], x, np.nan).astype(np.float32)
+    if not np.isfinite(sparse).all(-1).any():
+        raise UserError(f"the motion has none of the {name} joints")
+    res = upsample(model, sparse, name, steps=steps, shift=shift, progress=progress)
+    outs = {"AE-GAN up-sampler": res.joints}
+    if mean is not None:
+        outs["offset baseline"] = offset_baseline(sparse, None, mean)
+    known = ref.observed & ~keep[None]
+    errors, mean_mm = {}, {}
+    for k, y in outs.items():
+        e = np.where(known, np.linalg.norm(y - np.nan_to_num(x), axis=-1), np.nan)
+        n = known.sum(0)
+        errors[k] = np.where(n > 0, np.nansum(e, axis=0) / np.maximum(n, 1), np.nan)
+        mean_mm[k] = float(np.nanmean(e[known])) * 1000 if known.any() else float("nan")
+    mk = lambda j, src: ref.with_joints(j).with_labels(source=src)  # noqa: E731
+    lab = ref.labels
+    out = mk(res.joints, "aegan-upsample").with_labels(text=(lab.text or lab.label or "motion")
+                                                       + f" (up-sampled from {name})")
+    base = mk(outs["offset baseline"], "offset-baseline") if "offset baseline" in outs else None
+    return UpsampleOutcome(reference=ref, sparse=mk(sparse, f"{name} joints"), output=out, baseline=base,
+                           errors=errors, mean_mm=mean_mm, joint_set=name, seconds=res.seconds, note=note)
+
+
+def upsample_figure(out: UpsampleOutcome):
+    """Per-joint error (cm) of the generated joints: the up-sampler and the offset baseline."""
+    import plotly.graph_objects as go
+
+    hidden = [j for j, v in enumerate(next(iter(out.errors.values()))) if np.isfinite(v)]
+    names = [part_label(COMMON.joints[j]) for j in hidden]
+    colors = {"offset baseline": "#ff9f1c", "AE-GAN up-sampler": "#2a9d8f"}
+    fig = go.Figure()
+    for k in ("offset baseline", "AE-GAN up-sampler"):
+        if k in out.errors:
+            e = out.errors[k][hidden] * 100
+            fig.add_trace(go.Bar(x=names, y=[round(float(v), 3) for v in e], name=k, marker_color=colors[k],
+                                 hovertemplate="%{x}: %{y:.2f} cm<extra>" + k + "</extra>"))
+    fig.update_layout(barmode="group", height=340, margin=dict(l=50, r=10, t=40, b=80),
+                      title=dict(text=f"Error of the joints generated from the {out.joint_set} joints", x=0.5),
+                      yaxis=dict(title="error (cm)", rangemode="tozero"), xaxis=dict(tickangle=-45),
+                      legend=dict(orientation="h", x=0.5, xanchor="center", y=1.0, yanchor="bottom"))
+    return fig
+
+
+def upsample_markdown(out: UpsampleOutcome) -> str:
+    from ..upsample import JOINT_SETS
+
+    rows = " | ".join(f"{k}: **{v:.0f} mm**" for k, v in out.mean_mm.items() if np.isfinite(v))
+    lines = [f"**Up-sampled from {out.joint_set}** ({JOINT_SETS[out.joint_set][0]}): "
+             f"{out.reference.num_frames} frames, {int((~np.isfinite(out.sparse.joints).all(-1)).any(0).sum())} "
+             f"joints generated in {out.seconds:.1f} s.", "",
+             f"Mean error of the generated joints against the full motion: {rows or 'n/a'}."]
+    if out.baseline is None:
+        lines.append("_(The offset baseline needs the training data's mean pose: no data folder here.)_")
+    if out.note:
+        lines += ["", f"_{out.note}._"]
+    return "\n".join(lines)
+
+
 def _example_motion(data_root: Path | None) -> Motion:
     from ..data import load_corpus
 
@@ -202,6 +290,13 @@ def build(ctx: AppContext) -> None:
     has_state = ctx.motions is not None
     motions_state = ctx.motions if has_state else gr.State([])
     F = model.cfg.frames
+    upsampler, up_error = None, ""
+    try:
+        from ..upsample import CHECKPOINT_NAME, load_upsampler
+
+        upsampler = load_upsampler(Path(ctx.checkpoint_dir) / CHECKPOINT_NAME if ctx.checkpoint_dir else None)
+    except UserError as e:
+        up_error = str(e)
     gr.Markdown(
         "**AE-GAN inpainter** (autoencoder + Wasserstein GAN, after Mourot 2019). Completes missing joints and "
         "frames and removes noise by searching the latent space of a model of real motion: windows of "
@@ -236,6 +331,17 @@ def build(ctx: AppContext) -> None:
                                         label="Latent-search settings", elem_id="inpaint-preset")
                 denoise = gr.Checkbox(False, label="Replace observed joints too (denoise; on when noise > 0)")
             run_btn = gr.Button("Corrupt & inpaint", variant="primary", elem_id="inpaint-run")
+            with gr.Accordion("Keypoints → full skeleton (joint up-sampling)", open=True,
+                              elem_id="inpaint-upsample-box"):
+                from ..upsample import JOINT_SETS
+
+                gr.Markdown("Keep only the joints a keypoint detector or a few trackers give and let the "
+                            "up-sampling AE-GAN generate the others (the steps and shift above apply)."
+                            + ("" if upsampler is not None else
+                               f"  \n**Not available:** {up_error}"))
+                joint_set = gr.Dropdown([(f"{k}: {v[0]}", k) for k, v in JOINT_SETS.items()], value="coco17",
+                                        label="Joints given", elem_id="inpaint-joint-set")
+                up_btn = gr.Button("Keypoints → full skeleton", elem_id="inpaint-upsample")
         with gr.Column(scale=2):
             view = player(elem_id="inpaint-view")
             view_export(view, "inpaint-view")
@@ -268,12 +374,37 @@ def build(ctx: AppContext) -> None:
         new = add_motions(motions_, out.output)
         return fig, error_figure(out), summary_markdown(out), paths, new, _choices(new)
 
+    @user_error
+    def on_upsample(src, index, path, js, sh, st, motions_, progress=gr.Progress()):
+        if upsampler is None:
+            raise UserError(f"joint up-sampling is not available: {up_error}")
+        cb = progress_callback(progress, LONG_TIME_LIMIT_S)
+        cb(0.0, "preparing")
+        motion = _pick(src, index, path, motions_)
+        mean = None
+        if ctx.data_root is not None:
+            from ..upsample import training_mean_pose
+
+            try:
+                mean = training_mean_pose(ctx.data_root)
+            except UserError:
+                mean = None
+        out = upsample_motion(upsampler, motion, js, st, sh, mean, cb)
+        fig = player_value([out.sparse, out.output], titles=[f"input: the {out.joint_set} joints",
+                                                             "AE-GAN: full skeleton"],
+                           roles=["input", "aegan"], layout="overlay")
+        paths = export_files(out.output, ["npy", "json", "bvh"], stem=f"upsampled_{out.joint_set}")
+        new = add_motions(motions_, out.output)
+        return fig, upsample_figure(out), upsample_markdown(out), paths, new, _choices(new)
+
     def on_refresh(motions_):
         return _choices(motions_)
 
     run_btn.click(on_run, [source, session_pick, upload, drop_j, drop_f, noise, limb, seed, shift, steps, preset_radio,
                            denoise, motions_state], [view, chart, info, files, motions_state, session_pick],
                   api_name="inpaint", **long)
+    up_btn.click(on_upsample, [source, session_pick, upload, joint_set, shift, steps, motions_state],
+                 [view, chart, info, files, motions_state, session_pick], api_name="inpaint_upsample", **long)
     if has_state:
         try:
             motions_state.change(on_refresh, [motions_state], [session_pick], api_name="inpaint_session_changed",
