@@ -43,7 +43,7 @@ DATASET_TITLES: dict[str, str] = {
     "humanml3d": "HumanML3D: one sample motion",
 }
 
-UPLOAD_TYPES = [".npy", ".csv", ".bvh", ".json", ".xz", ".gz"]
+UPLOAD_TYPES = [".npy", ".npz", ".csv", ".bvh", ".json", ".xz", ".gz"]
 ANY = "__any__"
 DATA_QUEUE = "data"       # light events of this tab (index, one file): their own queue
 GRID_MAX = 12

@@ -313,8 +313,8 @@ def build(ctx: AppContext) -> None:
                                   elem_id="inpaint-source")
                 session_pick = gr.Dropdown([], value=None, label="Session motion (Data tab or generated)",
                                            elem_id="inpaint-session")
-                upload = gr.File(label="Motion file (.npy / .csv / .bvh / .json)", type="filepath",
-                                 file_types=[".npy", ".csv", ".bvh", ".xz", ".json"], elem_id="inpaint-upload")
+                upload = gr.File(label="Motion file (.npy / .npz / .csv / .bvh / .json)", type="filepath",
+                                 file_types=[".npy", ".npz", ".csv", ".bvh", ".xz", ".json"], elem_id="inpaint-upload")
                 gr.Markdown("### Corruption")
                 drop_j = gr.Slider(0, 80, value=30, step=5, label="Drop joints (%)", elem_id="inpaint-drop-joints")
                 drop_f = gr.Slider(0, 60, value=0, step=5, label="Drop frames (%)", elem_id="inpaint-drop-frames")
