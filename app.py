@@ -19,6 +19,7 @@ from motionviz.errors import UserError
 from motionviz.generator import available_models
 from motionviz.ui.common import MAX_SESSIONS, AppContext, session_state
 from motionviz.ui.player import PHONE_JS
+from motionviz.ui.sessions import free_sessions_when_gone
 
 log = logging.getLogger("motionviz.app")
 
@@ -167,6 +168,9 @@ def build_app(checkpoint_dir: str | Path | None = None, data_root: str | Path | 
                         gr.Markdown(f"This tab could not be built: `{e.__class__.__name__}: {e}`")
         # phones: the controls accordions beside the players start closed (the player comes first)
         demo.load(None, js=PHONE_JS, queue=False)
+        # a session's memory (state values, Gradio's copy of the page) is freed when it goes, not when
+        # 256 more sessions have come (motionviz.ui.sessions)
+        demo.session_reaper = free_sessions_when_gone(demo)
     return demo
 
 
