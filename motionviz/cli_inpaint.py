@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str = "inpaint") -> Non
                              "checkpoints/aegan-upsample.safetensors)")
     parser.add_argument("--shift", type=int, default=8, help="frames between window starts (default 8)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="latent optimisation steps per window (default 200; up-sampling: 50)")
+                        help="latent optimisation steps per window (default 200; up-sampling: chosen per joint set)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--preset", default="tuned", choices=["tuned", "thesis"],
                         help="latent-search settings: 'tuned' (Adam lr 0.01, weights 10/5/0.05, windows averaged; "
@@ -90,8 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str = "inpaint") -> Non
         up = parser.add_mutually_exclusive_group()
         up.add_argument("--no-upsampling", action="store_true", help="skip the joint up-sampling evaluation")
         up.add_argument("--upsampling-only", action="store_true", help="only the joint up-sampling evaluation")
-        parser.add_argument("--upsampling-sequences", type=int, default=12,
-                            help="held-out sequences per joint set (default 12)")
+        parser.add_argument("--upsampling-sequences", type=int, default=24,
+                            help="held-out sequences per joint set (default 24)")
         parser.add_argument("--upsampling-split", default="test", choices=["test", "val"],
                             help="test (held-out subjects, default) or val (for choosing settings)")
         parser.add_argument("--data-root", default=None)

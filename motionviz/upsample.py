@@ -34,7 +34,7 @@ from .skeleton import COMMON, Skeleton
 
 __all__ = ["JOINT_SETS", "SET_ALIASES", "resolve_set", "set_mask", "set_joints", "sparse_to_common",
            "training_mean_pose", "offset_baseline", "mean_pose_fill", "nearest_joint_fill", "upsample",
-           "anchor_correct", "DEFAULTS", "CORRECTIONS",
+           "anchor_correct", "DEFAULTS", "SETTINGS", "CORRECTIONS", "settings_for",
            "load_upsampler", "evaluate", "CHECKPOINT_NAME", "METHODS"]
 
 CHECKPOINT_NAME = "aegan-upsample.safetensors"
@@ -277,9 +277,26 @@ def load_upsampler(path: str | Path | None = None):
 
 
 #: the latent search of up-sampling (``steps`` = 0: the encoder's answer only) and how the generated joints
-#: are joined to the given ones (``correction``, see :func:`upsample`); chosen on the validation split
-DEFAULTS: dict[str, Any] = {"steps": 50, "shift": 8, "preset": "tuned", "correction": "anchors"}
+#: are joined to the given ones (``correction``, see :func:`upsample`), per joint set; chosen on the validation
+#: split (12 sequences of the val subjects, steps 0 / 50 / 200 x the three corrections; mm on the generated
+#: joints: coco17 17.0 with 0 steps + anchors (50 steps: 18.0-19.2, 200: 21.8-22.6); trackers 34.4 with 50
+#: steps + blend (0: 35.7-37.1, 200: 37.0-38.0); wrists-ankles-neck 53.2 with 50 steps + blend or none (0:
+#: 54.8-57.7, 200: 55.7-57.6)).  Longer searches fit the few given joints better and the others worse.
+DEFAULTS: dict[str, Any] = {"steps": 50, "shift": 8, "preset": "tuned", "correction": "blend"}
+SETTINGS: dict[str, dict[str, Any]] = {
+    "coco17": {"steps": 0, "correction": "anchors"},
+    "trackers": {"steps": 50, "correction": "blend"},
+    "wrists-ankles-neck": {"steps": 50, "correction": "blend"},
+}
 CORRECTIONS = ("anchors", "blend", "none")
+
+
+def settings_for(joint_set: str | None) -> dict[str, Any]:
+    """The up-sampling settings of a joint set (:data:`SETTINGS`; :data:`DEFAULTS` for other masks)."""
+    out = dict(DEFAULTS)
+    if joint_set is not None:
+        out.update(SETTINGS.get(resolve_set(joint_set), {}))
+    return out
 
 
 def anchor_correct(pred: np.ndarray, x: np.ndarray, observed: np.ndarray, skeleton: Skeleton = COMMON) -> np.ndarray:
@@ -305,7 +322,7 @@ def upsample(model: Any, joints: np.ndarray, joint_set: str | None = None, obser
     """Complete (T, 15, 3) common-skeleton joints (metres, NaN = missing) from the joints of ``joint_set``
     (the others are ignored even when given) and/or ``observed`` (T, J).  The latent search: ``steps``
     steps with ``preset`` (``settings``: its keyword dictionary, e.g. from the CLI's overrides), windows every
-    ``shift`` frames.  ``correction``: ``anchors`` (:func:`anchor_correct` on the windows' averaged output),
+    ``shift`` frames; left as None, the set's :data:`SETTINGS` (chosen on the validation split).  ``correction``: ``anchors`` (:func:`anchor_correct` on the windows' averaged output),
     ``blend`` (inpainting's :func:`motionviz.inpaint.blend_gaps`: a never-observed joint takes its parent's
     offset) or ``none`` (the generator's joints as they are; given joints kept).  -> :class:`InpaintResult`
     whose ``joints`` are the result."""
@@ -322,13 +339,14 @@ def upsample(model: Any, joints: np.ndarray, joint_set: str | None = None, obser
         obs &= set_mask(name)[None]
         if not obs.any():
             raise UserError(f"the input has none of the {name} joints ({', '.join(set_joints(name))})")
-    corr = DEFAULTS["correction"] if correction is None else str(correction)
+    chosen = settings_for(joint_set)
+    corr = chosen["correction"] if correction is None else str(correction)
     if corr not in CORRECTIONS:
         raise UserError(f"unknown correction {corr!r}; choose from {', '.join(CORRECTIONS)}")
-    st = dict(settings) if settings is not None else _preset(preset or DEFAULTS["preset"])
+    st = dict(settings) if settings is not None else _preset(preset or chosen["preset"])
     xin = np.where(obs[..., None], x, np.nan).astype(np.float32)
-    res = inpaint(model, xin, obs, steps=DEFAULTS["steps"] if steps is None else int(steps),
-                  shift=DEFAULTS["shift"] if shift is None else int(shift), blend=corr == "blend",
+    res = inpaint(model, xin, obs, steps=chosen["steps"] if steps is None else int(steps),
+                  shift=chosen["shift"] if shift is None else int(shift), blend=corr == "blend",
                   progress=progress, **st)
     if corr == "anchors":
         T = x.shape[0]
@@ -350,19 +368,19 @@ METHODS = ("mean_pose", "nearest_joint", "offset_baseline", "aegan_inpainter", "
 
 
 def evaluate(upsampler: Any, inpainter: Any | None = None, sets: tuple[str, ...] = tuple(JOINT_SETS),
-             sequences: int = 12, max_frames: int = 128, steps: int | None = None, seed: int = 0,
+             sequences: int = 24, max_frames: int = 128, steps: int | None = None, seed: int = 0,
              root: str | Path | None = None, split: str = "test", pck: float = 0.05,
              datasets: tuple[str, ...] = ("ui-prmd", "kimore", "irds"), progress: ProgressFn | None = None,
              data: list[tuple[str, np.ndarray]] | None = None,
              mean: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Every joint set x held-out sequence: hide the joints outside the set and reconstruct them with each
     method of :data:`METHODS` (``aegan_inpainter``: the shipped inpainting AE-GAN with the same search;
-    ``aegan_upsample_encoder``: the up-sampler's encoder only, no search).  Errors are on the hidden joints
+    ``aegan_upsample_encoder``: the up-sampler's encoder only, no search, no correction; ``steps`` None:
+    each set's :data:`SETTINGS`).  Errors are on the hidden joints
     only: mean (``mpjpe_mm``), per joint (``per_joint_mm``) and PCK at ``pck`` metres.  ``data`` / ``mean``:
     given sequences and mean pose instead of the held-out split and the training split's."""
     from .inpaint import eval_sequences
 
-    steps = DEFAULTS["steps"] if steps is None else int(steps)
     seqs = data if data is not None else eval_sequences(sequences, max_frames, seed, root, datasets=tuple(datasets),
                                                          split=split)
     mean = mean if mean is not None else training_mean_pose(root, tuple(datasets))
@@ -383,7 +401,7 @@ def evaluate(upsampler: Any, inpainter: Any | None = None, sets: tuple[str, ...]
                 "mean_pose": mean_pose_fill(xs, obs, mean),
                 "nearest_joint": nearest_joint_fill(xs, obs, mean),
                 "offset_baseline": offset_baseline(xs, obs, mean),
-                "aegan_upsample_encoder": upsample(upsampler, xs, name, steps=0).joints,
+                "aegan_upsample_encoder": upsample(upsampler, xs, name, steps=0, correction="none").joints,
             }
             t0 = time.perf_counter()
             preds["aegan_upsample"] = upsample(upsampler, xs, name, steps=steps).joints
@@ -397,7 +415,9 @@ def evaluate(upsampler: Any, inpainter: Any | None = None, sets: tuple[str, ...]
             if progress is not None:
                 progress(done / total, f"up-sampling {name}: sequence {si + 1}/{len(seqs)}")
         row: dict[str, Any] = {"observed": list(set_joints(name)), "hidden": [COMMON.joints[j] for j in hidden],
-                               "description": JOINT_SETS[name][0]}
+                               "description": JOINT_SETS[name][0],
+                               "settings": {k: v for k, v in settings_for(name).items() if k != "preset"}
+                               if steps is None else {"steps": steps}}
         for m in methods:
             e = np.concatenate(err[m])                      # (frames, hidden)
             row[m] = {"mpjpe_mm": round(float(e.mean()) * 1000, 1),
@@ -410,8 +430,8 @@ def evaluate(upsampler: Any, inpainter: Any | None = None, sets: tuple[str, ...]
     return {"sets": out_sets,
             "settings": {"split": f"{split} (held-out subjects)" if split == "test" else split,
                          "datasets": list(datasets) if data is None else "given", "sequences": len(seqs),
-                         "max_frames": max_frames, "seed": seed, "steps": steps, "shift": DEFAULTS["shift"],
-                         "preset": DEFAULTS["preset"], "correction": DEFAULTS["correction"], "units": "mm",
+                         "max_frames": max_frames, "seed": seed, "steps": "per set (see each set's settings)"
+                         if steps is None else steps, "preset": DEFAULTS["preset"], "units": "mm",
                          "pck_threshold_m": pck, "fps": 20,
                          "errors_on": "hidden joints only (observed joints are kept exactly)",
                          "mean_pose_frames": int(mean["frames"])},

@@ -265,14 +265,14 @@ def test_inpaint_tab_keypoints_to_full_skeleton(tiny_up, tmp_path):
     with pytest.raises(UserError, match="unknown joint set"):
         T.upsample_motion(model, m, "hands", steps=1, shift=4)
     # through the app's event: a session motion, one-line errors for bad requests
-    res = fns["inpaint_upsample"](T.SESSION, 0, None, "trackers", 4, 1, [m])
+    res = fns["inpaint_upsample"](T.SESSION, 0, None, "trackers", [m])
     assert json.loads(res[0])["motions"][1]["title"] == "AE-GAN: full skeleton" and len(res[4]) == 2
     with pytest.raises(gr.Error, match="choose a motion|no motion|session"):
-        fns["inpaint_upsample"](T.SESSION, 0, None, "trackers", 4, 1, [])
+        fns["inpaint_upsample"](T.SESSION, 0, None, "trackers", [])
     # no up-sampling checkpoint: the section says so and the button gives one line
     (tmp_path / "aegan.safetensors").write_bytes((tiny_up / "aegan.safetensors").read_bytes())
     with gr.Blocks() as demo2:
         T.build(AppContext(checkpoint_dir=tmp_path, data_root=None, models=["aegan"], motions=gr.State([]), demo=None))
     fn = {f.api_name: f.fn for f in demo2.fns.values()}["inpaint_upsample"]
     with pytest.raises(gr.Error, match="not available"):
-        fn(T.SESSION, 0, None, "coco17", 4, 1, [m])
+        fn(T.SESSION, 0, None, "coco17", [m])

@@ -203,11 +203,12 @@ def upsample_motion(model: Any, motion: Motion, joint_set: str, steps: Any = Non
                     mean: dict | None = None, progress=None) -> UpsampleOutcome:
     """Keep only the joints of ``joint_set`` of ``motion`` and generate the rest with the up-sampling AE-GAN
     (and the offset baseline when ``mean``, the training mean pose, is given); errors against the motion."""
-    from ..upsample import DEFAULTS, offset_baseline, resolve_set, set_mask, upsample
+    from ..upsample import offset_baseline, resolve_set, set_mask, settings_for, upsample
 
     name = resolve_set(joint_set)
-    steps = DEFAULTS["steps"] if steps in (None, "") else to_int(steps, "steps", 0, 1000)
-    shift = DEFAULTS["shift"] if shift in (None, "") else to_int(shift, "shift", 1, model.cfg.frames)
+    chosen = settings_for(name)
+    steps = chosen["steps"] if steps in (None, "") else to_int(steps, "steps", 0, 1000)
+    shift = chosen["shift"] if shift in (None, "") else to_int(shift, "shift", 1, model.cfg.frames)
     ref, note = prepare_source(motion)
     check_inpaint_budget(ref.num_frames, model.cfg.frames, shift, steps)
     keep = set_mask(name)
@@ -336,7 +337,8 @@ def build(ctx: AppContext) -> None:
                 from ..upsample import JOINT_SETS
 
                 gr.Markdown("Keep only the joints a keypoint detector or a few trackers give and let the "
-                            "up-sampling AE-GAN generate the others (the steps and shift above apply)."
+                            "up-sampling AE-GAN generate the others (its own search settings, chosen per joint "
+                            "set on the validation subjects)."
                             + ("" if upsampler is not None else
                                f"  \n**Not available:** {up_error}"))
                 joint_set = gr.Dropdown([(f"{k}: {v[0]}", k) for k, v in JOINT_SETS.items()], value="coco17",
@@ -375,7 +377,7 @@ def build(ctx: AppContext) -> None:
         return fig, error_figure(out), summary_markdown(out), paths, new, _choices(new)
 
     @user_error
-    def on_upsample(src, index, path, js, sh, st, motions_, progress=gr.Progress()):
+    def on_upsample(src, index, path, js, motions_, progress=gr.Progress()):
         if upsampler is None:
             raise UserError(f"joint up-sampling is not available: {up_error}")
         cb = progress_callback(progress, LONG_TIME_LIMIT_S)
@@ -389,7 +391,7 @@ def build(ctx: AppContext) -> None:
                 mean = training_mean_pose(ctx.data_root)
             except UserError:
                 mean = None
-        out = upsample_motion(upsampler, motion, js, st, sh, mean, cb)
+        out = upsample_motion(upsampler, motion, js, None, None, mean, cb)
         fig = player_value([out.sparse, out.output], titles=[f"input: the {out.joint_set} joints",
                                                              "AE-GAN: full skeleton"],
                            roles=["input", "aegan"], layout="overlay")
@@ -403,7 +405,7 @@ def build(ctx: AppContext) -> None:
     run_btn.click(on_run, [source, session_pick, upload, drop_j, drop_f, noise, limb, seed, shift, steps, preset_radio,
                            denoise, motions_state], [view, chart, info, files, motions_state, session_pick],
                   api_name="inpaint", **long)
-    up_btn.click(on_upsample, [source, session_pick, upload, joint_set, shift, steps, motions_state],
+    up_btn.click(on_upsample, [source, session_pick, upload, joint_set, motions_state],
                  [view, chart, info, files, motions_state, session_pick], api_name="inpaint_upsample", **long)
     if has_state:
         try:
