@@ -43,6 +43,13 @@ def test_npy_json_bvh_round_trip(tmp_path):
     assert a.dtype == np.float32 and a.shape == m.joints.shape
     np.testing.assert_array_equal(a, m.joints)
 
+    p = export_motion(m, "npz", tmp_path)                  # the array with its rate and skeleton name
+    with np.load(p, allow_pickle=False) as z:
+        assert sorted(z.files) == ["fps", "joints", "skeleton"] and float(z["fps"]) == m.fps
+        np.testing.assert_array_equal(z["joints"], m.joints)
+    back = load_user_file(p)
+    assert back.fps == m.fps and back.skeleton.name == m.skeleton.name
+
     p = export_motion(m, "json", tmp_path)
     back = Motion.from_json(p.read_text(encoding="utf-8"))
     assert back.skeleton.joints == m.skeleton.joints and back.fps == m.fps
@@ -92,7 +99,7 @@ def test_bad_inputs_are_user_errors(tmp_path):
     m = _motion()
     with pytest.raises(UserError, match="unknown export format"):
         export_motion(m, "fbx", tmp_path)
-    assert set(FORMATS) == {"npy", "json", "bvh", "gif", "mp4", "html", "glb"}
+    assert set(FORMATS) == {"npy", "npz", "json", "bvh", "gif", "mp4", "html", "glb"}
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
