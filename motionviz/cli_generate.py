@@ -205,7 +205,7 @@ def _add_sample_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--correct", action="store_true", help="a correct execution (diffusion default: unspecified)")
     p.add_argument("--frames", default=None, help="frames at 20 fps (default 120 diffusion, 60 vae)")
     p.add_argument("--steps", default=None,
-                   help="denoising steps (default 20 for diffusion; 1, 2 (default) or 4 for diffusion-fast)")
+                   help="denoising steps (default 20 for diffusion; 1 (default), 2 or 4 for diffusion-fast)")
     p.add_argument("--guidance", default="2.5", help="classifier-free guidance scale (diffusion)")
     p.add_argument("--sampler", default="ddim", help="diffusion sampler: ddim (default) or ddpm")
     p.add_argument("--seed", default="0", help="random seed (same seed -> same output)")

@@ -203,7 +203,7 @@ MODELS: dict[str, tuple[str, str]] = {
 }
 
 #: Denoising steps a sampler uses when the request does not say (CLI, UI, evaluation).
-DEFAULT_STEPS: dict[str, int] = {"diffusion": 20, "diffusion-fast": 2}
+DEFAULT_STEPS: dict[str, int] = {"diffusion": 20, "diffusion-fast": 1}
 
 _cache: dict[tuple[str, str], Generator] = {}
 _lock = threading.Lock()

@@ -139,7 +139,7 @@ def test_fast_model_is_the_default_and_follows_the_guidance_slider(page):  # noq
     pg.locator("#text-prompt textarea").fill("a deep squat, then stand up again")
     host = "#text-plot [data-mvp-id]"
     info = _info_after(pg, lambda: _click_and_wait_drawn(pg, host, "#text-generate"))
-    assert "2 steps" in info and "guidance 2.5" in info, info
+    assert "1 step ·" in info and "guidance 2.5" in info, info
     rng = pg.locator("#text-guidance input[type=range]").first
     rng.scroll_into_view_if_needed()
     box = rng.bounding_box()
@@ -153,7 +153,7 @@ def test_fast_model_is_the_default_and_follows_the_guidance_slider(page):  # noq
                          "return i && i.innerText.includes('guidance ' + g + ' ') && /s on the server/.test(i.innerText); }",
                          arg=f"{g:g}", timeout=120_000)
     info2 = pg.locator("#text-info").inner_text()
-    assert "2 steps" in info2 and "seed 0" in info2, info2
+    assert "1 step ·" in info2 and "seed 0" in info2, info2
     pg.locator(host).first.scroll_into_view_if_needed()
     _every_cell_draws(pg, host, 4)
     _no_error_toast(pg)

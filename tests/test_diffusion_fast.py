@@ -204,7 +204,7 @@ def test_exercise_correctness_and_editing(ckpt):
 def test_registered_and_loaded_through_the_registry(ckpt):
     from motionviz.generator import DEFAULT_STEPS, MODELS, available_models, load_generator
 
-    assert "diffusion-fast" in MODELS and DEFAULT_STEPS["diffusion-fast"] == 2
+    assert "diffusion-fast" in MODELS and DEFAULT_STEPS["diffusion-fast"] == 1
     assert "diffusion-fast" in available_models(ckpt)
     assert isinstance(load_generator("diffusion-fast", ckpt), DF.FastGenerator)
 
@@ -215,7 +215,7 @@ def test_cli_sample_fast(capsys, ckpt, tmp_path):
             "--checkpoint-dir", str(ckpt), "--out", str(out), "--json", "--quiet"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["steps"] == 2 and summary["model"] == "diffusion-fast"
+    assert summary["steps"] == 1 and summary["model"] == "diffusion-fast"
     assert np.load(out, allow_pickle=False).shape == (2, 40, J, 3)
     assert main(argv[:-4] + ["--steps", "4", "--out", str(out), "--json", "--quiet"]) == 0
     assert main(argv[:-4] + ["--steps", "3", "--out", str(out), "--quiet"]) == 2
@@ -262,12 +262,12 @@ def test_text_tab_uses_the_fast_model_by_default_and_follows_the_guidance_slider
     assert fns["text_guidance_changed"].concurrency_id == "cpu"          # the slider's release regenerates
     gen = fns["text_generate"].fn
     args = ["raise both arms", "", "Unspecified", 2.5, 20, 40, 1, 5, False, "ddim", ["npy"], []]
-    _, info, _, _, ms, _ = gen(*args)                                    # default: fast, 2 steps
-    assert "2 steps" in info and ms[0].labels.extra["model"] == "diffusion-fast"
+    _, info, _, _, ms, _ = gen(*args)                                    # default: fast, 1 step
+    assert "1 step ·" in info and ms[0].labels.extra["model"] == "diffusion-fast"
     _, _, _, _, ms_g, _ = fns["text_guidance_changed"].fn(*(args[:3] + [6.0] + args[4:]))
     assert not np.allclose(ms[0].joints, ms_g[0].joints)                 # same seed, new guidance
-    _, info, _, _, ms_1, _ = gen(*args, "diffusion-fast", 1)
-    assert "1 steps" in info or "1 step" in info
+    _, info, _, _, ms_1, _ = gen(*args, "diffusion-fast", 2)
+    assert "2 steps ·" in info
     _, info, _, _, ms_t, _ = gen(*args, "diffusion", 2)                  # the teacher stays selectable
     assert "20 steps" in info and ms_t[0].labels.extra["model"] == "diffusion"
     from motionviz.ui.common import user_error  # noqa: F401  (errors are gr.Error through the wrapper)
@@ -284,10 +284,10 @@ def test_compare_tab_keeps_the_fast_models_own_steps(ckpt):
     from motionviz.ui import compare_tab as C
 
     gens = C.comparable_models(["diffusion", "diffusion-fast"], ckpt)
-    assert isinstance(gens["diffusion-fast"], FixedSteps) and gens["diffusion-fast"].steps == 2
+    assert isinstance(gens["diffusion-fast"], FixedSteps) and gens["diffusion-fast"].steps == 1
     res = C.compare_all(gens, "ui-prmd:m01", "a deep squat", "Correct", 3, 40, 20)   # the slider's 20 steps
     by_role = dict(zip(res.roles, res.motions))
-    assert by_role["diffusion-fast"].labels.extra["steps"] == 2 and by_role["diffusion"].labels.extra["steps"] == 20
+    assert by_role["diffusion-fast"].labels.extra["steps"] == 1 and by_role["diffusion"].labels.extra["steps"] == 20
 
 
 def test_build_training_on_real_data(data_root, tmp_path):

@@ -22,6 +22,7 @@ import gradio as gr
 import numpy as np
 
 from ..errors import UserError
+from ..generator import DEFAULT_STEPS
 from ..motion import DEFAULT_FPS, Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, MAX_SEED, AppContext, add_motions, check_cost, export_dir,
                      motion_choices, pick_motion, progress_callback, resolve_seed, to_float, to_int,
@@ -64,7 +65,8 @@ UI_LIMITS = {"steps": (1, 200), "frames": (16, 300), "num": (1, 8), "guidance": 
 #: The distilled sampler (``diffusion-fast``): used by default when its checkpoint exists; its step counts.
 FAST, FULL = "diffusion-fast", "diffusion"
 FAST_STEPS = (1, 2, 4)
-MODEL_CHOICES = [("Fast (distilled, 1–4 steps, follows the guidance slider live)", FAST),
+FAST_DEFAULT_STEPS = DEFAULT_STEPS[FAST]
+MODEL_CHOICES = [("Fast (distilled, 1 step, follows the guidance slider live)", FAST),
                  ("Full diffusion (20+ steps)", FULL)]
 #: A request's cost up front: samples x steps x frames (the denoiser's work grows with each); the
 #: defaults cost 4 x 20 x 120 = 9,600, the budget allows e.g. 8 x 100 x 300 (every slider at its
@@ -176,7 +178,7 @@ def describe_request(req: Any, note: str = "", seconds: float | None = None, edi
         cond.append("correct execution" if req.correct else "incorrect execution")
     what = ", ".join(cond) if cond else "no condition (unconditional sample: a random movement)"
     lines = [f"{edited or f'{req.num} motion(s) of {req.frames} frames'} · {what}",
-             f"{req.sampler.upper()} {req.steps} steps · guidance {req.guidance:g} · seed {req.seed}"
+             f"{req.sampler.upper()} {req.steps} step{'' if req.steps == 1 else 's'} · guidance {req.guidance:g} · seed {req.seed}"
              + (f" · {timing_note(seconds, model_seconds)}" if seconds is not None else "")]
     if req.num > 1:
         lines.append(f"Each sample has its own seed ({req.seed} to {req.seed + req.num - 1}, in its title): asking "
@@ -353,7 +355,8 @@ def build(ctx: AppContext) -> None:
                                  elem_id="text-model", visible=len(gens) > 1)
                 guidance = gr.Slider(*UI_LIMITS["guidance"], value=2.5, step=0.1, label="Guidance scale",
                                      elem_id="text-guidance")
-                fast_steps = gr.Radio(list(FAST_STEPS), value=2, label="Steps (fast model)",
+                fast_steps = gr.Radio(list(FAST_STEPS), value=FAST_DEFAULT_STEPS,
+                                      label="Steps (fast model: 1 is its best, see the model card)",
                                       elem_id="text-fast-steps", visible=default_model == FAST)
                 with gr.Row():
                     steps = gr.Slider(*UI_LIMITS["steps"], value=20, step=1, label="Denoising steps",
@@ -408,7 +411,7 @@ def build(ctx: AppContext) -> None:
 
     @user_error
     def on_generate(text_, exercise_, correct_, guidance_, steps_, frames_, num_, seed_, randomize_, sampler_,
-                    formats_, motions_, model_=default_model, fast_steps_=2, progress=gr.Progress()):
+                    formats_, motions_, model_=default_model, fast_steps_=FAST_DEFAULT_STEPS, progress=gr.Progress()):
         import time
 
         cb = progress_callback(progress)
@@ -432,7 +435,7 @@ def build(ctx: AppContext) -> None:
 
     @user_error
     def on_edit(index_, keep_first_, keep_last_, parts_, text_, exercise_, correct_, guidance_, steps_, num_,
-                seed_, randomize_, sampler_, formats_, motions_, model_=default_model, fast_steps_=2,
+                seed_, randomize_, sampler_, formats_, motions_, model_=default_model, fast_steps_=FAST_DEFAULT_STEPS,
                 progress=gr.Progress()):
         import time
 
