@@ -381,6 +381,8 @@ def _precheck(gen: Any, model: str, req: Any, quiet: bool) -> None:
     (it can take seconds the first time) so its loading is not shown as a stuck 0 %."""
     if model == "vae" and hasattr(gen, "class_index"):
         gen.class_index(req.label, req.correct)
+    if model in ("diffusion", "diffusion-fast"):
+        gen.check(req)
     if model in ("diffusion", "diffusion-fast") and req.text:
         enc = getattr(type(gen), "encoder", None)
         if isinstance(enc, property):

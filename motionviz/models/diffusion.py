@@ -535,6 +535,10 @@ class DiffusionGenerator:
             raise UserError(f"correct_guidance must be between 0 and 20, got {v}")
         return v
 
+    def check(self, req: Request) -> None:
+        """Raise :class:`UserError` for a request this model cannot run, before any work (text encoder
+        included); the teacher takes every validated request."""
+
     def _timesteps(self, steps: int) -> list[int] | None:
         """The denoising steps for ``steps`` (None: evenly spaced, :func:`motionviz.sampling.timesteps_for`)."""
         return None
@@ -552,6 +556,7 @@ class DiffusionGenerator:
         """Text/label/unconditional generation and editing (``source`` + ``keep``), repetition by
         repetition (:meth:`_sample_repetitions`, :meth:`_edit_chunks`)."""
         req = request.validated()
+        self.check(req)
         src_j = keep = None
         if req.source is not None and req.keep is not None:
             src = req.source

@@ -190,9 +190,11 @@ class FastGenerator(DiffusionGenerator):
                             f"use the diffusion model for more")
         return student_times(self.cfg.T, steps)
 
-    def _denoiser(self, req: Request, cond_text: str, matched: str | None) -> Callable[..., torch.Tensor]:
+    def check(self, req: Request) -> None:
+        """Steps on the distillation grid, a guidance scale it was distilled for, the built-in
+        correct/incorrect guidance."""
         cfg = self.cfg
-        self._timesteps(req.steps)                          # check the steps before any work
+        self._timesteps(req.steps)
         g = req.guidance if self._has_condition(req) else 1.0
         if g > cfg.guidance_max:
             raise UserError(f"diffusion-fast was distilled for guidance scales up to {cfg.guidance_max:g} "
@@ -201,6 +203,9 @@ class FastGenerator(DiffusionGenerator):
         if req.correct is not None and abs(gc - cfg.correct_guidance) > 1e-6:
             raise UserError(f"diffusion-fast has the correct/incorrect guidance {cfg.correct_guidance:g} built "
                             f"in (got {gc:g}); use the diffusion model to change it")
+
+    def _denoiser(self, req: Request, cond_text: str, matched: str | None) -> Callable[..., torch.Tensor]:
+        g = req.guidance if self._has_condition(req) else 1.0
         n = req.num
         text, text_on, label, correct, dataset = self._condition_tensors(req, n, cond_text, matched)
         w = torch.full((n,), float(g))

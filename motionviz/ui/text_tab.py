@@ -197,6 +197,7 @@ def generate_motions(gen: Any, text: Any, exercise: Any, correct: Any, guidance:
     req, note = _request(text, exercise, correct, guidance, steps, frames, num, seed, sampler, gen.name)
     if req.label and req.label not in list(getattr(gen, "labels", []) or []):
         raise UserError(f"the model does not know the exercise {req.label!r}; pick one from the list")
+    gen.check(req)                                  # before the text encoder loads
     cond_text = gen.condition_text(req) if callable(getattr(gen, "condition_text", None)) else req.text
     if cond_text and not req.text:
         used = f"The exercise's description was used as the text: “{_md_escape(cond_text)}”."
