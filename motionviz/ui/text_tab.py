@@ -340,8 +340,9 @@ def build(ctx: AppContext) -> None:
         "**Text → motion (diffusion).** Describe an exercise in plain words — and/or pick an exercise and "
         "correct or incorrect execution — and get 3D motions on the 15-joint skeleton at 20 fps. Leave "
         "everything empty for an unconditional sample. Higher guidance follows the description more "
-        "closely; more steps are slower and a little smoother. Generated motions are added to the session, "
-        "so the other tabs can use them.", elem_id="text-intro")
+        "closely. The fast model (distilled, the default when its checkpoint is there) samples in one step, so "
+        "releasing the guidance slider regenerates at once; the full model takes 20 or more steps. Generated "
+        "motions are added to the session, so the other tabs can use them.", elem_id="text-intro")
     with gr.Row(equal_height=False, elem_classes=["mv-split"]):
         with gr.Column(scale=1, min_width=320):
             with controls():
