@@ -689,6 +689,18 @@ class DiffusionGenerator:
         return full
 
 
+def load_weights(net: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Load a checkpoint's ``net.*`` tensors into ``net`` (strict) and check it has the feature statistics;
+    :class:`CheckpointError` otherwise."""
+    sd = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{Path(path).name} does not match its config: {str(e).splitlines()[0]}") from None
+    if "stats.mean" not in tensors or "stats.std" not in tensors:
+        raise CheckpointError(f"{Path(path).name} has no normalisation statistics")
+
+
 def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
     """Rebuild the model from the checkpoint's stored config (strict).  ``encoder`` (optional) must match
     the checkpoint's text encoder, else :class:`CheckpointError`."""
@@ -702,13 +714,7 @@ def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
         raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
                               f"version reads {Config.representation!r}")
     net = Denoiser(cfg)
-    sd = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{Path(path).name} does not match its config: {str(e).splitlines()[0]}") from None
-    if "stats.mean" not in tensors or "stats.std" not in tensors:
-        raise CheckpointError(f"{Path(path).name} has no normalisation statistics")
+    load_weights(net, tensors, path)
     enc_name = meta.get("text_encoder", cfg.text_encoder)
     if encoder is not None:
         from ..text import check_encoder

@@ -240,13 +240,7 @@ def load_generator(path: str | Path, encoder: Any = None) -> FastGenerator:
         raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
                               f"version reads {Config.representation!r}")
     net = StudentDenoiser(cfg)
-    sd = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{Path(path).name} does not match its config: {str(e).splitlines()[0]}") from None
-    if "stats.mean" not in tensors or "stats.std" not in tensors:
-        raise CheckpointError(f"{Path(path).name} has no normalisation statistics")
+    teacher_mod.load_weights(net, tensors, path)
     if encoder is not None:
         from ..text import check_encoder
 
