@@ -145,7 +145,10 @@ def wait_new_payload_drawn(pg, host: str, action: Callable[[], None], timeout: i
     old = pg.evaluate(f"() => (document.querySelector('{host}') || {{dataset: {{}}}}).dataset.mvpId || ''")
     t0 = pg.evaluate("() => performance.now()")
     action()
+    # the player draws only while it is on screen, and the clicked button may have scrolled it away: bring
+    # it back while waiting (as a user looking at the result would)
     handle = pg.wait_for_function(f"""(old) => {{ const h = document.querySelector('{host}');
+        if (h && h.dataset.mvpDrawn !== h.dataset.mvpId) h.scrollIntoView({{block: 'nearest'}});
         return h && h.dataset.mvpId && h.dataset.mvpId !== old && h.dataset.mvpDrawn === h.dataset.mvpId
                && h.dataset.mvpDrawAt ? Number(h.dataset.mvpDrawAt) : false; }}""", arg=old, timeout=timeout)
     return (handle.json_value() - t0) / 1000.0
