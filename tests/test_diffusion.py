@@ -413,3 +413,61 @@ def test_each_sample_has_its_own_seed(gen):
         assert np.allclose(m.joints, alone.joints, atol=1e-4)
         assert m.labels.extra["seed"] == 11 + i
     assert not np.allclose(batch[0].joints, batch[1].joints)
+
+
+def test_adaln_layers_start_as_the_identity_and_follow_the_condition():
+    """adaLN-Zero: with the modulation at zero a layer passes its tokens through unchanged; once trained, the
+    same tokens come out differently for different conditions (the condition scales and shifts every
+    layer's normalised input), and padded tokens do not change the others."""
+    layer = D.AdaLNLayer(16, 2, 32, 0.0).eval()
+    h, c = torch.randn(3, 5, 16), torch.randn(3, 16)
+    with torch.no_grad():
+        assert torch.equal(layer(h, c), h)
+        torch.nn.init.normal_(layer.mod.weight, std=0.3)
+        a = layer(h, c)
+        b = layer(h, c.flip(0))
+        assert not torch.allclose(a, h) and not torch.allclose(a[0], b[0])
+        pad = torch.zeros(3, 5, dtype=torch.bool)
+        pad[:, -1] = True
+        h2 = h.clone()
+        h2[:, -1] = 100.0                                                  # a padded token: ignored
+        assert torch.allclose(layer(h, c, pad)[:, :-1], layer(h2, c, pad)[:, :-1], atol=1e-5)
+
+
+def test_pair_embedding_is_one_row_per_exercise_and_execution():
+    """The (exercise, correct/incorrect/unknown) pair embedding: changing the row of (exercise 2,
+    incorrect) changes the condition of exactly that pair."""
+    net = D.Denoiser(_cfg()).eval()
+    label = torch.tensor([2, 2, 2, 1, 0])
+    correct = torch.tensor([2, 1, 0, 2, 2])
+    args = (torch.zeros(5, dtype=torch.long), None, torch.zeros(5, dtype=torch.bool), label, correct,
+            torch.zeros(5, dtype=torch.long))
+    with torch.no_grad():
+        before = net.condition(*args)
+        net.pair_emb.weight[3 * 2 + 2] += 1.0
+        changed = (net.condition(*args) - before).abs().sum(-1) > 0
+    assert changed.tolist() == [True, False, False, False, False]
+
+
+def test_checkpoints_without_the_conditioning_field_load_as_added_conditions(trained, tmp_path):
+    """Checkpoints written before ``conditioning`` existed hold the added-condition architecture (no pair
+    embedding) and load as such; an unknown conditioning is a one-line error."""
+    path, model = trained
+    old_cfg = replace(model.cfg, conditioning="add", pair_condition=False)
+    old = D.DiffusionModel(old_cfg, model.mean, model.std)
+    tensors = old.export()
+    save_checkpoint(tmp_path / "old.safetensors", tensors, "diffusion", old_cfg, {"text_encoder": "fake"})
+    _, meta = load_checkpoint(tmp_path / "old.safetensors")
+    stored = json.loads(meta["config"])
+    for k in ("conditioning", "pair_condition"):
+        stored.pop(k)
+    save_checkpoint(tmp_path / "legacy.safetensors", tensors, "diffusion", stored, {"text_encoder": "fake"})
+    g = D.load_generator(tmp_path / "legacy.safetensors", encoder=FakeEncoder())
+    assert g.cfg.conditioning == "add" and not g.cfg.pair_condition
+    assert isinstance(g.net.encoder, torch.nn.TransformerEncoder)
+    assert model.cfg.conditioning == "adaln" and isinstance(D.load_generator(path, encoder=FakeEncoder()).net.encoder,
+                                                            D.AdaLNEncoder)
+    bad = dict(stored, conditioning="film")
+    save_checkpoint(tmp_path / "bad.safetensors", tensors, "diffusion", bad, {"text_encoder": "fake"})
+    with pytest.raises(CheckpointError, match="conditioning"):
+        D.load_generator(tmp_path / "bad.safetensors", encoder=FakeEncoder())

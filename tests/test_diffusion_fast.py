@@ -138,7 +138,8 @@ def test_student_starts_from_the_teachers_layers():
     cfg = DF.fast_config(tcfg, layers=2)
     assert cfg.teacher_layers == (0, 2)
     st = DF.student_from_teacher(cfg, teacher)
-    assert torch.equal(st.encoder.layers[1].linear1.weight, teacher.encoder.layers[2].linear1.weight)
+    assert torch.equal(st.encoder.layers[1].mlp[0].weight, teacher.encoder.layers[2].mlp[0].weight)
+    assert torch.equal(st.encoder.layers[1].mod.weight, teacher.encoder.layers[2].mod.weight)
     assert torch.equal(st.inp.weight, teacher.inp.weight)
     assert float(st.known_in.weight.detach().abs().sum()) == 0.0              # the new inputs start at zero
 

@@ -83,6 +83,9 @@ class Config:
     num_joints: int = 15
     representation: str = "repetition:pelvis+offsets+log-duration"   # see DiffusionModel.normalise
     parameterisation: str = "x0"             # "x0" (plain, MDM), "x0-skip" or "x0-gain", see Denoiser.forward
+    conditioning: str = "adaln"      # "adaln": every layer's norms modulated by the condition (adaLN-Zero,
+    #                                  DiT); "add": the condition only added to the tokens (MDM-style)
+    pair_condition: bool = True      # an embedding of each (exercise, correct/incorrect/unknown) pair too
     patch: int = 4                   # frames per token
     d_model: int = 192
     layers: int = 6
@@ -184,7 +187,13 @@ class Denoiser(nn.Module):
         self.dataset_emb = nn.Embedding(len(cfg.datasets) + 1, D)
         layer = nn.TransformerEncoderLayer(D, cfg.heads, cfg.ff, cfg.dropout, activation="gelu",
                                            batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        if cfg.conditioning == "adaln":
+            self.encoder: nn.Module = AdaLNEncoder(D, cfg.heads, cfg.ff, cfg.dropout, cfg.layers)
+        else:
+            self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        if cfg.pair_condition:
+            self.pair_emb = nn.Embedding(3 * (len(cfg.labels) + 1), D)
+            nn.init.normal_(self.pair_emb.weight, std=0.02)
         self.norm = nn.LayerNorm(D)
         self.out = nn.Linear(D, P * F)
         nn.init.zeros_(self.out.weight)
@@ -209,7 +218,10 @@ class Denoiser(nn.Module):
             c = c + torch.where(text_on[:, None], tx, self.text_null.expand_as(tx))
         else:
             c = c + self.text_null
-        return c + self.label_emb(label) + self.correct_emb(correct) + self.dataset_emb(dataset)
+        c = c + self.label_emb(label) + self.correct_emb(correct) + self.dataset_emb(dataset)
+        if self.cfg.pair_condition:
+            c = c + self.pair_emb(3 * label + correct)
+        return c
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                 valid: torch.Tensor | None = None, extra: torch.Tensor | None = None) -> torch.Tensor:
@@ -241,8 +253,48 @@ class Denoiser(nn.Module):
         if valid is not None and not bool(valid.all()):
             tok_valid = valid.reshape(B, N, P).any(-1)                          # (B, N)
             pad = torch.cat([torch.zeros(B, 1, dtype=torch.bool, device=x.device), ~tok_valid], dim=1)
-        h = self.encoder(h, src_key_padding_mask=pad)
+        if self.cfg.conditioning == "adaln":
+            h = self.encoder(h, cond, pad)
+        else:
+            h = self.encoder(h, src_key_padding_mask=pad)
         return self.out(self.norm(h[:, 1:])).reshape(B, T, F)
+
+
+class AdaLNLayer(nn.Module):
+    """Pre-norm transformer layer whose two norms are modulated by the condition (adaLN-Zero, Peebles & Xie
+    2023): ``h + g1 * attn(LN(h) * (1 + s1) + b1)``, then the same for the feed-forward part, with
+    (b1, s1, g1, b2, s2, g2) = a linear map of SiLU(cond), initialised at zero so each layer starts as the
+    identity.  h (B, N, D), cond (B, D), pad (B, N) True = ignore -> (B, N, D)."""
+
+    def __init__(self, D: int, heads: int, ff: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(D, elementwise_affine=False)
+        self.attn = nn.MultiheadAttention(D, heads, dropout=dropout, batch_first=True)
+        self.norm2 = nn.LayerNorm(D, elementwise_affine=False)
+        self.mlp = nn.Sequential(nn.Linear(D, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, D))
+        self.drop = nn.Dropout(dropout)
+        self.mod = nn.Linear(D, 6 * D)
+        nn.init.zeros_(self.mod.weight)
+        nn.init.zeros_(self.mod.bias)
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        b1, s1, g1, b2, s2, g2 = self.mod(Fn.silu(cond))[:, None].chunk(6, dim=-1)      # each (B, 1, D)
+        a = self.norm1(h) * (1 + s1) + b1
+        h = h + g1 * self.drop(self.attn(a, a, a, key_padding_mask=pad, need_weights=False)[0])
+        return h + g2 * self.drop(self.mlp(self.norm2(h) * (1 + s2) + b2))
+
+
+class AdaLNEncoder(nn.Module):
+    """A stack of :class:`AdaLNLayer` (``layers`` holds them, as in ``nn.TransformerEncoder``)."""
+
+    def __init__(self, D: int, heads: int, ff: int, dropout: float, n: int):
+        super().__init__()
+        self.layers = nn.ModuleList(AdaLNLayer(D, heads, ff, dropout) for _ in range(n))
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self.layers:
+            h = layer(h, cond, pad)
+        return h
 
 
 # ---------------------------------------------------------------------------------------------
@@ -701,13 +753,24 @@ def load_weights(net: nn.Module, tensors: dict[str, torch.Tensor], path: str | P
         raise CheckpointError(f"{Path(path).name} has no normalisation statistics")
 
 
+def with_legacy_fields(cfg: Any, config_json: str) -> Any:
+    """``cfg`` with the architecture of checkpoints written before a field existed: no
+    ``parameterisation`` = plain x0, no ``conditioning`` = added condition without the pair embedding."""
+    stored = json.loads(config_json)
+    if "parameterisation" not in stored:
+        cfg = replace(cfg, parameterisation="x0")
+    if "conditioning" not in stored:
+        cfg = replace(cfg, conditioning="add", pair_condition=False)
+    return cfg
+
+
 def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
     """Rebuild the model from the checkpoint's stored config (strict).  ``encoder`` (optional) must match
     the checkpoint's text encoder, else :class:`CheckpointError`."""
     tensors, meta = load_checkpoint(path, KIND)
-    cfg = config_from_json(Config, meta["config"])
-    if "parameterisation" not in json.loads(meta["config"]):
-        cfg = replace(cfg, parameterisation="x0")                             # written before the field existed
+    cfg = with_legacy_fields(config_from_json(Config, meta["config"]), meta["config"])
+    if cfg.conditioning not in ("adaln", "add"):
+        raise CheckpointError(f"{Path(path).name}: unknown conditioning {cfg.conditioning!r}")
     if cfg.parameterisation not in ("x0", "x0-skip", "x0-gain"):
         raise CheckpointError(f"{Path(path).name}: unknown parameterisation {cfg.parameterisation!r}")
     if cfg.representation != Config.representation:

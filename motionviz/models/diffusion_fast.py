@@ -54,7 +54,7 @@ from ..generator import DEFAULT_STEPS as _STEPS, Request
 from ..sampling import Schedule, guided, sample
 from . import diffusion as teacher_mod
 from .diffusion import (CORRECT_GUIDANCE, Config, Denoiser, DiffusionGenerator, RepetitionSet, canonicalise,
-                        conditioned_model, rep_features, sinusoid, to_features)
+                        conditioned_model, rep_features, sinusoid, to_features, with_legacy_fields)
 
 __all__ = ["KIND", "FastConfig", "StudentDenoiser", "FastGenerator", "DistillModel", "TrajectoryBatches",
            "student_times", "teacher_grid", "allowed_steps", "student_from_teacher", "load_generator",
@@ -235,7 +235,7 @@ class FastGenerator(DiffusionGenerator):
 def load_generator(path: str | Path, encoder: Any = None) -> FastGenerator:
     """Rebuild the student from the checkpoint's stored config (strict)."""
     tensors, meta = load_checkpoint(path, KIND)
-    cfg = config_from_json(FastConfig, meta["config"])
+    cfg = with_legacy_fields(config_from_json(FastConfig, meta["config"]), meta["config"])
     if cfg.representation != Config.representation:
         raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
                               f"version reads {Config.representation!r}")
