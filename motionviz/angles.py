@@ -230,14 +230,14 @@ def trunk_rotation(joints: np.ndarray, skeleton: Skeleton = COMMON) -> np.ndarra
 @dataclass(frozen=True)
 class AngleSpec:
     """One clinical angle: ``key`` (e.g. ``left_knee_flexion``), ``title`` ("left knee flexion"), the
-    ``joint`` it belongs to (for highlighting), the ``phrase`` used in summaries ("the left knee bends"),
-    ``signed`` (negative values are meaningful, so the lowest value is compared too) and ``fn``."""
+    ``joint`` it belongs to (for highlighting), the ``phrase`` used in summaries ("the left knee bends")
+    and ``fn``.  Summaries compare both the peak and the lowest value of every angle (a lower lowest knee
+    flexion is a knee that straightens more), so no angle is marked signed or unsigned."""
 
     key: str
     title: str
     joint: str
     phrase: str
-    signed: bool
     fn: Callable[[np.ndarray], np.ndarray]
 
 
@@ -245,25 +245,25 @@ def _specs() -> tuple[AngleSpec, ...]:
     out: list[AngleSpec] = []
     for s in _SIDES:
         out += [
-            AngleSpec(f"{s}_knee_flexion", f"{s} knee flexion", f"{s}_knee", f"the {s} knee bends", False,
+            AngleSpec(f"{s}_knee_flexion", f"{s} knee flexion", f"{s}_knee", f"the {s} knee bends",
                       lambda a, s=s: knee_flexion(a, s)),
             AngleSpec(f"{s}_hip_flexion", f"{s} hip flexion", f"{s}_hip", f"the {s} hip bends",
-                      True, lambda a, s=s: hip_flexion(a, s)),
+                      lambda a, s=s: hip_flexion(a, s)),
             AngleSpec(f"{s}_shoulder_elevation", f"{s} shoulder elevation", f"{s}_shoulder",
-                      f"the {s} arm rises", False, lambda a, s=s: shoulder_elevation(a, s)),
+                      f"the {s} arm rises", lambda a, s=s: shoulder_elevation(a, s)),
             AngleSpec(f"{s}_shoulder_flexion", f"{s} shoulder flexion", f"{s}_shoulder",
-                      f"the {s} arm rises forward", True, lambda a, s=s: shoulder_flexion(a, s)),
+                      f"the {s} arm rises forward", lambda a, s=s: shoulder_flexion(a, s)),
             AngleSpec(f"{s}_shoulder_abduction", f"{s} shoulder abduction", f"{s}_shoulder",
-                      f"the {s} arm rises sideways", True, lambda a, s=s: shoulder_abduction(a, s)),
-            AngleSpec(f"{s}_elbow_flexion", f"{s} elbow flexion", f"{s}_elbow", f"the {s} elbow bends", False,
+                      f"the {s} arm rises sideways", lambda a, s=s: shoulder_abduction(a, s)),
+            AngleSpec(f"{s}_elbow_flexion", f"{s} elbow flexion", f"{s}_elbow", f"the {s} elbow bends",
                       lambda a, s=s: elbow_flexion(a, s)),
         ]
     out += [
-        AngleSpec("trunk_forward_tilt", "trunk forward tilt", "spine", "the trunk leans forward", True,
+        AngleSpec("trunk_forward_tilt", "trunk forward tilt", "spine", "the trunk leans forward",
                   trunk_forward_tilt),
         AngleSpec("trunk_lateral_tilt", "trunk lateral tilt (to the left)", "spine",
-                  "the trunk leans to the left", True, trunk_lateral_tilt),
-        AngleSpec("trunk_rotation", "trunk rotation (to the left)", "neck", "the trunk turns to the left", True,
+                  "the trunk leans to the left", trunk_lateral_tilt),
+        AngleSpec("trunk_rotation", "trunk rotation (to the left)", "neck", "the trunk turns to the left",
                   trunk_rotation),
     ]
     return tuple(out)

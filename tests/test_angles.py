@@ -28,10 +28,7 @@ def test_standing_pose_is_all_zero():
     for spec in A.ANGLES:
         v = spec.fn(p[None])
         assert v.shape == (1,)
-        if spec.key.endswith("abduction"):
-            assert abs(v[0]) < 1e-6, spec.key
-        else:
-            assert abs(v[0]) < 1e-6, (spec.key, v)
+        assert abs(v[0]) < 1e-6, (spec.key, v)
 
 
 def test_right_angle_knee_and_elbow_are_90():

@@ -75,7 +75,7 @@ def _curves_state(pg) -> dict:
     return pg.evaluate(f"""() => {{
         const gd = document.querySelector('{CURVES}');
         if (!gd || !gd.data) return null;
-        return {{n: gd.data.length, types: gd.data.map(t => t.type), shapes: (gd.layout.shapes || []).length}};
+        return {{n: gd.data.length, types: gd.data.map(t => t.type), fills: gd.data.filter(t => t.fill === 'tonexty').length}};
     }}""")
 
 
@@ -117,7 +117,7 @@ def test_generated_pair_and_real_recording(page):
     assert min(st["highlight"]) >= 1 and "joints that differ most" in st["legend"], st
     assert "correct execution" in st["legend"] and "incorrect execution" in st["legend"], st
     cur = _curves_state(pg)
-    assert cur and cur["types"][0] == "scatter" and cur["n"] >= 2 and cur["shapes"] >= 1, cur
+    assert cur and cur["types"][0] == "scatter" and cur["n"] >= 2 and cur["fills"] >= 1, cur   # the normal band
     _no_error_toast(pg)
 
     # 2. a real held-out recording vs a generated correct reference, side by side
@@ -125,7 +125,8 @@ def test_generated_pair_and_real_recording(page):
     pg.locator("#diff-mode label", has_text="Real recording").first.click()
     pg.locator("#diff-recording").wait_for(state="visible")
     text = _run_and_wait(pg, "Real incorrect recording")
-    assert "Joints that differ most" in text
+    assert "Joints that differ most" in text and "Key angles" in text
+    assert not pg.locator("#diff-frames").is_visible()           # a recording's reference takes its length
     st = _player_state(pg)
     assert st["layout"] == "grid" and len(st["cells"]) == 2, st
     assert all(c["body"] > 40 and c["gold"] > 5 for c in st["cells"]), st      # every cell: a body, gold joints

@@ -88,6 +88,7 @@ def corpus(monkeypatch):
     monkeypatch.setattr(data_pkg, "load_corpus", load_corpus)
     from motionviz import difference
     monkeypatch.setattr(difference, "_normal_cache", {})
+    monkeypatch.setattr(difference, "_key_cache", {})
     return sets
 
 
@@ -95,7 +96,11 @@ def test_choices_and_clinical_terms(gen, corpus, tmp_path):
     assert [v for _, v in DT.exercise_choices(gen)] == ["ui-prmd:m01", "ui-prmd:m07"]   # kimore: no correctness
     assert "deliberately performing a wrong version" in DT.incorrect_meaning("ui-prmd:m01")
     assert "shallower squat" in DT.incorrect_meaning("ui-prmd:m01")
-    assert "rated by clinicians" in DT.incorrect_meaning("irds:0")
+    irds = DT.incorrect_meaning("irds:0")
+    assert "patients' own repetitions" in irds and "not simulated" in irds and "rated by clinicians" not in irds
+    terms = DT.incorrect_terms()                  # every dataset with correctness labels or scores
+    assert all(t in terms for t in ("UI-PRMD", "IntelliRehabDS", "KIMORE", "clinical quality score"))
+    assert all(t in DT.correctness_info() for t in ("UI-PRMD", "IntelliRehabDS", "KIMORE"))
     recs = DT.recording_choices("ui-prmd:m01", tmp_path)
     assert len(recs) == 2 and "incorrect" in recs[0][0] and "s09" in recs[0][0]
 
@@ -119,7 +124,10 @@ def test_generated_pair(gen, corpus, tmp_path):
     assert "_" not in md.split("Joints that differ most")[1].split("\n")[0]   # human joint names
     assert len(ms) == 2 and all(m.skeleton.name == "common" for m in ms)
     assert "Joints that differ most" in md and "real correct executions" in md
-    assert any(getattr(s, "type", None) == "rect" for s in curves.layout.shapes)   # shaded normal range
+    # the normal band over time: filled between its p95 and p5 curves, as long as the aligned time line
+    fills = [t for t in curves.data if t.fill == "tonexty"]
+    assert fills and len(fills[0].x) == len(curves.data[-1].x) and "correct executions (p5–p95)" == fills[0].name
+    assert "Key angles" in md and "knee flexion" in md.split("Key angles")[1]
     # same seed -> same comparison
     _, _, _, md2, ms2 = DT.difference_view(gen, DT.GENERATED, "ui-prmd:m01", None, None, 3, 40, 4, "pair", tmp_path)
     assert md2 == md and np.allclose(ms2[1].joints, ms[1].joints)
@@ -144,10 +152,14 @@ def test_uploaded_recording(gen, corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(common, "uploaded_path", lambda v, what="file": __import__("pathlib").Path(v),
                         raising=False)
     rng = np.random.default_rng(1)
-    f = tmp_path / "patient.npy"
+    f = tmp_path / "Patient_A.npy"
     np.save(f, squat(50.0, 60, rng, False, "x").joints)
     _, _, _, md, ms = DT.difference_view(gen, DT.UPLOAD, "ui-prmd:m01", None, str(f), 0, 40, 4, "overlay", tmp_path)
-    assert "Uploaded recording (patient.npy)" in md and "knee bends" in md
+    assert "Uploaded recording (Patient_A.npy)" in md and "knee bends" in md      # the name as given
+    # the picker offers exactly what the loader reads, with its size cap
+    from motionviz.data.userfile import MAX_USER_BYTES, USER_EXTENSIONS
+    assert DT.UPLOAD_TYPES == list(USER_EXTENSIONS) and DT.MAX_UPLOAD_BYTES == MAX_USER_BYTES
+    assert all(e in DT.UPLOAD_LABEL for e in USER_EXTENSIONS) and f"{MAX_USER_BYTES // 2 ** 20} MB" in DT.UPLOAD_LABEL
     bad = tmp_path / "broken.npy"
     bad.write_bytes(b"not numpy")
     with pytest.raises(UserError):
@@ -168,6 +180,11 @@ def test_bad_input_is_one_line_error(gen, ckpt, corpus, tmp_path):
                             motions=gr.State([])))
     fns = {f.api_name: f.fn for f in demo.fns.values()}
     assert {"difference_compare", "difference_exercise", "difference_mode"} <= set(fns)
+    # the Frames slider applies to the generated pair only: hidden for a recording
+    assert [u.visible for u in fns["difference_mode"](DT.REAL)] == [True, False, False]
+    assert [u.visible for u in fns["difference_mode"](DT.GENERATED)] == [False, False, True]
+    files = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "diff-upload"]
+    assert files[0].file_types == DT.UPLOAD_TYPES and files[0].label == DT.UPLOAD_LABEL
     with pytest.raises(gr.Error) as e:
         fns["difference_compare"](DT.GENERATED, "ui-prmd:m01", None, None, -1, 40, 4, "overlay", [])
     assert "\n" not in str(e.value)

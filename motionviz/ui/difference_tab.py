@@ -5,9 +5,10 @@ Three flows, one view: (1) the diffusion model makes a correct and an incorrect 
 exercise (same seed); (2) a real recording of a held-out test subject, or (3) an uploaded recording, is
 compared with a generated *correct* reference.  Both motions are time-aligned by dynamic time warping on
 their joint angles (:mod:`motionviz.difference`) and shown in one 3D player (overlaid or side by side)
-with the joints that differ most enlarged; the joint-angle curves that differ most are plotted over the
-aligned time with the normal range of real correct executions shaded; a plain-language summary says what
-lies outside that range ("Left knee bends 25° less than in correct executions").
+with the joints of the findings and those that differ most enlarged; the joint-angle curves are plotted
+over the aligned time with the normal band of real correct executions (p5-p95 per time-normalised frame,
+aligned to the reference) shaded; a plain-language summary says which of the exercise's key angles lie
+at least 5° beyond the normal range ("Left knee bends 25° less than in correct executions").
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..data.userfile import MAX_USER_BYTES, USER_EXTENSIONS
 from ..errors import UserError
 from ..motion import Motion
-from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, MAX_UPLOAD_BYTES, AppContext, add_motions, progress_callback,
-                     seed_box, to_int, uploaded_motion_file, user_error)
+from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, seed_box, to_int,
+                     uploaded_motion_file, user_error)
 
 __all__ = ["build", "exercise_choices", "recording_choices", "incorrect_meaning", "difference_view",
            "quick_correctness", "correctness_rows", "build_correctness_section",
            "angle_curves_figure", "player_view", "DATASET_INCORRECT", "EXERCISE_INCORRECT", "MODES",
-           "MAX_GENERATED_FRAMES", "MAX_UPLOAD_BYTES"]
+           "MAX_GENERATED_FRAMES", "MAX_UPLOAD_BYTES", "UPLOAD_TYPES", "UPLOAD_LABEL", "incorrect_terms",
+           "correctness_info", "QUICK_NUM", "QUICK_FRAMES", "QUICK_STEPS"]
 
 log = logging.getLogger("motionviz.ui.difference")
 
@@ -41,17 +44,24 @@ VIEWS = [("Overlaid", "overlay"), ("Side by side", "pair")]
 MAX_GENERATED_FRAMES = 300
 CURVES = 4                      # angle curves plotted (the ones that differ most)
 HIGHLIGHT = "#f2b705"
+#: Uploads: exactly what :func:`motionviz.data.load_user_file` reads, with its size cap.
+MAX_UPLOAD_BYTES = MAX_USER_BYTES
+UPLOAD_TYPES = list(USER_EXTENSIONS)
+UPLOAD_LABEL = f"Recording ({', '.join(USER_EXTENSIONS)}; at most {MAX_USER_BYTES // 2 ** 20} MB)"
+#: The Compare tab's correctness section (``evaluate`` uses 8 + 8 samples of 120 frames, 20 steps).
+QUICK_NUM, QUICK_FRAMES, QUICK_STEPS = 4, 80, 10
 
-#: What each dataset calls "incorrect" (from the data folder's README).
+#: What each dataset calls "incorrect" (from the data folder's README, §4-6).
 DATASET_INCORRECT: dict[str, str] = {
     "ui-prmd": ("**UI-PRMD**: *incorrect* executions are the same healthy subjects **deliberately performing a "
-                "wrong version** of the exercise (simulated compensation), 10 repetitions each; the dataset does "
-                "not say how each wrong version deviates, so the typical deviation below is measured from the "
-                "training subjects' joint angles."),
-    "irds": ("**IntelliRehabDS**: each repetition of a patient was **rated by clinicians** as correctly (label 1) "
-             "or incorrectly executed (label 2); the third grade, *poorly executed*, is absent here. Few "
-             "incorrect examples exist (1–9 per gesture in training), so the model's incorrect executions of "
-             "this dataset rest on little data."),
+                "wrong version** of the exercise, 10 repetitions each; the dataset does not say how each wrong "
+                "version deviates, so the typical deviation below is measured from the training subjects' joint "
+                "angles."),
+    "irds": ("**IntelliRehabDS**: the **patients' own repetitions**, each labelled correct (1) or incorrect (2) "
+             "in the dataset (upstream also has 3 = poorly executed, absent here). Unlike UI-PRMD, where "
+             "healthy subjects perform a wrong version on purpose, an incorrect repetition is a patient's own "
+             "attempt: the errors are natural, not simulated. Few exist (1–9 per gesture in training), so the "
+             "model's incorrect executions of this dataset rest on little data."),
     "kimore": ("**KIMORE** has no correct/incorrect label: every execution carries a **clinical quality score** "
                "(0–100, higher is better; patients' medians 37–64, healthy subjects' 79–90)."),
 }
@@ -104,6 +114,18 @@ def incorrect_meaning(label: str | None) -> str:
     return text
 
 
+def incorrect_terms() -> str:
+    """Markdown: what 'incorrect' (or the score) means in every dataset with correctness labels or scores."""
+    return "\n\n".join(DATASET_INCORRECT[d] for d in ("ui-prmd", "irds", "kimore"))
+
+
+def correctness_info() -> str:
+    """One line for the ``info=`` of a Correct / Incorrect choice: what 'incorrect' means per dataset."""
+    return ("Incorrect = UI-PRMD: healthy subjects deliberately perform a wrong version; IntelliRehabDS: "
+            "patients' own repetitions labelled incorrect (not simulated); KIMORE has no such label, only a "
+            "clinical quality score (0–100).")
+
+
 def _test_recordings(label: str, data_root: Path | None) -> list[Motion]:
     if not label or data_root is None:
         return []
@@ -129,7 +151,7 @@ def recording_choices(label: str | None, data_root: Path | None) -> list[tuple[s
 def _read_upload(path: Any) -> Motion:
     from ..data import load_user_file
 
-    p = uploaded_motion_file(path, "recording", MAX_UPLOAD_BYTES)
+    p = uploaded_motion_file(path, "recording", MAX_USER_BYTES)
     try:
         m = load_user_file(p)
     except UserError:
@@ -158,9 +180,16 @@ def player_view(a: Motion, b: Motion, names: tuple[str, str], view: str, highlig
                         caption="Time-aligned by dynamic time warping on joint angles: both play on one time line.")
 
 
+def _cap(s: str) -> str:
+    """Upper-case the first letter only (str.capitalize lower-cases the rest: file names, subject ids)."""
+    return s[:1].upper() + s[1:]
+
+
 def angle_curves_figure(cmp: Any, keys: Sequence[str], names: tuple[str, str], fps: float = 20.0) -> go.Figure:
     """Joint-angle curves (degrees) of both motions over the aligned time, one panel per angle in
-    ``keys``; the normal range of real correct executions is shaded (peak: green, lowest: grey)."""
+    ``keys``; the normal band of real correct executions (``cmp.band`` {key: (K, 3)}: p5 / p50 / p95 per
+    time-normalised frame, aligned to the reference) is shaded between its p5 and p95 curves, its median
+    dotted."""
     from ..angles import ANGLE_BY_KEY
     from ..render import PALETTE
 
@@ -168,26 +197,40 @@ def angle_curves_figure(cmp: Any, keys: Sequence[str], names: tuple[str, str], f
     if not keys:
         raise UserError("no joint angle to plot")
     fig = make_subplots(rows=len(keys), cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=[ANGLE_BY_KEY[k].title.capitalize() for k in keys])
+                        subplot_titles=[_cap(ANGLE_BY_KEY[k].title) for k in keys])
     i, j = cmp.path[:, 0], cmp.path[:, 1]
-    t = np.arange(len(cmp.path)) / fps
+    t = np.round(np.arange(len(cmp.path)) / fps, 3).tolist()
+
+    def ys(v: np.ndarray) -> list[float | None]:
+        return [None if not np.isfinite(x) else round(float(x), 2) for x in v]
+
+    band = cmp.band or {}
+    shown = False
     for r, k in enumerate(keys, start=1):
+        if k in band and np.isfinite(band[k]).any():
+            b = band[k]                                                          # (K, 3) p5 / p50 / p95
+            fig.add_trace(go.Scatter(x=t, y=ys(b[:, 2]), mode="lines", line=dict(width=0), hoverinfo="skip",
+                                     showlegend=False, legendgroup="normal"), row=r, col=1)
+            fig.add_trace(go.Scatter(x=t, y=ys(b[:, 0]), mode="lines", line=dict(width=0), fill="tonexty",
+                                     fillcolor="rgba(59,155,74,0.20)", name="correct executions (p5–p95)",
+                                     legendgroup="normal", showlegend=not shown, hoverinfo="skip"), row=r, col=1)
+            fig.add_trace(go.Scatter(x=t, y=ys(b[:, 1]), mode="lines", name="median of correct executions",
+                                     line=dict(color="rgba(59,155,74,0.9)", width=1, dash="dot"),
+                                     legendgroup="normal", showlegend=not shown,
+                                     hovertemplate="%{y:.0f}°<extra>median of correct</extra>"), row=r, col=1)
+            shown = True
         for n, (vals, idx, col) in enumerate(((cmp.ref_angles[k], i, PALETTE[0]), (cmp.other_angles[k], j, PALETTE[1]))):
-            y = np.asarray(vals)[idx]
-            fig.add_trace(go.Scatter(x=np.round(t, 3).tolist(),
-                                     y=[None if not np.isfinite(v) else round(float(v), 2) for v in y],
-                                     mode="lines", name=names[n], legendgroup=names[n], showlegend=r == 1,
+            fig.add_trace(go.Scatter(x=t, y=ys(np.asarray(vals)[idx]), mode="lines", name=names[n],
+                                     legendgroup=names[n], showlegend=r == 1,
                                      line=dict(color=col, width=2.5 if n else 2),
                                      hovertemplate="%{y:.0f}°<extra>" + names[n] + "</extra>"), row=r, col=1)
-        if cmp.normal is not None:
-            for kind, color in (("peak", "rgba(59,155,74,0.18)"), ("low", "rgba(120,120,120,0.16)")):
-                lo, _, hi = getattr(cmp.normal, kind)[k]
-                if np.isfinite(lo) and np.isfinite(hi):
-                    fig.add_hrect(y0=lo, y1=max(hi, lo + 0.5), fillcolor=color, line_width=0, row=r, col=1)
         fig.update_yaxes(title_text="deg", row=r, col=1)
     fig.update_xaxes(title_text="aligned time (s)", row=len(keys), col=1)
-    note = ("shaded: normal range of real correct executions (green: peak, grey: lowest value; p5–p95)"
-            if cmp.normal is not None else "no real correct executions of this exercise: no normal range")
+    if shown:
+        note = (f"shaded: {cmp.normal.n} real correct executions, p5–p95 at each moment of the repetition "
+                "(time-normalised, aligned to the reference)")
+    else:
+        note = "no normal range of real correct executions for this exercise: nothing shaded"
     fig.update_layout(height=170 * len(keys) + 110, margin=dict(l=50, r=10, t=60, b=40),
                       title=dict(text=note, x=0.5, font=dict(size=12)),
                       legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.08, yanchor="top"),
@@ -205,25 +248,35 @@ def _diff_bars(cmp: Any, n: int = 10) -> go.Figure:
 
 
 def _summary_markdown(cmp: Any, names: tuple[str, str], label: str) -> str:
-    t = _titles().get(label, label)
+    from ..angles import ANGLE_BY_KEY
+    from ..difference import MARGIN_DEG
     from .player import joint_label
 
+    t = _titles().get(label, label)
     lines = []
     if cmp.normal is not None:
-        lines.append(f"**{names[1].capitalize()}** against the normal range of **{cmp.normal.n} real correct "
-                     f"executions** of {t} (training subjects):")
+        where = f", {cmp.normal.position} patients" if cmp.normal.position else ""
+        lines.append(f"**{_cap(names[1])}** against the normal range of **{cmp.normal.n} real correct "
+                     f"executions** of {t} (training subjects{where}; reported: at least {MARGIN_DEG:.0f}° beyond "
+                     "their p5–p95):")
     else:
-        lines.append(f"**{names[1].capitalize()}** against **{names[0]}** (no real correct executions of {t} "
-                     "to compare with):")
+        lines.append(f"**{_cap(names[1])}** against **{names[0]}** (no normal range: fewer than five real correct "
+                     f"executions of {t} from at least two training subjects; reported: at least "
+                     f"{MARGIN_DEG:.0f}° from the reference):")
     lines.append(cmp.summary)
-    lines.append(f"\n**Joints that differ most** after time alignment: {', '.join(joint_label(j) for j in cmp.top_joints)} "
-                 "(large gold dots in the 3D player).")
+    if cmp.keys:
+        what = ("where incorrect training executions differ most from correct ones; only their direction is "
+                "reported" if any(k.direction for k in cmp.keys) else "the angles that move in correct executions")
+        lines.append(f"\n*Key angles* of this exercise ({what}): "
+                     + ", ".join(dict.fromkeys(ANGLE_BY_KEY[k.key].title for k in cmp.keys)) + ".")
+    lines.append(f"\n**Joints that differ most** (those of the findings first, then by angle difference after time "
+                 f"alignment): {', '.join(joint_label(j) for j in cmp.top_joints)} (large gold dots in the 3D player).")
     if cmp.normal is not None:
         if cmp.reference_findings:
             lines.append(f"\nNote: {names[0]} itself lies outside the normal range for "
                          + "; ".join(f.sentence[0].lower() + f.sentence[1:] for f in cmp.reference_findings[:2]) + ".")
         else:
-            lines.append(f"\n{names[0].capitalize()} lies within the normal range of correct executions.")
+            lines.append(f"\n{_cap(names[0])} lies within the normal range of correct executions.")
     lines.append("\n*Generated motions and the datasets' few subjects are not clinical advice.*")
     return "\n".join(lines)
 
@@ -231,9 +284,11 @@ def _summary_markdown(cmp: Any, names: tuple[str, str], label: str) -> str:
 # ---- the callback --------------------------------------------------------------------------------
 def difference_view(gen: Any, mode: str, label: str | None, recording: Any, upload: Any, seed: Any, frames: Any,
                     steps: Any, view: str, data_root: Path | None, progress=None) -> tuple[Any, ...]:
-    """Run one comparison.  Returns (player value (JSON), angle-curves figure, difference bars, summary
+    """Run one comparison.  ``frames`` applies to the generated pair only; against a recording the reference
+    has the recording's length.  Returns (player value (JSON), angle-curves figure, difference bars, summary
     markdown, [reference, other] motions as compared)."""
-    from ..difference import compare_executions, describe_comparison, normal_range_for, on_common, warp_pair
+    from ..difference import (compare_executions, describe_comparison, key_angles_for, normal_range_for, on_common,
+                              position_of, warp_pair)
 
     cb = progress or (lambda f, t: None)
     if mode not in (GENERATED, REAL, UPLOAD):
@@ -271,16 +326,17 @@ def difference_view(gen: Any, mode: str, label: str | None, recording: Any, uplo
         n = int(np.clip(other.num_frames, 40, MAX_GENERATED_FRAMES))
         cb(0.1, "generating the correct reference")
         ref = _generate(gen, label, True, seed_, n, steps_)
-    ref, other = on_common(ref), on_common(other)
+    ref, other = on_common(ref), on_common(other).with_labels(label=label)
     cb(0.6, "normal range of real correct executions")
-    normal = None
+    normal, keys = None, ()
     if data_root is not None:
         try:
-            normal = normal_range_for(label, data_root)
+            normal = normal_range_for(label, data_root, position_of(other))
+            keys = key_angles_for(label, data_root)
         except (UserError, OSError) as e:
             log.warning("difference: no normal range for %s: %s", label, e)
     cb(0.75, "time alignment")
-    cmp = compare_executions(ref, other, normal)
+    cmp = compare_executions(ref, other, normal, keys=keys, label=label)
     a, b, _ = warp_pair(cmp)
     keys = [k for k in cmp.ranked_angles() if np.isfinite(cmp.angle_diff[k])]
     # the angles of the summary first, then the ones that differ most
@@ -317,7 +373,10 @@ def build(ctx: AppContext) -> None:
         "**What differs between a correct and an incorrect execution?** Generate both with the diffusion "
         "model, or compare a real or uploaded recording with a generated correct reference. The two are "
         "time-aligned (dynamic time warping on joint angles), the joints that differ most are enlarged in gold, "
-        "and the joint-angle curves show the normal range of real correct executions.")
+        "and the joint-angle curves show the band of real correct executions over the repetition. The summary "
+        "names the exercise's key angles that lie at least 5° beyond the range of real correct executions.")
+    with gr.Accordion("What “incorrect” means in each dataset", open=False):
+        gr.Markdown(incorrect_terms(), elem_id="diff-terms")
     with gr.Row(elem_classes=["mv-split"], equal_height=False):
         with gr.Column(scale=1, min_width=300):
             with controls():
@@ -327,12 +386,12 @@ def build(ctx: AppContext) -> None:
                 recording = gr.Dropdown(rec0, value=rec0[0][1] if rec0 else None,
                                         label="Real recording (test subjects)", elem_id="diff-recording",
                                         visible=False, allow_custom_value=True)
-                upload = gr.File(label="Recording (.npy, .csv, .bvh, .json; at most 64 MB)", type="filepath",
-                                 file_types=[".npy", ".csv", ".bvh", ".json", ".xz", ".gz"],
+                upload = gr.File(label=UPLOAD_LABEL, type="filepath", file_types=UPLOAD_TYPES,
                                  elem_id="diff-upload", visible=False)
                 with gr.Row():
                     seed = seed_box(0, elem_id="diff-seed")
                     frames = gr.Slider(40, MAX_GENERATED_FRAMES, value=120, step=1, label="Frames (20 fps)",
+                                       info="Generated pair only; a recording's reference has the recording's length",
                                        elem_id="diff-frames")
                 steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps")
                 view = gr.Radio(VIEWS, value="overlay", label="3D view", elem_id="diff-view")
@@ -350,7 +409,9 @@ def build(ctx: AppContext) -> None:
         return incorrect_meaning(label_), gr.Dropdown(choices=recs, value=recs[0][1] if recs else None)
 
     def on_mode(mode_):
-        return gr.Dropdown(visible=mode_ == REAL), gr.File(visible=mode_ == UPLOAD)
+        # the frames apply to the generated pair only (a recording's reference takes its length)
+        return (gr.Dropdown(visible=mode_ == REAL), gr.File(visible=mode_ == UPLOAD),
+                gr.Slider(visible=mode_ == GENERATED))
 
     @user_error
     def on_run(mode_, label_, rec_, up_, seed_, frames_, steps_, view_, motions_, progress=gr.Progress()):
@@ -360,14 +421,15 @@ def build(ctx: AppContext) -> None:
 
     motions_state = ctx.motions if ctx.motions is not None else gr.State([])
     label.input(on_exercise, [label], [meaning, recording], api_name="difference_exercise")
-    mode.input(on_mode, [mode], [recording, upload], api_name="difference_mode")
+    mode.input(on_mode, [mode], [recording, upload, frames], api_name="difference_mode")
     go_btn.click(on_run, [mode, label, recording, upload, seed, frames, steps, view, motions_state],
                  [player, curves, bars, summary, motions_state], api_name="difference_compare", **heavy)
 
 
 # ---- the Compare tab's correctness-control section -----------------------------------------------
 def quick_correctness(gens: dict[str, Any], recognizer: Any, label: str | None, data_root: Path | None,
-                      num: int = 4, frames: int = 80, steps: int = 10, progress=None) -> dict[str, Any]:
+                      num: int = QUICK_NUM, frames: int = QUICK_FRAMES, steps: int = QUICK_STEPS,
+                      progress=None) -> dict[str, Any]:
     """:func:`motionviz.evaluation_correctness.correctness_control` on one exercise with small settings."""
     from ..data import load_corpus
     from ..evaluation_correctness import CorrectnessSettings, correctness_control
@@ -401,11 +463,15 @@ def build_correctness_section(gens: dict[str, Any], recognizer: Any, label: Any,
     """An accordion for the Compare tab: correctness control of every model on the chosen exercise."""
     with gr.Accordion("Correctness control (requested vs recognised correct/incorrect)", open=False):
         gr.Markdown(
-            "Each model makes 4 executions of the chosen exercise requested as **correct** and 4 as "
-            "**incorrect**; the recogniser's correctness head of that exercise judges them. *control* = mean "
-            "of correct→correct and incorrect→incorrect (chance 0.5, target ≥ 0.85). Beside the models: "
-            "**real** held-out recordings, a **frozen_pose** that ignores the request (0.5) and "
-            "**opposite_real** recordings (the floor). The full protocol: `python -m motionviz evaluate`.")
+            f"Each model makes {QUICK_NUM} executions of the chosen exercise requested as **correct** and "
+            f"{QUICK_NUM} as **incorrect** ({QUICK_FRAMES} frames, {QUICK_STEPS} diffusion steps); the "
+            "recogniser's correctness head of that exercise judges them. *control* = mean of correct→correct and "
+            "incorrect→incorrect (chance 0.5, target ≥ 0.85). Beside the models: **real** held-out recordings, a "
+            "**frozen_pose** that ignores the request (0.5) and **opposite_real** recordings (the floor). With "
+            f"{QUICK_NUM} samples a cell moves in steps of {1 / QUICK_NUM:.2f}, so these quick numbers are not the "
+            "README's: the full protocol (8 + 8 samples of 120 frames with the model's default sampling steps, "
+            "every exercise) is "
+            "`python -m motionviz evaluate`.\n\n" + correctness_info())
         btn = gr.Button("Run correctness control", elem_id="compare-correctness-run")
         table = gr.Dataframe(label="Correctness control", interactive=False, wrap=True,
                              elem_id="compare-correctness")
