@@ -111,7 +111,14 @@ def test_tab_builds_and_compares_every_model(ckpt_dir, fake_corpus, tmp_path):
     assert available_models(ckpt_dir) == ["diffusion", "vae"]
     demo = _build(ckpt_dir, tmp_path)
     names = {f.api_name for f in demo.fns.values()}
-    assert {"compare_generate", "compare_evaluate"} <= names
+    assert {"compare_generate", "compare_evaluate", "compare_correctness"} <= names
+    # the correctness section states its settings and points to the full protocol; the Execution choice
+    # says what "incorrect" means per dataset
+    md = " ".join(str(b.value) for b in demo.blocks.values() if isinstance(b, gr.Markdown))
+    from motionviz.ui import difference_tab as DT
+    assert f"{DT.QUICK_FRAMES} frames, {DT.QUICK_STEPS} diffusion steps" in md and "motionviz evaluate" in md
+    radios = [b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "Execution"]
+    assert radios and all("KIMORE" in (r.info or "") for r in radios)
     generate = _fn(demo, "compare_generate")
     fig, rows, motions, notes = generate("ui-prmd:m07", "", C.CORRECT, 3, 30, 5, [])
     # one player: the real motion and both models, one scale and one clock, coloured by model

@@ -19,6 +19,7 @@ from ..errors import UserError
 from ..motion import Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, to_int,
                      user_error, seed_box)
+from .difference_tab import correctness_info
 from .player import controls, player, player_value, timing_note, view_export
 
 __all__ = ["build", "comparable_models", "label_choices", "compare", "compare_all", "Comparison", "NO_LABEL",
@@ -328,7 +329,8 @@ def build(ctx: AppContext) -> None:
                                     label="Exercise", elem_id="compare-label")
                 text = gr.Textbox("", label="Description (used by the models that read text)", max_lines=3,
                                   placeholder="e.g. a slow deep squat with the arms overhead", elem_id="compare-text")
-                correct = gr.Radio([UNSPECIFIED, CORRECT, INCORRECT], value=UNSPECIFIED, label="Execution")
+                correct = gr.Radio([UNSPECIFIED, CORRECT, INCORRECT], value=UNSPECIFIED, label="Execution",
+                                   info=correctness_info())
                 with gr.Row():
                     seed = seed_box(0, "Seed")
                     frames = gr.Slider(20, 200, value=80, step=1, label="Frames (20 fps)", elem_id="compare-frames")

@@ -27,6 +27,7 @@ from ..motion import DEFAULT_FPS, Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, MAX_SEED, AppContext, add_motions, check_cost, export_dir,
                      motion_choices, pick_motion, progress_callback, resolve_seed, to_float, to_int,
                      user_error, seed_box)
+from .difference_tab import correctness_info
 from .player import controls, player, sample_titles, timing_note, view_export
 
 __all__ = ["build", "EXAMPLES", "exercise_choices", "generate_motions", "edit_motions", "downloads",
@@ -352,7 +353,8 @@ def build(ctx: AppContext) -> None:
                                   elem_id="text-prompt")
                 exercise = gr.Dropdown(choices, value=NO_EXERCISE, label="Exercise (optional)", elem_id="text-exercise",
                                        interactive=True)
-                correct = gr.Radio(list(CORRECT_CHOICES), value=UNSPECIFIED, label="Execution", elem_id="text-correct")
+                correct = gr.Radio(list(CORRECT_CHOICES), value=UNSPECIFIED, label="Execution", info=correctness_info(),
+                                   elem_id="text-correct")
                 model = gr.Radio([c for c in MODEL_CHOICES if c[1] in gens], value=default_model, label="Model",
                                  elem_id="text-model", visible=len(gens) > 1)
                 guidance = gr.Slider(*UI_LIMITS["guidance"], value=2.5, step=0.1, label="Guidance scale",

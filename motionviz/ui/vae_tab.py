@@ -28,6 +28,7 @@ from ..motion import Motion
 from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, FAST_FORMATS, MAX_SEED, AppContext, add_motions,
                      export_files, export_many, motion_choices, pick_motion, progress_callback, resolve_seed,
                      to_float, to_int, user_error, seed_box, session_state)
+from .difference_tab import correctness_info
 
 __all__ = ["build", "label_choices", "compute_segment", "motion_at", "path_steps", "sample_motions",
            "vary_motions", "dataset_examples", "make_endpoint", "SEED_SOURCE", "DATASET_SOURCE",
@@ -202,7 +203,7 @@ def build(ctx: AppContext) -> None:
         src = gr.Radio(sources, value=SEED_SOURCE, label=f"{which} is", elem_id=f"vae-src-{w}")
         label = gr.Dropdown(choices, value=default, label=f"Exercise {which}", elem_id=f"vae-label-{w}")
         correct = gr.Radio([CORRECT, INCORRECT], value=correct_value, label=f"Execution {which}",
-                           elem_id=f"vae-correct-{w}")
+                           info=correctness_info(), elem_id=f"vae-correct-{w}")
         seed = seed_box(seed_value, f"Seed {which}", elem_id=f"vae-seed-{w}")
         example = gr.Number(1, precision=0, minimum=1, label=f"Real motion number {which} (held-out subjects)",
                             visible=False, elem_id=f"vae-example-{w}")
@@ -237,7 +238,8 @@ def build(ctx: AppContext) -> None:
     with gr.Accordion("Sample an exercise", open=False, elem_id="vae-sample-box"):
         with gr.Row():
             s_label = gr.Dropdown(choices, value=default, label="Exercise", elem_id="vae-s-label")
-            s_correct = gr.Radio([CORRECT, INCORRECT], value=CORRECT, label="Execution", elem_id="vae-s-correct")
+            s_correct = gr.Radio([CORRECT, INCORRECT], value=CORRECT, label="Execution", info=correctness_info(),
+                                 elem_id="vae-s-correct")
             s_num = gr.Slider(1, 8, value=4, step=1, label="Number", elem_id="vae-s-num")
             s_frames = gr.Slider(20, 200, value=60, step=1, label="Frames (20 fps)", elem_id="vae-s-frames")
             s_seed = seed_box(0, "Seed", elem_id="vae-s-seed")
