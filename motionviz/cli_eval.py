@@ -9,7 +9,9 @@
   With ``--correctness N`` (default 8; 0 = skip) the object also holds ``correctness_control``
   (requested vs recognised correctness per UI-PRMD / IntelliRehabDS exercise, real and degenerate rows
   beside the models) and ``score_control`` (KIMORE: requested vs predicted clinical score, where a model
-  takes a score); see :mod:`motionviz.evaluation_correctness`.  With ``--dynamics N`` (default 8; 0 = skip)
+  takes a score; printed as a line in text mode too, "not available" with the real row when no model
+  takes one; with ``--labels``, only the KIMORE labels among them); see
+  :mod:`motionviz.evaluation_correctness`.  With ``--dynamics N`` (default 8; 0 = skip)
   it holds ``dynamics``: range of motion, joint speed, repetitions, period and pelvis travel of N samples
   per exercise against real held-out clips of the same duration, with real-vs-real and degenerate rows
   (see :mod:`motionviz.evaluation_dynamics`); its headline ratios also join the main rows.
@@ -316,6 +318,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
             print()
             print(format_correctness(extra["correctness_control"]))
+        if "score_control" in extra:
+            from .evaluation_correctness import format_score_control
+
+            print()
+            print(format_score_control(extra["score_control"]))
         if "dynamics" in extra:
             from .evaluation_dynamics import format_dynamics
 
@@ -363,11 +370,14 @@ def _correctness_sections(args: argparse.Namespace, gens: dict[str, Any], rec: A
     if not 8 <= frames <= 600:
         raise UserError(f"--correctness-frames must be between 8 and 600, got {frames}")
     cds = tuple(d for d in ("ui-prmd", "irds") if datasets is None or d in datasets)
-    labels = None
+    labels = score_labels = None
+    sds = tuple(d for d in ("kimore",) if datasets is None or d in datasets)
     if args.labels:
-        labels = tuple(l.strip() for l in args.labels.split(",") if l.strip().split(":", 1)[0] in cds)
+        asked = [l.strip() for l in args.labels.split(",") if l.strip()]
+        labels = tuple(l for l in asked if l.split(":", 1)[0] in cds)
+        score_labels = tuple(l for l in asked if l.split(":", 1)[0] in sds)
     s = CorrectnessSettings(num=n, frames=frames, datasets=cds, steps=args.steps, seed=args.seed,
-                            score_datasets=tuple(d for d in ("kimore",) if datasets is None or d in datasets))
+                            score_datasets=sds, score_labels=score_labels)
     out: dict[str, Any] = {}
     if cds and (labels is None or labels):
         if labels:
@@ -376,7 +386,7 @@ def _correctness_sections(args: argparse.Namespace, gens: dict[str, Any], rec: A
         out["correctness_control"] = correctness_control(gens, rec, test, train, s, bar)
         bar.close()
         out["_summary"] = summary_keys(out["correctness_control"])
-    if s.score_datasets and not args.labels:
+    if s.score_datasets and (score_labels is None or score_labels):
         out["score_control"] = score_control(gens, rec, test, s)
     return out
 

@@ -44,7 +44,7 @@ from .motion import DEFAULT_FPS, Motion
 from .skeleton import COMMON
 
 __all__ = ["CorrectnessSettings", "correctness_control", "score_control", "judge", "correctness_labels",
-           "format_correctness", "summary_keys", "TARGET"]
+           "format_correctness", "format_score_control", "summary_keys", "TARGET"]
 
 ProgressFn = Callable[[float, str], None]
 TARGET = 0.85
@@ -65,6 +65,7 @@ class CorrectnessSettings:
     seed: int = 0
     score_targets: tuple[float, ...] = (30.0, 50.0, 70.0, 90.0)
     score_datasets: tuple[str, ...] = ("kimore",)
+    score_labels: tuple[str, ...] | None = None     # None = every scored exercise of score_datasets
     target: float = TARGET
 
 
@@ -270,14 +271,16 @@ def correctness_control(generators: dict[str, Generator], recognizer: Any, real_
 def score_control(generators: dict[str, Generator], recognizer: Any, real_test: Sequence[Motion],
                   settings: CorrectnessSettings | None = None, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Requested vs predicted clinical score (KIMORE) for generators with a score condition (``"score"``
-    in ``tasks``); the real row = predicted vs clinical score of the real test patients.  Returns
+    in ``tasks``); the real row = predicted vs clinical score of the real test patients; only the
+    exercises in ``settings.score_labels`` when given.  Returns
     ``{"available": bool, "labels": [...], "rows": {"real": {...}, "<model>": {...}}}``; each row has
     ``mae`` (points), ``pearson_r`` and ``per_label`` {label: {"mae", "pearson_r", "n"}}."""
     s = settings or CorrectnessSettings()
     progress = progress or _noop
     heads = set(getattr(recognizer, "score_labels", ()) or recognizer.labels)
     test = [m for m in real_test if m.labels.score is not None and m.labels.dataset in s.score_datasets
-            and m.labels.label in heads and m.labels.label in set(recognizer.labels)]
+            and m.labels.label in heads and m.labels.label in set(recognizer.labels)
+            and (s.score_labels is None or m.labels.label in s.score_labels)]
     labels = sorted({m.labels.label for m in test})
     out: dict[str, Any] = {"labels": labels, "rows": {}}
     if test:
@@ -323,6 +326,25 @@ def summary_keys(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for row, d in result.get("rows", {}).items():
         out[row] = {"correctness_control": d.get("mean"), "correctness_control_min": d.get("min")}
     return out
+
+
+def format_score_control(result: dict[str, Any]) -> str:
+    """One line per row of :func:`score_control`: availability (or why not), then MAE and Pearson r."""
+    def stats(row: dict[str, Any]) -> str:
+        r = row.get("pearson_r")
+        rs = "-" if r is None else f"{r:.2f}"
+        return f"MAE {row.get('mae', float('nan')):.1f} points, r {rs}, n {row.get('n', 0)}"
+
+    labels = ", ".join(result.get("labels", [])) or "none"
+    state = "available" if result.get("available") else f"not available ({result.get('reason', 'no generator')})"
+    head = f"Score control (requested vs predicted clinical score; exercises: {labels}): {state}"
+    lines = [head]
+    for name, row in result.get("rows", {}).items():
+        what = "predicted vs clinical score of the held-out patients" if name == "real" else "requested vs predicted"
+        lines.append(f"  {name}: {stats(row)} ({what})")
+    if "real" not in result.get("rows", {}):
+        lines.append("  real: no scored test recording")
+    return "\n".join(lines)
 
 
 def format_correctness(result: dict[str, Any]) -> str:

@@ -68,7 +68,7 @@ def recognizer() -> R.Recognizer:
 
 class Fake:
     """mode 'obey': a motion of the requested correctness; 'defy': the opposite; 'ignore': always correct.
-    With ``score``: a KIMORE squat of the requested score (tasks include 'score')."""
+    With ``score``: a KIMORE squat of the requested score (tasks include 'score'); 'ignore': always 60."""
 
     skeleton = COMMON
 
@@ -81,7 +81,7 @@ class Fake:
         r = request.validated()
         rng = np.random.default_rng(r.seed)
         if r.label.startswith("kimore"):
-            sc = float(r.extra.get("score", 60.0))
+            sc = 60.0 if self.mode == "ignore" else float(r.extra.get("score", 60.0))
             return [synthetic(r.label, None, r.frames, rng, score=sc) for _ in range(r.num)]
         c = {"obey": r.correct, "defy": not r.correct, "ignore": True}[self.mode]
         return [synthetic(r.label, c, r.frames, rng) for _ in range(r.num)]
@@ -148,6 +148,16 @@ def test_score_control(recognizer):
     assert res["available"] is True
     row = res["rows"]["scored"]
     assert row["n"] == 3 * 4 and row["mae"] >= 0 and row["per_label"]["kimore:ex5"]["n"] == 12
+    assert row["pearson_r"] > 0.5, row                 # the predicted score follows the requested one
+    # a generator that ignores the requested score does not track it
+    flat = EC.score_control({"flat": Fake("flat", "ignore", score=True)}, recognizer, test,
+                            EC.CorrectnessSettings(num=3, frames=50))["rows"]["flat"]
+    assert flat["pearson_r"] is None or flat["pearson_r"] < row["pearson_r"] - 0.3, flat
+    text = EC.format_score_control(res)
+    assert "available" in text and "scored: MAE" in text and "real: MAE" in text
+    # only the asked exercises
+    none = EC.score_control({}, recognizer, test, EC.CorrectnessSettings(score_labels=("kimore:ex1",)))
+    assert none["labels"] == [] and "not available" in EC.format_score_control(none)
     json.dumps(res)
 
 
@@ -163,8 +173,12 @@ def test_evaluate_cli_sections(recognizer):
                                 None)
     assert set(out) == {"correctness_control", "score_control", "_summary"}
     assert out["_summary"]["obey"]["correctness_control"] == out["correctness_control"]["rows"]["obey"]["mean"]
-    args.labels = "kimore:ex5"                      # no exercise with correctness: the section is skipped
-    assert _correctness_sections(args, {}, recognizer, real_set(2, 7), real_set(2, 8), None) == {}
+    args.labels = "kimore:ex5"              # no exercise with correctness: score control only, of that label
+    out = _correctness_sections(args, {}, recognizer, real_set(6, 7), real_set(2, 8), None)
+    assert set(out) == {"score_control"} and out["score_control"]["labels"] == ["kimore:ex5"]
+    assert out["score_control"]["available"] is False and "real" in out["score_control"]["rows"]
+    args.labels = "ui-prmd:m01"             # no KIMORE label asked: no score control
+    assert "score_control" not in _correctness_sections(args, {}, recognizer, real_set(6, 7), real_set(6, 8), None)
     args.correctness = 0
     assert _correctness_sections(args, {}, recognizer, [], [], None) == {}
     args.correctness, args.labels = 99, None

@@ -242,3 +242,35 @@ def test_evaluate_generated_rows_have_intervals_from_subsampling(tiny_recognizer
                      E.EvalSettings(num_per_label=8, repeats=6, datasets=None, prompts_per_label=0))
     assert res["noise"]["fid_ci"] > 0 and res["noise"]["diversity_ci"] > 0
     assert res["real"]["fid_ci"] > 0
+
+
+def test_evaluate_text_mode_prints_score_control(monkeypatch, capsys, tiny_recognizer):
+    """Text mode prints a score-control line (not available: no generator takes a score; the real row
+    beside it), and ``--labels`` with a KIMORE label keeps the section (filtered to that label)."""
+    import argparse
+
+    from motionviz import cli_eval, data as data_pkg
+
+    test = [m.with_labels(dataset="kimore", label="kimore:ex5", score=float(30 + 10 * i))
+            for i, m in enumerate(real_set(6, 21)[:6])]
+    monkeypatch.setattr(cli_eval, "_recognizer", lambda args: tiny_recognizer)
+    monkeypatch.setattr(cli_eval, "_generators", lambda args: {})
+    monkeypatch.setattr(data_pkg, "load_corpus", lambda split="train", root=None, **kw: test)
+    monkeypatch.setattr(E, "evaluate", lambda *a, **kw: {"real": {"fid": 0.0, "n": len(test)}})
+    seen = {}
+
+    def score_control(gens, rec, real_test, s, progress=None):
+        seen["labels"] = s.score_labels
+        return {"labels": ["kimore:ex5"], "available": False, "reason": "no generator takes a clinical-score condition",
+                "rows": {"real": {"mae": 12.5, "pearson_r": 0.4, "n": 6}}}
+
+    from motionviz import evaluation_correctness as EC
+    monkeypatch.setattr(EC, "score_control", score_control)
+    args = argparse.Namespace(num=2, repeats=1, datasets=None, labels="kimore:ex5", steps=None, prompts=0, seed=0,
+                              data_root=None, no_progress=True, json=False, correctness=2, correctness_frames=40,
+                              dynamics=0, dynamics_frames=60)
+    assert cli_eval._run_evaluate(args) == 0
+    out = capsys.readouterr().out
+    assert "Score control" in out and "not available (no generator takes a clinical-score condition)" in out
+    assert "real: MAE 12.5 points, r 0.40, n 6" in out
+    assert seen["labels"] == ("kimore:ex5",)
