@@ -260,8 +260,8 @@ def _summary_markdown(cmp: Any, names: tuple[str, str], label: str) -> str:
                      f"executions** of {t} (training subjects{where}; reported: at least {MARGIN_DEG:.0f}° beyond "
                      "their p5–p95):")
     else:
-        lines.append(f"**{_cap(names[1])}** against **{names[0]}** (no normal range: fewer than five real correct "
-                     f"executions of {t} from at least two training subjects; reported: at least "
+        lines.append(f"**{_cap(names[1])}** against **{names[0]}** (no normal range of {t}: it needs five or more "
+                     f"real correct executions from two or more training subjects; reported: at least "
                      f"{MARGIN_DEG:.0f}° from the reference):")
     lines.append(cmp.summary)
     if cmp.keys:
