@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def test_losses_and_training_reduces_loss():
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         first = model.losses(batch, g)
-    assert set(first) == {"loss", "x0", "vel", "bone", "foot"}
+    assert set(first) == {"loss", "x0", "vel", "bone", "foot", "motion"}
     assert all(torch.isfinite(v) for v in first.values())
     opt = torch.optim.AdamW(model.net.parameters(), lr=3e-3)
     for _ in range(60):
@@ -471,3 +472,24 @@ def test_checkpoints_without_the_conditioning_field_load_as_added_conditions(tra
     save_checkpoint(tmp_path / "bad.safetensors", tensors, "diffusion", bad, {"text_encoder": "fake"})
     with pytest.raises(CheckpointError, match="conditioning"):
         D.load_generator(tmp_path / "bad.safetensors", encoder=FakeEncoder())
+
+
+def test_motion_loss_is_relative_to_each_repetitions_own_motion():
+    """A frozen prediction (each repetition's mean pose) costs ~1 whatever the size of the movement; an
+    exact one 0; a constant offset (the same motion elsewhere) 0; half the movement 1/4."""
+    t = torch.linspace(0, 2 * math.pi, 16)
+    small = torch.zeros(1, 16, 7)
+    small[0, :, 2] = 0.1 * torch.sin(t)                       # a small movement of one feature
+    big = small * 20                                           # the same movement 20x larger
+    x0 = torch.cat([small, big])                              # (2, 16, 7)
+    valid = torch.ones(2, 16, dtype=torch.bool)
+    frozen = x0.mean(1, keepdim=True).expand_as(x0)
+    per = lambda pred: [float(D.motion_loss(pred[i:i + 1], x0[i:i + 1], valid[i:i + 1], 1e-9)) for i in range(2)]  # noqa: E731
+    assert per(frozen) == pytest.approx([1.0, 1.0], rel=1e-4)
+    assert per(x0) == pytest.approx([0.0, 0.0], abs=1e-8)
+    assert per(x0 + 3.0) == pytest.approx([0.0, 0.0], abs=1e-6)
+    half = frozen + 0.5 * (x0 - frozen)
+    assert per(half) == pytest.approx([0.25, 0.25], rel=1e-4)
+    # the floor keeps a motionless repetition from dominating
+    still = torch.zeros(1, 16, 7)
+    assert float(D.motion_loss(still + 0.01 * torch.randn(1, 16, 7), still, valid[:1], 0.05)) < 0.01

@@ -111,6 +111,8 @@ class Config:
     w_foot: float = 0.5
     geo_power: float = 0.0           # geometric losses weighted by alpha_bar_t ** geo_power (0: MDM, uniform)
     x0_weight_cap: float = 1.0      # x0 loss weight min(1 / (1 - alpha_bar_t), cap) (1: MDM, uniform)
+    w_motion: float = 1.0            # relative motion loss (see DiffusionModel.losses); 0 = off
+    motion_eps: float = 0.05         # its floor on a repetition's motion energy (standardised units^2)
     lr: float = 4e-4
     weight_decay: float = 0.01
     batch_size: int = 32
@@ -300,6 +302,26 @@ class AdaLNEncoder(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # the trainable model (denoiser + EMA + statistics + losses)
 # ---------------------------------------------------------------------------------------------
+def motion_loss(pred: torch.Tensor, x0: torch.Tensor, valid: torch.Tensor, eps: float) -> torch.Tensor:
+    """Relative motion error: per repetition, the squared error of the pose features' deviation from
+    their own mean over the frames, divided by the true deviation's energy (+ ``eps``), averaged over the
+    batch.  pred, x0 (B, T, F) standardised (the last feature, log-duration, is left out), valid (B, T).
+
+    The x0 error alone lets a small movement (UI-PRMD's shoulder rotation moves the wrist 0.3-0.4 m,
+    ~0.3 standardised units) drown in the model's overall error: predicting a frozen mean pose costs such a
+    repetition almost nothing, and the trained model did exactly that.  Relative to its own motion, a
+    frozen prediction of any exercise costs 1, large or small."""
+    m = valid.to(pred.dtype)[..., None]                                        # (B, T, 1)
+    n = m.sum(1, keepdim=True).clamp(min=1)
+    p, g = pred[..., :-1], x0[..., :-1]
+    dev_p = p - (p * m).sum(1, keepdim=True) / n                               # (B, T, 3J)
+    dev_g = g - (g * m).sum(1, keepdim=True) / n
+    cells = n[:, 0, 0] * p.shape[-1]                                            # (B,)
+    err = (((dev_p - dev_g) ** 2) * m).sum((1, 2)) / cells
+    energy = ((dev_g ** 2) * m).sum((1, 2)) / cells
+    return (err / (energy + eps)).mean()
+
+
 class DiffusionModel(nn.Module):
     def __init__(self, cfg: Config, mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
         super().__init__()
@@ -380,8 +402,9 @@ class DiffusionModel(nn.Module):
         contact = contact * mv_valid[..., None]
         ank_v = (vel_p[:, :, self.ankles] ** 2).sum(-1)                          # (B, T-1, 2)
         l_foot = ((ank_v * contact * w[..., None]).sum() / contact.sum().clamp(min=1)) / vscale ** 2
-        loss = l_x0 + cfg.w_vel * l_vel + cfg.w_bone * l_bone + cfg.w_foot * l_foot
-        return {"loss": loss, "x0": l_x0, "vel": l_vel, "bone": l_bone, "foot": l_foot}
+        l_motion = motion_loss(pred, x0, valid, cfg.motion_eps)
+        loss = l_x0 + cfg.w_vel * l_vel + cfg.w_bone * l_bone + cfg.w_foot * l_foot + cfg.w_motion * l_motion
+        return {"loss": loss, "x0": l_x0, "vel": l_vel, "bone": l_bone, "foot": l_foot, "motion": l_motion}
 
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
         self.net.train()
@@ -1028,7 +1051,7 @@ def build_training(opts: Any) -> Any:
     meta = dict(td.meta, parameters=n_params)
     return TrainSetup(model=model, batches=batches, optimizers={"main": opt}, kind=KIND, config=cfg,
                       metadata=meta, export=model.export, lr_lambda=lr_lambda,
-                      log_keys=("loss", "x0", "vel", "bone", "foot"))
+                      log_keys=("loss", "x0", "vel", "bone", "foot", "motion"))
 
 
 # ---------------------------------------------------------------------------------------------
