@@ -18,6 +18,7 @@ from motionviz.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from motionviz.errors import CheckpointError, UserError
 from motionviz.generator import Request
 from motionviz.models import diffusion as D
+from motionviz.models.losses import motion_loss
 from motionviz.motion import DEFAULT_FPS, Motion, MotionLabels
 from motionviz.skeleton import COMMON
 
@@ -484,7 +485,7 @@ def test_motion_loss_is_relative_to_each_repetitions_own_motion():
     x0 = torch.cat([small, big])                              # (2, 16, 7)
     valid = torch.ones(2, 16, dtype=torch.bool)
     frozen = x0.mean(1, keepdim=True).expand_as(x0)
-    per = lambda pred: [float(D.motion_loss(pred[i:i + 1], x0[i:i + 1], valid[i:i + 1], 1e-9)) for i in range(2)]  # noqa: E731
+    per = lambda pred: [float(motion_loss(pred[i:i + 1], x0[i:i + 1], valid[i:i + 1], 1e-9)) for i in range(2)]  # noqa: E731
     assert per(frozen) == pytest.approx([1.0, 1.0], rel=1e-4)
     assert per(x0) == pytest.approx([0.0, 0.0], abs=1e-8)
     assert per(x0 + 3.0) == pytest.approx([0.0, 0.0], abs=1e-6)
@@ -492,4 +493,4 @@ def test_motion_loss_is_relative_to_each_repetitions_own_motion():
     assert per(half) == pytest.approx([0.25, 0.25], rel=1e-4)
     # the floor keeps a motionless repetition from dominating
     still = torch.zeros(1, 16, 7)
-    assert float(D.motion_loss(still + 0.01 * torch.randn(1, 16, 7), still, valid[:1], 0.05)) < 0.01
+    assert float(motion_loss(still + 0.01 * torch.randn(1, 16, 7), still, valid[:1], 0.05)) < 0.01

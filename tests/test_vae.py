@@ -158,13 +158,13 @@ def test_per_class_tokens_exist_and_condition():
 def test_kl_weight_config_and_loss_composition():
     assert V.Config().kl_weight == pytest.approx(1e-5)
     model = tiny_model()
-    model.config = replace(model.config, kl_weight=0.25, vel_weight=0.5, pos_weight=2.0)
+    model.config = replace(model.config, kl_weight=0.25, vel_weight=0.5, pos_weight=2.0, motion_weight=0.75)
     rng = np.random.default_rng(0)
     items = V.motions_to_items(corpus(), model.config.classes, model.config)
     batch = V.collate_clips(items[:6])
     with torch.no_grad():
         out = model.losses(batch, generator=torch.Generator().manual_seed(0))
-    expected = 2.0 * out["pos"] + 0.5 * out["vel"] + 0.25 * out["kl"]
+    expected = 2.0 * out["pos"] + 0.5 * out["vel"] + 0.25 * out["kl"] + 0.75 * out["motion"]
     torch.testing.assert_close(out["loss"], expected)
     assert out["kl"] > 0
     # the KL term is the analytic KL of N(mu, sigma) to N(0, I): zero for mu = 0, logvar = 0
@@ -209,7 +209,7 @@ def test_train_step_lowers_loss():
     first = model.train_step(batch, opts)
     for _ in range(60):
         last = model.train_step(batch, opts)
-    assert set(first) == {"loss", "pos", "vel", "kl"}
+    assert set(first) == {"loss", "pos", "vel", "kl", "motion"}
     assert last["loss"] < 0.8 * first["loss"], (first, last)
     assert last["pos"] < 0.6 * first["pos"], (first, last)
 

@@ -64,6 +64,7 @@ from ..errors import CheckpointError, UserError
 from ..generator import LIMITS, ProgressFn, Request
 from ..motion import DEFAULT_FPS, Motion, MotionLabels
 from ..sampling import Schedule, cosine_alpha_bar, guided, sample
+from .losses import motion_loss
 from ..data.repetitions import split_repetitions, time_denormalise, time_normalise
 from ..skeleton import COMMON, Skeleton
 
@@ -302,26 +303,6 @@ class AdaLNEncoder(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # the trainable model (denoiser + EMA + statistics + losses)
 # ---------------------------------------------------------------------------------------------
-def motion_loss(pred: torch.Tensor, x0: torch.Tensor, valid: torch.Tensor, eps: float) -> torch.Tensor:
-    """Relative motion error: per repetition, the squared error of the pose features' deviation from
-    their own mean over the frames, divided by the true deviation's energy (+ ``eps``), averaged over the
-    batch.  pred, x0 (B, T, F) standardised (the last feature, log-duration, is left out), valid (B, T).
-
-    The x0 error alone lets a small movement (UI-PRMD's shoulder rotation moves the wrist 0.3-0.4 m,
-    ~0.3 standardised units) drown in the model's overall error: predicting a frozen mean pose costs such a
-    repetition almost nothing, and the trained model did exactly that.  Relative to its own motion, a
-    frozen prediction of any exercise costs 1, large or small."""
-    m = valid.to(pred.dtype)[..., None]                                        # (B, T, 1)
-    n = m.sum(1, keepdim=True).clamp(min=1)
-    p, g = pred[..., :-1], x0[..., :-1]
-    dev_p = p - (p * m).sum(1, keepdim=True) / n                               # (B, T, 3J)
-    dev_g = g - (g * m).sum(1, keepdim=True) / n
-    cells = n[:, 0, 0] * p.shape[-1]                                            # (B,)
-    err = (((dev_p - dev_g) ** 2) * m).sum((1, 2)) / cells
-    energy = ((dev_g ** 2) * m).sum((1, 2)) / cells
-    return (err / (energy + eps)).mean()
-
-
 class DiffusionModel(nn.Module):
     def __init__(self, cfg: Config, mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
         super().__init__()

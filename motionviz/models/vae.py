@@ -57,6 +57,7 @@ from ..generator import LIMITS, ProgressFn, Request
 from ..interpolate import lerp, slerp, weights
 from ..motion import DEFAULT_FPS, Motion, MotionError, MotionLabels
 from ..skeleton import COMMON
+from .losses import motion_loss
 
 __all__ = ["Config", "ActorVAE", "VAEGenerator", "Endpoint", "LatentPath", "class_key", "split_class", "classes_of",
            "resolve_label", "joints_to_features", "features_to_joints", "canonicalise", "ClipBatches",
@@ -91,6 +92,8 @@ class Config:
     kl_weight: float = 1e-5
     pos_weight: float = 1.0
     vel_weight: float = 1.0
+    motion_weight: float = 1.0             # relative motion loss (motionviz.models.losses.motion_loss); 0 = off
+    motion_eps: float = 0.05               # its floor on a repetition's motion energy (standardised units^2)
     rep_frames: int = 64                   # normalised frames per repetition (see motionviz.data.repetitions)
     min_seconds: float = 0.8               # shortest / longest repetition (longer clips are split)
     max_seconds: float = 6.0
@@ -334,8 +337,9 @@ class ActorVAE(nn.Module):
         vel = ((dv ** 2) * vm).sum() / (vm.sum() * F).clamp_min(1.0)
         kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(-1)).mean()
         c = self.config
-        loss = c.pos_weight * pos + c.vel_weight * vel + c.kl_weight * kl
-        return {"loss": loss, "pos": pos, "vel": vel, "kl": kl}
+        motion = motion_loss(pred, x, mask, c.motion_eps)
+        loss = c.pos_weight * pos + c.vel_weight * vel + c.kl_weight * kl + c.motion_weight * motion
+        return {"loss": loss, "pos": pos, "vel": vel, "kl": kl, "motion": motion}
 
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
         """One optimiser step on ``batch``; returns the loss terms as floats."""
@@ -558,7 +562,7 @@ def build_training(opts: Any) -> Any:
     metadata["export"] = "class means of the posterior moved into the decoder bias (recentre_state)"
     return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=config,
                       metadata=metadata, export=lambda: recentre_state(model, probes), lr_lambda=lr_lambda,
-                      log_keys=("loss", "pos", "vel", "kl"))
+                      log_keys=("loss", "pos", "vel", "kl", "motion"))
 
 
 def _to_device(it: Iterator[dict[str, torch.Tensor]], device: str) -> Iterator[dict[str, torch.Tensor]]:
