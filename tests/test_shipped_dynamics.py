@@ -1,4 +1,4 @@
-"""The shipped diffusion checkpoint's samples of a moving exercise must move (#12).
+"""The shipped diffusion checkpoint's samples of a moving exercise must move (#12), and honour correct/incorrect (#18).
 
 Posture metrics cannot see a motion that holds the right pose without moving (the checkpoint shipped
 before the repetition-level retraining scored recognition accuracy 0.906, above real, at 0.35 of the real
@@ -49,3 +49,23 @@ def test_shipped_diffusion_squat_moves(data_root, label):
     assert ratio > 0.6, (f"the shipped diffusion model's {label} barely moves: range of motion "
                          f"{gen_rom:.3f} m vs real {real_rom:.3f} m (ratio {ratio:.2f}; mean joint speed "
                          f"{gen_speed:.3f} vs {real_speed:.3f} m/s)")
+
+
+@pytest.mark.parametrize("label", ["ui-prmd:m06", "ui-prmd:m08"])
+def test_shipped_diffusion_honours_correct_and_incorrect(label):
+    """Issue #18: the recogniser's correctness head of the exercise judges 2 samples requested as correct
+    and 2 requested as incorrect (120 frames, seed 0, 20 steps) the way they were requested.  UI-PRMD's
+    straight-leg raise and shoulder extension were both judged incorrect whichever was asked for by the
+    checkpoint shipped before (control 0.5 and 0.62); the full protocol is ``evaluate``."""
+    from motionviz.evaluation_correctness import judge
+    from motionviz.models.recognition import load_recognizer
+
+    ck = Path(default_checkpoint_dir())
+    gen = load_generator("diffusion", ck)
+    rec = load_recognizer(ck / "recognizer.safetensors")
+    got = {}
+    for want in (True, False):
+        ms = gen.generate(Request(model="diffusion", label=label, correct=want, num=2, frames=120, seed=0, steps=20))
+        got[want] = judge(rec, ms, [label] * 2)["correct"]
+    assert (got[True] > 0.5).all() and (got[False] <= 0.5).all(), (
+        f"{label}: P(correct) of samples requested correct {got[True]}, requested incorrect {got[False]}")
