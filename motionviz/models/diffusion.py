@@ -9,16 +9,18 @@ standardised per feature with the training set's mean/std (stored in the checkpo
 frame is a mask on the features; wherever a joint is kept the pelvis is kept too, so kept joints come back
 exactly at their absolute positions.
 
-Denoiser: a pre-LN transformer encoder over time.  Every ``patch`` consecutive frames form one token
-(linear in/out); the condition vector is added to every token and also forms one extra token:
-``time embedding + text projection + exercise-class embedding + correct/incorrect/unknown embedding +
-dataset embedding``.  It predicts the clean motion x0 directly (MDM; the skip parameterisations
+Denoiser: a transformer encoder over time.  Every ``patch`` consecutive frames form one token
+(linear in/out); the condition vector is added to every token, forms one extra token and (``conditioning =
+"adaln"``) scales, shifts and gates both norms of every layer (:class:`AdaLNLayer`): ``time embedding + text
+projection + exercise-class embedding + correct/incorrect/unknown embedding + (exercise, correct) pair
+embedding + dataset embedding``.  It predicts the clean motion x0 directly (MDM; the skip parameterisations
 ``x0 = sqrt(ab) x_t + sqrt(1 - ab) net(x_t)`` are options, see :meth:`Denoiser.forward`, that trained worse
 here; cosine schedule, T = 1000, see :mod:`motionviz.sampling`).  During training every condition is dropped
 independently (and all of them together with ``p_uncond``), so one network is conditional and
 unconditional, for classifier-free guidance.  Losses (uniform over noise levels, as in MDM): x0 MSE on the
 standardised features + geometric losses in metres (velocity, bone lengths, foot contact: ankle velocity
-where the ground-truth ankle is low and slow).
+where the ground-truth ankle is low and slow) + the relative motion loss
+(:func:`motionviz.models.losses.motion_loss`, so small movements are not predicted frozen).
 
 Generation (:class:`DiffusionGenerator`, behind :func:`motionviz.generator.load_generator`): DDIM or DDPM
 with any number of steps, classifier-free guidance (one batched forward), seeded ``torch.Generator``;
@@ -64,9 +66,9 @@ from ..errors import CheckpointError, UserError
 from ..generator import LIMITS, ProgressFn, Request
 from ..motion import DEFAULT_FPS, Motion, MotionLabels
 from ..sampling import Schedule, cosine_alpha_bar, guided, sample
-from .losses import motion_loss
 from ..data.repetitions import split_repetitions, time_denormalise, time_normalise
 from ..skeleton import COMMON, Skeleton
+from .losses import motion_loss
 
 __all__ = ["Config", "to_features", "from_features", "bench", "Denoiser", "DiffusionModel", "DiffusionGenerator", "build_training", "load_generator",
            "save_model", "canonicalise", "KIND", "CORRECT_STATES"]
@@ -112,7 +114,7 @@ class Config:
     w_foot: float = 0.5
     geo_power: float = 0.0           # geometric losses weighted by alpha_bar_t ** geo_power (0: MDM, uniform)
     x0_weight_cap: float = 1.0      # x0 loss weight min(1 / (1 - alpha_bar_t), cap) (1: MDM, uniform)
-    w_motion: float = 1.0            # relative motion loss (see DiffusionModel.losses); 0 = off
+    w_motion: float = 1.0            # relative motion loss (motionviz.models.losses.motion_loss); 0 = off
     motion_eps: float = 0.05         # its floor on a repetition's motion energy (standardised units^2)
     lr: float = 4e-4
     weight_decay: float = 0.01
@@ -188,11 +190,11 @@ class Denoiser(nn.Module):
         self.label_emb = nn.Embedding(len(cfg.labels) + 1, D)
         self.correct_emb = nn.Embedding(3, D)
         self.dataset_emb = nn.Embedding(len(cfg.datasets) + 1, D)
-        layer = nn.TransformerEncoderLayer(D, cfg.heads, cfg.ff, cfg.dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
         if cfg.conditioning == "adaln":
             self.encoder: nn.Module = AdaLNEncoder(D, cfg.heads, cfg.ff, cfg.dropout, cfg.layers)
         else:
+            layer = nn.TransformerEncoderLayer(D, cfg.heads, cfg.ff, cfg.dropout, activation="gelu",
+                                               batch_first=True, norm_first=True)
             self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         if cfg.pair_condition:
             self.pair_emb = nn.Embedding(3 * (len(cfg.labels) + 1), D)
@@ -757,14 +759,17 @@ def load_weights(net: nn.Module, tensors: dict[str, torch.Tensor], path: str | P
         raise CheckpointError(f"{Path(path).name} has no normalisation statistics")
 
 
-def with_legacy_fields(cfg: Any, config_json: str) -> Any:
+def with_legacy_fields(cfg: Any, config_json: str, path: str | Path) -> Any:
     """``cfg`` with the architecture of checkpoints written before a field existed: no
-    ``parameterisation`` = plain x0, no ``conditioning`` = added condition without the pair embedding."""
+    ``parameterisation`` = plain x0, no ``conditioning`` = added condition without the pair embedding
+    (the diffusion-fast checkpoint distilled before #18).  An unknown conditioning is a CheckpointError."""
     stored = json.loads(config_json)
     if "parameterisation" not in stored:
         cfg = replace(cfg, parameterisation="x0")
     if "conditioning" not in stored:
         cfg = replace(cfg, conditioning="add", pair_condition=False)
+    if cfg.conditioning not in ("adaln", "add"):
+        raise CheckpointError(f"{Path(path).name}: unknown conditioning {cfg.conditioning!r}")
     return cfg
 
 
@@ -772,9 +777,7 @@ def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
     """Rebuild the model from the checkpoint's stored config (strict).  ``encoder`` (optional) must match
     the checkpoint's text encoder, else :class:`CheckpointError`."""
     tensors, meta = load_checkpoint(path, KIND)
-    cfg = with_legacy_fields(config_from_json(Config, meta["config"]), meta["config"])
-    if cfg.conditioning not in ("adaln", "add"):
-        raise CheckpointError(f"{Path(path).name}: unknown conditioning {cfg.conditioning!r}")
+    cfg = with_legacy_fields(config_from_json(Config, meta["config"]), meta["config"], path)
     if cfg.parameterisation not in ("x0", "x0-skip", "x0-gain"):
         raise CheckpointError(f"{Path(path).name}: unknown parameterisation {cfg.parameterisation!r}")
     if cfg.representation != Config.representation:

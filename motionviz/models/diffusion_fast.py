@@ -235,7 +235,7 @@ class FastGenerator(DiffusionGenerator):
 def load_generator(path: str | Path, encoder: Any = None) -> FastGenerator:
     """Rebuild the student from the checkpoint's stored config (strict)."""
     tensors, meta = load_checkpoint(path, KIND)
-    cfg = with_legacy_fields(config_from_json(FastConfig, meta["config"]), meta["config"])
+    cfg = with_legacy_fields(config_from_json(FastConfig, meta["config"]), meta["config"], path)
     if cfg.representation != Config.representation:
         raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
                               f"version reads {Config.representation!r}")
