@@ -28,7 +28,7 @@ import platform
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Callable
 
 from .errors import UserError
@@ -111,7 +111,7 @@ def machine_info() -> dict[str, Any]:
         "python_version": platform.python_version(), "platform": platform.platform(),
         "cuda_available": bool(torch.cuda.is_available()), "memory_gb": mem_gb, "load_average": load,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 

@@ -161,7 +161,8 @@ def config_from_json(cls: type, text: str) -> Any:
     except CheckpointError:
         raise
     except (TypeError, ValueError, AssertionError) as e:
-        raise CheckpointError(f"checkpoint config is not a valid {cls.__name__}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
+        raise CheckpointError(f"checkpoint config is not a valid {cls.__name__}: "
+                              f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
     return cfg
 
 

@@ -59,7 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         parser.add_argument("--num", type=int, default=6,
                             help="generated motions per label and model; each repeat uses half (6)")
         parser.add_argument("--repeats", type=int, default=20, help="repeats for the intervals (20)")
-        parser.add_argument("--models", default=None, help="comma-separated models (default: all available); NAME@STEPS evaluates one step count, e.g. diffusion-fast@1")
+        parser.add_argument("--models", default=None,
+                            help="comma-separated models (default: all available); NAME@STEPS evaluates one step "
+                                 "count, e.g. diffusion-fast@1")
         parser.add_argument("--datasets", default="ui-prmd,kimore,irds",
                             help="datasets whose test labels are evaluated ('all' for every dataset)")
         parser.add_argument("--labels", default=None, help="comma-separated labels (default: all shared)")

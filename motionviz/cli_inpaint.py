@@ -121,8 +121,8 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
     ``fps`` is None for a ``.npy`` (its rate is ``--fps``, 20 by default) and 20 for ``.npz`` and motion
     files, which are read at their stored rate and resampled to 20 fps here.  With ``joint_set`` a
     (T, K, D) array of exactly the set's K joints (in its order) is placed on the common skeleton."""
-    from .skeleton import COMMON
     from .data.userfile import skeleton_for_joint_count
+    from .skeleton import COMMON
 
     def _load(p: str, what: str) -> np.ndarray:
         if not Path(p).is_file():

@@ -15,7 +15,8 @@ split's incorrect executions differ most from the correct ones of the same subje
 :data:`KEY_MIN_SHIFT` degrees, in the same direction for most subjects, ranked by the shift relative to the
 spread of correct executions), with the direction incorrect executions take; only that direction is
 reported.  Exercises with fewer than :data:`KEY_MIN_INCORRECT` incorrect training executions fall back
-to the angles that move (median range of motion of correct executions >= :data:`MOVING_MIN_DEG`).  Hip and knee angles are never reported
+to the angles that move (median range of motion of correct executions >= :data:`MOVING_MIN_DEG`).  Hip and knee angles
+are never reported
 for IntelliRehabDS arm gestures (0-6).
 
 IntelliRehabDS has standing and wheelchair patients: its normal ranges are keyed by the position

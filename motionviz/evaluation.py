@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -136,7 +136,7 @@ def evaluate(generators: dict[str, Generator], recognizer: Any, real_test: Seque
         if unknown:
             raise UserError(f"labels without 2 real test motions known to the recogniser: {sorted(unknown)}")
         labels = [l for l in labels if l in s.labels]
-    for name, g in generators.items():
+    for g in generators.values():
         gl = _generator_labels(g)
         if gl is not None:
             labels = [l for l in labels if l in gl]

@@ -230,7 +230,6 @@ def render_frames(motion: Motion, size: int = VIDEO_SIZE, yaw: float = 30.0, pit
 
     # one scale for everything
     allp = np.concatenate([P[finite].reshape(-1, 3), L.reshape(-1, 3)])
-    s_lo, s_hi = allp[:, :2].min(0), allp[:, :2].max(0)
     body = np.concatenate([P[finite].reshape(-1, 3)])[:, :2] if finite.any() else allp[:, :2]
     b_lo, b_hi = body.min(0), body.max(0)
     # fit the body (and as much floor as fits) with a margin

@@ -31,19 +31,19 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from .errors import UserError
-from .models.aegan import (AEGAN, AEGANNet, apply_transform, canonical_transform, invert_transform)
+from .models.aegan import AEGAN, AEGANNet, apply_transform, canonical_transform, invert_transform
 
 __all__ = ["InpaintResult", "inpaint", "baseline", "procrustes", "window_starts", "check_mask",
-           "hold_last_observation", "corrupt", "blend_gaps", "load_model", "evaluate", "evaluate_keraal", "bench", "PRESETS", "preset",
-           "CONDITIONS"]
+           "hold_last_observation", "corrupt", "blend_gaps", "load_model", "evaluate", "evaluate_keraal", "bench",
+           "PRESETS", "preset", "CONDITIONS"]
 
 ProgressFn = Callable[[float, str], None]
 
@@ -804,7 +804,8 @@ def bench(quick: bool = False) -> dict[str, Any]:
     linear in the steps); otherwise it runs the full 200."""
     import torch
 
-    from .models.aegan import AEGAN as _AEGAN, Config
+    from .models.aegan import AEGAN as _AEGAN
+    from .models.aegan import Config
 
     try:
         model, have = load_model(), True

@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         _install_fake_text_encoder()
         ck = _tiny_checkpoints(Path(tmp.name))
     import app as app_module
+
     from .ui.common import MAX_SESSIONS
 
     demo = app_module.build_app(checkpoint_dir=ck)

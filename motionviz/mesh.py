@@ -202,8 +202,8 @@ def build_anny_body(phenotype: dict[str, float] | None = None, preview_faces: in
     """Build the Anny body from the ``anny`` package (first run: anny parses its assets and caches
     them in ``~/.cache/anny``, about 2 minutes; later runs a few seconds)."""
     try:
-        import torch
         import anny
+        import torch
     except ImportError as e:  # pragma: no cover - depends on the installation
         raise UserError(f"the body mesh needs the 'anny' package ({e}); pip install anny") from None
     if progress:
@@ -801,6 +801,7 @@ def mesh_figure(motion: Motion, body: str = "auto", layout: str = "side", title:
     ``layout``: "side" (two scenes side by side, same scale) or "overlay" (one scene, mesh translucent)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
+
     from . import render as R
 
     if layout not in ("side", "overlay"):
@@ -1041,6 +1042,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
     """Benchmark section ``mesh``: seconds to pose the Anny body for a 120-frame motion and build its
     browser figure (cold cache), that figure's JSON size, full-mesh skinning and GLB export times."""
     import tempfile
+
     from .render import figure_json_size
 
     t0 = time.perf_counter()

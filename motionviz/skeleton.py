@@ -363,7 +363,7 @@ def _retarget_matrix(source: Skeleton, target: Skeleton = COMMON) -> np.ndarray:
         raise ValueError("retargeting is defined towards the common skeleton only")
     mapping = dict(source.retarget_map) or RETARGET.get(source.name)
     if mapping is None:
-        from .retarget import common_map    # by names and hierarchy; one-line UserError when it fails
+        from .retarget import common_map  # by names and hierarchy; one-line UserError when it fails
 
         mapping = common_map(source)
     W = np.zeros((len(target), len(source)), dtype=np.float32)

@@ -34,7 +34,7 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -414,7 +414,7 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
         secs = time.monotonic() - start
         meta = dict(setup.metadata)
         meta.update({"command": command, "steps": step, "train_seconds": round(secs, 1),
-                     "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                      "losses": {k: round(v, 5) for k, v in smooth.items()}, "seed": opts.seed,
                      "world_size": world, "final": final})
         tensors = setup.export() if setup.export is not None else model.state_dict()
@@ -457,7 +457,8 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
                                     "the last checkpoint written is kept)")
                 smooth[k] = v if k not in smooth else 0.98 * smooth[k] + 0.02 * v
             if step % log_every == 0:
-                history.append({"step": step, "seconds": round(time.monotonic() - start, 1), **{k: round(v, 5) for k, v in smooth.items()}})
+                history.append({"step": step, "seconds": round(time.monotonic() - start, 1),
+                                **{k: round(v, 5) for k, v in smooth.items()}})
             if pbar is not None:
                 pbar.update(1)
                 if step % 10 == 0:
@@ -505,7 +506,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-every", type=float, default=3.0, help="minutes between checkpoints")
     parser.add_argument("--runs-dir", default=None, help="folder for the resume state and loss history "
                         "(default runs/<model>, or runs/<model>-<out>-<hash> with --out)")
-    parser.add_argument("--resume", action="store_true", help="continue from runs/<model>/resume.safetensors (runs/<model>-<out>-<hash>/ with --out)")
+    parser.add_argument("--resume", action="store_true", help="continue from runs/<model>/resume.safetensors "
+                        "(runs/<model>-<out>-<hash>/ with --out)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field (repeatable), e.g. --set layers=4")

@@ -322,11 +322,13 @@ def upsample(model: Any, joints: np.ndarray, joint_set: str | None = None, obser
     """Complete (T, 15, 3) common-skeleton joints (metres, NaN = missing) from the joints of ``joint_set``
     (the others are ignored even when given) and/or ``observed`` (T, J).  The latent search: ``steps``
     steps with ``preset`` (``settings``: its keyword dictionary, e.g. from the CLI's overrides), windows every
-    ``shift`` frames; left as None, the set's :data:`SETTINGS` (chosen on the validation split).  ``correction``: ``anchors`` (:func:`anchor_correct` on the windows' averaged output),
+    ``shift`` frames; left as None, the set's :data:`SETTINGS` (chosen on the validation split).  ``correction``:
+    ``anchors`` (:func:`anchor_correct` on the windows' averaged output),
     ``blend`` (inpainting's :func:`motionviz.inpaint.blend_gaps`: a never-observed joint takes its parent's
     offset) or ``none`` (the generator's joints as they are; given joints kept).  -> :class:`InpaintResult`
     whose ``joints`` are the result."""
-    from .inpaint import inpaint, preset as _preset
+    from .inpaint import inpaint
+    from .inpaint import preset as _preset
 
     x = np.asarray(joints, dtype=np.float32)
     if x.ndim != 3 or x.shape[-1] != 3:

@@ -607,7 +607,7 @@ def video_to_motion(path: str | os.PathLike, max_frames: int | None = None, thre
 # CLI
 # ------------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="video file (.mp4, .gif, .webm; at most %g s)" % MAX_SECONDS)
+    parser.add_argument("input", help=f"video file (.mp4, .gif, .webm; at most {MAX_SECONDS:g} s)")
     parser.add_argument("--out", "-o", default=None,
                         help="output file: .npy (T, 15, 3) float32 metres at 20 fps (default <input>.npy), .npz "
                              "(the same array + its fps), .json or .bvh")
@@ -650,9 +650,8 @@ def _quiet_native_logs():
 
 
 def run(args: argparse.Namespace) -> int:
-    from .export import save_bvh, save_json, save_npy, save_npz
-
     from .cliio import check_out
+    from .export import save_bvh, save_json, save_npy, save_npz
 
     out = Path(args.out) if args.out else Path(args.input).with_suffix(".npy")
     writers = {".npy": save_npy, ".npz": save_npz, ".json": save_json, ".bvh": save_bvh}

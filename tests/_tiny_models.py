@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _poses import standing_pose
 
 from motionviz.checkpoint import data_provenance, save_checkpoint

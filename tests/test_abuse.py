@@ -6,7 +6,6 @@ checkpoints, CLI outputs."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import gradio as gr
@@ -354,10 +353,9 @@ def test_flipped_weight_bytes_are_refused(tmp_path):
 
 
 def test_shipped_folder_needs_a_recorded_sum(tmp_path, monkeypatch):
+    import motionviz.checkpoint as C
     from motionviz.errors import CheckpointError
     from motionviz.models import aegan as A
-
-    import motionviz.checkpoint as C
 
     monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(tmp_path))
     monkeypatch.setattr(C, "REPO_CHECKPOINTS", tmp_path)         # stands in for the repository's folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _poses import UPRIGHT, pose_array
 
 from motionviz import angles as A

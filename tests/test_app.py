@@ -4,13 +4,11 @@ files, bad uploads become gr.Error, and the common UI helpers behave."""
 from __future__ import annotations
 
 import json
-
 import re
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import plotly.graph_objects as go
 import pytest
 
 import app as app_module

@@ -9,7 +9,6 @@ Set ``MOTIONVIZ_SCREENSHOT=path.png`` to save a screenshot of the Data tab (READ
 from __future__ import annotations
 
 import pytest
-
 from _browser import app_url_or_start, browser_page, needs_chromium
 
 pytestmark = needs_chromium

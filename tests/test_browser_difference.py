@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from _browser import CELL_COUNTS_JS, app_url_or_start, browser_page, needs_chromium
 
 pytestmark = needs_chromium

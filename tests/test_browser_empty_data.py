@@ -68,7 +68,7 @@ def test_every_tab_works_on_a_fresh_space(fresh_space):
         assert not missing, f"tabs not shown: {missing}\n{log_path.read_text()[-2000:]}"
         for title, button in TABS:
             pg.get_by_role("tab", name=title).click()
-            panel = pg.locator(f"[role=tabpanel]:visible").first
+            panel = pg.locator("[role=tabpanel]:visible").first
             if button is not None:
                 pg.locator(f"#{button}").click()
                 time.sleep(1.0)

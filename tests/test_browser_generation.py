@@ -6,7 +6,8 @@ Chromium; skipped, saying why, without Chromium, Playwright, the data or the dif
   nothing of the request).
 - Text → motion with the fast (distilled) model: it is the default, and releasing the guidance slider
   regenerates at the new scale.
-- Text → motion, 8 samples with the full diffusion model at the tab's default length and steps: the time from the click to the first drawn
+- Text → motion, 8 samples with the full diffusion model at the tab's default length and steps: the time from the click
+to the first drawn
   frame, measured in the page, is at most twice the server time the tab reports (README → benchmark); every
   one of the 8 cells draws a body.
 - 400 px wide: the player comes before the controls, which sit in a closed accordion, and every tab is

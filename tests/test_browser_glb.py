@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _browser import CELL_COUNTS_JS, needs_chromium, wait_new_payload_drawn
 from test_browser import app_url, page  # noqa: F401 - fixtures (app started once per module)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
 from _browser import CELL_COUNTS_JS, wait_new_payload_drawn
 from test_browser import _choose, app_url, page  # noqa: F401 - fixtures (app started once per module)
 
@@ -145,7 +144,8 @@ def test_phone_width_player_first_and_tabs_reachable(page, app_url):  # noqa: F8
                 item.wait_for(state="visible", timeout=5_000)
                 item.click()
             pg.wait_for_function("(t) => { const b = [...document.querySelectorAll('button[role=tab]')]"
-                                 ".find(b => b.innerText.trim() === t); return b && b.getAttribute('aria-selected') === 'true'; }",
+                                 ".find(b => b.innerText.trim() === t); "
+                                 "return b && b.getAttribute('aria-selected') === 'true'; }",
                                  arg=title, timeout=10_000)
     finally:
         pg.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from _browser import CHROMIUM, CHROMIUM_FLAGS, _free_port, needs_chromium
 
 pytestmark = needs_chromium

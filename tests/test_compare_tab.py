@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import json
 
+import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
-
-import gradio as gr
 from _poses import standing_pose
 
 from motionviz import data as data_pkg
 from motionviz.checkpoint import data_provenance, save_checkpoint
 from motionviz.errors import UserError
 from motionviz.generator import available_models
-from motionviz.motion import Motion, MotionLabels
 from motionviz.models import recognition as R
+from motionviz.motion import Motion, MotionLabels
 from motionviz.skeleton import COMMON
 from motionviz.ui import compare_tab as C
 from motionviz.ui.common import AppContext

@@ -12,9 +12,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motionviz.data import (CORPUS_DATASETS, DATASETS, LABEL_MIRROR, LABEL_TITLES, BANDAI_STYLES,
-                            augment_mirror, captions, data_root as find_root, describe, keraal_exercise,
-                            label_names, load_corpus, load_dataset, load_user_file, split_of)
+from motionviz.data import (
+    BANDAI_STYLES,
+    CORPUS_DATASETS,
+    DATASETS,
+    LABEL_MIRROR,
+    LABEL_TITLES,
+    augment_mirror,
+    captions,
+    describe,
+    keraal_exercise,
+    label_names,
+    load_corpus,
+    load_dataset,
+    load_user_file,
+    split_of,
+)
+from motionviz.data import data_root as find_root
 from motionviz.errors import DataNotFound, UserError
 from motionviz.motion import REFERENCE_BONE_SUM, Motion, MotionLabels
 from motionviz.skeleton import BANDAI, COMMON, KIMORE18, KINECT, SMPL22, UIPRMD
@@ -62,7 +76,8 @@ def test_euler_yxz_known_answer():
     R = euler_yxz(np.array([0, 0, 90.0]))          # Rz(90): x -> y
     assert np.allclose(R @ [1, 0, 0], [0, 1, 0], atol=1e-12)
     a = np.array([30.0, 40.0, 50.0])
-    c = np.cos(np.deg2rad(a)); s = np.sin(np.deg2rad(a))
+    c = np.cos(np.deg2rad(a))
+    s = np.sin(np.deg2rad(a))
     Rx = np.array([[1, 0, 0], [0, c[0], -s[0]], [0, s[0], c[0]]])
     Ry = np.array([[c[1], 0, s[1]], [0, 1, 0], [-s[1], 0, c[1]]])
     Rz = np.array([[c[2], -s[2], 0], [s[2], c[2], 0], [0, 0, 1]])
@@ -373,6 +388,7 @@ def test_user_file_too_big(tmp_path, monkeypatch):
 def test_retarget_keeps_nan_local():
     """A missing source joint makes only the target joints built from it missing."""
     import numpy as np
+
     from motionviz.skeleton import BLAZEPOSE33, COMMON, retarget
 
     rng = np.random.default_rng(0)

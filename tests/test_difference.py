@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _poses import UPRIGHT, pose_array
 
 from motionviz import difference as Df

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 
+import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
-
-import gradio as gr
 from _poses import standing_pose
 
 from motionviz import data as data_pkg

@@ -271,8 +271,9 @@ def test_text_tab_uses_the_fast_model_by_default_and_follows_the_guidance_slider
     assert "2 steps ·" in info
     _, info, _, _, ms_t, _ = gen(*args, "diffusion", 2)                  # the teacher stays selectable
     assert "20 steps" in info and ms_t[0].labels.extra["model"] == "diffusion"
-    from motionviz.ui.common import user_error  # noqa: F401  (errors are gr.Error through the wrapper)
     import gradio as gr
+
+    from motionviz.ui.common import user_error  # noqa: F401  (errors are gr.Error through the wrapper)
 
     with pytest.raises(gr.Error, match="1, 2, 4 steps"):
         gen(*args, "diffusion-fast", 3)

@@ -121,7 +121,7 @@ def test_segment_three_repetitions_at_the_rests():
     rest, rep = int(FPS), int(2 * FPS)
     parts, rests = [], []
     t = 0
-    for k in range(3):
+    for _ in range(3):
         parts.append(np.zeros(rest))
         rests.append((t, t + rest))
         t += rest
@@ -141,7 +141,7 @@ def test_segment_three_repetitions_at_the_rests():
     for (a, b), (_, prev_end), (next_start, _) in zip(segs, rests[:-1], rests[1:]):
         assert a <= prev_end + 1                                     # starts at (or in) the rest before
         assert b >= next_start - 1                                   # ends at (or in) the rest after
-    for (a0, b0), (a1, _) in zip(segs[:-1], segs[1:]):
+    for (_, b0), (a1, _) in zip(segs[:-1], segs[1:]):
         assert b0 == a1                                              # contiguous
         assert any(lo - 2 <= b0 <= hi + 2 for lo, hi in rests[1:-1])   # boundary inside a rest
     peaks = D.repetition_peaks(x, FPS)

@@ -249,7 +249,8 @@ def test_evaluate_text_mode_prints_score_control(monkeypatch, capsys, tiny_recog
     beside it), and ``--labels`` with a KIMORE label keeps the section (filtered to that label)."""
     import argparse
 
-    from motionviz import cli_eval, data as data_pkg
+    from motionviz import cli_eval
+    from motionviz import data as data_pkg
 
     test = [m.with_labels(dataset="kimore", label="kimore:ex5", score=float(30 + 10 * i))
             for i, m in enumerate(real_set(6, 21)[:6])]

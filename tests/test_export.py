@@ -3,7 +3,6 @@ verb converts files with one-line errors on bad input."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path

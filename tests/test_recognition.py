@@ -8,8 +8,8 @@ import torch
 
 from motionviz.checkpoint import save_checkpoint
 from motionviz.errors import UserError
-from motionviz.motion import Motion, MotionLabels
 from motionviz.models import recognition as R
+from motionviz.motion import Motion, MotionLabels
 from motionviz.skeleton import COMMON
 
 torch.set_num_threads(1)

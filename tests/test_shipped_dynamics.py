@@ -30,7 +30,8 @@ torch.set_num_threads(1)
 def test_shipped_diffusion_squat_moves(data_root, label):
     """ROM ratio (median generated / median real held-out clip of 120 frames) above 0.6.
 
-    Neither skipped nor xfail-marked: a checkpoint that stops moving fails CI.  Cost: loading the checkpoint and MiniLM once (the exercise's description is part of the
+    Neither skipped nor xfail-marked: a checkpoint that stops moving fails CI.  Cost: loading the checkpoint and MiniLM
+    once (the exercise's description is part of the
     condition, ~7 s) plus 2 samples at 20 steps (~0.5 s) per exercise, one CPU thread."""
     from motionviz.data import load_corpus
 

@@ -5,7 +5,6 @@ keep) becomes gr.Error while empty and non-ASCII text work."""
 from __future__ import annotations
 
 import json
-
 import re
 import sys
 from pathlib import Path
@@ -49,8 +48,9 @@ def _build(checkpoint_dir: Path, models=("diffusion",)) -> gr.Blocks:
 
 @pytest.fixture(scope="module")
 def demo(ckpt) -> gr.Blocks:
-    import motionviz.text as text
     from _tiny_models import FAKE_ENCODER
+
+    import motionviz.text as text
 
     old = text._encoders.get("minilm")
     text._encoders["minilm"] = FAKE_ENCODER

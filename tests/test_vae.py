@@ -12,7 +12,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-
 from _poses import standing_pose
 
 from motionviz.checkpoint import data_provenance, save_checkpoint
@@ -114,7 +113,7 @@ def test_class_keys_and_label_resolution():
 @pytest.mark.parametrize("T", [8, 37, 150])
 def test_shapes_for_any_length(T):
     model = tiny_model()
-    C, D, F = len(CLASSES), model.config.d_model, model.config.num_features
+    D, F = model.config.d_model, model.config.num_features
     x = torch.randn(3, T, F)
     mask = torch.ones(3, T, dtype=torch.bool)
     mask[1, T // 2:] = False
@@ -159,7 +158,6 @@ def test_kl_weight_config_and_loss_composition():
     assert V.Config().kl_weight == pytest.approx(1e-5)
     model = tiny_model()
     model.config = replace(model.config, kl_weight=0.25, vel_weight=0.5, pos_weight=2.0, motion_weight=0.75)
-    rng = np.random.default_rng(0)
     items = V.motions_to_items(corpus(), model.config.classes, model.config)
     batch = V.collate_clips(items[:6])
     with torch.no_grad():

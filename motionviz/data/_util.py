@@ -21,7 +21,7 @@ def open_text(path: str | Path) -> str:
     if p.endswith(".xz"):
         with lzma.open(p, "rt") as f:
             return f.read()
-    with open(p, "rt") as f:
+    with open(p) as f:
         return f.read()
 
 

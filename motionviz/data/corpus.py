@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence

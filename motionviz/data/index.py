@@ -16,7 +16,7 @@ import numpy as np
 from ..skeleton import BANDAI, KIMORE18, KINECT, SMPL22, UIPRMD
 from ._util import open_text
 from .paths import cache_dir, data_root
-from .registry import DATASETS, EXTRA_DATASETS, dataset_files
+from .registry import DATASETS, dataset_files
 
 __all__ = ["dataset_index", "summary", "INDEX_VERSION"]
 

@@ -26,7 +26,8 @@ def _candidates(root: str | os.PathLike | None) -> list[tuple[str, Path]]:
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The data folder: ``root`` if given, else ``$MOTIONVIZ_DATA``, else ``../shared/data`` relative to
-    the repository root or the working directory (only when ``$MOTIONVIZ_DATA`` is unset).  Raises :class:`DataNotFound` naming every place tried."""
+    the repository root or the working directory (only when ``$MOTIONVIZ_DATA`` is unset).  Raises
+    :class:`DataNotFound` naming every place tried."""
     tried = []
     for what, p in _candidates(root):
         if p.is_dir():

@@ -36,10 +36,8 @@ A 2D variant (``Config.variants`` containing 2) is trained on random camera proj
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -798,8 +796,8 @@ class AEGANGenerator:
         self.skeleton = model.skeleton
 
     def generate(self, request: Any, progress: Callable[[float, str], None] | None = None) -> list[Any]:
-        from ..motion import Motion
         from ..inpaint import inpaint
+        from ..motion import Motion
 
         req = request.validated()
         if req.source is None:

@@ -31,7 +31,8 @@ from the previous one's last pose (its first normalised frame is kept by masked 
 the source into repetitions and regenerates each with its kept entries and duration known.
 
 Training (the shipped checkpoint; training split of ui-prmd, kimore, irds, bandai, humanml3d-sample,
-mirrored except one-sided exercises (:func:`motionviz.data.sided_labels`); captions from ``motionviz/data/captions.json`` embedded once with MiniLM and cached; the
+mirrored except one-sided exercises (:func:`motionviz.data.sided_labels`); captions from
+``motionviz/data/captions.json`` embedded once with MiniLM and cached; the
 held-out paraphrases of ``motionviz/eval_prompts.json`` are never used)::
 
     OMP_NUM_THREADS=1 python -m motionviz train diffusion --minutes 85 --threads 1 --save-every 4 --seed 0
@@ -52,7 +53,7 @@ import hashlib
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -62,16 +63,16 @@ import torch.nn.functional as Fn
 from torch import nn
 
 from ..checkpoint import config_from_json, data_provenance, load_checkpoint, save_checkpoint
+from ..data.repetitions import split_repetitions, time_denormalise, time_normalise
 from ..errors import CheckpointError, UserError
 from ..generator import LIMITS, ProgressFn, Request
 from ..motion import DEFAULT_FPS, Motion, MotionLabels
 from ..sampling import Schedule, cosine_alpha_bar, guided, sample
-from ..data.repetitions import split_repetitions, time_denormalise, time_normalise
 from ..skeleton import COMMON, Skeleton
 from .losses import motion_loss
 
-__all__ = ["Config", "to_features", "from_features", "bench", "Denoiser", "DiffusionModel", "DiffusionGenerator", "build_training", "load_generator",
-           "save_model", "canonicalise", "KIND", "CORRECT_STATES"]
+__all__ = ["Config", "to_features", "from_features", "bench", "Denoiser", "DiffusionModel", "DiffusionGenerator",
+           "build_training", "load_generator", "save_model", "canonicalise", "KIND", "CORRECT_STATES"]
 
 KIND = "diffusion"
 REPRESENTATION = "canonical pelvis position + joint offsets from the pelvis (COMMON, 20 fps), standardised"
@@ -718,7 +719,6 @@ class DiffusionGenerator:
         -> (n, T, J, 3)."""
         cfg = self.cfg
         J, R = cfg.num_joints, cfg.rep_frames
-        T = len(src_j)
         full = np.repeat(src_j[None], n, axis=0)                                 # (n, T, J, 3)
         chunks = split_repetitions(Motion(src_j, COMMON, DEFAULT_FPS), cfg.max_seconds, cfg.min_seconds)
         for ci, (a, b) in enumerate(chunks):
@@ -846,7 +846,7 @@ def repetition_set(corpus: Sequence[Motion], pools: Sequence[list[int]], labels:
         n_ds[d] = n_ds.get(d, 0) + 1
         n_lab[(d, l)] = n_lab.get((d, l), 0) + 1
     lab_root: dict[str, float] = {}
-    for (d, l), k in n_lab.items():
+    for (d, _), k in n_lab.items():
         lab_root[d] = lab_root.get(d, 0.0) + math.sqrt(k)
     w = np.array([math.sqrt(n_ds[d]) * (math.sqrt(n_lab[(d, l)]) / lab_root[d]) / n_lab[(d, l)]
                   for d, l in zip(dsn, lab)], dtype=np.float64)

@@ -50,11 +50,23 @@ from torch import nn
 
 from ..checkpoint import config_from_json, file_sha256, load_checkpoint, save_checkpoint
 from ..errors import CheckpointError, UserError
-from ..generator import DEFAULT_STEPS as _STEPS, Request
+from ..generator import DEFAULT_STEPS as _STEPS
+from ..generator import Request
 from ..sampling import Schedule, guided, sample
 from . import diffusion as teacher_mod
-from .diffusion import (CORRECT_GUIDANCE, Config, Denoiser, DiffusionGenerator, RepetitionSet, canonicalise,
-                        conditioned_model, rep_features, sinusoid, to_features, with_legacy_fields)
+from .diffusion import (
+    CORRECT_GUIDANCE,
+    Config,
+    Denoiser,
+    DiffusionGenerator,
+    RepetitionSet,
+    canonicalise,
+    conditioned_model,
+    rep_features,
+    sinusoid,
+    to_features,
+    with_legacy_fields,
+)
 
 __all__ = ["KIND", "FastConfig", "StudentDenoiser", "FastGenerator", "DistillModel", "TrajectoryBatches",
            "student_times", "teacher_grid", "allowed_steps", "student_from_teacher", "load_generator",

@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -61,8 +61,8 @@ from .losses import motion_loss
 
 __all__ = ["Config", "ActorVAE", "VAEGenerator", "Endpoint", "LatentPath", "class_key", "split_class", "classes_of",
            "resolve_label", "joints_to_features", "features_to_joints", "canonicalise", "ClipBatches",
-           "collate_clips", "compute_stats", "make_optimizers", "motions_to_items", "build_training", "load_generator", "tiny_config",
-           "CORRECTNESS_DATASETS", "VAE_DATASETS", "bench", "sanity"]
+           "collate_clips", "compute_stats", "make_optimizers", "motions_to_items", "build_training", "load_generator",
+           "tiny_config", "CORRECTNESS_DATASETS", "VAE_DATASETS", "bench", "sanity"]
 
 KIND = "vae"
 # Datasets the VAE trains on by default: the rehabilitation exercises (HumanML3D is captioned, not
@@ -477,7 +477,6 @@ def recentre_state(model: ActorVAE, probes: Sequence[dict[str, torch.Tensor]],
     shift = model.mu_shift.detach().clone()                                          # (C, D)
     C, D = shift.shape
     sums = torch.zeros(C, D)
-    sq = torch.zeros(C, D)
     counts = torch.zeros(C)
     with torch.no_grad():
         for b in probes:

@@ -17,8 +17,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..motion import Motion
-from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, to_int,
-                     user_error, seed_box)
+from .common import CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, seed_box, to_int, user_error
 from .difference_tab import correctness_info
 from .player import controls, player, player_value, timing_note, view_export
 

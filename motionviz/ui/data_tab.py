@@ -22,9 +22,22 @@ import gradio as gr
 from ..errors import DataNotFound, UserError
 from ..motion import Motion
 from ..skeleton import COMMON
-from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, FAST_FORMATS, MAX_UPLOAD_BYTES, AppContext, add_motions,
-                     export_files, export_many, motion_markdown, progress_callback, session_state,
-                     uploaded_motion_file, user_error)
+from .common import (
+    CPU_LIMIT,
+    CPU_QUEUE,
+    EXPORT_FORMATS,
+    FAST_FORMATS,
+    MAX_UPLOAD_BYTES,
+    AppContext,
+    add_motions,
+    export_files,
+    export_many,
+    motion_markdown,
+    progress_callback,
+    session_state,
+    uploaded_motion_file,
+    user_error,
+)
 from .player import controls, player, view_export
 
 __all__ = ["Entry", "DatasetIndex", "index_dataset", "load_entry", "available_datasets", "DATASET_TITLES",

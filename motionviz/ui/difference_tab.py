@@ -25,8 +25,18 @@ from plotly.subplots import make_subplots
 from ..data.userfile import MAX_USER_BYTES, USER_EXTENSIONS
 from ..errors import UserError
 from ..motion import Motion
-from .common import (CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, seed_box, to_int,
-                     uploaded_motion_file, user_error)
+from .common import (
+    CPU_LIMIT,
+    CPU_QUEUE,
+    MAX_SEED,
+    AppContext,
+    add_motions,
+    progress_callback,
+    seed_box,
+    to_int,
+    uploaded_motion_file,
+    user_error,
+)
 
 __all__ = ["build", "exercise_choices", "recording_choices", "incorrect_meaning", "difference_view",
            "quick_correctness", "correctness_rows", "build_correctness_section",
@@ -287,8 +297,15 @@ def difference_view(gen: Any, mode: str, label: str | None, recording: Any, uplo
     """Run one comparison.  ``frames`` applies to the generated pair only; against a recording the reference
     has the recording's length.  Returns (player value (JSON), angle-curves figure, difference bars, summary
     markdown, [reference, other] motions as compared)."""
-    from ..difference import (compare_executions, describe_comparison, key_angles_for, normal_range_for, on_common,
-                              position_of, warp_pair)
+    from ..difference import (
+        compare_executions,
+        describe_comparison,
+        key_angles_for,
+        normal_range_for,
+        on_common,
+        position_of,
+        warp_pair,
+    )
 
     cb = progress or (lambda f, t: None)
     if mode not in (GENERATED, REAL, UPLOAD):
@@ -352,7 +369,8 @@ def difference_view(gen: Any, mode: str, label: str | None, recording: Any, uplo
 # ---- layout --------------------------------------------------------------------------------------
 def build(ctx: AppContext) -> None:
     from ..generator import load_generator
-    from .player import controls, player as player_view_component, view_export
+    from .player import controls, view_export
+    from .player import player as player_view_component
 
     try:
         gen = load_generator("diffusion", ctx.checkpoint_dir)

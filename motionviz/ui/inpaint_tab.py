@@ -26,8 +26,23 @@ import numpy as np
 from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from ..skeleton import BODY_PARTS, COMMON, retarget_mask
-from .common import (CPU_LIMIT, CPU_QUEUE, LONG_LIMIT, LONG_QUEUE, LONG_TIME_LIMIT_S, MAX_SEED, AppContext, add_motions, export_files, motion_choices,
-                     pick_motion, progress_callback, to_float, to_int, uploaded_path, user_error, seed_box)
+from .common import (
+    LONG_LIMIT,
+    LONG_QUEUE,
+    LONG_TIME_LIMIT_S,
+    MAX_SEED,
+    AppContext,
+    add_motions,
+    export_files,
+    motion_choices,
+    pick_motion,
+    progress_callback,
+    seed_box,
+    to_float,
+    to_int,
+    uploaded_path,
+    user_error,
+)
 from .player import part_label
 
 __all__ = ["build", "InpaintOutcome", "prepare_source", "corrupt_and_inpaint", "error_figure", "summary_markdown",
@@ -304,7 +319,6 @@ def build(ctx: AppContext) -> None:
         f"{F} frames (1.6 s at 20 fps) every *shift* frames, each initialised by the encoder and optimised for "
         "*steps* steps on the observed joints (aligned by Procrustes); each filled stretch is then joined to the "
         "observed values at its ends. Corrupt a clean motion to see how well it recovers it.")
-    heavy = dict(concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
     long = dict(concurrency_id=LONG_QUEUE, concurrency_limit=LONG_LIMIT)   # seconds-long: never ahead of short jobs
     with gr.Row(equal_height=False, elem_classes=["mv-split"]):
         with gr.Column(scale=1, min_width=300):

@@ -21,9 +21,24 @@ import numpy as np
 from ..errors import UserError
 from ..motion import DEFAULT_FPS, Motion
 from ..skeleton import COMMON
-from .common import (CPU_LIMIT, CPU_QUEUE, LONG_LIMIT, LONG_QUEUE, LONG_TIME_LIMIT_S, AppContext, add_motions, export_dir, export_files, motion_choices,
-                     pick_motion, progress_callback, session_state, to_int, uploaded_path,
-                     user_error)
+from .common import (
+    CPU_LIMIT,
+    CPU_QUEUE,
+    LONG_LIMIT,
+    LONG_QUEUE,
+    LONG_TIME_LIMIT_S,
+    AppContext,
+    add_motions,
+    export_dir,
+    export_files,
+    motion_choices,
+    pick_motion,
+    progress_callback,
+    session_state,
+    to_int,
+    uploaded_path,
+    user_error,
+)
 from .player import player
 
 __all__ = ["build", "prepare_motion", "mesh_view", "export_mesh", "process_video", "dataset_motion",
@@ -67,7 +82,6 @@ def prepare_motion(motion: Motion, max_frames: Any) -> Motion:
 def mesh_view(motion: Motion, body: str, layout: str, progress=None):
     """(figure, markdown) of the body posed by ``motion`` (already prepared)."""
     from .. import mesh
-
     from .player import MAX_MESH_FRAMES, SIDE_LEGEND, player_value
 
     anim = mesh.mesh_animation(motion, body=body or "auto", progress=progress)

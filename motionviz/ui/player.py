@@ -583,9 +583,10 @@ def view_export(view: Any, elem_id: str) -> Any:
     def on_export(value, fmt_, view_, progress=gr.Progress()):
         return save_view_file(value, fmt_, view_, progress_callback(progress))
 
-    js = ("(v, f, s) => { const mp = window.motionvizPlayer; const el = document.getElementById(%s); "
+    js = ("(v, f, s) => { const mp = window.motionvizPlayer; "
+          "const el = document.getElementById(" + json.dumps(elem_id) + "); "
           "const st = mp && el ? mp.viewOf(el.querySelector('[data-mvp-id]') || el) : null; "
-          "return [v, f, JSON.stringify(st || {})]; }" % json.dumps(elem_id))
+          "return [v, f, JSON.stringify(st || {})]; }")
     btn.click(on_export, [view, fmt, state], [out], js=js, api_name=f"{elem_id.replace('-', '_')}_export",
               concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
     return out

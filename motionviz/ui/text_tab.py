@@ -24,9 +24,24 @@ import numpy as np
 from ..errors import UserError
 from ..generator import DEFAULT_STEPS
 from ..motion import DEFAULT_FPS, Motion
-from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, MAX_SEED, AppContext, add_motions, check_cost, export_dir,
-                     motion_choices, pick_motion, progress_callback, resolve_seed, to_float, to_int,
-                     user_error, seed_box)
+from .common import (
+    CPU_LIMIT,
+    CPU_QUEUE,
+    EXPORT_FORMATS,
+    MAX_SEED,
+    AppContext,
+    add_motions,
+    check_cost,
+    export_dir,
+    motion_choices,
+    pick_motion,
+    progress_callback,
+    resolve_seed,
+    seed_box,
+    to_float,
+    to_int,
+    user_error,
+)
 from .difference_tab import correctness_info
 from .player import controls, player, sample_titles, timing_note, view_export
 
@@ -179,7 +194,8 @@ def describe_request(req: Any, note: str = "", seconds: float | None = None, edi
         cond.append("correct execution" if req.correct else "incorrect execution")
     what = ", ".join(cond) if cond else "no condition (unconditional sample: a random movement)"
     lines = [f"{edited or f'{req.num} motion(s) of {req.frames} frames'} · {what}",
-             f"{req.sampler.upper()} {req.steps} step{'' if req.steps == 1 else 's'} · guidance {req.guidance:g} · seed {req.seed}"
+             f"{req.sampler.upper()} {req.steps} step{'' if req.steps == 1 else 's'} · guidance {req.guidance:g} "
+             f"· seed {req.seed}"
              + (f" · {timing_note(seconds, model_seconds)}" if seconds is not None else "")]
     if req.num > 1:
         lines.append(f"Each sample has its own seed ({req.seed} to {req.seed + req.num - 1}, in its title): asking "

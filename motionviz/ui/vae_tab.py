@@ -25,9 +25,26 @@ import gradio as gr
 
 from ..errors import UserError
 from ..motion import Motion
-from .common import (CPU_LIMIT, CPU_QUEUE, EXPORT_FORMATS, FAST_FORMATS, MAX_SEED, AppContext, add_motions,
-                     export_files, export_many, motion_choices, pick_motion, progress_callback, resolve_seed,
-                     to_float, to_int, user_error, seed_box, session_state)
+from .common import (
+    CPU_LIMIT,
+    CPU_QUEUE,
+    EXPORT_FORMATS,
+    FAST_FORMATS,
+    MAX_SEED,
+    AppContext,
+    add_motions,
+    export_files,
+    export_many,
+    motion_choices,
+    pick_motion,
+    progress_callback,
+    resolve_seed,
+    seed_box,
+    session_state,
+    to_float,
+    to_int,
+    user_error,
+)
 from .difference_tab import correctness_info
 
 __all__ = ["build", "label_choices", "compute_segment", "motion_at", "path_steps", "sample_motions",
