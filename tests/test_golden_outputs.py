@@ -8,7 +8,8 @@ re-recorded::
 
     OMP_NUM_THREADS=1 PYTHONHASHSEED=0 python tests/test_golden_outputs.py --record [GROUP ...]
 
-(no group: every group; ``--list`` prints the groups and their cases).
+(no group: every group; ``--list`` prints the groups and their cases; ``--check [GROUP ...]`` compares
+without pytest and exits 1 on a difference).
 """
 
 from __future__ import annotations
@@ -211,8 +212,26 @@ def _record(groups: list[str]) -> None:
     GOLDEN_FILE.write_text(json.dumps(golden, indent=2) + "\n")
 
 
+def _check(groups: list[str]) -> int:
+    torch.set_num_threads(1)
+    golden, bad = _load(), 0
+    for g in groups:
+        rec = golden["groups"].get(g)
+        files, cases = GROUPS[g]
+        if rec is None or any(rec["checkpoints"].get(f) != _file_sum(f) for f in files):
+            print(f"SKIP {g} (not recorded for these checkpoints)")
+            continue
+        for c, fn in cases.items():
+            ok = digest(fn()) == rec["hashes"].get(c)
+            bad += not ok
+            print(f"{'ok  ' if ok else 'DIFF'} {g}/{c}", flush=True)
+    return 1 if bad else 0
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if args[:1] == ["--check"]:
+        sys.exit(_check(args[1:] or list(GROUPS)))
     if args[:1] == ["--list"]:
         for g, (files, cases) in GROUPS.items():
             print(f"{g}: {', '.join(cases)}  ({', '.join(files)})")
