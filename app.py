@@ -14,8 +14,8 @@ from pathlib import Path
 import gradio as gr
 
 from motionviz import __version__
-from motionviz.checkpoint import default_checkpoint_dir
-from motionviz.errors import UserError
+from motionviz.core.checkpoint import default_checkpoint_dir
+from motionviz.core.errors import UserError
 from motionviz.generator import available_models
 from motionviz.ui.common import MAX_SESSIONS, AppContext, session_state
 from motionviz.ui.player import PHONE_JS

@@ -1,8 +1,8 @@
 """motionviz: deep generative models of skeleton-based human motion for physical rehabilitation."""
 
-from .errors import CheckpointError, DataNotFound, UserError
-from .motion import Motion, MotionError, MotionLabels
-from .skeleton import COMMON, Skeleton, get_skeleton
+from .core.errors import CheckpointError, DataNotFound, UserError
+from .core.motion import Motion, MotionError, MotionLabels
+from .core.skeleton import COMMON, Skeleton, get_skeleton
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,7 @@
 """``python -m motionviz <verb>``: the command-line interface.
 
 Each verb lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``; this
-file only dispatches.  User errors (:class:`motionviz.errors.UserError`) print one line and exit 2.
+file only dispatches.  User errors (:class:`motionviz.core.errors.UserError`) print one line and exit 2.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import UserError
+    from .core.errors import UserError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()

@@ -1,7 +1,7 @@
 """Clinical joint angles on the common skeleton, in degrees, frame by frame.
 
 Every function takes joint positions ``(T, J, 3)`` (or one pose ``(J, 3)``) on
-:data:`motionviz.skeleton.COMMON` (metres, Y up, the subject facing +Z, the subject's left at +X) and
+:data:`motionviz.core.skeleton.COMMON` (metres, Y up, the subject facing +Z, the subject's left at +X) and
 returns ``(T,)`` degrees (a float for one pose).  NaN joints give NaN angles.
 
 Body frame.  Angles of the limbs relative to the trunk use a body frame built per frame from the joints:
@@ -46,7 +46,7 @@ from typing import Callable
 
 import numpy as np
 
-from .skeleton import COMMON, Skeleton
+from .core.skeleton import COMMON, Skeleton
 
 __all__ = ["AngleSpec", "ANGLES", "joint_angles", "knee_flexion", "elbow_flexion", "hip_flexion",
            "shoulder_elevation", "shoulder_flexion", "shoulder_abduction", "trunk_forward_tilt",

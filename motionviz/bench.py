@@ -3,7 +3,7 @@
 The output is one JSON object: ``machine`` (CPU count, torch threads, versions, ...), then one entry per
 row of :data:`SECTIONS`.  A section is a function ``bench(quick: bool) -> dict`` in the module that owns
 the feature (``"module:function"``); it reads checkpoints from
-:func:`motionviz.checkpoint.default_checkpoint_dir` (``--checkpoint-dir`` sets ``$MOTIONVIZ_CHECKPOINTS``
+:func:`motionviz.core.checkpoint.default_checkpoint_dir` (``--checkpoint-dir`` sets ``$MOTIONVIZ_CHECKPOINTS``
 for it).  A section whose module, function or checkpoint is missing is reported as
 ``{"skipped": "<reason>"}``; a section that raises is reported as ``{"error": "<message>"}`` and the others
 still run.  Every entry gets ``"wall_seconds"`` (the section's own run time).
@@ -31,7 +31,7 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any, Callable
 
-from .errors import UserError
+from .core.errors import UserError
 
 __all__ = ["SECTIONS", "add_arguments", "run", "run_bench", "machine_info", "run_section", "timeit"]
 
@@ -180,9 +180,9 @@ def diffusion_quality(quick: bool) -> dict[str, Any]:
     protocol with the shipped recogniser, held-out test split) at each of :data:`QUALITY_STEPS`, with
     the real-data row beside it; also the seconds each setting took.  ``quick``: UI-PRMD only, 10 steps,
     two motions per label, 2 repeats (a smoke run)."""
-    from .checkpoint import default_checkpoint_dir
+    from .core.checkpoint import default_checkpoint_dir
+    from .core.errors import DataNotFound
     from .data import load_corpus
-    from .errors import DataNotFound
     from .evaluation import EvalSettings, evaluate
     from .generator import load_generator
     from .models.recognition import CHECKPOINT_NAME, load_recognizer
@@ -243,7 +243,7 @@ def _resolve(spec: str) -> tuple[Callable[[bool], dict] | None, str]:
 def _checkpoint_file(name: str):
     """The checkpoint a section needs: a generator of :data:`motionviz.generator.MODELS` or
     ``<checkpoint dir>/<name>.safetensors``."""
-    from .checkpoint import default_checkpoint_dir
+    from .core.checkpoint import default_checkpoint_dir
     from .generator import MODELS, checkpoint_path
 
     if name in MODELS:

@@ -3,7 +3,7 @@
 Reading: ``read_bvh(src)`` parses the HIERARCHY (ROOT / JOINT / End Site, OFFSET, CHANNELS in any
 order, 0-6 channels per joint) and the MOTION block (``Frames:``, ``Frame Time:``, one row of numbers
 per frame) of plain ``.bvh`` text, a ``.bvh`` file or an lzma-compressed ``.bvh.xz`` file.  Malformed
-input raises :class:`motionviz.errors.UserError` with a one-line message.
+input raises :class:`motionviz.core.errors.UserError` with a one-line message.
 
 Forward kinematics (``BvhFile.positions``), vectorised over frames:
   * local rotation ``R_j`` = product of the rotation channels in channel order, in degrees
@@ -12,7 +12,7 @@ Forward kinematics (``BvhFile.positions``), vectorised over frames:
     ``OFFSET`` components they name), otherwise its ``OFFSET``;
   * ``X_j = X_parent + G_parent @ t_j`` and ``G_j = G_parent @ R_j`` (root: ``X = t``, ``G = R``).
 
-Writing: ``write_bvh(motion)`` turns any :class:`~motionviz.motion.Motion` (any skeleton) into BVH
+Writing: ``write_bvh(motion)`` turns any :class:`~motionviz.core.motion.Motion` (any skeleton) into BVH
 text.  Every joint gets six channels ``Xposition Yposition Zposition Zrotation Xrotation Yrotation``
 so that the per-frame bone vectors (and therefore the joint positions) are reproduced exactly; the
 rotations are chosen so the bones point the right way in tools such as Blender: each joint's global
@@ -27,7 +27,7 @@ labels to a sidecar ``<file>.bvh.json`` that our reader uses when it lies next t
 (:func:`motionviz.footcontact.clean_foot_contacts`).
 
 Reading any skeleton (:func:`bvh_to_motion` with the defaults): joints are matched to the common
-skeleton by name and hierarchy (:mod:`motionviz.retarget`; the map is kept in the skeleton so
+skeleton by name and hierarchy (:mod:`motionviz.core.retarget`; the map is kept in the skeleton so
 ``Motion.retarget()`` works), the up axis is guessed from the rest pose (Z-up files are turned to
 Y-up), the units from the body's height and the body is stood on the floor when it clearly floats
 or sinks.  Old files of ours with a ``#`` comment line are still read.
@@ -45,9 +45,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import UserError
-from .motion import Motion, MotionLabels
-from .skeleton import COMMON, SKELETONS, Skeleton
+from .core.errors import UserError
+from .core.motion import Motion, MotionLabels
+from .core.skeleton import COMMON, SKELETONS, Skeleton
 
 __all__ = [
     "BvhFile",
@@ -523,7 +523,7 @@ def _match_skeleton(bvh: BvhFile, skeleton: Skeleton | None, names: list[str] | 
                 skeleton = sk
                 break
     if skeleton is None:
-        from .retarget import mirror_by_names
+        from .core.retarget import mirror_by_names
 
         parents = tuple(bvh.parents)
         try:
@@ -551,16 +551,16 @@ def bvh_to_motion(bvh: BvhFile, skeleton: Skeleton | None = None, scale: float |
 
     ``skeleton``: pick these joints by name (None: a known skeleton whose joint names match exactly,
     else a skeleton built from the BVH hierarchy, with its map onto the common skeleton found by
-    :func:`motionviz.retarget.match_common` when the joints can be matched).  ``scale``: metres per
+    :func:`motionviz.core.retarget.match_common` when the joints can be matched).  ``scale``: metres per
     file unit, or "auto" (the sidecar's or an old ``units=`` comment's units, else from the body's
-    height: :func:`motionviz.retarget.guess_scale`).  ``axes``: which source axis becomes the motionviz
+    height: :func:`motionviz.core.retarget.guess_scale`).  ``axes``: which source axis becomes the motionviz
     x, y, z (e.g. "-x,y,-z" for a 180 degree turn, "x,z,-y" for Z-up files), or "auto" (the up axis
     guessed from the body; Y-up files are unchanged).  ``floor``: "auto" (files without a sidecar)
     stands the body on y = 0 when its lowest joints are below -5 cm or above 25 cm (ankles sit 5-15
     cm above the floor, toes 2-5 cm); True always; False never.
     ``sidecar``: the parsed ``<file>.bvh.json`` of our writer (units, skeleton, rig names).
     """
-    from . import retarget as rt
+    from .core import retarget as rt
 
     X = bvh.positions()                                  # (T, J, 3) file units
     names = list(bvh.names)
@@ -644,7 +644,7 @@ def bvh_to_motion(bvh: BvhFile, skeleton: Skeleton | None = None, scale: float |
 
 def _known_map(sk: Skeleton) -> dict[str, tuple[str, ...]] | None:
     """common joint -> source names for a known topology (None when it has none)."""
-    from .skeleton import RETARGET
+    from .core.skeleton import RETARGET
 
     if sk.name == COMMON.name:
         return {j: (j,) for j in COMMON.joints}
@@ -758,7 +758,7 @@ def _bvh_name(name: str, used: set[str]) -> str:
 def _prepare(motion: Motion, rig: str, clean_feet: bool) -> tuple[Motion, dict[str, str]]:
     """The motion to write (on the common skeleton for a target rig, feet cleaned on request) and the
     exported name of each of its joints."""
-    from .retarget import rig_names
+    from .core.retarget import rig_names
 
     rig = str(rig).strip().lower()
     names = rig_names(rig) if rig != "motionviz" else None

@@ -5,7 +5,7 @@
     python -m motionviz checkpoints --update-sums   # after retraining: record every *.safetensors
 
 ``SHA256SUMS`` (``sha256sum`` format) lives beside the checkpoints; the app and every loader verify a file
-against it before using it (:func:`motionviz.checkpoint.verify_checkpoint`).
+against it before using it (:func:`motionviz.core.checkpoint.verify_checkpoint`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .checkpoint import SUMS_FILE, default_checkpoint_dir, file_sha256, read_metadata, read_sums, write_sums
-from .errors import CheckpointError, UserError
+from .core.checkpoint import SUMS_FILE, default_checkpoint_dir, file_sha256, read_metadata, read_sums, write_sums
+from .core.errors import CheckpointError, UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

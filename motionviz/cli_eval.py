@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import UserError
+from .core.errors import UserError
 
 MAX_INPUT_BYTES = 512 * 1024 * 1024
 #: ``classify`` reads a .npy batch in chunks of at most this many frames (and CLASSIFY_CHUNK_MOTIONS
@@ -127,7 +127,7 @@ def _threads(args: argparse.Namespace) -> None:
 
 
 def _checkpoint_dir(args: argparse.Namespace) -> Path:
-    from .checkpoint import default_checkpoint_dir
+    from .core.checkpoint import default_checkpoint_dir
 
     return Path(args.checkpoints) if args.checkpoints else default_checkpoint_dir()
 
@@ -156,9 +156,9 @@ def iter_motion_chunks(path: str | os.PathLike, max_frames: int = CLASSIFY_CHUNK
         for s, e in batch_chunks(a.shape[0], a.shape[1], max_frames, max_motions):
             yield [x for x in np.asarray(a[s:e], dtype=np.float32)]
         return
+    from .core.motion import DEFAULT_FPS
+    from .core.skeleton import COMMON
     from .data import load_user_file
-    from .motion import DEFAULT_FPS
-    from .skeleton import COMMON
 
     m = load_user_file(p)
     yield [m.retarget(COMMON).resample(DEFAULT_FPS).joints]

@@ -36,7 +36,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .cliio import check_out
-from .errors import UserError
+from .core.errors import UserError
 
 __all__ = ["add_arguments", "run", "resolve_exercise", "keep_mask", "exercise_titles", "write_npy",
            "parse_correct"]
@@ -96,9 +96,9 @@ def parse_correct(correct: bool = False, incorrect: bool = False) -> bool | None
 def keep_mask(frames: int, keep_first: int = 0, keep_last: int = 0, parts: Iterable[str] = (),
               joints: Sequence[str] | None = None) -> np.ndarray:
     """(T, J) bool mask of what an edit keeps: the first/last frames (all joints) and the joints of the
-    named :data:`motionviz.skeleton.BODY_PARTS` (all frames).  At least one thing must be kept and at
+    named :data:`motionviz.core.skeleton.BODY_PARTS` (all frames).  At least one thing must be kept and at
     least one regenerated."""
-    from .skeleton import BODY_PARTS, COMMON
+    from .core.skeleton import BODY_PARTS, COMMON
 
     names = list(joints) if joints is not None else list(COMMON.joints)
     T = int(frames)
@@ -268,9 +268,9 @@ def _whole(v: Any, name: str, lo: int, hi: int) -> int:
 def _load_motion(path: str, index: int = 0):
     """A user's motion file on the common skeleton at 20 fps.  A (N, T, 15, 3) .npy written by ``sample``
     gives its motion number ``index``."""
+    from .core.motion import DEFAULT_FPS, Motion, MotionLabels
+    from .core.skeleton import COMMON
     from .data import load_user_file
-    from .motion import DEFAULT_FPS, Motion, MotionLabels
-    from .skeleton import COMMON
 
     p = Path(path)
     if p.suffix.lower() == ".npy" and p.is_file():

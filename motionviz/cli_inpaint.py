@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .core.errors import UserError
 
 __all__ = ["add_arguments", "run", "read_input"]
 
@@ -121,8 +121,8 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
     ``fps`` is None for a ``.npy`` (its rate is ``--fps``, 20 by default) and 20 for ``.npz`` and motion
     files, which are read at their stored rate and resampled to 20 fps here.  With ``joint_set`` a
     (T, K, D) array of exactly the set's K joints (in its order) is placed on the common skeleton."""
+    from .core.skeleton import COMMON
     from .data.userfile import skeleton_for_joint_count
-    from .skeleton import COMMON
 
     def _load(p: str, what: str) -> np.ndarray:
         if not Path(p).is_file():
@@ -136,8 +136,8 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
 
     if not path.lower().endswith(".npy"):
         # a motion file (.npz / .bvh / .json / .csv ...): any skeleton, its own frame rate -> common, 20 fps
+        from .core.motion import DEFAULT_FPS
         from .data import load_user_file
-        from .motion import DEFAULT_FPS
 
         if mask_path:
             raise UserError("--mask goes with a .npy input; a motion file marks missing joints as NaN/null")
@@ -186,8 +186,8 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
 def _run_inpaint(args: argparse.Namespace) -> int:
     import torch
 
+    from .core.skeleton import COMMON, get_skeleton, retarget, retarget_mask
     from .inpaint import inpaint, load_model
-    from .skeleton import COMMON, get_skeleton, retarget, retarget_mask
 
     out_path = check_out_path(args.out, (".npy", ".npz"))    # before any work: exactly --out
     joint_set = None

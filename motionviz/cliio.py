@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import UserError
+from .core.errors import UserError
 
 __all__ = ["check_out", "writable_dir", "atomic_write", "open_npy_batch", "batch_chunks"]
 

@@ -43,9 +43,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from .angles import ANGLE_BY_KEY, ANGLES, joint_angles
-from .errors import UserError
-from .motion import DEFAULT_FPS, Motion
-from .skeleton import COMMON
+from .core.errors import UserError
+from .core.motion import DEFAULT_FPS, Motion
+from .core.skeleton import COMMON
 
 __all__ = ["dtw", "alignment_features", "ALIGN_KEYS", "execution_stats", "NormalRange", "normal_range",
            "normal_range_for", "KeyAngle", "key_angles", "key_angles_for", "position_of", "normal_band",

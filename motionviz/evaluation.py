@@ -40,10 +40,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import metrics as M
-from .errors import UserError
+from .core.errors import UserError
+from .core.motion import DEFAULT_FPS, Motion
+from .core.skeleton import COMMON
 from .generator import Generator, Request
-from .motion import DEFAULT_FPS, Motion
-from .skeleton import COMMON
 
 __all__ = ["EvalSettings", "evaluate", "AugmentSettings", "augmentation_study", "eval_prompts",
            "generate_pool", "EVAL_PROMPTS_PATH"]

@@ -38,10 +38,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import UserError
+from .core.errors import UserError
+from .core.motion import DEFAULT_FPS, Motion
+from .core.skeleton import COMMON
 from .generator import Generator, Request
-from .motion import DEFAULT_FPS, Motion
-from .skeleton import COMMON
 
 __all__ = ["CorrectnessSettings", "correctness_control", "score_control", "judge", "correctness_labels",
            "format_correctness", "format_score_control", "summary_keys", "TARGET"]

@@ -1,12 +1,12 @@
 """Does a generated exercise move like the real one?  The dynamics section of ``evaluate``.
 
 Posture metrics (FID, recognition accuracy) cannot see that a motion holds the right pose without
-moving.  This section compares how the motions *move* (:mod:`motionviz.dynamics`) with real clips of the
+moving.  This section compares how the motions *move* (:mod:`motionviz.core.dynamics`) with real clips of the
 same exercise and the same duration from the held-out (test) subjects:
 
 * **Real clips** (``frames`` frames at 20 fps, default 120 = 6 s): UI-PRMD and IntelliRehabDS files hold
   one repetition each, so repetitions of the same subject / exercise / execution are chained
-  (:func:`motionviz.data.repetitions.chain_repetitions`) and cut to ``frames``; a clip without enough
+  (:func:`motionviz.core.repetitions.chain_repetitions`) and cut to ``frames``; a clip without enough
   partners repeats its own repetition.  Long recordings (KIMORE, ~25 s with ~5 repetitions) give up to
   ``max_windows`` evenly spaced windows of ``frames`` frames.
 * **Rows**, per label:
@@ -42,11 +42,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .dynamics import dynamics
-from .errors import UserError
+from .core.dynamics import dynamics
+from .core.errors import UserError
+from .core.motion import DEFAULT_FPS, Motion
+from .core.skeleton import COMMON
 from .generator import Request
-from .motion import DEFAULT_FPS, Motion
-from .skeleton import COMMON
 
 __all__ = ["DynamicsSettings", "dynamics_evaluation", "evaluate_dynamics", "select_labels", "summary_keys",
            "real_clips", "split_halves", "half_amplitude", "frozen_clip", "format_dynamics", "summary_table",
@@ -104,7 +104,7 @@ def real_clips(motions: Sequence[Motion], frames: int, rng: np.random.Generator,
                max_windows: int = 4) -> list[np.ndarray]:
     """Real clips of exactly ``frames`` frames (see the module docstring), each (frames, J, 3) float32.
     ``motions`` are of one label; they are put on the common skeleton at 20 fps first."""
-    from .data.repetitions import chain, chain_repetitions
+    from .core.repetitions import chain, chain_repetitions
 
     ms = [_common(m) for m in motions if m.num_frames >= 2]
     if not ms:

@@ -31,8 +31,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import UserError
-from .motion import Motion
+from .core.errors import UserError
+from .core.motion import Motion
 
 __all__ = [
     "FORMATS",
@@ -113,9 +113,9 @@ def save_npy(motion: Motion, path: str | os.PathLike) -> Path:
 def save_npz(motion: Motion, path: str | os.PathLike) -> Path:
     """``joints`` float32 (T, J, 3) metres, ``fps`` (float64) and ``skeleton`` (its name) in one ``.npz``, no
     pickle: ``np.load(path, allow_pickle=False)``; every reader of motion files takes it at its stored rate.
-    A skeleton read from a file (not one of :data:`motionviz.skeleton.SKELETONS`) is stored as the common
+    A skeleton read from a file (not one of :data:`motionviz.core.skeleton.SKELETONS`) is stored as the common
     skeleton."""
-    from .skeleton import COMMON, SKELETONS
+    from .core.skeleton import COMMON, SKELETONS
 
     m = _check(motion)
     if SKELETONS.get(m.skeleton.name) != m.skeleton:
@@ -614,9 +614,9 @@ def _load_input(path: str, fps: float | None, skeleton: str | None) -> Motion:
 def _load_batch(path: str, fps: float | None, skeleton: str | None, index: int | None) -> list[Motion] | None:
     """The motions of a (N, T, J, 3) ``.npy`` batch (all, or number ``index``); None for other input.
     The arrays are at 20 fps (the ``sample`` contract) unless ``--fps`` says otherwise."""
+    from .core.motion import DEFAULT_FPS, MotionLabels
+    from .core.skeleton import SKELETONS
     from .data.userfile import skeleton_for_joint_count
-    from .motion import DEFAULT_FPS, MotionLabels
-    from .skeleton import SKELETONS
 
     p = Path(path)
     if p.suffix.lower() != ".npy" or not p.is_file():

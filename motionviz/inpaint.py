@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .errors import UserError
+from .core.errors import UserError
 from .models.aegan import AEGAN, AEGANNet, apply_transform, canonical_transform, invert_transform
 
 __all__ = ["InpaintResult", "inpaint", "baseline", "procrustes", "window_starts", "check_mask",
@@ -477,8 +477,8 @@ def blend_gaps(pred: np.ndarray, x: np.ndarray, observed: np.ndarray, parents: t
 # ==============================================================================================
 def load_model(path: str | Path | None = None) -> AEGAN:
     """The trained AE-GAN (default ``checkpoints/aegan.safetensors``), loaded once per process."""
-    from .checkpoint import default_checkpoint_dir
-    from .errors import CheckpointError
+    from .core.checkpoint import default_checkpoint_dir
+    from .core.errors import CheckpointError
     from .models.aegan import load
 
     p = Path(path) if path else default_checkpoint_dir() / "aegan.safetensors"
@@ -506,7 +506,7 @@ def conditions(rates: tuple[float, ...] = (0.1, 0.3, 0.5), frame_rate: float = 0
     out[f"frames{round(100 * frame_rate)}"] = {"frame_rate": float(frame_rate)}
     out[f"noise{round(100 * noise)}cm"] = {"noise": float(noise)}
     if limb:
-        from .skeleton import BODY_PARTS, COMMON
+        from .core.skeleton import BODY_PARTS, COMMON
 
         out[f"hidden_{limb}"] = {"hide": tuple(COMMON.indices(BODY_PARTS[limb]))}
     return out

@@ -9,7 +9,7 @@ dimensions, which have almost the same norm) every point keeps that norm, while 
 the low-norm interior of the sphere where a Gaussian prior puts almost no mass.
 
 Motion-level helpers over the VAE (:mod:`motionviz.models.vae`), all deterministic for given seeds and
-returning ``steps`` :class:`motionviz.motion.Motion` objects (ends included, common skeleton, 20 fps):
+returning ``steps`` :class:`motionviz.core.motion.Motion` objects (ends included, common skeleton, 20 fps):
 
 * :func:`between_seeds` -- two seeds of one class;
 * :func:`between_classes` -- two classes, e.g. correct <-> incorrect execution of one exercise;
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from .motion import Motion
+    from .core.motion import Motion
 
 ProgressFn = Callable[[float, str], None]
 
@@ -111,7 +111,7 @@ def between_seeds(label: str, seed_a: int, seed_b: int, correct: bool | None = N
     class (``label`` such as ``ui-prmd:m01`` or an unambiguous id; ``correct`` False = the incorrect
     execution, None = correct where the label has both).  ``gen``: a VAE generator (default: the
     ``vae`` checkpoint).  Deterministic: the ends equal ``gen.sample(label, correct, frames, 1, seed)``.
-    Raises :class:`motionviz.errors.UserError` on an unknown label, bad seeds/steps/frames."""
+    Raises :class:`motionviz.core.errors.UserError` on an unknown label, bad seeds/steps/frames."""
     from .models.vae import Endpoint
 
     g = _vae(gen)
@@ -156,7 +156,7 @@ def path_array(motions: Sequence[Motion]) -> np.ndarray:
 
 
 def _seed(seed: Any) -> int:
-    from .errors import UserError
+    from .core.errors import UserError
 
     try:
         f = float(seed)

@@ -55,10 +55,10 @@ def _tiny_checkpoints(folder: Path) -> Path:
     import numpy as np
     import torch
 
-    from .checkpoint import data_provenance
+    from .core.checkpoint import data_provenance
+    from .core.skeleton import COMMON
     from .models import aegan as A
     from .models import diffusion as D
-    from .skeleton import COMMON
 
     torch.manual_seed(0)
     labels = ("kimore:ex1", "ui-prmd:m01", "ui-prmd:m07")
@@ -71,7 +71,7 @@ def _tiny_checkpoints(folder: Path) -> Path:
                  {"data": data_provenance(["ui-prmd", "kimore"]), "command": "loadcheck"})
     import shutil
 
-    from .checkpoint import default_checkpoint_dir
+    from .core.checkpoint import default_checkpoint_dir
 
     shipped = default_checkpoint_dir() / "aegan.safetensors"
     if shipped.is_file():
@@ -115,7 +115,7 @@ def _max_inpaint_args(data_root: Path | None, window: int) -> tuple[dict[str, An
     """The largest inpainting request the app accepts on the example motion: 500 optimisation steps and the
     smallest window shift whose windows x steps stay within the budget
     (:data:`motionviz.ui.inpaint_tab.MAX_WINDOW_STEPS`).  Returns (arguments, window-steps)."""
-    from .errors import UserError
+    from .core.errors import UserError
     from .ui import inpaint_tab as I
 
     frames = I._example_motion(data_root).num_frames

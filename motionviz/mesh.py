@@ -60,9 +60,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import UserError
-from .motion import Motion, MotionError, MotionLabels
-from .skeleton import COMMON, RETARGET, SMPL22
+from .core.errors import UserError
+from .core.motion import Motion, MotionError, MotionLabels
+from .core.skeleton import COMMON, RETARGET, SMPL22
 
 __all__ = [
     "Body", "MeshAnimation", "SEGMENTS", "ASSET_PATH", "anny_body", "build_anny_body", "save_body",
@@ -727,7 +727,7 @@ def _as_common(motion: Motion) -> Motion:
         try:
             obs = motion.observed
             if not obs.all():         # retarget is a weighted sum: keep NaNs of other joints out of it
-                from .skeleton import retarget_mask
+                from .core.skeleton import retarget_mask
                 keep = retarget_mask(obs, motion.skeleton, COMMON)
                 motion = motion.with_joints(np.nan_to_num(motion.joints)).retarget(COMMON)
                 j = motion.joints.copy()

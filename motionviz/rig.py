@@ -49,7 +49,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import UserError
+from .core.errors import UserError
 from .mesh import SEGMENTS, Body, MeshAnimation, solve_anny
 
 __all__ = ["RIG_JOINTS", "RIG_PARENTS", "Rig", "build_rig", "export_rigged", "write_glb"]

@@ -9,7 +9,7 @@ function receives :class:`TrainOptions` and returns a :class:`TrainSetup`:
   :class:`RandomBatches`);
 * ``optimizers``: ``{name: torch.optim.Optimizer}``;
 * ``kind``, ``config`` (dataclass) and ``metadata`` (text encoder, ``data_provenance(...)``, stats ...) for
-  :func:`motionviz.checkpoint.save_checkpoint`; ``export()`` returns the tensors to ship (default:
+  :func:`motionviz.core.checkpoint.save_checkpoint`; ``export()`` returns the tensors to ship (default:
   ``model.state_dict()``; e.g. EMA weights + normalisation buffers).
 
 The loop handles seeding, threads, the step/time budget, a learning-rate multiplier
@@ -42,9 +42,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import config_to_json, default_checkpoint_dir, save_checkpoint
 from .cliio import writable_dir
-from .errors import UserError
+from .core.checkpoint import config_to_json, default_checkpoint_dir, save_checkpoint
+from .core.errors import UserError
 
 __all__ = ["TRAINERS", "TrainOptions", "TrainSetup", "RandomBatches", "shard", "train", "add_arguments",
            "run", "save_resume_state", "load_resume_state", "check_options", "check_checkpoint_out",

@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import UserError
-from .skeleton import COMMON, Skeleton
+from .core.errors import UserError
+from .core.skeleton import COMMON, Skeleton
 
 __all__ = ["JOINT_SETS", "SET_ALIASES", "resolve_set", "set_mask", "set_joints", "sparse_to_common",
            "training_mean_pose", "offset_baseline", "mean_pose_fill", "nearest_joint_fill", "upsample",
@@ -265,8 +265,8 @@ def mean_pose_fill(joints: np.ndarray, observed: np.ndarray | None, mean: dict[s
 # ==============================================================================================
 def load_upsampler(path: str | Path | None = None):
     """The fine-tuned up-sampling AE-GAN (default ``checkpoints/aegan-upsample.safetensors``)."""
-    from .checkpoint import default_checkpoint_dir
-    from .errors import CheckpointError
+    from .core.checkpoint import default_checkpoint_dir
+    from .core.errors import CheckpointError
     from .inpaint import load_model
 
     p = Path(path) if path else default_checkpoint_dir() / CHECKPOINT_NAME

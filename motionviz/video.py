@@ -12,7 +12,7 @@ Pipeline (:func:`video_to_motion`):
    left at +X, facing +Z when they face the camera), puts the lowest foot point on the floor every frame
    (BlazePose world coordinates are hip-centred, so a squat would otherwise move the feet, not the
    hips), adds the sideways drift of the hips measured in the image, maps the 33 landmarks onto the
-   common skeleton (:data:`motionviz.skeleton.RETARGET`), and marks joints whose visibility is below
+   common skeleton (:data:`motionviz.core.skeleton.RETARGET`), and marks joints whose visibility is below
    ``threshold`` (default 0.5) or frames without a person as missing (NaN);
 4. :func:`clean_motion` fills the missing joints and removes jitter: with the AE-GAN inpainter when
    ``checkpoints/aegan.safetensors`` exists (denoising mode, at the models' 20 fps, resampled back),
@@ -40,9 +40,9 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .errors import UserError
-from .motion import DEFAULT_FPS, Motion, MotionLabels
-from .skeleton import BLAZEPOSE33, COMMON, retarget, retarget_mask
+from .core.errors import UserError
+from .core.motion import DEFAULT_FPS, Motion, MotionLabels
+from .core.skeleton import BLAZEPOSE33, COMMON, retarget, retarget_mask
 
 __all__ = [
     "VIDEO_SUFFIXES", "MAX_SECONDS", "MAX_BYTES", "VideoInfo", "PoseTrack", "VideoResult", "probe_video",
@@ -427,7 +427,7 @@ def _place_unseen(x: np.ndarray, never: np.ndarray) -> np.ndarray:
 
 def _aegan_path(checkpoint_dir: str | os.PathLike | None) -> Path:
     if checkpoint_dir is None:
-        from .checkpoint import default_checkpoint_dir
+        from .core.checkpoint import default_checkpoint_dir
         checkpoint_dir = default_checkpoint_dir()
     return Path(checkpoint_dir) / "aegan.safetensors"
 
@@ -508,7 +508,7 @@ def recognise(motion: Motion, checkpoint_dir: str | os.PathLike | None = None) -
     try:
         from .models.recognition import CHECKPOINT_NAME, load_recognizer
         if checkpoint_dir is None:
-            from .checkpoint import default_checkpoint_dir
+            from .core.checkpoint import default_checkpoint_dir
             checkpoint_dir = default_checkpoint_dir()
         p = Path(checkpoint_dir) / CHECKPOINT_NAME
         if not p.is_file():

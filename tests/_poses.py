@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from motionviz.skeleton import COMMON
+from motionviz.core.skeleton import COMMON
 
 #: standing, arms by the sides, knees a little forward (the tiny models' and synthetic motions' base pose)
 STANDING = {

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from _poses import standing_pose
 
-from motionviz.checkpoint import data_provenance, save_checkpoint
+from motionviz.core.checkpoint import data_provenance, save_checkpoint
 
 LABELS = ("kimore:ex1", "ui-prmd:m01", "ui-prmd:m07")
 VAE_CLASSES = ("kimore:ex1", "ui-prmd:m01/correct", "ui-prmd:m01/incorrect", "ui-prmd:m07/correct")

@@ -11,8 +11,8 @@ import pytest
 def data_root() -> Path:
     """The real data folder (``$MOTIONVIZ_DATA`` or ``../shared/data``); tests that need it are skipped
     with the reason when it is absent."""
+    from motionviz.core.errors import DataNotFound
     from motionviz.data import data_root as _data_root
-    from motionviz.errors import DataNotFound
 
     try:
         return _data_root()

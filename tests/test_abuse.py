@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz.errors import UserError
-from motionviz.motion import Motion
-from motionviz.skeleton import COMMON
+from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion
+from motionviz.core.skeleton import COMMON
 from motionviz.ui import common, data_tab
 
 torch.set_num_threads(1)
@@ -327,7 +327,7 @@ def _tiny_aegan(directory: Path) -> Path:
 
 
 def test_shipped_checkpoints_verify_against_their_sums():
-    from motionviz.checkpoint import SUMS_FILE, default_checkpoint_dir, read_sums, verify_checkpoint
+    from motionviz.core.checkpoint import SUMS_FILE, default_checkpoint_dir, read_sums, verify_checkpoint
 
     d = default_checkpoint_dir()
     sums = read_sums(d)
@@ -338,8 +338,8 @@ def test_shipped_checkpoints_verify_against_their_sums():
 
 
 def test_flipped_weight_bytes_are_refused(tmp_path):
-    from motionviz.checkpoint import write_sums
-    from motionviz.errors import CheckpointError
+    from motionviz.core.checkpoint import write_sums
+    from motionviz.core.errors import CheckpointError
     from motionviz.models import aegan as A
 
     p = _tiny_aegan(tmp_path)
@@ -353,8 +353,8 @@ def test_flipped_weight_bytes_are_refused(tmp_path):
 
 
 def test_shipped_folder_needs_a_recorded_sum(tmp_path, monkeypatch):
-    import motionviz.checkpoint as C
-    from motionviz.errors import CheckpointError
+    import motionviz.core.checkpoint as C
+    from motionviz.core.errors import CheckpointError
     from motionviz.models import aegan as A
 
     monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(tmp_path))
@@ -386,7 +386,7 @@ def test_shipped_folder_needs_a_recorded_sum(tmp_path, monkeypatch):
 def test_malformed_or_crafted_config_metadata_is_a_one_line_error(tmp_path, config, match):
     from safetensors.torch import load_file, save_file
 
-    from motionviz.errors import CheckpointError
+    from motionviz.core.errors import CheckpointError
     from motionviz.models import aegan as A
 
     p = _tiny_aegan(tmp_path)
@@ -541,7 +541,7 @@ def test_resume_with_nothing_to_resume_is_an_error(toy_trainer, tmp_path, capsys
     assert _cli(argv, capsys)[0] == 0
     rc, err = _cli(argv[:2] + ["--steps", "6"] + argv[4:] + ["--resume"], capsys)
     assert rc == 0
-    from motionviz.checkpoint import read_metadata
+    from motionviz.core.checkpoint import read_metadata
     assert read_metadata(tmp_path / "t.safetensors")["steps"] == "6"
 
 
@@ -720,7 +720,7 @@ def test_a_request_stops_at_its_time_budget():
 def test_sampling_is_stopped_by_the_deadline():
     """A real sampling loop stops between steps with the one-line error (each step "takes" a second on
     a fake clock), and the app's handler turns it into a gr.Error."""
-    from motionviz import sampling
+    from motionviz.core import sampling
 
     schedule = sampling.Schedule(100)
     steps_run = []

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz.errors import CheckpointError, UserError
+from motionviz.core.errors import CheckpointError, UserError
+from motionviz.core.skeleton import BLAZEPOSE33, COCO17, COMMON, SMPL22
 from motionviz.models import aegan as A
-from motionviz.skeleton import BLAZEPOSE33, COCO17, COMMON, SMPL22
 
 torch.set_num_threads(1)
 
@@ -216,7 +216,7 @@ def test_merge_checkpoints_and_old_checkpoint_without_critic_ref(tmp_path):
     with pytest.raises(UserError):
         A.merge_checkpoints([p3, p3], tmp_path / "bad.safetensors")
     # a checkpoint written before critic calibration existed still loads (critic_ref = NaN)
-    from motionviz.checkpoint import save_checkpoint
+    from motionviz.core.checkpoint import save_checkpoint
     sd = {k: v for k, v in m3.state_dict().items() if not k.endswith("critic_ref")}
     old = save_checkpoint(tmp_path / "old.safetensors", sd, A.KIND, TINY, {})
     loaded, _ = A.load(old)

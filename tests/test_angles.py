@@ -7,7 +7,7 @@ import pytest
 from _poses import UPRIGHT, pose_array
 
 from motionviz import angles as A
-from motionviz.skeleton import COMMON
+from motionviz.core.skeleton import COMMON
 
 
 def pose(**moved) -> np.ndarray:

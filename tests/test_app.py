@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import app as app_module
-from motionviz.errors import UserError
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON
+from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON
 from motionviz.ui import common, data_tab
 
 

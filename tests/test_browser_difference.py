@@ -23,7 +23,7 @@ pytestmark = needs_chromium
 def _shipped_checkpoints() -> Path:
     """The shipped checkpoint folder (``$MOTIONVIZ_CHECKPOINTS`` or the default); skips without the
     diffusion checkpoint."""
-    from motionviz.checkpoint import default_checkpoint_dir
+    from motionviz.core.checkpoint import default_checkpoint_dir
 
     ckpt = Path(os.environ.get("MOTIONVIZ_CHECKPOINTS") or default_checkpoint_dir())
     if not (ckpt / "diffusion.safetensors").is_file():

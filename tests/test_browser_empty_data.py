@@ -39,7 +39,7 @@ OUTPUT = "canvas, .js-plotly-plot, svg.main-svg, img, video"
 def fresh_space(tmp_path_factory):
     from _tiny_models import make_diffusion, make_vae
 
-    from motionviz.checkpoint import default_checkpoint_dir
+    from motionviz.core.checkpoint import default_checkpoint_dir
 
     ck = tmp_path_factory.mktemp("checkpoints")
     make_diffusion(ck)

@@ -47,8 +47,8 @@ def _picture(pg) -> dict:
 def rigged(tmp_path_factory):
     """A rigged GLB of a real recording (UI-PRMD sample, 40 frames at 20 fps) and its rig."""
     from motionviz import mesh, rig
+    from motionviz.core.skeleton import COMMON
     from motionviz.data import load_dataset
-    from motionviz.skeleton import COMMON
 
     m = load_dataset("ui-prmd", SAMPLE, limit=1)[0].retarget(COMMON).resample(20).normalise().crop(0, 40)
     anim = mesh.mesh_animation(m, "anny")

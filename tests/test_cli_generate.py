@@ -16,8 +16,8 @@ import torch
 
 from motionviz.__main__ import main
 from motionviz.cli_generate import keep_mask, resolve_exercise
-from motionviz.errors import UserError
-from motionviz.skeleton import BODY_PARTS, COMMON
+from motionviz.core.errors import UserError
+from motionviz.core.skeleton import BODY_PARTS, COMMON
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny_models import install_fake_encoder, make_diffusion, make_vae, standing_pose  # noqa: E402

@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from motionviz.errors import UserError
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON
+from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON
 from motionviz.ui import compare_tab as C
 from motionviz.ui.player import player_value
 

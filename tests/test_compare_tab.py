@@ -14,12 +14,12 @@ import torch
 from _poses import standing_pose
 
 from motionviz import data as data_pkg
-from motionviz.checkpoint import data_provenance, save_checkpoint
-from motionviz.errors import UserError
+from motionviz.core.checkpoint import data_provenance, save_checkpoint
+from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON
 from motionviz.generator import available_models
 from motionviz.models import recognition as R
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON
 from motionviz.ui import compare_tab as C
 from motionviz.ui.common import AppContext
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from motionviz import evaluation_correctness as EC
-from motionviz.errors import UserError
+from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON
 from motionviz.generator import Request
 from motionviz.models import recognition as R
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON
 
 torch.set_num_threads(1)
 

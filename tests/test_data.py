@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from motionviz.core.errors import DataNotFound, UserError
+from motionviz.core.motion import REFERENCE_BONE_SUM, Motion, MotionLabels
+from motionviz.core.skeleton import BANDAI, COMMON, KIMORE18, KINECT, SMPL22, UIPRMD
 from motionviz.data import (
     BANDAI_STYLES,
     CORPUS_DATASETS,
@@ -29,9 +32,6 @@ from motionviz.data import (
     split_of,
 )
 from motionviz.data import data_root as find_root
-from motionviz.errors import DataNotFound, UserError
-from motionviz.motion import REFERENCE_BONE_SUM, Motion, MotionLabels
-from motionviz.skeleton import BANDAI, COMMON, KIMORE18, KINECT, SMPL22, UIPRMD
 
 
 def _sanity(m: Motion, pelvis: str, head: str, l_sh: str, r_sh: str, ankles: tuple[str, str],
@@ -389,7 +389,7 @@ def test_retarget_keeps_nan_local():
     """A missing source joint makes only the target joints built from it missing."""
     import numpy as np
 
-    from motionviz.skeleton import BLAZEPOSE33, COMMON, retarget
+    from motionviz.core.skeleton import BLAZEPOSE33, COMMON, retarget
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, len(BLAZEPOSE33), 3)).astype(np.float32)

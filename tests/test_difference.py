@@ -9,9 +9,9 @@ from _poses import UPRIGHT, pose_array
 
 from motionviz import difference as Df
 from motionviz.angles import knee_flexion
-from motionviz.errors import UserError
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON
+from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON
 
 
 def knee_curl(peak_deg: float, T: int = 60, warp: float = 1.0, side: str = "left", noise: float = 0.0,

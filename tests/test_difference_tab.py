@@ -16,10 +16,10 @@ from _poses import standing_pose
 
 from motionviz import data as data_pkg
 from motionviz import generator as generator_mod
-from motionviz.errors import UserError
+from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON
 from motionviz.generator import Request
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON
 from motionviz.ui import common
 from motionviz.ui import difference_tab as DT
 from motionviz.ui.common import AppContext

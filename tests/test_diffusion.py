@@ -14,13 +14,13 @@ import pytest
 import torch
 from _poses import arms_down_pose
 
-from motionviz.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from motionviz.errors import CheckpointError, UserError
+from motionviz.core.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from motionviz.core.errors import CheckpointError, UserError
+from motionviz.core.motion import DEFAULT_FPS, Motion, MotionLabels
+from motionviz.core.skeleton import COMMON
 from motionviz.generator import Request
 from motionviz.models import diffusion as D
 from motionviz.models.losses import motion_loss
-from motionviz.motion import DEFAULT_FPS, Motion, MotionLabels
-from motionviz.skeleton import COMMON
 
 LABELS = ("ui-prmd:m01", "ui-prmd:m07", "bandai:walk")
 

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from motionviz.__main__ import main
-from motionviz.errors import UserError
+from motionviz.core.errors import UserError
+from motionviz.core.motion import DEFAULT_FPS, Motion
+from motionviz.core.sampling import Schedule, guided, sample
+from motionviz.core.skeleton import COMMON
 from motionviz.generator import Request
 from motionviz.models import diffusion as D
 from motionviz.models import diffusion_fast as DF
-from motionviz.motion import DEFAULT_FPS, Motion
-from motionviz.sampling import Schedule, guided, sample
-from motionviz.skeleton import COMMON
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny_models import install_fake_encoder, make_diffusion_fast, standing_pose  # noqa: E402
@@ -295,7 +295,7 @@ def test_compare_tab_keeps_the_fast_models_own_steps(ckpt):
 def test_build_training_on_real_data(data_root, tmp_path):
     """The TRAINERS entry distils a tiny teacher on a slice of the real training split, through the shared
     loop; the student loads through the registry's loader and generates."""
-    from motionviz.checkpoint import read_metadata
+    from motionviz.core.checkpoint import read_metadata
     from motionviz.train import TrainOptions, train
 
     teacher = tmp_path / "diffusion.safetensors"

@@ -1,4 +1,4 @@
-"""Known-answer tests for motionviz.dynamics: sines of known amplitude and period, a frozen clip, a
+"""Known-answer tests for motionviz.core.dynamics: sines of known amplitude and period, a frozen clip, a
 squat-like clip and a three-repetition recording with rests."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motionviz import dynamics as D
-from motionviz.skeleton import COMMON
+from motionviz.core import dynamics as D
+from motionviz.core.skeleton import COMMON
 
 FPS = 20.0
 J = len(COMMON.joints)

@@ -10,11 +10,11 @@ import torch
 
 from motionviz import evaluation as E
 from motionviz.__main__ import main
-from motionviz.checkpoint import save_checkpoint
+from motionviz.core.checkpoint import save_checkpoint
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON
 from motionviz.generator import Request
 from motionviz.models import recognition as R
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON
 
 torch.set_num_threads(1)
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz import dynamics as Dy
 from motionviz import evaluation_dynamics as ED
-from motionviz.errors import UserError
+from motionviz.core import dynamics as Dy
+from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON
 from motionviz.generator import Request
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny_models import make_vae, standing_pose  # noqa: E402

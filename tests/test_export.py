@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON
 from motionviz.data import load_user_file
-from motionviz.errors import UserError
 from motionviz.export import FORMATS, export_motion, render_frames
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON
 
 REPO = Path(__file__).resolve().parents[1]
 

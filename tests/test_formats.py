@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from motionviz.bvh import load_bvh_motion, save_bvh
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON, KINECT
 from motionviz.footcontact import clean_foot_contacts, foot_contacts
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON, KINECT
 
 bvhio = pytest.importorskip("bvhio")
 REPO = Path(__file__).resolve().parents[1]
@@ -154,7 +154,7 @@ def _tiny_checkpoints(tmp_path: Path) -> Path:
     """A tiny random recogniser and AE-GAN (window 8) in ``tmp_path/ck``."""
     import torch
 
-    from motionviz.checkpoint import save_checkpoint
+    from motionviz.core.checkpoint import save_checkpoint
     from motionviz.models import aegan as A
     from motionviz.models import recognition as R
 
@@ -282,8 +282,8 @@ def test_npz_chain_keeps_the_rate(data_root, tmp_path, capsys):
 
 
 def test_npz_reading_errors_are_one_line(tmp_path):
+    from motionviz.core.errors import UserError
     from motionviz.data import load_user_file
-    from motionviz.errors import UserError
     from motionviz.export import save_npz
 
     walk = _walk(fps=25.0)

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from motionviz import inpaint as I
-from motionviz.errors import UserError
+from motionviz.core.errors import UserError
+from motionviz.core.skeleton import COMMON
 from motionviz.models import aegan as A
-from motionviz.skeleton import COMMON
 
 torch.set_num_threads(1)
 
@@ -275,7 +275,7 @@ def test_keraal_tracks_against_kinect(data_root):
 def test_tab_builds_and_callback_returns_figures(tiny_ckpt, tiny_model):
     import gradio as gr
 
-    from motionviz.motion import Motion
+    from motionviz.core.motion import Motion
     from motionviz.ui import inpaint_tab as T
     from motionviz.ui.common import AppContext
 
@@ -314,9 +314,9 @@ def test_blend_gaps_joins_generated_stretches_to_observations():
 
 
 def test_generator_protocol_inpaints_a_request(tiny_ckpt):
+    from motionviz.core.motion import Motion
+    from motionviz.core.skeleton import COCO17
     from motionviz.generator import Request
-    from motionviz.motion import Motion
-    from motionviz.skeleton import COCO17
 
     gen = A.load_generator(tiny_ckpt / "aegan.safetensors")
     x = _walk(12)

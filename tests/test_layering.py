@@ -44,19 +44,14 @@ ALLOWED["__init__"] = {"core"}          # motionviz/__init__.py re-exports the c
 #: modules not moved into their layer's folder yet -> target layer (entries go as modules move)
 LEGACY_LAYER: dict[str, str] = {
     "motionviz.__main__": "cli",
-    "motionviz.errors": "core", "motionviz.skeleton": "core", "motionviz.retarget": "core",
-    "motionviz.motion": "core", "motionviz.sampling": "core", "motionviz.dynamics": "core",
-    "motionviz.checkpoint": "core", "motionviz.data.repetitions": "core",
     "motionviz.cliio": "io", "motionviz.footcontact": "io", "motionviz.bvh": "io",
     "motionviz.render": "viz",
     "motionviz.angles": "analysis", "motionviz.metrics": "analysis", "motionviz.difference": "analysis",
-    "motionviz.mesh": "mesh", "motionviz.rig": "mesh",
-    "motionviz.export": "export",
+    "motionviz.rig": "mesh",
     "motionviz.generator": "generators", "motionviz.interpolate": "generators", "motionviz.text": "generators",
     "motionviz.text_match": "generators", "motionviz.inpaint": "generators", "motionviz.upsample": "generators",
     "motionviz.train": "training",
-    "motionviz.video": "video",
-    "motionviz.evaluation": "evaluation", "motionviz.evaluation_correctness": "evaluation",
+    "motionviz.evaluation_correctness": "evaluation",
     "motionviz.evaluation_dynamics": "evaluation", "motionviz.bench": "evaluation",
     "motionviz.cli_generate": "cli", "motionviz.cli_inpaint": "cli", "motionviz.cli_eval": "cli",
     "motionviz.cli_checkpoints": "cli", "motionviz.data.cli": "cli",
@@ -102,7 +97,7 @@ KNOWN_CYCLES: list[set[str]] = [
     {'motionviz.cli_inpaint', 'motionviz.inpaint', 'motionviz.models.aegan', 'motionviz.upsample'},
     {'motionviz.export', 'motionviz.ui.common', 'motionviz.ui.player'},
     {'motionviz.interpolate', 'motionviz.models.vae'},
-    {'motionviz.retarget', 'motionviz.skeleton'},
+    {'motionviz.core.retarget', 'motionviz.core.skeleton'},
 ]
 #: importer -> number of function-local imports of package modules
 KNOWN_LOCAL_IMPORTS: dict[str, int] = {
@@ -134,7 +129,7 @@ KNOWN_LOCAL_IMPORTS: dict[str, int] = {
     'motionviz.models.diffusion_fast': 4,
     'motionviz.models.recognition': 4,
     'motionviz.models.vae': 14,
-    'motionviz.skeleton': 2,
+    'motionviz.core.skeleton': 2,
     'motionviz.text_match': 5,
     'motionviz.ui.common': 2,
     'motionviz.ui.compare_tab': 20,
@@ -153,7 +148,7 @@ KNOWN_LOCAL_THIRD_PARTY: dict[str, set[str]] = {
     'motionviz.__main__': {'inspect'},
     'motionviz.bench': {'numpy', 'pathlib', 'torch'},
     'motionviz.bvh': {'json'},
-    'motionviz.checkpoint': {'importlib', 'safetensors'},
+    'motionviz.core.checkpoint': {'importlib', 'safetensors'},
     'motionviz.cli_eval': {'torch', 'tqdm'},
     'motionviz.cli_generate': {'torch', 'tqdm'},
     'motionviz.cli_inpaint': {'torch', 'tqdm'},
@@ -364,9 +359,62 @@ def test_only_optional_heavy_dependencies_are_imported_inside_functions():
     assert not new, f"third-party imports inside functions (import them at module top): {new}"
 
 
+def test_legacy_layer_names_modules_still_to_move():
+    stale = sorted(m for m in LEGACY_LAYER if m not in MODS or m.split(".")[1:2] == [LEGACY_LAYER[m]])
+    assert not stale, f"moved -- remove from LEGACY_LAYER: {stale}"
+
+
 def test_every_module_has_a_layer():
     unknown = sorted(m for m in MODS if layer(m) not in ALLOWED)
     assert not unknown, f"modules outside the layers (add a folder to ALLOWED or an entry to LEGACY_LAYER): {unknown}"
+
+
+def _defined(path: Path) -> set[str]:
+    """Names bound at the top of a module (definitions, assignments, imports; ``if``/``try`` bodies too)."""
+    out: set[str] = set()
+
+    def walk(body: list[ast.stmt]) -> None:
+        for n in body:
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                out.add(n.name)
+            elif isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                for t in n.targets if isinstance(n, ast.Assign) else [n.target]:
+                    out.update(x.id for x in ast.walk(t) if isinstance(x, ast.Name))
+            elif isinstance(n, (ast.Import, ast.ImportFrom)):
+                out.update((a.asname or a.name).split(".")[0] for a in n.names)
+            elif isinstance(n, (ast.If, ast.Try, ast.With)):
+                walk(n.body)
+                walk(getattr(n, "orelse", []))
+                for h in getattr(n, "handlers", []):
+                    walk(h.body)
+                walk(getattr(n, "finalbody", []))
+    walk(ast.parse(path.read_text(encoding="utf-8")).body)
+    return out
+
+
+def test_every_package_import_resolves():
+    """Function-local imports included (they run only when called): each imported module exists and
+    defines each imported name -- a moved module leaves no stale import behind."""
+    bad = []
+    for mod, path in MODS.items():
+        is_pkg = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                bad += [f"{mod}:{node.lineno} {a.name}" for a in node.names
+                        if a.name.split(".")[0] == "motionviz" and a.name not in MODS]
+            elif isinstance(node, ast.ImportFrom):
+                targets = _targets(mod, node, is_pkg)
+                if not targets:
+                    continue
+                base = targets[0] if len(node.names) == 1 and targets[0] not in MODS else None
+                for a, t in zip(node.names, targets):
+                    if t.endswith("." + a.name) and t in MODS:
+                        continue                               # a submodule
+                    if t not in MODS:
+                        bad.append(f"{mod}:{node.lineno} no module {base or t}")
+                    elif a.name != "*" and a.name not in _defined(MODS[t]):
+                        bad.append(f"{mod}:{node.lineno} {t} has no {a.name}")
+    assert not bad, "\n".join(bad)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from motionviz import mesh
-from motionviz.errors import UserError
-from motionviz.motion import Motion, MotionError
-from motionviz.skeleton import COMMON
+from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion, MotionError
+from motionviz.core.skeleton import COMMON
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from motionviz import metrics as M
-from motionviz.skeleton import COMMON
+from motionviz.core.skeleton import COMMON
 
 
 def rng(seed: int = 0) -> np.random.Generator:

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from motionviz.motion import Motion
-from motionviz.skeleton import COMMON
+from motionviz.core.motion import Motion
+from motionviz.core.skeleton import COMMON
 from motionviz.ui import player as P
 
 
@@ -123,7 +123,7 @@ def _colour_pixels(img: np.ndarray, rgb: tuple[int, int, int], tol: int = 40) ->
 
 
 def test_view_export_draws_the_grid_or_overlay_as_shown(tmp_path):
-    from motionviz.errors import UserError
+    from motionviz.core.errors import UserError
     from motionviz.export import render_view_frames, save_view
 
     ms = [_motion(T=21, seed=i) for i in range(3)]
@@ -154,7 +154,7 @@ def test_view_export_draws_the_grid_or_overlay_as_shown(tmp_path):
 
 
 def test_view_export_checks_what_the_browser_sends(tmp_path, monkeypatch):
-    from motionviz.errors import UserError
+    from motionviz.core.errors import UserError
     from motionviz.ui import common
 
     monkeypatch.setattr(common, "export_dir", lambda: tmp_path)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz.checkpoint import save_checkpoint
-from motionviz.errors import UserError
+from motionviz.core.checkpoint import save_checkpoint
+from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON
 from motionviz.models import recognition as R
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON
 
 torch.set_num_threads(1)
 

@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 import pytest
 
 from motionviz import render
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON, KINECT
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON, KINECT
 
 
 def _walker(T: int = 40, seed: int = 0, skeleton=COMMON) -> Motion:

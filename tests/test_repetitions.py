@@ -1,14 +1,14 @@
-"""Repetition-level training data (motionviz.data.repetitions) and one-sided labels (data.sided_labels)."""
+"""Repetition-level training data (motionviz.core.repetitions) and one-sided labels (data.sided_labels)."""
 
 from __future__ import annotations
 
 import numpy as np
 from _poses import arms_down_pose
 
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.repetitions import chain, split_repetitions, time_denormalise, time_normalise
+from motionviz.core.skeleton import COMMON
 from motionviz.data import augment_mirror, sided_labels
-from motionviz.data.repetitions import chain, split_repetitions, time_denormalise, time_normalise
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON
 
 FPS = 20.0
 

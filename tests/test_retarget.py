@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from motionviz.core.errors import UserError
+from motionviz.core.retarget import guess_scale, match_common, name_tokens, rig_names
+from motionviz.core.skeleton import COMMON, SKELETONS
 from motionviz.data import load_user_file
-from motionviz.errors import UserError
-from motionviz.retarget import guess_scale, match_common, name_tokens, rig_names
-from motionviz.skeleton import COMMON, SKELETONS
 
 # rest pose of a 1.73 m person (metres, Y-up, facing +Z, left = +X)
 _REST = {
@@ -123,7 +123,7 @@ def make_bvh(convention: str, unit: float, frames: int = 72, fps: float = 120.0,
 def checkpoints(tmp_path_factory):
     import torch
 
-    from motionviz.checkpoint import save_checkpoint
+    from motionviz.core.checkpoint import save_checkpoint
     from motionviz.models import aegan as A
     from motionviz.models import recognition as R
 
@@ -174,7 +174,7 @@ def test_any_skeleton_any_unit_works_everywhere(tmp_path, checkpoints, capsys, c
     np.testing.assert_allclose(c.joints[:, COMMON.index("left_knee")], X[:, idx[key["l_kn"]]], atol=1e-6)
     assert c.joints[36, COMMON.index("pelvis"), 1] < c.joints[0, COMMON.index("pelvis"), 1] - 0.12
     # the map travels with the skeleton through our JSON (the app's state, Compare, export)
-    from motionviz.motion import Motion
+    from motionviz.core.motion import Motion
 
     again = Motion.from_json(m.to_json(decimals=6))
     np.testing.assert_allclose(again.retarget(COMMON).joints, c.joints, atol=2e-6)
@@ -239,7 +239,7 @@ _KINECT1 = ["HipCenter", "Spine", "ShoulderCenter", "Head", "ShoulderLeft", "Elb
 @pytest.mark.parametrize("sk", sorted(set(SKELETONS) - {"keraal-vicon"}))
 def test_names_alone_reproduce_the_hand_made_maps(sk):
     """The tolerant matcher finds the same joints as the hand-written RETARGET maps of every dataset."""
-    from motionviz.skeleton import RETARGET
+    from motionviz.core.skeleton import RETARGET
 
     s = SKELETONS[sk]
     got = match_common(s.joints, s.parents)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from motionviz import mesh, rig
-from motionviz.errors import UserError
-from motionviz.skeleton import COMMON
+from motionviz.core.errors import UserError
+from motionviz.core.skeleton import COMMON
 
 SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "sample"
 _COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}

@@ -1,4 +1,4 @@
-"""Noise schedule and samplers (motionviz.sampling): no weights, analytic denoisers."""
+"""Noise schedule and samplers (motionviz.core.sampling): no weights, analytic denoisers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from motionviz.sampling import Schedule, cosine_alpha_bar, ddim_sample, ddpm_sample, guided, sample, timesteps_for
+from motionviz.core.sampling import Schedule, cosine_alpha_bar, ddim_sample, ddpm_sample, guided, sample, timesteps_for
 
 
 def test_cosine_schedule_properties():
@@ -151,7 +151,7 @@ def test_guidance_with_an_extra_term_for_one_condition():
     """uncond + s (cond - uncond) + s_c (cond - cond_without_part), from one batched forward of 3B rows."""
     import torch
 
-    from motionviz.sampling import guided
+    from motionviz.core.sampling import guided
 
     calls = []
 

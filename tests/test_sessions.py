@@ -113,7 +113,7 @@ def test_not_launched_or_gone_app_is_ignored():
 def test_the_session_motion_list_is_bounded_in_count_and_size():
     import numpy as np
 
-    from motionviz.motion import Motion
+    from motionviz.core.motion import Motion
 
     def motion(frames: int, label: str) -> Motion:
         return Motion(np.zeros((frames, 15, 3), np.float32)).with_labels(label=label)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from motionviz.errors import CheckpointError, UserError
+from motionviz.core.errors import CheckpointError, UserError
 from motionviz.text import MiniLMEncoder, OpenCLIPEncoder, TextEncoder, check_encoder, get_text_encoder
 
 # a tiny open_clip architecture (random weights), small enough to build in well under a second

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import BODY_PARTS, COMMON
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import BODY_PARTS, COMMON
 from motionviz.ui import text_tab
 from motionviz.ui.common import AppContext
 

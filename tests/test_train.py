@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from motionviz import train as T
-from motionviz.checkpoint import load_checkpoint, read_metadata
-from motionviz.errors import UserError
+from motionviz.core.checkpoint import load_checkpoint, read_metadata
+from motionviz.core.errors import UserError
 
 
 @dataclass

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from motionviz import upsample as U
-from motionviz.errors import UserError
+from motionviz.core.errors import UserError
+from motionviz.core.skeleton import COMMON
 from motionviz.models import aegan as A
-from motionviz.skeleton import COMMON
 
 TINY_UP = A.Config(**{**A.TINY, **A.UPSAMPLE})
 
@@ -239,7 +239,7 @@ def test_eval_inpaint_cli_reports_upsampling(data_root, tiny_up, capsys):
 def test_inpaint_tab_keypoints_to_full_skeleton(tiny_up, tmp_path):
     import gradio as gr
 
-    from motionviz.motion import Motion
+    from motionviz.core.motion import Motion
     from motionviz.ui import inpaint_tab as T
     from motionviz.ui.common import AppContext
 

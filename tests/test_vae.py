@@ -14,13 +14,13 @@ import pytest
 import torch
 from _poses import standing_pose
 
-from motionviz.checkpoint import data_provenance, save_checkpoint
-from motionviz.errors import CheckpointError, UserError
+from motionviz.core.checkpoint import data_provenance, save_checkpoint
+from motionviz.core.errors import CheckpointError, UserError
+from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.skeleton import COMMON
 from motionviz.generator import Request
 from motionviz.interpolate import interpolate, lerp, slerp, weights
 from motionviz.models import vae as V
-from motionviz.motion import Motion, MotionLabels
-from motionviz.skeleton import COMMON
 
 torch.set_num_threads(1)
 

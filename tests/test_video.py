@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from motionviz import video
-from motionviz.errors import UserError
-from motionviz.motion import Motion
-from motionviz.skeleton import BLAZEPOSE33, COMMON
+from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion
+from motionviz.core.skeleton import BLAZEPOSE33, COMMON
 
 ix = COMMON.index
 

@@ -1,6 +1,6 @@
 """Move modules of the package and rewrite every import of them (no compatibility shims).
 
-    python tools/move.py motionviz.skeleton=motionviz.core.skeleton [OLD=NEW ...] [--dry-run]
+    python tools/move.py motionviz.core.skeleton=motionviz.core.skeleton [OLD=NEW ...] [--dry-run]
 
 1. ``git mv`` each module file (a package's ``__init__.py`` when NEW is to be a package: ``NEW/`` then
    holds it); missing package folders get an ``__init__.py`` with a one-line docstring.

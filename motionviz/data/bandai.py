@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..motion import Motion, MotionLabels
-from ..skeleton import BANDAI
+from ..core.motion import Motion, MotionLabels
+from ..core.skeleton import BANDAI
 
 __all__ = ["bandai_files", "read_bandai", "load_bandai", "bandai_frames", "parse_bandai_name", "FPS"]
 

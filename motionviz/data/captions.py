@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from ..motion import Motion, MotionLabels
+from ..core.errors import UserError
+from ..core.motion import Motion, MotionLabels
 
 __all__ = ["captions", "describe", "caption_table", "CAPTIONS_FILE"]
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .registry import DATASETS, EXTRA_DATASETS
 
 

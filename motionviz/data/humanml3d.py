@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..motion import Motion, MotionLabels
-from ..skeleton import SMPL22
+from ..core.motion import Motion, MotionLabels
+from ..core.skeleton import SMPL22
 
 __all__ = ["humanml3d_files", "read_humanml3d", "load_humanml3d", "FPS"]
 

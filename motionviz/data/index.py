@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..skeleton import BANDAI, KIMORE18, KINECT, SMPL22, UIPRMD
+from ..core.skeleton import BANDAI, KIMORE18, KINECT, SMPL22, UIPRMD
 from ._util import open_text
 from .paths import cache_dir, data_root
 from .registry import DATASETS, dataset_files

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..motion import Motion, MotionLabels
-from ..skeleton import KINECT
+from ..core.motion import Motion, MotionLabels
+from ..core.skeleton import KINECT
 from ._util import KINECT_TO_MV, open_text
 
 __all__ = ["irds_files", "read_irds", "load_irds", "FPS", "UPSTREAM_GESTURES"]

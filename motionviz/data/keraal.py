@@ -6,7 +6,7 @@ Modalities and how they become :class:`Motion` s (labels ``keraal:<exercise>``, 
 * ``kinect`` -- ``.txt`` (T, 175) = 25 Kinect v2 joints x (x, y, z, qx, qy, qz, qw); camera-space
   metres -> motionviz frame (-x, y, -z); quaternions are dropped.  30 fps (Kinect v2 rate).
 * ``vicon`` -- ``.txt`` (T, 119) = 17 marker targets x (x, y, z, quaternion), mm, Z up, facing +X,
-  left = +Y -> (y, z, x) / 1000; skeleton :data:`motionviz.skeleton.KERAAL_VICON` (approximate joints).
+  left = +Y -> (y, z, x) / 1000; skeleton :data:`motionviz.core.skeleton.KERAAL_VICON` (approximate joints).
   Rate assumed 60 Hz (two Vicon rows per Kinect row; unverified).
 * ``blazepose`` / ``openpose`` / ``alphapose`` -- JSON 2-D estimates, normalised image coordinates
   (x right, y down, in [0, 1]).  **Representation**: image-height units, ``X = (x - 0.5) * 960/544``,
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..motion import Motion, MotionLabels
-from ..skeleton import BLAZEPOSE33, COCO17, COCO18, COMMON, KERAAL_VICON, KINECT, Skeleton
+from ..core.errors import UserError
+from ..core.motion import Motion, MotionLabels
+from ..core.skeleton import BLAZEPOSE33, COCO17, COCO18, COMMON, KERAAL_VICON, KINECT, Skeleton
 from ._util import KINECT_TO_MV
 
 __all__ = ["keraal_files", "read_keraal", "load_keraal", "keraal_exercise", "KeraalExercise",
@@ -174,7 +174,7 @@ def keraal_exercise(exercise: str, root: str | os.PathLike | None = None) -> Ker
         vic = read_keraal(base / (name.format("Vicon") + ".txt"))
         raw = {MODALITIES[m]: read_keraal(base / (name.format(m) + ".json")) for m in ("BP", "OP", "AP")}
     except FileNotFoundError as e:
-        from ..errors import DataNotFound
+        from ..core.errors import DataNotFound
         raise DataNotFound(f"KERAAL file missing: {e.filename}") from None
     T = min([kin.num_frames] + [m.num_frames for m in raw.values()])
     k = kin.retarget(COMMON).crop(0, T)

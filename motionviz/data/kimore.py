@@ -2,7 +2,7 @@
 
 * ``patients-wsdba``: the 31 patients (HU = 1) x 5 exercises of the MSD-IRIMAS resampled KIMORE release:
   ``exN/experiment_dataset/foldK/x_test_foldK.npy`` (n, 54, 748) joint-major (channel 3 j + c), Kinect
-  camera-space metres, 18 joints (:data:`motionviz.skeleton.KIMORE18`), clinical score from
+  camera-space metres, 18 joints (:data:`motionviz.core.skeleton.KIMORE18`), clinical score from
   ``Kimore_resampled/exN/Scores.npy`` (0-100).  Every sequence was resampled to 748 frames upstream
   without a recorded rate; **we assume 30 fps** (the Kinect v2 rate; 748 frames = 24.9 s, in the range
   of the raw recordings, 353-1,585 frames at 30 Hz).  Clean-up (data README section 5a): the first and
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..motion import Motion, MotionLabels
-from ..skeleton import KIMORE18, KINECT
+from ..core.motion import Motion, MotionLabels
+from ..core.skeleton import KIMORE18, KINECT
 from ._util import KINECT_TO_MV, open_text, parse_csv_floats
 
 __all__ = ["load_kimore", "load_kimore_raw", "read_kimore_raw", "kimore_fold_files", "kimore_raw_files",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import DataNotFound
+from ..core.errors import DataNotFound
 
 __all__ = ["data_root", "cache_dir", "REPO_ROOT"]
 

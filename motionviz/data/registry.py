@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..errors import DataNotFound, UserError
-from ..motion import Motion
+from ..core.errors import DataNotFound, UserError
+from ..core.motion import Motion
 from .paths import data_root
 
 __all__ = ["DATASETS", "CORPUS_DATASETS", "EXTRA_DATASETS", "load_dataset", "dataset_files"]

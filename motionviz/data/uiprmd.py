@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..motion import Motion, MotionLabels
-from ..skeleton import UIPRMD
+from ..core.motion import Motion, MotionLabels
+from ..core.skeleton import UIPRMD
 from ._util import open_text
 
 __all__ = ["euler_yxz", "uiprmd_fk", "read_uiprmd_pair", "uiprmd_files", "load_uiprmd", "FPS"]

@@ -12,11 +12,11 @@ Formats (by extension):
   the motion is read at its stored rate (:func:`motionviz.export.save_npz` writes it).
 * ``.csv`` -- T rows x J*3 numbers (optional non-numeric header row), same rules as ``.npy``.
 * ``.bvh`` / ``.bvh.xz`` -- via :func:`motionviz.bvh.load_bvh_motion`: any skeleton whose joints map onto
-  the common skeleton by name or hierarchy (:mod:`motionviz.retarget`), units from the body's height,
+  the common skeleton by name or hierarchy (:mod:`motionviz.core.retarget`), units from the body's height,
   Z-up files turned Y-up, the sidecar ``<file>.bvh.json`` of our exports honoured.
 * ``.json`` -- our own format (``Motion.to_json``).
 
-Every problem raises :class:`motionviz.errors.UserError` with a one-line message.
+Every problem raises :class:`motionviz.core.errors.UserError` with a one-line message.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..motion import DEFAULT_FPS, MAX_FRAMES, Motion, MotionError, MotionLabels
-from ..skeleton import COMMON, SKELETONS, Skeleton
+from ..core.errors import UserError
+from ..core.motion import DEFAULT_FPS, MAX_FRAMES, Motion, MotionError, MotionLabels
+from ..core.skeleton import COMMON, SKELETONS, Skeleton
 
 __all__ = ["load_user_file", "skeleton_for_joint_count", "check_budget", "MAX_USER_BYTES", "MAX_JSON_BYTES",
            "MAX_JOINT_FRAMES", "MAX_SPAN_M", "MAX_NESTING", "USER_EXTENSIONS"]

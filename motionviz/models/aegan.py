@@ -46,8 +46,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import CheckpointError, UserError
-from ..skeleton import COMMON, Skeleton, get_skeleton
+from ..core.errors import CheckpointError, UserError
+from ..core.skeleton import COMMON, Skeleton, get_skeleton
 
 __all__ = [
     "Config", "BodyGrid", "AEGANNet", "AEGAN", "Corruptor", "WindowSampler", "canonical_transform",
@@ -753,14 +753,14 @@ def model_tensors(model: AEGAN) -> dict[str, torch.Tensor]:
 
 
 def save(model: AEGAN, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-    from ..checkpoint import save_checkpoint
+    from ..core.checkpoint import save_checkpoint
 
     return save_checkpoint(path, model_tensors(model), KIND, model.cfg, metadata or {})
 
 
 def load(path: str | Path) -> tuple[AEGAN, dict[str, str]]:
     """Rebuild the model from the stored config and load the weights with ``strict=True``."""
-    from ..checkpoint import config_from_json, load_checkpoint
+    from ..core.checkpoint import config_from_json, load_checkpoint
 
     tensors, meta = load_checkpoint(path, KIND)
     cfg = config_from_json(Config, meta["config"])
@@ -796,8 +796,8 @@ class AEGANGenerator:
         self.skeleton = model.skeleton
 
     def generate(self, request: Any, progress: Callable[[float, str], None] | None = None) -> list[Any]:
+        from ..core.motion import Motion
         from ..inpaint import inpaint
-        from ..motion import Motion
 
         req = request.validated()
         if req.source is None:
@@ -805,7 +805,7 @@ class AEGANGenerator:
         src: Motion = req.source
         keep = req.keep
         if src.skeleton.name != self.skeleton.name:
-            from ..skeleton import retarget_mask
+            from ..core.skeleton import retarget_mask
 
             obs = src.observed if keep is None else (keep & src.observed)
             keep = retarget_mask(obs, src.skeleton, self.skeleton)
@@ -881,7 +881,7 @@ def build_training(opts: Any) -> Any:
 
     Datasets default to ``Config.datasets`` (UI-PRMD, KIMORE, IRDS: the rehabilitation recordings;
     ``--datasets`` adds e.g. bandai); ``--tiny`` uses IRDS only and a tiny network."""
-    from ..checkpoint import data_provenance
+    from ..core.checkpoint import data_provenance
     from ..data import load_corpus
     from ..train import TrainSetup
 
@@ -961,7 +961,7 @@ def build_upsample_training(opts: Any) -> Any:
     further with the same losses on windows of which ``p_sets`` observe only a sparse joint set (the others
     keep the inpainting corruption, so the model still fills gaps).  The learning rate falls from ``lr``
     to a tenth along a cosine over the budget."""
-    from ..checkpoint import data_provenance, default_checkpoint_dir, file_sha256, read_metadata
+    from ..core.checkpoint import data_provenance, default_checkpoint_dir, file_sha256, read_metadata
     from ..data import load_corpus
     from ..train import TrainSetup
 

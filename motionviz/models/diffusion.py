@@ -1,6 +1,6 @@
 """Text/exercise-conditioned motion diffusion (MDM-style) on the COMMON skeleton, one repetition at a time.
 
-Motion representation: a single repetition (:mod:`motionviz.data.repetitions`), *canonicalised* (turned to
+Motion representation: a single repetition (:mod:`motionviz.core.repetitions`), *canonicalised* (turned to
 face +Z, pelvis moved to x = z = 0 at its first frame; the floor stays at y = 0, as ``load_corpus``
 normalises it) and time-normalised to ``rep_frames`` (64) frames.  Per frame F = 3J + 1 = 46 numbers: the
 pelvis position followed by every other joint's offset from the pelvis, in metres (:func:`to_features`),
@@ -15,7 +15,7 @@ Denoiser: a transformer encoder over time.  Every ``patch`` consecutive frames f
 projection + exercise-class embedding + correct/incorrect/unknown embedding + (exercise, correct) pair
 embedding + dataset embedding``.  It predicts the clean motion x0 directly (MDM; the skip parameterisations
 ``x0 = sqrt(ab) x_t + sqrt(1 - ab) net(x_t)`` are options, see :meth:`Denoiser.forward`, that trained worse
-here; cosine schedule, T = 1000, see :mod:`motionviz.sampling`).  During training every condition is dropped
+here; cosine schedule, T = 1000, see :mod:`motionviz.core.sampling`).  During training every condition is dropped
 independently (and all of them together with ``p_uncond``), so one network is conditional and
 unconditional, for classifier-free guidance.  Losses (uniform over noise levels, as in MDM): x0 MSE on the
 standardised features + geometric losses in metres (velocity, bone lengths, foot contact: ankle velocity
@@ -62,13 +62,13 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-from ..checkpoint import config_from_json, data_provenance, load_checkpoint, save_checkpoint
-from ..data.repetitions import split_repetitions, time_denormalise, time_normalise
-from ..errors import CheckpointError, UserError
+from ..core.checkpoint import config_from_json, data_provenance, load_checkpoint, save_checkpoint
+from ..core.errors import CheckpointError, UserError
+from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
+from ..core.repetitions import split_repetitions, time_denormalise, time_normalise
+from ..core.sampling import Schedule, cosine_alpha_bar, guided, sample
+from ..core.skeleton import COMMON, Skeleton
 from ..generator import LIMITS, ProgressFn, Request
-from ..motion import DEFAULT_FPS, Motion, MotionLabels
-from ..sampling import Schedule, cosine_alpha_bar, guided, sample
-from ..skeleton import COMMON, Skeleton
 from .losses import motion_loss
 
 __all__ = ["Config", "to_features", "from_features", "bench", "Denoiser", "DiffusionModel", "DiffusionGenerator",
@@ -450,7 +450,7 @@ def uncanonicalise(joints: np.ndarray, angle: float, offset: np.ndarray) -> np.n
 def conditioned_model(net: Denoiser, text: torch.Tensor, text_on: torch.Tensor, label: torch.Tensor,
                       correct: torch.Tensor, dataset: torch.Tensor) -> Callable[..., torch.Tensor]:
     """``model(x (k n, R, F), t (k n,), drop (k n,), drop_correct=None) -> x0`` for the ``n`` rows'
-    conditions (text (n, Dt), text_on/label/correct/dataset (n,)), as :func:`motionviz.sampling.guided`
+    conditions (text (n, Dt), text_on/label/correct/dataset (n,)), as :func:`motionviz.core.sampling.guided`
     calls it: the batch holds k copies of the n rows; ``drop`` rows ignore every condition,
     ``drop_correct`` rows the correct/incorrect one."""
     n = text.shape[0]
@@ -541,7 +541,7 @@ class DiffusionGenerator:
 
     def _conditions(self, req: Request, n: int, text_in: str,
                     matched: str | None = None) -> Callable[..., torch.Tensor]:
-        """The model for :func:`motionviz.sampling.guided` with the request's conditions on ``n`` rows
+        """The model for :func:`motionviz.core.sampling.guided` with the request's conditions on ``n`` rows
         (:meth:`_condition_tensors`)."""
         return conditioned_model(self.net, *self._condition_tensors(req, n, text_in, matched))
 
@@ -580,7 +580,7 @@ class DiffusionGenerator:
         return guided(self._conditions(req, req.num, cond_text, matched), g, self.correct_guidance(req))
 
     def correct_guidance(self, req: Request) -> float:
-        """Extra guidance on the correct/incorrect condition (see :func:`motionviz.sampling.guided`):
+        """Extra guidance on the correct/incorrect condition (see :func:`motionviz.core.sampling.guided`):
         ``Request.extra["correct_guidance"]`` or :data:`CORRECT_GUIDANCE` when an execution was asked for,
         else 0."""
         if req.correct is None:
@@ -599,7 +599,7 @@ class DiffusionGenerator:
         included); the teacher takes every validated request."""
 
     def _timesteps(self, steps: int) -> list[int] | None:
-        """The denoising steps for ``steps`` (None: evenly spaced, :func:`motionviz.sampling.timesteps_for`)."""
+        """The denoising steps for ``steps`` (None: evenly spaced, :func:`motionviz.core.sampling.timesteps_for`)."""
         return None
 
     def _with_known(self, denoise: Callable[..., torch.Tensor], known: torch.Tensor | None,

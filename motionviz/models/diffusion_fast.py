@@ -8,7 +8,7 @@ trajectory gives the noisy states ``x_t`` at those times and its final clean sam
 learns the *consistency function* ``f(x_t, t, conditions, w) = x_0`` of the teacher's ODE (a deterministic
 map, so a plain regression has no irreducible error, unlike denoising a fresh noise sample).  Sampling with
 k steps is then DDIM over the first of k evenly spaced times with the student's ``x_0`` (the state moved
-along the implied noise), exactly :func:`motionviz.sampling.sample` with ``timesteps``.
+along the implied noise), exactly :func:`motionviz.core.sampling.sample` with ``timesteps``.
 
 * The guidance scale ``w`` is an input (sinusoidal embedding, zero-initialised MLP added to the condition
   vector), so a guided sample costs one forward of one row per step, with no unconditioned pass.  Every
@@ -48,11 +48,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import config_from_json, file_sha256, load_checkpoint, save_checkpoint
-from ..errors import CheckpointError, UserError
+from ..core.checkpoint import config_from_json, file_sha256, load_checkpoint, save_checkpoint
+from ..core.errors import CheckpointError, UserError
+from ..core.sampling import Schedule, guided, sample
 from ..generator import DEFAULT_STEPS as _STEPS
 from ..generator import Request
-from ..sampling import Schedule, guided, sample
 from . import diffusion as teacher_mod
 from .diffusion import (
     CORRECT_GUIDANCE,

@@ -43,10 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import config_from_json, data_provenance, default_checkpoint_dir, load_checkpoint
-from ..errors import CheckpointError, UserError
-from ..motion import DEFAULT_FPS, REFERENCE_BONE_SUM, Motion, MotionError
-from ..skeleton import COMMON, Skeleton
+from ..core.checkpoint import config_from_json, data_provenance, default_checkpoint_dir, load_checkpoint
+from ..core.errors import CheckpointError, UserError
+from ..core.motion import DEFAULT_FPS, REFERENCE_BONE_SUM, Motion, MotionError
+from ..core.skeleton import COMMON, Skeleton
 
 __all__ = ["Config", "Recognizer", "canonicalise", "motions_to_batch", "build_training", "train_recognizer",
            "load_recognizer", "CHECKPOINT_NAME", "KIND", "collate_motions", "fill_missing", "bench"]

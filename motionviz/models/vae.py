@@ -9,7 +9,7 @@ has it (UI-PRMD, IRDS): ``ui-prmd:m01/correct``, ``ui-prmd:m01/incorrect``, ``ki
 * Decoder: memory = z + b_c (a learnable per-class bias); queries = sinusoidal encodings of t = 0..T-1, so
   any length T can be decoded; a transformer decoder (self-attention over time + cross-attention to the
   memory) -> linear -> per-frame features.
-* Items are single repetitions (:mod:`motionviz.data.repetitions`) time-normalised to ``rep_frames`` (64).
+* Items are single repetitions (:mod:`motionviz.core.repetitions`) time-normalised to ``rep_frames`` (64).
   Features (F = 3 + 3 (J - 1) + 1 = 46 on the COMMON skeleton): the pelvis position (root trajectory; x/z
   relative to frame 0 of the repetition, y = height above the floor), the other 14 joints relative to the
   pelvis and the repetition's log-duration (constant over frames), standardised with per-feature
@@ -51,12 +51,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import config_from_json, data_provenance, load_checkpoint
-from ..errors import CheckpointError, UserError
+from ..core.checkpoint import config_from_json, data_provenance, load_checkpoint
+from ..core.errors import CheckpointError, UserError
+from ..core.motion import DEFAULT_FPS, Motion, MotionError, MotionLabels
+from ..core.skeleton import COMMON
 from ..generator import LIMITS, ProgressFn, Request
 from ..interpolate import lerp, slerp, weights
-from ..motion import DEFAULT_FPS, Motion, MotionError, MotionLabels
-from ..skeleton import COMMON
 from .losses import motion_loss
 
 __all__ = ["Config", "ActorVAE", "VAEGenerator", "Endpoint", "LatentPath", "class_key", "split_class", "classes_of",
@@ -94,7 +94,7 @@ class Config:
     vel_weight: float = 1.0
     motion_weight: float = 1.0             # relative motion loss (motionviz.models.losses.motion_loss); 0 = off
     motion_eps: float = 0.05               # its floor on a repetition's motion energy (standardised units^2)
-    rep_frames: int = 64                   # normalised frames per repetition (see motionviz.data.repetitions)
+    rep_frames: int = 64                   # normalised frames per repetition (see motionviz.core.repetitions)
     min_seconds: float = 0.8               # shortest / longest repetition (longer clips are split)
     max_seconds: float = 6.0
     continue_spread: float = 0.3           # later repetitions of vary/interpolate: z + spread * sigma * eps
@@ -422,9 +422,9 @@ def compute_stats(items: Sequence[tuple[np.ndarray, int]]) -> tuple[torch.Tensor
 def motions_to_items(motions: Sequence[Motion], classes: Sequence[str], config: "Config | None" = None
                      ) -> list[tuple[np.ndarray, int]]:
     """Motions -> (raw repetition features (R, F), class id): every motion cut into single repetitions
-    (:func:`motionviz.data.repetitions.split_repetitions`), each canonicalised and time-normalised to
+    (:func:`motionviz.core.repetitions.split_repetitions`), each canonicalised and time-normalised to
     ``config.rep_frames`` with its duration as the last feature."""
-    from ..data.repetitions import split_repetitions, time_normalise
+    from ..core.repetitions import split_repetitions, time_normalise
 
     cfg = config or Config(classes=tuple(classes))
     index = {k: i for i, k in enumerate(classes)}
@@ -692,8 +692,8 @@ class VAEGenerator:
         ``memory``, followed by repetitions decoded from ``more(k)`` (N, D), k = 1, 2, ... (default: the
         same latent moved by ``continue_spread`` prior standard deviations, seeded) until ``frames`` are
         filled.  Each repetition takes its own decoded duration and starts where the previous one ended
-        (:func:`motionviz.data.repetitions.chain`: pelvis moved to meet it, seam cross-faded)."""
-        from ..data.repetitions import chain, time_denormalise
+        (:func:`motionviz.core.repetitions.chain`: pelvis moved to meet it, seam cross-faded)."""
+        from ..core.repetitions import chain, time_denormalise
 
         N = memory.shape[0]
         if more is None:
@@ -768,7 +768,7 @@ class VAEGenerator:
         encode-decode reconstructs the motion best."""
         progress = progress or _noop
         progress(0.0, "encoding the motion")
-        from ..data.repetitions import split_repetitions, time_normalise
+        from ..core.repetitions import split_repetitions, time_normalise
 
         m = self.prepare(motion)
         a, b = max(split_repetitions(m, self.config.max_seconds, self.config.min_seconds),

@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import gradio as gr
 
-from ..errors import UserError
-from ..motion import Motion
+from ..core.errors import UserError
+from ..core.motion import Motion
 
 __all__ = [
     "AppContext", "user_error", "CPU_QUEUE", "CPU_LIMIT", "EXPORT_FORMATS", "FAST_FORMATS", "MAX_SEED",

@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import gradio as gr
 import numpy as np
 
-from ..errors import UserError
-from ..motion import Motion
+from ..core.errors import UserError
+from ..core.motion import Motion
 from .common import CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, seed_box, to_int, user_error
 from .difference_tab import correctness_info
 from .player import controls, player, player_value, timing_note, view_export
@@ -188,8 +188,8 @@ def motion_metrics_table(motions: Sequence[Motion], titles: Sequence[str], recog
     """Rows [title, predicted label, probability, correct, jerk, bone-length error, foot skating,
     joint-limit violations] for each motion."""
     from .. import metrics as M
-    from ..motion import DEFAULT_FPS
-    from ..skeleton import COMMON
+    from ..core.motion import DEFAULT_FPS
+    from ..core.skeleton import COMMON
 
     preds = recognizer.predict(motions) if recognizer is not None else [None] * len(motions)
     rows = []

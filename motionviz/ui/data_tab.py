@@ -19,9 +19,9 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from ..errors import DataNotFound, UserError
-from ..motion import Motion
-from ..skeleton import COMMON
+from ..core.errors import DataNotFound, UserError
+from ..core.motion import Motion
+from ..core.skeleton import COMMON
 from .common import (
     CPU_LIMIT,
     CPU_QUEUE,

@@ -22,9 +22,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..core.errors import UserError
+from ..core.motion import Motion
 from ..data.userfile import MAX_USER_BYTES, USER_EXTENSIONS
-from ..errors import UserError
-from ..motion import Motion
 from .common import (
     CPU_LIMIT,
     CPU_QUEUE,

@@ -23,9 +23,9 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from ..errors import UserError
-from ..motion import DEFAULT_FPS, Motion
-from ..skeleton import BODY_PARTS, COMMON, retarget_mask
+from ..core.errors import UserError
+from ..core.motion import DEFAULT_FPS, Motion
+from ..core.skeleton import BODY_PARTS, COMMON, retarget_mask
 from .common import (
     LONG_LIMIT,
     LONG_QUEUE,

@@ -18,9 +18,9 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from ..errors import UserError
-from ..motion import DEFAULT_FPS, Motion
-from ..skeleton import COMMON
+from ..core.errors import UserError
+from ..core.motion import DEFAULT_FPS, Motion
+from ..core.skeleton import COMMON
 from .common import (
     CPU_LIMIT,
     CPU_QUEUE,

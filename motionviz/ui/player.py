@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..motion import Motion
+from ..core.motion import Motion
 
 __all__ = [
     "player", "player_payload", "player_value", "decode_positions", "ROLE_COLORS", "MAX_PLAYER_MOTIONS",
@@ -85,7 +85,7 @@ def joint_label(name: str) -> str:
 
 
 def part_label(name: str) -> str:
-    """A body part (a key of :data:`motionviz.skeleton.BODY_PARTS`, or ``none``) as people read it."""
+    """A body part (a key of :data:`motionviz.core.skeleton.BODY_PARTS`, or ``none``) as people read it."""
     return "None" if name == "none" else joint_label(name)
 
 
@@ -325,7 +325,7 @@ def _glb_parts(data: bytes) -> tuple[dict[str, Any], bytes]:
     """(glTF JSON, BIN chunk) of a GLB, checked (header, chunk bounds, JSON object); else UserError."""
     import struct
 
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     if len(data) > MAX_GLB_BYTES:
         raise UserError(f"the .glb is {len(data) / 2**20:.0f} MB; the viewer takes at most {MAX_GLB_BYTES // 2**20} MB")
@@ -377,7 +377,7 @@ def glb_payload(data: bytes, title: str = "", notice: str = "", caption: str = "
     export_rigged` writes): the file itself travels (base64) and player.js builds its skinned mesh, skeleton
     and animation; here only the header is checked and the view's size, frame rate and length are read
     (mesh bounds, the animated root translation, the animation's key times)."""
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     gltf, blob = _glb_parts(data)
     lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
@@ -433,7 +433,7 @@ def glb_value(path: str | Path, title: str = "", notice: str = "", caption: str 
     """:func:`glb_payload` of a file, as the JSON a :func:`player` component takes."""
     p = Path(path)
     if p.stat().st_size > MAX_GLB_BYTES:
-        from ..errors import UserError
+        from ..core.errors import UserError
 
         raise UserError(f"{p.name} is {p.stat().st_size / 2**20:.0f} MB; the viewer takes at most "
                         f"{MAX_GLB_BYTES // 2**20} MB")
@@ -508,8 +508,8 @@ def _is_hex(colour: Any) -> bool:
 
 def _check_view_payload(value: Any) -> dict[str, Any]:
     """The player payload a browser sent back, parsed and checked (shape, counts, sizes); one-line
-    :class:`~motionviz.errors.UserError` otherwise."""
-    from ..errors import UserError
+    :class:`~motionviz.core.errors.UserError` otherwise."""
+    from ..core.errors import UserError
 
     if not value:
         raise UserError("the player shows nothing yet; make a view first")

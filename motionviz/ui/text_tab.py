@@ -21,9 +21,9 @@ from typing import Any, Callable, Sequence
 import gradio as gr
 import numpy as np
 
-from ..errors import UserError
+from ..core.errors import UserError
+from ..core.motion import DEFAULT_FPS, Motion
 from ..generator import DEFAULT_STEPS
-from ..motion import DEFAULT_FPS, Motion
 from .common import (
     CPU_LIMIT,
     CPU_QUEUE,
@@ -71,7 +71,7 @@ EXAMPLES: list[tuple[str, str, str]] = [
 UNSPECIFIED, CORRECT, INCORRECT = "Unspecified", "Correct", "Incorrect"
 CORRECT_CHOICES = (UNSPECIFIED, CORRECT, INCORRECT)
 NO_EXERCISE = ""
-#: Editable body parts (keys of :data:`motionviz.skeleton.BODY_PARTS`), with readable names.
+#: Editable body parts (keys of :data:`motionviz.core.skeleton.BODY_PARTS`), with readable names.
 PART_CHOICES: list[tuple[str, str]] = [
     ("Torso (pelvis, spine, neck)", "torso"), ("Left arm", "left_arm"), ("Right arm", "right_arm"),
     ("Left leg", "left_leg"), ("Right leg", "right_leg"), ("Both arms", "arms"), ("Both legs", "legs"),
@@ -236,8 +236,8 @@ def _warm_text_encoder(gen: Any, text: str, progress: Callable[[float, str], Non
 
 def _editable(motion: Motion) -> Motion:
     """A session motion on the common skeleton at 20 fps (what the diffusion model edits)."""
+    from ..core.skeleton import COMMON
     from ..generator import LIMITS
-    from ..skeleton import COMMON
 
     m = motion
     if m.skeleton.name != COMMON.name:

@@ -23,8 +23,8 @@ from typing import Any
 
 import gradio as gr
 
-from ..errors import UserError
-from ..motion import Motion
+from ..core.errors import UserError
+from ..core.motion import Motion
 from .common import (
     CPU_LIMIT,
     CPU_QUEUE,

@@ -50,14 +50,14 @@ DATA_LICENCES: dict[str, str] = {
 
 
 #: The checkpoints shipped with the repository (their SHA-256 sums are required there).
-REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+REPO_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 def default_checkpoint_dir() -> Path:
     env = os.environ.get("MOTIONVIZ_CHECKPOINTS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "checkpoints"
+    return Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 def config_to_json(config: Any) -> str:

@@ -7,7 +7,7 @@ therefore learn single repetitions:
 
 * :func:`split_repetitions` cuts every corpus motion into repetitions.  UI-PRMD and IntelliRehabDS files
   already hold one repetition each; KIMORE recordings (several repetitions) are cut at the rests between
-  repetitions of their dominant movement (:func:`motionviz.dynamics.segment_repetitions`); long clips of
+  repetitions of their dominant movement (:func:`motionviz.core.dynamics.segment_repetitions`); long clips of
   any dataset are split into equal parts of at most ``max_seconds``.
 * :func:`time_normalise` resamples a repetition to a fixed number of frames, so every repetition of an
   exercise starts at rest, peaks in the middle and returns in the same frames; its duration is kept
@@ -24,9 +24,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..dynamics import segment_repetitions
-from ..motion import Motion
-from ..skeleton import COMMON
+from .dynamics import segment_repetitions
+from .motion import Motion
+from .skeleton import COMMON
 
 __all__ = ["split_repetitions", "time_normalise", "time_denormalise", "chain", "chain_repetitions",
            "PRESEGMENTED"]

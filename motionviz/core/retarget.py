@@ -20,7 +20,7 @@ from the rest pose (the subject's left = up x forward, forward from the feet).
 
 A missing spine joint is the blend 2/3 pelvis + 1/3 neck, a missing neck the shoulders' midpoint and a
 missing pelvis the hips' midpoint (as for the 2-D keypoint sets).  What cannot be matched is listed in
-one :class:`~motionviz.errors.UserError` line.
+one :class:`~motionviz.core.errors.UserError` line.
 
 Units (:func:`guess_scale`) come from the body's size: standing height estimated from the leg (thigh
 + shank = 0.49 of the height) or, without legs, from the trunk; the file unit is the usual one

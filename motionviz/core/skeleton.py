@@ -51,7 +51,7 @@ def _mirror_from_names(joints: tuple[str, ...]) -> tuple[int, ...]:
 class Skeleton:
     """A joint tree.  ``parents[j]`` is the parent index (-1 = root), ``mirror[j]`` the left/right twin.
     ``retarget_map``: optional (common joint, source joint names averaged) pairs for a skeleton read
-    from a file (:mod:`motionviz.retarget`); known topologies use :data:`RETARGET`."""
+    from a file (:mod:`motionviz.core.retarget`); known topologies use :data:`RETARGET`."""
 
     name: str
     joints: tuple[str, ...]
