@@ -338,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["MOTIONVIZ_CHECKPOINTS"] = str(Path(args.checkpoint_dir).resolve())
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     if args.out:
-        from .cliio import check_out
+        from .io.files import check_out
 
         check_out(args.out, (".json",))            # before the (minutes-long) benchmark
 
@@ -350,7 +350,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         from pathlib import Path
 
-        from .cliio import atomic_write
+        from .io.files import atomic_write
 
         atomic_write(Path(args.out), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
     if args.json:

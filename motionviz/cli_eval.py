@@ -144,7 +144,7 @@ def iter_motion_chunks(path: str | os.PathLike, max_frames: int = CLASSIFY_CHUNK
     memory-mapped, checked from its header (T x 15 within the user-file joint-frame budget) and read
     ``max_frames`` frames at a time; any other motion file ``load_user_file`` reads is one chunk.  Each
     chunk is a list of (T, 15, 3) float32 arrays on the common skeleton at 20 fps."""
-    from .cliio import batch_chunks, open_npy_batch
+    from .io.files import batch_chunks, open_npy_batch
 
     p = Path(path)
     if not p.is_file():

@@ -35,8 +35,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .cliio import check_out
 from .core.errors import UserError
+from .io.files import check_out
 
 __all__ = ["add_arguments", "run", "resolve_exercise", "keep_mask", "exercise_titles", "write_npy",
            "parse_correct"]

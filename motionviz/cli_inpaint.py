@@ -288,14 +288,14 @@ def _settings(args: argparse.Namespace) -> dict:
 def check_out_path(out: str | Path, suffix: str | tuple[str, ...] = ".npy") -> Path:
     """``--out`` as given, checked before any work: it must end in ``suffix`` (so the file written is exactly
     the one named; ``np.save`` would append ``.npy`` to ``x.txt``) and must not be a folder."""
-    from .cliio import check_out
+    from .io.files import check_out
 
     return check_out(out, (suffix,) if isinstance(suffix, str) else tuple(suffix))
 
 
 def save_npy_atomic(out: str | Path, array: np.ndarray) -> Path:
     """Write ``array`` to exactly ``out`` (a temporary file in the same folder, then a rename), no pickle."""
-    from .cliio import atomic_write
+    from .io.files import atomic_write
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
@@ -306,7 +306,7 @@ def save_npy_atomic(out: str | Path, array: np.ndarray) -> Path:
 
 def save_npz_atomic(out: str | Path, array: np.ndarray, fps: float, skeleton: str = "common") -> Path:
     """Write ``joints`` (the array), ``fps`` and ``skeleton`` to exactly ``out`` (.npz, no pickle)."""
-    from .cliio import atomic_write
+    from .io.files import atomic_write
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:

@@ -7,13 +7,13 @@ from the motion's label, so the same motion always gets the same name):
 * ``npz``  - the same array as ``joints`` with the frame rate ``fps`` and the ``skeleton`` name
   (:func:`save_npz`; no pickle): the array format that carries its rate;
 * ``json`` - our ``motionviz/1`` format (``Motion.to_json``: skeleton, fps, labels, joints);
-* ``bvh``  - :func:`motionviz.bvh.write_bvh` (centimetres, 6 channels per joint, exact positions);
+* ``bvh``  - :func:`motionviz.io.bvh.write_bvh` (centimetres, 6 channels per joint, exact positions);
 * ``gif`` / ``mp4`` - a stick-figure animation drawn here with NumPy + Pillow (orthographic
   three-quarter view, floor grid, left side red / right side blue, frame counter), encoded with
   imageio (Pillow for GIF, imageio-ffmpeg's bundled ffmpeg for H.264 MP4);
 * what the 3D player shows (several motions in a grid or overlaid, its colours, titles and legend):
   :func:`save_view` (GIF / MP4 of a player payload, drawn the same way);
-* ``html`` - :func:`motionviz.render.standalone_html` (plotly.js inline, Play button, works offline);
+* ``html`` - :func:`motionviz.viz.render.standalone_html` (plotly.js inline, Play button, works offline);
 * ``glb``  - the Anny body driven by the motion (:func:`save_glb`): by default *rigged* (a 17-joint
   skeleton, a skin and a joint animation at the motion's frame rate, :mod:`motionviz.rig`), or
   ``vertex_animated`` (one morph target per frame, :func:`motionviz.mesh.export_sequence`).
@@ -140,10 +140,10 @@ def save_json(motion: Motion, path: str | os.PathLike, decimals: int = 4) -> Pat
 
 def save_bvh(motion: Motion, path: str | os.PathLike, unit: str = "cm", rig: str = "motionviz",
              clean_feet: bool = False) -> Path:
-    """BVH (see :mod:`motionviz.bvh`): centimetres by default, no comment lines, metadata in the
+    """BVH (see :mod:`motionviz.io.bvh`): centimetres by default, no comment lines, metadata in the
     sidecar ``<file>.bvh.json``; ``rig="mixamo"`` for Mixamo joint names, ``clean_feet`` to remove
     foot sliding."""
-    from .bvh import save_bvh as _save
+    from .io.bvh import save_bvh as _save
 
     return _save(_check(motion), _target(path, ".bvh"), unit=unit, rig=rig, clean_feet=clean_feet)
 
@@ -151,7 +151,7 @@ def save_bvh(motion: Motion, path: str | os.PathLike, unit: str = "cm", rig: str
 def save_html(motion: Motion | Sequence[Motion], path: str | os.PathLike,
               titles: Sequence[str] | None = None) -> Path:
     """Standalone HTML page with a Play button (plotly.js inline: no internet needed)."""
-    from .render import standalone_html
+    from .viz.render import standalone_html
 
     ms = [motion] if isinstance(motion, Motion) else list(motion)
     for m in ms:
@@ -600,7 +600,7 @@ def _load_input(path: str, fps: float | None, skeleton: str | None) -> Motion:
     else:                                     # minimal fallback: our own formats
         name = p.name.lower()
         if name.endswith((".bvh", ".bvh.xz")):
-            from .bvh import load_bvh_motion
+            from .io.bvh import load_bvh_motion
             m = load_bvh_motion(p)
         elif name.endswith(".json"):
             m = Motion.from_json(p.read_text(encoding="utf-8"))
@@ -693,7 +693,7 @@ def run(args: argparse.Namespace) -> int:
             out = out / (base + FORMATS[fmt])
     # before the input is read: the file written is exactly `out` (a named file must have the format's
     # ending; a folder gets <input name><ending>), in a folder we can write
-    from .cliio import check_out
+    from .io.files import check_out
 
     out = check_out(out, (FORMATS[fmt],))
     if out.resolve() == src.resolve():

@@ -802,7 +802,7 @@ def mesh_figure(motion: Motion, body: str = "auto", layout: str = "side", title:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from . import render as R
+    from .viz import render as R
 
     if layout not in ("side", "overlay"):
         raise UserError(f"layout must be 'side' or 'overlay', got {layout!r}")
@@ -1043,7 +1043,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
     browser figure (cold cache), that figure's JSON size, full-mesh skinning and GLB export times."""
     import tempfile
 
-    from .render import figure_json_size
+    from .viz.render import figure_json_size
 
     t0 = time.perf_counter()
     body = anny_body()

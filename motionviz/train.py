@@ -42,9 +42,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cliio import writable_dir
 from .core.checkpoint import config_to_json, default_checkpoint_dir, save_checkpoint
 from .core.errors import UserError
+from .io.files import writable_dir
 
 __all__ = ["TRAINERS", "TrainOptions", "TrainSetup", "RandomBatches", "shard", "train", "add_arguments",
            "run", "save_resume_state", "load_resume_state", "check_options", "check_checkpoint_out",

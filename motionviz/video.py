@@ -650,8 +650,8 @@ def _quiet_native_logs():
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cliio import check_out
     from .export import save_bvh, save_json, save_npy, save_npz
+    from .io.files import check_out
 
     out = Path(args.out) if args.out else Path(args.input).with_suffix(".npy")
     writers = {".npy": save_npy, ".npz": save_npz, ".json": save_json, ".bvh": save_bvh}

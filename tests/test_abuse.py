@@ -247,7 +247,7 @@ def test_outlier_coordinates_are_refused_with_a_clear_message(uploads, far):
 
 def test_plot_cost_does_not_grow_with_the_span():
     """The floor grid has a bounded number of lines whatever the coordinates (1e5 m gave a 9 MB plot)."""
-    from motionviz.render import motion_figure
+    from motionviz.viz.render import motion_figure
 
     small = Motion(_pose(40), COMMON, 20.0)
     a = _pose(40)

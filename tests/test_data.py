@@ -186,7 +186,7 @@ def test_keraal_modalities_and_alignment(data_root):
 
 
 def test_bandai(data_root):
-    pytest.importorskip("motionviz.bvh")
+    pytest.importorskip("motionviz.io.bvh")
     from motionviz.data.bandai import read_bandai
     d1 = data_root / "bandai/dataset-1/data"
     m = read_bandai(d1 / "dataset-1_walk_normal_002.bvh.xz")          # joint_Root carries the travel
@@ -348,7 +348,7 @@ def test_user_files_good(tmp_path, data_root):
     ref = Motion(x, COMMON, 25, MotionLabels(label="ui-prmd:m01"))
     m = load_user_file(_write(tmp_path / "e.json", ref.to_json().encode()))
     assert m.fps == 25 and m.label == "ui-prmd:m01"
-    pytest.importorskip("motionviz.bvh")
+    pytest.importorskip("motionviz.io.bvh")
     m = load_user_file(data_root / "bandai/dataset-2/data/dataset-2_walk_normal_001.bvh.xz")
     assert m.num_frames > 10 and 1.0 < np.nanmax(m.joints[..., 1]) < 2.0             # metres
 

@@ -187,8 +187,8 @@ def test_augmentation_study_schema(tiny_recognizer):
 # Compare tab helpers (no server)
 # ---------------------------------------------------------------------------------------------
 def test_compare_tab_helpers(tiny_recognizer):
-    from motionviz.render import grid_figure, metric_bar_figure
     from motionviz.ui import compare_tab as C
+    from motionviz.viz.render import grid_figure, metric_bar_figure
 
     train = real_set(4, 8)
     gens = {"copy": FakeGenerator("copy", train, ("label", "text")), "noise": FakeGenerator("noise", train)}

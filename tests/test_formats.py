@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motionviz.bvh import load_bvh_motion, save_bvh
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON, KINECT
-from motionviz.footcontact import clean_foot_contacts, foot_contacts
+from motionviz.io.bvh import load_bvh_motion, save_bvh
+from motionviz.io.footcontact import clean_foot_contacts, foot_contacts
 
 bvhio = pytest.importorskip("bvhio")
 REPO = Path(__file__).resolve().parents[1]

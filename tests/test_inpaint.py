@@ -291,7 +291,7 @@ def test_tab_builds_and_callback_returns_figures(tiny_ckpt, tiny_model):
     assert set(out.mpjpe) == {"input", "baseline", "AE-GAN"} and all(np.isfinite(v) for v in out.mpjpe.values())
     fig = T.error_figure(out)
     assert len(fig.data) == 3 and len(fig.data[0].x) == 15
-    from motionviz.render import overlay_figure
+    from motionviz.viz.render import overlay_figure
     assert len(overlay_figure(out.corrupted, out.output).data) >= 4
     assert "MPJPE" in T.summary_markdown(out)
     with pytest.raises(UserError):

@@ -126,7 +126,7 @@ def test_animation_is_cached(demo):
 # ---- figure ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("layout", ["side", "overlay"])
 def test_figure_moves_mesh_and_skeleton_together(demo, layout):
-    from motionviz.render import figure_json_size
+    from motionviz.viz.render import figure_json_size
 
     fig = mesh.mesh_figure(demo, body="anny", layout=layout, max_steps=10)
     kinds = [t.type for t in fig.data]

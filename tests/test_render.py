@@ -9,9 +9,9 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from motionviz import render
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON, KINECT
+from motionviz.viz import render
 
 
 def _walker(T: int = 40, seed: int = 0, skeleton=COMMON) -> Motion:

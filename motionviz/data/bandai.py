@@ -1,4 +1,4 @@
-"""Bandai-Namco Research Motiondataset 1 and 2 reader (BVH, via :func:`motionviz.bvh.read_bvh`).
+"""Bandai-Namco Research Motiondataset 1 and 2 reader (BVH, via :func:`motionviz.io.bvh.read_bvh`).
 
 FK facts (data README section 3): rotations R = Rz Rx Ry (channel order), the Hips position channels
 *replace* the header OFFSET, ``joint_Root`` is always part of the chain (its Zposition carries the
@@ -54,7 +54,7 @@ def bandai_frames(path: str | Path) -> int:
 
 
 def read_bandai(path: str | Path) -> Motion:
-    from ..bvh import read_bvh
+    from ..io.bvh import read_bvh
 
     path = Path(path)
     part, content, style, take = parse_bandai_name(path.name)

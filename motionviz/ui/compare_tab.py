@@ -304,7 +304,7 @@ def _recognizer(ctx: AppContext):
 
 
 def build(ctx: AppContext) -> None:
-    from ..render import metric_bar_figure
+    from ..viz.render import metric_bar_figure
 
     gens = comparable_models(ctx.models, Path(ctx.checkpoint_dir))
     if not gens:

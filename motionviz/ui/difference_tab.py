@@ -201,7 +201,7 @@ def angle_curves_figure(cmp: Any, keys: Sequence[str], names: tuple[str, str], f
     time-normalised frame, aligned to the reference) is shaded between its p5 and p95 curves, its median
     dotted."""
     from ..angles import ANGLE_BY_KEY
-    from ..render import PALETTE
+    from ..viz.render import PALETTE
 
     keys = list(keys)
     if not keys:
@@ -250,7 +250,7 @@ def angle_curves_figure(cmp: Any, keys: Sequence[str], names: tuple[str, str], f
 
 def _diff_bars(cmp: Any, n: int = 10) -> go.Figure:
     from ..angles import ANGLE_BY_KEY
-    from ..render import joint_error_figure
+    from ..viz.render import joint_error_figure
 
     keys = [k for k in cmp.ranked_angles() if np.isfinite(cmp.angle_diff[k])][:n]
     return joint_error_figure([ANGLE_BY_KEY[k].title for k in keys], [cmp.angle_diff[k] for k in keys],

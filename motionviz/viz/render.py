@@ -26,7 +26,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .core.motion import Motion
+from ..core.motion import Motion
 
 __all__ = [
     "motion_figure",

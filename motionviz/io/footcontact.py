@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core.errors import UserError
-from .core.motion import Motion
-from .core.skeleton import COMMON
+from ..core.errors import UserError
+from ..core.motion import Motion
+from ..core.skeleton import COMMON
 
 __all__ = ["foot_contacts", "clean_foot_contacts"]
 

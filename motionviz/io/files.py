@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .core.errors import UserError
+from ..core.errors import UserError
 
 __all__ = ["check_out", "writable_dir", "atomic_write", "open_npy_batch", "batch_chunks"]
 
@@ -73,7 +73,7 @@ def open_npy_batch(path: str | os.PathLike, joints: int | None = None) -> np.nda
     """A ``.npy`` of motions, memory-mapped (nothing is read yet), as (N, T, J, 3): a (T, J, 3) array is
     one motion.  Checked from the header before any data are read: numbers, the shape, and T x J within
     the user-file budgets (:func:`motionviz.data.userfile.check_budget`); ``joints`` fixes J."""
-    from .data.userfile import check_budget
+    from ..data.userfile import check_budget
 
     p = Path(path)
     try:

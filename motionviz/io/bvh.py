@@ -24,7 +24,7 @@ such as ``bvhio`` refuse them); :func:`save_bvh` writes the units, skeleton, fra
 labels to a sidecar ``<file>.bvh.json`` that our reader uses when it lies next to the file.
 ``rig="mixamo"`` names the joints of a common-skeleton motion as Mixamo does (``mixamorig:LeftUpLeg``
 ...) so Blender, Unity and Unreal retarget it; ``clean_feet=True`` removes foot sliding first
-(:func:`motionviz.footcontact.clean_foot_contacts`).
+(:func:`motionviz.io.footcontact.clean_foot_contacts`).
 
 Reading any skeleton (:func:`bvh_to_motion` with the defaults): joints are matched to the common
 skeleton by name and hierarchy (:mod:`motionviz.core.retarget`; the map is kept in the skeleton so
@@ -45,9 +45,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .core.errors import UserError
-from .core.motion import Motion, MotionLabels
-from .core.skeleton import COMMON, SKELETONS, Skeleton
+from ..core.errors import UserError
+from ..core.motion import Motion, MotionLabels
+from ..core.skeleton import COMMON, SKELETONS, Skeleton
 
 __all__ = [
     "BvhFile",
@@ -523,7 +523,7 @@ def _match_skeleton(bvh: BvhFile, skeleton: Skeleton | None, names: list[str] | 
                 skeleton = sk
                 break
     if skeleton is None:
-        from .core.retarget import mirror_by_names
+        from ..core.retarget import mirror_by_names
 
         parents = tuple(bvh.parents)
         try:
@@ -560,7 +560,7 @@ def bvh_to_motion(bvh: BvhFile, skeleton: Skeleton | None = None, scale: float |
     cm above the floor, toes 2-5 cm); True always; False never.
     ``sidecar``: the parsed ``<file>.bvh.json`` of our writer (units, skeleton, rig names).
     """
-    from .core import retarget as rt
+    from ..core import retarget as rt
 
     X = bvh.positions()                                  # (T, J, 3) file units
     names = list(bvh.names)
@@ -644,7 +644,7 @@ def bvh_to_motion(bvh: BvhFile, skeleton: Skeleton | None = None, scale: float |
 
 def _known_map(sk: Skeleton) -> dict[str, tuple[str, ...]] | None:
     """common joint -> source names for a known topology (None when it has none)."""
-    from .core.skeleton import RETARGET
+    from ..core.skeleton import RETARGET
 
     if sk.name == COMMON.name:
         return {j: (j,) for j in COMMON.joints}
@@ -758,7 +758,7 @@ def _bvh_name(name: str, used: set[str]) -> str:
 def _prepare(motion: Motion, rig: str, clean_feet: bool) -> tuple[Motion, dict[str, str]]:
     """The motion to write (on the common skeleton for a target rig, feet cleaned on request) and the
     exported name of each of its joints."""
-    from .core.retarget import rig_names
+    from ..core.retarget import rig_names
 
     rig = str(rig).strip().lower()
     names = rig_names(rig) if rig != "motionviz" else None

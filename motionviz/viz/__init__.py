@@ -1,0 +1,1 @@
+"""Plotly figures of motions (skeleton views, grids, trajectories)."""
