@@ -39,7 +39,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import metrics as M
+from .analysis import metrics as M
 from .core.errors import UserError
 from .core.motion import DEFAULT_FPS, Motion
 from .core.skeleton import COMMON

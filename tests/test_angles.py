@@ -1,4 +1,4 @@
-"""Known-answer tests of the clinical joint angles (motionviz.angles) on hand-built poses."""
+"""Known-answer tests of the clinical joint angles (motionviz.analysis.angles) on hand-built poses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _poses import UPRIGHT, pose_array
 
-from motionviz import angles as A
+from motionviz.analysis import angles as A
 from motionviz.core.skeleton import COMMON
 
 

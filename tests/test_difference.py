@@ -1,5 +1,5 @@
 """DTW alignment, joints that differ most and the plain-language summary on synthetic motions of known
-difference (motionviz.difference)."""
+difference (motionviz.analysis.difference)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from _poses import UPRIGHT, pose_array
 
-from motionviz import difference as Df
-from motionviz.angles import knee_flexion
+from motionviz.analysis import difference as Df
+from motionviz.analysis.angles import knee_flexion
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON

@@ -85,7 +85,7 @@ def corpus(monkeypatch):
         return [m for m in sets[split] if datasets is None or m.labels.dataset in datasets]
 
     monkeypatch.setattr(data_pkg, "load_corpus", load_corpus)
-    from motionviz import difference
+    from motionviz.analysis import difference
     monkeypatch.setattr(difference, "_normal_cache", {})
     monkeypatch.setattr(difference, "_key_cache", {})
     return sets

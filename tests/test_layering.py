@@ -44,7 +44,6 @@ ALLOWED["__init__"] = {"core"}          # motionviz/__init__.py re-exports the c
 #: modules not moved into their layer's folder yet -> target layer (entries go as modules move)
 LEGACY_LAYER: dict[str, str] = {
     "motionviz.__main__": "cli",
-    "motionviz.angles": "analysis", "motionviz.metrics": "analysis", "motionviz.difference": "analysis",
     "motionviz.rig": "mesh",
     "motionviz.generator": "generators", "motionviz.interpolate": "generators", "motionviz.text": "generators",
     "motionviz.text_match": "generators", "motionviz.inpaint": "generators", "motionviz.upsample": "generators",
@@ -113,7 +112,7 @@ KNOWN_LOCAL_IMPORTS: dict[str, int] = {
     'motionviz.data.keraal': 2,
     'motionviz.data.registry': 14,
     'motionviz.data.userfile': 1,
-    'motionviz.difference': 4,
+    'motionviz.analysis.difference': 4,
     'motionviz.evaluation': 2,
     'motionviz.evaluation_correctness': 1,
     'motionviz.evaluation_dynamics': 2,

@@ -1,4 +1,4 @@
-"""Known-answer tests for motionviz.metrics."""
+"""Known-answer tests for motionviz.analysis.metrics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from motionviz import metrics as M
+from motionviz.analysis import metrics as M
 from motionviz.core.skeleton import COMMON
 
 

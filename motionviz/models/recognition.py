@@ -1,5 +1,5 @@
 """Motion recogniser: exercise / content classifier on the common skeleton, whose penultimate features
-serve the generative metrics (FID, diversity, ...; :mod:`motionviz.metrics`).
+serve the generative metrics (FID, diversity, ...; :mod:`motionviz.analysis.metrics`).
 
 Architecture (batch-first, B = batch, T = frames, J = joints, C = channels):
 

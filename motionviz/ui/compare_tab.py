@@ -187,7 +187,7 @@ def compare(gens: dict[str, Any], label: str | None, text: str, correct: str | N
 def motion_metrics_table(motions: Sequence[Motion], titles: Sequence[str], recognizer: Any | None) -> list[list[Any]]:
     """Rows [title, predicted label, probability, correct, jerk, bone-length error, foot skating,
     joint-limit violations] for each motion."""
-    from .. import metrics as M
+    from ..analysis import metrics as M
     from ..core.motion import DEFAULT_FPS
     from ..core.skeleton import COMMON
 

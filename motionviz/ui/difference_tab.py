@@ -4,7 +4,7 @@ physiotherapist.
 Three flows, one view: (1) the diffusion model makes a correct and an incorrect execution of the chosen
 exercise (same seed); (2) a real recording of a held-out test subject, or (3) an uploaded recording, is
 compared with a generated *correct* reference.  Both motions are time-aligned by dynamic time warping on
-their joint angles (:mod:`motionviz.difference`) and shown in one 3D player (overlaid or side by side)
+their joint angles (:mod:`motionviz.analysis.difference`) and shown in one 3D player (overlaid or side by side)
 with the joints of the findings and those that differ most enlarged; the joint-angle curves are plotted
 over the aligned time with the normal band of real correct executions (p5-p95 per time-normalised frame,
 aligned to the reference) shaded; a plain-language summary says which of the exercise's key angles lie
@@ -77,7 +77,7 @@ DATASET_INCORRECT: dict[str, str] = {
 }
 
 #: The typical deviation of UI-PRMD's incorrect executions: median over the training subjects' correct ->
-#: incorrect executions of the joint angle's peak (or lowest) value (motionviz.angles), the largest
+#: incorrect executions of the joint angle's peak (or lowest) value (motionviz.analysis.angles), the largest
 #: differences relative to their spread.
 EXERCISE_INCORRECT: dict[str, str] = {
     "ui-prmd:m01": "a shallower squat (knee flexion peak ≈ 125° → 106°) with more forward trunk lean (32° → 48°)",
@@ -200,7 +200,7 @@ def angle_curves_figure(cmp: Any, keys: Sequence[str], names: tuple[str, str], f
     ``keys``; the normal band of real correct executions (``cmp.band`` {key: (K, 3)}: p5 / p50 / p95 per
     time-normalised frame, aligned to the reference) is shaded between its p5 and p95 curves, its median
     dotted."""
-    from ..angles import ANGLE_BY_KEY
+    from ..analysis.angles import ANGLE_BY_KEY
     from ..viz.render import PALETTE
 
     keys = list(keys)
@@ -249,7 +249,7 @@ def angle_curves_figure(cmp: Any, keys: Sequence[str], names: tuple[str, str], f
 
 
 def _diff_bars(cmp: Any, n: int = 10) -> go.Figure:
-    from ..angles import ANGLE_BY_KEY
+    from ..analysis.angles import ANGLE_BY_KEY
     from ..viz.render import joint_error_figure
 
     keys = [k for k in cmp.ranked_angles() if np.isfinite(cmp.angle_diff[k])][:n]
@@ -258,8 +258,8 @@ def _diff_bars(cmp: Any, n: int = 10) -> go.Figure:
 
 
 def _summary_markdown(cmp: Any, names: tuple[str, str], label: str) -> str:
-    from ..angles import ANGLE_BY_KEY
-    from ..difference import MARGIN_DEG
+    from ..analysis.angles import ANGLE_BY_KEY
+    from ..analysis.difference import MARGIN_DEG
     from .player import joint_label
 
     t = _titles().get(label, label)
@@ -297,7 +297,7 @@ def difference_view(gen: Any, mode: str, label: str | None, recording: Any, uplo
     """Run one comparison.  ``frames`` applies to the generated pair only; against a recording the reference
     has the recording's length.  Returns (player value (JSON), angle-curves figure, difference bars, summary
     markdown, [reference, other] motions as compared)."""
-    from ..difference import (
+    from ..analysis.difference import (
         compare_executions,
         describe_comparison,
         key_angles_for,

@@ -36,7 +36,7 @@ trunk rotation              shoulder line vs hip line about the vertical: should
 ==========================  =====================================================================================
 
 :data:`ANGLES` lists every angle with its joint (for highlighting), a title and the verb used in
-plain-language summaries (:mod:`motionviz.difference`); :func:`joint_angles` computes them all.
+plain-language summaries (:mod:`motionviz.analysis.difference`); :func:`joint_angles` computes them all.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from typing import Callable
 
 import numpy as np
 
-from .core.skeleton import COMMON, Skeleton
+from ..core.skeleton import COMMON, Skeleton
 
 __all__ = ["AngleSpec", "ANGLES", "joint_angles", "knee_flexion", "elbow_flexion", "hip_flexion",
            "shoulder_elevation", "shoulder_flexion", "shoulder_abduction", "trunk_forward_tilt",

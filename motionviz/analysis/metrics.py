@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .core.skeleton import Skeleton
+from ..core.skeleton import Skeleton
 
 __all__ = [
     "frechet_distance", "fid", "accuracy", "diversity", "multimodality", "mean_ci",

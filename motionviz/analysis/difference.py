@@ -1,6 +1,6 @@
 """What differs between two executions of an exercise, for a physiotherapist.
 
-Pipeline (:func:`compare_executions`): both motions -> clinical joint angles (:mod:`motionviz.angles`)
+Pipeline (:func:`compare_executions`): both motions -> clinical joint angles (:mod:`motionviz.analysis.angles`)
 -> dynamic time warping (:func:`dtw`, a Sakoe-Chiba band around the length-scaled diagonal) on the
 angle curves -> along the warping path: per-angle mean absolute difference (degrees) and per-joint
 distance of the pelvis-centred, heading-free poses (metres) -> the joints that differ most (by the largest
@@ -42,10 +42,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..core.errors import UserError
+from ..core.motion import DEFAULT_FPS, Motion
+from ..core.skeleton import COMMON
 from .angles import ANGLE_BY_KEY, ANGLES, joint_angles
-from .core.errors import UserError
-from .core.motion import DEFAULT_FPS, Motion
-from .core.skeleton import COMMON
 
 __all__ = ["dtw", "alignment_features", "ALIGN_KEYS", "execution_stats", "NormalRange", "normal_range",
            "normal_range_for", "KeyAngle", "key_angles", "key_angles_for", "position_of", "normal_band",
@@ -150,7 +150,7 @@ def alignment_features(angles: dict[str, np.ndarray]) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 def on_common(motion: Motion) -> Motion:
     """A motion on the common skeleton at 20 fps, interior gaps filled (what the comparison works on)."""
-    from .data import preprocess
+    from ..data import preprocess
 
     if not isinstance(motion, Motion):
         raise UserError("expected a motion")
@@ -243,7 +243,7 @@ _normal_cache: dict[tuple[str, str, str | None], NormalRange | None] = {}
 
 
 def _train_motions(label: str, root: str) -> list[Motion]:
-    from .data import load_corpus
+    from ..data import load_corpus
 
     ds = label.split(":", 1)[0]
     return [m for m in load_corpus("train", datasets=[ds], root=root) if m.labels.label == label]
@@ -254,7 +254,7 @@ def normal_range_for(label: str, root: str | Path | None = None, position: str |
     folder, label and position); for IntelliRehabDS only those of ``position`` ("stand" / "wheelchair";
     None: "stand").  None when fewer than :data:`MIN_NORMAL_EXECUTIONS` exist (e.g. KIMORE: scores only)
     or they come from fewer than :data:`MIN_NORMAL_SUBJECTS` subjects (today every IntelliRehabDS position)."""
-    from .data import data_root
+    from ..data import data_root
 
     r = str(data_root(root))
     pos = (position or "stand") if label.startswith("irds:") else None
@@ -348,7 +348,7 @@ _key_cache: dict[tuple[str, str], tuple[KeyAngle, ...]] = {}
 def key_angles_for(label: str, root: str | Path | None = None) -> tuple[KeyAngle, ...]:
     """:func:`key_angles` of ``label`` from the **training** split (every position), cached per data folder
     and label; empty when the training split has no correct execution of it."""
-    from .data import data_root
+    from ..data import data_root
 
     r = str(data_root(root))
     with _normal_lock:

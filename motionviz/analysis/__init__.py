@@ -1,0 +1,1 @@
+"""Clinical joint angles, motion metrics and the correct-vs-incorrect difference analysis (DTW, normal ranges)."""
