@@ -15,7 +15,7 @@ from the motion's label, so the same motion always gets the same name):
   :func:`save_view` (GIF / MP4 of a player payload, drawn the same way);
 * ``html`` - :func:`motionviz.viz.render.standalone_html` (plotly.js inline, Play button, works offline);
 * ``glb``  - the Anny body driven by the motion (:func:`save_glb`): by default *rigged* (a 17-joint
-  skeleton, a skin and a joint animation at the motion's frame rate, :mod:`motionviz.rig`), or
+  skeleton, a skin and a joint animation at the motion's frame rate, :mod:`motionviz.mesh.rig`), or
   ``vertex_animated`` (one morph target per frame, :func:`motionviz.mesh.export_sequence`).
 
 Files are written to a temporary name and renamed, so a failed export leaves no partial file.
@@ -170,11 +170,11 @@ def save_glb(motion: Motion, path: str | os.PathLike, vertex_animated: bool = Fa
     """The Anny body driven by ``motion`` (any skeleton with a map to the common one) as a ``.glb``.
 
     Rigged (default): joints, skin and a joint animation with one key per frame at the motion's frame
-    rate (Blender, Unity, Unreal, three.js play it as a character; :mod:`motionviz.rig`).
+    rate (Blender, Unity, Unreal, three.js play it as a character; :mod:`motionviz.mesh.rig`).
     ``vertex_animated``: one morph target per frame played by a STEP animation, at most
     :data:`motionviz.mesh.MAX_EXPORT_FRAMES` frames (subsampled evenly)."""
     from . import mesh
-    from .rig import export_rigged
+    from .mesh.rig import export_rigged
 
     p = _target(path, ".glb")
     anim = mesh.mesh_animation(_check(motion), body="anny", progress=progress)

@@ -46,9 +46,10 @@ def _picture(pg) -> dict:
 @pytest.fixture(scope="module")
 def rigged(tmp_path_factory):
     """A rigged GLB of a real recording (UI-PRMD sample, 40 frames at 20 fps) and its rig."""
-    from motionviz import mesh, rig
+    from motionviz import mesh
     from motionviz.core.skeleton import COMMON
     from motionviz.data import load_dataset
+    from motionviz.mesh import rig
 
     m = load_dataset("ui-prmd", SAMPLE, limit=1)[0].retarget(COMMON).resample(20).normalise().crop(0, 40)
     anim = mesh.mesh_animation(m, "anny")
@@ -57,7 +58,7 @@ def rigged(tmp_path_factory):
 
 
 def test_exported_rigged_glb_plays_in_the_viewer(page, rigged):  # noqa: F811 - the fixture
-    from motionviz.rig import RIG_JOINTS
+    from motionviz.mesh.rig import RIG_JOINTS
 
     pg = page
     path, r = rigged

@@ -44,7 +44,6 @@ ALLOWED["__init__"] = {"core"}          # motionviz/__init__.py re-exports the c
 #: modules not moved into their layer's folder yet -> target layer (entries go as modules move)
 LEGACY_LAYER: dict[str, str] = {
     "motionviz.__main__": "cli",
-    "motionviz.rig": "mesh",
     "motionviz.generator": "generators", "motionviz.interpolate": "generators", "motionviz.text": "generators",
     "motionviz.text_match": "generators", "motionviz.inpaint": "generators", "motionviz.upsample": "generators",
     "motionviz.train": "training",
@@ -160,7 +159,7 @@ KNOWN_LOCAL_THIRD_PARTY: dict[str, set[str]] = {
     'motionviz.models.diffusion_fast': {'time'},
     'motionviz.models.recognition': {'json', 'time'},
     'motionviz.viz.render': {'plotly'},
-    'motionviz.rig': {'scipy'},
+    'motionviz.mesh.rig': {'scipy'},
     'motionviz.text': {'safetensors'},
     'motionviz.train': {'safetensors', 'torch', 'tqdm'},
     'motionviz.ui.common': {'gradio'},

@@ -1,4 +1,4 @@
-"""The rigged, animated body (``motionviz.rig``, ``export --format glb``): the GLB is structurally valid
+"""The rigged, animated body (``motionviz.mesh.rig``, ``export --format glb``): the GLB is structurally valid
 glTF 2.0 (read back here with an independent reader), trimesh opens it, it carries a skin and a joint
 animation with one key per frame, and skinning it ourselves from the file's own rotations,
 translations and inverse bind matrices puts the joints on the motion's joints and the mesh where the
@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motionviz import mesh, rig
+from motionviz import mesh
 from motionviz.core.errors import UserError
 from motionviz.core.skeleton import COMMON
+from motionviz.mesh import rig
 
 SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "sample"
 _COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}

@@ -59,14 +59,15 @@ def relative(from_mod: str, from_is_pkg: bool, target: str) -> tuple[int, str]:
 def main(argv: list[str]) -> int:
     dry = "--dry-run" in argv
     moves = dict(a.split("=", 1) for a in argv if "=" in a)
+    to_pkg = {o for o, n in moves.items() if n.endswith(".__init__")}
+    moves = {o: n.removesuffix(".__init__") for o, n in moves.items()}
     mods = module_files()
     for old in moves:
         if old not in mods:
             raise SystemExit(f"no module {old}")
     new_of_file: dict[Path, tuple[str, str, bool]] = {}     # current path -> (old mod, new mod, is_pkg)
     for mod, p in mods.items():
-        is_pkg = p.name == "__init__.py"
-        new_of_file[p] = (mod, remap(mod, moves), is_pkg)
+        new_of_file[p] = (mod, remap(mod, moves), p.name == "__init__.py" or mod in to_pkg)
     files = [p for pat in TEXT_FILES for p in ROOT.rglob(pat) if ".venv" not in p.parts and ".git" not in p.parts]
     files += [ROOT / ".ci" / "run"]
     problems: list[str] = []
@@ -81,7 +82,8 @@ def main(argv: list[str]) -> int:
             tree = ast.parse(src)
         except SyntaxError:
             continue
-        old_mod, new_mod, is_pkg = new_of_file.get(p, (None, None, False))
+        old_mod, new_mod, new_is_pkg = new_of_file.get(p, (None, None, False))
+        is_pkg = p.name == "__init__.py"
         lines = src.split("\n")
         for node in ast.walk(tree):
             if not isinstance(node, ast.ImportFrom):
@@ -113,7 +115,7 @@ def main(argv: list[str]) -> int:
                 continue
             home = homes.pop()
             if node.level:
-                level, rest = relative(new_mod, is_pkg, home)
+                level, rest = relative(new_mod, new_is_pkg, home)
                 text = "." * level + rest
             else:
                 text = home
@@ -140,10 +142,10 @@ def main(argv: list[str]) -> int:
     dotted = re.compile(r"(?<![\w.])(" + "|".join(re.escape(o) for o in olds) + r")(?![\w])")
     paths = {}
     for o, n in moves.items():
-        is_pkg = mods[o].name == "__init__.py"
+        is_pkg = mods[o].name == "__init__.py" or o in to_pkg
         src_path = mods[o].relative_to(ROOT).as_posix()
         paths[src_path] = target_path(n, is_pkg).relative_to(ROOT).as_posix()
-        if is_pkg:
+        if mods[o].name == "__init__.py":
             paths[src_path.rsplit("/", 1)[0] + "/"] = target_path(n, True).parent.relative_to(ROOT).as_posix() + "/"
     path_re = re.compile(r"(?<![\w/])(" + "|".join(re.escape(k) for k in sorted(paths, key=len, reverse=True)) + r")")
     changed: dict[Path, str] = {}
@@ -173,7 +175,7 @@ def main(argv: list[str]) -> int:
     # ---- 1: move the files ----------------------------------------------------------------------------
     for o, n in moves.items():
         src = mods[o]
-        dst = target_path(n, src.name == "__init__.py")
+        dst = target_path(n, src.name == "__init__.py" or o in to_pkg)
         for folder in reversed(dst.relative_to(ROOT).parents[:-1]):
             d = ROOT / folder
             d.mkdir(exist_ok=True)

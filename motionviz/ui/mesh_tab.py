@@ -116,7 +116,7 @@ def export_mesh(motion: Motion, body: str, what: str, frame: Any, fmt: str, prog
     if ext == "glb-rigged":
         if what != "sequence":
             raise UserError("a rigged .glb holds the whole sequence: use “Download the sequence”")
-        from ..rig import export_rigged
+        from ..mesh.rig import export_rigged
         return str(export_rigged(anim, out / f"{stem}_rigged.glb", progress=progress))
     if what == "sequence":
         name = f"{stem}.glb" if ext == "glb" else f"{stem}_obj.zip"

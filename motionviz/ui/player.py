@@ -373,7 +373,7 @@ def _glb_floats(gltf: dict[str, Any], blob: bytes, index: Any) -> np.ndarray | N
 
 
 def glb_payload(data: bytes, title: str = "", notice: str = "", caption: str = "") -> dict[str, Any]:
-    """The player payload of a ``.glb`` character (a rigged, animated body such as :func:`motionviz.rig.
+    """The player payload of a ``.glb`` character (a rigged, animated body such as :func:`motionviz.mesh.rig.
     export_rigged` writes): the file itself travels (base64) and player.js builds its skinned mesh, skeleton
     and animation; here only the header is checked and the view's size, frame rate and length are read
     (mesh bounds, the animated root translation, the animation's key times)."""

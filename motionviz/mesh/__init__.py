@@ -60,9 +60,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .core.errors import UserError
-from .core.motion import Motion, MotionError, MotionLabels
-from .core.skeleton import COMMON, RETARGET, SMPL22
+from ..core.errors import UserError
+from ..core.motion import Motion, MotionError, MotionLabels
+from ..core.skeleton import COMMON, RETARGET, SMPL22
 
 __all__ = [
     "Body", "MeshAnimation", "SEGMENTS", "ASSET_PATH", "anny_body", "build_anny_body", "save_body",
@@ -71,7 +71,7 @@ __all__ = [
     "bench",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSET_PATH = REPO_ROOT / "assets" / "anny_body.npz"
 ASSET_VERSION = 1
 PREVIEW_FACES = 2500              # target face count of the browser mesh
@@ -255,7 +255,7 @@ def anny_body(progress: Progress | None = None) -> Body:
         body = None
         candidates = [ASSET_PATH]
         try:
-            from .data.paths import cache_dir
+            from ..data.paths import cache_dir
             candidates.append(cache_dir() / f"anny_body_v{ASSET_VERSION}.npz")
         except Exception:  # noqa: BLE001 - the cache is optional
             pass
@@ -727,7 +727,7 @@ def _as_common(motion: Motion) -> Motion:
         try:
             obs = motion.observed
             if not obs.all():         # retarget is a weighted sum: keep NaNs of other joints out of it
-                from .core.skeleton import retarget_mask
+                from ..core.skeleton import retarget_mask
                 keep = retarget_mask(obs, motion.skeleton, COMMON)
                 motion = motion.with_joints(np.nan_to_num(motion.joints)).retarget(COMMON)
                 j = motion.joints.copy()
@@ -802,7 +802,7 @@ def mesh_figure(motion: Motion, body: str = "auto", layout: str = "side", title:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from .viz import render as R
+    from ..viz import render as R
 
     if layout not in ("side", "overlay"):
         raise UserError(f"layout must be 'side' or 'overlay', got {layout!r}")
@@ -1043,7 +1043,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
     browser figure (cold cache), that figure's JSON size, full-mesh skinning and GLB export times."""
     import tempfile
 
-    from .viz.render import figure_json_size
+    from ..viz.render import figure_json_size
 
     t0 = time.perf_counter()
     body = anny_body()
@@ -1051,7 +1051,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
     motion = demo_motion(120, body=body)
     source = "synthetic squat (demo_motion)"
     try:
-        from .data import load_dataset
+        from ..data import load_dataset
         ms = [m for m in load_dataset("ui-prmd", limit=4) if m.num_frames >= 10]
         if ms:
             m = ms[0].retarget(COMMON).resample(20.0).normalise()
@@ -1106,6 +1106,3 @@ def _main() -> None:  # pragma: no cover - asset generation
                       "preview_faces": int(len(body.preview_faces)), "seconds": round(time.perf_counter() - t0, 2),
                       **{k: body.info[k] for k in ("anny_version", "build_s")}}))
 
-
-if __name__ == "__main__":  # pragma: no cover
-    _main()

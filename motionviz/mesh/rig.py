@@ -49,8 +49,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .core.errors import UserError
-from .mesh import SEGMENTS, Body, MeshAnimation, solve_anny
+from ..core.errors import UserError
+from . import SEGMENTS, Body, MeshAnimation, solve_anny
 
 __all__ = ["RIG_JOINTS", "RIG_PARENTS", "Rig", "build_rig", "export_rigged", "write_glb"]
 
@@ -329,7 +329,7 @@ def rig_gltf(rig: Rig) -> tuple[dict[str, Any], bytes]:
             node["children"] = kids
         nodes.append(node)
     gltf: dict[str, Any] = {
-        "asset": {"version": "2.0", "generator": "motionviz.rig"},
+        "asset": {"version": "2.0", "generator": "motionviz.mesh.rig"},
         "scene": 0, "scenes": [{"nodes": [0, 1]}], "nodes": nodes,
         "meshes": [{"name": "body", "primitives": [{
             "attributes": {"POSITION": pos, "NORMAL": nrm, "JOINTS_0": jnt, "WEIGHTS_0": wgt},
