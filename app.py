@@ -16,7 +16,7 @@ import gradio as gr
 from motionviz import __version__
 from motionviz.core.checkpoint import default_checkpoint_dir
 from motionviz.core.errors import UserError
-from motionviz.generator import available_models
+from motionviz.generators.registry import available_models
 from motionviz.ui.common import MAX_SESSIONS, AppContext, session_state
 from motionviz.ui.player import PHONE_JS
 from motionviz.ui.sessions import free_sessions_when_gone

@@ -12,7 +12,7 @@ still run.  Every entry gets ``"wall_seconds"`` (the section's own run time).
 multimodality, R-precision, plausibility) at 50/20/10 sampler steps, real-data row included.
 
 For the generator checkpoints (diffusion, vae) whose module has no ``bench`` function yet, a generic
-measurement through the :class:`motionviz.generator.Generator` interface is used instead
+measurement through the :class:`motionviz.generators.registry.Generator` interface is used instead
 (``"source": "motionviz.bench generic"``): seconds per 120-frame sample at several step counts, batch 1
 and 4, for the diffusion model; seconds per 60-frame sample and per 8-step interpolation for the VAE.
 """
@@ -36,12 +36,12 @@ from .core.errors import UserError
 __all__ = ["SECTIONS", "add_arguments", "run", "run_bench", "machine_info", "run_section", "timeit"]
 
 #: section name -> ("module:function", checkpoint it needs or None): a generator name of
-#: :data:`motionviz.generator.MODELS`, or ``<name>`` for ``<checkpoint dir>/<name>.safetensors``.
+#: :data:`motionviz.generators.registry.MODELS`, or ``<name>`` for ``<checkpoint dir>/<name>.safetensors``.
 SECTIONS: dict[str, tuple[str, str | None]] = {
     "diffusion": ("motionviz.models.diffusion:bench", "diffusion"),
     "diffusion-fast": ("motionviz.models.diffusion_fast:bench", "diffusion-fast"),
     "vae": ("motionviz.models.vae:bench", "vae"),
-    "inpaint": ("motionviz.inpaint:bench", "aegan"),
+    "inpaint": ("motionviz.generators.inpaint:bench", "aegan"),
     "mesh": ("motionviz.mesh:bench", None),
     "video": ("motionviz.video:bench", None),
     "recognizer": ("motionviz.models.recognition:bench", "recognizer"),
@@ -119,7 +119,7 @@ def machine_info() -> dict[str, Any]:
 # generic generator timings (used when a model module has no bench function)
 # ---------------------------------------------------------------------------------------------
 def _generic_diffusion(quick: bool) -> dict[str, Any]:
-    from .generator import Request, checkpoint_path, load_generator
+    from .generators.registry import Request, checkpoint_path, load_generator
 
     t0 = time.perf_counter()
     gen = load_generator("diffusion")
@@ -149,7 +149,7 @@ def _generic_diffusion(quick: bool) -> dict[str, Any]:
 
 
 def _generic_vae(quick: bool) -> dict[str, Any]:
-    from .generator import checkpoint_path, load_generator
+    from .generators.registry import checkpoint_path, load_generator
 
     t0 = time.perf_counter()
     gen = load_generator("vae")
@@ -184,7 +184,7 @@ def diffusion_quality(quick: bool) -> dict[str, Any]:
     from .core.errors import DataNotFound
     from .data import load_corpus
     from .evaluation import EvalSettings, evaluate
-    from .generator import load_generator
+    from .generators.registry import load_generator
     from .models.recognition import CHECKPOINT_NAME, load_recognizer
 
     rec_path = default_checkpoint_dir() / CHECKPOINT_NAME
@@ -241,10 +241,10 @@ def _resolve(spec: str) -> tuple[Callable[[bool], dict] | None, str]:
 
 
 def _checkpoint_file(name: str):
-    """The checkpoint a section needs: a generator of :data:`motionviz.generator.MODELS` or
+    """The checkpoint a section needs: a generator of :data:`motionviz.generators.registry.MODELS` or
     ``<checkpoint dir>/<name>.safetensors``."""
     from .core.checkpoint import default_checkpoint_dir
-    from .generator import MODELS, checkpoint_path
+    from .generators.registry import MODELS, checkpoint_path
 
     if name in MODELS:
         return checkpoint_path(name)

@@ -257,7 +257,7 @@ def format_table(result: dict[str, dict[str, Any]]) -> str:
 
 
 def _generators(args: argparse.Namespace) -> dict[str, Any]:
-    from .generator import MODELS, FixedSteps, available_models, load_generator, whole_number
+    from .generators.registry import MODELS, FixedSteps, available_models, load_generator, whole_number
 
     ckpt = _checkpoint_dir(args)
     avail = available_models(ckpt)

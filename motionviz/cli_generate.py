@@ -164,7 +164,7 @@ def _tqdm_progress(desc: str, quiet: bool):
 
 
 def _load(name: str, checkpoint_dir: str | None):
-    from .generator import load_generator
+    from .generators.registry import load_generator
 
     return load_generator(name, checkpoint_dir)
 
@@ -192,7 +192,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_sample_arguments(p: argparse.ArgumentParser) -> None:
-    # numbers are parsed by motionviz.generator.Request.validated so that bad values give one error line
+    # numbers are parsed by motionviz.generators.registry.Request.validated so that bad values give one error line
     p.add_argument("--model", default="diffusion",
                    help="diffusion (text/exercise), diffusion-fast (the same, distilled: --steps 1, 2 or 4) "
                         "or vae (exercise)")
@@ -259,8 +259,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _whole(v: Any, name: str, lo: int, hi: int) -> int:
-    """An exact int in [lo, hi] (:func:`motionviz.generator.whole_number`: seeds up to 2**63 - 1)."""
-    from .generator import whole_number
+    """An exact int in [lo, hi] (:func:`motionviz.generators.registry.whole_number`: seeds up to 2**63 - 1)."""
+    from .generators.registry import whole_number
 
     return whole_number(v, name, lo, hi)
 
@@ -297,7 +297,7 @@ def _load_motion(path: str, index: int = 0):
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from .generator import DEFAULT_STEPS, MODELS, Request
+    from .generators.registry import DEFAULT_STEPS, MODELS, Request
 
     model = str(args.model).strip().lower()
     if model not in MODELS:
@@ -406,7 +406,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
         raise UserError("give the output file with --out FILE.npy")
     check_out(args.out, (".npy",))                 # before any work: exactly this file, writable
     steps = _whole(args.steps, "--steps", *INTERP_STEPS)
-    from .generator import LIMITS
+    from .generators.registry import LIMITS
 
     frames = _whole(args.frames, "--frames", *LIMITS["frames"])
     from_seed = _whole(args.from_seed, "--from-seed", 0, 2**63 - 1)

@@ -43,7 +43,7 @@ from .analysis import metrics as M
 from .core.errors import UserError
 from .core.motion import DEFAULT_FPS, Motion
 from .core.skeleton import COMMON
-from .generator import Generator, Request
+from .generators.registry import Generator, Request
 
 __all__ = ["EvalSettings", "evaluate", "AugmentSettings", "augmentation_study", "eval_prompts",
            "generate_pool", "EVAL_PROMPTS_PATH"]

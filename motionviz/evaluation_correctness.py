@@ -41,7 +41,7 @@ import numpy as np
 from .core.errors import UserError
 from .core.motion import DEFAULT_FPS, Motion
 from .core.skeleton import COMMON
-from .generator import Generator, Request
+from .generators.registry import Generator, Request
 
 __all__ = ["CorrectnessSettings", "correctness_control", "score_control", "judge", "correctness_labels",
            "format_correctness", "format_score_control", "summary_keys", "TARGET"]

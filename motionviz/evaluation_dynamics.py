@@ -46,7 +46,7 @@ from .core.dynamics import dynamics
 from .core.errors import UserError
 from .core.motion import DEFAULT_FPS, Motion
 from .core.skeleton import COMMON
-from .generator import Request
+from .generators.registry import Request
 
 __all__ = ["DynamicsSettings", "dynamics_evaluation", "evaluate_dynamics", "select_labels", "summary_keys",
            "real_clips", "split_halves", "half_amplitude", "frozen_clip", "format_dynamics", "summary_table",

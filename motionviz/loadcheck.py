@@ -88,7 +88,7 @@ def _install_fake_text_encoder() -> None:
 
     import torch
 
-    import motionviz.text as text
+    import motionviz.generators.text_encoders as text
 
     class _Fake:
         name, dim = "minilm", 384
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         url = demo.local_url
         if args.only in (None, "latency"):
             from .data import data_root
-            from .inpaint import load_model
+            from .generators.inpaint import load_model
 
             window = int(load_model(ck / "aegan.safetensors").cfg.frames)
             try:

@@ -482,7 +482,7 @@ def _implausible(raw: Motion, mask: np.ndarray, out: Motion) -> str:
 
 def _aegan_clean(raw: Motion, mask: np.ndarray, path: Path, progress: Progress | None) -> Motion:
     """Denoise + complete with the AE-GAN at the models' frame rate, then resample back."""
-    from . import inpaint as ip
+    from .generators import inpaint as ip
     from .models import aegan
 
     loader = getattr(ip, "load_model", None)                       # cached per process when available

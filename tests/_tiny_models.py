@@ -39,9 +39,9 @@ class FakeEncoder:
 
 
 def install_fake_encoder(monkeypatch) -> FakeEncoder:
-    """Make ``motionviz.text.get_text_encoder("minilm")`` return the shared :class:`FakeEncoder` for
+    """Make ``motionviz.generators.text_encoders.get_text_encoder("minilm")`` return the shared :class:`FakeEncoder` for
     this test."""
-    import motionviz.text as text
+    import motionviz.generators.text_encoders as text
 
     monkeypatch.setitem(text._encoders, "minilm", FAKE_ENCODER)
     return FAKE_ENCODER
@@ -88,7 +88,7 @@ def make_vae(directory: Path, seed: int = 0) -> Path:
 def make_diffusion_fast(directory: Path, seed: int = 0) -> Path:
     """``directory/diffusion-fast.safetensors``: a tiny distilled student of :func:`make_diffusion`'s
     teacher (its weights, random non-zero guidance and known-entry inputs), and the teacher beside it."""
-    from motionviz.generator import checkpoint_path
+    from motionviz.generators.registry import checkpoint_path
     from motionviz.models import diffusion as D
     from motionviz.models import diffusion_fast as DF
 

@@ -261,7 +261,7 @@ def test_plot_cost_does_not_grow_with_the_span():
 # ---- 7. seeds are exact ints, 0 ... 2**63 - 1 everywhere -------------------------------------------
 def test_seeds_are_exact_integers_end_to_end():
     from motionviz.cli_generate import _whole
-    from motionviz.generator import MAX_SEED, Request
+    from motionviz.generators.registry import MAX_SEED, Request
 
     assert MAX_SEED == common.MAX_SEED == 2**63 - 1
     a, b = Request(seed=2**53).validated(), Request(seed=2**53 + 1).validated()
@@ -774,7 +774,7 @@ def running_app(tmp_path, monkeypatch):
 
 def test_short_request_is_served_while_long_jobs_run(running_app):
     from motionviz import loadcheck
-    from motionviz.inpaint import load_model
+    from motionviz.generators.inpaint import load_model
 
     demo, ck, sample = running_app
     window = int(load_model(ck / "aegan.safetensors").cfg.frames)

@@ -18,7 +18,7 @@ from motionviz.core.checkpoint import data_provenance, save_checkpoint
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
-from motionviz.generator import available_models
+from motionviz.generators.registry import available_models
 from motionviz.models import recognition as R
 from motionviz.ui import compare_tab as C
 from motionviz.ui.common import AppContext

@@ -13,7 +13,7 @@ from motionviz import evaluation_correctness as EC
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
-from motionviz.generator import Request
+from motionviz.generators.registry import Request
 from motionviz.models import recognition as R
 
 torch.set_num_threads(1)

@@ -15,11 +15,11 @@ import torch
 from _poses import standing_pose
 
 from motionviz import data as data_pkg
-from motionviz import generator as generator_mod
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
-from motionviz.generator import Request
+from motionviz.generators import registry as generator_mod
+from motionviz.generators.registry import Request
 from motionviz.ui import common
 from motionviz.ui import difference_tab as DT
 from motionviz.ui.common import AppContext

@@ -18,7 +18,7 @@ from motionviz.core.checkpoint import load_checkpoint, read_metadata, save_check
 from motionviz.core.errors import CheckpointError, UserError
 from motionviz.core.motion import DEFAULT_FPS, Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
-from motionviz.generator import Request
+from motionviz.generators.registry import Request
 from motionviz.models import diffusion as D
 from motionviz.models.losses import motion_loss
 

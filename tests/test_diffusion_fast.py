@@ -17,7 +17,7 @@ from motionviz.core.errors import UserError
 from motionviz.core.motion import DEFAULT_FPS, Motion
 from motionviz.core.sampling import Schedule, guided, sample
 from motionviz.core.skeleton import COMMON
-from motionviz.generator import Request
+from motionviz.generators.registry import Request
 from motionviz.models import diffusion as D
 from motionviz.models import diffusion_fast as DF
 
@@ -203,7 +203,7 @@ def test_exercise_correctness_and_editing(ckpt):
 
 
 def test_registered_and_loaded_through_the_registry(ckpt):
-    from motionviz.generator import DEFAULT_STEPS, MODELS, available_models, load_generator
+    from motionviz.generators.registry import DEFAULT_STEPS, MODELS, available_models, load_generator
 
     assert "diffusion-fast" in MODELS and DEFAULT_STEPS["diffusion-fast"] == 1
     assert "diffusion-fast" in available_models(ckpt)
@@ -282,7 +282,7 @@ def test_text_tab_uses_the_fast_model_by_default_and_follows_the_guidance_slider
 
 
 def test_compare_tab_keeps_the_fast_models_own_steps(ckpt):
-    from motionviz.generator import FixedSteps
+    from motionviz.generators.registry import FixedSteps
     from motionviz.ui import compare_tab as C
 
     gens = C.comparable_models(["diffusion", "diffusion-fast"], ckpt)

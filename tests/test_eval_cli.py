@@ -13,7 +13,7 @@ from motionviz.__main__ import main
 from motionviz.core.checkpoint import save_checkpoint
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
-from motionviz.generator import Request
+from motionviz.generators.registry import Request
 from motionviz.models import recognition as R
 
 torch.set_num_threads(1)

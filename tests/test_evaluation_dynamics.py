@@ -19,7 +19,7 @@ from motionviz.core import dynamics as Dy
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
-from motionviz.generator import Request
+from motionviz.generators.registry import Request
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny_models import make_vae, standing_pose  # noqa: E402
@@ -156,7 +156,7 @@ def test_section_separates_degenerate_rows(data):
 
 
 def test_tiny_vae_runs_through_the_section(data, tmp_path):
-    from motionviz.generator import load_generator
+    from motionviz.generators.registry import load_generator
 
     make_vae(tmp_path)
     vae = load_generator("vae", tmp_path)

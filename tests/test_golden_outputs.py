@@ -31,11 +31,11 @@ if str(ROOT) not in sys.path:                      # run as a script
 
 from motionviz.cli_generate import keep_mask  # noqa: E402
 from motionviz.evaluation import generate_pool  # noqa: E402
-from motionviz.generator import Request, load_generator  # noqa: E402
-from motionviz.inpaint import baseline, inpaint, load_model, preset  # noqa: E402
+from motionviz.generators.inpaint import baseline, inpaint, load_model, preset  # noqa: E402
+from motionviz.generators.registry import Request, load_generator  # noqa: E402
+from motionviz.generators.upsample import load_upsampler, upsample  # noqa: E402
 from motionviz.models.recognition import load_recognizer  # noqa: E402
 from motionviz.models.vae import Endpoint  # noqa: E402
-from motionviz.upsample import load_upsampler, upsample  # noqa: E402
 from motionviz.video import smooth_fill  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.shipped]

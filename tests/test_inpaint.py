@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz import inpaint as I
 from motionviz.core.errors import UserError
 from motionviz.core.skeleton import COMMON
+from motionviz.generators import inpaint as I
 from motionviz.models import aegan as A
 
 torch.set_num_threads(1)
@@ -316,7 +316,7 @@ def test_blend_gaps_joins_generated_stretches_to_observations():
 def test_generator_protocol_inpaints_a_request(tiny_ckpt):
     from motionviz.core.motion import Motion
     from motionviz.core.skeleton import COCO17
-    from motionviz.generator import Request
+    from motionviz.generators.registry import Request
 
     gen = A.load_generator(tiny_ckpt / "aegan.safetensors")
     x = _walk(12)

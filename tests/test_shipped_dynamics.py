@@ -21,7 +21,7 @@ from motionviz.core.checkpoint import default_checkpoint_dir
 from motionviz.core.dynamics import mean_joint_speed, range_of_motion
 from motionviz.core.motion import DEFAULT_FPS
 from motionviz.evaluation_dynamics import real_clips
-from motionviz.generator import Request, load_generator
+from motionviz.generators.registry import Request, load_generator
 
 torch.set_num_threads(1)
 

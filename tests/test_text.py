@@ -1,4 +1,4 @@
-"""Text encoders (motionviz.text): MiniLM offline, OpenCLIP from a local folder / random init."""
+"""Text encoders (motionviz.generators.text_encoders): MiniLM offline, OpenCLIP from a local folder / random init."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from motionviz.core.errors import CheckpointError, UserError
-from motionviz.text import MiniLMEncoder, OpenCLIPEncoder, TextEncoder, check_encoder, get_text_encoder
+from motionviz.generators.text_encoders import MiniLMEncoder, OpenCLIPEncoder, TextEncoder, check_encoder, get_text_encoder
 
 # a tiny open_clip architecture (random weights), small enough to build in well under a second
 TINY_CLIP = {"embed_dim": 16,

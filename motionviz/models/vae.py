@@ -31,7 +31,7 @@ Public API (stable; used by the CLI, the app and the evaluator):
 * :class:`VAEGenerator`: ``labels``, ``classes``, ``has_correctness(label)``, ``resolve(name)``,
   ``sample``, ``vary``, ``encode``, ``interpolate_path(Endpoint, Endpoint, steps, frames, spherical)``,
   ``segment(Endpoint, Endpoint, spherical) -> LatentPath`` + ``decode_path(path, t, frames)``.
-* :mod:`motionviz.interpolate`: ``between_seeds``, ``between_classes``, ``between_motions``, ``path_array``.
+* :mod:`motionviz.generators.interpolate`: ``between_seeds``, ``between_classes``, ``between_motions``, ``path_array``.
 * :func:`bench` (seconds per 60-frame sample) and :func:`sanity` (plausibility vs held-out data).
 
 Training: ``python -m motionviz train vae --minutes 75 --threads 1 --save-every 5 --seed 0`` (see
@@ -55,8 +55,8 @@ from ..core.checkpoint import config_from_json, data_provenance, load_checkpoint
 from ..core.errors import CheckpointError, UserError
 from ..core.motion import DEFAULT_FPS, Motion, MotionError, MotionLabels
 from ..core.skeleton import COMMON
-from ..generator import LIMITS, ProgressFn, Request
-from ..interpolate import lerp, slerp, weights
+from ..generators.interpolate import lerp, slerp, weights
+from ..generators.registry import LIMITS, ProgressFn, Request
 from .losses import motion_loss
 
 __all__ = ["Config", "ActorVAE", "VAEGenerator", "Endpoint", "LatentPath", "class_key", "split_class", "classes_of",
@@ -609,7 +609,7 @@ def _noop(fraction: float, text: str) -> None:
 
 
 class VAEGenerator:
-    """The trained VAE behind the :class:`motionviz.generator.Generator` protocol."""
+    """The trained VAE behind the :class:`motionviz.generators.registry.Generator` protocol."""
 
     name = "vae"
     tasks = frozenset({"label", "interpolate", "vary"})
@@ -950,7 +950,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
 
     Uses ``checkpoints/vae.safetensors`` when present, else an untrained model of the default
     architecture (same cost).  Runs on the CPU with the current torch thread setting."""
-    from ..generator import checkpoint_path
+    from ..generators.registry import checkpoint_path
 
     path = checkpoint_path(KIND)
     if path.is_file():

@@ -53,9 +53,9 @@ METRIC_HEADINGS = {
 
 def comparable_models(models: Sequence[str], checkpoint_dir: Path) -> dict[str, Any]:
     """name -> loaded generator, for the available models that generate from a label or text.  The
-    distilled sampler keeps its own step count (:data:`motionviz.generator.DEFAULT_STEPS`): the tab's steps
+    distilled sampler keeps its own step count (:data:`motionviz.generators.registry.DEFAULT_STEPS`): the tab's steps
     slider is the full diffusion model's."""
-    from ..generator import DEFAULT_STEPS, FixedSteps, load_generator
+    from ..generators.registry import DEFAULT_STEPS, FixedSteps, load_generator
 
     out = {}
     for name in models:
@@ -128,7 +128,7 @@ def compare_all(gens: dict[str, Any], label: str | None, text: str, correct: str
     exercise first (when there is an exercise and the data is there).  A model that cannot use the
     description says so in its notice; a model that can use nothing of the request is listed in
     ``skipped`` with the reason."""
-    from ..generator import Request
+    from ..generators.registry import Request
 
     text = (text or "").strip()
     label = None if (not label or label == NO_LABEL) else label

@@ -172,7 +172,7 @@ def _read_upload(path: Any) -> Motion:
 
 
 def _generate(gen: Any, label: str, correct: bool, seed: int, frames: int, steps: int, progress=None) -> Motion:
-    from ..generator import Request
+    from ..generators.registry import Request
 
     req = Request(model=gen.name, label=label, correct=correct, seed=seed, frames=frames, steps=steps, num=1)
     return gen.generate(req, progress)[0]
@@ -368,7 +368,7 @@ def difference_view(gen: Any, mode: str, label: str | None, recording: Any, uplo
 
 # ---- layout --------------------------------------------------------------------------------------
 def build(ctx: AppContext) -> None:
-    from ..generator import load_generator
+    from ..generators.registry import load_generator
     from .player import controls, view_export
     from .player import player as player_view_component
 

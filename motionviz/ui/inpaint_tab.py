@@ -8,7 +8,7 @@ overlays the corrupted input and the output; the chart gives the per-joint error
 joints held at their last seen position), of the interpolation baseline and of the AE-GAN against the
 uncorrupted motion.  The output can be downloaded and is added to the session.
 
-"Keypoints → full skeleton" (joint up-sampling, :mod:`motionviz.upsample`): the same motion reduced to the
+"Keypoints → full skeleton" (joint up-sampling, :mod:`motionviz.generators.upsample`): the same motion reduced to the
 joints of a keypoint detector (COCO-17 / BlazePose limbs) or a few trackers, completed by the up-sampling
 AE-GAN, with the per-joint error of the generated joints beside the offset baseline's.
 """
@@ -71,7 +71,7 @@ class InpaintOutcome:
 
 
 def _model(ctx_dir: Path | str | None):
-    from ..inpaint import load_model
+    from ..generators.inpaint import load_model
 
     path = Path(ctx_dir) / "aegan.safetensors" if ctx_dir else None
     return load_model(path)
@@ -109,7 +109,7 @@ MAX_WINDOW_STEPS = 16_000
 def check_inpaint_budget(frames: int, window: int, shift: int, steps: int) -> int:
     """windows x steps of an inpainting request, or :class:`UserError` when it is over
     :data:`MAX_WINDOW_STEPS` (shift 1 and 500 steps took ~100 s and held a worker that long)."""
-    from ..inpaint import window_starts
+    from ..generators.inpaint import window_starts
 
     n = len(window_starts(frames, window, shift))
     cost = n * max(steps, 1)
@@ -125,7 +125,7 @@ def corrupt_and_inpaint(model: Any, motion: Motion, drop_joints: float = 30.0, d
                         preset_name: str = "tuned") -> InpaintOutcome:
     """Corrupt ``motion`` (percentages, centimetres) with a seeded generator and inpaint it with the
     latent-search preset ``preset_name`` (``average`` None = the preset's choice)."""
-    from ..inpaint import baseline, corrupt, hold_last_observation, inpaint, preset
+    from ..generators.inpaint import baseline, corrupt, hold_last_observation, inpaint, preset
 
     drop_joints = to_float(drop_joints, "dropped joints (%)", 0.0, 90.0)
     drop_frames = to_float(drop_frames, "dropped frames (%)", 0.0, 90.0)
@@ -218,7 +218,7 @@ def upsample_motion(model: Any, motion: Motion, joint_set: str, steps: Any = Non
                     mean: dict | None = None, progress=None) -> UpsampleOutcome:
     """Keep only the joints of ``joint_set`` of ``motion`` and generate the rest with the up-sampling AE-GAN
     (and the offset baseline when ``mean``, the training mean pose, is given); errors against the motion."""
-    from ..upsample import offset_baseline, resolve_set, set_mask, settings_for, upsample
+    from ..generators.upsample import offset_baseline, resolve_set, set_mask, settings_for, upsample
 
     name = resolve_set(joint_set)
     chosen = settings_for(name)
@@ -272,7 +272,7 @@ def upsample_figure(out: UpsampleOutcome):
 
 
 def upsample_markdown(out: UpsampleOutcome) -> str:
-    from ..upsample import JOINT_SETS
+    from ..generators.upsample import JOINT_SETS
 
     rows = " | ".join(f"{k}: **{v:.0f} mm**" for k, v in out.mean_mm.items() if np.isfinite(v))
     lines = [f"**Up-sampled from {out.joint_set}** ({JOINT_SETS[out.joint_set][0]}): "
@@ -308,7 +308,7 @@ def build(ctx: AppContext) -> None:
     F = model.cfg.frames
     upsampler, up_error = None, ""
     try:
-        from ..upsample import CHECKPOINT_NAME, load_upsampler
+        from ..generators.upsample import CHECKPOINT_NAME, load_upsampler
 
         upsampler = load_upsampler(Path(ctx.checkpoint_dir) / CHECKPOINT_NAME if ctx.checkpoint_dir else None)
     except UserError as e:
@@ -348,7 +348,7 @@ def build(ctx: AppContext) -> None:
             run_btn = gr.Button("Corrupt & inpaint", variant="primary", elem_id="inpaint-run")
             with gr.Accordion("Keypoints → full skeleton (joint up-sampling)", open=True,
                               elem_id="inpaint-upsample-box"):
-                from ..upsample import JOINT_SETS
+                from ..generators.upsample import JOINT_SETS
 
                 gr.Markdown("Keep only the joints a keypoint detector or a few trackers give and let the "
                             "up-sampling AE-GAN generate the others (its own search settings, chosen per joint "
@@ -399,7 +399,7 @@ def build(ctx: AppContext) -> None:
         motion = _pick(src, index, path, motions_)
         mean = None
         if ctx.data_root is not None:
-            from ..upsample import training_mean_pose
+            from ..generators.upsample import training_mean_pose
 
             try:
                 mean = training_mean_pose(ctx.data_root)

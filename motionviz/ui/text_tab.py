@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
-from ..generator import DEFAULT_STEPS
+from ..generators.registry import DEFAULT_STEPS
 from .common import (
     CPU_LIMIT,
     CPU_QUEUE,
@@ -115,7 +115,7 @@ def _correct_value(choice: Any) -> bool | None:
 
 def _clean_text(text: Any) -> tuple[str, str]:
     """(cleaned text, note for the user or "")."""
-    from ..generator import LIMITS, clean_text
+    from ..generators.registry import LIMITS, clean_text
 
     if text is not None and not isinstance(text, str):
         raise UserError("the description must be text")
@@ -136,7 +136,7 @@ def _clean_text(text: Any) -> tuple[str, str]:
 
 def _request(text: Any, exercise: Any, correct: Any, guidance: Any, steps: Any, frames: Any, num: Any,
              seed: Any, sampler: str = "ddim", model: str = "diffusion"):
-    from ..generator import Request
+    from ..generators.registry import Request
 
     t, note = _clean_text(text)
     lo, hi = UI_LIMITS["guidance"]
@@ -164,9 +164,9 @@ def _md_escape(text: str) -> str:
 def understanding_note(text: Any, labels: Sequence[str] | None = None) -> str:
     """Markdown: the known exercises (of ``labels``, the model's vocabulary) closest to the description,
     with their similarity, and a clear notice when it is far from every training description
-    (:func:`motionviz.text_match.understand`).  "" for empty text or when the MiniLM encoder is missing."""
-    from ..generator import clean_text
-    from ..text_match import understand
+    (:func:`motionviz.generators.text_match.understand`).  "" for empty text or when the MiniLM encoder is missing."""
+    from ..generators.registry import clean_text
+    from ..generators.text_match import understand
 
     t = clean_text(text) if isinstance(text, str) else ""
     if not t:
@@ -237,7 +237,7 @@ def _warm_text_encoder(gen: Any, text: str, progress: Callable[[float, str], Non
 def _editable(motion: Motion) -> Motion:
     """A session motion on the common skeleton at 20 fps (what the diffusion model edits)."""
     from ..core.skeleton import COMMON
-    from ..generator import LIMITS
+    from ..generators.registry import LIMITS
 
     m = motion
     if m.skeleton.name != COMMON.name:
@@ -325,7 +325,7 @@ def _short(text: str, n: int = 40) -> str:
 # the tab
 # ---------------------------------------------------------------------------------------------
 def build(ctx: AppContext) -> None:
-    from ..generator import available_models, load_generator
+    from ..generators.registry import available_models, load_generator
 
     try:
         gen = load_generator(FULL, ctx.checkpoint_dir)

@@ -63,7 +63,7 @@ DOWNLOAD_CHOICES = ("Motion at the slider", "Whole interpolation path", "Last sa
 
 
 def _generator(ctx: AppContext):
-    from ..generator import load_generator
+    from ..generators.registry import load_generator
 
     return load_generator("vae", ctx.checkpoint_dir)
 
@@ -143,7 +143,7 @@ def motion_at(gen, segment, t: Any, frames: Any) -> Motion:
 
 def path_steps(gen, segment, steps: Any, frames: Any, progress=None) -> list[Motion]:
     """``steps`` evenly spaced motions along ``segment`` (ends included)."""
-    from ..interpolate import weights
+    from ..generators.interpolate import weights
 
     if segment is None:
         raise UserError("compute an interpolation first")

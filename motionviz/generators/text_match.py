@@ -49,7 +49,7 @@ _memory: dict[int, tuple[Any, dict[str, Any]]] = {}     # id(encoder) -> (encode
 
 def _captions() -> tuple[list[str], list[str], np.ndarray]:
     """(labels, captions, owner (N,) int: the label index of each caption)."""
-    from .data.captions import caption_table
+    from ..data.captions import caption_table
 
     table = caption_table()["labels"]
     labels = [l for l in table if not l.startswith("style:") and table[l]]
@@ -61,7 +61,7 @@ def _captions() -> tuple[list[str], list[str], np.ndarray]:
 def _encoder(encoder: Any | None) -> Any:
     if encoder is not None:
         return encoder
-    from .text import get_text_encoder
+    from .text_encoders import get_text_encoder
 
     return get_text_encoder("minilm")
 
@@ -100,7 +100,7 @@ def caption_embeddings(encoder: Any | None = None) -> dict[str, Any]:
 
 
 def _cache_file(key: str) -> Any:
-    from .data import cache_dir
+    from ..data import cache_dir
 
     return cache_dir() / f"text_match_{key}.npz"
 
@@ -141,8 +141,8 @@ def closest_exercises(text: str, k: int = 3, encoder: Any | None = None,
     """The ``k`` known labels whose training descriptions are closest to ``text``: ``[(label, human name,
     cosine similarity)]``, best first (mean similarity over the label's descriptions, see the module
     docstring).  ``labels`` restricts the candidates (e.g. to a model's vocabulary); empty text -> []."""
-    from .data.labels import LABEL_TITLES
-    from .generator import clean_text
+    from ..data.labels import LABEL_TITLES
+    from .registry import clean_text
 
     t = clean_text(text)
     if not t or k < 1:

@@ -23,7 +23,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from .core.errors import CheckpointError, UserError
+from ..core.errors import CheckpointError, UserError
 
 __all__ = ["TextEncoder", "MiniLMEncoder", "OpenCLIPEncoder", "get_text_encoder", "check_encoder", "DEFAULT_ENCODER"]
 

@@ -6,7 +6,7 @@ completes the other joints of the common skeleton with an AE-GAN fine-tuned for 
 (``checkpoints/aegan-upsample.safetensors``, ``python -m motionviz train aegan-upsample``): the shipped
 inpainting AE-GAN trained further with windows that observe only one of :data:`JOINT_SETS` (its encoder
 sees the observed-mask channels, so it learns to place the unobserved joints from the observed ones);
-the latent code is then refined by the same search as inpainting (:func:`motionviz.inpaint.inpaint`).
+the latent code is then refined by the same search as inpainting (:func:`motionviz.generators.inpaint.inpaint`).
 
 Baselines (no learning beyond a mean pose of the training split, :func:`training_mean_pose`):
 
@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .core.errors import UserError
-from .core.skeleton import COMMON, Skeleton
+from ..core.errors import UserError
+from ..core.skeleton import COMMON, Skeleton
 
 __all__ = ["JOINT_SETS", "SET_ALIASES", "resolve_set", "set_mask", "set_joints", "sparse_to_common",
            "training_mean_pose", "offset_baseline", "mean_pose_fill", "nearest_joint_fill", "upsample",
@@ -189,7 +189,7 @@ def training_mean_pose(root: str | Path | None = None, datasets: tuple[str, ...]
     +Z by its left/right pairs), and the mean bone lengths.  -> {"pose": (J, 3), "bones": (B,)} metres."""
     key = (str(root), tuple(datasets), skeleton.name)
     if key not in _MEAN_POSES:
-        from .data import load_corpus
+        from ..data import load_corpus
 
         ms = load_corpus("train", list(datasets), root=root)
         frames = [m.joints[np.isfinite(m.joints).all(axis=(1, 2))] for m in ms if m.skeleton.name == skeleton.name]
@@ -265,8 +265,8 @@ def mean_pose_fill(joints: np.ndarray, observed: np.ndarray | None, mean: dict[s
 # ==============================================================================================
 def load_upsampler(path: str | Path | None = None):
     """The fine-tuned up-sampling AE-GAN (default ``checkpoints/aegan-upsample.safetensors``)."""
-    from .core.checkpoint import default_checkpoint_dir
-    from .core.errors import CheckpointError
+    from ..core.checkpoint import default_checkpoint_dir
+    from ..core.errors import CheckpointError
     from .inpaint import load_model
 
     p = Path(path) if path else default_checkpoint_dir() / CHECKPOINT_NAME
@@ -301,7 +301,7 @@ def settings_for(joint_set: str | None) -> dict[str, Any]:
 
 def anchor_correct(pred: np.ndarray, x: np.ndarray, observed: np.ndarray, skeleton: Skeleton = COMMON) -> np.ndarray:
     """Join a generated motion to the observations: every joint's offset ``x - pred`` on its observed
-    frames is interpolated over its other frames (as :func:`motionviz.inpaint.blend_gaps`), and a joint
+    frames is interpolated over its other frames (as :func:`motionviz.generators.inpaint.blend_gaps`), and a joint
     never observed takes the mean offset of its nearest observed joints (fewest bones away, as the offset
     baseline's anchors), so it keeps the generated placement *relative to* the joints around it.  Observed
     joints get the observed values.  (T, J, 3) -> (T, J, 3)."""
@@ -324,7 +324,7 @@ def upsample(model: Any, joints: np.ndarray, joint_set: str | None = None, obser
     steps with ``preset`` (``settings``: its keyword dictionary, e.g. from the CLI's overrides), windows every
     ``shift`` frames; left as None, the set's :data:`SETTINGS` (chosen on the validation split).  ``correction``:
     ``anchors`` (:func:`anchor_correct` on the windows' averaged output),
-    ``blend`` (inpainting's :func:`motionviz.inpaint.blend_gaps`: a never-observed joint takes its parent's
+    ``blend`` (inpainting's :func:`motionviz.generators.inpaint.blend_gaps`: a never-observed joint takes its parent's
     offset) or ``none`` (the generator's joints as they are; given joints kept).  -> :class:`InpaintResult`
     whose ``joints`` are the result."""
     from .inpaint import inpaint

@@ -38,8 +38,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .core.errors import UserError
-from .models.aegan import AEGAN, AEGANNet, apply_transform, canonical_transform, invert_transform
+from ..core.errors import UserError
+from ..models.aegan import AEGAN, AEGANNet, apply_transform, canonical_transform, invert_transform
 
 __all__ = ["InpaintResult", "inpaint", "baseline", "procrustes", "window_starts", "check_mask",
            "hold_last_observation", "corrupt", "blend_gaps", "load_model", "evaluate", "evaluate_keraal", "bench",
@@ -477,9 +477,9 @@ def blend_gaps(pred: np.ndarray, x: np.ndarray, observed: np.ndarray, parents: t
 # ==============================================================================================
 def load_model(path: str | Path | None = None) -> AEGAN:
     """The trained AE-GAN (default ``checkpoints/aegan.safetensors``), loaded once per process."""
-    from .core.checkpoint import default_checkpoint_dir
-    from .core.errors import CheckpointError
-    from .models.aegan import load
+    from ..core.checkpoint import default_checkpoint_dir
+    from ..core.errors import CheckpointError
+    from ..models.aegan import load
 
     p = Path(path) if path else default_checkpoint_dir() / "aegan.safetensors"
     key = str(p.resolve())
@@ -506,7 +506,7 @@ def conditions(rates: tuple[float, ...] = (0.1, 0.3, 0.5), frame_rate: float = 0
     out[f"frames{round(100 * frame_rate)}"] = {"frame_rate": float(frame_rate)}
     out[f"noise{round(100 * noise)}cm"] = {"noise": float(noise)}
     if limb:
-        from .core.skeleton import BODY_PARTS, COMMON
+        from ..core.skeleton import BODY_PARTS, COMMON
 
         out[f"hidden_{limb}"] = {"hide": tuple(COMMON.indices(BODY_PARTS[limb]))}
     return out
@@ -526,7 +526,7 @@ def eval_sequences(n: int, max_frames: int = 160, seed: int = 0, root: str | Pat
     taken round-robin over the datasets in a seeded order, each cropped to at most ``max_frames``
     frames at a seeded position (``split="val"``: the validation subjects, for choosing settings).
     -> [(name, joints (T, J, 3) metres)]."""
-    from .data import load_corpus
+    from ..data import load_corpus
 
     ms = [m for m in load_corpus(split, list(datasets), root=root)
           if m.num_frames >= min_frames and np.isfinite(m.joints).all()]
@@ -742,9 +742,9 @@ def evaluate_keraal(model: AEGAN, steps: int = 200, shift: int = 8, root: str | 
     the AE-GAN's 2-D variant (denoising: all joints replaced) when the checkpoint has one.  The Kinect
     itself is a noisy reference (and its joint centres differ from the video models' keypoints), so
     these errors have a floor well above zero."""
-    from .cli_inpaint import _resample
-    from .data import keraal_exercise
-    from .data.keraal import EXERCISES
+    from ..cli_inpaint import _resample
+    from ..data import keraal_exercise
+    from ..data.keraal import EXERCISES
 
     has2d = "d2" in model.nets
     out: dict[str, Any] = {"reference": "Kinect v2 (x, y) of the same trial", "units": "metres (2-D)",
@@ -795,7 +795,7 @@ def evaluate_keraal(model: AEGAN, steps: int = 200, shift: int = 8, root: str | 
 
 
 # ==============================================================================================
-# Benchmark section (``motionviz.bench`` SECTIONS: "motionviz.inpaint:bench")
+# Benchmark section (``motionviz.bench`` SECTIONS: "motionviz.generators.inpaint:bench")
 # ==============================================================================================
 def bench(quick: bool = False) -> dict[str, Any]:
     """Seconds to inpaint 300 frames (30 % of the joints missing, window 32, shift 8) with the trained
@@ -804,8 +804,8 @@ def bench(quick: bool = False) -> dict[str, Any]:
     linear in the steps); otherwise it runs the full 200."""
     import torch
 
-    from .models.aegan import AEGAN as _AEGAN
-    from .models.aegan import Config
+    from ..models.aegan import AEGAN as _AEGAN
+    from ..models.aegan import Config
 
     try:
         model, have = load_model(), True

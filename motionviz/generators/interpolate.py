@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from .core.motion import Motion
+    from ..core.motion import Motion
 
 ProgressFn = Callable[[float, str], None]
 
@@ -99,7 +99,7 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, spherical: bool = 
 def _vae(gen: Any) -> Any:
     if gen is not None:
         return gen
-    from .generator import load_generator
+    from .registry import load_generator
 
     return load_generator("vae")
 
@@ -112,7 +112,7 @@ def between_seeds(label: str, seed_a: int, seed_b: int, correct: bool | None = N
     execution, None = correct where the label has both).  ``gen``: a VAE generator (default: the
     ``vae`` checkpoint).  Deterministic: the ends equal ``gen.sample(label, correct, frames, 1, seed)``.
     Raises :class:`motionviz.core.errors.UserError` on an unknown label, bad seeds/steps/frames."""
-    from .models.vae import Endpoint
+    from ..models.vae import Endpoint
 
     g = _vae(gen)
     return g.interpolate_path(Endpoint(label, correct, _seed(seed_a)), Endpoint(label, correct, _seed(seed_b)),
@@ -125,7 +125,7 @@ def between_classes(label_a: str, label_b: str, correct_a: bool | None = None, c
     """``steps`` motions from class (label_a, correct_a) to class (label_b, correct_b), e.g. a correct
     to an incorrect squat: ``between_classes("m01", "m01", True, False)``.  The latent z is that of
     ``seed`` at both ends unless ``to_seed`` is given, so only the class changes along the path."""
-    from .models.vae import Endpoint
+    from ..models.vae import Endpoint
 
     g = _vae(gen)
     end_seed = _seed(seed if to_seed is None else to_seed)
@@ -141,7 +141,7 @@ def between_motions(motion_a: Motion, motion_b: Motion, steps: int = 8, frames: 
     loaders map to the common one).  Each motion's class is ``label_x``/``correct_x`` if given, else its
     own label if the model knows it, else the class that reconstructs it best.  The ends are the
     reconstructions (``gen.vary(motion, spread=0)``)."""
-    from .models.vae import Endpoint
+    from ..models.vae import Endpoint
 
     g = _vae(gen)
     return g.interpolate_path(Endpoint(label_a, correct_a, 0, motion_a), Endpoint(label_b, correct_b, 0, motion_b),
@@ -156,7 +156,7 @@ def path_array(motions: Sequence[Motion]) -> np.ndarray:
 
 
 def _seed(seed: Any) -> int:
-    from .core.errors import UserError
+    from ..core.errors import UserError
 
     try:
         f = float(seed)

@@ -16,10 +16,10 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from .core.checkpoint import default_checkpoint_dir
-from .core.errors import CheckpointError, UserError
-from .core.motion import Motion
-from .core.skeleton import Skeleton
+from ..core.checkpoint import default_checkpoint_dir
+from ..core.errors import CheckpointError, UserError
+from ..core.motion import Motion
+from ..core.skeleton import Skeleton
 
 __all__ = ["Request", "Generator", "MODELS", "DEFAULT_STEPS", "FixedSteps", "available_models", "load_generator", "ProgressFn",
            "LIMITS", "MAX_SEED", "whole_number"]
