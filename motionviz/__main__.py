@@ -18,7 +18,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "sample": ("motionviz.cli_generate", "generate motions with a trained model"),
     "interpolate": ("motionviz.cli_generate", "latent interpolation with the VAE"),
     "train": ("motionviz.train", "train a model (diffusion, vae, aegan, recognizer)"),
-    "bench": ("motionviz.bench", "measure speed (JSON)"),
+    "bench": ("motionviz.evaluation.bench", "measure speed (JSON)"),
     "inpaint": ("motionviz.cli_inpaint", "complete / clean a skeleton sequence with the AE-GAN"),
     "eval-inpaint": ("motionviz.cli_inpaint", "evaluate the inpainter against baselines (JSON)"),
     "classify": ("motionviz.cli_eval", "classify motions with the recogniser (JSON)"),

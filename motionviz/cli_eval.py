@@ -5,18 +5,18 @@
   ``{"predictions": [{"label", "probability", "correct"}, ...]}``.  ``--split test`` classifies the real
   test split instead and reports the held-out accuracy.
 * ``evaluate [--num 6] [--repeats 20] [--models diffusion,vae] [--datasets ui-prmd,kimore,irds]``: one JSON
-  object, keys ``real`` and each model (see :mod:`motionviz.evaluation`).
+  object, keys ``real`` and each model (see :mod:`motionviz.evaluation.generative`).
   With ``--correctness N`` (default 8; 0 = skip) the object also holds ``correctness_control``
   (requested vs recognised correctness per UI-PRMD / IntelliRehabDS exercise, real and degenerate rows
   beside the models) and ``score_control`` (KIMORE: requested vs predicted clinical score, where a model
   takes a score; printed as a line in text mode too, "not available" with the real row when no model
   takes one; with ``--labels``, only the KIMORE labels among them); see
-  :mod:`motionviz.evaluation_correctness`.  With ``--dynamics N`` (default 8; 0 = skip)
+  :mod:`motionviz.evaluation.correctness`.  With ``--dynamics N`` (default 8; 0 = skip)
   it holds ``dynamics``: range of motion, joint speed, repetitions, period and pelvis travel of N samples
   per exercise against real held-out clips of the same duration, with real-vs-real and degenerate rows
-  (see :mod:`motionviz.evaluation_dynamics`); its headline ratios also join the main rows.
+  (see :mod:`motionviz.evaluation.dynamics`); its headline ratios also join the main rows.
 * ``augment``: real-only vs real + generated training data (see
-  :func:`motionviz.evaluation.augmentation_study`), keys ``real_only`` and ``real_plus_<model>``.
+  :func:`motionviz.evaluation.generative.augmentation_study`), keys ``real_only`` and ``real_plus_<model>``.
 
 Defaults are sized to finish in a few minutes on CPU; every setting is printed to stderr.
 """
@@ -288,7 +288,7 @@ def _generators(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from .data import load_corpus
-    from .evaluation import EvalSettings, evaluate
+    from .evaluation.generative import EvalSettings, evaluate
 
     if args.num < 1 or args.num > 64:
         raise UserError(f"--num must be between 1 and 64, got {args.num}")
@@ -316,17 +316,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     else:
         print(format_table(res))
         if "correctness_control" in extra:
-            from .evaluation_correctness import format_correctness
+            from .evaluation.correctness import format_correctness
 
             print()
             print(format_correctness(extra["correctness_control"]))
         if "score_control" in extra:
-            from .evaluation_correctness import format_score_control
+            from .evaluation.correctness import format_score_control
 
             print()
             print(format_score_control(extra["score_control"]))
         if "dynamics" in extra:
-            from .evaluation_dynamics import format_dynamics
+            from .evaluation.dynamics import format_dynamics
 
             print()
             print(format_dynamics(extra["dynamics"]))
@@ -335,9 +335,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def _dynamics_section(args: argparse.Namespace, gens: dict[str, Any], test: list, train: list,
                       datasets: tuple[str, ...] | None, res: dict[str, Any]) -> dict[str, Any]:
-    """``{"dynamics": ...}`` of :mod:`motionviz.evaluation_dynamics` (``--dynamics 0`` skips it); its
+    """``{"dynamics": ...}`` of :mod:`motionviz.evaluation.dynamics` (``--dynamics 0`` skips it); its
     headline numbers also go into the main table's real and model rows."""
-    from .evaluation_dynamics import DynamicsSettings, evaluate_dynamics, summary_keys
+    from .evaluation.dynamics import DynamicsSettings, evaluate_dynamics, summary_keys
 
     n = getattr(args, "dynamics", 0)
     if not n:
@@ -359,9 +359,9 @@ def _dynamics_section(args: argparse.Namespace, gens: dict[str, Any], test: list
 
 def _correctness_sections(args: argparse.Namespace, gens: dict[str, Any], rec: Any, test: list, train: list,
                           datasets: tuple[str, ...] | None) -> dict[str, Any]:
-    """``correctness_control`` and ``score_control`` of :mod:`motionviz.evaluation_correctness` for the
+    """``correctness_control`` and ``score_control`` of :mod:`motionviz.evaluation.correctness` for the
     ``evaluate`` verb (skipped with ``--correctness 0``), plus ``_summary`` keys for the main table."""
-    from .evaluation_correctness import CorrectnessSettings, correctness_control, score_control, summary_keys
+    from .evaluation.correctness import CorrectnessSettings, correctness_control, score_control, summary_keys
 
     n = getattr(args, "correctness", 0)
     if not n:
@@ -395,7 +395,7 @@ def _correctness_sections(args: argparse.Namespace, gens: dict[str, Any], rec: A
 
 def _run_augment(args: argparse.Namespace) -> int:
     from .data import load_corpus, split_of
-    from .evaluation import AugmentSettings, augmentation_study
+    from .evaluation.generative import AugmentSettings, augmentation_study
 
     for name, v, lo, hi in (("--per-class", args.per_class, 1, 200), ("--steps", args.steps, 1, 100000),
                             ("--kimore-steps", args.kimore_steps, 1, 100000), ("--folds", args.folds, 2, 9),

@@ -683,7 +683,7 @@ def test_export_writes_exactly_the_named_file(tmp_path, capsys):
 
 
 def test_bench_out_is_checked_before_the_benchmark(tmp_path, capsys, monkeypatch):
-    from motionviz import bench
+    from motionviz.evaluation import bench
 
     monkeypatch.setattr(bench, "run_bench", lambda **kw: pytest.fail("the benchmark ran"))
     for out in (tmp_path, tmp_path / "b.txt", Path("/proc/b.json")):

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from motionviz import bench
 from motionviz.__main__ import main
+from motionviz.evaluation import bench
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny_models import install_fake_encoder, make_diffusion, make_vae  # noqa: E402
@@ -102,12 +102,12 @@ def test_generic_generator_timings_on_tiny_checkpoints(tmp_path, monkeypatch):
     make_vae(tmp_path)
     monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(tmp_path))
     d = bench.run_section("diffusion", "mv_no_such_module_xyz:bench", "diffusion", True)
-    assert d["source"] == "motionviz.bench generic", d
+    assert d["source"] == "motionviz.evaluation.bench generic", d
     assert [(t["steps"], t["batch"], t["frames"]) for t in d["timings"]] == [(20, 1, 120), (10, 1, 120)]
     assert all(t["seconds_per_sample"] > 0 for t in d["timings"])
     assert d["seconds_per_sample_20_steps"] == d["timings"][0]["seconds_per_sample"]
     v = bench.run_section("vae", "mv_no_such_module_xyz:bench", "vae", True)
-    assert v["source"] == "motionviz.bench generic" and v["sampling"][0]["seconds_per_sample"] > 0, v
+    assert v["source"] == "motionviz.evaluation.bench generic" and v["sampling"][0]["seconds_per_sample"] > 0, v
     assert v["interpolate_8_steps_60_frames_seconds"] > 0
     # the real section functions of the model modules run on the tiny checkpoints too (or are skipped)
     for name in ("diffusion", "vae"):

@@ -1,4 +1,4 @@
-"""Correctness control (motionviz.evaluation_correctness) on a tiny recogniser and fake generators that
+"""Correctness control (motionviz.evaluation.correctness) on a tiny recogniser and fake generators that
 obey, defy or ignore the requested correctness; score control on a fake score-conditioned generator."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz import evaluation_correctness as EC
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
+from motionviz.evaluation import correctness as EC
 from motionviz.generators.registry import Request
 from motionviz.models import recognition as R
 

@@ -225,7 +225,7 @@ def test_cli_sample_fast(capsys, ckpt, tmp_path):
 
 
 def test_bench_section_has_student_and_teacher_rows(ckpt, monkeypatch):
-    from motionviz import bench
+    from motionviz.evaluation import bench
 
     monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(ckpt))
     spec, needs = bench.SECTIONS["diffusion-fast"]

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz import evaluation as E
 from motionviz.__main__ import main
 from motionviz.core.checkpoint import save_checkpoint
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
+from motionviz.evaluation import generative as E
 from motionviz.generators.registry import Request
 from motionviz.models import recognition as R
 
@@ -265,7 +265,7 @@ def test_evaluate_text_mode_prints_score_control(monkeypatch, capsys, tiny_recog
         return {"labels": ["kimore:ex5"], "available": False, "reason": "no generator takes a clinical-score condition",
                 "rows": {"real": {"mae": 12.5, "pearson_r": 0.4, "n": 6}}}
 
-    from motionviz import evaluation_correctness as EC
+    from motionviz.evaluation import correctness as EC
     monkeypatch.setattr(EC, "score_control", score_control)
     args = argparse.Namespace(num=2, repeats=1, datasets=None, labels="kimore:ex5", steps=None, prompts=0, seed=0,
                               data_root=None, no_progress=True, json=False, correctness=2, correctness_frames=40,

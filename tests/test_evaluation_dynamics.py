@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz import evaluation_dynamics as ED
 from motionviz.core import dynamics as Dy
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
+from motionviz.evaluation import dynamics as ED
 from motionviz.generators.registry import Request
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -45,8 +45,6 @@ ALLOWED["__init__"] = {"core"}          # motionviz/__init__.py re-exports the c
 LEGACY_LAYER: dict[str, str] = {
     "motionviz.__main__": "cli",
     "motionviz.train": "training",
-    "motionviz.evaluation_correctness": "evaluation",
-    "motionviz.evaluation_dynamics": "evaluation", "motionviz.bench": "evaluation",
     "motionviz.cli_generate": "cli", "motionviz.cli_inpaint": "cli", "motionviz.cli_eval": "cli",
     "motionviz.cli_checkpoints": "cli", "motionviz.data.cli": "cli",
     "motionviz.loadcheck": "ui",
@@ -96,7 +94,7 @@ KNOWN_CYCLES: list[set[str]] = [
 #: importer -> number of function-local imports of package modules
 KNOWN_LOCAL_IMPORTS: dict[str, int] = {
     'motionviz.__main__': 1,
-    'motionviz.bench': 19,
+    'motionviz.evaluation.bench': 19,
     'motionviz.io.bvh': 5,
     'motionviz.cli_eval': 31,
     'motionviz.cli_generate': 17,
@@ -110,9 +108,9 @@ KNOWN_LOCAL_IMPORTS: dict[str, int] = {
     'motionviz.data.registry': 14,
     'motionviz.data.userfile': 1,
     'motionviz.analysis.difference': 4,
-    'motionviz.evaluation': 2,
-    'motionviz.evaluation_correctness': 1,
-    'motionviz.evaluation_dynamics': 2,
+    'motionviz.evaluation.generative': 2,
+    'motionviz.evaluation.correctness': 1,
+    'motionviz.evaluation.dynamics': 2,
     'motionviz.export': 15,
     'motionviz.generators.inpaint': 11,
     'motionviz.generators.interpolate': 5,
@@ -140,14 +138,14 @@ KNOWN_LOCAL_IMPORTS: dict[str, int] = {
 #: importer -> third-party modules imported inside functions that are not in LOCAL_OK
 KNOWN_LOCAL_THIRD_PARTY: dict[str, set[str]] = {
     'motionviz.__main__': {'inspect'},
-    'motionviz.bench': {'numpy', 'pathlib', 'torch'},
+    'motionviz.evaluation.bench': {'numpy', 'pathlib', 'torch'},
     'motionviz.io.bvh': {'json'},
     'motionviz.core.checkpoint': {'importlib', 'safetensors'},
     'motionviz.cli_eval': {'torch', 'tqdm'},
     'motionviz.cli_generate': {'torch', 'tqdm'},
     'motionviz.cli_inpaint': {'torch', 'tqdm'},
     'motionviz.data.userfile': {'lzma', 'zipfile'},
-    'motionviz.evaluation_correctness': {'torch'},
+    'motionviz.evaluation.correctness': {'torch'},
     'motionviz.export': {'tqdm'},
     'motionviz.generators.registry': {'decimal', 'torch'},
     'motionviz.generators.inpaint': {'scipy', 'torch'},

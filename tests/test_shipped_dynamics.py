@@ -20,7 +20,7 @@ import torch
 from motionviz.core.checkpoint import default_checkpoint_dir
 from motionviz.core.dynamics import mean_joint_speed, range_of_motion
 from motionviz.core.motion import DEFAULT_FPS
-from motionviz.evaluation_dynamics import real_clips
+from motionviz.evaluation.dynamics import real_clips
 from motionviz.generators.registry import Request, load_generator
 
 torch.set_num_threads(1)
@@ -58,7 +58,7 @@ def test_shipped_diffusion_honours_correct_and_incorrect(label):
     and 2 requested as incorrect (120 frames, seed 0, 20 steps) the way they were requested.  UI-PRMD's
     straight-leg raise and shoulder extension were both judged incorrect whichever was asked for by the
     checkpoint shipped before (control 0.5 and 0.62); the full protocol is ``evaluate``."""
-    from motionviz.evaluation_correctness import judge
+    from motionviz.evaluation.correctness import judge
     from motionviz.models.recognition import load_recognizer
 
     ck = Path(default_checkpoint_dir())

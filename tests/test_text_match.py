@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from motionviz.data.captions import caption_table
-from motionviz.evaluation import eval_prompts
+from motionviz.evaluation.generative import eval_prompts
 from motionviz.generators import text_match as TM
 
 sys.path.insert(0, str(Path(__file__).parent))

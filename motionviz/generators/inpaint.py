@@ -795,7 +795,7 @@ def evaluate_keraal(model: AEGAN, steps: int = 200, shift: int = 8, root: str | 
 
 
 # ==============================================================================================
-# Benchmark section (``motionviz.bench`` SECTIONS: "motionviz.generators.inpaint:bench")
+# Benchmark section (``motionviz.evaluation.bench`` SECTIONS: "motionviz.generators.inpaint:bench")
 # ==============================================================================================
 def bench(quick: bool = False) -> dict[str, Any]:
     """Seconds to inpaint 300 frames (30 % of the joints missing, window 32, shift 8) with the trained

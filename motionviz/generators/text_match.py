@@ -5,7 +5,7 @@ descriptions.  A description is embedded with the MiniLM sentence encoder (the o
 is conditioned with) and scored against each label as the **mean cosine similarity over that label's
 descriptions**; :func:`closest_exercises` returns the ``k`` best labels with their human names.
 
-On the held-out paraphrases of ``motionviz/eval_prompts.json`` (156 prompts never used in training, 52
+On the held-out paraphrases of ``motionviz/evaluation/eval_prompts.json`` (156 prompts never used in training, 52
 labels), mean scoring puts the right label first for 69 % of prompts and in the top 3 for 92 % (among the
 24 UI-PRMD / KIMORE / IntelliRehabDS labels: 65 % / 96 %); the maximum over descriptions gives 70 % / 92 %
 (60 % / 86 %), the mean of the best three 67 % / 89 % (58 % / 92 %).

@@ -33,7 +33,7 @@ the source into repetitions and regenerates each with its kept entries and durat
 Training (the shipped checkpoint; training split of ui-prmd, kimore, irds, bandai, humanml3d-sample,
 mirrored except one-sided exercises (:func:`motionviz.data.sided_labels`); captions from
 ``motionviz/data/captions.json`` embedded once with MiniLM and cached; the
-held-out paraphrases of ``motionviz/eval_prompts.json`` are never used)::
+held-out paraphrases of ``motionviz/evaluation/eval_prompts.json`` are never used)::
 
     OMP_NUM_THREADS=1 python -m motionviz train diffusion --minutes 85 --threads 1 --save-every 4 --seed 0
 

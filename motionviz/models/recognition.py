@@ -552,7 +552,7 @@ def load_recognizer(path: str | Path | None = None) -> Recognizer:
 
 
 # ================================================================================================
-# Benchmark section (``motionviz.bench``)
+# Benchmark section (``motionviz.evaluation.bench``)
 # ================================================================================================
 def bench(quick: bool = True) -> dict[str, Any]:
     """Seconds per classified 120-frame motion (batch 1 and batch 32) with the shipped recogniser.

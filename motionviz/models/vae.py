@@ -943,7 +943,7 @@ def load_generator(path: str | Path) -> VAEGenerator:
 
 
 # ---------------------------------------------------------------------------------------------
-# benchmark (``python -m motionviz bench``; listed in motionviz.bench.SECTIONS)
+# benchmark (``python -m motionviz bench``; listed in motionviz.evaluation.bench.SECTIONS)
 # ---------------------------------------------------------------------------------------------
 def bench(quick: bool = False) -> dict[str, Any]:
     """Seconds per 60-frame motion sampled by the VAE, batch 1 and batch 16 (median over repeats).

@@ -215,9 +215,9 @@ def _r(v: Any, digits: int = 4) -> Any:
 
 def quick_evaluation(gens: dict[str, Any], recognizer: Any, label: str | None, data_root: Path | None,
                      num: int = 4, repeats: int = 5, steps: int = 10, progress=None) -> dict[str, dict[str, Any]]:
-    """:func:`motionviz.evaluation.evaluate` on the chosen exercise's dataset with small settings."""
+    """:func:`motionviz.evaluation.generative.evaluate` on the chosen exercise's dataset with small settings."""
     from ..data import load_corpus
-    from ..evaluation import EvalSettings, evaluate
+    from ..evaluation.generative import EvalSettings, evaluate
 
     if recognizer is None:
         raise UserError("the quick evaluation needs the recogniser checkpoint (recognizer.safetensors)")
@@ -237,11 +237,11 @@ def quick_evaluation(gens: dict[str, Any], recognizer: Any, label: str | None, d
 
 def quick_dynamics(gens: dict[str, Any], label: str | None, data_root: Path | None, num: int = 4,
                    steps: int = 10, frames: int = 120, progress=None) -> dict[str, Any]:
-    """:func:`motionviz.evaluation_dynamics.evaluate_dynamics` on the chosen exercise's dataset: ``num``
+    """:func:`motionviz.evaluation.dynamics.evaluate_dynamics` on the chosen exercise's dataset: ``num``
     samples of ``frames`` frames per exercise and model against real held-out clips of the same duration,
     with the real-vs-real and degenerate rows."""
     from ..data import load_corpus
-    from ..evaluation_dynamics import DynamicsSettings, evaluate_dynamics
+    from ..evaluation.dynamics import DynamicsSettings, evaluate_dynamics
 
     if data_root is None:
         raise UserError("the dynamics check needs the real data folder")
@@ -258,7 +258,7 @@ def quick_dynamics(gens: dict[str, Any], label: str | None, data_root: Path | No
 def dynamics_table(section: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """(headers, rows) of the dynamics summary: one row per metric with its unit and which value is best,
     one column per row of the section (real first, degenerate rows last)."""
-    from ..evaluation_dynamics import summary_table
+    from ..evaluation.dynamics import summary_table
 
     return summary_table(section, titles=True)
 

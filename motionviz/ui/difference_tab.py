@@ -448,9 +448,9 @@ def build(ctx: AppContext) -> None:
 def quick_correctness(gens: dict[str, Any], recognizer: Any, label: str | None, data_root: Path | None,
                       num: int = QUICK_NUM, frames: int = QUICK_FRAMES, steps: int = QUICK_STEPS,
                       progress=None) -> dict[str, Any]:
-    """:func:`motionviz.evaluation_correctness.correctness_control` on one exercise with small settings."""
+    """:func:`motionviz.evaluation.correctness.correctness_control` on one exercise with small settings."""
     from ..data import load_corpus
-    from ..evaluation_correctness import CorrectnessSettings, correctness_control
+    from ..evaluation.correctness import CorrectnessSettings, correctness_control
 
     if recognizer is None:
         raise UserError("correctness control needs the recogniser checkpoint (recognizer.safetensors)")

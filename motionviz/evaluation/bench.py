@@ -13,7 +13,7 @@ multimodality, R-precision, plausibility) at 50/20/10 sampler steps, real-data r
 
 For the generator checkpoints (diffusion, vae) whose module has no ``bench`` function yet, a generic
 measurement through the :class:`motionviz.generators.registry.Generator` interface is used instead
-(``"source": "motionviz.bench generic"``): seconds per 120-frame sample at several step counts, batch 1
+(``"source": "motionviz.evaluation.bench generic"``): seconds per 120-frame sample at several step counts, batch 1
 and 4, for the diffusion model; seconds per 60-frame sample and per 8-step interpolation for the VAE.
 """
 
@@ -31,7 +31,7 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any, Callable
 
-from .core.errors import UserError
+from ..core.errors import UserError
 
 __all__ = ["SECTIONS", "add_arguments", "run", "run_bench", "machine_info", "run_section", "timeit"]
 
@@ -45,7 +45,7 @@ SECTIONS: dict[str, tuple[str, str | None]] = {
     "mesh": ("motionviz.mesh:bench", None),
     "video": ("motionviz.video:bench", None),
     "recognizer": ("motionviz.models.recognition:bench", "recognizer"),
-    "diffusion_quality": ("motionviz.bench:diffusion_quality", "diffusion"),
+    "diffusion_quality": ("motionviz.evaluation.bench:diffusion_quality", "diffusion"),
 }
 #: Sections run only when asked for (``--quality`` or ``--only``): they take minutes, not seconds.
 OPTIONAL: frozenset[str] = frozenset({"diffusion_quality"})
@@ -119,7 +119,7 @@ def machine_info() -> dict[str, Any]:
 # generic generator timings (used when a model module has no bench function)
 # ---------------------------------------------------------------------------------------------
 def _generic_diffusion(quick: bool) -> dict[str, Any]:
-    from .generators.registry import Request, checkpoint_path, load_generator
+    from ..generators.registry import Request, checkpoint_path, load_generator
 
     t0 = time.perf_counter()
     gen = load_generator("diffusion")
@@ -142,14 +142,14 @@ def _generic_diffusion(quick: bool) -> dict[str, Any]:
             rows.append({"steps": steps, "batch": b, "frames": frames, "seconds_per_call": t["median"],
                          "seconds_per_sample": round(t["median"] / b, 5), "repeats": t["repeats"]})
     at20 = [r["seconds_per_sample"] for r in rows if r["steps"] == 20]
-    return {"source": "motionviz.bench generic", "checkpoint": str(checkpoint_path("diffusion")),
+    return {"source": "motionviz.evaluation.bench generic", "checkpoint": str(checkpoint_path("diffusion")),
             "load_seconds": round(load_s, 4), "first_call_seconds_incl_text_encoder": round(first_s, 4),
             "guidance": 2.5, "sampler": "ddim", "timings": rows,
             "seconds_per_sample_20_steps": min(at20) if at20 else None, "target_seconds_per_sample_20_steps": 0.3}
 
 
 def _generic_vae(quick: bool) -> dict[str, Any]:
-    from .generators.registry import checkpoint_path, load_generator
+    from ..generators.registry import checkpoint_path, load_generator
 
     t0 = time.perf_counter()
     gen = load_generator("vae")
@@ -164,10 +164,10 @@ def _generic_vae(quick: bool) -> dict[str, Any]:
         t = timeit(lambda: gen.sample(label, None, frames=60, num=b, seed=0), repeats=reps)
         rows.append({"batch": b, "frames": 60, "seconds_per_call": t["median"],
                      "seconds_per_sample": round(t["median"] / b, 6)})
-    out: dict[str, Any] = {"source": "motionviz.bench generic", "checkpoint": str(checkpoint_path("vae")),
+    out: dict[str, Any] = {"source": "motionviz.evaluation.bench generic", "checkpoint": str(checkpoint_path("vae")),
                            "load_seconds": round(load_s, 4), "label": label, "sampling": rows}
     if hasattr(gen, "interpolate_path"):
-        from .models.vae import Endpoint
+        from ..models.vae import Endpoint
 
         t = timeit(lambda: gen.interpolate_path(Endpoint(label, None, 0), Endpoint(label, None, 1), steps=8,
                                                 frames=60), repeats=reps)
@@ -176,16 +176,16 @@ def _generic_vae(quick: bool) -> dict[str, Any]:
 
 
 def diffusion_quality(quick: bool) -> dict[str, Any]:
-    """Quality vs sampler steps of the diffusion model: :func:`motionviz.evaluation.evaluate` (ACTOR
+    """Quality vs sampler steps of the diffusion model: :func:`motionviz.evaluation.generative.evaluate` (ACTOR
     protocol with the shipped recogniser, held-out test split) at each of :data:`QUALITY_STEPS`, with
     the real-data row beside it; also the seconds each setting took.  ``quick``: UI-PRMD only, 10 steps,
     two motions per label, 2 repeats (a smoke run)."""
-    from .core.checkpoint import default_checkpoint_dir
-    from .core.errors import DataNotFound
-    from .data import load_corpus
-    from .evaluation import EvalSettings, evaluate
-    from .generators.registry import load_generator
-    from .models.recognition import CHECKPOINT_NAME, load_recognizer
+    from ..core.checkpoint import default_checkpoint_dir
+    from ..core.errors import DataNotFound
+    from ..data import load_corpus
+    from ..generators.registry import load_generator
+    from ..models.recognition import CHECKPOINT_NAME, load_recognizer
+    from .generative import EvalSettings, evaluate
 
     rec_path = default_checkpoint_dir() / CHECKPOINT_NAME
     if not rec_path.is_file():
@@ -243,8 +243,8 @@ def _resolve(spec: str) -> tuple[Callable[[bool], dict] | None, str]:
 def _checkpoint_file(name: str):
     """The checkpoint a section needs: a generator of :data:`motionviz.generators.registry.MODELS` or
     ``<checkpoint dir>/<name>.safetensors``."""
-    from .core.checkpoint import default_checkpoint_dir
-    from .generators.registry import MODELS, checkpoint_path
+    from ..core.checkpoint import default_checkpoint_dir
+    from ..generators.registry import MODELS, checkpoint_path
 
     if name in MODELS:
         return checkpoint_path(name)
@@ -338,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["MOTIONVIZ_CHECKPOINTS"] = str(Path(args.checkpoint_dir).resolve())
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     if args.out:
-        from .io.files import check_out
+        from ..io.files import check_out
 
         check_out(args.out, (".json",))            # before the (minutes-long) benchmark
 
@@ -350,7 +350,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         from pathlib import Path
 
-        from .io.files import atomic_write
+        from ..io.files import atomic_write
 
         atomic_write(Path(args.out), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
     if args.json:

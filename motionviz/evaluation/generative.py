@@ -19,7 +19,7 @@ recogniser (:mod:`motionviz.models.recognition`) as feature extractor:
 * Physical plausibility (jerk, bone-length error, foot skating, joint-limit violations) on every
   evaluated motion (the real row uses the evaluated real test motions).
 * Text conditioning (models with the ``text`` task): ``prompts_per_label`` held-out paraphrases per label
-  from ``motionviz/eval_prompts.json`` (never used in training: a test checks they differ from every
+  from ``motionviz/evaluation/eval_prompts.json`` (never used in training: a test checks they differ from every
   caption of ``motionviz/data/captions.json``) -> one motion each -> recogniser probabilities over the
   evaluated labels -> R-precision top-1/2/3 (the prompt's label among a pool of up to 32 labels).  Each
   repeat scores a bootstrap resample of the prompts, so the interval reflects the prompt sample.  The
@@ -39,11 +39,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .analysis import metrics as M
-from .core.errors import UserError
-from .core.motion import DEFAULT_FPS, Motion
-from .core.skeleton import COMMON
-from .generators.registry import Generator, Request
+from ..analysis import metrics as M
+from ..core.errors import UserError
+from ..core.motion import DEFAULT_FPS, Motion
+from ..core.skeleton import COMMON
+from ..generators.registry import Generator, Request
 
 __all__ = ["EvalSettings", "evaluate", "AugmentSettings", "augmentation_study", "eval_prompts",
            "generate_pool", "EVAL_PROMPTS_PATH"]
@@ -57,7 +57,7 @@ def _noop(f: float, t: str) -> None:
 
 
 def eval_prompts() -> dict[str, list[str]]:
-    """label -> held-out paraphrases (``motionviz/eval_prompts.json``)."""
+    """label -> held-out paraphrases (``motionviz/evaluation/eval_prompts.json``)."""
     return json.loads(EVAL_PROMPTS_PATH.read_text(encoding="utf-8"))["prompts"]
 
 
@@ -294,7 +294,7 @@ class AugmentSettings:
 
 
 def _small_config(labels: Sequence[str], a: AugmentSettings, **kw: Any):
-    from .models.recognition import Config
+    from ..models.recognition import Config
 
     return Config(labels=tuple(labels), hidden=a.hidden, gru_hidden=a.gru_hidden, feature_dim=a.feature_dim,
                   conv_blocks=2, batch_size=a.batch_size, **kw)
@@ -342,7 +342,7 @@ def augmentation_study(generators: dict[str, Generator], real_train: Sequence[Mo
     Same seeds, steps and config for every row, so the rows differ only by the added data; with
     ``repeats`` > 1 every row is trained with that many seeds and reported as mean with ``*_ci``
     (1.96 standard errors over seeds).  The generated pool is made once (seed ``seed``)."""
-    from .models.recognition import train_recognizer
+    from ..models.recognition import train_recognizer
 
     a = settings or AugmentSettings()
     progress = progress or _noop

@@ -38,10 +38,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .core.errors import UserError
-from .core.motion import DEFAULT_FPS, Motion
-from .core.skeleton import COMMON
-from .generators.registry import Generator, Request
+from ..core.errors import UserError
+from ..core.motion import DEFAULT_FPS, Motion
+from ..core.skeleton import COMMON
+from ..generators.registry import Generator, Request
 
 __all__ = ["CorrectnessSettings", "correctness_control", "score_control", "judge", "correctness_labels",
            "format_correctness", "format_score_control", "summary_keys", "TARGET"]
@@ -77,7 +77,7 @@ def judge(recognizer: Any, motions: Sequence[Motion | np.ndarray], labels: Seque
     ``label`` (N,) the recognised label."""
     import torch
 
-    from .models.recognition import motions_to_batch
+    from ..models.recognition import motions_to_batch
 
     if len(motions) != len(labels):
         raise ValueError(f"{len(motions)} motions but {len(labels)} labels")
