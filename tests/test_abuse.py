@@ -260,7 +260,7 @@ def test_plot_cost_does_not_grow_with_the_span():
 
 # ---- 7. seeds are exact ints, 0 ... 2**63 - 1 everywhere -------------------------------------------
 def test_seeds_are_exact_integers_end_to_end():
-    from motionviz.cli_generate import _whole
+    from motionviz.cli.sample import _whole
     from motionviz.generators.registry import MAX_SEED, Request
 
     assert MAX_SEED == common.MAX_SEED == 2**63 - 1
@@ -362,7 +362,7 @@ def test_shipped_folder_needs_a_recorded_sum(tmp_path, monkeypatch):
     p = _tiny_aegan(tmp_path)
     with pytest.raises(CheckpointError, match="--update-sums"):
         A.load(p)
-    from motionviz.__main__ import main
+    from motionviz.cli import main
     assert main(["checkpoints", "--update-sums"]) == 0
     A.load(p)
     _tiny_aegan(tmp_path)                             # save_checkpoint keeps the recorded sum in step
@@ -455,7 +455,7 @@ def test_long_jobs_have_their_own_queue_and_sessions_expire(tmp_path):
 
 # ---- 9. CLI outputs: exactly the named path, atomically, checked before work -----------------------
 def test_cli_inpaint_out_is_exactly_the_named_file(tmp_path):
-    from motionviz.cli_inpaint import check_out_path, save_npy_atomic
+    from motionviz.cli.inpaint import check_out_path, save_npy_atomic
 
     folder = tmp_path / "existing"
     folder.mkdir()
@@ -465,7 +465,7 @@ def test_cli_inpaint_out_is_exactly_the_named_file(tmp_path):
     out = save_npy_atomic(tmp_path / "sub" / "clean.npy", np.zeros((3, 15, 3), np.float32))
     assert out == tmp_path / "sub" / "clean.npy" and np.load(out).shape == (3, 15, 3)
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["clean.npy"]
-    from motionviz.__main__ import main
+    from motionviz.cli import main
     np.save(tmp_path / "in.npy", _pose())
     assert main(["inpaint", "--input", str(tmp_path / "in.npy"), "--out", str(folder)]) == 2
     assert main(["inpaint", "--input", str(tmp_path / "in.npy"), "--out", str(tmp_path / "x.txt")]) == 2
@@ -474,7 +474,7 @@ def test_cli_inpaint_out_is_exactly_the_named_file(tmp_path):
 
 # ---- 9. training arguments: validated before any work, one line and exit 2 ----------------------------
 def _cli(argv: list[str], capsys) -> tuple[int, str]:
-    from motionviz.__main__ import main
+    from motionviz.cli import main
 
     rc = main(argv)
     err = capsys.readouterr().err.strip()
@@ -595,7 +595,7 @@ class _CountingRecognizer:
 def test_classify_streams_big_files_in_bounded_chunks(tmp_path, capsys, monkeypatch):
     """``classify`` on a 192 MB file used 5.4 GB (every motion through the recogniser at once); now the file
     is memory-mapped and classified CLASSIFY_CHUNK_FRAMES frames at a time, printed as it goes."""
-    from motionviz import cli_eval
+    from motionviz.cli import evaluate as cli_eval
 
     fake = _CountingRecognizer()
     monkeypatch.setattr(cli_eval, "_recognizer", lambda args: fake)
@@ -603,7 +603,7 @@ def test_classify_streams_big_files_in_bounded_chunks(tmp_path, capsys, monkeypa
     a[:] = _pose(200)[None]
     a.flush()
     del a
-    from motionviz.__main__ import main
+    from motionviz.cli import main
     assert main(["classify", "--input", str(tmp_path / "many.npy"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["predictions"]) == 600
@@ -615,7 +615,7 @@ def test_classify_refuses_an_overlong_motion_from_the_header(tmp_path, capsys, m
     import time
     import tracemalloc
 
-    from motionviz import cli_eval
+    from motionviz.cli import evaluate as cli_eval
 
     fake = _CountingRecognizer()
     monkeypatch.setattr(cli_eval, "_recognizer", lambda args: fake)

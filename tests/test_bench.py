@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from motionviz.__main__ import main
+from motionviz.cli import main
 from motionviz.evaluation import bench
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz.__main__ import main
-from motionviz.cli_generate import keep_mask, resolve_exercise
+from motionviz.cli import main
+from motionviz.cli.sample import keep_mask, resolve_exercise
 from motionviz.core.errors import UserError
 from motionviz.core.skeleton import BODY_PARTS, COMMON
 

@@ -165,7 +165,7 @@ def test_evaluate_cli_sections(recognizer):
     """The ``evaluate`` verb's correctness / score sections and their one-line errors."""
     import argparse
 
-    from motionviz.cli_eval import _correctness_sections
+    from motionviz.cli.evaluate import _correctness_sections
 
     args = argparse.Namespace(correctness=3, correctness_frames=50, labels=None, steps=None, seed=0,
                               no_progress=True)

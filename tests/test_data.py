@@ -207,7 +207,7 @@ def test_bandai(data_root):
 # Summary counts (CLI), splits, labels, captions
 # ---------------------------------------------------------------------------------------------
 def test_cli_summary_counts(data_root):
-    from motionviz.__main__ import main
+    from motionviz.cli import main
     buf = io.StringIO()
     with redirect_stdout(buf):
         assert main(["data", "summary", "--json"]) == 0
@@ -227,7 +227,7 @@ def test_cli_summary_counts(data_root):
 
 
 def test_cli_without_data(monkeypatch, capsys, tmp_path):
-    from motionviz.__main__ import main
+    from motionviz.cli import main
     monkeypatch.setenv("MOTIONVIZ_DATA", str(tmp_path / "absent"))
     assert main(["data", "summary", "--json"]) == 2
     err = capsys.readouterr().err.strip()

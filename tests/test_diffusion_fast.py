@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz.__main__ import main
+from motionviz.cli import main
 from motionviz.core.errors import UserError
 from motionviz.core.motion import DEFAULT_FPS, Motion
 from motionviz.core.sampling import Schedule, guided, sample

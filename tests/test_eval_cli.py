@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz.__main__ import main
+from motionviz.cli import main
 from motionviz.core.checkpoint import save_checkpoint
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
@@ -227,7 +227,7 @@ def test_eval_prompts_cover_labels_and_are_never_training_captions():
 
 
 def test_format_table_shows_intervals_and_missing():
-    from motionviz.cli_eval import format_table
+    from motionviz.cli.evaluate import format_table
 
     txt = format_table({"real": {"fid": 1.5, "fid_ci": 0.25, "n": 3}, "m": {"fid": None, "n": 4}})
     lines = txt.splitlines()
@@ -249,8 +249,8 @@ def test_evaluate_text_mode_prints_score_control(monkeypatch, capsys, tiny_recog
     beside it), and ``--labels`` with a KIMORE label keeps the section (filtered to that label)."""
     import argparse
 
-    from motionviz import cli_eval
     from motionviz import data as data_pkg
+    from motionviz.cli import evaluate as cli_eval
 
     test = [m.with_labels(dataset="kimore", label="kimore:ex5", score=float(30 + 10 * i))
             for i, m in enumerate(real_set(6, 21)[:6])]

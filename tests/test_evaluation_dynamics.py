@@ -170,7 +170,7 @@ def test_tiny_vae_runs_through_the_section(data, tmp_path):
 
 
 def test_cli_section_merges_headline_numbers(data, monkeypatch):
-    from motionviz import cli_eval
+    from motionviz.cli import evaluate as cli_eval
 
     test, train = data
     gens = {"moves": Synthetic("moves", 1.0)}

@@ -175,7 +175,7 @@ def test_video_classify_inpaint_export_chain(data_root, tmp_path, capsys):
     is classified exactly as the in-memory motion resampled to 20 fps, inpainted and exported to a
     BVH whose frame time says 20 fps and which bvhio reads."""
     from motionviz import video
-    from motionviz.__main__ import main
+    from motionviz.cli import main
     from motionviz.models import recognition as R
 
     gif = data_root / "video" / "pose_classification_pushups_and_squats.gif"
@@ -223,7 +223,7 @@ def test_npz_chain_keeps_the_rate(data_root, tmp_path, capsys):
     `classify` and `inpaint` read it, `inpaint` stores the rate of what it wrote, `export` writes BVH at
     that rate and an ``.npz`` at another rate (``--fps 30``) that every reader then takes at 30 fps."""
     from motionviz import video
-    from motionviz.__main__ import main
+    from motionviz.cli import main
     from motionviz.data import load_user_file
     from motionviz.models import recognition as R
 

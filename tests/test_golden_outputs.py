@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:                      # run as a script
     sys.path.insert(0, str(ROOT))
 
-from motionviz.cli_generate import keep_mask  # noqa: E402
+from motionviz.cli.sample import keep_mask  # noqa: E402
 from motionviz.evaluation.generative import generate_pool  # noqa: E402
 from motionviz.generators.inpaint import baseline, inpaint, load_model, preset  # noqa: E402
 from motionviz.generators.registry import Request, load_generator  # noqa: E402

@@ -199,7 +199,7 @@ def test_critic_reward_is_capped_by_calibration(tiny_model):
 
 # ---- CLI --------------------------------------------------------------------------------------------
 def test_cli_inpaint_round_trip_and_errors(tmp_path, tiny_ckpt, capsys):
-    from motionviz.__main__ import main
+    from motionviz.cli import main
 
     x = _walk(20)
     xc, m = I.corrupt(x, np.random.default_rng(0), joint_rate=0.3)

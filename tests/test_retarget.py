@@ -147,7 +147,7 @@ CASES = [("cmu", "arbitrary", False, False), ("cmu", "in", False, False), ("mixa
 def test_any_skeleton_any_unit_works_everywhere(tmp_path, checkpoints, capsys, convention, unit, z_up,
                                                 root_at_origin):
     from motionviz import mesh
-    from motionviz.__main__ import main
+    from motionviz.cli import main
 
     path = tmp_path / f"{convention}.bvh"
     path.write_text(make_bvh(convention, UNITS[unit], z_up=z_up, root_at_origin=root_at_origin))
@@ -204,7 +204,7 @@ def test_any_skeleton_any_unit_works_everywhere(tmp_path, checkpoints, capsys, c
      + " ".join(["0"] * 15) + "\n", "no joint found for pelvis"),
 ])
 def test_bad_files_get_one_line(tmp_path, capsys, checkpoints, text, msg):
-    from motionviz.__main__ import main
+    from motionviz.cli import main
 
     p = tmp_path / "bad.bvh"
     p.write_text(text)

@@ -247,7 +247,7 @@ def test_errors(demo, tmp_path):
 
 
 def test_export_cli_and_api(demo, tmp_path, capsys):
-    from motionviz.__main__ import main
+    from motionviz.cli import main
     from motionviz.export import export_motion
 
     src = tmp_path / "squat.npy"

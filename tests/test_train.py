@@ -135,7 +135,7 @@ def test_torchrun_two_processes(tmp_path, budget):
 
 
 def test_own_trainer_needs_out(tmp_path, capsys):
-    from motionviz.__main__ import main
+    from motionviz.cli import main
 
     assert main(["train", "test_train:build_toy", "--steps", "1"]) != 0
     assert "needs --out" in capsys.readouterr().err

@@ -168,7 +168,7 @@ def test_upsample_keeps_the_set_and_fills_the_rest(tiny_up):
 
 
 def test_inpaint_cli_upsample(tiny_up, tmp_path, capsys):
-    from motionviz.__main__ import main
+    from motionviz.cli import main
 
     ck = str(tiny_up / U.CHECKPOINT_NAME)
     x = _walk(20)
@@ -223,7 +223,7 @@ def test_evaluate_upsampling_rows(tiny_up):
 
 
 def test_eval_inpaint_cli_reports_upsampling(data_root, tiny_up, capsys):
-    from motionviz.__main__ import main
+    from motionviz.cli import main
 
     assert main(["eval-inpaint", "--upsampling-only", "--upsample-checkpoint", str(tiny_up / U.CHECKPOINT_NAME),
                  "--checkpoint", str(tiny_up / "aegan.safetensors"), "--upsampling-sequences", "1",

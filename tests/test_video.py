@@ -221,7 +221,7 @@ def test_recognise_without_a_usable_checkpoint(tmp_path):
 
 # ---- CLI + tab ------------------------------------------------------------------------------------------
 def test_cli_json_and_errors(clips, tmp_path, capsys):
-    from motionviz.__main__ import main
+    from motionviz.cli import main
 
     out = tmp_path / "motion.npy"
     rc = main(["video", str(clips / "pose_world_landmarks.mp4"), "--out", str(out), "--json", "--max-frames", "10",

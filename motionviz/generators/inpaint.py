@@ -742,7 +742,7 @@ def evaluate_keraal(model: AEGAN, steps: int = 200, shift: int = 8, root: str | 
     the AE-GAN's 2-D variant (denoising: all joints replaced) when the checkpoint has one.  The Kinect
     itself is a noisy reference (and its joint centres differ from the video models' keypoints), so
     these errors have a floor well above zero."""
-    from ..cli_inpaint import _resample
+    from ..cli.inpaint import _resample
     from ..data import keraal_exercise
     from ..data.keraal import EXERCISES
 

@@ -262,7 +262,7 @@ def edit_motions(gen: Any, motion: Motion, keep_first: Any, keep_last: Any, part
                  ) -> tuple[Motion, list[Motion], Any, str]:
     """(source on the common skeleton, edited motions, request, note): keep the first/last frames and/or
     the chosen body parts of ``motion`` and regenerate the rest."""
-    from ..cli_generate import keep_mask
+    from ..cli.sample import keep_mask
 
     src = _editable(motion)
     T = src.num_frames
@@ -282,7 +282,7 @@ def downloads(motions: Sequence[Motion], formats: Sequence[str] | None,
               progress: Callable[[float, str], None] | None = None) -> list[str]:
     """Files for ``gr.File``: one ``samples.npy`` (N, T, 15, 3) float32 with every motion, then each
     motion in the chosen formats."""
-    from ..cli_generate import write_npy
+    from ..cli.sample import write_npy
 
     if not motions:
         raise UserError("generate a motion first")

@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .core.checkpoint import SUMS_FILE, default_checkpoint_dir, file_sha256, read_metadata, read_sums, write_sums
-from .core.errors import CheckpointError, UserError
+from ..core.checkpoint import SUMS_FILE, default_checkpoint_dir, file_sha256, read_metadata, read_sums, write_sums
+from ..core.errors import CheckpointError, UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..core.errors import UserError
-from .registry import DATASETS, EXTRA_DATASETS
+from ..data.registry import DATASETS, EXTRA_DATASETS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .index import dataset_index, summary
-    from .paths import data_root
+    from ..data.index import dataset_index, summary
+    from ..data.paths import data_root
 
     root = data_root(args.root)
     if args.action == "summary":

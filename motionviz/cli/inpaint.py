@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.errors import UserError
+from ..core.errors import UserError
 
 __all__ = ["add_arguments", "run", "read_input"]
 
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str = "inpaint") -> Non
                                                             "missing), or a motion file (.npz with fps, .bvh, "
                                                             ".json, .csv; any skeleton, read at its own rate "
                                                             "and resampled to 20 fps)")
-        from .generators.upsample import JOINT_SETS
+        from ..generators.upsample import JOINT_SETS
 
         parser.add_argument("--upsample", default=None, metavar="SET",
                             help="joint up-sampling: keep only the joints of SET and generate the rest of the "
@@ -121,8 +121,8 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
     ``fps`` is None for a ``.npy`` (its rate is ``--fps``, 20 by default) and 20 for ``.npz`` and motion
     files, which are read at their stored rate and resampled to 20 fps here.  With ``joint_set`` a
     (T, K, D) array of exactly the set's K joints (in its order) is placed on the common skeleton."""
-    from .core.skeleton import COMMON
-    from .data.userfile import skeleton_for_joint_count
+    from ..core.skeleton import COMMON
+    from ..data.userfile import skeleton_for_joint_count
 
     def _load(p: str, what: str) -> np.ndarray:
         if not Path(p).is_file():
@@ -136,14 +136,14 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
 
     if not path.lower().endswith(".npy"):
         # a motion file (.npz / .bvh / .json / .csv ...): any skeleton, its own frame rate -> common, 20 fps
-        from .core.motion import DEFAULT_FPS
-        from .data import load_user_file
+        from ..core.motion import DEFAULT_FPS
+        from ..data import load_user_file
 
         if mask_path:
             raise UserError("--mask goes with a .npy input; a motion file marks missing joints as NaN/null")
         m = load_user_file(path)
         if joint_set is not None and m.skeleton.name != COMMON.name:
-            from .generators.upsample import set_joints
+            from ..generators.upsample import set_joints
 
             k = len(set_joints(joint_set))
             if len(m.skeleton) == k and m.skeleton.name not in ("bvh",):
@@ -169,7 +169,7 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
                 raise UserError("the mask must hold booleans (True/1 = observed, False/0 = missing)")
             mask = mask.astype(bool)
     if joint_set is not None:
-        from .generators.upsample import set_joints, sparse_to_common
+        from ..generators.upsample import set_joints, sparse_to_common
 
         k = len(set_joints(joint_set))
         if x.shape[1] == k:
@@ -186,13 +186,13 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
 def _run_inpaint(args: argparse.Namespace) -> int:
     import torch
 
-    from .core.skeleton import COMMON, get_skeleton, retarget, retarget_mask
-    from .generators.inpaint import inpaint, load_model
+    from ..core.skeleton import COMMON, get_skeleton, retarget, retarget_mask
+    from ..generators.inpaint import inpaint, load_model
 
     out_path = check_out_path(args.out, (".npy", ".npz"))    # before any work: exactly --out
     joint_set = None
     if args.upsample is not None:
-        from .generators.upsample import resolve_set
+        from ..generators.upsample import resolve_set
 
         joint_set = resolve_set(args.upsample)
     x, mask, sk_name, file_fps = read_input(args.input, args.mask, joint_set)
@@ -202,7 +202,7 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     if not (np.isfinite(fps) and 1 <= fps <= 240):
         raise UserError(f"--fps must be between 1 and 240, got {fps}")
     if joint_set is not None:
-        from .generators.upsample import load_upsampler
+        from ..generators.upsample import load_upsampler
 
         model = load_upsampler(args.checkpoint)
         if x.shape[-1] != 3:
@@ -216,7 +216,7 @@ def _run_inpaint(args: argparse.Namespace) -> int:
         x = retarget(np.where(np.isfinite(x), x, 0.0), sk, COMMON)
         x[~observed] = np.nan
     if joint_set is not None:
-        from .generators.upsample import set_joints, set_mask
+        from ..generators.upsample import set_joints, set_mask
 
         observed &= set_mask(joint_set)[None]
         if not observed.any():
@@ -231,7 +231,7 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     try:
         with torch.inference_mode(False):
             if joint_set is not None:
-                from .generators.upsample import upsample
+                from ..generators.upsample import upsample
 
                 if args.denoise:
                     raise UserError("--denoise does not go with --upsample (the given joints are kept)")
@@ -267,7 +267,7 @@ def _run_inpaint(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    from .generators.inpaint import preset
+    from ..generators.inpaint import preset
 
     st = preset(args.preset)
     if args.lr is not None:
@@ -288,14 +288,14 @@ def _settings(args: argparse.Namespace) -> dict:
 def check_out_path(out: str | Path, suffix: str | tuple[str, ...] = ".npy") -> Path:
     """``--out`` as given, checked before any work: it must end in ``suffix`` (so the file written is exactly
     the one named; ``np.save`` would append ``.npy`` to ``x.txt``) and must not be a folder."""
-    from .io.files import check_out
+    from ..io.files import check_out
 
     return check_out(out, (suffix,) if isinstance(suffix, str) else tuple(suffix))
 
 
 def save_npy_atomic(out: str | Path, array: np.ndarray) -> Path:
     """Write ``array`` to exactly ``out`` (a temporary file in the same folder, then a rename), no pickle."""
-    from .io.files import atomic_write
+    from ..io.files import atomic_write
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
@@ -306,7 +306,7 @@ def save_npy_atomic(out: str | Path, array: np.ndarray) -> Path:
 
 def save_npz_atomic(out: str | Path, array: np.ndarray, fps: float, skeleton: str = "common") -> Path:
     """Write ``joints`` (the array), ``fps`` and ``skeleton`` to exactly ``out`` (.npz, no pickle)."""
-    from .io.files import atomic_write
+    from ..io.files import atomic_write
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
@@ -328,7 +328,7 @@ def _resample(x: np.ndarray, fps_in: float, fps_out: float, frames: int | None =
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from .generators.inpaint import evaluate, load_model
+    from ..generators.inpaint import evaluate, load_model
 
     try:
         rates = tuple(float(r) for r in args.rates.split(",") if r.strip())
@@ -349,7 +349,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     upsampler = None
     up_error = None
     if not args.no_upsampling:
-        from .generators.upsample import load_upsampler
+        from ..generators.upsample import load_upsampler
 
         try:
             upsampler = load_upsampler(args.upsample_checkpoint)
@@ -371,7 +371,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         else:
             share = 0.0
         if upsampler is not None:
-            from .generators.upsample import evaluate as evaluate_upsampling
+            from ..generators.upsample import evaluate as evaluate_upsampling
 
             result["upsampling"] = evaluate_upsampling(
                 upsampler, model, sequences=args.upsampling_sequences, max_frames=args.max_frames, seed=args.seed,

@@ -35,8 +35,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .core.errors import UserError
-from .io.files import check_out
+from ..core.errors import UserError
+from ..io.files import check_out
 
 __all__ = ["add_arguments", "run", "resolve_exercise", "keep_mask", "exercise_titles", "write_npy",
            "parse_correct"]
@@ -57,7 +57,7 @@ def resolve_exercise(name: str | None, labels: Sequence[str], model: str = "diff
     one-line :class:`UserError` saying how to list the valid names."""
     if name is None or not str(name).strip():
         return None
-    from .data.labels import LABEL_TITLES
+    from ..data.labels import LABEL_TITLES
 
     n = " ".join(str(name).split())
     labels = list(labels)
@@ -82,7 +82,7 @@ def resolve_exercise(name: str | None, labels: Sequence[str], model: str = "diff
 
 def exercise_titles(labels: Iterable[str]) -> list[tuple[str, str]]:
     """``[(label, title), ...]`` for a model's labels (title from :data:`motionviz.data.LABEL_TITLES`)."""
-    from .data.labels import LABEL_TITLES
+    from ..data.labels import LABEL_TITLES
 
     return [(lab, LABEL_TITLES.get(lab, "")) for lab in labels]
 
@@ -98,7 +98,7 @@ def keep_mask(frames: int, keep_first: int = 0, keep_last: int = 0, parts: Itera
     """(T, J) bool mask of what an edit keeps: the first/last frames (all joints) and the joints of the
     named :data:`motionviz.core.skeleton.BODY_PARTS` (all frames).  At least one thing must be kept and at
     least one regenerated."""
-    from .core.skeleton import BODY_PARTS, COMMON
+    from ..core.skeleton import BODY_PARTS, COMMON
 
     names = list(joints) if joints is not None else list(COMMON.joints)
     T = int(frames)
@@ -164,7 +164,7 @@ def _tqdm_progress(desc: str, quiet: bool):
 
 
 def _load(name: str, checkpoint_dir: str | None):
-    from .generators.registry import load_generator
+    from ..generators.registry import load_generator
 
     return load_generator(name, checkpoint_dir)
 
@@ -260,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _whole(v: Any, name: str, lo: int, hi: int) -> int:
     """An exact int in [lo, hi] (:func:`motionviz.generators.registry.whole_number`: seeds up to 2**63 - 1)."""
-    from .generators.registry import whole_number
+    from ..generators.registry import whole_number
 
     return whole_number(v, name, lo, hi)
 
@@ -268,9 +268,9 @@ def _whole(v: Any, name: str, lo: int, hi: int) -> int:
 def _load_motion(path: str, index: int = 0):
     """A user's motion file on the common skeleton at 20 fps.  A (N, T, 15, 3) .npy written by ``sample``
     gives its motion number ``index``."""
-    from .core.motion import DEFAULT_FPS, Motion, MotionLabels
-    from .core.skeleton import COMMON
-    from .data import load_user_file
+    from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
+    from ..core.skeleton import COMMON
+    from ..data import load_user_file
 
     p = Path(path)
     if p.suffix.lower() == ".npy" and p.is_file():
@@ -279,7 +279,7 @@ def _load_motion(path: str, index: int = 0):
         except (ValueError, OSError) as e:
             raise UserError(f"{p.name}: not a readable .npy array ({str(e).splitlines()[0]})") from None
         if a.ndim == 4:
-            from .data.userfile import check_budget
+            from ..data.userfile import check_budget
 
             check_budget(int(a.shape[1]), int(a.shape[2]), p.name)     # before the motion is read
             if a.shape[2:] != (len(COMMON), 3):
@@ -297,7 +297,7 @@ def _load_motion(path: str, index: int = 0):
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from .generators.registry import DEFAULT_STEPS, MODELS, Request
+    from ..generators.registry import DEFAULT_STEPS, MODELS, Request
 
     model = str(args.model).strip().lower()
     if model not in MODELS:
@@ -406,7 +406,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
         raise UserError("give the output file with --out FILE.npy")
     check_out(args.out, (".npy",))                 # before any work: exactly this file, writable
     steps = _whole(args.steps, "--steps", *INTERP_STEPS)
-    from .generators.registry import LIMITS
+    from ..generators.registry import LIMITS
 
     frames = _whole(args.frames, "--frames", *LIMITS["frames"])
     from_seed = _whole(args.from_seed, "--from-seed", 0, 2**63 - 1)
@@ -433,7 +433,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
         to_seed = from_seed if (class_changes or end_motion is not None) else from_seed + 1
     if end_motion is None and not (to_ex or ex):
         raise UserError("give --to-exercise NAME or --to-motion FILE for the end of the path")
-    from .models.vae import Endpoint
+    from ..models.vae import Endpoint
 
     start = Endpoint(ex, start_correct if ex else None, from_seed, start_motion)
     end = Endpoint(to_ex or (ex if end_motion is None else None), end_correct, to_seed, end_motion)

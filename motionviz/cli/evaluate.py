@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .core.errors import UserError
+from ..core.errors import UserError
 
 MAX_INPUT_BYTES = 512 * 1024 * 1024
 #: ``classify`` reads a .npy batch in chunks of at most this many frames (and CLASSIFY_CHUNK_MOTIONS
@@ -127,13 +127,13 @@ def _threads(args: argparse.Namespace) -> None:
 
 
 def _checkpoint_dir(args: argparse.Namespace) -> Path:
-    from .core.checkpoint import default_checkpoint_dir
+    from ..core.checkpoint import default_checkpoint_dir
 
     return Path(args.checkpoints) if args.checkpoints else default_checkpoint_dir()
 
 
 def _recognizer(args: argparse.Namespace):
-    from .models.recognition import CHECKPOINT_NAME, load_recognizer
+    from ..models.recognition import CHECKPOINT_NAME, load_recognizer
 
     return load_recognizer(_checkpoint_dir(args) / CHECKPOINT_NAME)
 
@@ -144,7 +144,7 @@ def iter_motion_chunks(path: str | os.PathLike, max_frames: int = CLASSIFY_CHUNK
     memory-mapped, checked from its header (T x 15 within the user-file joint-frame budget) and read
     ``max_frames`` frames at a time; any other motion file ``load_user_file`` reads is one chunk.  Each
     chunk is a list of (T, 15, 3) float32 arrays on the common skeleton at 20 fps."""
-    from .io.files import batch_chunks, open_npy_batch
+    from ..io.files import batch_chunks, open_npy_batch
 
     p = Path(path)
     if not p.is_file():
@@ -156,9 +156,9 @@ def iter_motion_chunks(path: str | os.PathLike, max_frames: int = CLASSIFY_CHUNK
         for s, e in batch_chunks(a.shape[0], a.shape[1], max_frames, max_motions):
             yield [x for x in np.asarray(a[s:e], dtype=np.float32)]
         return
-    from .core.motion import DEFAULT_FPS
-    from .core.skeleton import COMMON
-    from .data import load_user_file
+    from ..core.motion import DEFAULT_FPS
+    from ..core.skeleton import COMMON
+    from ..data import load_user_file
 
     m = load_user_file(p)
     yield [m.retarget(COMMON).resample(DEFAULT_FPS).joints]
@@ -196,7 +196,7 @@ def _run_classify(args: argparse.Namespace) -> int:
         if args.json:
             print("]}")
         return 0
-    from .data import load_corpus
+    from ..data import load_corpus
 
     real = [m for m in load_corpus(args.split, root=args.data_root) if m.labels.label in set(model.labels)]
     if not real:
@@ -257,7 +257,7 @@ def format_table(result: dict[str, dict[str, Any]]) -> str:
 
 
 def _generators(args: argparse.Namespace) -> dict[str, Any]:
-    from .generators.registry import MODELS, FixedSteps, available_models, load_generator, whole_number
+    from ..generators.registry import MODELS, FixedSteps, available_models, load_generator, whole_number
 
     ckpt = _checkpoint_dir(args)
     avail = available_models(ckpt)
@@ -287,8 +287,8 @@ def _generators(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .data import load_corpus
-    from .evaluation.generative import EvalSettings, evaluate
+    from ..data import load_corpus
+    from ..evaluation.generative import EvalSettings, evaluate
 
     if args.num < 1 or args.num > 64:
         raise UserError(f"--num must be between 1 and 64, got {args.num}")
@@ -316,17 +316,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     else:
         print(format_table(res))
         if "correctness_control" in extra:
-            from .evaluation.correctness import format_correctness
+            from ..evaluation.correctness import format_correctness
 
             print()
             print(format_correctness(extra["correctness_control"]))
         if "score_control" in extra:
-            from .evaluation.correctness import format_score_control
+            from ..evaluation.correctness import format_score_control
 
             print()
             print(format_score_control(extra["score_control"]))
         if "dynamics" in extra:
-            from .evaluation.dynamics import format_dynamics
+            from ..evaluation.dynamics import format_dynamics
 
             print()
             print(format_dynamics(extra["dynamics"]))
@@ -337,7 +337,7 @@ def _dynamics_section(args: argparse.Namespace, gens: dict[str, Any], test: list
                       datasets: tuple[str, ...] | None, res: dict[str, Any]) -> dict[str, Any]:
     """``{"dynamics": ...}`` of :mod:`motionviz.evaluation.dynamics` (``--dynamics 0`` skips it); its
     headline numbers also go into the main table's real and model rows."""
-    from .evaluation.dynamics import DynamicsSettings, evaluate_dynamics, summary_keys
+    from ..evaluation.dynamics import DynamicsSettings, evaluate_dynamics, summary_keys
 
     n = getattr(args, "dynamics", 0)
     if not n:
@@ -361,7 +361,7 @@ def _correctness_sections(args: argparse.Namespace, gens: dict[str, Any], rec: A
                           datasets: tuple[str, ...] | None) -> dict[str, Any]:
     """``correctness_control`` and ``score_control`` of :mod:`motionviz.evaluation.correctness` for the
     ``evaluate`` verb (skipped with ``--correctness 0``), plus ``_summary`` keys for the main table."""
-    from .evaluation.correctness import CorrectnessSettings, correctness_control, score_control, summary_keys
+    from ..evaluation.correctness import CorrectnessSettings, correctness_control, score_control, summary_keys
 
     n = getattr(args, "correctness", 0)
     if not n:
@@ -394,8 +394,8 @@ def _correctness_sections(args: argparse.Namespace, gens: dict[str, Any], rec: A
 
 
 def _run_augment(args: argparse.Namespace) -> int:
-    from .data import load_corpus, split_of
-    from .evaluation.generative import AugmentSettings, augmentation_study
+    from ..data import load_corpus, split_of
+    from ..evaluation.generative import AugmentSettings, augmentation_study
 
     for name, v, lo, hi in (("--per-class", args.per_class, 1, 200), ("--steps", args.steps, 1, 100000),
                             ("--kimore-steps", args.kimore_steps, 1, 100000), ("--folds", args.folds, 2, 9),
@@ -429,4 +429,4 @@ def run(args: argparse.Namespace) -> int:
         return _run_evaluate(args)
     if verb == "augment":
         return _run_augment(args)
-    raise UserError(f"unknown verb {verb!r} for motionviz.cli_eval")
+    raise UserError(f"unknown verb {verb!r} for motionviz.cli.evaluate")
