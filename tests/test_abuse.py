@@ -492,7 +492,7 @@ def test_train_arguments_are_checked_before_any_work(bad, match, capsys, monkeyp
     now one line, exit 2, before the data folder is even looked at."""
     import time
 
-    from motionviz import train as T
+    from motionviz.training import loop as T
 
     monkeypatch.setattr(T, "build_setup", lambda opts: pytest.fail("the trainer was built"))
     t0 = time.perf_counter()
@@ -505,7 +505,7 @@ def test_train_arguments_are_checked_before_any_work(bad, match, capsys, monkeyp
 
 def test_train_out_is_checked_before_training(tmp_path, capsys, monkeypatch):
     """``--out <dir>`` failed only after the whole training budget; now before the trainer is built."""
-    from motionviz import train as T
+    from motionviz.training import loop as T
 
     monkeypatch.setattr(T, "build_setup", lambda opts: pytest.fail("the trainer was built"))
     folder = tmp_path / "folder"
@@ -525,7 +525,7 @@ def toy_trainer(monkeypatch):
     """The toy linear-regression trainer of tests/test_train.py, as ``toy``."""
     import sys
 
-    from motionviz import train as T
+    from motionviz.training import loop as T
 
     sys.path.insert(0, str(Path(__file__).parent))
     monkeypatch.setitem(T.TRAINERS, "toy", "test_train:build_toy")

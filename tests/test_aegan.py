@@ -224,7 +224,7 @@ def test_merge_checkpoints_and_old_checkpoint_without_critic_ref(tmp_path):
 
 
 def test_build_training_tiny_runs_through_the_train_loop(tmp_path, data_root):
-    from motionviz.train import TrainOptions, train
+    from motionviz.training.loop import TrainOptions, train
 
     opts = TrainOptions(name="aegan", tiny=True, data_root=str(data_root))
     out = tmp_path / "aegan.safetensors"

@@ -289,7 +289,7 @@ def test_bench_quick(trained):
 
 def test_build_training_on_real_data(data_root, tmp_path):
     """The TRAINERS entry on a tiny slice of the real training split, through the shared loop."""
-    from motionviz.train import TrainOptions, train
+    from motionviz.training.loop import TrainOptions, train
 
     opts = TrainOptions(name="diffusion", tiny=True, datasets=["ui-prmd"], data_root=str(data_root),
                         overrides={"layers": 1})

@@ -296,7 +296,7 @@ def test_build_training_on_real_data(data_root, tmp_path):
     """The TRAINERS entry distils a tiny teacher on a slice of the real training split, through the shared
     loop; the student loads through the registry's loader and generates."""
     from motionviz.core.checkpoint import read_metadata
-    from motionviz.train import TrainOptions, train
+    from motionviz.training.loop import TrainOptions, train
 
     teacher = tmp_path / "diffusion.safetensors"
     train(TrainOptions(name="diffusion", tiny=True, datasets=["ui-prmd"], data_root=str(data_root),

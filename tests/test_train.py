@@ -1,4 +1,4 @@
-"""motionviz.train: the generic loop with a toy model (linear regression) plugged into TRAINERS:
+"""motionviz.training.loop: the generic loop with a toy model (linear regression) plugged into TRAINERS:
 step budget, checkpoint carrying config + metadata, resume from the safetensors state, bad budgets."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from motionviz import train as T
 from motionviz.core.checkpoint import load_checkpoint, read_metadata
 from motionviz.core.errors import UserError
+from motionviz.training import loop as T
 
 
 @dataclass

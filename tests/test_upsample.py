@@ -134,7 +134,7 @@ def test_corruptor_observes_only_the_joint_sets():
 
 def test_train_aegan_upsample_tiny(data_root, tmp_path):
     """`python -m motionviz train aegan-upsample` goes through the one training loop; init from a checkpoint."""
-    from motionviz.train import TrainOptions, train
+    from motionviz.training.loop import TrainOptions, train
 
     init = tmp_path / "init.safetensors"
     base = A.build_model(A.Config(**A.TINY))

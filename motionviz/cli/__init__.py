@@ -17,7 +17,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "data": ("motionviz.cli.data", "inspect the datasets (summary, list)"),
     "sample": ("motionviz.cli.sample", "generate motions with a trained model"),
     "interpolate": ("motionviz.cli.sample", "latent interpolation with the VAE"),
-    "train": ("motionviz.train", "train a model (diffusion, vae, aegan, recognizer)"),
+    "train": ("motionviz.cli.train", "train a model (diffusion, vae, aegan, recognizer)"),
     "bench": ("motionviz.evaluation.bench", "measure speed (JSON)"),
     "inpaint": ("motionviz.cli.inpaint", "complete / clean a skeleton sequence with the AE-GAN"),
     "eval-inpaint": ("motionviz.cli.inpaint", "evaluate the inpainter against baselines (JSON)"),

@@ -438,7 +438,7 @@ class AEGAN(nn.Module):
         self.rng = torch.Generator().manual_seed(0)
 
     def train_step(self, batch: torch.Tensor | dict[str, Any], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
-        """The :mod:`motionviz.train` hook: one critic + one generator/encoder update (see :func:`train_step`)."""
+        """The :mod:`motionviz.training.loop` hook: one critic + one generator/encoder update (see :func:`train_step`)."""
         return train_step(self, batch, optimizers, self.rng)
 
     def net(self, dims: int) -> AEGANNet:
@@ -841,7 +841,7 @@ def describe(model: AEGAN) -> dict[str, Any]:
 
 
 # ==============================================================================================
-# Training through motionviz.train (``python -m motionviz train aegan``)
+# Training through motionviz.training.loop (``python -m motionviz train aegan``)
 # ==============================================================================================
 TINY = dict(frames=8, latent=8, channels=(8, 16), batch_size=8)
 
@@ -876,14 +876,14 @@ def _apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
 
 
 def build_training(opts: Any) -> Any:
-    """:data:`motionviz.train.TRAINERS` builder: training-split corpus (common skeleton, 20 fps,
+    """:data:`motionviz.training.loop.TRAINERS` builder: training-split corpus (common skeleton, 20 fps,
     normalised) -> random NaN-free windows (mirrored, scale-jittered) -> corruption training.
 
     Datasets default to ``Config.datasets`` (UI-PRMD, KIMORE, IRDS: the rehabilitation recordings;
     ``--datasets`` adds e.g. bandai); ``--tiny`` uses IRDS only and a tiny network."""
     from ..core.checkpoint import data_provenance
     from ..data import load_corpus
-    from ..train import TrainSetup
+    from ..training.loop import TrainSetup
 
     cfg = Config(**TINY) if opts.tiny else Config()
     if opts.batch_size is not None:
@@ -946,7 +946,7 @@ def merge_checkpoints(paths: Sequence[str | Path], out: str | Path, metadata: di
 
 
 # ==============================================================================================
-# Joint up-sampling: fine-tuning through motionviz.train (``python -m motionviz train aegan-upsample``)
+# Joint up-sampling: fine-tuning through motionviz.training.loop (``python -m motionviz train aegan-upsample``)
 # ==============================================================================================
 #: what ``aegan-upsample`` changes in the shipped AE-GAN's config: 3D only, 70 % of the windows observe one
 #: joint set of :data:`motionviz.generators.upsample.JOINT_SETS`, half the learning rate (decayed, see below)
@@ -956,14 +956,14 @@ _ARCHITECTURE = ("skeleton", "frames", "latent", "channels", "kernel_time", "ker
 
 
 def build_upsample_training(opts: Any) -> Any:
-    """:data:`motionviz.train.TRAINERS` builder of the joint up-sampler: the shipped AE-GAN's 3D variant
+    """:data:`motionviz.training.loop.TRAINERS` builder of the joint up-sampler: the shipped AE-GAN's 3D variant
     (``checkpoints/aegan.safetensors``; ``--set init=PATH`` another, ``--set init=none`` from scratch) trained
     further with the same losses on windows of which ``p_sets`` observe only a sparse joint set (the others
     keep the inpainting corruption, so the model still fills gaps).  The learning rate falls from ``lr``
     to a tenth along a cosine over the budget."""
     from ..core.checkpoint import data_provenance, default_checkpoint_dir, file_sha256, read_metadata
     from ..data import load_corpus
-    from ..train import TrainSetup
+    from ..training.loop import TrainSetup
 
     overrides = dict(opts.overrides or {})
     init = str(overrides.pop("init", "") or "")

@@ -1012,7 +1012,7 @@ def training_data(opts: Any, base: Callable[..., Any] | None = None) -> Training
 
 def build_training(opts: Any) -> Any:
     """TRAINERS entry: the real corpus (:func:`training_data`) -> TrainSetup."""
-    from ..train import TrainSetup, shard
+    from ..training.loop import TrainSetup, shard
 
     td = training_data(opts)
     cfg, reps, emb, stats, consts = td.cfg, td.reps, td.text_table, td.stats, td.consts

@@ -488,7 +488,7 @@ def build_training(opts: Any) -> Any:
     """TRAINERS entry: distil the teacher (``--set teacher=PATH``, default the shipped diffusion
     checkpoint) on the training split's conditions."""
     from ..generators.registry import checkpoint_path
-    from ..train import TrainSetup
+    from ..training.loop import TrainSetup
 
     over = dict(opts.overrides)
     teacher_path = Path(over.pop("teacher", None) or checkpoint_path("diffusion"))

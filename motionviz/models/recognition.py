@@ -439,8 +439,8 @@ def _lr_lambda(frac: float) -> float:
 
 
 def build_training(opts: Any) -> Any:
-    """TrainSetup for ``python -m motionviz train recognizer`` (see :mod:`motionviz.train`)."""
-    from ..train import RandomBatches, TrainSetup, shard
+    """TrainSetup for ``python -m motionviz train recognizer`` (see :mod:`motionviz.training.loop`)."""
+    from ..training.loop import RandomBatches, TrainSetup, shard
 
     motions = _training_motions(opts.datasets, opts.data_root)
     if opts.tiny:

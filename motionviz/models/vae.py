@@ -515,9 +515,9 @@ def _apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
 
 
 def build_training(opts: Any) -> Any:
-    """:data:`motionviz.train.TRAINERS` builder: corpus -> class-balanced repetitions -> ActorVAE."""
+    """:data:`motionviz.training.loop.TRAINERS` builder: corpus -> class-balanced repetitions -> ActorVAE."""
     from ..data import augment_mirror, load_corpus, sided_labels
-    from ..train import TrainSetup, shard
+    from ..training.loop import TrainSetup, shard
 
     config = tiny_config() if opts.tiny else Config()
     if opts.batch_size is not None:

@@ -1,0 +1,1 @@
+"""Training: the one training loop (budget, resume, torchrun) and the TRAINERS table of model families."""
