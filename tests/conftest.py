@@ -1,10 +1,25 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures and the test tiers.
+
+The default run (``pytest``; ``addopts`` in ``pyproject.toml``) is the fast tier; ``pytest -m slow`` runs
+the slow tier: tests marked ``@pytest.mark.slow`` (over about half a second here, servers, subprocesses,
+torchrun, shipped checkpoints), every browser test (``test_browser*.py``) and every test that reads the real
+data folder (the ``data_root`` fixture; a fresh machine preprocesses whole datasets on first use)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name.startswith("test_browser"):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
+        if "data_root" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

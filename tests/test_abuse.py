@@ -97,6 +97,7 @@ def test_data_upload_refuses_server_files(uploads, outside):
     assert shown[0].num_frames == 20
 
 
+@pytest.mark.slow
 def test_inpaint_upload_refuses_server_files(uploads, outside, tmp_path):
     from motionviz.models import aegan as A
     from motionviz.ui import inpaint_tab
@@ -147,6 +148,7 @@ def test_errors_never_echo_file_content(uploads):
     assert SECRET not in str(e.value)
 
 
+@pytest.mark.slow
 def test_app_api_refuses_a_file_data_that_was_never_uploaded(tmp_path, outside):
     """The probe of the issue over HTTP: a FileData naming a server file, sent straight to the queue API
     (no client-side upload); the secret must not come back and nothing may be exported."""
@@ -245,6 +247,7 @@ def test_outlier_coordinates_are_refused_with_a_clear_message(uploads, far):
     assert "implausible coordinates" in msg and "frame 50" in msg and COMMON.joints[3] in msg
 
 
+@pytest.mark.slow
 def test_plot_cost_does_not_grow_with_the_span():
     """The floor grid has a bounded number of lines whatever the coordinates (1e5 m gave a 9 MB plot)."""
     from motionviz.viz.render import motion_figure
@@ -285,6 +288,7 @@ def test_seeds_are_exact_integers_end_to_end():
     assert isinstance(common.seed_box(), gr.Textbox)
 
 
+@pytest.mark.slow
 def test_every_seed_input_of_the_app_is_a_text_box(tmp_path, monkeypatch):
     import app as app_module
 
@@ -294,6 +298,7 @@ def test_every_seed_input_of_the_app_is_a_text_box(tmp_path, monkeypatch):
     assert seeds and all(isinstance(b, gr.Textbox) for b in seeds), [(type(b).__name__, b.label) for b in seeds]
 
 
+@pytest.mark.slow
 def test_seed_boxes_of_the_generator_tabs_are_text_boxes(tmp_path, monkeypatch):
     """With a (tiny) diffusion and VAE checkpoint every generator tab is built; each seed input is a text
     box (the Correct vs incorrect tab had a number box, which rounds seeds above 2**53)."""
@@ -401,6 +406,7 @@ def test_malformed_or_crafted_config_metadata_is_a_one_line_error(tmp_path, conf
 
 
 # ---- 10. a fresh Space (no data folder) shows the embedded sample -------------------------------------
+@pytest.mark.slow
 def test_empty_data_folder_falls_back_to_the_embedded_sample(tmp_path, monkeypatch):
     import app as app_module
     from motionviz.ui import inpaint_tab
@@ -435,6 +441,7 @@ def test_inpaint_cost_is_checked_up_front():
         inpaint_tab.check_inpaint_budget(300, 32, 1, 500)                            # ~100 s before
 
 
+@pytest.mark.slow
 def test_long_jobs_have_their_own_queue_and_sessions_expire(tmp_path):
     import app as app_module
 
@@ -772,6 +779,7 @@ def running_app(tmp_path, monkeypatch):
         demo.close()
 
 
+@pytest.mark.slow
 def test_short_request_is_served_while_long_jobs_run(running_app):
     from motionviz import loadcheck
     from motionviz.generators.inpaint import load_model
@@ -786,6 +794,7 @@ def test_short_request_is_served_while_long_jobs_run(running_app):
     assert res["max_s"] < 15, res
 
 
+@pytest.mark.slow
 def test_session_churn_is_capped_and_memory_returns(running_app, monkeypatch):
     from motionviz import loadcheck
     from motionviz.ui import sessions

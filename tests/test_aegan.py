@@ -145,6 +145,7 @@ def test_random_camera_projection_shapes_and_frontal_view():
     assert p.shape == (64, 2, 15, 2) and torch.isfinite(p).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variants", [(3,), (3, 2)])
 def test_train_step_runs_and_returns_losses(variants):
     torch.manual_seed(0)
@@ -163,6 +164,7 @@ def test_train_step_runs_and_returns_losses(variants):
     assert changed > len(before) // 2
 
 
+@pytest.mark.slow
 def test_reconstruction_improves_with_training():
     torch.manual_seed(0)
     model = A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8, lr=3e-3, lr_critic=3e-3))
@@ -223,6 +225,7 @@ def test_merge_checkpoints_and_old_checkpoint_without_critic_ref(tmp_path):
     assert torch.isnan(loaded.net(3).critic_ref).all()
 
 
+@pytest.mark.slow
 def test_build_training_tiny_runs_through_the_train_loop(tmp_path, data_root):
     from motionviz.training.loop import TrainOptions, train
 

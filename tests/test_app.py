@@ -51,6 +51,7 @@ def demo(tmp_path_factory) -> gr.Blocks:
     return app_module.build_app(checkpoint_dir=tmp_path_factory.mktemp("no-checkpoints"), strict=True)
 
 
+@pytest.mark.slow
 def test_only_checkpoint_free_tabs_without_checkpoints(demo):
     tabs = _tabs(demo)
     assert tabs[0] == "Data"
@@ -65,6 +66,7 @@ def test_tab_table_and_ids():
     assert {m for _, m, _ in app_module.TABS} >= {"motionviz.ui.data_tab", "motionviz.ui.text_tab"}
 
 
+@pytest.mark.slow
 def test_builds_without_data_and_says_where_it_looked(tmp_path):
     missing = tmp_path / "no-data-here"
     demo = app_module.build_app(checkpoint_dir=tmp_path, data_root=missing, strict=True)

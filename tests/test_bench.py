@@ -83,6 +83,7 @@ def test_cli_json_and_unknown_section(fake_sections, tmp_path, monkeypatch, caps
     assert "works:" in text and "first_fails: FAILED" in text and "machine:" in text
 
 
+@pytest.mark.slow
 def test_subprocess_missing_checkpoints_are_skipped(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "motionviz", "bench", "--json", "--quick", "--only",
@@ -96,6 +97,7 @@ def test_subprocess_missing_checkpoints_are_skipped(tmp_path):
         assert out[name]["skipped"].startswith(f"no {needs} checkpoint"), out[name]
 
 
+@pytest.mark.slow
 def test_generic_generator_timings_on_tiny_checkpoints(tmp_path, monkeypatch):
     install_fake_encoder(monkeypatch)
     make_diffusion(tmp_path)

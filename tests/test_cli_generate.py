@@ -57,6 +57,7 @@ def sample(capsys, ckpt: Path, out: Path, *argv: str) -> np.ndarray:
 
 
 # ---- errors ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_missing_checkpoint_subprocess_one_line(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", MOTIONVIZ_CHECKPOINTS=str(tmp_path / "none"))
     r = subprocess.run([sys.executable, "-m", "motionviz", "sample", "--model", "diffusion", "--text", "squat",
@@ -92,6 +93,7 @@ BAD = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv,needle", BAD, ids=[" ".join(a)[:50] for a, _ in BAD])
 def test_bad_input_exits_2_with_one_line(capsys, ckpt, tmp_path, argv, needle):
     out = tmp_path / "out.npy"

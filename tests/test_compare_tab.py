@@ -106,6 +106,7 @@ def _build(ckpt_dir, data_root) -> gr.Blocks:
     return demo
 
 
+@pytest.mark.slow
 def test_tab_builds_and_compares_every_model(ckpt_dir, fake_corpus, tmp_path):
     assert available_models(ckpt_dir) == ["diffusion", "vae"]
     demo = _build(ckpt_dir, tmp_path)
@@ -136,6 +137,7 @@ def test_tab_builds_and_compares_every_model(ckpt_dir, fake_corpus, tmp_path):
         generate("ui-prmd:m07", "", C.CORRECT, -1, 30, 5, [])
 
 
+@pytest.mark.slow
 def test_quick_evaluation_table_and_bars(ckpt_dir, fake_corpus, tmp_path):
     demo = _build(ckpt_dir, tmp_path)
     table, fig, dyn = _fn(demo, "compare_evaluate")("ui-prmd:m01")
@@ -154,6 +156,7 @@ def test_quick_evaluation_table_and_bars(ckpt_dir, fake_corpus, tmp_path):
     assert rom[1:3] == ["ratio", "≈1"] and rom[6] == "0" and float(rom[8]) == pytest.approx(0.5, abs=0.01)
 
 
+@pytest.mark.slow
 def test_tab_without_generators_says_so(tmp_path):
     with gr.Blocks() as demo:
         C.build(AppContext(checkpoint_dir=tmp_path, data_root=None, models=[], motions=gr.State([])))

@@ -87,6 +87,7 @@ class Fake:
         return [synthetic(r.label, c, r.frames, rng) for _ in range(r.num)]
 
 
+@pytest.mark.slow
 def test_correctness_control_rows(recognizer):
     test, train = real_set(10, 1), real_set(6, 2)
     gens = {"obey": Fake("obey", "obey"), "defy": Fake("defy", "defy"), "ignore": Fake("ignore", "ignore")}

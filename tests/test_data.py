@@ -120,6 +120,7 @@ def test_uiprmd_reader(data_root):
 # ---------------------------------------------------------------------------------------------
 # KIMORE, IRDS, HumanML3D, KERAAL, Bandai
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_kimore_patients(data_root):
     ms = load_dataset("kimore")
     assert len(ms) == 155
@@ -167,6 +168,7 @@ def test_humanml3d(data_root):
     _sanity(m, "pelvis", "head", "left_shoulder", "right_shoulder", ("left_ankle", "right_ankle"))
 
 
+@pytest.mark.slow
 def test_keraal_modalities_and_alignment(data_root):
     ms = load_dataset("keraal")
     assert len(ms) == 15
@@ -206,6 +208,7 @@ def test_bandai(data_root):
 # ---------------------------------------------------------------------------------------------
 # Summary counts (CLI), splits, labels, captions
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_summary_counts(data_root):
     from motionviz.cli import main
     buf = io.StringIO()
@@ -234,6 +237,7 @@ def test_cli_without_data(monkeypatch, capsys, tmp_path):
     assert err.startswith("error:") and "absent" in err and "\n" not in err
 
 
+@pytest.mark.slow
 def test_splits_deterministic_disjoint_and_cover_labels(data_root):
     from motionviz.data.index import dataset_index
     for name in CORPUS_DATASETS:
@@ -294,6 +298,7 @@ def test_mirror_augmentation_swaps_sided_labels():
 # ---------------------------------------------------------------------------------------------
 # Corpus (small datasets, private cache)
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_load_corpus_cached(data_root, tmp_path, monkeypatch):
     monkeypatch.setenv("MOTIONVIZ_CACHE", str(tmp_path))
     t0 = time.perf_counter()

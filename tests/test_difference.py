@@ -77,6 +77,7 @@ def test_knee_curl_difference_found_and_summarised():
     assert a.num_frames == b.num_frames == len(p) <= 50
 
 
+@pytest.mark.slow
 def test_summary_against_normal_range_of_correct_executions():
     rng = np.random.default_rng(0)
     correct = [knee_curl(float(rng.uniform(85, 95)), T=int(rng.integers(50, 70)), noise=0.002, seed=i)
@@ -121,6 +122,7 @@ def _subject_curls(n_subjects: int = 4, per: int = 6, correct_deg: float = 90.0,
     return out
 
 
+@pytest.mark.slow
 def test_key_angles_direction_and_margin():
     ms = _subject_curls()
     keys = Df.key_angles(ms, "test:curl")
@@ -163,6 +165,7 @@ def test_findings_joints_are_highlighted_first():
     assert cmp.top_joints[0] == "left_knee" and "right_knee" in cmp.top_joints
 
 
+@pytest.mark.slow
 def test_normal_band_over_time_follows_the_repetition():
     rng = np.random.default_rng(1)
     correct = [knee_curl(float(rng.uniform(85, 95)), T=int(rng.integers(40, 80)), noise=0.002, seed=i)
@@ -236,6 +239,7 @@ def test_irds_ranges_by_position(monkeypatch, tmp_path):
     assert any("_hip_" in x.key or "_knee_" in x.key for x in f)
 
 
+@pytest.mark.slow
 def test_held_out_real_recordings(data_root):
     """Real UI-PRMD test subjects (s09, s10) against the training subjects' normal ranges, key angles
     only: few correct recordings get a finding, many more incorrect ones do (measured: 0.08 of correct
@@ -263,6 +267,7 @@ def test_held_out_real_recordings(data_root):
     assert {("left_knee_flexion", -1), ("trunk_forward_tilt", 1)} <= keys
 
 
+@pytest.mark.slow
 def test_held_out_irds_positions(data_root):
     """IntelliRehabDS: the position inferred from the joints matches the file name for every recording;
     the held-out standing patient is never compared with wheelchair patients, and one training patient

@@ -104,6 +104,7 @@ def test_choices_and_clinical_terms(gen, corpus, tmp_path):
     assert len(recs) == 2 and "incorrect" in recs[0][0] and "s09" in recs[0][0]
 
 
+@pytest.mark.slow
 def test_generated_pair(gen, corpus, tmp_path):
     fig, curves, bars, md, ms = DT.difference_view(gen, DT.GENERATED, "ui-prmd:m01", None, None, 3, 40, 4,
                                                    "overlay", tmp_path)
@@ -132,6 +133,7 @@ def test_generated_pair(gen, corpus, tmp_path):
     assert md2 == md and np.allclose(ms2[1].joints, ms[1].joints)
 
 
+@pytest.mark.slow
 def test_real_recording_against_generated_reference(gen, corpus, tmp_path):
     recs = DT.recording_choices("ui-prmd:m01", tmp_path)
     fig, curves, bars, md, ms = DT.difference_view(gen, DT.REAL, "ui-prmd:m01", recs[0][1], None, 0, 40, 4,
@@ -147,6 +149,7 @@ def test_real_recording_against_generated_reference(gen, corpus, tmp_path):
     assert ms[1].num_frames == 55
 
 
+@pytest.mark.slow
 def test_uploaded_recording(gen, corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(common, "uploaded_path", lambda v, what="file": __import__("pathlib").Path(v),
                         raising=False)
@@ -165,6 +168,7 @@ def test_uploaded_recording(gen, corpus, tmp_path, monkeypatch):
         DT.difference_view(gen, DT.UPLOAD, "ui-prmd:m01", None, str(bad), 0, 40, 4, "overlay", tmp_path)
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_error(gen, ckpt, corpus, tmp_path):
     for args in ((DT.GENERATED, None), (DT.GENERATED, "kimore:ex1"), ("nonsense", "ui-prmd:m01")):
         with pytest.raises(UserError):
@@ -197,6 +201,7 @@ def test_bad_input_is_one_line_error(gen, ckpt, corpus, tmp_path):
         fns["diff_plot_export"]("{not json", "gif", "")
 
 
+@pytest.mark.slow
 def test_tab_without_diffusion_says_so(tmp_path):
     with gr.Blocks() as demo:
         DT.build(AppContext(checkpoint_dir=tmp_path, data_root=None, models=[], motions=gr.State([])))
@@ -204,6 +209,7 @@ def test_tab_without_diffusion_says_so(tmp_path):
     assert any("needs the diffusion model" in v for v in md)
 
 
+@pytest.mark.slow
 def test_compare_tab_correctness_section(gen, corpus, tmp_path):
     from motionviz.models import recognition as R
 

@@ -130,6 +130,7 @@ def test_repetition_features_roundtrip():
     assert torch.allclose(back, j, atol=1e-5) and abs(float(dur) - 2.5) < 1e-4
 
 
+@pytest.mark.slow
 def test_losses_and_training_reduces_loss():
     torch.manual_seed(0)
     cfg = _cfg(p_uncond=0.0, p_drop_text=0.0, p_drop_label=0.0, p_drop_correct=0.0, p_drop_dataset=0.0)
@@ -151,6 +152,7 @@ def test_losses_and_training_reduces_loss():
     assert float(model.ema.out.weight.abs().sum()) > 0
 
 
+@pytest.mark.slow
 def test_checkpoint_roundtrip_strict(trained, tmp_path):
     path, model = trained
     meta = read_metadata(path)
@@ -188,6 +190,7 @@ def test_encoder_mismatch_is_a_clear_error(trained):
         D.load_generator(path, encoder=FakeEncoder(name="fake", dim=16))
 
 
+@pytest.mark.slow
 def test_generation_seeds_and_conditions(gen):
     r = Request(text="raise both arms", label="ui-prmd:m07", correct=True, frames=50, steps=5, num=3, seed=11)
     a = gen.generate(r)
@@ -278,6 +281,7 @@ def test_body_part_editing_keeps_joints_exactly(gen):
     assert not np.allclose(m.joints[:, arms], src.joints[:, arms])
 
 
+@pytest.mark.slow
 def test_bench_quick(trained):
     out = D.bench(True, trained[0], encoder=FakeEncoder())
     rows = out["timings"]
@@ -287,6 +291,7 @@ def test_bench_quick(trained):
                                                       if r["steps"] == 20 and r["batch"] == 1)
 
 
+@pytest.mark.slow
 def test_build_training_on_real_data(data_root, tmp_path):
     """The TRAINERS entry on a tiny slice of the real training split, through the shared loop."""
     from motionviz.training.loop import TrainOptions, train
@@ -307,6 +312,7 @@ def test_build_training_on_real_data(data_root, tmp_path):
     assert m.joints.shape == (20, 15, 3) and np.isfinite(m.joints).all()
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_on_real_data(data_root, tmp_path):
     """The diffusion trainer unchanged under ``torchrun --nproc_per_node 2`` (gloo, CPU): both ranks build
     the same model, train on their shard, rank 0 writes one loadable checkpoint."""

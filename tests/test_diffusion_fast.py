@@ -105,6 +105,7 @@ def _one_step_error(student: DF.StudentDenoiser, teacher: D.Denoiser, cfg: DF.Fa
     return float(((one - ref) ** 2).mean())
 
 
+@pytest.mark.slow
 def test_distillation_step_learns_the_teachers_multistep_output():
     cfg, teacher, mean, std, reps, text = _toy_setup()
     batches = DF.TrajectoryBatches(cfg, teacher, mean, std, reps, text, seed=0)
@@ -224,6 +225,7 @@ def test_cli_sample_fast(capsys, ckpt, tmp_path):
     assert len(err) == 1 and "1, 2, 4 steps" in err[0]
 
 
+@pytest.mark.slow
 def test_bench_section_has_student_and_teacher_rows(ckpt, monkeypatch):
     from motionviz.evaluation import bench
 
@@ -256,6 +258,7 @@ def _text_tab(ckpt: Path):
     return demo, fns, comps
 
 
+@pytest.mark.slow
 def test_text_tab_uses_the_fast_model_by_default_and_follows_the_guidance_slider(ckpt):
     demo, fns, comps = _text_tab(ckpt)
     assert comps["text-model"].value == "diffusion-fast" and comps["text-model"].visible
@@ -292,6 +295,7 @@ def test_compare_tab_keeps_the_fast_models_own_steps(ckpt):
     assert by_role["diffusion-fast"].labels.extra["steps"] == 1 and by_role["diffusion"].labels.extra["steps"] == 20
 
 
+@pytest.mark.slow
 def test_build_training_on_real_data(data_root, tmp_path):
     """The TRAINERS entry distils a tiny teacher on a slice of the real training split, through the shared
     loop; the student loads through the registry's loader and generates."""

@@ -72,6 +72,7 @@ def tiny_recognizer() -> R.Recognizer:
 # ---------------------------------------------------------------------------------------------
 # classify
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_classify_cli_schema(tmp_path, monkeypatch, capsys, tiny_recognizer):
     ck = tmp_path / "ck"
     save_checkpoint(ck / "recognizer.safetensors", tiny_recognizer.state_dict(), R.KIND, tiny_recognizer.config,
@@ -133,6 +134,7 @@ class FakeGenerator:
         return [pool[int(i)].with_labels(dataset="generated") for i in rng.integers(0, len(pool), r.num)]
 
 
+@pytest.mark.slow
 def test_evaluate_fake_generators(tiny_recognizer):
     train, test = real_set(10, 1), real_set(8, 2)
     gens = {"copy": FakeGenerator("copy", train, ("label", "text")), "noise": FakeGenerator("noise", train)}
@@ -162,6 +164,7 @@ def test_evaluate_rejects_unknown_labels(tiny_recognizer):
                    E.EvalSettings(labels=("nope:1",), datasets=None, repeats=1))
 
 
+@pytest.mark.slow
 def test_augmentation_study_schema(tiny_recognizer):
     train = [m for m in real_set(6, 5) if m.labels.dataset == "ui-prmd"]
     held = [m for m in real_set(3, 6) if m.labels.dataset == "ui-prmd"]

@@ -74,6 +74,7 @@ def test_html_has_real_animation_frames(tmp_path):
     assert len(html) > 1_000_000                                  # (the bundle is ~4.5 MB)
 
 
+@pytest.mark.slow
 def test_gif_and_mp4_are_readable_videos(tmp_path):
     import imageio.v3 as iio
 
@@ -106,6 +107,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_converts_and_reports_errors(tmp_path):
     src = tmp_path / "walk.npy"
     np.save(src, _motion().joints)
@@ -127,6 +129,7 @@ def test_cli_converts_and_reports_errors(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_cli_argument_errors_are_one_line():
     for args in (["export", "--bogus"], ["nope"], ["export", "--input"]):
         r = subprocess.run([sys.executable, "-m", "motionviz", *args], cwd=REPO, capture_output=True, text=True,

@@ -126,6 +126,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_export_takes_a_sample_batch(tmp_path):
     walk = _walk()
     batch = np.stack([walk.joints, walk.joints + np.float32(0.5), walk.joints * np.float32(0.9)])
@@ -170,6 +171,7 @@ def _tiny_checkpoints(tmp_path: Path) -> Path:
     return ck
 
 
+@pytest.mark.slow
 def test_video_classify_inpaint_export_chain(data_root, tmp_path, capsys):
     """Every array we write is 20 fps and every reader takes it so: the GIF (10 fps) written by `video`
     is classified exactly as the in-memory motion resampled to 20 fps, inpainted and exported to a
@@ -218,6 +220,7 @@ def test_video_classify_inpaint_export_chain(data_root, tmp_path, capsys):
     _check_bvhio(out, Motion(b, COMMON, 20.0))
 
 
+@pytest.mark.slow
 def test_npz_chain_keeps_the_rate(data_root, tmp_path, capsys):
     """The same chain with ``.npz`` files, which carry their rate: `video` stores 20 fps with the array,
     `classify` and `inpaint` read it, `inpaint` stores the rate of what it wrote, `export` writes BVH at

@@ -141,6 +141,7 @@ def test_corrupt_is_seeded_and_near_the_rate():
 
 
 # ---- the inpainting loop --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_inpaint_shapes_keeps_observed_and_reports_progress(tiny_model):
     x = _walk(21)
     xc, m = I.corrupt(x, np.random.default_rng(0), joint_rate=0.3)
@@ -165,6 +166,7 @@ def test_inpaint_shapes_keeps_observed_and_reports_progress(tiny_model):
         I.inpaint(tiny_model, x[..., :2])  # no 2D variant in this model
 
 
+@pytest.mark.slow
 def test_latent_search_recovers_a_motion_in_the_generators_range():
     """Known answer: the input is G(z*) itself (with 30 % of the joints missing); the latent search
     from the (untrained) encoder's guess must find a window matching it, missing joints included."""
@@ -237,6 +239,7 @@ def test_cli_inpaint_round_trip_and_errors(tmp_path, tiny_ckpt, capsys):
 
 
 # ---- evaluation, benchmark -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_evaluate_reports_all_conditions(tiny_model):
     data = [(f"s{k}", _walk(24, k)) for k in range(2)]
     r = I.evaluate(tiny_model, steps=2, shift=4, rates=(0.1, 0.3), keraal=False, data=data)
@@ -253,6 +256,7 @@ def test_evaluate_reports_all_conditions(tiny_model):
     json.dumps(r)
 
 
+@pytest.mark.slow
 def test_bench_section(monkeypatch, tiny_model):
     monkeypatch.setattr(I, "load_model", lambda path=None: tiny_model)
     r = I.bench(quick=True)
@@ -260,6 +264,7 @@ def test_bench_section(monkeypatch, tiny_model):
     assert r["windows"] == len(I.window_starts(300, TINY.frames, 8))
 
 
+@pytest.mark.slow
 def test_keraal_tracks_against_kinect(data_root):
     torch.manual_seed(0)
     model = A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), variants=(3, 2))).eval()
@@ -272,6 +277,7 @@ def test_keraal_tracks_against_kinect(data_root):
 
 
 # ---- app tab ----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_tab_builds_and_callback_returns_figures(tiny_ckpt, tiny_model):
     import gradio as gr
 

@@ -43,6 +43,7 @@ def test_asset_is_small_and_consistent(body):
     assert body.joints[ix("left_shoulder"), 0] > 0 > body.joints[ix("right_shoulder"), 0]
 
 
+@pytest.mark.slow
 def test_preview_decimation_is_reproducible(body):
     """The shipped preview is what decimate() computes from the shipped full mesh (the full mesh and
     weights come from build_anny_body(), i.e. `python -m motionviz.mesh`)."""
@@ -124,6 +125,7 @@ def test_animation_is_cached(demo):
 
 
 # ---- figure ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["side", "overlay"])
 def test_figure_moves_mesh_and_skeleton_together(demo, layout):
     from motionviz.viz.render import figure_json_size
@@ -150,6 +152,7 @@ def test_figure_moves_mesh_and_skeleton_together(demo, layout):
 
 
 # ---- exports --------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_export_frame_obj_glb(demo, tmp_path):
     import trimesh
 
@@ -202,6 +205,7 @@ def test_export_sequence_glb_morph_animation(demo, tmp_path):
         mesh.export_sequence(anim, tmp_path / "seq.obj")
 
 
+@pytest.mark.slow
 def test_export_sequence_obj_zip(demo, tmp_path):
     import io
     import zipfile
@@ -243,6 +247,7 @@ def _fake_smpl(path: Path, seed: int = 0) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_smpl_from_a_random_model_file(tmp_path, monkeypatch, demo):
     d = tmp_path / "models"                                                      # smplx's layout
     (d / "smpl").mkdir(parents=True)
@@ -274,12 +279,14 @@ def test_smpl_from_a_random_model_file(tmp_path, monkeypatch, demo):
 
 
 # ---- benchmark + tab ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_bench_quick():
     r = mesh.bench(quick=True)
     assert r["frames"] == 120 and r["figure_json_bytes"] > 100_000
     assert 0 < r["mesh_animation_120f_s"] < 10 and r["joint_error_m"] < 0.03
 
 
+@pytest.mark.slow
 def test_tab_builds_and_shows_a_body(demo, tmp_path):
     import gradio as gr
 

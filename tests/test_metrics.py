@@ -81,6 +81,7 @@ def test_accuracy_and_mean_ci():
 # ---------------------------------------------------------------------------------------------
 # Small-data metrics
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_swd_identical_zero_and_shift():
     x = rng(3).standard_normal((500, 16))
     assert M.sliced_wasserstein(x, x, rng()) == pytest.approx(0.0, abs=1e-12)

@@ -122,6 +122,7 @@ def _colour_pixels(img: np.ndarray, rgb: tuple[int, int, int], tol: int = 40) ->
     return int((np.abs(img.astype(int) - np.array(rgb)).max(-1) < tol).sum())
 
 
+@pytest.mark.slow
 def test_view_export_draws_the_grid_or_overlay_as_shown(tmp_path):
     from motionviz.core.errors import UserError
     from motionviz.export import render_view_frames, save_view
@@ -153,6 +154,7 @@ def test_view_export_draws_the_grid_or_overlay_as_shown(tmp_path):
         save_view(pay, tmp_path / "v.png")
 
 
+@pytest.mark.slow
 def test_view_export_checks_what_the_browser_sends(tmp_path, monkeypatch):
     from motionviz.core.errors import UserError
     from motionviz.ui import common

@@ -89,6 +89,7 @@ def test_lengths_and_bad_input():
         m.features([np.full((10, 15, 3), np.nan, np.float32)])
 
 
+@pytest.mark.slow
 def test_train_step_lowers_loss_on_tiny_batch():
     rng = np.random.default_rng(0)
     motions = [Motion(synthetic(k, 40, rng), labels=MotionLabels(label=f"t:{k}", correct=bool(i % 2),
@@ -107,6 +108,7 @@ def test_train_step_lowers_loss_on_tiny_batch():
     assert last["acc"] == 1.0
 
 
+@pytest.mark.slow
 def test_train_recognizer_separates_classes_and_checkpoint_roundtrip(tmp_path):
     rng = np.random.default_rng(1)
     motions = [Motion(synthetic(k, int(rng.integers(30, 60)), rng), labels=MotionLabels(label=f"t:{k}"))

@@ -112,6 +112,7 @@ def test_overlay_one_slider_moves_both():
     np.testing.assert_allclose(last[0]["x"][1], a.joints[-1, :, 0], atol=6e-4)
 
 
+@pytest.mark.slow
 def test_grid_shared_slider():
     ms = [_walker(12, s) for s in range(3)] + [_walker(8, 9, KINECT)]
     fig = render.grid_figure(ms, titles=["a", "b", "c", "d"], cols=2, max_steps=6)
@@ -131,6 +132,7 @@ def test_grid_shared_slider():
         np.testing.assert_allclose(e, exts[0], rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_strip_figure_spreads_poses():
     m = _walker(30)
     fig = render.strip_figure(m, num_keyframes=5)
@@ -158,6 +160,7 @@ def test_bar_figures():
     assert render.error_bar_figure is render.metric_bar_figure
 
 
+@pytest.mark.slow
 def test_standalone_html_has_frames_and_play():
     html = render.standalone_html([_walker(12)])
     assert html.startswith("<html>") or "<html" in html[:200]

@@ -143,6 +143,7 @@ CASES = [("cmu", "arbitrary", False, False), ("cmu", "in", False, False), ("mixa
          ("unnamed", "cm", False, False), ("unnamed", "in", True, False)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("convention,unit,z_up,root_at_origin", CASES)
 def test_any_skeleton_any_unit_works_everywhere(tmp_path, checkpoints, capsys, convention, unit, z_up,
                                                 root_at_origin):

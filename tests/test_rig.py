@@ -201,6 +201,7 @@ def test_skinning_the_file_reproduces_the_motion(demo, tmp_path):
     assert joints["pelvis"] == pytest.approx(demo.joints[0, 0], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_other_proportions_and_a_real_motion(demo, sample, tmp_path):
     # longer forearms (a non-uniform shape matrix baked into the rest mesh)
     j = demo.joints.copy()
@@ -246,6 +247,7 @@ def test_errors(demo, tmp_path):
         rig.build_rig(fake)
 
 
+@pytest.mark.slow
 def test_export_cli_and_api(demo, tmp_path, capsys):
     from motionviz.cli import main
     from motionviz.export import export_motion
@@ -268,6 +270,7 @@ def test_export_cli_and_api(demo, tmp_path, capsys):
     assert p.suffix == ".glb" and "skins" in read_glb(p)[0]
 
 
+@pytest.mark.slow
 def test_body_mesh_tab_offers_the_rigged_glb(demo):
     import gradio as gr
 

@@ -42,6 +42,7 @@ def _closed(reaper, sid: str, at: float, monkeypatch) -> None:
     monkeypatch.undo()
 
 
+@pytest.mark.slow
 def test_the_app_frees_sessions_when_they_go():
     import app as app_module
 
@@ -55,6 +56,7 @@ def test_the_app_frees_sessions_when_they_go():
     assert states and all(s.time_to_live <= common.SESSION_TTL_S for s in states)
 
 
+@pytest.mark.slow
 def test_a_disconnected_session_is_freed_after_the_grace_period(app, monkeypatch):
     t0 = 1_000_000.0
     app.open("a", ["motion"] * 3, t0)
@@ -69,6 +71,7 @@ def test_a_disconnected_session_is_freed_after_the_grace_period(app, monkeypatch
     assert "b" in app.holder.session_data and app.reaper.freed == 1 and app.reaper.closed == {}
 
 
+@pytest.mark.slow
 def test_a_session_that_came_back_is_kept(app, monkeypatch):
     t0 = 1_000_000.0
     app.open("a", ["motion"], t0)
@@ -81,6 +84,7 @@ def test_a_session_that_came_back_is_kept(app, monkeypatch):
     assert app.reaper.sweep(now=t0 + 101 + sessions.CLOSED_GRACE_S) == 1
 
 
+@pytest.mark.slow
 def test_closed_sessions_without_the_unload_event_and_idle_sessions_are_freed(app):
     t0 = 1_000_000.0
     app.open("closed", [1], t0)
@@ -99,6 +103,7 @@ def test_closed_sessions_without_the_unload_event_and_idle_sessions_are_freed(ap
     assert not app.holder.session_data and sorted(app.deleted) == [[1], [2], [3]]
 
 
+@pytest.mark.slow
 def test_not_launched_or_gone_app_is_ignored():
     with gr.Blocks() as demo:
         gr.State([])

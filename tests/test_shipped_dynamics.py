@@ -26,6 +26,7 @@ from motionviz.generators.registry import Request, load_generator
 torch.set_num_threads(1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label", ["ui-prmd:m01", "ui-prmd:m07"])
 def test_shipped_diffusion_squat_moves(data_root, label):
     """ROM ratio (median generated / median real held-out clip of 120 frames) above 0.6.
@@ -52,6 +53,7 @@ def test_shipped_diffusion_squat_moves(data_root, label):
                          f"{gen_speed:.3f} vs {real_speed:.3f} m/s)")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label", ["ui-prmd:m06", "ui-prmd:m08"])
 def test_shipped_diffusion_honours_correct_and_incorrect(label):
     """Issue #18: the recogniser's correctness head of the exercise judges 2 samples requested as correct

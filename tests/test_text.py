@@ -32,6 +32,7 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_minilm_offline_384d(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     enc = get_text_encoder("minilm")
@@ -50,6 +51,7 @@ def test_minilm_offline_384d(monkeypatch):
     assert enc.encode([]).shape == (0, 384)
 
 
+@pytest.mark.slow
 def test_openclip_local_folder(tiny_clip_dir):
     import open_clip
 
@@ -90,6 +92,7 @@ def test_openclip_refuses_pickles_and_bad_specs(tmp_path, tiny_clip_dir):
         get_text_encoder("word2vec")
 
 
+@pytest.mark.slow
 def test_openclip_random_vit_b32():
     """A named open_clip model, randomly initialised (no weights fetched)."""
     enc = get_text_encoder("openclip:ViT-B-32@none")

@@ -88,6 +88,7 @@ def test_levels_and_notice(cache, monkeypatch):
     assert TM.understand(caption, encoder=enc).level == "partial"
 
 
+@pytest.mark.slow
 def test_minilm_held_out_paraphrases_and_unrelated_prompts(cache):
     """The calibration of the module docstring: top-1 >= 0.6 and top-3 >= 0.9 on the held-out paraphrases,
     at most 2 % of them far, and everyday non-exercise prompts far."""

@@ -225,6 +225,7 @@ def test_edit_bad_input(demo, args, needle):
         on_edit(None, 2, 0, [], "", "", "Unspecified", 2.5, 2, 1, 0, False, "ddim", [], [])
 
 
+@pytest.mark.slow
 def test_whole_app_with_the_tab_has_unique_api_names(ckpt):
     import app as app_module
 

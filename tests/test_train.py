@@ -103,6 +103,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget", [["--steps", "40"], ["--minutes", "0.03"]])
 def test_torchrun_two_processes(tmp_path, budget):
     """``torchrun --nproc_per_node 2 -m motionviz train ...`` unchanged: gloo process group, gradients

@@ -222,6 +222,7 @@ def test_evaluate_upsampling_rows(tiny_up):
     json.dumps(r)
 
 
+@pytest.mark.slow
 def test_eval_inpaint_cli_reports_upsampling(data_root, tiny_up, capsys):
     from motionviz.cli import main
 
@@ -236,6 +237,7 @@ def test_eval_inpaint_cli_reports_upsampling(data_root, tiny_up, capsys):
 
 
 # ---- the Inpaint tab --------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_inpaint_tab_keypoints_to_full_skeleton(tiny_up, tmp_path):
     import gradio as gr
 

@@ -198,6 +198,7 @@ def test_samples_chain_repetitions_to_the_requested_length(gen):
     np.testing.assert_array_equal(ms[0].joints, again[0].joints)           # seeded end to end
 
 
+@pytest.mark.slow
 def test_train_step_lowers_loss():
     torch.manual_seed(0)
     model = tiny_model()

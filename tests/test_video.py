@@ -43,6 +43,7 @@ def _write_clip(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
 
 
 # ---- real clips ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_squat_clip(squat):
     m = squat.motion
     assert m.skeleton is COMMON and m.joints.shape == (40, 15, 3) and np.isfinite(m.joints).all()
@@ -65,6 +66,7 @@ def test_squat_clip(squat):
     assert s["frames"] == 40 and s["detected_ratio"] > 0.95 and s["output"] == "x.npy"
 
 
+@pytest.mark.slow
 def test_clip_without_overlay_and_gif(clips, tmp_path):
     r = video.video_to_motion(clips / "pose_segmentation.mp4", max_frames=8, checkpoint_dir=tmp_path,
                               recognise_exercise=False)
@@ -79,6 +81,7 @@ def test_clip_without_overlay_and_gif(clips, tmp_path):
 
 
 # ---- clear messages ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_no_person_not_a_video_too_long(tmp_path):
     g = np.random.default_rng(0)
     empty = [np.full((96, 128, 3), 40 + 10 * k, np.uint8) + g.integers(0, 20, (96, 128, 3), dtype=np.uint8)
@@ -220,6 +223,7 @@ def test_recognise_without_a_usable_checkpoint(tmp_path):
 
 
 # ---- CLI + tab ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_json_and_errors(clips, tmp_path, capsys):
     from motionviz.cli import main
 
@@ -242,6 +246,7 @@ def test_cli_json_and_errors(clips, tmp_path, capsys):
     assert main(["video", str(clips / "pose_world_landmarks.mp4"), "--out", str(tmp_path / "m.txt")]) == 2
 
 
+@pytest.mark.slow
 def test_tab_video_callback(clips, tmp_path, uploads):
     import gradio as gr
 

@@ -154,12 +154,14 @@ def main(argv: list[str]) -> int:
             continue
         src = p.read_text(encoding="utf-8")
         lines = src.split("\n")
+        done = {}
         for i, before, after in edits.get(p, []):
             assert lines[i] == before
-            lines[i] = after
+            done[i] = after                       # already in terms of the new names
+        lines = [done[i] if i in done else path_re.sub(lambda m: paths[m.group(1)],
+                                                       dotted.sub(lambda m: moves[m.group(1)], line))
+                 for i, line in enumerate(lines)]
         out = "\n".join(lines)
-        out = dotted.sub(lambda m: moves[m.group(1)], out)
-        out = path_re.sub(lambda m: paths[m.group(1)], out)
         if out != src:
             changed[p] = out
 
