@@ -781,8 +781,8 @@ def running_app(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_short_request_is_served_while_long_jobs_run(running_app):
-    from motionviz import loadcheck
     from motionviz.generators.inpaint import load_model
+    from motionviz.ui import loadcheck
 
     demo, ck, sample = running_app
     window = int(load_model(ck / "aegan.safetensors").cfg.frames)
@@ -796,8 +796,7 @@ def test_short_request_is_served_while_long_jobs_run(running_app):
 
 @pytest.mark.slow
 def test_session_churn_is_capped_and_memory_returns(running_app, monkeypatch):
-    from motionviz import loadcheck
-    from motionviz.ui import sessions
+    from motionviz.ui import loadcheck, sessions
 
     demo, _, _ = running_app
     # the server notices a closed client within a heartbeat and frees its session after the grace period

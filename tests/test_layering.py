@@ -45,7 +45,6 @@ ALLOWED["__main__"] = {"cli"}           # python -m motionviz
 
 #: modules not moved into their layer's folder yet -> target layer (entries go as modules move)
 LEGACY_LAYER: dict[str, str] = {
-    "motionviz.loadcheck": "ui",
 }
 
 #: third-party modules that may be imported inside functions (optional or heavy); everything else at the top
@@ -112,7 +111,7 @@ KNOWN_LOCAL_IMPORTS: dict[str, int] = {
     'motionviz.export': 15,
     'motionviz.generators.inpaint': 11,
     'motionviz.generators.interpolate': 5,
-    'motionviz.loadcheck': 13,
+    'motionviz.ui.loadcheck': 13,
     'motionviz.mesh': 5,
     'motionviz.models.aegan': 19,
     'motionviz.models.diffusion': 13,
@@ -147,7 +146,7 @@ KNOWN_LOCAL_THIRD_PARTY: dict[str, set[str]] = {
     'motionviz.export': {'tqdm'},
     'motionviz.generators.registry': {'decimal', 'torch'},
     'motionviz.generators.inpaint': {'scipy', 'torch'},
-    'motionviz.loadcheck': {'app', 'gradio', 'hashlib', 'numpy', 'shutil', 'socket', 'torch'},
+    'motionviz.ui.loadcheck': {'app', 'gradio', 'hashlib', 'numpy', 'shutil', 'socket', 'torch'},
     'motionviz.mesh': {'contextlib', 'importlib', 'io', 'plotly', 'scipy', 'sys', 'tempfile', 'torch', 'zipfile'},
     'motionviz.models.diffusion': {'safetensors', 'time'},
     'motionviz.models.diffusion_fast': {'time'},

@@ -6,7 +6,7 @@
   session state and went (and the server freed them: :mod:`motionviz.ui.sessions`), against the memory at
   the start.
 
-Run ``python -m motionviz.loadcheck [--checkpoints DIR] [--requests 20] [--sessions 200] [--json]``.  It
+Run ``python -m motionviz.ui.loadcheck [--checkpoints DIR] [--requests 20] [--sessions 200] [--json]``.  It
 starts the app in this process on a free local port and drives it through ``gradio_client`` (each client
 is its own session).  Without ``--checkpoints`` it builds tiny random diffusion / AE-GAN checkpoints in a
 temporary folder (the numbers then measure the queue and the server, not the models); with the shipped
@@ -55,10 +55,10 @@ def _tiny_checkpoints(folder: Path) -> Path:
     import numpy as np
     import torch
 
-    from .core.checkpoint import data_provenance
-    from .core.skeleton import COMMON
-    from .models import aegan as A
-    from .models import diffusion as D
+    from ..core.checkpoint import data_provenance
+    from ..core.skeleton import COMMON
+    from ..models import aegan as A
+    from ..models import diffusion as D
 
     torch.manual_seed(0)
     labels = ("kimore:ex1", "ui-prmd:m01", "ui-prmd:m07")
@@ -71,7 +71,7 @@ def _tiny_checkpoints(folder: Path) -> Path:
                  {"data": data_provenance(["ui-prmd", "kimore"]), "command": "loadcheck"})
     import shutil
 
-    from .core.checkpoint import default_checkpoint_dir
+    from ..core.checkpoint import default_checkpoint_dir
 
     shipped = default_checkpoint_dir() / "aegan.safetensors"
     if shipped.is_file():
@@ -104,7 +104,7 @@ def _install_fake_text_encoder() -> None:
 
 def _text_args(seed: int) -> dict[str, Any]:
     """A default text -> motion request of the Text tab (4 samples x 20 steps x 120 frames)."""
-    from .ui import text_tab as T
+    from . import text_tab as T
 
     return dict(text_="a squat with both knees", exercise_=T.NO_EXERCISE, correct_=T.UNSPECIFIED, guidance_=2.5,
                 steps_=20, frames_=120, num_=4, seed_=str(seed), randomize_=False, sampler_="ddim",
@@ -115,8 +115,8 @@ def _max_inpaint_args(data_root: Path | None, window: int) -> tuple[dict[str, An
     """The largest inpainting request the app accepts on the example motion: 500 optimisation steps and the
     smallest window shift whose windows x steps stay within the budget
     (:data:`motionviz.ui.inpaint_tab.MAX_WINDOW_STEPS`).  Returns (arguments, window-steps)."""
-    from .core.errors import UserError
-    from .ui import inpaint_tab as I
+    from ..core.errors import UserError
+    from . import inpaint_tab as I
 
     frames = I._example_motion(data_root).num_frames
     steps = 500
@@ -177,7 +177,7 @@ def measure_latency(url: str, inpaint: tuple[dict[str, Any], int], requests: int
 def _settle_seconds() -> float:
     """How long a session that went can take to be freed: the server notices the closed heartbeat
     connection within one heartbeat interval, frees the session after the grace period, at the next sweep."""
-    from .ui import sessions
+    from . import sessions
 
     try:
         from gradio.utils import get_heartbeat_rate
@@ -241,7 +241,7 @@ def measure_sessions(url: str, sessions: int = 200, motions_per_session: int = 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m motionviz.loadcheck", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m motionviz.ui.loadcheck", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: tiny random models)")
     p.add_argument("--requests", type=int, default=20, help="text -> motion requests timed (20)")
     p.add_argument("--sessions", type=int, default=200, help="sessions that come and go (200)")
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         ck = _tiny_checkpoints(Path(tmp.name))
     import app as app_module
 
-    from .ui.common import MAX_SESSIONS
+    from .common import MAX_SESSIONS
 
     demo = app_module.build_app(checkpoint_dir=ck)
     demo.queue(max_size=64, default_concurrency_limit=4).launch(
@@ -267,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = demo.local_url
         if args.only in (None, "latency"):
-            from .data import data_root
-            from .generators.inpaint import load_model
+            from ..data import data_root
+            from ..generators.inpaint import load_model
 
             window = int(load_model(ck / "aegan.safetensors").cfg.frames)
             try:
@@ -287,5 +287,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     sys.exit(main())
