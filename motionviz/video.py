@@ -28,11 +28,8 @@ frame-rate contract of every file motionviz writes: ``classify``, ``inpaint`` an
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +44,7 @@ from .core.skeleton import BLAZEPOSE33, COMMON, retarget, retarget_mask
 __all__ = [
     "VIDEO_SUFFIXES", "MAX_SECONDS", "MAX_BYTES", "VideoInfo", "PoseTrack", "VideoResult", "probe_video",
     "read_frames", "extract_pose", "track_to_motion", "clean_motion", "smooth_fill", "recognise",
-    "video_to_motion", "draw_landmarks", "add_arguments", "run", "bench",
+    "video_to_motion", "draw_landmarks", "bench",
 ]
 
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".gif", ".webm", ".mov", ".m4v", ".avi", ".mkv")
@@ -601,96 +598,6 @@ def video_to_motion(path: str | os.PathLike, max_frames: int | None = None, thre
     if progress:
         progress(1.0, "done")
     return VideoResult(motion, raw, mask, track, method, note, rec, time.perf_counter() - t0, rec_note, timings)
-
-
-# ------------------------------------------------------------------------------------------------
-# CLI
-# ------------------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help=f"video file (.mp4, .gif, .webm; at most {MAX_SECONDS:g} s)")
-    parser.add_argument("--out", "-o", default=None,
-                        help="output file: .npy (T, 15, 3) float32 metres at 20 fps (default <input>.npy), .npz "
-                             "(the same array + its fps), .json or .bvh")
-    parser.add_argument("--json", action="store_true",
-                        help="print a JSON summary (frames, fps, detected ratio, output)")
-    parser.add_argument("--max-frames", type=int, default=None,
-                        help=f"process only the first N frames (the {MAX_SECONDS:g} s limit still applies)")
-    parser.add_argument("--threshold", type=float, default=VISIBILITY,
-                        help=f"landmark visibility below which a joint counts as missing (default {VISIBILITY})")
-    parser.add_argument("--no-inpaint", action="store_true", help="do not use the AE-GAN inpainter")
-    parser.add_argument("--checkpoints", default=None, help="checkpoint folder (default $MOTIONVIZ_CHECKPOINTS)")
-
-
-@contextlib.contextmanager
-def _quiet_native_logs():
-    """CLI only: MediaPipe's C++ logging writes straight to file descriptor 2; point it at /dev/null while
-    the video is processed and yield a stream on the real stderr (progress bar, Python warnings)."""
-    if os.environ.get("MOTIONVIZ_DEBUG"):
-        yield sys.stderr
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield sys.stderr
-        return
-    real = os.fdopen(os.dup(saved), "w", buffering=1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    old = sys.stderr
-    try:
-        os.dup2(devnull, 2)
-        sys.stderr = real
-        yield real
-    finally:
-        sys.stderr = old
-        real.close()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def run(args: argparse.Namespace) -> int:
-    from .export import save_bvh, save_json, save_npy, save_npz
-    from .io.files import check_out
-
-    out = Path(args.out) if args.out else Path(args.input).with_suffix(".npy")
-    writers = {".npy": save_npy, ".npz": save_npz, ".json": save_json, ".bvh": save_bvh}
-    out = check_out(out, tuple(writers))          # before the video is read: exactly this file, writable
-    with _quiet_native_logs() as err:
-        bar = None
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=100, desc="video", unit="%", file=err, leave=False, disable=not err.isatty())
-        except ImportError:  # pragma: no cover
-            pass
-
-        def progress(f: float, text: str = "") -> None:
-            if bar is not None:
-                bar.n = int(round(100 * f))
-                bar.set_postfix_str(text, refresh=True)
-
-        try:
-            res = video_to_motion(args.input, max_frames=args.max_frames, threshold=args.threshold,
-                                  checkpoint_dir=args.checkpoints, use_inpainter=not args.no_inpaint,
-                                  progress=progress)
-        finally:
-            if bar is not None:
-                bar.close()
-    # the frame-rate contract: every file we write holds 20 fps motion (the models' rate; .npy arrays
-    # carry no rate, so readers assume it), whatever the video's own rate
-    written = res.motion.resample(DEFAULT_FPS)
-    path = writers[out.suffix.lower()](written, out)
-    summary = res.summary(str(path))
-    summary.update({"frames": written.num_frames, "fps": DEFAULT_FPS, "source_frames": res.motion.num_frames,
-                    "source_fps": round(res.motion.fps, 3)})
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        rec = res.recognition
-        print(f"{path}: {summary['frames']} frames at {summary['fps']:g} fps, person in "
-              f"{100 * summary['detected_ratio']:.0f}% of frames; {res.note}"
-              + (f"; looks like {rec['title']} (p={rec['probability']:.2f})" if rec else ""))
-    return 0
 
 
 # ------------------------------------------------------------------------------------------------
