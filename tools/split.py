@@ -134,7 +134,10 @@ def main(argv: list[str]) -> int:
     def drop(m: re.Match) -> str:
         body = m.group(2)
         for name in all_moved:
-            body = re.sub(r'"' + re.escape(name) + r'",[ \t]*(\n[ \t]*)?|,?[ \t]*"' + re.escape(name) + r'"', "", body)
+            q = '"' + re.escape(name) + '"'
+            body = re.sub(r"^[ \t]*" + q + r",[ \t]*\n", "", body, flags=re.M)     # a line of its own
+            body = re.sub(q + r",[ \t]*", "", body)
+            body = re.sub(r",?[ \t]*" + q, "", body)
         return m.group(1) + body + m.group(3)
     rest_src = re.sub(r"(__all__ = \[)(.*?)(\])", drop, rest_src, count=1, flags=re.S)
     src_path.write_text(rest_src.rstrip("\n") + "\n", encoding="utf-8")

@@ -25,7 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "evaluate": ("motionviz.cli.evaluate", "evaluate generative models against real data (JSON)"),
     "augment": ("motionviz.cli.evaluate", "generated-data augmentation study (JSON)"),
     "video": ("motionviz.cli.video", "video -> skeleton on the common skeleton"),
-    "export": ("motionviz.export", "convert a motion file to npy/json/bvh/gif/mp4/html/glb"),
+    "export": ("motionviz.cli.export", "convert a motion file to npy/json/bvh/gif/mp4/html/glb"),
     "checkpoints": ("motionviz.cli.checkpoints", "list / verify the checkpoints; --update-sums after retraining"),
 }
 

@@ -1,0 +1,78 @@
+"""Hoist function-local imports of a module to its top.
+
+    python tools/hoist.py motionviz/cli/export.py [more files] [--all]
+
+Hoists ``from <package module> import name`` statements that stand directly in a function body (not inside
+``try``/``if``) -- and, with ``--all``, the same kind of third-party imports except the optional heavy ones of
+``tests/test_layering.py``'s ``LOCAL_OK``.  Skips any imported name that the tests monkeypatch on its source
+module (a hoisted name import would no longer see the patch) and reports it.  Run ``ruff check --fix``
+afterwards to sort and deduplicate.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from test_layering import LOCAL_OK  # noqa: E402
+
+
+def patched_names() -> set[str]:
+    """Names the tests set with monkeypatch.setattr(obj, "name", ...) or "module.name" targets."""
+    out = set()
+    for p in (ROOT / "tests").glob("*.py"):
+        t = p.read_text(encoding="utf-8")
+        out |= set(re.findall(r"setattr\([^,\n]+,\s*[\"'](\w+)[\"']", t))
+        out |= {m.split(".")[-1] for m in re.findall(r"setattr\([\"'](motionviz\.[\w.]+)[\"']", t)}
+    return out
+
+
+def main(argv: list[str]) -> int:
+    third = "--all" in argv
+    patched = patched_names()
+    for f in (a for a in argv if not a.startswith("--")):
+        p = Path(f)
+        src = p.read_text(encoding="utf-8")
+        tree = ast.parse(src)
+        lines = src.split("\n")
+        hoisted, drop = [], set()
+        for fn in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            for st in fn.body:
+                if not isinstance(st, (ast.Import, ast.ImportFrom)):
+                    continue
+                ours = isinstance(st, ast.ImportFrom) and (st.level or (st.module or "").startswith("motionviz"))
+                top = (st.names[0].name if isinstance(st, ast.Import) else st.module or "").split(".")[0]
+                if not ours and not (third and top not in LOCAL_OK and top != "app"):
+                    continue
+                names = {a.asname or a.name for a in st.names}
+                if names & patched:
+                    print(f"{p}:{st.lineno}: kept (monkeypatched by the tests: {sorted(names & patched)})")
+                    continue
+                text = ast.unparse(st)
+                hoisted.append(text)
+                drop.update(range(st.lineno - 1, st.end_lineno))
+        if not hoisted:
+            continue
+        for i in sorted(drop):                        # the blank line after an import block at a body's start
+            j = i + 1
+            if j not in drop and j < len(lines) and not lines[j].strip():
+                k = min(drop_block for drop_block in range(i + 1) if set(range(drop_block, i + 1)) <= drop) - 1
+                if k >= 0 and lines[k].rstrip().endswith((":", '"""')):
+                    drop.add(j)
+        new = [line for i, line in enumerate(lines) if i not in drop]
+        # a function whose body became empty of statements before a blank line keeps its structure; put the
+        # imports after the last top-level import
+        tree2 = ast.parse("\n".join(new))
+        last = max(n.end_lineno for n in tree2.body if isinstance(n, (ast.Import, ast.ImportFrom)))
+        new[last:last] = sorted(set(hoisted))
+        p.write_text("\n".join(new), encoding="utf-8")
+        print(f"{p}: hoisted {len(hoisted)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
