@@ -2,9 +2,9 @@
 
     python tools/hoist.py motionviz/cli/export.py [more files] [--all]
 
-Hoists ``from <package module> import name`` statements that stand directly in a function body (not inside
-``try``/``if``) -- and, with ``--all``, the same kind of third-party imports except the optional heavy ones of
-``tests/test_layering.py``'s ``LOCAL_OK``.  Skips any imported name that the tests monkeypatch on its source
+Hoists ``from <package module> import name`` statements of function bodies (not inside ``try``) -- and, with
+``--all``, the same kind of third-party imports except the optional heavy ones of ``tests/test_layering.py``'s
+``LOCAL_OK``.  Skips any imported name that the tests monkeypatch on its source
 module (a hoisted name import would no longer see the patch) and reports it.  Run ``ruff check --fix``
 afterwards to sort and deduplicate.
 """
@@ -40,8 +40,15 @@ def main(argv: list[str]) -> int:
         tree = ast.parse(src)
         lines = src.split("\n")
         hoisted, drop = [], set()
+        def statements(body):                        # nested blocks too, except try (optional imports)
+            for st in body:
+                yield st
+                if not isinstance(st, (ast.Try, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    for field in ("body", "orelse"):
+                        yield from statements(getattr(st, field, []) or [])
+
         for fn in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
-            for st in fn.body:
+            for st in statements(fn.body):
                 if not isinstance(st, (ast.Import, ast.ImportFrom)):
                     continue
                 ours = isinstance(st, ast.ImportFrom) and (st.level or (st.module or "").startswith("motionviz"))

@@ -18,7 +18,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "sample": ("motionviz.cli.sample", "generate motions with a trained model"),
     "interpolate": ("motionviz.cli.sample", "latent interpolation with the VAE"),
     "train": ("motionviz.cli.train", "train a model (diffusion, vae, aegan, recognizer)"),
-    "bench": ("motionviz.evaluation.bench", "measure speed (JSON)"),
+    "bench": ("motionviz.cli.bench", "measure speed (JSON)"),
     "inpaint": ("motionviz.cli.inpaint", "complete / clean a skeleton sequence with the AE-GAN"),
     "eval-inpaint": ("motionviz.cli.inpaint", "evaluate the inpainter against baselines (JSON)"),
     "classify": ("motionviz.cli.evaluate", "classify motions with the recogniser (JSON)"),
