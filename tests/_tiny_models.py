@@ -55,6 +55,7 @@ def make_diffusion(directory: Path, seed: int = 0) -> Path:
     """``directory/diffusion.safetensors``: a tiny denoiser with random (non-zero) output weights, so
     different seeds give different motions; statistics centred on a standing pose."""
     from motionviz.models import diffusion as D
+    from motionviz.training import diffusion as D_T
 
     torch.manual_seed(seed)
     cfg = D.tiny_config(labels=LABELS, datasets=("kimore", "ui-prmd"), text_encoder="minilm", text_dim=384)
@@ -67,7 +68,7 @@ def make_diffusion(directory: Path, seed: int = 0) -> Path:
             torch.nn.init.normal_(net.out.weight, std=0.05)
         model.ema.load_state_dict(model.net.state_dict())
     directory.mkdir(parents=True, exist_ok=True)
-    return D.save_model(directory / "diffusion.safetensors", model,
+    return D_T.save_model(directory / "diffusion.safetensors", model,
                         {"data": data_provenance(["ui-prmd", "kimore"]), "command": "tests"})
 
 
@@ -88,12 +89,13 @@ def make_vae(directory: Path, seed: int = 0) -> Path:
 def make_diffusion_fast(directory: Path, seed: int = 0) -> Path:
     """``directory/diffusion-fast.safetensors``: a tiny distilled student of :func:`make_diffusion`'s
     teacher (its weights, random non-zero guidance and known-entry inputs), and the teacher beside it."""
+    from motionviz.generators import diffusion as D_G
     from motionviz.generators.registry import checkpoint_path
-    from motionviz.models import diffusion as D
     from motionviz.models import diffusion_fast as DF
+    from motionviz.training import diffusion_fast as DF_T
 
     teacher_path = make_diffusion(directory, seed)
-    teacher = D.load_generator(teacher_path)
+    teacher = D_G.load_generator(teacher_path)
     torch.manual_seed(seed + 1)
     cfg = DF.fast_config(teacher.cfg, teacher=checkpoint_path("diffusion", directory).name)
     student = DF.student_from_teacher(cfg, teacher.net)
@@ -101,5 +103,5 @@ def make_diffusion_fast(directory: Path, seed: int = 0) -> Path:
         for lin in (student.guidance_mlp[2], student.known_in):
             torch.nn.init.normal_(lin.weight, std=0.02)
     model = DF.DistillModel(cfg, student, teacher.mean, teacher.std)
-    return DF.save_model(directory / "diffusion-fast.safetensors", model,
+    return DF_T.save_model(directory / "diffusion-fast.safetensors", model,
                          {"data": data_provenance(["ui-prmd", "kimore"]), "command": "tests"})

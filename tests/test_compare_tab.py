@@ -57,6 +57,7 @@ def corpus(n: int, seed: int, prefix: str) -> list[Motion]:
 def ckpt_dir(tmp_path_factory):
     from motionviz.models import diffusion as D
     from motionviz.models import vae as V
+    from motionviz.training import diffusion as D_T
 
     d = tmp_path_factory.mktemp("compare-ck")
     train = corpus(6, 0, "s")
@@ -73,7 +74,7 @@ def ckpt_dir(tmp_path_factory):
                     {"data": data_provenance(["ui-prmd"]), "command": "test"})
     # diffusion (untrained, label-conditioned requests only: no text encoder is loaded)
     dcfg = D.tiny_config(labels=LABELS, datasets=("ui-prmd",))
-    D.save_model(d / "diffusion.safetensors", D.DiffusionModel(dcfg),
+    D_T.save_model(d / "diffusion.safetensors", D.DiffusionModel(dcfg),
                  {"data": data_provenance(["ui-prmd"]), "command": "test"})
     return d
 

@@ -18,9 +18,12 @@ from motionviz.core.checkpoint import load_checkpoint, read_metadata, save_check
 from motionviz.core.errors import CheckpointError, UserError
 from motionviz.core.motion import DEFAULT_FPS, Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
+from motionviz.evaluation import diffusion as D_E
+from motionviz.generators import diffusion as D_G
 from motionviz.generators.registry import Request
 from motionviz.models import diffusion as D
 from motionviz.models.losses import motion_loss
+from motionviz.training import diffusion as D_T
 
 LABELS = ("ui-prmd:m01", "ui-prmd:m07", "bandai:walk")
 
@@ -71,14 +74,14 @@ def _batch(B: int = 6, T: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
             "contact_height": torch.tensor(0.12), "contact_speed": torch.tensor(0.02)}
 
 
-def _reps(motions: list[np.ndarray], cfg: D.Config, labels: list[str] | None = None) -> D.RepetitionSet:
+def _reps(motions: list[np.ndarray], cfg: D.Config, labels: list[str] | None = None) -> D_T.RepetitionSet:
     ms = [Motion(j, COMMON, DEFAULT_FPS, MotionLabels(dataset="ui-prmd", label=(labels or LABELS)[i % len(LABELS)]))
           for i, j in enumerate(motions)]
-    return D.repetition_set(ms, [[0]] * len(ms), list(LABELS), ["bandai", "ui-prmd"], cfg)
+    return D_T.repetition_set(ms, [[0]] * len(ms), list(LABELS), ["bandai", "ui-prmd"], cfg)
 
 
 def _stats(cfg: D.Config) -> tuple[torch.Tensor, torch.Tensor]:
-    st = D.feature_stats(_reps([_walk(40 + 10 * s, s) for s in range(4)], cfg))
+    st = D_T.feature_stats(_reps([_walk(40 + 10 * s, s) for s in range(4)], cfg))
     return st["mean"], st["std"]
 
 
@@ -92,13 +95,13 @@ def trained(tmp_path_factory) -> tuple[Path, D.DiffusionModel]:
     for i in range(15):
         model.train_step(_batch(seed=i), {"main": opt})
     path = tmp_path_factory.mktemp("ckpt") / "diffusion.safetensors"
-    D.save_model(path, model, {"data": [{"dataset": "synthetic", "licence": "test"}]})
+    D_T.save_model(path, model, {"data": [{"dataset": "synthetic", "licence": "test"}]})
     return path, model
 
 
 @pytest.fixture(scope="module")
-def gen(trained) -> D.DiffusionGenerator:
-    return D.load_generator(trained[0], encoder=FakeEncoder())
+def gen(trained) -> D_G.DiffusionGenerator:
+    return D_G.load_generator(trained[0], encoder=FakeEncoder())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +160,7 @@ def test_checkpoint_roundtrip_strict(trained, tmp_path):
     path, model = trained
     meta = read_metadata(path)
     assert meta["kind"] == "diffusion" and meta["text_encoder"] == "fake" and json.loads(meta["text_dim"]) == 8
-    g = D.load_generator(path, encoder=FakeEncoder())
+    g = D_G.load_generator(path, encoder=FakeEncoder())
     assert g.cfg == model.cfg                                             # config rebuilds the model
     for k, v in model.ema.state_dict().items():
         assert torch.equal(g.net.state_dict()[k], v)
@@ -168,26 +171,26 @@ def test_checkpoint_roundtrip_strict(trained, tmp_path):
     broken.pop(next(k for k in broken if k.startswith("net.encoder")))
     save_checkpoint(tmp_path / "missing.safetensors", broken, "diffusion", model.cfg, {"text_encoder": "fake"})
     with pytest.raises(CheckpointError, match="does not match"):
-        D.load_generator(tmp_path / "missing.safetensors", encoder=FakeEncoder())
+        D_G.load_generator(tmp_path / "missing.safetensors", encoder=FakeEncoder())
     save_checkpoint(tmp_path / "wide.safetensors", tensors, "diffusion", replace(model.cfg, d_model=48),
                     {"text_encoder": "fake"})
     with pytest.raises(CheckpointError):
-        D.load_generator(tmp_path / "wide.safetensors", encoder=FakeEncoder())
+        D_G.load_generator(tmp_path / "wide.safetensors", encoder=FakeEncoder())
     nostats = {k: v for k, v in tensors.items() if not k.startswith("stats.")}
     save_checkpoint(tmp_path / "nostats.safetensors", nostats, "diffusion", model.cfg, {"text_encoder": "fake"})
     with pytest.raises(CheckpointError, match="normalisation"):
-        D.load_generator(tmp_path / "nostats.safetensors", encoder=FakeEncoder())
+        D_G.load_generator(tmp_path / "nostats.safetensors", encoder=FakeEncoder())
     save_checkpoint(tmp_path / "vae.safetensors", tensors, "vae", model.cfg, {})
     with pytest.raises(CheckpointError, match="vae"):
-        D.load_generator(tmp_path / "vae.safetensors")
+        D_G.load_generator(tmp_path / "vae.safetensors")
 
 
 def test_encoder_mismatch_is_a_clear_error(trained):
     path, _ = trained
     with pytest.raises(CheckpointError, match="trained with text encoder 'fake'"):
-        D.load_generator(path, encoder=FakeEncoder(name="minilm", dim=384))
+        D_G.load_generator(path, encoder=FakeEncoder(name="minilm", dim=384))
     with pytest.raises(UserError):                                        # CheckpointError is a UserError
-        D.load_generator(path, encoder=FakeEncoder(name="fake", dim=16))
+        D_G.load_generator(path, encoder=FakeEncoder(name="fake", dim=16))
 
 
 @pytest.mark.slow
@@ -283,7 +286,7 @@ def test_body_part_editing_keeps_joints_exactly(gen):
 
 @pytest.mark.slow
 def test_bench_quick(trained):
-    out = D.bench(True, trained[0], encoder=FakeEncoder())
+    out = D_E.bench(True, trained[0], encoder=FakeEncoder())
     rows = out["timings"]
     assert {(r["steps"], r["batch"]) for r in rows} == {(20, 1), (20, 4), (10, 1), (10, 4)}
     assert all(r["seconds_per_sample"] > 0 for r in rows)
@@ -307,7 +310,7 @@ def test_build_training_on_real_data(data_root, tmp_path):
     assert json.loads(meta["steps"]) == 3 and meta["command"] == "pytest"
     cfg = json.loads(meta["config"])
     assert cfg["layers"] == 1 and any(l.startswith("ui-prmd:") for l in cfg["labels"])
-    g = D.load_generator(out)
+    g = D_G.load_generator(out)
     m = g.generate(Request(text="deep squat", label="ui-prmd:m01", correct=False, frames=20, steps=2))[0]
     assert m.joints.shape == (20, 15, 3) and np.isfinite(m.joints).all()
 
@@ -334,7 +337,7 @@ def test_torchrun_two_processes_on_real_data(data_root, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     meta = read_metadata(out)
     assert meta["world_size"] == "2" and json.loads(meta["steps"]) == 4
-    g = D.load_generator(out)
+    g = D_G.load_generator(out)
     assert g.generate(Request(text="deep squat", frames=16, steps=2))[0].joints.shape == (16, 15, 3)
 
 
@@ -350,33 +353,33 @@ def test_training_repetitions_are_time_normalised_and_weighted():
     ms = [Motion(multi, COMMON, DEFAULT_FPS, MotionLabels(dataset="kimore", label="ui-prmd:m01"))]
     ms += [Motion(_walk(40, s), COMMON, DEFAULT_FPS, MotionLabels(dataset="ui-prmd", label="ui-prmd:m07"))
            for s in range(9)]
-    r = D.repetition_set(ms, [[0]] * len(ms), list(LABELS), ["bandai", "ui-prmd"], cfg)
+    r = D_T.repetition_set(ms, [[0]] * len(ms), list(LABELS), ["bandai", "ui-prmd"], cfg)
     assert r.joints.shape[1:] == (cfg.rep_frames, 15, 3)
     assert (r.label == 1).sum() == 5                                             # the 5 repetitions
     assert np.allclose(r.duration[r.label == 1], 39 / DEFAULT_FPS, atol=0.2)
     assert (r.label == 2).sum() == 9 and np.allclose(r.duration[r.label == 2], 39 / DEFAULT_FPS)
     w = r.weight / r.weight.sum()
     assert np.isclose(w[r.label == 1].sum() / w[r.label == 2].sum(), np.sqrt(5) / np.sqrt(9), rtol=1e-6)
-    it = D.RepetitionBatches(r, torch.zeros(1, 8), cfg, 4, {"vel_scale": 1.0}, seed=0)
+    it = D_T.RepetitionBatches(r, torch.zeros(1, 8), cfg, 4, {"vel_scale": 1.0}, seed=0)
     b = next(it)
     assert b["joints"].shape == (4, cfg.rep_frames, 15, 3) and b["duration"].shape == (4,)
 
 
 def test_motion_numbers_known_answers():
     still = np.repeat(arms_down_pose()[None], 30, axis=0)
-    n = D.motion_numbers(still)
+    n = D_E.motion_numbers(still)
     assert n["speed"] == 0 and n["range"] == 0 and n["bone_cv"] < 1e-6 and n["pelvis_drop"] == 0
     assert n["wrist_above_shoulder"] == pytest.approx(0.9 - 1.4, abs=1e-5)
     squat = still.copy()
     squat[10:20, :, 1] -= 0.3                                              # whole body 30 cm lower
-    assert D.motion_numbers(squat)["pelvis_drop"] == pytest.approx(0.3, abs=1e-5)
+    assert D_E.motion_numbers(squat)["pelvis_drop"] == pytest.approx(0.3, abs=1e-5)
     stretched = still.copy()
     stretched[::2, COMMON.indices(["left_wrist"]), 0] += 0.1               # a bone changing length
-    assert D.motion_numbers(stretched)["bone_cv"] > 0.002
+    assert D_E.motion_numbers(stretched)["bone_cv"] > 0.002
 
 
 def test_sanity_report(trained):
-    out = D.sanity(trained[0], encoder=FakeEncoder(), num=2, frames=24, steps=2,
+    out = D_E.sanity(trained[0], encoder=FakeEncoder(), num=2, frames=24, steps=2,
                    prompts={"a": "raise arms", "b": "squat"})
     assert set(out["prompts"]) == {"a", "b"} and "a|b" in out["between_prompt_distance"]
     assert all(0 <= r["frozen_fraction"] <= 1 for r in out["prompts"].values())
@@ -470,15 +473,15 @@ def test_checkpoints_without_the_conditioning_field_load_as_added_conditions(tra
     for k in ("conditioning", "pair_condition"):
         stored.pop(k)
     save_checkpoint(tmp_path / "legacy.safetensors", tensors, "diffusion", stored, {"text_encoder": "fake"})
-    g = D.load_generator(tmp_path / "legacy.safetensors", encoder=FakeEncoder())
+    g = D_G.load_generator(tmp_path / "legacy.safetensors", encoder=FakeEncoder())
     assert g.cfg.conditioning == "add" and not g.cfg.pair_condition
     assert isinstance(g.net.encoder, torch.nn.TransformerEncoder)
-    assert model.cfg.conditioning == "adaln" and isinstance(D.load_generator(path, encoder=FakeEncoder()).net.encoder,
+    assert model.cfg.conditioning == "adaln" and isinstance(D_G.load_generator(path, encoder=FakeEncoder()).net.encoder,
                                                             D.AdaLNEncoder)
     bad = dict(stored, conditioning="film")
     save_checkpoint(tmp_path / "bad.safetensors", tensors, "diffusion", bad, {"text_encoder": "fake"})
     with pytest.raises(CheckpointError, match="conditioning"):
-        D.load_generator(tmp_path / "bad.safetensors", encoder=FakeEncoder())
+        D_G.load_generator(tmp_path / "bad.safetensors", encoder=FakeEncoder())
 
 
 def test_motion_loss_is_relative_to_each_repetitions_own_motion():

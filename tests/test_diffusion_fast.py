@@ -17,9 +17,13 @@ from motionviz.core.errors import UserError
 from motionviz.core.motion import DEFAULT_FPS, Motion
 from motionviz.core.sampling import Schedule, guided, sample
 from motionviz.core.skeleton import COMMON
+from motionviz.generators import diffusion as D_G
+from motionviz.generators import diffusion_fast as DF_G
 from motionviz.generators.registry import Request
 from motionviz.models import diffusion as D
 from motionviz.models import diffusion_fast as DF
+from motionviz.training import diffusion as D_T
+from motionviz.training import diffusion_fast as DF_T
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny_models import install_fake_encoder, make_diffusion_fast, standing_pose  # noqa: E402
@@ -55,7 +59,7 @@ def test_student_times_and_teacher_grid():
 # ---------------------------------------------------------------------------------------------
 # distillation on a toy distribution
 # ---------------------------------------------------------------------------------------------
-def _toy_reps(n: int, R: int, seed: int = 0) -> D.RepetitionSet:
+def _toy_reps(n: int, R: int, seed: int = 0) -> D_T.RepetitionSet:
     """Toy repetitions: a standing person raising both arms by a random amount (one label), canonicalised."""
     rng = np.random.default_rng(seed)
     pose = standing_pose()
@@ -66,7 +70,7 @@ def _toy_reps(n: int, R: int, seed: int = 0) -> D.RepetitionSet:
         j = np.repeat(pose[None], R, axis=0).copy()
         j[:, arms, 1] += rng.uniform(0.1, 0.5) * ph
         out.append(D.canonicalise(j)[0])
-    return D.RepetitionSet(np.stack(out).astype(np.float32), rng.uniform(1.5, 3.0, n).astype(np.float32),
+    return D_T.RepetitionSet(np.stack(out).astype(np.float32), rng.uniform(1.5, 3.0, n).astype(np.float32),
                            np.ones(n, np.int64), rng.integers(0, 3, n), np.ones(n, np.int64), [[0], [1]] * (n // 2),
                            np.ones(n))
 
@@ -86,14 +90,14 @@ def _toy_setup(seed: int = 0):
     return cfg, teacher, mean, std, reps, text
 
 
-def _one_step_error(student: DF.StudentDenoiser, teacher: D.Denoiser, cfg: DF.FastConfig, batches: DF.TrajectoryBatches,
+def _one_step_error(student: DF.StudentDenoiser, teacher: D.Denoiser, cfg: DF.FastConfig, batches: DF_T.TrajectoryBatches,
                     n: int = 64) -> float:
     """Mean squared error between the student's 1-step sample and the teacher's multi-step guided sample
     from the same noise, on fresh conditions."""
     torch.manual_seed(123)
     cond = batches.conditions(n)
     x_T = torch.randn(n, cfg.rep_frames, cfg.features)
-    model = D.conditioned_model(teacher, cond["text"], cond["text_on"], cond["label"], cond["correct"], cond["dataset"])
+    model = D_G.conditioned_model(teacher, cond["text"], cond["text_on"], cond["label"], cond["correct"], cond["dataset"])
     sched = Schedule(cfg.T)
     with torch.no_grad():
         ref = sample(guided(model, cond["w"], torch.where(cond["correct"] != 0, cfg.correct_guidance, 0.0)),
@@ -108,7 +112,7 @@ def _one_step_error(student: DF.StudentDenoiser, teacher: D.Denoiser, cfg: DF.Fa
 @pytest.mark.slow
 def test_distillation_step_learns_the_teachers_multistep_output():
     cfg, teacher, mean, std, reps, text = _toy_setup()
-    batches = DF.TrajectoryBatches(cfg, teacher, mean, std, reps, text, seed=0)
+    batches = DF_T.TrajectoryBatches(cfg, teacher, mean, std, reps, text, seed=0)
     student = DF.student_from_teacher(cfg, teacher)
     model = DF.DistillModel(cfg, student, mean, std)
     before = _one_step_error(model.net, teacher, cfg, batches)
@@ -122,12 +126,12 @@ def test_distillation_step_learns_the_teachers_multistep_output():
 
 def test_trajectory_states_are_the_teachers_ddim_states():
     cfg, teacher, mean, std, reps, text = _toy_setup()
-    batches = DF.TrajectoryBatches(cfg, teacher, mean, std, reps, text, seed=1)
+    batches = DF_T.TrajectoryBatches(cfg, teacher, mean, std, reps, text, seed=1)
     cond = batches.conditions(4)
     states, final = batches.trajectories(cond)
     assert states.shape == (4, cfg.max_steps, cfg.rep_frames, cfg.features)
     # re-running the teacher from the recorded t = T-1 state over the grid reproduces the final sample
-    model = D.conditioned_model(teacher, cond["text"], cond["text_on"], cond["label"], cond["correct"], cond["dataset"])
+    model = D_G.conditioned_model(teacher, cond["text"], cond["text_on"], cond["label"], cond["correct"], cond["dataset"])
     again = sample(guided(model, cond["w"], torch.where(cond["correct"] != 0, cfg.correct_guidance, 0.0)),
                    final.shape, Schedule(cfg.T), 0, x_T=states[:, 0], timesteps=batches.grid)
     assert torch.allclose(again, final, atol=1e-5)
@@ -148,8 +152,8 @@ def test_student_starts_from_the_teachers_layers():
 # ---------------------------------------------------------------------------------------------
 # the generator and the CLI
 # ---------------------------------------------------------------------------------------------
-def _gen(ckpt: Path) -> DF.FastGenerator:
-    return DF.load_generator(ckpt / "diffusion-fast.safetensors")
+def _gen(ckpt: Path) -> DF_G.FastGenerator:
+    return DF_G.load_generator(ckpt / "diffusion-fast.safetensors")
 
 
 @pytest.mark.parametrize("steps", [1, 2, 4])
@@ -208,7 +212,7 @@ def test_registered_and_loaded_through_the_registry(ckpt):
 
     assert "diffusion-fast" in MODELS and DEFAULT_STEPS["diffusion-fast"] == 1
     assert "diffusion-fast" in available_models(ckpt)
-    assert isinstance(load_generator("diffusion-fast", ckpt), DF.FastGenerator)
+    assert isinstance(load_generator("diffusion-fast", ckpt), DF_G.FastGenerator)
 
 
 def test_cli_sample_fast(capsys, ckpt, tmp_path):
@@ -315,7 +319,7 @@ def test_build_training_on_real_data(data_root, tmp_path):
     cfg = json.loads(meta["config"])
     assert cfg["layers"] == 1 and cfg["teacher_layers"] == [0] and len(cfg["teacher"]) == 64
     assert meta["teacher"] == "diffusion.safetensors" and json.loads(meta["data"])[0]["dataset"] == "ui-prmd"
-    g = DF.load_generator(out)
+    g = DF_G.load_generator(out)
     m = g.generate(Request(text="deep squat", label="ui-prmd:m01", correct=False, frames=30, steps=1))[0]
     assert m.joints.shape == (30, J, 3) and np.isfinite(m.joints).all()
     missing = TrainOptions(name="diffusion-fast", tiny=True, overrides={"teacher": str(tmp_path / "none.safetensors")})

@@ -67,6 +67,11 @@ def main(argv: list[str]) -> int:
         i = argv.index("--doc")
         doc = argv[i + 1]
         argv = argv[:i] + argv[i + 2:]
+    suffix = "_" + argv[1].split(".")[1][0].upper()
+    if "--alias-suffix" in argv:
+        i = argv.index("--alias-suffix")
+        suffix = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
     src_mod, dst_mod, names = argv[0], argv[1], argv[2:]
     mods = module_files()
     src_path = mods[src_mod]
@@ -153,6 +158,7 @@ def main(argv: list[str]) -> int:
         new = re.sub(re.escape(src_mod) + r"([.:])(" + moved_re + r")\b", dst_mod + r"\1\2", text)
         if p.suffix == ".py":
             new = fix_from_imports(p, new, src_mod, dst_mod, all_moved, mods)
+            new = fix_module_aliases(p, new, src_mod, dst_mod, all_moved, mods, suffix)
         if new != text:
             p.write_text(new, encoding="utf-8")
             print("rewrote", p.relative_to(ROOT))
@@ -191,6 +197,49 @@ def fix_from_imports(p: Path, text: str, src_mod: str, dst_mod: str, moved: set[
 
         new = ([render(src_mod, st)] if st else []) + [render(dst_mod, mv)]
         lines[node.lineno - 1: node.end_lineno] = new
+    return "\n".join(lines)
+
+
+def fix_module_aliases(p: Path, text: str, src_mod: str, dst_mod: str, moved: set[str], mods, suffix: str) -> str:
+    """``import src as A`` / ``from pkg import src [as A]`` and ``A.moved_name`` used -> also import the
+    destination module (as ``A + suffix``) next to it and use it for the moved names."""
+    here = next((m for m, f in mods.items() if f == p), None)
+    is_pkg = p.name == "__init__.py"
+    lines = text.split("\n")
+    tree = ast.parse(text)
+    inserts = []
+    moved_re = "|".join(re.escape(n) for n in sorted(moved, key=len, reverse=True))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            pairs = [(a.name, a.asname) for a in node.names if a.asname]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if here is None:
+                    continue
+                base = here.split(".") if is_pkg else here.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)] + ([node.module] if node.module else [])
+                absolute = ".".join(base)
+            else:
+                absolute = node.module or ""
+            pairs = [(f"{absolute}.{a.name}", a.asname or a.name) for a in node.names]
+        else:
+            continue
+        for full, alias in pairs:
+            if full != src_mod or not re.search(r"(?<![\w.])" + re.escape(alias) + r"\.(" + moved_re + r")\b", text):
+                continue
+            new_alias = alias + suffix
+            parent, leaf = dst_mod.rsplit(".", 1)
+            indent = lines[node.lineno - 1][: node.col_offset]
+            if isinstance(node, ast.ImportFrom) and node.level:
+                level, rest = relative(here, is_pkg, parent)
+                line = f"{indent}from {'.' * level}{rest} import {leaf} as {new_alias}"
+            else:
+                line = f"{indent}from {parent} import {leaf} as {new_alias}"
+            inserts.append((node.end_lineno, line))
+            text_re = re.compile(r"(?<![\w.])" + re.escape(alias) + r"\.(" + moved_re + r")\b")
+            lines = [text_re.sub(new_alias + r".\1", ln) for ln in lines]
+    for at, line in sorted(inserts, reverse=True):
+        lines.insert(at, line)
     return "\n".join(lines)
 
 

@@ -36,8 +36,8 @@ __all__ = ["SECTIONS", "run_bench", "machine_info", "run_section", "timeit"]
 #: section name -> ("module:function", checkpoint it needs or None): a generator name of
 #: :data:`motionviz.generators.registry.MODELS`, or ``<name>`` for ``<checkpoint dir>/<name>.safetensors``.
 SECTIONS: dict[str, tuple[str, str | None]] = {
-    "diffusion": ("motionviz.models.diffusion:bench", "diffusion"),
-    "diffusion-fast": ("motionviz.models.diffusion_fast:bench", "diffusion-fast"),
+    "diffusion": ("motionviz.evaluation.diffusion:bench", "diffusion"),
+    "diffusion-fast": ("motionviz.evaluation.diffusion_fast:bench", "diffusion-fast"),
     "vae": ("motionviz.models.vae:bench", "vae"),
     "inpaint": ("motionviz.generators.inpaint:bench", "aegan"),
     "mesh": ("motionviz.mesh:bench", None),

@@ -196,8 +196,8 @@ class FixedSteps:
 
 # name -> (checkpoint file name, "module:loader"), loader(path) -> Generator.
 MODELS: dict[str, tuple[str, str]] = {
-    "diffusion": ("diffusion.safetensors", "motionviz.models.diffusion:load_generator"),
-    "diffusion-fast": ("diffusion-fast.safetensors", "motionviz.models.diffusion_fast:load_generator"),
+    "diffusion": ("diffusion.safetensors", "motionviz.generators.diffusion:load_generator"),
+    "diffusion-fast": ("diffusion-fast.safetensors", "motionviz.generators.diffusion_fast:load_generator"),
     "vae": ("vae.safetensors", "motionviz.models.vae:load_generator"),
     "aegan": ("aegan.safetensors", "motionviz.models.aegan:load_generator"),
 }

@@ -48,8 +48,8 @@ __all__ = ["TRAINERS", "TrainOptions", "TrainSetup", "RandomBatches", "shard", "
 
 # name -> "module:function" building a TrainSetup from TrainOptions.  Engineers add their rows.
 TRAINERS: dict[str, str] = {
-    "diffusion": "motionviz.models.diffusion:build_training",
-    "diffusion-fast": "motionviz.models.diffusion_fast:build_training",
+    "diffusion": "motionviz.training.diffusion:build_training",
+    "diffusion-fast": "motionviz.training.diffusion_fast:build_training",
     "vae": "motionviz.models.vae:build_training",
     "aegan": "motionviz.models.aegan:build_training",
     "aegan-upsample": "motionviz.models.aegan:build_upsample_training",

@@ -59,6 +59,7 @@ def _tiny_checkpoints(folder: Path) -> Path:
     from ..core.skeleton import COMMON
     from ..models import aegan as A
     from ..models import diffusion as D
+    from ..training import diffusion as D_T
 
     torch.manual_seed(0)
     labels = ("kimore:ex1", "ui-prmd:m01", "ui-prmd:m07")
@@ -67,7 +68,7 @@ def _tiny_checkpoints(folder: Path) -> Path:
     pose[:, 1] = torch.linspace(0.1, 1.6, len(COMMON))
     mean = torch.cat([D.to_features(pose), torch.tensor([float(np.log(2.0))])])
     model = D.DiffusionModel(cfg, mean, torch.full((cfg.features,), 0.05))
-    D.save_model(folder / "diffusion.safetensors", model,
+    D_T.save_model(folder / "diffusion.safetensors", model,
                  {"data": data_provenance(["ui-prmd", "kimore"]), "command": "loadcheck"})
     import shutil
 
