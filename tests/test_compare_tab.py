@@ -58,6 +58,7 @@ def ckpt_dir(tmp_path_factory):
     from motionviz.models import diffusion as D
     from motionviz.models import vae as V
     from motionviz.training import diffusion as D_T
+    from motionviz.training import vae as V_T
 
     d = tmp_path_factory.mktemp("compare-ck")
     train = corpus(6, 0, "s")
@@ -69,7 +70,7 @@ def ckpt_dir(tmp_path_factory):
     torch.manual_seed(0)
     vcfg = V.tiny_config(V.classes_of(train))
     vae = V.ActorVAE(vcfg)
-    vae.set_stats(*V.compute_stats(V.motions_to_items(train, vcfg.classes, vcfg)))
+    vae.set_stats(*V_T.compute_stats(V_T.motions_to_items(train, vcfg.classes, vcfg)))
     save_checkpoint(d / "vae.safetensors", vae.state_dict(), "vae", vae.config,
                     {"data": data_provenance(["ui-prmd"]), "command": "test"})
     # diffusion (untrained, label-conditioned requests only: no text encoder is loaded)

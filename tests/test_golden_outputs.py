@@ -29,14 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:                      # run as a script
     sys.path.insert(0, str(ROOT))
 
-from motionviz.cli.sample import keep_mask  # noqa: E402
-from motionviz.evaluation.generative import generate_pool  # noqa: E402
-from motionviz.generators.inpaint import baseline, inpaint, load_model, preset  # noqa: E402
-from motionviz.generators.registry import Request, load_generator  # noqa: E402
-from motionviz.generators.upsample import load_upsampler, upsample  # noqa: E402
-from motionviz.models.recognition import load_recognizer  # noqa: E402
-from motionviz.models.vae import Endpoint  # noqa: E402
-from motionviz.video import smooth_fill  # noqa: E402
+from motionviz.cli.sample import keep_mask
+from motionviz.evaluation.generative import generate_pool
+from motionviz.generators.inpaint import baseline, inpaint, load_model, preset
+from motionviz.generators.registry import Request, load_generator
+from motionviz.generators.upsample import load_upsampler, upsample
+from motionviz.generators.vae import Endpoint
+from motionviz.models.recognition import load_recognizer
+from motionviz.video import smooth_fill
 
 pytestmark = [pytest.mark.slow, pytest.mark.shipped]
 

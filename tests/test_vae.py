@@ -16,11 +16,14 @@ from _poses import standing_pose
 
 from motionviz.core.checkpoint import data_provenance, save_checkpoint
 from motionviz.core.errors import CheckpointError, UserError
+from motionviz.core.latent import interpolate, lerp, slerp, weights
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
-from motionviz.generators.interpolate import interpolate, lerp, slerp, weights
+from motionviz.evaluation import vae as V_E
+from motionviz.generators import vae as V_G
 from motionviz.generators.registry import Request
 from motionviz.models import vae as V
+from motionviz.training import vae as V_T
 
 torch.set_num_threads(1)
 
@@ -59,14 +62,14 @@ def tiny_model(seed: int = 0) -> V.ActorVAE:
     motions = corpus()
     cfg = V.tiny_config(V.classes_of(motions))
     model = V.ActorVAE(cfg)
-    items = V.motions_to_items(motions, cfg.classes, cfg)
-    model.set_stats(*V.compute_stats(items))
+    items = V_T.motions_to_items(motions, cfg.classes, cfg)
+    model.set_stats(*V_T.compute_stats(items))
     return model.eval()
 
 
 @pytest.fixture(scope="module")
-def gen() -> V.VAEGenerator:
-    return V.VAEGenerator(tiny_model())
+def gen() -> V_G.VAEGenerator:
+    return V_G.VAEGenerator(tiny_model())
 
 
 @pytest.fixture()
@@ -124,7 +127,7 @@ def test_shapes_for_any_length(T):
     assert mu.shape == (3, D) and logvar.shape == (3, D)
     assert out.shape == (3, T, F) and torch.isfinite(out).all()
     assert (out[1, T // 2:] == 0).all()                                 # padded frames masked
-    g = V.VAEGenerator(model)
+    g = V_G.VAEGenerator(model)
     ms = g.sample("ui-prmd:m01", True, frames=T, num=2, seed=0)
     assert len(ms) == 2 and ms[0].joints.shape == (T, 15, 3) and ms[0].joints.dtype == np.float32
     assert ms[0].skeleton is COMMON and ms[0].fps == 20.0 and ms[0].labels.label == "ui-prmd:m01"
@@ -158,8 +161,8 @@ def test_kl_weight_config_and_loss_composition():
     assert V.Config().kl_weight == pytest.approx(1e-5)
     model = tiny_model()
     model.config = replace(model.config, kl_weight=0.25, vel_weight=0.5, pos_weight=2.0, motion_weight=0.75)
-    items = V.motions_to_items(corpus(), model.config.classes, model.config)
-    batch = V.collate_clips(items[:6])
+    items = V_T.motions_to_items(corpus(), model.config.classes, model.config)
+    batch = V_T.collate_clips(items[:6])
     with torch.no_grad():
         out = model.losses(batch, generator=torch.Generator().manual_seed(0))
     expected = 2.0 * out["pos"] + 0.5 * out["vel"] + 0.25 * out["kl"] + 0.75 * out["motion"]
@@ -175,16 +178,16 @@ def test_collate_time_normalised_repetitions():
     last feature; they start facing +Z with the pelvis at the origin."""
     cfg = V.tiny_config(CLASSES)
     motions = corpus()
-    items = V.motions_to_items(motions, CLASSES, cfg)
+    items = V_T.motions_to_items(motions, CLASSES, cfg)
     assert len(items) == len(motions)                     # synthetic clips are single repetitions
-    b = V.collate_clips(items[:8])
+    b = V_T.collate_clips(items[:8])
     assert b["features"].shape == (8, cfg.rep_frames, 46) and bool(b["mask"].all())
     durations = torch.exp(b["features"][:, :, -1].mean(1))
     want = torch.tensor([(m.num_frames - 1) / m.fps for m in motions[:8]])
     torch.testing.assert_close(durations, want, atol=1e-4, rtol=1e-4)
     f0 = b["features"][:, 0, :3]
     assert torch.allclose(f0[:, [0, 2]], torch.zeros(8, 2), atol=1e-5)
-    batches = V.ClipBatches(items, len(CLASSES), 5, seed=3)
+    batches = V_T.ClipBatches(items, len(CLASSES), 5, seed=3)
     assert next(batches)["label"].shape == (5,)
 
 
@@ -202,9 +205,9 @@ def test_samples_chain_repetitions_to_the_requested_length(gen):
 def test_train_step_lowers_loss():
     torch.manual_seed(0)
     model = tiny_model()
-    items = V.motions_to_items(corpus(), model.config.classes, model.config)
-    batch = V.collate_clips(items[::3])
-    opts = V.make_optimizers(model)
+    items = V_T.motions_to_items(corpus(), model.config.classes, model.config)
+    batch = V_T.collate_clips(items[::3])
+    opts = V_T.make_optimizers(model)
     first = model.train_step(batch, opts)
     for _ in range(60):
         last = model.train_step(batch, opts)
@@ -246,8 +249,8 @@ def test_checkpoint_round_trip_strict(tmp_path):
     model = tiny_model()
     path = save_checkpoint(tmp_path / "vae.safetensors", model.state_dict(), "vae", model.config,
                            {"data": data_provenance(["ui-prmd"])})
-    g1 = V.VAEGenerator(model)
-    g2 = V.load_generator(path)
+    g1 = V_G.VAEGenerator(model)
+    g2 = V_G.load_generator(path)
     assert g2.config == model.config and g2.classes == CLASSES
     for k, v in model.state_dict().items():
         torch.testing.assert_close(g2.model.state_dict()[k], v)
@@ -258,10 +261,10 @@ def test_checkpoint_round_trip_strict(tmp_path):
     sd.pop("class_bias")
     bad = save_checkpoint(tmp_path / "bad.safetensors", sd, "vae", model.config)
     with pytest.raises(CheckpointError, match="does not match"):
-        V.load_generator(bad)
+        V_G.load_generator(bad)
     other = save_checkpoint(tmp_path / "other.safetensors", model.state_dict(), "aegan", model.config)
     with pytest.raises(CheckpointError):
-        V.load_generator(other)
+        V_G.load_generator(other)
 
 
 # ---- interpolation ------------------------------------------------------------------------------
@@ -291,19 +294,19 @@ def test_lerp_slerp_endpoints_and_norm():
 @pytest.mark.parametrize("spherical", [False, True])
 def test_interpolation_endpoints_equal_endpoint_decodes(gen, spherical):
     # two seeds of one class
-    path = gen.interpolate_path(V.Endpoint("m01", False, 3), V.Endpoint("m01", False, 9), steps=5, frames=24,
+    path = gen.interpolate_path(V_G.Endpoint("m01", False, 3), V_G.Endpoint("m01", False, 9), steps=5, frames=24,
                                 spherical=spherical)
     assert len(path) == 5 and path[0].joints.shape == (24, 15, 3)
     np.testing.assert_allclose(path[0].joints, gen.sample("m01", False, 24, 1, 3)[0].joints, atol=1e-5)
     np.testing.assert_allclose(path[-1].joints, gen.sample("m01", False, 24, 1, 9)[0].joints, atol=1e-5)
     assert not np.allclose(path[2].joints, path[0].joints)
     # correct <-> incorrect of one exercise, and two different classes
-    path = gen.interpolate_path(V.Endpoint("m01", True, 1), V.Endpoint("m01", False, 1), 4, 24, spherical)
+    path = gen.interpolate_path(V_G.Endpoint("m01", True, 1), V_G.Endpoint("m01", False, 1), 4, 24, spherical)
     np.testing.assert_allclose(path[0].joints, gen.sample("m01", True, 24, 1, 1)[0].joints, atol=1e-5)
     np.testing.assert_allclose(path[-1].joints, gen.sample("m01", False, 24, 1, 1)[0].joints, atol=1e-5)
     assert path[0].labels.correct is True and path[-1].labels.correct is False
     # deterministic
-    again = gen.interpolate_path(V.Endpoint("m01", True, 1), V.Endpoint("m01", False, 1), 4, 24, spherical)
+    again = gen.interpolate_path(V_G.Endpoint("m01", True, 1), V_G.Endpoint("m01", False, 1), 4, 24, spherical)
     np.testing.assert_array_equal(again[2].joints, path[2].joints)
 
 
@@ -311,7 +314,7 @@ def test_interpolation_between_encoded_motions_and_request(gen):
     rng = np.random.default_rng(7)
     a = synthetic("ui-prmd:m01", True, 30, rng)
     b = synthetic("ui-prmd:m07", True, 30, rng)
-    path = gen.interpolate_path(V.Endpoint(motion=a), V.Endpoint(motion=b), steps=3, frames=30)
+    path = gen.interpolate_path(V_G.Endpoint(motion=a), V_G.Endpoint(motion=b), steps=3, frames=30)
     rec_a = gen.vary(a, num=1, seed=0, spread=0.0, frames=30)[0]
     rec_b = gen.vary(b, num=1, seed=0, spread=0.0, frames=30)[0]
     np.testing.assert_allclose(path[0].joints, rec_a.joints, atol=1e-5)
@@ -391,7 +394,7 @@ def test_tab_builds_and_callbacks_return_figures(ckpt_dir, tmp_path):
     assert [m["title"] for m in json.loads(strip)["motions"]] == ["t=0.00", "t=0.33", "t=0.67", "t=1.00"]
     assert len(state["steps"]) == 4 and state["steps"][0].joints.shape == (24, 15, 3)
     # the slider decodes the exact position: t = 0 is the first step, t = 0.5 lies between the ends
-    gen = V.load_generator(ckpt_dir / "vae.safetensors")
+    gen = V_G.load_generator(ckpt_dir / "vae.safetensors")
     m0 = T.motion_at(gen, state["segment"], 0.0, 24)
     np.testing.assert_allclose(m0.joints, state["steps"][0].joints, atol=1e-5)
     np.testing.assert_allclose(m0.joints, gen.sample("m01", True, 24, 1, 3)[0].joints, atol=1e-5)
@@ -431,7 +434,7 @@ def test_tab_real_dataset_endpoint(gen, data_root):
 
     e = T.make_endpoint(gen, T.DATASET_SOURCE, "m01", T.INCORRECT, 0, 2, None, [], "A", data_root)
     assert e.motion is not None and e.motion.labels.label == "ui-prmd:m01" and e.motion.labels.correct is False
-    path = gen.interpolate_path(e, V.Endpoint("m01", True, 0), steps=3, frames=20)
+    path = gen.interpolate_path(e, V_G.Endpoint("m01", True, 0), steps=3, frames=20)
     assert len(path) == 3 and np.isfinite(path[1].joints).all()
     with pytest.raises(UserError, match="between 1 and"):
         T.make_endpoint(gen, T.DATASET_SOURCE, "m01", T.INCORRECT, 0, 10_000, None, [], "A", data_root)
@@ -460,14 +463,14 @@ def test_motion_level_interpolation_helpers(gen):
 
 
 def test_bench_reads_the_checkpoint(ckpt_dir):
-    out = V.bench(quick=True)
+    out = V_E.bench(quick=True)
     assert out["checkpoint"] == "vae.safetensors" and out["frames"] == 60
     for k in ("seconds_per_motion_batch1", "seconds_per_motion_batch16"):
         assert 0 < out[k] < 5.0
 
 
 def test_sanity_numbers_against_held_out_data(gen, data_root):
-    out = V.sanity(gen, data_root, per_class=2, frames=24, steps=4, max_real=4)
+    out = V_E.sanity(gen, data_root, per_class=2, frames=24, steps=4, max_real=4)
     assert out["classes_checked"] == 4 and out["samples"] == 8 and out["chance"] == 0.25
     assert 0 < out["bone_cv"]["real"] < 0.2 and out["bone_cv"]["samples"] >= 0
     assert 0 <= out["nearest_centroid_accuracy"] <= 1 and 0 <= out["frozen_fraction"] <= 1
@@ -479,16 +482,16 @@ def test_sanity_numbers_against_held_out_data(gen, data_root):
 def test_recentre_moves_class_means_into_the_bias_and_keeps_reconstructions(tmp_path):
     model = tiny_model(seed=1)
     motions = corpus(4, seed=2)
-    items = V.motions_to_items(motions, model.config.classes, model.config)
-    probes = V.probe_batches(items, len(model.config.classes), 24, per_class=4)
+    items = V_T.motions_to_items(motions, model.config.classes, model.config)
+    probes = V_T.probe_batches(items, len(model.config.classes), 24, per_class=4)
     assert len(probes) == len(model.config.classes)
     # give the encoder a class-dependent offset so that there is something to move
     with torch.no_grad():
         model.mu_token.add_(torch.randn(model.mu_token.shape) * 2.0)
-    state = V.recentre_state(model, probes)
+    state = V_T.recentre_state(model, probes)
     assert state["mu_shift"].abs().sum() > 0
     save_checkpoint(tmp_path / "vae.safetensors", state, "vae", model.config, {"data": []})
-    g0, g1 = V.VAEGenerator(model), V.load_generator(tmp_path / "vae.safetensors")
+    g0, g1 = V_G.VAEGenerator(model), V_G.load_generator(tmp_path / "vae.safetensors")
     assert torch.equal(g1.model.mu_shift, state["mu_shift"])
     for b in probes:
         mask = b["mask"]
@@ -511,7 +514,7 @@ def test_recentre_moves_class_means_into_the_bias_and_keeps_reconstructions(tmp_
     # a checkpoint without the fitted buffers (older format) samples from N(0, I)
     legacy = {k: v for k, v in state.items() if k not in ("mu_shift", "prior_scale")}
     save_checkpoint(tmp_path / "old.safetensors", legacy, "vae", model.config, {"data": []})
-    assert torch.equal(V.load_generator(tmp_path / "old.safetensors").model.prior_scale, torch.ones_like(scale))
+    assert torch.equal(V_G.load_generator(tmp_path / "old.safetensors").model.prior_scale, torch.ones_like(scale))
 
 
 def test_each_sample_has_its_own_seed(gen):

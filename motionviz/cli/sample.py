@@ -433,7 +433,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
         to_seed = from_seed if (class_changes or end_motion is not None) else from_seed + 1
     if end_motion is None and not (to_ex or ex):
         raise UserError("give --to-exercise NAME or --to-motion FILE for the end of the path")
-    from ..models.vae import Endpoint
+    from ..generators.vae import Endpoint
 
     start = Endpoint(ex, start_correct if ex else None, from_seed, start_motion)
     end = Endpoint(to_ex or (ex if end_motion is None else None), end_correct, to_seed, end_motion)

@@ -38,7 +38,7 @@ __all__ = ["SECTIONS", "run_bench", "machine_info", "run_section", "timeit"]
 SECTIONS: dict[str, tuple[str, str | None]] = {
     "diffusion": ("motionviz.evaluation.diffusion:bench", "diffusion"),
     "diffusion-fast": ("motionviz.evaluation.diffusion_fast:bench", "diffusion-fast"),
-    "vae": ("motionviz.models.vae:bench", "vae"),
+    "vae": ("motionviz.evaluation.vae:bench", "vae"),
     "inpaint": ("motionviz.generators.inpaint:bench", "aegan"),
     "mesh": ("motionviz.mesh:bench", None),
     "video": ("motionviz.video:bench", None),
@@ -165,7 +165,7 @@ def _generic_vae(quick: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"source": "motionviz.evaluation.bench generic", "checkpoint": str(checkpoint_path("vae")),
                            "load_seconds": round(load_s, 4), "label": label, "sampling": rows}
     if hasattr(gen, "interpolate_path"):
-        from ..models.vae import Endpoint
+        from ..generators.vae import Endpoint
 
         t = timeit(lambda: gen.interpolate_path(Endpoint(label, None, 0), Endpoint(label, None, 1), steps=8,
                                                 frames=60), repeats=reps)

@@ -25,72 +25,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-import torch
+
+from ..core.errors import UserError
+from .vae import Endpoint
 
 if TYPE_CHECKING:
     from ..core.motion import Motion
 
 ProgressFn = Callable[[float, str], None]
 
-__all__ = ["weights", "lerp", "slerp", "interpolate", "between_seeds", "between_classes", "between_motions",
+__all__ = ["between_seeds", "between_classes", "between_motions",
            "path_array"]
-
-
-def weights(steps: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(S,) evenly spaced weights from 0 to 1 inclusive; ``steps`` >= 2."""
-    if int(steps) < 2:
-        raise ValueError(f"an interpolation needs at least 2 steps, got {steps}")
-    return torch.linspace(0.0, 1.0, int(steps), dtype=dtype)
-
-
-def _expand_t(t: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    t = torch.as_tensor(t, dtype=a.dtype)
-    if t.ndim != 1:
-        raise ValueError(f"interpolation weights must be 1-D, got shape {tuple(t.shape)}")
-    return t.reshape((-1,) + (1,) * a.ndim)  # (S, 1, ..., 1)
-
-
-def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Linear path: a (..., D), b (..., D), t (S,) -> (S, ..., D) = (1 - t) a + t b."""
-    if a.shape != b.shape:
-        raise ValueError(f"endpoints differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-    tt = _expand_t(t, a)
-    out = (1.0 - tt) * a + tt * b
-    # exact endpoints (no rounding at t = 0 / 1)
-    out = torch.where(tt == 0, a.expand_as(out), out)
-    return torch.where(tt == 1, b.expand_as(out), out)
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """Spherical path: a (..., D), b (..., D), t (S,) -> (S, ..., D).
-
-    Direction follows the great circle from a/|a| to b/|b|; the norm goes linearly from |a| to |b|.
-    Nearly parallel endpoints fall back to a normalised linear path of the directions."""
-    if a.shape != b.shape:
-        raise ValueError(f"endpoints differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-    tt = _expand_t(t, a)
-    na = a.norm(dim=-1, keepdim=True)  # (..., 1)
-    nb = b.norm(dim=-1, keepdim=True)
-    ua = a / na.clamp_min(eps)
-    ub = b / nb.clamp_min(eps)
-    cos = (ua * ub).sum(-1, keepdim=True).clamp(-1.0, 1.0)
-    omega = torch.arccos(cos)  # (..., 1)
-    sin = torch.sin(omega)
-    small = sin < 1e-4
-    safe_sin = torch.where(small, torch.ones_like(sin), sin)
-    wa = torch.where(small, 1.0 - tt, torch.sin((1.0 - tt) * omega) / safe_sin)
-    wb = torch.where(small, tt, torch.sin(tt * omega) / safe_sin)
-    direction = wa * ua + wb * ub
-    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(eps)
-    out = direction * ((1.0 - tt) * na + tt * nb)
-    out = torch.where(tt == 0, a.expand_as(out), out)
-    return torch.where(tt == 1, b.expand_as(out), out)
-
-
-def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, spherical: bool = False) -> torch.Tensor:
-    """``steps`` evenly spaced points from a to b (inclusive): (S, ..., D)."""
-    t = weights(steps, a.dtype)
-    return slerp(a, b, t) if spherical else lerp(a, b, t)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,8 +57,6 @@ def between_seeds(label: str, seed_a: int, seed_b: int, correct: bool | None = N
     execution, None = correct where the label has both).  ``gen``: a VAE generator (default: the
     ``vae`` checkpoint).  Deterministic: the ends equal ``gen.sample(label, correct, frames, 1, seed)``.
     Raises :class:`motionviz.core.errors.UserError` on an unknown label, bad seeds/steps/frames."""
-    from ..models.vae import Endpoint
-
     g = _vae(gen)
     return g.interpolate_path(Endpoint(label, correct, _seed(seed_a)), Endpoint(label, correct, _seed(seed_b)),
                               steps=steps, frames=frames, spherical=spherical, progress=progress)
@@ -125,8 +68,6 @@ def between_classes(label_a: str, label_b: str, correct_a: bool | None = None, c
     """``steps`` motions from class (label_a, correct_a) to class (label_b, correct_b), e.g. a correct
     to an incorrect squat: ``between_classes("m01", "m01", True, False)``.  The latent z is that of
     ``seed`` at both ends unless ``to_seed`` is given, so only the class changes along the path."""
-    from ..models.vae import Endpoint
-
     g = _vae(gen)
     end_seed = _seed(seed if to_seed is None else to_seed)
     return g.interpolate_path(Endpoint(label_a, correct_a, _seed(seed)), Endpoint(label_b, correct_b, end_seed),
@@ -141,8 +82,6 @@ def between_motions(motion_a: Motion, motion_b: Motion, steps: int = 8, frames: 
     loaders map to the common one).  Each motion's class is ``label_x``/``correct_x`` if given, else its
     own label if the model knows it, else the class that reconstructs it best.  The ends are the
     reconstructions (``gen.vary(motion, spread=0)``)."""
-    from ..models.vae import Endpoint
-
     g = _vae(gen)
     return g.interpolate_path(Endpoint(label_a, correct_a, 0, motion_a), Endpoint(label_b, correct_b, 0, motion_b),
                               steps=steps, frames=frames, spherical=spherical, progress=progress)
@@ -156,8 +95,6 @@ def path_array(motions: Sequence[Motion]) -> np.ndarray:
 
 
 def _seed(seed: Any) -> int:
-    from ..core.errors import UserError
-
     try:
         f = float(seed)
     except (TypeError, ValueError):

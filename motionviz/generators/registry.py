@@ -198,7 +198,7 @@ class FixedSteps:
 MODELS: dict[str, tuple[str, str]] = {
     "diffusion": ("diffusion.safetensors", "motionviz.generators.diffusion:load_generator"),
     "diffusion-fast": ("diffusion-fast.safetensors", "motionviz.generators.diffusion_fast:load_generator"),
-    "vae": ("vae.safetensors", "motionviz.models.vae:load_generator"),
+    "vae": ("vae.safetensors", "motionviz.generators.vae:load_generator"),
     "aegan": ("aegan.safetensors", "motionviz.models.aegan:load_generator"),
 }
 

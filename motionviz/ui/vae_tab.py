@@ -110,8 +110,8 @@ def dataset_examples(label: str, correct: bool | None, data_root: str | Path | N
 def make_endpoint(gen, source: str, label: str | None, correct: str | None, seed: Any, example: Any,
                   session_index: Any, motions: list[Motion] | None, which: str,
                   data_root: str | Path | None = None):
-    """One end of the interpolation from the tab's inputs (a :class:`motionviz.models.vae.Endpoint`)."""
-    from ..models.vae import Endpoint
+    """One end of the interpolation from the tab's inputs (a :class:`motionviz.generators.vae.Endpoint`)."""
+    from ..generators.vae import Endpoint
 
     if source == SESSION_SOURCE:
         return Endpoint(motion=pick_motion(motions, session_index))
@@ -129,7 +129,7 @@ def make_endpoint(gen, source: str, label: str | None, correct: str | None, seed
 
 
 def compute_segment(gen, a, b, spherical: bool, progress=None):
-    """The latent segment (:class:`motionviz.models.vae.LatentPath`) between endpoints a and b."""
+    """The latent segment (:class:`motionviz.generators.vae.LatentPath`) between endpoints a and b."""
     return gen.segment(a, b, spherical=bool(spherical), progress=progress)
 
 
@@ -143,7 +143,7 @@ def motion_at(gen, segment, t: Any, frames: Any) -> Motion:
 
 def path_steps(gen, segment, steps: Any, frames: Any, progress=None) -> list[Motion]:
     """``steps`` evenly spaced motions along ``segment`` (ends included)."""
-    from ..generators.interpolate import weights
+    from ..core.latent import weights
 
     if segment is None:
         raise UserError("compute an interpolation first")

@@ -1,0 +1,219 @@
+"""Training data and the TrainSetup of the VAE (clips, statistics, recentring; TRAINERS['vae'])."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields, replace
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..core.checkpoint import data_provenance
+from ..core.errors import UserError
+from ..core.motion import Motion
+from ..core.repetitions import split_repetitions, time_normalise
+from ..models.vae import KIND, ActorVAE, Config, canonicalise, class_key, classes_of, rep_item_features, tiny_config
+from .loop import TrainSetup, shard
+
+# Datasets the VAE trains on by default: the rehabilitation exercises (HumanML3D is captioned, not
+# action-labelled; KERAAL is held out for evaluation; Bandai's everyday actions are left to the text
+# model: within the 45-minute CPU budget they took capacity and steps from the exercises).
+VAE_DATASETS = ("ui-prmd", "kimore", "irds")
+
+
+def make_optimizers(model: ActorVAE) -> dict[str, torch.optim.Optimizer]:
+    c = model.config
+    return {"vae": torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)}
+
+
+def collate_clips(items: Sequence[tuple[np.ndarray, int]], rng: np.random.Generator | None = None,
+                  *_: Any) -> dict[str, torch.Tensor]:
+    """(raw repetition features (R, F), class id) items -> batch: features (B, R, F) float32, mask (B, R)
+    bool (all True: every repetition has R normalised frames), label (B,) long."""
+    feats = np.stack([f for f, _ in items]).astype(np.float32)
+    return {"features": torch.from_numpy(feats), "mask": torch.ones(feats.shape[:2], dtype=torch.bool),
+            "label": torch.tensor([c for _, c in items], dtype=torch.long)}
+
+
+class ClipBatches:
+    """Endless class-balanced batches of repetitions: each item picks a class with probability
+    proportional to (its repetition count) ** ``balance`` (0: uniform over classes, 1: uniform over
+    repetitions), then one of its repetitions.  Randomness from a seeded ``np.random.Generator``."""
+
+    def __init__(self, items: Sequence[tuple[np.ndarray, int]], num_classes: int, batch_size: int,
+                 seed: int = 0, rank: int = 0, balance: float = 0.5):
+        if not items:
+            raise UserError("no training motions")
+        self.items = list(items)
+        self.by_class = [[i for i, (_, c) in enumerate(self.items) if c == k] for k in range(num_classes)]
+        self.present = [k for k, v in enumerate(self.by_class) if v]
+        w = np.array([len(self.by_class[k]) for k in self.present], dtype=np.float64) ** float(balance)
+        self.p = w / w.sum()
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng([seed, rank, 17])
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        ks = self.rng.choice(self.present, size=self.batch_size, p=self.p)
+        chosen = [self.items[self.by_class[k][int(self.rng.integers(len(self.by_class[k])))]] for k in ks]
+        return collate_clips(chosen)
+
+
+def compute_stats(items: Sequence[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-feature mean / std and frame-difference std over every training repetition."""
+    allf = np.stack([f for f, _ in items])                                          # (N, R, F)
+    vel = np.diff(allf, axis=1).reshape(-1, allf.shape[-1])
+    vstd = vel.std(0)
+    vstd[-1] = 1.0                                                                 # duration: constant
+    allf = allf.reshape(-1, allf.shape[-1])
+    return torch.from_numpy(allf.mean(0)), torch.from_numpy(allf.std(0)), torch.from_numpy(vstd)
+
+
+def motions_to_items(motions: Sequence[Motion], classes: Sequence[str], config: "Config | None" = None
+                     ) -> list[tuple[np.ndarray, int]]:
+    """Motions -> (raw repetition features (R, F), class id): every motion cut into single repetitions
+    (:func:`motionviz.core.repetitions.split_repetitions`), each canonicalised and time-normalised to
+    ``config.rep_frames`` with its duration as the last feature."""
+    cfg = config or Config(classes=tuple(classes))
+    index = {k: i for i, k in enumerate(classes)}
+    out = []
+    for m in motions:
+        key = class_key(m.labels.label, m.labels.correct)
+        if key not in index or m.num_frames < 8 or not np.isfinite(m.joints).all():
+            continue
+        for a, b in split_repetitions(m, cfg.max_seconds, cfg.min_seconds):
+            if b - a < 4:
+                continue
+            r = time_normalise(canonicalise(m.joints[a:b]), cfg.rep_frames)
+            out.append((rep_item_features(r, (b - a - 1) / m.fps), index[key]))
+    return out
+
+
+def probe_batches(items: Sequence[tuple[np.ndarray, int]], num_classes: int, frames: int, per_class: int = 16,
+                  seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """Fixed repetitions for :func:`recentre_state`: up to ``per_class`` of each class, one batch per
+    class (``frames`` is unused: repetitions have a fixed normalised length)."""
+    rng = np.random.default_rng([seed, 23])
+    by_class: dict[int, list[np.ndarray]] = {}
+    for joints, c in items:
+        by_class.setdefault(c, []).append(joints)
+    out = []
+    for c in range(num_classes):
+        clips = by_class.get(c, [])
+        if not clips:
+            continue
+        pick = [clips[i] for i in rng.permutation(len(clips))[:per_class]]
+        out.append(collate_clips([(j, c) for j in pick]))
+    return out
+
+
+def recentre_state(model: ActorVAE, probes: Sequence[dict[str, torch.Tensor]],
+                   shrink: float = 4.0) -> dict[str, torch.Tensor]:
+    """Exported weights with a per-class prior fitted to the aggregate posterior:
+
+    * each class's mean posterior mean m_c moves from z into the decoder bias: ``class_bias[c] += m_c``
+      and ``mu_shift[c] = m_c`` (the encoder subtracts it).  Reconstructions (encode -> decode) are
+      unchanged and the KL to N(0, I) only drops; it is the optimum the weak (1e-5) KL term moves
+      towards only very slowly.
+    * ``prior_scale[c]`` = per-dimension standard deviation of z ~ q(z | x) over the class's clips
+      (var of the means + mean of the variances), shrunk towards the all-class value with weight
+      ``shrink`` clips for classes with few clips.  Prior samples are ``prior_scale[c] * eps``, so they
+      land where the decoder was trained (ex-post density estimation; ones = ACTOR's N(0, I)).
+    """
+    was_training = model.training
+    model.eval()
+    shift = model.mu_shift.detach().clone()                                          # (C, D)
+    C, D = shift.shape
+    sums = torch.zeros(C, D)
+    counts = torch.zeros(C)
+    with torch.no_grad():
+        for b in probes:
+            feats = b["features"].to(shift.device)
+            mask = b["mask"].to(shift.device).bool()
+            y = b["label"].to(shift.device).long()
+            mu, logvar = model.encode(model.normalise(feats) * mask[..., None], mask, y)   # (n, D)
+            c = int(y[0])
+            mu_c = mu.mean(0)
+            shift[c] += mu_c
+            r = (mu - mu_c).cpu()
+            sums[c] += (r ** 2).sum(0) + logvar.exp().sum(0).cpu()               # sum of E[(z - m_c)^2]
+            counts[c] += len(mu)
+    model.train(was_training)
+    have = counts > 0
+    var_c = sums / counts.clamp_min(1)[:, None]                                     # (C, D)
+    pooled = (sums[have].sum(0) / counts[have].sum()) if bool(have.any()) else torch.ones(D)
+    n = counts[:, None]
+    var = (n * var_c + shrink * pooled) / (n + shrink)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state["class_bias"] = state["class_bias"] + (shift - model.mu_shift)
+    state["mu_shift"] = shift
+    state["prior_scale"] = var.clamp_min(1e-6).sqrt().to(shift.dtype)
+    return state
+
+
+def _apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    names = {f.name: f for f in fields(Config)}
+    kw = {}
+    for k, v in overrides.items():
+        if k not in names or k == "classes":
+            raise UserError(f"unknown VAE config field {k!r}; choose from "
+                            f"{', '.join(n for n in names if n != 'classes')}")
+        kw[k] = tuple(v) if isinstance(v, list) else v
+    return replace(config, **kw)
+
+
+def build_training(opts: Any) -> Any:
+    """:data:`motionviz.training.loop.TRAINERS` builder: corpus -> class-balanced repetitions -> ActorVAE."""
+    from ..data import augment_mirror, load_corpus, sided_labels
+
+    config = tiny_config() if opts.tiny else Config()
+    if opts.batch_size is not None:
+        config = replace(config, batch_size=int(opts.batch_size))
+    if opts.lr is not None:
+        config = replace(config, lr=float(opts.lr))
+    config = _apply_overrides(config, dict(opts.overrides or {}))
+    datasets = tuple(opts.datasets or config.datasets or (("irds",) if opts.tiny else VAE_DATASETS))
+    motions = load_corpus("train", list(datasets), root=opts.data_root)
+    motions = [m for m in motions if m.labels.label]
+    if not motions:
+        raise UserError(f"no labelled training motions in {', '.join(datasets)}")
+    sided: set[str] = set()
+    if config.mirror:
+        sided = sided_labels(motions)
+        motions = augment_mirror(motions, skip_labels=sided)
+    classes = classes_of(motions)
+    config = replace(config, classes=classes, datasets=datasets)
+    items = motions_to_items(motions, classes, config)
+    model = ActorVAE(config)
+    model.set_stats(*compute_stats(items))
+    model.to(opts.device)
+    batches = ClipBatches(shard(items, opts.rank, opts.world_size), len(classes), config.batch_size,
+                          seed=opts.seed, rank=opts.rank, balance=config.class_balance)
+    if opts.device != "cpu":
+        batches = _to_device(batches, opts.device)
+    warm = max(config.warmup, 1e-6)
+
+    def lr_lambda(f: float) -> float:
+        if f < warm:
+            return max(f / warm, 0.01)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (f - warm) / (1 - warm))))
+
+    counts = {k: 0 for k in classes}
+    for _, c in items:
+        counts[classes[c]] += 1
+    metadata = {"text_encoder": "none", "data": data_provenance(list(datasets)), "not_mirrored": sorted(sided),
+                "stats": {"train_motions": len(items), "classes": len(classes), "class_counts": counts,
+                          "parameters": sum(p.numel() for p in model.parameters())}}
+    probes = probe_batches(items, len(classes), config.rep_frames, seed=opts.seed)
+    metadata["export"] = "class means of the posterior moved into the decoder bias (recentre_state)"
+    return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=config,
+                      metadata=metadata, export=lambda: recentre_state(model, probes), lr_lambda=lr_lambda,
+                      log_keys=("loss", "pos", "vel", "kl", "motion"))
+
+
+def _to_device(it: Iterator[dict[str, torch.Tensor]], device: str) -> Iterator[dict[str, torch.Tensor]]:
+    for b in it:
+        yield {k: v.to(device) for k, v in b.items()}
