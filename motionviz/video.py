@@ -479,11 +479,11 @@ def _implausible(raw: Motion, mask: np.ndarray, out: Motion) -> str:
 
 def _aegan_clean(raw: Motion, mask: np.ndarray, path: Path, progress: Progress | None) -> Motion:
     """Denoise + complete with the AE-GAN at the models' frame rate, then resample back."""
+    from .generators import inpaint as aegan_G_G
     from .generators import inpaint as ip
-    from .models import aegan
 
     loader = getattr(ip, "load_model", None)                       # cached per process when available
-    model = loader(path) if callable(loader) else aegan.load(path)[0]
+    model = loader(path) if callable(loader) else aegan_G_G.load(path)[0]
     x = raw.joints.copy()
     x[~mask] = np.nan
     m20 = raw.with_joints(x).resample(DEFAULT_FPS)

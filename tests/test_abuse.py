@@ -100,12 +100,13 @@ def test_data_upload_refuses_server_files(uploads, outside):
 @pytest.mark.slow
 def test_inpaint_upload_refuses_server_files(uploads, outside, tmp_path):
     from motionviz.models import aegan as A
+    from motionviz.training import aegan as A_T
     from motionviz.ui import inpaint_tab
 
     torch.manual_seed(0)
     model = A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8))
     ck = tmp_path / "ck"
-    A.save(model, ck / "aegan.safetensors", {"steps": 0})
+    A_T.save(model, ck / "aegan.safetensors", {"steps": 0})
     with gr.Blocks() as demo:
         ctx = common.AppContext(checkpoint_dir=ck, data_root=None, models=["aegan"], motions=gr.State([]))
         inpaint_tab.build(ctx)
@@ -325,10 +326,11 @@ def test_seed_boxes_of_the_generator_tabs_are_text_boxes(tmp_path, monkeypatch):
 # ---- 6. checkpoints: SHA-256 before use, config validated before anything is built -------------------
 def _tiny_aegan(directory: Path) -> Path:
     from motionviz.models import aegan as A
+    from motionviz.training import aegan as A_T
 
     torch.manual_seed(0)
     model = A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8))
-    return A.save(model, directory / "aegan.safetensors", {"steps": 0}) or directory / "aegan.safetensors"
+    return A_T.save(model, directory / "aegan.safetensors", {"steps": 0}) or directory / "aegan.safetensors"
 
 
 def test_shipped_checkpoints_verify_against_their_sums():
@@ -345,33 +347,33 @@ def test_shipped_checkpoints_verify_against_their_sums():
 def test_flipped_weight_bytes_are_refused(tmp_path):
     from motionviz.core.checkpoint import write_sums
     from motionviz.core.errors import CheckpointError
-    from motionviz.models import aegan as A
+    from motionviz.generators import inpaint as A_G_G
 
     p = _tiny_aegan(tmp_path)
     write_sums(tmp_path)
-    A.load(p)                                          # verifies
+    A_G_G.load(p)                                          # verifies
     raw = bytearray(p.read_bytes())
     raw[-5] ^= 0x40                                    # one bit of the last weight
     p.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="SHA-256"):
-        A.load(p)
+        A_G_G.load(p)
 
 
 def test_shipped_folder_needs_a_recorded_sum(tmp_path, monkeypatch):
     import motionviz.core.checkpoint as C
     from motionviz.core.errors import CheckpointError
-    from motionviz.models import aegan as A
+    from motionviz.generators import inpaint as A_G_G
 
     monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(tmp_path))
     monkeypatch.setattr(C, "REPO_CHECKPOINTS", tmp_path)         # stands in for the repository's folder
     p = _tiny_aegan(tmp_path)
     with pytest.raises(CheckpointError, match="--update-sums"):
-        A.load(p)
+        A_G_G.load(p)
     from motionviz.cli import main
     assert main(["checkpoints", "--update-sums"]) == 0
-    A.load(p)
+    A_G_G.load(p)
     _tiny_aegan(tmp_path)                             # save_checkpoint keeps the recorded sum in step
-    A.load(p)
+    A_G_G.load(p)
     raw = bytearray(p.read_bytes())
     raw[-3] ^= 1
     p.write_bytes(bytes(raw))
@@ -392,7 +394,7 @@ def test_malformed_or_crafted_config_metadata_is_a_one_line_error(tmp_path, conf
     from safetensors.torch import load_file, save_file
 
     from motionviz.core.errors import CheckpointError
-    from motionviz.models import aegan as A
+    from motionviz.generators import inpaint as A_G_G
 
     p = _tiny_aegan(tmp_path)
     from safetensors import safe_open
@@ -401,7 +403,7 @@ def test_malformed_or_crafted_config_metadata_is_a_one_line_error(tmp_path, conf
     meta["config"] = config
     save_file(load_file(str(p)), str(p), metadata=meta)
     with pytest.raises(CheckpointError, match=match) as e:
-        A.load(p)
+        A_G_G.load(p)
     assert "\n" not in str(e.value)
 
 

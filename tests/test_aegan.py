@@ -10,7 +10,10 @@ import torch
 
 from motionviz.core.errors import CheckpointError, UserError
 from motionviz.core.skeleton import BLAZEPOSE33, COCO17, COMMON, SMPL22
+from motionviz.generators import aegan as A_G
+from motionviz.generators import inpaint as A_G_G
 from motionviz.models import aegan as A
+from motionviz.training import aegan as A_T
 
 torch.set_num_threads(1)
 
@@ -151,7 +154,7 @@ def test_train_step_runs_and_returns_losses(variants):
     torch.manual_seed(0)
     cfg = A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8, variants=variants)
     model = A.build_model(cfg)
-    opts = A.make_optimizers(model)
+    opts = A_T.make_optimizers(model)
     g = torch.Generator().manual_seed(0)
     batch = torch.randn(8, 8, 15, 3) * 0.3
     before = [p.detach().clone() for p in model.parameters()]
@@ -168,7 +171,7 @@ def test_train_step_runs_and_returns_losses(variants):
 def test_reconstruction_improves_with_training():
     torch.manual_seed(0)
     model = A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8, lr=3e-3, lr_critic=3e-3))
-    opts = A.make_optimizers(model)
+    opts = A_T.make_optimizers(model)
     g = torch.Generator().manual_seed(0)
     pose = torch.randn(15, 3) * 0.3
     batch = pose.expand(8, 8, 15, 3) + 0.01 * torch.randn(8, 8, 15, 3, generator=g)
@@ -181,23 +184,23 @@ def test_reconstruction_improves_with_training():
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     model = A.build_model(TINY)
-    path = A.save(model, tmp_path / "aegan.safetensors", {"steps": 0})
-    loaded, meta = A.load(path)
+    path = A_T.save(model, tmp_path / "aegan.safetensors", {"steps": 0})
+    loaded, meta = A_G_G.load(path)
     assert meta["kind"] == "aegan" and loaded.cfg == TINY
     z = torch.randn(3, TINY.latent)
     assert torch.allclose(loaded.net(3).decode(z), model.net(3).decode(z))
     with pytest.raises(UserError):
         loaded.net(2)  # no 2D variant in this checkpoint
     with pytest.raises(CheckpointError):
-        A.load(tmp_path / "missing.safetensors")
-    gen = A.load_generator(path)
+        A_G_G.load(tmp_path / "missing.safetensors")
+    gen = A_G.load_generator(path)
     assert gen.name == "aegan" and "inpaint" in gen.tasks and gen.skeleton is COMMON
 
 
 def test_window_sampler_skips_nan_and_mirrors():
     a = np.random.default_rng(0).normal(size=(20, 15, 3)).astype(np.float32)
     a[5] = np.nan
-    s = A.WindowSampler([a], frames=8)
+    s = A_T.WindowSampler([a], frames=8)
     assert len(s) == 20 - 8 + 1 - 6  # windows starting at 0..12 except those covering frame 5
     x = s.sample(16, torch.Generator().manual_seed(0))
     assert x.shape == (16, 8, 15, 3) and torch.isfinite(x).all()
@@ -207,21 +210,21 @@ def test_merge_checkpoints_and_old_checkpoint_without_critic_ref(tmp_path):
     torch.manual_seed(0)
     m3 = A.build_model(TINY)
     m2 = A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8, variants=(2,)))
-    p3 = A.save(m3, tmp_path / "a3.safetensors", {"steps": 3, "data": [{"dataset": "irds", "licence": "x"}]})
-    p2 = A.save(m2, tmp_path / "a2.safetensors", {"steps": 2})
-    out = A.merge_checkpoints([p3, p2], tmp_path / "both.safetensors")
-    both, meta = A.load(out)
+    p3 = A_T.save(m3, tmp_path / "a3.safetensors", {"steps": 3, "data": [{"dataset": "irds", "licence": "x"}]})
+    p2 = A_T.save(m2, tmp_path / "a2.safetensors", {"steps": 2})
+    out = A_T.merge_checkpoints([p3, p2], tmp_path / "both.safetensors")
+    both, meta = A_G_G.load(out)
     assert both.cfg.variants == (3, 2) and meta["d3/steps"] == "3" and meta["d2/steps"] == "2" and "irds" in meta["data"]
     z = torch.randn(2, 4)
     assert torch.allclose(both.net(2).decode(z), m2.net(2).decode(z))
     assert torch.allclose(both.net(3).decode(z), m3.net(3).decode(z))
     with pytest.raises(UserError):
-        A.merge_checkpoints([p3, p3], tmp_path / "bad.safetensors")
+        A_T.merge_checkpoints([p3, p3], tmp_path / "bad.safetensors")
     # a checkpoint written before critic calibration existed still loads (critic_ref = NaN)
     from motionviz.core.checkpoint import save_checkpoint
     sd = {k: v for k, v in m3.state_dict().items() if not k.endswith("critic_ref")}
     old = save_checkpoint(tmp_path / "old.safetensors", sd, A.KIND, TINY, {})
-    loaded, _ = A.load(old)
+    loaded, _ = A_G_G.load(old)
     assert torch.isnan(loaded.net(3).critic_ref).all()
 
 
@@ -233,7 +236,7 @@ def test_build_training_tiny_runs_through_the_train_loop(tmp_path, data_root):
     out = tmp_path / "aegan.safetensors"
     summary = train(opts, out, steps=3, progress_bar=False, runs_dir=tmp_path / "runs")
     assert summary["steps"] == 3 and math.isfinite(summary["losses"]["d3/mpjpe_m"])
-    model, meta = A.load(out)
+    model, meta = A_G_G.load(out)
     assert model.cfg.datasets == ("irds",) and "irds" in meta["data"] and "licence" in meta["data"]
     net = model.net(3)
     assert torch.isfinite(net.critic_ref).all()                      # calibrated at export

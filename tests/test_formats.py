@@ -158,6 +158,7 @@ def _tiny_checkpoints(tmp_path: Path) -> Path:
     from motionviz.core.checkpoint import save_checkpoint
     from motionviz.models import aegan as A
     from motionviz.models import recognition as R
+    from motionviz.training import aegan as A_T
 
     ck = tmp_path / "ck"
     ck.mkdir()
@@ -166,7 +167,7 @@ def _tiny_checkpoints(tmp_path: Path) -> Path:
                                 conv_blocks=2, dropout=0.0, batch_size=8)).eval()
     save_checkpoint(ck / R.CHECKPOINT_NAME, rec.state_dict(), R.KIND, rec.config,
                     {"correct_labels": [], "score_labels": []})
-    A.save(A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8)), ck / "aegan.safetensors",
+    A_T.save(A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8)), ck / "aegan.safetensors",
            {"steps": 0})
     return ck
 

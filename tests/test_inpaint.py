@@ -12,8 +12,10 @@ import torch
 
 from motionviz.core.errors import UserError
 from motionviz.core.skeleton import COMMON
+from motionviz.generators import aegan as A_G
 from motionviz.generators import inpaint as I
 from motionviz.models import aegan as A
+from motionviz.training import aegan as A_T
 
 torch.set_num_threads(1)
 
@@ -31,7 +33,7 @@ def tiny_model():
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory, tiny_model):
     d = tmp_path_factory.mktemp("ckpt")
-    A.save(tiny_model, d / "aegan.safetensors", {"steps": 0})
+    A_T.save(tiny_model, d / "aegan.safetensors", {"steps": 0})
     return d
 
 
@@ -191,8 +193,8 @@ def test_latent_search_recovers_a_motion_in_the_generators_range():
 def test_critic_reward_is_capped_by_calibration(tiny_model):
     model = A.build_model(TINY).eval()
     model.load_state_dict(tiny_model.state_dict())
-    s = A.WindowSampler([_walk(40, k) for k in range(3)], frames=TINY.frames)
-    A.calibrate_critic(model, s, torch.Generator().manual_seed(0))
+    s = A_T.WindowSampler([_walk(40, k) for k in range(3)], frames=TINY.frames)
+    A_T.calibrate_critic(model, s, torch.Generator().manual_seed(0))
     ref = model.net(3).critic_ref
     assert torch.isfinite(ref).all() and ref[1] >= 0
     r = I.inpaint(model, _walk(16), None, steps=3)
@@ -324,7 +326,7 @@ def test_generator_protocol_inpaints_a_request(tiny_ckpt):
     from motionviz.core.skeleton import COCO17
     from motionviz.generators.registry import Request
 
-    gen = A.load_generator(tiny_ckpt / "aegan.safetensors")
+    gen = A_G.load_generator(tiny_ckpt / "aegan.safetensors")
     x = _walk(12)
     keep = np.ones((12, 15), bool)
     keep[3:7, 5] = False

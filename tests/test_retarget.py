@@ -126,6 +126,7 @@ def checkpoints(tmp_path_factory):
     from motionviz.core.checkpoint import save_checkpoint
     from motionviz.models import aegan as A
     from motionviz.models import recognition as R
+    from motionviz.training import aegan as A_T
 
     d = tmp_path_factory.mktemp("ck")
     torch.manual_seed(0)
@@ -133,7 +134,7 @@ def checkpoints(tmp_path_factory):
                                 dropout=0.0, batch_size=8))
     save_checkpoint(d / R.CHECKPOINT_NAME, rec.state_dict(), R.KIND, rec.config,
                     {"correct_labels": [], "score_labels": []})
-    A.save(A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8)), d / "aegan.safetensors",
+    A_T.save(A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8)), d / "aegan.safetensors",
            {"steps": 0})
     return d
 

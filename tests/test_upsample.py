@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from motionviz.core import skeleton as U_C
 from motionviz.core.errors import UserError
 from motionviz.core.skeleton import COMMON
+from motionviz.generators import inpaint as A_G_G
 from motionviz.generators import upsample as U
 from motionviz.models import aegan as A
+from motionviz.training import aegan as A_T
 
-TINY_UP = A.Config(**{**A.TINY, **A.UPSAMPLE})
+TINY_UP = A.Config(**{**A_T.TINY, **A_T.UPSAMPLE})
 
 
 def _mean() -> dict[str, np.ndarray]:
@@ -55,36 +58,36 @@ def tiny_up(tmp_path_factory):
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("ck")
     model = A.build_model(TINY_UP)
-    A.save(model, d / U.CHECKPOINT_NAME, {"steps": 0})
-    A.save(A.build_model(A.Config(**A.TINY)), d / "aegan.safetensors", {"steps": 0})
+    A_T.save(model, d / U.CHECKPOINT_NAME, {"steps": 0})
+    A_T.save(A.build_model(A.Config(**A_T.TINY)), d / "aegan.safetensors", {"steps": 0})
     return d
 
 
 # ---- joint sets ------------------------------------------------------------------------------------
 def test_joint_sets_aliases_and_sparse_arrays():
-    assert U.resolve_set("BlazePose") == "coco17" and U.resolve_set("wrists_ankles_head") == "wrists-ankles-neck"
+    assert U_C.resolve_set("BlazePose") == "coco17" and U_C.resolve_set("wrists_ankles_head") == "wrists-ankles-neck"
     with pytest.raises(UserError, match="unknown joint set 'hands'; choose from coco17") as e:
-        U.resolve_set("hands")
+        U_C.resolve_set("hands")
     assert "\n" not in str(e.value)
-    m = U.set_mask("coco17")
+    m = U_C.set_mask("coco17")
     assert m.sum() == 12 and not m[COMMON.indices(["pelvis", "spine", "neck"])].any()
-    assert U.set_mask("trackers").sum() == 6 and U.set_mask("wrists-ankles-neck").sum() == 5
+    assert U_C.set_mask("trackers").sum() == 6 and U_C.set_mask("wrists-ankles-neck").sum() == 5
     x = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
-    full = U.sparse_to_common(x, "wrists-ankles-neck")
+    full = U_C.sparse_to_common(x, "wrists-ankles-neck")
     assert full.shape == (4, 15, 3) and np.isfinite(full).all(-1).sum(1).tolist() == [5] * 4
     np.testing.assert_array_equal(full[:, COMMON.index("right_ankle")], x[:, 4])
     with pytest.raises(UserError, match="has 12 joints"):
-        U.sparse_to_common(x, "coco17")
+        U_C.sparse_to_common(x, "coco17")
 
 
 # ---- baselines ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", list(U.JOINT_SETS))
+@pytest.mark.parametrize("name", list(U_C.JOINT_SETS))
 def test_offset_baseline_is_exact_on_the_mean_pose(name):
     """A body that holds the mean pose (scaled, turning, walking) is recovered exactly by the offsets
     when a bone is observed for the scale, and the degenerate rows are worse."""
     mean = _mean()
     x = _turning(mean, scale=1.1 if name == "coco17" else 1.0)   # no observed bone: the scale stays 1
-    keep = U.set_mask(name)
+    keep = U_C.set_mask(name)
     xs = np.where(keep[None, :, None], x, np.nan)
     hidden = ~keep
     out = U.offset_baseline(xs, None, mean)
@@ -100,7 +103,7 @@ def test_offset_baseline_is_exact_on_the_mean_pose(name):
 def test_offset_baseline_interpolates_detector_misses_and_bad_input():
     mean = _mean()
     x = _turning(mean)
-    xs = np.where(U.set_mask("coco17")[None, :, None], x, np.nan)
+    xs = np.where(U_C.set_mask("coco17")[None, :, None], x, np.nan)
     xs[5:9, COMMON.index("left_wrist")] = np.nan                   # the detector missed a wrist
     out = U.offset_baseline(xs, None, mean)
     assert np.abs(out[5:9, COMMON.index("left_wrist")] - x[5:9, COMMON.index("left_wrist")]).max() < 0.03
@@ -112,23 +115,23 @@ def test_offset_baseline_interpolates_detector_misses_and_bad_input():
 
 # ---- masked-joint training -------------------------------------------------------------------------
 def test_corruptor_observes_only_the_joint_sets():
-    cfg = A.Config(**{**A.TINY, **A.UPSAMPLE, "p_sets": 1.0, "set_dropout": 0.0})
+    cfg = A.Config(**{**A_T.TINY, **A_T.UPSAMPLE, "p_sets": 1.0, "set_dropout": 0.0})
     model = A.AEGAN(cfg)
     m = model.corruptor.mask(64, cfg.frames, torch.Generator().manual_seed(0))
-    sets = {tuple(U.set_mask(n)) for n in cfg.joint_sets}
+    sets = {tuple(U_C.set_mask(n)) for n in cfg.joint_sets}
     rows = {tuple(r.tolist()) for r in m[:, 0]}
     assert rows == sets                                               # every set drawn, nothing else
     assert (m == m[:, :1]).all()                                      # the same joints in every frame
     # with detector misses, only joints of the set are ever observed
-    cfg = A.Config(**{**A.TINY, **A.UPSAMPLE, "p_sets": 1.0, "set_dropout": 0.5})
+    cfg = A.Config(**{**A_T.TINY, **A_T.UPSAMPLE, "p_sets": 1.0, "set_dropout": 0.5})
     m = A.AEGAN(cfg).corruptor.mask(64, cfg.frames, torch.Generator().manual_seed(1))
-    union = np.stack([U.set_mask(n) for n in cfg.joint_sets]).any(0)
+    union = np.stack([U_C.set_mask(n) for n in cfg.joint_sets]).any(0)
     assert not m[..., ~union].any() and (~m[..., union]).any()
     with pytest.raises(ValueError, match="unknown joint sets"):
-        A.Config(**{**A.TINY, "p_sets": 0.5, "joint_sets": ("hands",)}).validate()
+        A.Config(**{**A_T.TINY, "p_sets": 0.5, "joint_sets": ("hands",)}).validate()
     # the inpainting corruption is unchanged when p_sets is 0 (same random stream)
-    base = A.AEGAN(A.Config(**A.TINY)).corruptor.mask(8, 8, torch.Generator().manual_seed(3))
-    again = A.AEGAN(A.Config(**A.TINY, joint_sets=("coco17",))).corruptor.mask(8, 8, torch.Generator().manual_seed(3))
+    base = A.AEGAN(A.Config(**A_T.TINY)).corruptor.mask(8, 8, torch.Generator().manual_seed(3))
+    again = A.AEGAN(A.Config(**A_T.TINY, joint_sets=("coco17",))).corruptor.mask(8, 8, torch.Generator().manual_seed(3))
     assert torch.equal(base, again)
 
 
@@ -137,13 +140,13 @@ def test_train_aegan_upsample_tiny(data_root, tmp_path):
     from motionviz.training.loop import TrainOptions, train
 
     init = tmp_path / "init.safetensors"
-    base = A.build_model(A.Config(**A.TINY))
-    A.save(base, init, {"steps": 0})
+    base = A.build_model(A.Config(**A_T.TINY))
+    A_T.save(base, init, {"steps": 0})
     out = tmp_path / "up.safetensors"
     s = train(TrainOptions(name="aegan-upsample", tiny=True, overrides={"init": str(init)}), out, steps=3,
               runs_dir=tmp_path / "runs", progress_bar=False)
     assert s["steps"] == 3
-    model, meta = A.load(out)
+    model, meta = A_G_G.load(out)
     assert model.cfg.p_sets == 0.7 and model.cfg.variants == (3,) and "init.safetensors" in meta["init"]
     assert json.loads(meta["data"])[0]["dataset"] == "irds" and "licence" in json.loads(meta["data"])[0]
     with pytest.raises(UserError, match="init: no checkpoint"):
@@ -158,12 +161,12 @@ def test_upsample_keeps_the_set_and_fills_the_rest(tiny_up):
     model = load_model(tiny_up / U.CHECKPOINT_NAME)
     x = _walk(20)
     r = U.upsample(model, x, "trackers", steps=2, shift=4)
-    keep = U.set_mask("trackers")
+    keep = U_C.set_mask("trackers")
     assert r.joints.shape == x.shape and np.isfinite(r.joints).all()
     np.testing.assert_allclose(r.joints[:, keep], x[:, keep], atol=1e-6)   # given joints kept
     assert not np.allclose(r.joints[:, ~keep], x[:, ~keep], atol=1e-3)      # the rest is generated
     with pytest.raises(UserError, match="none of the coco17 joints"):
-        U.upsample(model, np.where(U.set_mask("wrists-ankles-neck")[None, :, None] & ~U.set_mask("coco17")[None, :, None],
+        U.upsample(model, np.where(U_C.set_mask("wrists-ankles-neck")[None, :, None] & ~U_C.set_mask("coco17")[None, :, None],
                                    x, np.nan), "coco17", steps=1, shift=4)
 
 
@@ -172,7 +175,7 @@ def test_inpaint_cli_upsample(tiny_up, tmp_path, capsys):
 
     ck = str(tiny_up / U.CHECKPOINT_NAME)
     x = _walk(20)
-    keep = U.set_mask("coco17")
+    keep = U_C.set_mask("coco17")
     np.save(tmp_path / "kp.npy", x[:, keep])                       # (T, 12, 3): just the set's joints
     out = tmp_path / "full.npz"
     assert main(["inpaint", "--upsample", "coco17", "--input", str(tmp_path / "kp.npy"), "--out", str(out),
@@ -230,7 +233,7 @@ def test_eval_inpaint_cli_reports_upsampling(data_root, tiny_up, capsys):
                  "--checkpoint", str(tiny_up / "aegan.safetensors"), "--upsampling-sequences", "1",
                  "--max-frames", "48", "--shift", "4", "--json", "--no-progress"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(r) == {"upsampling"} and set(r["upsampling"]["sets"]) == set(U.JOINT_SETS)
+    assert set(r) == {"upsampling"} and set(r["upsampling"]["sets"]) == set(U_C.JOINT_SETS)
     assert r["upsampling"]["settings"]["split"] == "test (held-out subjects)"
     row = r["upsampling"]["sets"]["wrists-ankles-neck"]
     assert len(row["hidden"]) == 10 and row["mean_pose"]["mpjpe_mm"] > 0
@@ -255,7 +258,7 @@ def test_inpaint_tab_keypoints_to_full_skeleton(tiny_up, tmp_path):
 
     model = load_model(tiny_up / U.CHECKPOINT_NAME)
     out = T.upsample_motion(model, m, "blazepose", steps=1, shift=4, mean=_mean())
-    keep = U.set_mask("coco17")
+    keep = U_C.set_mask("coco17")
     assert out.joint_set == "coco17" and np.isfinite(out.output.joints).all()
     np.testing.assert_allclose(out.output.joints[:, keep], m.joints[:, keep], atol=1e-6)
     assert not np.isfinite(out.sparse.joints[:, ~keep]).any()

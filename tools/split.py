@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +114,8 @@ def main(argv: list[str]) -> int:
             imports.append(ast.unparse(n))
         elif isinstance(n, ast.ImportFrom) and n.module != "__future__":
             imports.append(rebase_import(n, src_mod, src_pkg, dst_mod))
+    own = relative(dst_mod, False, dst_mod)                 # imports of the destination itself
+    imports = [i for i in imports if not i.startswith(f"from {'.' * own[0]}{own[1]} import ")]
     need_from_src = sorted((used_names(nodes) & set(rest_defs)) - all_moved)
     if need_from_src:
         level, rest = relative(dst_mod, False, src_mod)
@@ -125,7 +128,8 @@ def main(argv: list[str]) -> int:
         dl = dst.split("\n")
         dst = "\n".join(dl[:last_import] + imports + dl[last_import:])
     else:
-        dst = f'"""{doc or dst_mod}"""\n\nfrom __future__ import annotations\n\n' + "\n".join(imports)
+        text = "\n".join(textwrap.wrap(f'"""{doc or dst_mod}"""', 110))
+        dst = f"{text}\n\nfrom __future__ import annotations\n\n" + "\n".join(imports)
     dst = dst + "\n\n\n" + "\n\n\n".join(chunks) + "\n"
     # the source imports back what it still uses of the moved names
     back = sorted(used_names(list(rest_tree.body)) & all_moved)

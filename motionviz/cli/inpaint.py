@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import UserError
+from ..generators.inpaint import _resample
 
 __all__ = ["add_arguments", "run", "read_input"]
 
@@ -49,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str = "inpaint") -> Non
                                                             "missing), or a motion file (.npz with fps, .bvh, "
                                                             ".json, .csv; any skeleton, read at its own rate "
                                                             "and resampled to 20 fps)")
-        from ..generators.upsample import JOINT_SETS
+        from ..core.skeleton import JOINT_SETS
 
         parser.add_argument("--upsample", default=None, metavar="SET",
                             help="joint up-sampling: keep only the joints of SET and generate the rest of the "
@@ -143,7 +144,7 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
             raise UserError("--mask goes with a .npy input; a motion file marks missing joints as NaN/null")
         m = load_user_file(path)
         if joint_set is not None and m.skeleton.name != COMMON.name:
-            from ..generators.upsample import set_joints
+            from ..core.skeleton import set_joints
 
             k = len(set_joints(joint_set))
             if len(m.skeleton) == k and m.skeleton.name not in ("bvh",):
@@ -169,7 +170,7 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
                 raise UserError("the mask must hold booleans (True/1 = observed, False/0 = missing)")
             mask = mask.astype(bool)
     if joint_set is not None:
-        from ..generators.upsample import set_joints, sparse_to_common
+        from ..core.skeleton import set_joints, sparse_to_common
 
         k = len(set_joints(joint_set))
         if x.shape[1] == k:
@@ -192,7 +193,7 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     out_path = check_out_path(args.out, (".npy", ".npz"))    # before any work: exactly --out
     joint_set = None
     if args.upsample is not None:
-        from ..generators.upsample import resolve_set
+        from ..core.skeleton import resolve_set
 
         joint_set = resolve_set(args.upsample)
     x, mask, sk_name, file_fps = read_input(args.input, args.mask, joint_set)
@@ -216,7 +217,7 @@ def _run_inpaint(args: argparse.Namespace) -> int:
         x = retarget(np.where(np.isfinite(x), x, 0.0), sk, COMMON)
         x[~observed] = np.nan
     if joint_set is not None:
-        from ..generators.upsample import set_joints, set_mask
+        from ..core.skeleton import set_joints, set_mask
 
         observed &= set_mask(joint_set)[None]
         if not observed.any():
@@ -314,17 +315,6 @@ def save_npz_atomic(out: str | Path, array: np.ndarray, fps: float, skeleton: st
                      skeleton=np.str_(skeleton))
 
     return atomic_write(check_out_path(out, ".npz"), write)
-
-
-def _resample(x: np.ndarray, fps_in: float, fps_out: float, frames: int | None = None) -> np.ndarray:
-    """Linear resampling in time of (T, J, D); NaN where a neighbour is NaN."""
-    T = x.shape[0]
-    n = frames if frames is not None else max(1, int(round((T - 1) * fps_out / fps_in)) + 1)
-    t = np.clip(np.arange(n) * (fps_in / fps_out), 0, T - 1)
-    i0 = np.floor(t).astype(int)
-    i1 = np.minimum(i0 + 1, T - 1)
-    w = (t - i0)[:, None, None]
-    return (x[i0] * (1 - w) + x[i1] * w).astype(np.float32)
 
 
 def _run_eval(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ from functools import cached_property
 
 import numpy as np
 
+from .errors import UserError
+
 __all__ = [
     "Skeleton",
     "COMMON",
@@ -396,3 +398,54 @@ def retarget_mask(mask: np.ndarray, source: Skeleton, target: Skeleton = COMMON)
     need = W > 0  # (Jt, Js)
     m = mask[..., None, :] | ~need  # (..., Jt, Js)
     return m.all(axis=-1)
+
+
+#: name -> (what it is, the common-skeleton joints observed).  Everything else is filled in.
+JOINT_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "coco17": ("COCO-17 / BlazePose / OpenPose body keypoints: shoulders, elbows, wrists, hips, knees, ankles "
+               "(no pelvis, spine or neck)",
+               ("left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist",
+                "left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle")),
+    "trackers": ("six body trackers: head (as the neck), waist (pelvis), hands (wrists), feet (ankles)",
+                 ("neck", "pelvis", "left_wrist", "right_wrist", "left_ankle", "right_ankle")),
+    "wrists-ankles-neck": ("five tracked points: wrists, ankles and the head (as the neck; the common skeleton "
+                           "has no head joint)",
+                           ("neck", "left_wrist", "right_wrist", "left_ankle", "right_ankle")),
+}
+
+
+SET_ALIASES = {"blazepose": "coco17", "blazepose33": "coco17", "openpose": "coco17", "coco": "coco17",
+               "wrists-ankles-head": "wrists-ankles-neck", "six-trackers": "trackers"}
+
+
+def resolve_set(name: str) -> str:
+    """A joint-set name or alias -> its name in :data:`JOINT_SETS`, else a one-line :class:`UserError`."""
+    key = str(name or "").strip().lower().replace("_", "-")
+    key = SET_ALIASES.get(key, key)
+    if key not in JOINT_SETS:
+        raise UserError(f"unknown joint set {name!r}; choose from {', '.join(JOINT_SETS)} "
+                        f"(aliases: {', '.join(sorted(SET_ALIASES))})")
+    return key
+
+
+def set_joints(name: str) -> tuple[str, ...]:
+    return JOINT_SETS[resolve_set(name)][1]
+
+
+def set_mask(name: str, skeleton: Skeleton = COMMON) -> np.ndarray:
+    """(J,) bool: the joints of ``skeleton`` that the set observes."""
+    m = np.zeros(len(skeleton), dtype=bool)
+    m[skeleton.indices(list(set_joints(name)))] = True
+    return m
+
+
+def sparse_to_common(x: np.ndarray, name: str) -> np.ndarray:
+    """(T, K, D) joints in the set's order (K = its size) -> (T, 15, D) common skeleton, NaN elsewhere."""
+    joints = set_joints(name)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3 or x.shape[1] != len(joints):
+        raise UserError(f"the {resolve_set(name)} set has {len(joints)} joints ({', '.join(joints)}); "
+                        f"got an array of shape {tuple(x.shape)}")
+    out = np.full((x.shape[0], len(COMMON), x.shape[2]), np.nan, dtype=np.float32)
+    out[:, COMMON.indices(list(joints))] = x
+    return out

@@ -38,8 +38,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..core.errors import UserError
-from ..models.aegan import AEGAN, AEGANNet, apply_transform, canonical_transform, invert_transform
+from ..core.checkpoint import config_from_json, default_checkpoint_dir, load_checkpoint
+from ..core.errors import CheckpointError, UserError
+from ..core.skeleton import BODY_PARTS, COMMON
+from ..data import keraal_exercise
+from ..data.keraal import EXERCISES
+from ..models.aegan import AEGAN, KIND, AEGANNet, Config, apply_transform, canonical_transform, invert_transform
+from ..models.aegan import AEGAN as _AEGAN
 
 __all__ = ["InpaintResult", "inpaint", "baseline", "procrustes", "window_starts", "check_mask",
            "hold_last_observation", "corrupt", "blend_gaps", "load_model", "evaluate", "evaluate_keraal", "bench",
@@ -477,10 +482,6 @@ def blend_gaps(pred: np.ndarray, x: np.ndarray, observed: np.ndarray, parents: t
 # ==============================================================================================
 def load_model(path: str | Path | None = None) -> AEGAN:
     """The trained AE-GAN (default ``checkpoints/aegan.safetensors``), loaded once per process."""
-    from ..core.checkpoint import default_checkpoint_dir
-    from ..core.errors import CheckpointError
-    from ..models.aegan import load
-
     p = Path(path) if path else default_checkpoint_dir() / "aegan.safetensors"
     key = str(p.resolve())
     if key not in _MODELS:
@@ -506,8 +507,6 @@ def conditions(rates: tuple[float, ...] = (0.1, 0.3, 0.5), frame_rate: float = 0
     out[f"frames{round(100 * frame_rate)}"] = {"frame_rate": float(frame_rate)}
     out[f"noise{round(100 * noise)}cm"] = {"noise": float(noise)}
     if limb:
-        from ..core.skeleton import BODY_PARTS, COMMON
-
         out[f"hidden_{limb}"] = {"hide": tuple(COMMON.indices(BODY_PARTS[limb]))}
     return out
 
@@ -742,10 +741,6 @@ def evaluate_keraal(model: AEGAN, steps: int = 200, shift: int = 8, root: str | 
     the AE-GAN's 2-D variant (denoising: all joints replaced) when the checkpoint has one.  The Kinect
     itself is a noisy reference (and its joint centres differ from the video models' keypoints), so
     these errors have a floor well above zero."""
-    from ..cli.inpaint import _resample
-    from ..data import keraal_exercise
-    from ..data.keraal import EXERCISES
-
     has2d = "d2" in model.nets
     out: dict[str, Any] = {"reference": "Kinect v2 (x, y) of the same trial", "units": "metres (2-D)",
                            "aegan_2d": has2d, "exercises": {}}
@@ -804,8 +799,6 @@ def bench(quick: bool = False) -> dict[str, Any]:
     linear in the steps); otherwise it runs the full 200."""
     import torch
 
-    from ..models.aegan import AEGAN as _AEGAN
-    from ..models.aegan import Config
 
     try:
         model, have = load_model(), True
@@ -825,3 +818,31 @@ def bench(quick: bool = False) -> dict[str, Any]:
     return {"seconds_per_300_frames": round(secs * (200 / steps), 3), "measured_seconds": round(secs, 3),
             "steps_run": steps, "steps_reported": 200, "windows": len(r.starts), "window": model.cfg.frames,
             "shift": 8, "checkpoint": have, "threads": torch.get_num_threads()}
+
+
+def _resample(x: np.ndarray, fps_in: float, fps_out: float, frames: int | None = None) -> np.ndarray:
+    """Linear resampling in time of (T, J, D); NaN where a neighbour is NaN."""
+    T = x.shape[0]
+    n = frames if frames is not None else max(1, int(round((T - 1) * fps_out / fps_in)) + 1)
+    t = np.clip(np.arange(n) * (fps_in / fps_out), 0, T - 1)
+    i0 = np.floor(t).astype(int)
+    i1 = np.minimum(i0 + 1, T - 1)
+    w = (t - i0)[:, None, None]
+    return (x[i0] * (1 - w) + x[i1] * w).astype(np.float32)
+
+
+def load(path: str | Path) -> tuple[AEGAN, dict[str, str]]:
+    """Rebuild the model from the stored config and load the weights with ``strict=True``."""
+    tensors, meta = load_checkpoint(path, KIND)
+    cfg = config_from_json(Config, meta["config"])
+    model = AEGAN(cfg)
+    for key, net in model.nets.items():  # checkpoints written before critic calibration existed
+        tensors.setdefault(f"nets.{key}.critic_ref", net.critic_ref.clone())
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{Path(path).name} does not match its AE-GAN config: {str(e).splitlines()[0]}") from None
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, meta

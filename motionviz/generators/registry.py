@@ -199,7 +199,7 @@ MODELS: dict[str, tuple[str, str]] = {
     "diffusion": ("diffusion.safetensors", "motionviz.generators.diffusion:load_generator"),
     "diffusion-fast": ("diffusion-fast.safetensors", "motionviz.generators.diffusion_fast:load_generator"),
     "vae": ("vae.safetensors", "motionviz.generators.vae:load_generator"),
-    "aegan": ("aegan.safetensors", "motionviz.models.aegan:load_generator"),
+    "aegan": ("aegan.safetensors", "motionviz.generators.aegan:load_generator"),
 }
 
 #: Denoising steps a sampler uses when the request does not say (CLI, UI, evaluation).

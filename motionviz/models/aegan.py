@@ -38,23 +38,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..core.errors import CheckpointError, UserError
-from ..core.skeleton import COMMON, Skeleton, get_skeleton
+from ..core.errors import UserError
+from ..core.skeleton import JOINT_SETS, Skeleton, get_skeleton, set_mask
 
 __all__ = [
-    "Config", "BodyGrid", "AEGANNet", "AEGAN", "Corruptor", "WindowSampler", "canonical_transform",
-    "apply_transform", "invert_transform", "project_random_cameras", "train_step", "make_optimizers",
-    "build_model", "model_tensors", "save", "load", "load_generator", "AEGANGenerator", "KIND", "describe",
-    "build_training", "WindowBatches",
-    "mpjpe", "mpjse", "velocities", "set_bone_reference", "calibrate_critic",
+    "Config", "BodyGrid", "AEGANNet", "AEGAN", "Corruptor", "canonical_transform",
+    "apply_transform", "invert_transform", "project_random_cameras", "train_step",
+    "build_model", "KIND", "describe",
+    "mpjpe", "mpjse", "velocities",
 ]
 
 KIND = "aegan"
@@ -99,7 +96,7 @@ class Config:
     p_never: float = 0.1                      # joints never observed (up-sampling a smaller skeleton)
     p_noise: float = 0.4                      # Gaussian noise sigma U(0, max_noise) metres
     # joint up-sampling (``python -m motionviz train aegan-upsample``): this fraction of the windows
-    # observes only one of ``joint_sets`` (names of :data:`motionviz.generators.upsample.JOINT_SETS`, e.g. the COCO-17
+    # observes only one of ``joint_sets`` (names of :data:`motionviz.core.skeleton.JOINT_SETS`, e.g. the COCO-17
     # limb keypoints without pelvis/spine/neck, or wrists + ankles + neck), the sparse joints themselves
     # missing at a rate U(0, set_dropout) as a detector's misses; the other windows get the corruption above
     p_sets: float = 0.0
@@ -120,10 +117,8 @@ class Config:
         if not 0.0 <= self.p_sets <= 1.0 or not 0.0 <= self.set_dropout < 1.0:
             raise ValueError("p_sets must be in [0, 1] and set_dropout in [0, 1)")
         if self.p_sets > 0 and not self.joint_sets:
-            raise ValueError("p_sets > 0 needs joint_sets (names of motionviz.generators.upsample.JOINT_SETS)")
+            raise ValueError("p_sets > 0 needs joint_sets (names of motionviz.core.skeleton.JOINT_SETS)")
         if self.joint_sets:
-            from ..generators.upsample import JOINT_SETS
-
             unknown = [n for n in self.joint_sets if n not in JOINT_SETS]
             if unknown:
                 raise ValueError(f"unknown joint sets {unknown}; choose from {', '.join(JOINT_SETS)}")
@@ -475,8 +470,6 @@ class Corruptor:
         # (S, J) observed joints of each up-sampling joint set (cfg.joint_sets)
         self.sets = torch.zeros(len(cfg.joint_sets), J, dtype=torch.bool)
         if cfg.joint_sets:
-            from ..generators.upsample import set_mask
-
             for i, name in enumerate(cfg.joint_sets):
                 self.sets[i] = torch.from_numpy(set_mask(name, skeleton))
 
@@ -559,67 +552,6 @@ def project_random_cameras(x: torch.Tensor, cfg: Config, g: torch.Generator) -> 
     # The camera's right is +X: a subject facing it shows its left side on the image's right, as in
     # a photo (image x to the right, image y up).
     return torch.stack([u, v], dim=-1)
-
-
-# ==============================================================================================
-# Data sampling
-# ==============================================================================================
-class WindowSampler:
-    """Random fixed-length windows (B, F, J, 3) in metres from a list of motions (NaN-free windows)."""
-
-    def __init__(self, motions: Sequence[Any], frames: int, skeleton: Skeleton = COMMON) -> None:
-        arrays = []
-        for m in motions:
-            j = np.asarray(m.joints if hasattr(m, "joints") else m, dtype=np.float32)
-            if j.shape[0] >= frames and j.shape[1] == len(skeleton) and j.shape[2] == 3:
-                arrays.append(j)
-        if not arrays:
-            raise UserError(f"no training motion has at least {frames} frames")
-        self.data = torch.from_numpy(np.concatenate(arrays))
-        self.frames = frames
-        starts = []
-        off = 0
-        for a in arrays:
-            bad = np.isnan(a).any(axis=(1, 2))
-            cum = np.concatenate([[0], np.cumsum(bad)])
-            s = np.arange(0, len(a) - frames + 1)
-            ok = (cum[s + frames] - cum[s]) == 0
-            starts.append(s[ok] + off)
-            off += len(a)
-        self.starts = torch.from_numpy(np.concatenate(starts)).long()
-        if len(self.starts) == 0:
-            raise UserError("no NaN-free training window")
-        self.skeleton = skeleton
-        self.mirror = torch.tensor(skeleton.mirror, dtype=torch.long)
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def sample(self, batch: int, g: torch.Generator, scale_jitter: float = 0.0) -> torch.Tensor:
-        idx = self.starts[torch.randint(0, len(self.starts), (batch,), generator=g)]
-        t = idx[:, None] + torch.arange(self.frames)[None]
-        x = self.data[t]  # (B, F, J, 3)
-        flip = torch.rand(batch, generator=g) < 0.5
-        xm = x[:, :, self.mirror].clone()
-        xm[..., 0] *= -1
-        x = torch.where(flip[:, None, None, None], xm, x)
-        if scale_jitter:
-            s = 1 + (2 * torch.rand(batch, generator=g) - 1) * scale_jitter
-            x = x * s[:, None, None, None]
-        return x
-
-
-# ==============================================================================================
-# Training
-# ==============================================================================================
-def make_optimizers(model: AEGAN) -> dict[str, torch.optim.Optimizer]:
-    cfg = model.cfg
-    gen_params = [p for net in model.nets.values() for mod in (net.encoder, net.generator) for p in mod.parameters()]
-    critic_params = [p for net in model.nets.values() for p in net.critic.parameters()]
-    return {
-        "g": torch.optim.Adam(gen_params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)),
-        "d": torch.optim.Adam(critic_params, lr=cfg.lr_critic, betas=(cfg.beta1, cfg.beta2)),
-    }
 
 
 def gradient_penalty(net: AEGANNet, real: torch.Tensor, fake: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -715,120 +647,6 @@ def train_step(model: AEGAN, batch: torch.Tensor | dict[str, Any], optimizers: d
     return logs
 
 
-@torch.no_grad()
-def set_bone_reference(model: AEGAN, sampler: WindowSampler, g: torch.Generator, n: int = 512) -> None:
-    """Store each variant's mean bone lengths (metres; projected for 2D) as ``bone_ref``."""
-    x = sampler.sample(n, g)
-    for key, net in model.nets.items():
-        dims = int(key[1:])
-        y = x if dims == 3 else project_random_cameras(x, model.cfg, g)
-        p = [a for a, _ in model.skeleton.bones]
-        c = [b for _, b in model.skeleton.bones]
-        lengths = torch.linalg.vector_norm(y[..., c, :] - y[..., p, :], dim=-1)  # (n, F, Bones)
-        net.bone_ref.copy_(lengths.mean((0, 1)))
-
-
-@torch.no_grad()
-def calibrate_critic(model: AEGAN, sampler: WindowSampler, g: torch.Generator, n: int = 512) -> None:
-    """Store each variant's critic score statistics on ``n`` clean real windows (canonical, model
-    units; random cameras for 2D) as ``critic_ref = [mean, std]``."""
-    was_training = model.training
-    model.eval()
-    x = sampler.sample(n, g)
-    for key, net in model.nets.items():
-        dims = int(key[1:])
-        y = x if dims == 3 else project_random_cameras(x, model.cfg, g)
-        full = torch.ones(y.shape[:3], dtype=torch.bool)
-        centre, rot = canonical_transform(y, full, model.skeleton)
-        scores = torch.cat([net.score(c) for c in (apply_transform(y, centre, rot) / model.cfg.coord_scale).split(128)])
-        net.critic_ref.copy_(torch.stack([scores.mean(), scores.std()]))
-    model.train(was_training)
-
-
-# ==============================================================================================
-# Checkpoints and the Generator interface
-# ==============================================================================================
-def model_tensors(model: AEGAN) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in model.state_dict().items()}
-
-
-def save(model: AEGAN, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-    from ..core.checkpoint import save_checkpoint
-
-    return save_checkpoint(path, model_tensors(model), KIND, model.cfg, metadata or {})
-
-
-def load(path: str | Path) -> tuple[AEGAN, dict[str, str]]:
-    """Rebuild the model from the stored config and load the weights with ``strict=True``."""
-    from ..core.checkpoint import config_from_json, load_checkpoint
-
-    tensors, meta = load_checkpoint(path, KIND)
-    cfg = config_from_json(Config, meta["config"])
-    model = AEGAN(cfg)
-    for key, net in model.nets.items():  # checkpoints written before critic calibration existed
-        tensors.setdefault(f"nets.{key}.critic_ref", net.critic_ref.clone())
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{Path(path).name} does not match its AE-GAN config: {str(e).splitlines()[0]}") from None
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model, meta
-
-
-class AEGANGenerator:
-    """:class:`motionviz.generators.registry.Generator` for inpainting / denoising with a trained AE-GAN.
-
-    ``request.source``: the motion (any skeleton retargetable to the model's); ``request.keep``:
-    (T, J) True = observed (NaN joints count as missing too); ``request.window`` / ``shift`` /
-    ``steps``; ``request.extra``: ``preset`` ("tuned" default, or "thesis"; see
-    :data:`motionviz.generators.inpaint.PRESETS`), ``average`` (bool: override the preset's candidate combination),
-    ``denoise`` (bool: replace observed joints too), ``dims`` (2 or 3; default from the motion).
-    """
-
-    name = "aegan"
-    tasks = frozenset({"inpaint"})
-
-    def __init__(self, model: AEGAN, metadata: dict[str, str] | None = None) -> None:
-        self.model = model
-        self.metadata = metadata or {}
-        self.skeleton = model.skeleton
-
-    def generate(self, request: Any, progress: Callable[[float, str], None] | None = None) -> list[Any]:
-        from ..core.motion import Motion
-        from ..generators.inpaint import inpaint
-
-        req = request.validated()
-        if req.source is None:
-            raise UserError("inpainting needs a source motion")
-        src: Motion = req.source
-        keep = req.keep
-        if src.skeleton.name != self.skeleton.name:
-            from ..core.skeleton import retarget_mask
-
-            obs = src.observed if keep is None else (keep & src.observed)
-            keep = retarget_mask(obs, src.skeleton, self.skeleton)
-            src = src.retarget(self.skeleton)
-        from ..generators.inpaint import DEFAULT_PRESET, preset
-
-        extra = dict(req.extra or {})
-        st = preset(str(extra.get("preset", DEFAULT_PRESET)))
-        if extra.get("average") is not None:
-            st["average"] = bool(extra["average"])
-        result = inpaint(self.model, src.joints, keep, window=req.window, shift=req.shift, steps=req.steps,
-                         keep_observed=not bool(extra.get("denoise", False)),
-                         dims=extra.get("dims"), progress=progress, **st)
-        out = Motion(result.joints, self.skeleton, src.fps,
-                     src.labels.__class__(**{**src.labels.to_dict(), "source": "aegan-inpaint"}))
-        return [out]
-
-
-def load_generator(path: str | Path) -> AEGANGenerator:
-    model, meta = load(path)
-    return AEGANGenerator(model, meta)
-
-
 def describe(model: AEGAN) -> dict[str, Any]:
     """Architecture summary: parameter counts per variant and network."""
     out: dict[str, Any] = {"config": dataclasses.asdict(model.cfg)}
@@ -838,184 +656,3 @@ def describe(model: AEGAN) -> dict[str, Any]:
         out[key]["rows"] = [f"{model.skeleton.joints[a]}|{model.skeleton.joints[b]}" for a, b in net.grid.rows]
     out["parameters"] = sum(p.numel() for p in model.parameters())
     return out
-
-
-# ==============================================================================================
-# Training through motionviz.training.loop (``python -m motionviz train aegan``)
-# ==============================================================================================
-TINY = dict(frames=8, latent=8, channels=(8, 16), batch_size=8)
-
-
-class WindowBatches:
-    """Endless iterator of clean training windows (B, F, J, 3) metres from a :class:`WindowSampler`."""
-
-    def __init__(self, sampler: WindowSampler, batch_size: int, scale_jitter: float, seed: int, rank: int = 0) -> None:
-        self.sampler = sampler
-        self.batch_size = batch_size
-        self.scale_jitter = scale_jitter
-        self.g = torch.Generator().manual_seed(int(seed) * 7919 + rank)
-
-    def __iter__(self) -> "WindowBatches":
-        return self
-
-    def __next__(self) -> torch.Tensor:
-        return self.sampler.sample(self.batch_size, self.g, self.scale_jitter)
-
-
-def _apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
-    names = {f.name for f in dataclasses.fields(Config)}
-    kw: dict[str, Any] = {}
-    for k, v in overrides.items():
-        if k not in names:
-            raise UserError(f"unknown AE-GAN config field {k!r}; choose from {', '.join(sorted(names))}")
-        kw[k] = tuple(v) if isinstance(v, list) else v
-    try:
-        return dataclasses.replace(cfg, **kw).validate()
-    except (TypeError, ValueError) as e:
-        raise UserError(f"bad AE-GAN config: {e}") from None
-
-
-def build_training(opts: Any) -> Any:
-    """:data:`motionviz.training.loop.TRAINERS` builder: training-split corpus (common skeleton, 20 fps,
-    normalised) -> random NaN-free windows (mirrored, scale-jittered) -> corruption training.
-
-    Datasets default to ``Config.datasets`` (UI-PRMD, KIMORE, IRDS: the rehabilitation recordings;
-    ``--datasets`` adds e.g. bandai); ``--tiny`` uses IRDS only and a tiny network."""
-    from ..core.checkpoint import data_provenance
-    from ..data import load_corpus
-    from ..training.loop import TrainSetup
-
-    cfg = Config(**TINY) if opts.tiny else Config()
-    if opts.batch_size is not None:
-        cfg = dataclasses.replace(cfg, batch_size=int(opts.batch_size))
-    if opts.lr is not None:
-        cfg = dataclasses.replace(cfg, lr=float(opts.lr), lr_critic=float(opts.lr))
-    cfg = _apply_overrides(cfg, dict(opts.overrides or {}))
-    datasets = list(opts.datasets or (["irds"] if opts.tiny else cfg.datasets))
-    cfg = dataclasses.replace(cfg, datasets=tuple(datasets))
-    motions = load_corpus("train", datasets, root=opts.data_root)
-    model = AEGAN(cfg)
-    model.rng = torch.Generator().manual_seed(int(opts.seed) + 1000 * int(opts.rank))
-    sampler = WindowSampler(motions, cfg.frames, model.skeleton)
-    set_bone_reference(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 1))
-    model.to(opts.device)
-    batches = WindowBatches(sampler, cfg.batch_size, cfg.scale_jitter, opts.seed, opts.rank)
-
-    def export() -> dict[str, torch.Tensor]:
-        calibrate_critic(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 2))
-        return model.state_dict()
-
-    metadata = {"data": data_provenance(datasets),
-                "stats": {"train_motions": len(motions), "train_windows": len(sampler),
-                          "parameters": sum(p.numel() for p in model.parameters()),
-                          "corruption": "missing joints (scattered / runs), missing frames, hidden limb, "
-                                        "never-observed joints, Gaussian noise; losses on the clean window"}}
-    keys = [f"d{d}/{k}" for d in cfg.variants for k in ("mpjpe_m", "mpjse_m", "wasserstein")]
-    return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=cfg,
-                      metadata=metadata, log_keys=keys, export=export)
-
-
-def merge_checkpoints(paths: Sequence[str | Path], out: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-    """Combine checkpoints that differ only in ``variants`` (e.g. a 3D and a 2D training run) into
-    one checkpoint holding every variant; metadata of each input is kept under ``<variant>/<key>``.
-
-    ``python -c "from motionviz.models.aegan import merge_checkpoints as m; m(['3d.safetensors',
-    '2d.safetensors'], 'checkpoints/aegan.safetensors')"``"""
-    models = [load(p) for p in paths]
-    base = dataclasses.replace(models[0][0].cfg, variants=())
-    variants: list[int] = []
-    meta: dict[str, Any] = {}
-    for (m, md), p in zip(models, paths):
-        if dataclasses.replace(m.cfg, variants=()) != base:
-            raise UserError(f"{Path(p).name}: config differs from {Path(paths[0]).name} beyond its variants")
-        for d in m.cfg.variants:
-            if d in variants:
-                raise UserError(f"variant {d}D appears twice")
-            variants.append(d)
-            for k, v in md.items():
-                if k not in ("format", "kind", "config"):
-                    meta[f"d{d}/{k}"] = v
-        if "data" in md:
-            meta["data"] = md["data"]
-    meta.update(metadata or {})
-    merged = AEGAN(dataclasses.replace(base, variants=tuple(variants)))
-    for m, _ in models:
-        for key, net in m.nets.items():
-            merged.nets[key].load_state_dict(net.state_dict(), strict=True)
-    return save(merged, out, meta)
-
-
-# ==============================================================================================
-# Joint up-sampling: fine-tuning through motionviz.training.loop (``python -m motionviz train aegan-upsample``)
-# ==============================================================================================
-#: what ``aegan-upsample`` changes in the shipped AE-GAN's config: 3D only, 70 % of the windows observe one
-#: joint set of :data:`motionviz.generators.upsample.JOINT_SETS`, half the learning rate (decayed, see below)
-UPSAMPLE = dict(variants=(3,), p_sets=0.7, joint_sets=("coco17", "trackers", "wrists-ankles-neck"), lr=5e-4,
-                lr_critic=5e-4)
-_ARCHITECTURE = ("skeleton", "frames", "latent", "channels", "kernel_time", "kernel_body", "coord_scale")
-
-
-def build_upsample_training(opts: Any) -> Any:
-    """:data:`motionviz.training.loop.TRAINERS` builder of the joint up-sampler: the shipped AE-GAN's 3D variant
-    (``checkpoints/aegan.safetensors``; ``--set init=PATH`` another, ``--set init=none`` from scratch) trained
-    further with the same losses on windows of which ``p_sets`` observe only a sparse joint set (the others
-    keep the inpainting corruption, so the model still fills gaps).  The learning rate falls from ``lr``
-    to a tenth along a cosine over the budget."""
-    from ..core.checkpoint import data_provenance, default_checkpoint_dir, file_sha256, read_metadata
-    from ..data import load_corpus
-    from ..training.loop import TrainSetup
-
-    overrides = dict(opts.overrides or {})
-    init = str(overrides.pop("init", "") or "")
-    cfg = Config(**{**TINY, **UPSAMPLE}) if opts.tiny else Config(**UPSAMPLE)
-    if opts.batch_size is not None:
-        cfg = dataclasses.replace(cfg, batch_size=int(opts.batch_size))
-    if opts.lr is not None:
-        cfg = dataclasses.replace(cfg, lr=float(opts.lr), lr_critic=float(opts.lr))
-    cfg = _apply_overrides(cfg, overrides)
-    if 3 not in cfg.variants or len(cfg.variants) != 1:
-        raise UserError("the up-sampler is a 3D model: keep variants=[3]")
-    datasets = list(opts.datasets or (["irds"] if opts.tiny else cfg.datasets))
-    cfg = dataclasses.replace(cfg, datasets=tuple(datasets))
-    model = AEGAN(cfg)
-    init_info = "none (trained from scratch)"
-    src = None if init.lower() == "none" else Path(init) if init else default_checkpoint_dir() / "aegan.safetensors"
-    if src is not None:
-        if not src.is_file():
-            if init:
-                raise UserError(f"--set init: no checkpoint at {src}")
-        else:
-            base, _ = load(src)
-            diff = [k for k in _ARCHITECTURE if getattr(base.cfg, k) != getattr(cfg, k)]
-            if diff or "d3" not in base.nets:
-                if init:
-                    raise UserError(f"--set init: {src.name} has another architecture ({', '.join(diff) or 'no 3D variant'})")
-            else:
-                model.nets["d3"].load_state_dict(base.nets["d3"].state_dict(), strict=True)
-                for p in model.parameters():
-                    p.requires_grad_(True)
-                init_info = f"{src.name} (sha256 {file_sha256(src)[:16]}, {read_metadata(src).get('d3/steps', '?')} steps)"
-    motions = load_corpus("train", datasets, root=opts.data_root)
-    model.rng = torch.Generator().manual_seed(int(opts.seed) + 1000 * int(opts.rank))
-    sampler = WindowSampler(motions, cfg.frames, model.skeleton)
-    set_bone_reference(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 1))
-    model.to(opts.device)
-    batches = WindowBatches(sampler, cfg.batch_size, cfg.scale_jitter, opts.seed, opts.rank)
-
-    def export() -> dict[str, torch.Tensor]:
-        calibrate_critic(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 2))
-        return model.state_dict()
-
-    metadata = {"data": data_provenance(datasets), "init": init_info, "task": "joint up-sampling",
-                "stats": {"train_motions": len(motions), "train_windows": len(sampler),
-                          "parameters": sum(p.numel() for p in model.parameters()),
-                          "corruption": f"{cfg.p_sets:.0%} of the windows observe one joint set of "
-                                        f"{', '.join(cfg.joint_sets)} (each of its joints missing at a rate "
-                                        f"U(0, {cfg.set_dropout:g})); the rest as the inpainter"}}
-
-    def lr_lambda(f: float) -> float:
-        return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, f)))
-
-    return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=cfg,
-                      metadata=metadata, log_keys=["d3/mpjpe_m", "d3/mpjse_m", "d3/wasserstein"], export=export,
-                      lr_lambda=lr_lambda)

@@ -51,8 +51,8 @@ TRAINERS: dict[str, str] = {
     "diffusion": "motionviz.training.diffusion:build_training",
     "diffusion-fast": "motionviz.training.diffusion_fast:build_training",
     "vae": "motionviz.training.vae:build_training",
-    "aegan": "motionviz.models.aegan:build_training",
-    "aegan-upsample": "motionviz.models.aegan:build_upsample_training",
+    "aegan": "motionviz.training.aegan:build_training",
+    "aegan-upsample": "motionviz.training.aegan:build_upsample_training",
     "recognizer": "motionviz.models.recognition:build_training",
 }
 

@@ -218,7 +218,8 @@ def upsample_motion(model: Any, motion: Motion, joint_set: str, steps: Any = Non
                     mean: dict | None = None, progress=None) -> UpsampleOutcome:
     """Keep only the joints of ``joint_set`` of ``motion`` and generate the rest with the up-sampling AE-GAN
     (and the offset baseline when ``mean``, the training mean pose, is given); errors against the motion."""
-    from ..generators.upsample import offset_baseline, resolve_set, set_mask, settings_for, upsample
+    from ..core.skeleton import resolve_set, set_mask
+    from ..generators.upsample import offset_baseline, settings_for, upsample
 
     name = resolve_set(joint_set)
     chosen = settings_for(name)
@@ -272,7 +273,7 @@ def upsample_figure(out: UpsampleOutcome):
 
 
 def upsample_markdown(out: UpsampleOutcome) -> str:
-    from ..generators.upsample import JOINT_SETS
+    from ..core.skeleton import JOINT_SETS
 
     rows = " | ".join(f"{k}: **{v:.0f} mm**" for k, v in out.mean_mm.items() if np.isfinite(v))
     lines = [f"**Up-sampled from {out.joint_set}** ({JOINT_SETS[out.joint_set][0]}): "
@@ -348,7 +349,7 @@ def build(ctx: AppContext) -> None:
             run_btn = gr.Button("Corrupt & inpaint", variant="primary", elem_id="inpaint-run")
             with gr.Accordion("Keypoints → full skeleton (joint up-sampling)", open=True,
                               elem_id="inpaint-upsample-box"):
-                from ..generators.upsample import JOINT_SETS
+                from ..core.skeleton import JOINT_SETS
 
                 gr.Markdown("Keep only the joints a keypoint detector or a few trackers give and let the "
                             "up-sampling AE-GAN generate the others (its own search settings, chosen per joint "

@@ -59,6 +59,7 @@ def _tiny_checkpoints(folder: Path) -> Path:
     from ..core.skeleton import COMMON
     from ..models import aegan as A
     from ..models import diffusion as D
+    from ..training import aegan as A_T
     from ..training import diffusion as D_T
 
     torch.manual_seed(0)
@@ -78,7 +79,7 @@ def _tiny_checkpoints(folder: Path) -> Path:
     if shipped.is_file():
         shutil.copyfile(shipped, folder / "aegan.safetensors")
     else:
-        A.save(A.build_model(A.Config(frames=32, latent=16, channels=(16, 32), batch_size=8)),
+        A_T.save(A.build_model(A.Config(frames=32, latent=16, channels=(16, 32), batch_size=8)),
                folder / "aegan.safetensors", {"steps": 0})
     return folder
 

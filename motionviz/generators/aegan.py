@@ -1,0 +1,58 @@
+"""The AE-GAN behind the Generator protocol (inpainting) and its checkpoint loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core.errors import UserError
+from ..core.motion import Motion
+from ..core.skeleton import retarget_mask
+from ..models.aegan import AEGAN
+from .inpaint import DEFAULT_PRESET, inpaint, load, preset
+
+
+class AEGANGenerator:
+    """:class:`motionviz.generators.registry.Generator` for inpainting / denoising with a trained AE-GAN.
+
+    ``request.source``: the motion (any skeleton retargetable to the model's); ``request.keep``:
+    (T, J) True = observed (NaN joints count as missing too); ``request.window`` / ``shift`` /
+    ``steps``; ``request.extra``: ``preset`` ("tuned" default, or "thesis"; see
+    :data:`motionviz.generators.inpaint.PRESETS`), ``average`` (bool: override the preset's candidate combination),
+    ``denoise`` (bool: replace observed joints too), ``dims`` (2 or 3; default from the motion).
+    """
+
+    name = "aegan"
+    tasks = frozenset({"inpaint"})
+
+    def __init__(self, model: AEGAN, metadata: dict[str, str] | None = None) -> None:
+        self.model = model
+        self.metadata = metadata or {}
+        self.skeleton = model.skeleton
+
+    def generate(self, request: Any, progress: Callable[[float, str], None] | None = None) -> list[Any]:
+        req = request.validated()
+        if req.source is None:
+            raise UserError("inpainting needs a source motion")
+        src: Motion = req.source
+        keep = req.keep
+        if src.skeleton.name != self.skeleton.name:
+            obs = src.observed if keep is None else (keep & src.observed)
+            keep = retarget_mask(obs, src.skeleton, self.skeleton)
+            src = src.retarget(self.skeleton)
+
+        extra = dict(req.extra or {})
+        st = preset(str(extra.get("preset", DEFAULT_PRESET)))
+        if extra.get("average") is not None:
+            st["average"] = bool(extra["average"])
+        result = inpaint(self.model, src.joints, keep, window=req.window, shift=req.shift, steps=req.steps,
+                         keep_observed=not bool(extra.get("denoise", False)),
+                         dims=extra.get("dims"), progress=progress, **st)
+        out = Motion(result.joints, self.skeleton, src.fps,
+                     src.labels.__class__(**{**src.labels.to_dict(), "source": "aegan-inpaint"}))
+        return [out]
+
+
+def load_generator(path: str | Path) -> AEGANGenerator:
+    model, meta = load(path)
+    return AEGANGenerator(model, meta)
