@@ -503,7 +503,7 @@ def _aegan_clean(raw: Motion, mask: np.ndarray, path: Path, progress: Progress |
 def recognise(motion: Motion, checkpoint_dir: str | os.PathLike | None = None) -> tuple[dict[str, Any] | None, str]:
     """(the recogniser's guess for ``motion`` (label, title, probability, ...), "") or (None, why not)."""
     try:
-        from .models.recognition import CHECKPOINT_NAME, load_recognizer
+        from .generators.recognition import CHECKPOINT_NAME, load_recognizer
         if checkpoint_dir is None:
             from .core.checkpoint import default_checkpoint_dir
             checkpoint_dir = default_checkpoint_dir()

@@ -18,8 +18,10 @@ from motionviz.core.checkpoint import data_provenance, save_checkpoint
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
+from motionviz.generators import recognition as R_G
 from motionviz.generators.registry import available_models
 from motionviz.models import recognition as R
+from motionviz.training import recognition as R_T
 from motionviz.ui import compare_tab as C
 from motionviz.ui.common import AppContext
 
@@ -63,8 +65,8 @@ def ckpt_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("compare-ck")
     train = corpus(6, 0, "s")
     # recogniser
-    rec = R.train_recognizer(train, R.Config(labels=LABELS, **TINY_REC), steps=20, seed=0)
-    save_checkpoint(d / R.CHECKPOINT_NAME, rec.state_dict(), R.KIND, rec.config,
+    rec = R_T.train_recognizer(train, R.Config(labels=LABELS, **TINY_REC), steps=20, seed=0)
+    save_checkpoint(d / R_G.CHECKPOINT_NAME, rec.state_dict(), R.KIND, rec.config,
                     {"correct_labels": list(LABELS), "score_labels": [], "data": data_provenance(["ui-prmd"])})
     # VAE (untrained: the tab only needs a working generator)
     torch.manual_seed(0)

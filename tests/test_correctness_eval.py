@@ -15,6 +15,7 @@ from motionviz.core.skeleton import COMMON
 from motionviz.evaluation import correctness as EC
 from motionviz.generators.registry import Request
 from motionviz.models import recognition as R
+from motionviz.training import recognition as R_T
 
 torch.set_num_threads(1)
 
@@ -63,7 +64,7 @@ def real_set(n: int, seed: int) -> list[Motion]:
 
 @pytest.fixture(scope="module")
 def recognizer() -> R.Recognizer:
-    return R.train_recognizer(real_set(16, 0), R.Config(labels=LABELS, **TINY), steps=120, seed=0)
+    return R_T.train_recognizer(real_set(16, 0), R.Config(labels=LABELS, **TINY), steps=120, seed=0)
 
 
 class Fake:

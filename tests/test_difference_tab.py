@@ -212,8 +212,9 @@ def test_tab_without_diffusion_says_so(tmp_path):
 @pytest.mark.slow
 def test_compare_tab_correctness_section(gen, corpus, tmp_path):
     from motionviz.models import recognition as R
+    from motionviz.training import recognition as R_T
 
-    rec = R.train_recognizer(corpus["train"], R.Config(labels=("ui-prmd:m01",), hidden=16, gru_hidden=12,
+    rec = R_T.train_recognizer(corpus["train"], R.Config(labels=("ui-prmd:m01",), hidden=16, gru_hidden=12,
                                                        feature_dim=16, conv_blocks=2, dropout=0.0, batch_size=8,
                                                        min_crop=20, max_crop=40), steps=10, seed=0)
     res = DT.quick_correctness({"diffusion": gen}, rec, "ui-prmd:m01", tmp_path, num=2, frames=40, steps=2)

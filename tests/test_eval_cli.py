@@ -15,6 +15,7 @@ from motionviz.core.skeleton import COMMON
 from motionviz.evaluation import generative as E
 from motionviz.generators.registry import Request
 from motionviz.models import recognition as R
+from motionviz.training import recognition as R_T
 
 torch.set_num_threads(1)
 
@@ -66,7 +67,7 @@ def real_set(n_per: int, seed: int, subject_prefix: str = "s") -> list[Motion]:
 @pytest.fixture(scope="module")
 def tiny_recognizer() -> R.Recognizer:
     cfg = R.Config(labels=tuple(sorted(KINDS)), **TINY)
-    return R.train_recognizer(real_set(8, 0), cfg, steps=60, seed=0)
+    return R_T.train_recognizer(real_set(8, 0), cfg, steps=60, seed=0)
 
 
 # ---------------------------------------------------------------------------------------------

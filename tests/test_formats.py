@@ -156,6 +156,7 @@ def _tiny_checkpoints(tmp_path: Path) -> Path:
     import torch
 
     from motionviz.core.checkpoint import save_checkpoint
+    from motionviz.generators import recognition as R_G
     from motionviz.models import aegan as A
     from motionviz.models import recognition as R
     from motionviz.training import aegan as A_T
@@ -165,7 +166,7 @@ def _tiny_checkpoints(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     rec = R.Recognizer(R.Config(labels=("t:arms", "t:squat", "t:punch"), hidden=16, gru_hidden=12, feature_dim=16,
                                 conv_blocks=2, dropout=0.0, batch_size=8)).eval()
-    save_checkpoint(ck / R.CHECKPOINT_NAME, rec.state_dict(), R.KIND, rec.config,
+    save_checkpoint(ck / R_G.CHECKPOINT_NAME, rec.state_dict(), R.KIND, rec.config,
                     {"correct_labels": [], "score_labels": []})
     A_T.save(A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8)), ck / "aegan.safetensors",
            {"steps": 0})
@@ -179,7 +180,7 @@ def test_video_classify_inpaint_export_chain(data_root, tmp_path, capsys):
     BVH whose frame time says 20 fps and which bvhio reads."""
     from motionviz import video
     from motionviz.cli import main
-    from motionviz.models import recognition as R
+    from motionviz.generators import recognition as R_G
 
     gif = data_root / "video" / "pose_classification_pushups_and_squats.gif"
     if not gif.is_file():
@@ -200,9 +201,9 @@ def test_video_classify_inpaint_export_chain(data_root, tmp_path, capsys):
 
     assert main(["classify", "--input", str(arr), "--json", "--checkpoints", str(ck)]) == 0
     pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
-    want = R.load_recognizer(ck / R.CHECKPOINT_NAME).predict([in_memory.joints])[0]
+    want = R_G.load_recognizer(ck / R_G.CHECKPOINT_NAME).predict([in_memory.joints])[0]
     assert pred["label"] == want["label"] and pred["probability"] == pytest.approx(want["probability"], abs=1e-5)
-    wrong = R.load_recognizer(ck / R.CHECKPOINT_NAME).predict([res.motion.joints])[0]   # 10 fps read as 20
+    wrong = R_G.load_recognizer(ck / R_G.CHECKPOINT_NAME).predict([res.motion.joints])[0]   # 10 fps read as 20
     assert wrong["probability"] != pytest.approx(want["probability"], abs=1e-5)
 
     filled = tmp_path / "filled.npy"
@@ -229,7 +230,7 @@ def test_npz_chain_keeps_the_rate(data_root, tmp_path, capsys):
     from motionviz import video
     from motionviz.cli import main
     from motionviz.data import load_user_file
-    from motionviz.models import recognition as R
+    from motionviz.generators import recognition as R_G
 
     gif = data_root / "video" / "pose_classification_pushups_and_squats.gif"
     if not gif.is_file():
@@ -247,7 +248,7 @@ def test_npz_chain_keeps_the_rate(data_root, tmp_path, capsys):
     in_memory = res.motion.resample(20.0)
     np.testing.assert_allclose(a, in_memory.joints, atol=1e-6)
 
-    rec = R.load_recognizer(ck / R.CHECKPOINT_NAME)
+    rec = R_G.load_recognizer(ck / R_G.CHECKPOINT_NAME)
     want = rec.predict([in_memory.joints])[0]
     assert main(["classify", "--input", str(arr), "--json", "--checkpoints", str(ck)]) == 0
     pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]

@@ -32,10 +32,10 @@ if str(ROOT) not in sys.path:                      # run as a script
 from motionviz.cli.sample import keep_mask
 from motionviz.evaluation.generative import generate_pool
 from motionviz.generators.inpaint import baseline, inpaint, load_model, preset
+from motionviz.generators.recognition import load_recognizer
 from motionviz.generators.registry import Request, load_generator
 from motionviz.generators.upsample import load_upsampler, upsample
 from motionviz.generators.vae import Endpoint
-from motionviz.models.recognition import load_recognizer
 from motionviz.video import smooth_fill
 
 pytestmark = [pytest.mark.slow, pytest.mark.shipped]

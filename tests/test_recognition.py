@@ -10,7 +10,9 @@ from motionviz.core.checkpoint import save_checkpoint
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
+from motionviz.generators import recognition as R_G
 from motionviz.models import recognition as R
+from motionviz.training import recognition as R_T
 
 torch.set_num_threads(1)
 
@@ -97,8 +99,8 @@ def test_train_step_lowers_loss_on_tiny_batch():
                for i, k in enumerate(["arms", "squat"] * 4)]
     model = tiny_model().train()
     cfg = model.config
-    items = R._items(motions, cfg.labels)
-    batch = R.collate_motions(items, np.random.default_rng(0), cfg, augment=False)
+    items = R_T._items(motions, cfg.labels)
+    batch = R_T.collate_motions(items, np.random.default_rng(0), cfg, augment=False)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     first = model.train_step(batch, {"model": opt})
     for _ in range(40):
@@ -114,18 +116,18 @@ def test_train_recognizer_separates_classes_and_checkpoint_roundtrip(tmp_path):
     motions = [Motion(synthetic(k, int(rng.integers(30, 60)), rng), labels=MotionLabels(label=f"t:{k}"))
                for k in ["arms", "squat"] * 10]
     cfg = R.Config(labels=("t:arms", "t:squat"), **TINY)
-    model = R.train_recognizer(motions, cfg, steps=40, seed=0)
+    model = R_T.train_recognizer(motions, cfg, steps=40, seed=0)
     test = [synthetic(k, 45, np.random.default_rng(100 + i)) for i, k in enumerate(["arms", "squat"] * 3)]
     preds = model.predict(test)
     assert [p["label"] for p in preds] == ["t:arms", "t:squat"] * 3
     assert all(p["correct"] is None and 0.5 <= p["probability"] <= 1.0 for p in preds)
     path = save_checkpoint(tmp_path / "recognizer.safetensors", model.state_dict(), R.KIND, model.config,
                            {"correct_labels": [], "score_labels": []})
-    again = R.load_recognizer(path)
+    again = R_G.load_recognizer(path)
     assert again.labels == model.labels
     assert np.allclose(again.features(test), model.features(test), atol=1e-6)
     with pytest.raises(UserError):
-        R.load_recognizer(tmp_path / "missing.safetensors")
+        R_G.load_recognizer(tmp_path / "missing.safetensors")
 
 
 def test_per_class_correctness_and_score_outputs():

@@ -124,6 +124,7 @@ def checkpoints(tmp_path_factory):
     import torch
 
     from motionviz.core.checkpoint import save_checkpoint
+    from motionviz.generators import recognition as R_G
     from motionviz.models import aegan as A
     from motionviz.models import recognition as R
     from motionviz.training import aegan as A_T
@@ -132,7 +133,7 @@ def checkpoints(tmp_path_factory):
     torch.manual_seed(0)
     rec = R.Recognizer(R.Config(labels=("t:a", "t:b"), hidden=16, gru_hidden=12, feature_dim=16, conv_blocks=2,
                                 dropout=0.0, batch_size=8))
-    save_checkpoint(d / R.CHECKPOINT_NAME, rec.state_dict(), R.KIND, rec.config,
+    save_checkpoint(d / R_G.CHECKPOINT_NAME, rec.state_dict(), R.KIND, rec.config,
                     {"correct_labels": [], "score_labels": []})
     A_T.save(A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), batch_size=8)), d / "aegan.safetensors",
            {"steps": 0})

@@ -61,7 +61,7 @@ def test_shipped_diffusion_honours_correct_and_incorrect(label):
     straight-leg raise and shoulder extension were both judged incorrect whichever was asked for by the
     checkpoint shipped before (control 0.5 and 0.62); the full protocol is ``evaluate``."""
     from motionviz.evaluation.correctness import judge
-    from motionviz.models.recognition import load_recognizer
+    from motionviz.generators.recognition import load_recognizer
 
     ck = Path(default_checkpoint_dir())
     gen = load_generator("diffusion", ck)

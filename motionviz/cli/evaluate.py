@@ -133,7 +133,7 @@ def _checkpoint_dir(args: argparse.Namespace) -> Path:
 
 
 def _recognizer(args: argparse.Namespace):
-    from ..models.recognition import CHECKPOINT_NAME, load_recognizer
+    from ..generators.recognition import CHECKPOINT_NAME, load_recognizer
 
     return load_recognizer(_checkpoint_dir(args) / CHECKPOINT_NAME)
 

@@ -42,7 +42,7 @@ SECTIONS: dict[str, tuple[str, str | None]] = {
     "inpaint": ("motionviz.generators.inpaint:bench", "aegan"),
     "mesh": ("motionviz.mesh:bench", None),
     "video": ("motionviz.video:bench", None),
-    "recognizer": ("motionviz.models.recognition:bench", "recognizer"),
+    "recognizer": ("motionviz.evaluation.recognition:bench", "recognizer"),
     "diffusion_quality": ("motionviz.evaluation.bench:diffusion_quality", "diffusion"),
 }
 #: Sections run only when asked for (``--quality`` or ``--only``): they take minutes, not seconds.
@@ -181,8 +181,8 @@ def diffusion_quality(quick: bool) -> dict[str, Any]:
     from ..core.checkpoint import default_checkpoint_dir
     from ..core.errors import DataNotFound
     from ..data import load_corpus
+    from ..generators.recognition import CHECKPOINT_NAME, load_recognizer
     from ..generators.registry import load_generator
-    from ..models.recognition import CHECKPOINT_NAME, load_recognizer
     from .generative import EvalSettings, evaluate
 
     rec_path = default_checkpoint_dir() / CHECKPOINT_NAME

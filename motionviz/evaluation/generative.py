@@ -342,7 +342,7 @@ def augmentation_study(generators: dict[str, Generator], real_train: Sequence[Mo
     Same seeds, steps and config for every row, so the rows differ only by the added data; with
     ``repeats`` > 1 every row is trained with that many seeds and reported as mean with ``*_ci``
     (1.96 standard errors over seeds).  The generated pool is made once (seed ``seed``)."""
-    from ..models.recognition import train_recognizer
+    from ..training.recognition import train_recognizer
 
     a = settings or AugmentSettings()
     progress = progress or _noop

@@ -53,7 +53,7 @@ TRAINERS: dict[str, str] = {
     "vae": "motionviz.training.vae:build_training",
     "aegan": "motionviz.training.aegan:build_training",
     "aegan-upsample": "motionviz.training.aegan:build_upsample_training",
-    "recognizer": "motionviz.models.recognition:build_training",
+    "recognizer": "motionviz.training.recognition:build_training",
 }
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -291,7 +291,7 @@ def bar_table(result: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[fl
 
 
 def _recognizer(ctx: AppContext):
-    from ..models.recognition import CHECKPOINT_NAME, load_recognizer
+    from ..generators.recognition import CHECKPOINT_NAME, load_recognizer
 
     p = Path(ctx.checkpoint_dir) / CHECKPOINT_NAME
     if not p.is_file():
