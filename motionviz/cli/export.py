@@ -11,10 +11,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..core.errors import UserError
+from ..core.limits import check_budget
 from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
 from ..core.skeleton import SKELETONS
 from ..data import load_user_file
-from ..data.userfile import check_budget, skeleton_for_joint_count
+from ..data.userfile import skeleton_for_joint_count
 from ..export import FORMATS, save_bvh, save_gif, save_glb, save_html, save_json, save_mp4, save_npy, save_npz
 from ..io.files import check_out
 

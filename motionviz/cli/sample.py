@@ -279,7 +279,7 @@ def _load_motion(path: str, index: int = 0):
         except (ValueError, OSError) as e:
             raise UserError(f"{p.name}: not a readable .npy array ({str(e).splitlines()[0]})") from None
         if a.ndim == 4:
-            from ..data.userfile import check_budget
+            from ..core.limits import check_budget
 
             check_budget(int(a.shape[1]), int(a.shape[2]), p.name)     # before the motion is read
             if a.shape[2:] != (len(COMMON), 3):

@@ -29,17 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.limits import check_budget
 from ..core.motion import DEFAULT_FPS, MAX_FRAMES, Motion, MotionError, MotionLabels
 from ..core.skeleton import COMMON, SKELETONS, Skeleton
 
-__all__ = ["load_user_file", "skeleton_for_joint_count", "check_budget", "MAX_USER_BYTES", "MAX_JSON_BYTES",
-           "MAX_JOINT_FRAMES", "MAX_SPAN_M", "MAX_NESTING", "USER_EXTENSIONS"]
+__all__ = ["load_user_file", "skeleton_for_joint_count", "MAX_USER_BYTES", "MAX_JSON_BYTES",
+           "MAX_SPAN_M", "MAX_NESTING", "USER_EXTENSIONS"]
 
 MAX_USER_BYTES = 50 * 1024 * 1024           # any user file (decompressed size for .bvh.xz)
 MAX_JSON_BYTES = 16 * 1024 * 1024           # JSON costs ~40x its size in Python objects while parsed
-#: joints x frames of one user motion, checked from the header before any array is allocated (BVH forward
-#: kinematics costs ~200 bytes per joint-frame: 1e6 -> ~0.2 GB at the peak)
-MAX_JOINT_FRAMES = 1_000_000
 #: the largest extent (metres) of a user motion on any axis: a body moving in a room spans a few metres;
 #: 1e5 m is a unit mistake or an outlier, and it would make every plot and video cost grow with it
 MAX_SPAN_M = 100.0
@@ -66,15 +64,6 @@ def _ext(name: str) -> str:
         if n.endswith(e):
             return e
     return Path(n).suffix
-
-
-def check_budget(frames: int, joints: int, name: str) -> None:
-    """:class:`UserError` when ``frames`` x ``joints`` is over the budgets (call before allocating)."""
-    if frames > MAX_FRAMES:
-        raise UserError(f"{name}: {frames} frames is too long (limit {MAX_FRAMES})")
-    if frames * joints > MAX_JOINT_FRAMES:
-        raise UserError(f"{name}: {joints} joints x {frames} frames is over the limit of "
-                        f"{MAX_JOINT_FRAMES:,} joint-frames")
 
 
 def _check_span(m: Motion, name: str) -> Motion:

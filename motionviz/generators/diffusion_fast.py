@@ -13,11 +13,15 @@ from ..models.diffusion import (
     Config,
     with_legacy_fields,
 )
-from ..models.diffusion_fast import DEFAULT_STEPS, KIND, FastConfig, StudentDenoiser, allowed_steps, student_times
+from ..models.diffusion_fast import KIND, FastConfig, StudentDenoiser, allowed_steps, student_times
 from . import diffusion as teacher_mod_G
 from .diffusion import DiffusionGenerator
+from .registry import DEFAULT_STEPS as _STEPS
 from .registry import Request
 from .text_encoders import check_encoder
+
+#: Steps the shipped student is sampled with when a request does not say (the Text tab, ``sample``).
+DEFAULT_STEPS = _STEPS[KIND]
 
 
 # ---------------------------------------------------------------------------------------------

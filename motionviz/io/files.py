@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.limits import check_budget
 
 __all__ = ["check_out", "writable_dir", "atomic_write", "open_npy_batch", "batch_chunks"]
 
@@ -72,9 +73,7 @@ def atomic_write(out: str | os.PathLike, write: Callable[[Path], None]) -> Path:
 def open_npy_batch(path: str | os.PathLike, joints: int | None = None) -> np.ndarray:
     """A ``.npy`` of motions, memory-mapped (nothing is read yet), as (N, T, J, 3): a (T, J, 3) array is
     one motion.  Checked from the header before any data are read: numbers, the shape, and T x J within
-    the user-file budgets (:func:`motionviz.data.userfile.check_budget`); ``joints`` fixes J."""
-    from ..data.userfile import check_budget
-
+    the user-file budgets (:func:`motionviz.core.limits.check_budget`); ``joints`` fixes J."""
     p = Path(path)
     try:
         a = np.load(p, mmap_mode="r", allow_pickle=False)

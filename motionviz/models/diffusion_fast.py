@@ -46,16 +46,13 @@ import torch
 from torch import nn
 
 from ..core.errors import CheckpointError, UserError
-from ..generators.registry import DEFAULT_STEPS as _STEPS
 from .diffusion import CORRECT_GUIDANCE, Config, Denoiser, sinusoid
 
 __all__ = ["KIND", "FastConfig", "StudentDenoiser", "DistillModel",
            "student_times", "teacher_grid", "allowed_steps", "student_from_teacher",
-           "fast_config", "DEFAULT_STEPS"]
+           "fast_config"]
 
 KIND = "diffusion-fast"
-#: Steps the shipped student is sampled with when a request does not say (the Text tab, ``sample``).
-DEFAULT_STEPS = _STEPS[KIND]
 
 
 @dataclass(frozen=True)
