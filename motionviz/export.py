@@ -30,8 +30,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import mesh
 from .core.errors import UserError
 from .core.motion import Motion
+from .core.skeleton import COMMON, SKELETONS
+from .io.bvh import save_bvh as _save
+from .mesh.rig import export_rigged
+from .viz.payload import decode_positions
+from .viz.render import standalone_html
 
 __all__ = [
     "FORMATS",
@@ -112,8 +118,6 @@ def save_npz(motion: Motion, path: str | os.PathLike) -> Path:
     pickle: ``np.load(path, allow_pickle=False)``; every reader of motion files takes it at its stored rate.
     A skeleton read from a file (not one of :data:`motionviz.core.skeleton.SKELETONS`) is stored as the common
     skeleton."""
-    from .core.skeleton import COMMON, SKELETONS
-
     m = _check(motion)
     if SKELETONS.get(m.skeleton.name) != m.skeleton:
         m = m.retarget(COMMON)
@@ -140,16 +144,12 @@ def save_bvh(motion: Motion, path: str | os.PathLike, unit: str = "cm", rig: str
     """BVH (see :mod:`motionviz.io.bvh`): centimetres by default, no comment lines, metadata in the
     sidecar ``<file>.bvh.json``; ``rig="mixamo"`` for Mixamo joint names, ``clean_feet`` to remove
     foot sliding."""
-    from .io.bvh import save_bvh as _save
-
     return _save(_check(motion), _target(path, ".bvh"), unit=unit, rig=rig, clean_feet=clean_feet)
 
 
 def save_html(motion: Motion | Sequence[Motion], path: str | os.PathLike,
               titles: Sequence[str] | None = None) -> Path:
     """Standalone HTML page with a Play button (plotly.js inline: no internet needed)."""
-    from .viz.render import standalone_html
-
     ms = [motion] if isinstance(motion, Motion) else list(motion)
     for m in ms:
         _check(m)
@@ -170,9 +170,6 @@ def save_glb(motion: Motion, path: str | os.PathLike, vertex_animated: bool = Fa
     rate (Blender, Unity, Unreal, three.js play it as a character; :mod:`motionviz.mesh.rig`).
     ``vertex_animated``: one morph target per frame played by a STEP animation, at most
     :data:`motionviz.mesh.MAX_EXPORT_FRAMES` frames (subsampled evenly)."""
-    from . import mesh
-    from .mesh.rig import export_rigged
-
     p = _target(path, ".glb")
     anim = mesh.mesh_animation(_check(motion), body="anny", progress=progress)
     if vertex_animated:
@@ -361,7 +358,6 @@ def render_view_frames(payload: dict, view: dict | None = None, cell: int = VIEW
     one scale for every cell, floor grid 0.5 m."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from .ui.player import decode_positions
 
     if not isinstance(payload, dict) or not payload.get("motions") or not payload.get("skeletons"):
         raise UserError("nothing to export: the player shows no motion")

@@ -10,6 +10,7 @@ import pytest
 from motionviz.core.motion import Motion
 from motionviz.core.skeleton import COMMON
 from motionviz.ui import player as P
+from motionviz.viz import payload as P_V
 
 
 def _motion(T: int = 30, lift: float = 0.0, seed: int = 0, fps: float = 20.0) -> Motion:
@@ -25,7 +26,7 @@ def test_positions_round_trip_to_the_millimetre_and_nan_stays_missing():
     j[3, 4] = np.nan
     m = m.with_joints(j)
     pay = P.player_payload([m])
-    back = P.decode_positions(pay["motions"][0]["pos"], len(COMMON))
+    back = P_V.decode_positions(pay["motions"][0]["pos"], len(COMMON))
     assert back.shape == m.joints.shape
     assert np.isnan(back[3, 4]).all() and np.isfinite(np.delete(back.reshape(-1, 3), 3 * 15 + 4, 0)).all()
     ok = np.isfinite(m.joints)
@@ -41,8 +42,8 @@ def test_one_scale_for_all_motions_and_floor_at_zero():
     low = [m.with_joints(m.joints - np.array([0, 1.0, 0], dtype=np.float32)) for m in (standing, crouched)]
     pay2 = P.player_payload(low)
     assert pay2["floor_offset"] > 0.5
-    y = [P.decode_positions(it["pos"], 15)[..., 1] for it in pay2["motions"]]
-    y0 = [P.decode_positions(it["pos"], 15)[..., 1] for it in pay["motions"]]
+    y = [P_V.decode_positions(it["pos"], 15)[..., 1] for it in pay2["motions"]]
+    y0 = [P_V.decode_positions(it["pos"], 15)[..., 1] for it in pay["motions"]]
     assert np.allclose(y[0] - y[1], y0[0] - y0[1], atol=2e-3)     # relative heights kept
 
 
@@ -95,7 +96,7 @@ def test_mesh_is_carried_with_its_faces():
     pay = P.player_payload([m], meshes=[(verts, faces)])
     mesh = pay["motions"][0]["mesh"]
     assert mesh["vertices"] == 7 and mesh["frames"] == 10
-    back = P.decode_positions(mesh["pos"], 7)
+    back = P_V.decode_positions(mesh["pos"], 7)
     assert np.abs(back - verts).max() <= 0.0006
     import base64
     assert np.frombuffer(base64.b64decode(mesh["faces"]), "<u4").reshape(-1, 3).tolist() == faces.tolist()

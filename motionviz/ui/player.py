@@ -31,9 +31,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.motion import Motion
+from ..viz.payload import _encode
 
 __all__ = [
-    "player", "player_payload", "player_value", "decode_positions", "ROLE_COLORS", "MAX_PLAYER_MOTIONS",
+    "player", "player_payload", "player_value", "ROLE_COLORS", "MAX_PLAYER_MOTIONS",
     "MAX_PLAYER_FRAMES", "STATIC_DIR", "SIDE_LEGEND", "model_role", "sample_titles", "timing_note",
     "HIGHLIGHT_COLOR", "joint_label", "part_label", "view_export", "save_view_file", "controls", "PHONE_JS",
     "glb_payload", "glb_value", "MAX_GLB_BYTES",
@@ -48,7 +49,6 @@ MAX_PLAYER_FRAMES = 300
 #: Body meshes: at most this many frames and meshes per player (a mesh frame is ~1,300 vertices).
 MAX_MESH_FRAMES = 90
 MAX_MESHES = 4
-_MISSING = -32768
 
 #: Colour and legend text of each role.  A motion with no role is drawn in side colours.
 ROLE_COLORS: dict[str, tuple[str, str]] = {
@@ -155,20 +155,6 @@ def _frames(T: int, cap: int) -> np.ndarray:
     if T <= cap:
         return np.arange(T)
     return np.unique(np.round(np.linspace(0, T - 1, cap)).astype(int))
-
-
-def _encode(a: np.ndarray) -> str:
-    """Metres -> int16 millimetres (NaN -> -32768), little endian, base64."""
-    mm = np.round(np.asarray(a, dtype=np.float64) * 1000.0)
-    mm = np.where(np.isfinite(mm), np.clip(mm, -32767, 32767), _MISSING).astype("<i2")
-    return base64.b64encode(mm.tobytes()).decode("ascii")
-
-
-def decode_positions(b64: str, joints: int) -> np.ndarray:
-    """Inverse of the payload encoding: (T, joints, 3) metres, NaN for missing joints (tests, exports)."""
-    mm = np.frombuffer(base64.b64decode(b64), dtype="<i2").astype(np.float64)
-    mm[mm == _MISSING] = np.nan
-    return (mm / 1000.0).reshape(-1, joints, 3)
 
 
 def _floor(motions: Sequence[Motion]) -> float:
