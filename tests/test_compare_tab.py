@@ -119,8 +119,8 @@ def test_tab_builds_and_compares_every_model(ckpt_dir, fake_corpus, tmp_path):
     # the correctness section states its settings and points to the full protocol; the Execution choice
     # says what "incorrect" means per dataset
     md = " ".join(str(b.value) for b in demo.blocks.values() if isinstance(b, gr.Markdown))
-    from motionviz.ui import difference_tab as DT
-    assert f"{DT.QUICK_FRAMES} frames, {DT.QUICK_STEPS} diffusion steps" in md and "motionviz evaluate" in md
+    from motionviz.ui import common as DT_C
+    assert f"{DT_C.QUICK_FRAMES} frames, {DT_C.QUICK_STEPS} diffusion steps" in md and "motionviz evaluate" in md
     radios = [b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "Execution"]
     assert radios and all("KIMORE" in (r.info or "") for r in radios)
     generate = _fn(demo, "compare_generate")

@@ -21,6 +21,8 @@ from motionviz.core.skeleton import COMMON
 from motionviz.generators import registry as generator_mod
 from motionviz.generators.registry import Request
 from motionviz.ui import common
+from motionviz.ui import common as DT_C
+from motionviz.ui import compare_tab as DT_CT
 from motionviz.ui import difference_tab as DT
 from motionviz.ui.common import AppContext
 
@@ -99,7 +101,7 @@ def test_choices_and_clinical_terms(gen, corpus, tmp_path):
     assert "patients' own repetitions" in irds and "not simulated" in irds and "rated by clinicians" not in irds
     terms = DT.incorrect_terms()                  # every dataset with correctness labels or scores
     assert all(t in terms for t in ("UI-PRMD", "IntelliRehabDS", "KIMORE", "clinical quality score"))
-    assert all(t in DT.correctness_info() for t in ("UI-PRMD", "IntelliRehabDS", "KIMORE"))
+    assert all(t in DT_C.correctness_info() for t in ("UI-PRMD", "IntelliRehabDS", "KIMORE"))
     recs = DT.recording_choices("ui-prmd:m01", tmp_path)
     assert len(recs) == 2 and "incorrect" in recs[0][0] and "s09" in recs[0][0]
 
@@ -217,12 +219,12 @@ def test_compare_tab_correctness_section(gen, corpus, tmp_path):
     rec = R_T.train_recognizer(corpus["train"], R.Config(labels=("ui-prmd:m01",), hidden=16, gru_hidden=12,
                                                        feature_dim=16, conv_blocks=2, dropout=0.0, batch_size=8,
                                                        min_crop=20, max_crop=40), steps=10, seed=0)
-    res = DT.quick_correctness({"diffusion": gen}, rec, "ui-prmd:m01", tmp_path, num=2, frames=40, steps=2)
-    headers, rows = DT.correctness_rows(res)
+    res = DT_CT.quick_correctness({"diffusion": gen}, rec, "ui-prmd:m01", tmp_path, num=2, frames=40, steps=2)
+    headers, rows = DT_CT.correctness_rows(res)
     assert headers[:3] == ["row", "exercise", "control"]
     assert [r[0] for r in rows] == ["real", "diffusion", "frozen_pose", "opposite_real"]
     assert all(r[1] == "ui-prmd:m01" for r in rows) and rows[2][2] == 0.5
     with pytest.raises(UserError):
-        DT.quick_correctness({"diffusion": gen}, rec, "kimore:ex1", tmp_path)
+        DT_CT.quick_correctness({"diffusion": gen}, rec, "kimore:ex1", tmp_path)
     with pytest.raises(UserError):
-        DT.quick_correctness({"diffusion": gen}, None, "ui-prmd:m01", tmp_path)
+        DT_CT.quick_correctness({"diffusion": gen}, None, "ui-prmd:m01", tmp_path)

@@ -438,3 +438,19 @@ def export_many(motions: Sequence[Motion], formats: Iterable[str] | None = None,
             progress((i + 1) / len(motions), f"motion {i + 1}/{len(motions)}")
     return paths
 
+
+def correctness_info() -> str:
+    """One line for the ``info=`` of a Correct / Incorrect choice: what 'incorrect' means per dataset."""
+    return ("Incorrect = UI-PRMD: healthy subjects deliberately perform a wrong version; IntelliRehabDS: "
+            "patients' own repetitions labelled incorrect (not simulated); KIMORE has no such label, only a "
+            "clinical quality score (0–100).")
+
+
+#: The Compare tab's correctness section (``evaluate`` uses 8 + 8 samples of 120 frames, 20 steps).
+QUICK_NUM, QUICK_FRAMES, QUICK_STEPS = 4, 80, 10
+
+
+#: Exercises with correct and incorrect executions in the training data (IntelliRehabDS 5 and 8 have no
+#: incorrect ones).
+CORRECTNESS_LABELS: tuple[str, ...] = tuple(f"ui-prmd:m{i:02d}" for i in range(1, 11)) + tuple(
+    f"irds:{g}" for g in (0, 1, 2, 3, 4, 6, 7))

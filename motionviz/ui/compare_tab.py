@@ -15,10 +15,31 @@ from typing import Any, Sequence
 import gradio as gr
 import numpy as np
 
+from ..analysis import metrics as M
 from ..core.errors import UserError
-from ..core.motion import Motion
-from .common import CPU_LIMIT, CPU_QUEUE, MAX_SEED, AppContext, add_motions, progress_callback, seed_box, to_int, user_error
-from .difference_tab import correctness_info
+from ..core.motion import DEFAULT_FPS, Motion
+from ..core.skeleton import COMMON
+from ..evaluation.correctness import CorrectnessSettings, correctness_control
+from ..evaluation.dynamics import DynamicsSettings, evaluate_dynamics, summary_table
+from ..generators.recognition import CHECKPOINT_NAME, load_recognizer
+from ..generators.registry import Request
+from ..viz.render import metric_bar_figure
+from .common import (
+    CORRECTNESS_LABELS,
+    CPU_LIMIT,
+    CPU_QUEUE,
+    MAX_SEED,
+    QUICK_FRAMES,
+    QUICK_NUM,
+    QUICK_STEPS,
+    AppContext,
+    add_motions,
+    correctness_info,
+    progress_callback,
+    seed_box,
+    to_int,
+    user_error,
+)
 from .player import controls, player, player_value, timing_note, view_export
 
 __all__ = ["build", "comparable_models", "label_choices", "compare", "compare_all", "Comparison", "NO_LABEL",
@@ -128,8 +149,6 @@ def compare_all(gens: dict[str, Any], label: str | None, text: str, correct: str
     exercise first (when there is an exercise and the data is there).  A model that cannot use the
     description says so in its notice; a model that can use nothing of the request is listed in
     ``skipped`` with the reason."""
-    from ..generators.registry import Request
-
     text = (text or "").strip()
     label = None if (not label or label == NO_LABEL) else label
     if not label and not text:
@@ -187,10 +206,6 @@ def compare(gens: dict[str, Any], label: str | None, text: str, correct: str | N
 def motion_metrics_table(motions: Sequence[Motion], titles: Sequence[str], recognizer: Any | None) -> list[list[Any]]:
     """Rows [title, predicted label, probability, correct, jerk, bone-length error, foot skating,
     joint-limit violations] for each motion."""
-    from ..analysis import metrics as M
-    from ..core.motion import DEFAULT_FPS
-    from ..core.skeleton import COMMON
-
     preds = recognizer.predict(motions) if recognizer is not None else [None] * len(motions)
     rows = []
     for m, t, p in zip(motions, titles, preds):
@@ -241,7 +256,6 @@ def quick_dynamics(gens: dict[str, Any], label: str | None, data_root: Path | No
     samples of ``frames`` frames per exercise and model against real held-out clips of the same duration,
     with the real-vs-real and degenerate rows."""
     from ..data import load_corpus
-    from ..evaluation.dynamics import DynamicsSettings, evaluate_dynamics
 
     if data_root is None:
         raise UserError("the dynamics check needs the real data folder")
@@ -258,8 +272,6 @@ def quick_dynamics(gens: dict[str, Any], label: str | None, data_root: Path | No
 def dynamics_table(section: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """(headers, rows) of the dynamics summary: one row per metric with its unit and which value is best,
     one column per row of the section (real first, degenerate rows last)."""
-    from ..evaluation.dynamics import summary_table
-
     return summary_table(section, titles=True)
 
 
@@ -291,8 +303,6 @@ def bar_table(result: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[fl
 
 
 def _recognizer(ctx: AppContext):
-    from ..generators.recognition import CHECKPOINT_NAME, load_recognizer
-
     p = Path(ctx.checkpoint_dir) / CHECKPOINT_NAME
     if not p.is_file():
         return None
@@ -304,8 +314,6 @@ def _recognizer(ctx: AppContext):
 
 
 def build(ctx: AppContext) -> None:
-    from ..viz.render import metric_bar_figure
-
     gens = comparable_models(ctx.models, Path(ctx.checkpoint_dir))
     if not gens:
         gr.Markdown("**Compare** needs at least one generator checkpoint (diffusion or VAE).")
@@ -394,6 +402,63 @@ def build(ctx: AppContext) -> None:
                  [grid, per_motion, motions_state, notes], api_name="compare_generate", **heavy)
     eval_btn.click(on_evaluate, [label], [table, bars, dyn_table], api_name="compare_evaluate", **heavy)
 
-    from .difference_tab import build_correctness_section
 
     build_correctness_section(gens, recognizer, label, ctx.data_root, heavy)
+
+
+# ---- the Compare tab's correctness-control section -----------------------------------------------
+def quick_correctness(gens: dict[str, Any], recognizer: Any, label: str | None, data_root: Path | None,
+                      num: int = QUICK_NUM, frames: int = QUICK_FRAMES, steps: int = QUICK_STEPS,
+                      progress=None) -> dict[str, Any]:
+    """:func:`motionviz.evaluation.correctness.correctness_control` on one exercise with small settings."""
+    from ..data import load_corpus
+
+    if recognizer is None:
+        raise UserError("correctness control needs the recogniser checkpoint (recognizer.safetensors)")
+    if data_root is None:
+        raise UserError("correctness control needs the real data folder")
+    if not label or label not in CORRECTNESS_LABELS:
+        raise UserError("choose an exercise with correct and incorrect executions (UI-PRMD or IntelliRehabDS)")
+    gens = {n: g for n, g in gens.items() if "label" in set(getattr(g, "tasks", ()))}
+    ds = label.split(":", 1)[0]
+    s = CorrectnessSettings(num=num, frames=frames, steps=steps, datasets=(ds,), labels=(label,))
+    return correctness_control(gens, recognizer, load_corpus("test", datasets=[ds], root=data_root),
+                               load_corpus("train", datasets=[ds], root=data_root), s, progress)
+
+
+def correctness_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) of a correctness-control result: one row per model / real / degenerate row."""
+    headers = ["row", "exercise", "control", "correct → correct", "incorrect → incorrect", "recognised as the exercise"]
+    rows = []
+    for name, row in result["rows"].items():
+        for lab, e in row["per_label"].items():
+            rows.append([name, lab, e.get("control"), e.get("correct_as_correct"), e.get("incorrect_as_incorrect"),
+                         e.get("label_accuracy")])
+    return headers, rows
+
+
+def build_correctness_section(gens: dict[str, Any], recognizer: Any, label: Any, data_root: Path | None,
+                              heavy: dict[str, Any]) -> None:
+    """An accordion for the Compare tab: correctness control of every model on the chosen exercise."""
+    with gr.Accordion("Correctness control (requested vs recognised correct/incorrect)", open=False):
+        gr.Markdown(
+            f"Each model makes {QUICK_NUM} executions of the chosen exercise requested as **correct** and "
+            f"{QUICK_NUM} as **incorrect** ({QUICK_FRAMES} frames, {QUICK_STEPS} diffusion steps); the "
+            "recogniser's correctness head of that exercise judges them. *control* = mean of correct→correct and "
+            "incorrect→incorrect (chance 0.5, target ≥ 0.85). Beside the models: **real** held-out recordings, a "
+            "**frozen_pose** that ignores the request (0.5) and **opposite_real** recordings (the floor). With "
+            f"{QUICK_NUM} samples a cell moves in steps of {1 / QUICK_NUM:.2f}, so these quick numbers are not the "
+            "README's: the full protocol (8 + 8 samples of 120 frames with the model's default sampling steps, "
+            "every exercise) is "
+            "`python -m motionviz evaluate`.\n\n" + correctness_info())
+        btn = gr.Button("Run correctness control", elem_id="compare-correctness-run")
+        table = gr.Dataframe(label="Correctness control", interactive=False, wrap=True,
+                             elem_id="compare-correctness")
+
+    @user_error
+    def on_correctness(label_, progress=gr.Progress()):
+        res = quick_correctness(gens, recognizer, label_, data_root, progress=progress_callback(progress))
+        headers, rows = correctness_rows(res)
+        return gr.Dataframe(value=rows, headers=headers)
+
+    btn.click(on_correctness, [label], [table], api_name="compare_correctness", **heavy)

@@ -26,6 +26,7 @@ from ..core.errors import UserError
 from ..core.motion import Motion
 from ..data.userfile import MAX_USER_BYTES, USER_EXTENSIONS
 from .common import (
+    CORRECTNESS_LABELS,
     CPU_LIMIT,
     CPU_QUEUE,
     MAX_SEED,
@@ -39,10 +40,9 @@ from .common import (
 )
 
 __all__ = ["build", "exercise_choices", "recording_choices", "incorrect_meaning", "difference_view",
-           "quick_correctness", "correctness_rows", "build_correctness_section",
            "angle_curves_figure", "player_view", "DATASET_INCORRECT", "EXERCISE_INCORRECT", "MODES",
            "MAX_GENERATED_FRAMES", "MAX_UPLOAD_BYTES", "UPLOAD_TYPES", "UPLOAD_LABEL", "incorrect_terms",
-           "correctness_info", "QUICK_NUM", "QUICK_FRAMES", "QUICK_STEPS"]
+]
 
 log = logging.getLogger("motionviz.ui.difference")
 
@@ -58,8 +58,6 @@ HIGHLIGHT = "#f2b705"
 MAX_UPLOAD_BYTES = MAX_USER_BYTES
 UPLOAD_TYPES = list(USER_EXTENSIONS)
 UPLOAD_LABEL = f"Recording ({', '.join(USER_EXTENSIONS)}; at most {MAX_USER_BYTES // 2 ** 20} MB)"
-#: The Compare tab's correctness section (``evaluate`` uses 8 + 8 samples of 120 frames, 20 steps).
-QUICK_NUM, QUICK_FRAMES, QUICK_STEPS = 4, 80, 10
 
 #: What each dataset calls "incorrect" (from the data folder's README, §4-6).
 DATASET_INCORRECT: dict[str, str] = {
@@ -92,12 +90,6 @@ EXERCISE_INCORRECT: dict[str, str] = {
     "ui-prmd:m10": "the arm is raised less high in the scapular plane (abduction peak 104° → 80°)",
 }
 
-#: Exercises with correct and incorrect executions in the training data (IntelliRehabDS 5 and 8 have no
-#: incorrect ones).
-CORRECTNESS_LABELS: tuple[str, ...] = tuple(f"ui-prmd:m{i:02d}" for i in range(1, 11)) + tuple(
-    f"irds:{g}" for g in (0, 1, 2, 3, 4, 6, 7))
-
-
 def _titles() -> dict[str, str]:
     try:
         from ..data import LABEL_TITLES
@@ -127,13 +119,6 @@ def incorrect_meaning(label: str | None) -> str:
 def incorrect_terms() -> str:
     """Markdown: what 'incorrect' (or the score) means in every dataset with correctness labels or scores."""
     return "\n\n".join(DATASET_INCORRECT[d] for d in ("ui-prmd", "irds", "kimore"))
-
-
-def correctness_info() -> str:
-    """One line for the ``info=`` of a Correct / Incorrect choice: what 'incorrect' means per dataset."""
-    return ("Incorrect = UI-PRMD: healthy subjects deliberately perform a wrong version; IntelliRehabDS: "
-            "patients' own repetitions labelled incorrect (not simulated); KIMORE has no such label, only a "
-            "clinical quality score (0–100).")
 
 
 def _test_recordings(label: str, data_root: Path | None) -> list[Motion]:
@@ -442,62 +427,3 @@ def build(ctx: AppContext) -> None:
     mode.input(on_mode, [mode], [recording, upload, frames], api_name="difference_mode")
     go_btn.click(on_run, [mode, label, recording, upload, seed, frames, steps, view, motions_state],
                  [player, curves, bars, summary, motions_state], api_name="difference_compare", **heavy)
-
-
-# ---- the Compare tab's correctness-control section -----------------------------------------------
-def quick_correctness(gens: dict[str, Any], recognizer: Any, label: str | None, data_root: Path | None,
-                      num: int = QUICK_NUM, frames: int = QUICK_FRAMES, steps: int = QUICK_STEPS,
-                      progress=None) -> dict[str, Any]:
-    """:func:`motionviz.evaluation.correctness.correctness_control` on one exercise with small settings."""
-    from ..data import load_corpus
-    from ..evaluation.correctness import CorrectnessSettings, correctness_control
-
-    if recognizer is None:
-        raise UserError("correctness control needs the recogniser checkpoint (recognizer.safetensors)")
-    if data_root is None:
-        raise UserError("correctness control needs the real data folder")
-    if not label or label not in CORRECTNESS_LABELS:
-        raise UserError("choose an exercise with correct and incorrect executions (UI-PRMD or IntelliRehabDS)")
-    gens = {n: g for n, g in gens.items() if "label" in set(getattr(g, "tasks", ()))}
-    ds = label.split(":", 1)[0]
-    s = CorrectnessSettings(num=num, frames=frames, steps=steps, datasets=(ds,), labels=(label,))
-    return correctness_control(gens, recognizer, load_corpus("test", datasets=[ds], root=data_root),
-                               load_corpus("train", datasets=[ds], root=data_root), s, progress)
-
-
-def correctness_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """(headers, rows) of a correctness-control result: one row per model / real / degenerate row."""
-    headers = ["row", "exercise", "control", "correct → correct", "incorrect → incorrect", "recognised as the exercise"]
-    rows = []
-    for name, row in result["rows"].items():
-        for lab, e in row["per_label"].items():
-            rows.append([name, lab, e.get("control"), e.get("correct_as_correct"), e.get("incorrect_as_incorrect"),
-                         e.get("label_accuracy")])
-    return headers, rows
-
-
-def build_correctness_section(gens: dict[str, Any], recognizer: Any, label: Any, data_root: Path | None,
-                              heavy: dict[str, Any]) -> None:
-    """An accordion for the Compare tab: correctness control of every model on the chosen exercise."""
-    with gr.Accordion("Correctness control (requested vs recognised correct/incorrect)", open=False):
-        gr.Markdown(
-            f"Each model makes {QUICK_NUM} executions of the chosen exercise requested as **correct** and "
-            f"{QUICK_NUM} as **incorrect** ({QUICK_FRAMES} frames, {QUICK_STEPS} diffusion steps); the "
-            "recogniser's correctness head of that exercise judges them. *control* = mean of correct→correct and "
-            "incorrect→incorrect (chance 0.5, target ≥ 0.85). Beside the models: **real** held-out recordings, a "
-            "**frozen_pose** that ignores the request (0.5) and **opposite_real** recordings (the floor). With "
-            f"{QUICK_NUM} samples a cell moves in steps of {1 / QUICK_NUM:.2f}, so these quick numbers are not the "
-            "README's: the full protocol (8 + 8 samples of 120 frames with the model's default sampling steps, "
-            "every exercise) is "
-            "`python -m motionviz evaluate`.\n\n" + correctness_info())
-        btn = gr.Button("Run correctness control", elem_id="compare-correctness-run")
-        table = gr.Dataframe(label="Correctness control", interactive=False, wrap=True,
-                             elem_id="compare-correctness")
-
-    @user_error
-    def on_correctness(label_, progress=gr.Progress()):
-        res = quick_correctness(gens, recognizer, label_, data_root, progress=progress_callback(progress))
-        headers, rows = correctness_rows(res)
-        return gr.Dataframe(value=rows, headers=headers)
-
-    btn.click(on_correctness, [label], [table], api_name="compare_correctness", **heavy)

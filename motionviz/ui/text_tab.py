@@ -32,6 +32,7 @@ from .common import (
     AppContext,
     add_motions,
     check_cost,
+    correctness_info,
     export_dir,
     motion_choices,
     pick_motion,
@@ -42,7 +43,6 @@ from .common import (
     to_int,
     user_error,
 )
-from .difference_tab import correctness_info
 from .player import controls, player, sample_titles, timing_note, view_export
 
 __all__ = ["build", "EXAMPLES", "exercise_choices", "generate_motions", "edit_motions", "downloads",

@@ -33,6 +33,7 @@ from .common import (
     MAX_SEED,
     AppContext,
     add_motions,
+    correctness_info,
     export_files,
     export_many,
     motion_choices,
@@ -45,7 +46,6 @@ from .common import (
     to_int,
     user_error,
 )
-from .difference_tab import correctness_info
 
 __all__ = ["build", "label_choices", "compute_segment", "motion_at", "path_steps", "sample_motions",
            "vary_motions", "dataset_examples", "make_endpoint", "SEED_SOURCE", "DATASET_SOURCE",
