@@ -95,7 +95,7 @@ def _no_dataset(root: Path | None) -> bool:
     if root is None:
         return True
     try:
-        from motionviz.ui.data_tab import available_datasets
+        from motionviz.data.browse import available_datasets
         return not available_datasets(root)
     except ImportError:
         return False

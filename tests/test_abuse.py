@@ -16,6 +16,7 @@ import torch
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion
 from motionviz.core.skeleton import COMMON
+from motionviz.data import browse as data_tab_B
 from motionviz.ui import common, data_tab
 
 torch.set_num_threads(1)
@@ -424,8 +425,8 @@ def test_empty_data_folder_falls_back_to_the_embedded_sample(tmp_path, monkeypat
     assert len(files) == 40 and sum(p.stat().st_size for p in files) < 1_000_000
     assert "ODC PDDL" in (sample / "README.md").read_text()
     fns = {f.api_name: f.fn for f in demo.fns.values()}
-    idx = data_tab.index_dataset("ui-prmd", sample)
-    sel = data_tab.cascade(idx, None, None, None, None, None)
+    idx = data_tab_B.index_dataset("ui-prmd", sample)
+    sel = data_tab_B.cascade(idx, None, None, None, None, None)
     assert len(sel.exercises) == 10 and {"correct", "incorrect"} <= {v for _, v in sel.corrects}
     fig, meta, shown = fns["data_initial"]("ui-prmd", sel.sequence, "native", "single")
     assert shown and shown[0].labels.dataset == "ui-prmd"

@@ -15,6 +15,7 @@ import app as app_module
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
+from motionviz.data import browse as data_tab_B
 from motionviz.ui import common, data_tab
 
 
@@ -87,26 +88,26 @@ def test_every_event_has_a_stable_api_name(demo):
 # ---- Data tab ------------------------------------------------------------------------------------
 @needs_data
 def test_index_and_cascade_known_answers():
-    idx = data_tab.index_dataset("ui-prmd")
+    idx = data_tab_B.index_dataset("ui-prmd")
     assert len(idx.entries) == 2000                         # 10 exercises x 10 subjects x 10 reps x 2
-    sel = data_tab.cascade(idx, None, None, None, None, None)
+    sel = data_tab_B.cascade(idx, None, None, None, None, None)
     assert sel.exercise == "ui-prmd:m01" and sel.subject == "s01" and sel.correct == "correct"
     assert len(sel.exercises) == 10 and sel.exercises[6] == ("m07 · Standing shoulder abduction", "ui-prmd:m07")
     assert len(sel.sequences) == 10
     # changing the exercise keeps the subject, resets the sequence to the first of the new list
-    sel2 = data_tab.cascade(idx, "ui-prmd:m07", "s03", None, "incorrect", sel.sequence)
+    sel2 = data_tab_B.cascade(idx, "ui-prmd:m07", "s03", None, "incorrect", sel.sequence)
     assert sel2.subject == "s03" and sel2.correct == "incorrect"
     assert sel2.sequence.endswith("m07_s03_e01_positions_inc.txt.gz")
-    both = data_tab.cascade(idx, "ui-prmd:m07", "s03", None, data_tab.ANY, None)
+    both = data_tab_B.cascade(idx, "ui-prmd:m07", "s03", None, data_tab_B.ANY, None)
     assert len(both.sequences) == 20
-    every = data_tab.cascade(idx, "ui-prmd:m07", data_tab.ANY, None, data_tab.ANY, None)
+    every = data_tab_B.cascade(idx, "ui-prmd:m07", data_tab_B.ANY, None, data_tab_B.ANY, None)
     assert len(every.sequences) == 200
 
 
 @needs_data
 def test_show_sequence_native_common_and_comparisons():
-    idx = data_tab.index_dataset("ui-prmd")
-    key = data_tab.cascade(idx, "ui-prmd:m01", "s02", None, "correct", None).sequence
+    idx = data_tab_B.index_dataset("ui-prmd")
+    key = data_tab_B.cascade(idx, "ui-prmd:m01", "s02", None, "correct", None).sequence
     value, meta, shown = data_tab.show_sequence("ui-prmd", key, "native", "single")
     pay = json.loads(value)                                          # the player's payload
     assert pay["format"] == "motionviz-player/1" and len(pay["motions"]) == 1
@@ -127,14 +128,14 @@ def test_show_sequence_native_common_and_comparisons():
     fig, _, over = data_tab.show_sequence("ui-prmd", key, "native", "overlay")
     assert len(over) == 2 and json.loads(fig)["layout"] == "overlay"
     _, _, grid = data_tab.show_sequence("ui-prmd", key, "native", "grid")
-    assert len(grid) == min(data_tab.GRID_MAX, 10) and all(m.labels.correct for m in grid)   # 10 repetitions
+    assert len(grid) == min(data_tab_B.GRID_MAX, 10) and all(m.labels.correct for m in grid)   # 10 repetitions
 
 
 @needs_data
 def test_show_sequence_errors():
     with pytest.raises(UserError, match="sequence"):
         data_tab.show_sequence("ui-prmd", "ui-prmd/nope.txt.gz")
-    idx = data_tab.index_dataset("humanml3d") if (DATA / "humanml3d-sample").is_dir() else None
+    idx = data_tab_B.index_dataset("humanml3d") if (DATA / "humanml3d-sample").is_dir() else None
     if idx is not None:
         with pytest.raises(UserError, match="correct/incorrect"):
             data_tab.show_sequence("humanml3d", idx.entries[0].key, "native", "pair")

@@ -162,7 +162,8 @@ def test_thirty_two_motions_and_a_hundred_views_one_context(page):  # noqa: F811
     cell of the 32 draw a body."""
     import time
 
-    from motionviz.ui.data_tab import _title, index_dataset, load_entry
+    from motionviz.data.browse import index_dataset, load_entry
+    from motionviz.ui.data_tab import _title
     from motionviz.ui.player import player_value
 
     pg = page

@@ -53,9 +53,7 @@ LOCAL_OK = {"mediapipe", "cv2", "smplx", "trimesh", "anny", "open_clip", "senten
 
 # ---- today's exceptions: may only shrink -------------------------------------------------------------------
 #: (importer, imported) pairs against ALLOWED (top-level or function-local)
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    ('motionviz.ui.mesh_tab', 'motionviz.ui.data_tab'),
-}
+KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 #: strongly connected components of the module graph (function-local imports included)
 KNOWN_CYCLES: list[set[str]] = [
     {'motionviz.core.retarget', 'motionviz.core.skeleton'},
@@ -70,6 +68,7 @@ KNOWN_LOCAL_IMPORTS: dict[str, int] = {
     'motionviz.cli.sample': 17,
     'motionviz.core.skeleton': 2,
     'motionviz.data.bandai': 1,
+    'motionviz.data.browse': 2,
     'motionviz.data.corpus': 2,
     'motionviz.data.index': 11,
     'motionviz.data.keraal': 2,
@@ -90,11 +89,11 @@ KNOWN_LOCAL_IMPORTS: dict[str, int] = {
     'motionviz.training.vae': 3,
     'motionviz.ui.common': 2,
     'motionviz.ui.compare_tab': 10,
-    'motionviz.ui.data_tab': 12,
+    'motionviz.ui.data_tab': 2,
     'motionviz.ui.difference_tab': 23,
     'motionviz.ui.inpaint_tab': 23,
     'motionviz.ui.loadcheck': 15,
-    'motionviz.ui.mesh_tab': 15,
+    'motionviz.ui.mesh_tab': 3,
     'motionviz.ui.player': 10,
     'motionviz.ui.text_tab': 15,
     'motionviz.ui.vae_tab': 9,
@@ -374,10 +373,13 @@ def test_every_package_import_resolves():
 
 
 if __name__ == "__main__":
-    print("KNOWN_VIOLATIONS: set[tuple[str, str]] = {")
-    for s, d in sorted(violations()):
-        print(f"    ({s!r}, {d!r}),")
-    print("}")
+    if violations():
+        print("KNOWN_VIOLATIONS: set[tuple[str, str]] = {")
+        for s, d in sorted(violations()):
+            print(f"    ({s!r}, {d!r}),")
+        print("}")
+    else:
+        print("KNOWN_VIOLATIONS: set[tuple[str, str]] = set()")
     print("KNOWN_CYCLES: list[set[str]] = [")
     for c in cycles():
         print(f"    {sorted(c)!r},".replace("[", "{").replace("]", "}"))

@@ -40,6 +40,10 @@ def main(argv: list[str]) -> int:
         tree = ast.parse(src)
         lines = src.split("\n")
         hoisted, drop = [], set()
+        bound = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        bound |= {x.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                  for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) for x in ast.walk(t)
+                  if isinstance(x, ast.Name)}
         def statements(body):                        # nested blocks too, except try (optional imports)
             for st in body:
                 yield st
@@ -56,6 +60,9 @@ def main(argv: list[str]) -> int:
                 if not ours and not (third and top not in LOCAL_OK and top != "app"):
                     continue
                 names = {a.asname or a.name for a in st.names}
+                if names & bound:
+                    print(f"{p}:{st.lineno}: kept (the module binds {sorted(names & bound)} itself)")
+                    continue
                 if names & patched:
                     print(f"{p}:{st.lineno}: kept (monkeypatched by the tests: {sorted(names & patched)})")
                     continue

@@ -18,9 +18,13 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from .. import mesh, video
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
 from ..core.skeleton import COMMON
+from ..data import browse
+from ..export import motion_stem
+from ..mesh.rig import export_rigged
 from .common import (
     CPU_LIMIT,
     CPU_QUEUE,
@@ -39,7 +43,7 @@ from .common import (
     uploaded_path,
     user_error,
 )
-from .player import player
+from .player import glb_value, player, player_value
 
 __all__ = ["build", "prepare_motion", "mesh_view", "export_mesh", "process_video", "dataset_motion",
            "SOURCE_DATASET", "SOURCE_SESSION", "LAYOUTS", "VIDEO_TYPES"]
@@ -57,15 +61,13 @@ SEQ_EXPORT_FRAMES = 60
 # ---- logic (testable without the UI) ------------------------------------------------------------
 def dataset_motion(dataset: str | None, sequence: str | None, root: Path | None = None) -> Motion:
     """The chosen dataset sequence (native skeleton)."""
-    from . import data_tab
-
     if not dataset:
         raise UserError("choose a dataset")
-    idx = data_tab.index_dataset(dataset, root)
+    idx = browse.index_dataset(dataset, root)
     entry = idx.by_key.get(sequence or "")
     if entry is None:
         raise UserError("choose a sequence")
-    return data_tab.load_entry(entry, root)
+    return browse.load_entry(entry, root)
 
 
 def prepare_motion(motion: Motion, max_frames: Any) -> Motion:
@@ -81,7 +83,6 @@ def prepare_motion(motion: Motion, max_frames: Any) -> Motion:
 
 def mesh_view(motion: Motion, body: str, layout: str, progress=None):
     """(figure, markdown) of the body posed by ``motion`` (already prepared)."""
-    from .. import mesh
     from .player import MAX_MESH_FRAMES, SIDE_LEGEND, player_value
 
     anim = mesh.mesh_animation(motion, body=body or "auto", progress=progress)
@@ -104,9 +105,6 @@ def mesh_view(motion: Motion, body: str, layout: str, progress=None):
 def export_mesh(motion: Motion, body: str, what: str, frame: Any, fmt: str, progress=None) -> str:
     """Write one frame (``what="frame"``; .glb/.obj) or the sequence (``fmt="glb-rigged"``: the rigged,
     skinned body with every frame; ``"glb"``: morph targets; ``"obj"``: a .zip) and return its path."""
-    from .. import mesh
-    from ..export import motion_stem
-
     anim = mesh.mesh_animation(motion, body=body or "auto", progress=progress)
     out = export_dir()
     stem = f"{motion_stem(motion)}_{anim.body.name}"
@@ -116,7 +114,6 @@ def export_mesh(motion: Motion, body: str, what: str, frame: Any, fmt: str, prog
     if ext == "glb-rigged":
         if what != "sequence":
             raise UserError("a rigged .glb holds the whole sequence: use “Download the sequence”")
-        from ..mesh.rig import export_rigged
         return str(export_rigged(anim, out / f"{stem}_rigged.glb", progress=progress))
     if what == "sequence":
         name = f"{stem}.glb" if ext == "glb" else f"{stem}_obj.zip"
@@ -128,9 +125,6 @@ def export_mesh(motion: Motion, body: str, what: str, frame: Any, fmt: str, prog
 def process_video(path: str | None, max_frames: Any, use_inpainter: bool, checkpoint_dir: Path | None,
                   progress=None) -> tuple[Motion, Any, list, str, list[str]]:
     """(motion, 3D figure, annotated key frames, markdown, download paths) for an uploaded video."""
-    from .. import video
-    from .player import player_value
-
     if not path:
         raise UserError("upload a video first (.mp4, .gif or .webm)")
     path = str(uploaded_path(path, "video"))
@@ -161,14 +155,11 @@ def process_video(path: str | None, max_frames: Any, use_inpainter: bool, checkp
 
 # ---- the tab ----------------------------------------------------------------------------------------
 def build(ctx: AppContext) -> None:
-    from .. import mesh, video
-    from . import data_tab
-
     has_state = ctx.motions is not None
     motions_state = ctx.motions if has_state else gr.State([])
     heavy = dict(concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
-    datasets = data_tab.available_datasets(ctx.data_root) if ctx.data_root is not None else []
-    ds_choices = [(data_tab.DATASET_TITLES.get(d, d), d) for d in datasets]
+    datasets = browse.available_datasets(ctx.data_root) if ctx.data_root is not None else []
+    ds_choices = [(browse.DATASET_TITLES.get(d, d), d) for d in datasets]
     bodies = mesh.body_choices()
 
     gr.Markdown(
@@ -234,8 +225,8 @@ def build(ctx: AppContext) -> None:
     def _cascade(ds, ex, seq):
         if not ds:
             return gr.Dropdown(choices=[], value=None), gr.Dropdown(choices=[], value=None)
-        idx = data_tab.index_dataset(ds, ctx.data_root)
-        sel = data_tab.cascade(idx, ex, data_tab.ANY, data_tab.ANY, data_tab.ANY, seq)
+        idx = browse.index_dataset(ds, ctx.data_root)
+        sel = browse.cascade(idx, ex, browse.ANY, browse.ANY, browse.ANY, seq)
         return (gr.Dropdown(choices=sel.exercises, value=sel.exercise),
                 gr.Dropdown(choices=sel.sequences, value=sel.sequence))
 
@@ -268,8 +259,6 @@ def build(ctx: AppContext) -> None:
 
     @user_error
     def on_glb_show(path):
-        from .player import glb_value
-
         raw = path.get("path") if isinstance(path, dict) else getattr(path, "path", path)
         if not raw or not str(raw).lower().endswith(".glb"):
             raise UserError("download the sequence as a rigged .glb first (Format: rigged glb sequence)")
@@ -279,8 +268,6 @@ def build(ctx: AppContext) -> None:
 
     @user_error
     def on_glb_upload(path):
-        from .player import glb_value
-
         if not path:
             return gr.skip()
         return glb_value(uploaded_path(path, ".glb file"), caption="A .glb read in the browser: skin and animation.")
