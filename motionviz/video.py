@@ -39,7 +39,8 @@ import numpy as np
 
 from .core.errors import UserError
 from .core.motion import DEFAULT_FPS, Motion, MotionLabels
-from .core.skeleton import BLAZEPOSE33, COMMON, retarget, retarget_mask
+from .core.retarget import retarget, retarget_mask
+from .core.skeleton import BLAZEPOSE33, COMMON
 
 __all__ = [
     "VIDEO_SUFFIXES", "MAX_SECONDS", "MAX_BYTES", "VideoInfo", "PoseTrack", "VideoResult", "probe_video",

@@ -394,7 +394,8 @@ def test_retarget_keeps_nan_local():
     """A missing source joint makes only the target joints built from it missing."""
     import numpy as np
 
-    from motionviz.core.skeleton import BLAZEPOSE33, COMMON, retarget
+    from motionviz.core.retarget import retarget
+    from motionviz.core.skeleton import BLAZEPOSE33, COMMON
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, len(BLAZEPOSE33), 3)).astype(np.float32)

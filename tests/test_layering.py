@@ -56,7 +56,6 @@ LOCAL_OK = {"mediapipe", "cv2", "smplx", "trimesh", "anny", "open_clip", "senten
 KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 #: strongly connected components of the module graph (function-local imports included)
 KNOWN_CYCLES: list[set[str]] = [
-    {'motionviz.core.retarget', 'motionviz.core.skeleton'},
 ]
 #: importer -> number of function-local imports of package modules
 KNOWN_LOCAL_IMPORTS: dict[str, int] = {
@@ -66,7 +65,6 @@ KNOWN_LOCAL_IMPORTS: dict[str, int] = {
     'motionviz.cli.evaluate': 31,
     'motionviz.cli.inpaint': 27,
     'motionviz.cli.sample': 17,
-    'motionviz.core.skeleton': 2,
     'motionviz.data.bandai': 1,
     'motionviz.data.browse': 2,
     'motionviz.data.corpus': 2,

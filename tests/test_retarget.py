@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from motionviz.core.errors import UserError
-from motionviz.core.retarget import guess_scale, match_common, name_tokens, rig_names
-from motionviz.core.skeleton import COMMON, SKELETONS
+from motionviz.core.retarget import guess_scale, match_common, rig_names
+from motionviz.core.skeleton import COMMON, SKELETONS, name_tokens
 from motionviz.data import load_user_file
 
 # rest pose of a 1.73 m person (metres, Y-up, facing +Z, left = +X)

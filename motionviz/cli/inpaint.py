@@ -187,7 +187,8 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
 def _run_inpaint(args: argparse.Namespace) -> int:
     import torch
 
-    from ..core.skeleton import COMMON, get_skeleton, retarget, retarget_mask
+    from ..core.retarget import retarget, retarget_mask
+    from ..core.skeleton import COMMON, get_skeleton
     from ..generators.inpaint import inpaint, load_model
 
     out_path = check_out_path(args.out, (".npy", ".npz"))    # before any work: exactly --out

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
+from .retarget import retarget as _retarget
 from .skeleton import COMMON, Skeleton, get_skeleton
-from .skeleton import retarget as _retarget
 
 __all__ = ["Motion", "MotionLabels", "MotionError", "FORMAT", "MAX_FRAMES", "DEFAULT_FPS"]
 

@@ -8,8 +8,10 @@ joint indices: it asks a skeleton for ``index("left_ankle")`` and friends.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
+from typing import Sequence
 
 import numpy as np
 
@@ -21,8 +23,6 @@ __all__ = [
     "SKELETONS",
     "RETARGET",
     "get_skeleton",
-    "retarget",
-    "retarget_mask",
 ]
 
 
@@ -123,8 +123,6 @@ class Skeleton:
     @cached_property
     def lr_pairs(self) -> tuple[tuple[int, int], ...]:
         """(left, right) index pairs; the member whose name says 'left'/'L' comes first."""
-        from .retarget import side_of
-
         pairs = []
         for j, m in enumerate(self.mirror):
             if m > j:
@@ -357,49 +355,6 @@ def get_skeleton(name: str) -> Skeleton:
         raise KeyError(f"unknown skeleton {name!r}; known: {sorted(SKELETONS)}") from None
 
 
-def _retarget_matrix(source: Skeleton, target: Skeleton = COMMON) -> np.ndarray:
-    """(J_target, J_source) averaging matrix implementing RETARGET[source.name]."""
-    if source.name == target.name:
-        return np.eye(len(source), dtype=np.float32)
-    if target is not COMMON:
-        raise ValueError("retargeting is defined towards the common skeleton only")
-    mapping = dict(source.retarget_map) or RETARGET.get(source.name)
-    if mapping is None:
-        from .retarget import common_map  # by names and hierarchy; one-line UserError when it fails
-
-        mapping = common_map(source)
-    W = np.zeros((len(target), len(source)), dtype=np.float32)
-    for ti, tname in enumerate(target.joints):
-        src = mapping[tname]
-        names = (src,) if isinstance(src, str) else src
-        for n in names:
-            W[ti, source.index(n)] += 1.0 / len(names)
-    return W
-
-
-def retarget(joints: np.ndarray, source: Skeleton, target: Skeleton = COMMON) -> np.ndarray:
-    """joints (..., J_source, C) -> (..., J_target, C) by the named retarget map."""
-    W = _retarget_matrix(source, target)
-    joints = np.asarray(joints, dtype=np.float32)
-    missing = np.isnan(joints).any(axis=-1)                      # (..., Js)
-    if not missing.any():
-        return np.einsum("ts,...sc->...tc", W, joints).astype(np.float32)
-    # a missing (NaN) source joint makes only the target joints built from it missing
-    out = np.einsum("ts,...sc->...tc", W, np.nan_to_num(joints, nan=0.0)).astype(np.float32)
-    observed = retarget_mask(~missing, source, target)          # (..., Jt)
-    out[~observed] = np.nan
-    return out
-
-
-def retarget_mask(mask: np.ndarray, source: Skeleton, target: Skeleton = COMMON) -> np.ndarray:
-    """Observed-mask (..., J_source) -> (..., J_target): a target joint is observed when all its
-    source joints are."""
-    W = _retarget_matrix(source, target)
-    need = W > 0  # (Jt, Js)
-    m = mask[..., None, :] | ~need  # (..., Jt, Js)
-    return m.all(axis=-1)
-
-
 #: name -> (what it is, the common-skeleton joints observed).  Everything else is filled in.
 JOINT_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "coco17": ("COCO-17 / BlazePose / OpenPose body keypoints: shoulders, elbows, wrists, hips, knees, ankles "
@@ -449,3 +404,92 @@ def sparse_to_common(x: np.ndarray, name: str) -> np.ndarray:
     out = np.full((x.shape[0], len(COMMON), x.shape[2]), np.nan, dtype=np.float32)
     out[:, COMMON.indices(list(joints))] = x
     return out
+
+
+_FILLER = {"joint", "jnt", "jt", "bone", "bn", "def", "org", "mch", "bip", "bip01", "bip001", "mixamorig",
+           "j", "b", "c", "bind", "skel", "ctrl", "end", "site", "cc", "rig", "character", "char",
+           "sk", "bones"}
+
+
+_LEFT = {"left", "l", "lft", "lt"}
+
+
+_RIGHT = {"right", "r", "rgt", "rt"}
+
+
+# ranked core names (words of the name without side and filler words, joined) per common joint
+_LIMB_NAMES: dict[str, tuple[str, ...]] = {
+    "shoulder": ("upperarm", "uparm", "arm", "humerus", "shoulder"),
+    "elbow": ("elbow", "forearm", "lowerarm", "loarm", "radius", "ulna"),
+    "wrist": ("wrist", "hand"),
+    "hip": ("upperleg", "upleg", "thigh", "femur", "hip"),
+    "knee": ("knee", "lowerleg", "loleg", "leg", "shin", "calf", "crus", "tibia"),
+    "ankle": ("ankle", "foot"),
+}
+
+
+_PELVIS_NAMES = ("hips", "pelvis", "hip", "hipcenter", "midhip", "spinebase", "waist", "hipsroot")
+
+
+_NECK_NAMES = ("neck", "neck0", "neck1", "neck01", "shouldercenter", "spineshoulder", "neckbase",
+               "upperneck", "lowerneck")
+
+
+_SPINE_NAMES = ("spine", "spinemid", "spine1", "spine01", "spine0", "spine001", "spine2", "spine02",
+                "lowerback", "back", "abdomen", "torso", "chest", "spine3", "spine03", "upperchest")
+
+
+def _split_words(name: str) -> list[str]:
+    """'mixamorig:LeftUpLeg' -> ['left', 'up', 'leg']; 'LHipJoint' -> ['l', 'hip', 'joint']."""
+    name = re.split(r"[:|]", name)[-1]
+    name = re.sub(r"(?i)^(bip\d+|character\d*|mixamorig\d*)(?=[\s_.\-A-Z]|$)[\s_.\-]*", "", name)
+    out: list[str] = []
+    for part in re.split(r"[\s_.\-]+", name):
+        if not part:
+            continue
+        # camel case and digits: LHipJoint -> L Hip Joint, Spine1 -> Spine 1, HIPS -> HIPS
+        for w in re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", part):
+            out.append(w.lower())
+    return out
+
+
+@lru_cache(maxsize=4096)
+def name_tokens(name: str) -> tuple[str, str]:
+    """(side, core) of a joint name: side 'left' / 'right' / '' and the core name, e.g.
+    ``'mixamorig:LeftUpLeg'`` -> ('left', 'upleg'), ``'Knee.L'`` -> ('left', 'knee'),
+    ``'lknee'`` -> ('left', 'knee'), ``'Spine1'`` -> ('', 'spine1')."""
+    words = [w for w in _split_words(name) if w not in _FILLER]
+    side = ""
+    rest: list[str] = []
+    for w in words:
+        if not side and w in _LEFT:
+            side = "left"
+        elif not side and w in _RIGHT:
+            side = "right"
+        else:
+            rest.append(w)
+    core = "".join(rest)
+    if not side and len(core) > 1 and core[0] in "lr" and _known_core(core[1:]):   # 'lknee', 'rhip'
+        side, core = ("left" if core[0] == "l" else "right"), core[1:]
+    return side, core
+
+
+def _known_core(core: str) -> bool:
+    return any(core == n for names in _LIMB_NAMES.values() for n in names)
+
+
+def side_of(name: str) -> str:
+    """'left', 'right' or '' for a joint name."""
+    return name_tokens(name)[0]
+
+
+def mirror_by_names(names: Sequence[str]) -> tuple[int, ...]:
+    """Index of each joint's left/right twin (same core name, other side), itself when it has none."""
+    key = {name_tokens(n): i for i, n in enumerate(names)}
+    out = []
+    for i, n in enumerate(names):
+        side, core = name_tokens(n)
+        twin = key.get(({"left": "right", "right": "left"}.get(side, side), core), i) if side else i
+        out.append(twin if side else i)
+    # an involution is required: drop asymmetric pairs
+    return tuple(m if out[m] == i else i for i, m in enumerate(out))

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from ..core.errors import UserError
 from ..core.motion import Motion
-from ..core.skeleton import retarget_mask
+from ..core.retarget import retarget_mask
 from ..models.aegan import AEGAN
 from .inpaint import DEFAULT_PRESET, inpaint, load, preset
 

@@ -523,7 +523,7 @@ def _match_skeleton(bvh: BvhFile, skeleton: Skeleton | None, names: list[str] | 
                 skeleton = sk
                 break
     if skeleton is None:
-        from ..core.retarget import mirror_by_names
+        from ..core.skeleton import mirror_by_names
 
         parents = tuple(bvh.parents)
         try:

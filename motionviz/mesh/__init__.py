@@ -727,7 +727,7 @@ def _as_common(motion: Motion) -> Motion:
         try:
             obs = motion.observed
             if not obs.all():         # retarget is a weighted sum: keep NaNs of other joints out of it
-                from ..core.skeleton import retarget_mask
+                from ..core.retarget import retarget_mask
                 keep = retarget_mask(obs, motion.skeleton, COMMON)
                 motion = motion.with_joints(np.nan_to_num(motion.joints)).retarget(COMMON)
                 j = motion.joints.copy()

@@ -25,7 +25,8 @@ import numpy as np
 
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
-from ..core.skeleton import BODY_PARTS, COMMON, retarget_mask
+from ..core.retarget import retarget_mask
+from ..core.skeleton import BODY_PARTS, COMMON
 from .common import (
     LONG_LIMIT,
     LONG_QUEUE,
