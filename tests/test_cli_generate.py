@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from motionviz.cli import main
-from motionviz.cli.sample import keep_mask, resolve_exercise
+from motionviz.cli.sample import resolve_exercise
 from motionviz.core.errors import UserError
+from motionviz.core.representation import keep_mask
 from motionviz.core.skeleton import BODY_PARTS, COMMON
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -14,6 +14,7 @@ import pytest
 import torch
 from _poses import arms_down_pose
 
+from motionviz.core import representation as D_R
 from motionviz.core.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from motionviz.core.errors import CheckpointError, UserError
 from motionviz.core.motion import DEFAULT_FPS, Motion, MotionLabels
@@ -62,7 +63,7 @@ def _walk(T: int, seed: int = 0) -> np.ndarray:
 
 def _batch(B: int = 6, T: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
     """A batch of time-normalised repetitions (T = the tiny config's ``rep_frames``)."""
-    joints = np.stack([D.canonicalise(_walk(T, seed + b))[0] for b in range(B)])
+    joints = np.stack([D_R.canonicalise(_walk(T, seed + b))[0] for b in range(B)])
     valid = np.ones((B, T), bool)
     return {"joints": torch.from_numpy(joints), "valid": torch.from_numpy(valid),
             "duration": torch.linspace(1.0, 3.0, B),
@@ -116,16 +117,16 @@ def test_features_roundtrip():
 
 def test_canonicalise_roundtrip():
     j = Motion(_walk(20), COMMON).rotate_y(1.1).joints + np.array([0.5, 0.0, -2.0], np.float32)
-    c, ang, off = D.canonicalise(j)
+    c, ang, off = D_R.canonicalise(j)
     assert abs(c[0, COMMON.root, 0]) < 1e-5 and abs(c[0, COMMON.root, 2]) < 1e-5
     assert abs(Motion(c, COMMON).facing_angle(0)) < 1e-4
     assert np.allclose(c[..., 1], j[..., 1], atol=1e-6)                   # heights untouched
-    assert np.allclose(D.uncanonicalise(c, ang, off), j, atol=1e-5)
+    assert np.allclose(D_R.uncanonicalise(c, ang, off), j, atol=1e-5)
 
 
 def test_repetition_features_roundtrip():
     cfg = _cfg()
-    j = torch.from_numpy(D.canonicalise(_walk(cfg.rep_frames))[0])
+    j = torch.from_numpy(D_R.canonicalise(_walk(cfg.rep_frames))[0])
     mean, std = _stats(cfg)
     f = D.rep_features(j, torch.tensor(2.5), mean, std)
     assert f.shape == (cfg.rep_frames, cfg.features)

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from motionviz.cli import main
+from motionviz.core import representation as D_R
 from motionviz.core.errors import UserError
 from motionviz.core.motion import DEFAULT_FPS, Motion
 from motionviz.core.sampling import Schedule, guided, sample
@@ -69,7 +70,7 @@ def _toy_reps(n: int, R: int, seed: int = 0) -> D_T.RepetitionSet:
     for _ in range(n):
         j = np.repeat(pose[None], R, axis=0).copy()
         j[:, arms, 1] += rng.uniform(0.1, 0.5) * ph
-        out.append(D.canonicalise(j)[0])
+        out.append(D_R.canonicalise(j)[0])
     return D_T.RepetitionSet(np.stack(out).astype(np.float32), rng.uniform(1.5, 3.0, n).astype(np.float32),
                            np.ones(n, np.int64), rng.integers(0, 3, n), np.ones(n, np.int64), [[0], [1]] * (n // 2),
                            np.ones(n))

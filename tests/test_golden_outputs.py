@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:                      # run as a script
     sys.path.insert(0, str(ROOT))
 
-from motionviz.cli.sample import keep_mask
+from motionviz.core.representation import keep_mask
 from motionviz.evaluation.generative import generate_pool
 from motionviz.generators.inpaint import baseline, inpaint, load_model, preset
 from motionviz.generators.recognition import load_recognizer

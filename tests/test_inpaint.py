@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from motionviz.core import representation as I_R
 from motionviz.core.errors import UserError
 from motionviz.core.skeleton import COMMON
 from motionviz.generators import aegan as A_G
@@ -74,29 +75,29 @@ def test_procrustes_recovers_similarity_and_is_differentiable():
 
 # ---- windows, masks, fills, baseline ------------------------------------------------------------
 def test_window_starts_cover_and_anchor_to_end():
-    assert I.window_starts(40, 32, 8) == [0, 8]
-    assert I.window_starts(45, 32, 8) == [0, 8, 13]
-    assert I.window_starts(10, 32, 8) == [0]
-    s = I.window_starts(100, 32, 7)
+    assert I_R.window_starts(40, 32, 8) == [0, 8]
+    assert I_R.window_starts(45, 32, 8) == [0, 8, 13]
+    assert I_R.window_starts(10, 32, 8) == [0]
+    s = I_R.window_starts(100, 32, 7)
     assert s[-1] == 100 - 32 and all(b - a <= 7 for a, b in zip(s, s[1:]))
     with pytest.raises(UserError):
-        I.window_starts(10, 32, 0)
+        I_R.window_starts(10, 32, 0)
 
 
 def test_check_mask_nan_and_errors():
     x = _walk(10)
     x[2, 3] = np.nan
-    m = I.check_mask(x, None)
+    m = I_R.check_mask(x, None)
     assert m.shape == (10, 15) and not m[2, 3] and m.sum() == 149
     mask = np.ones((10, 15), dtype=bool)
     mask[0, 0] = False
-    assert I.check_mask(x, mask).sum() == 148
+    assert I_R.check_mask(x, mask).sum() == 148
     with pytest.raises(UserError, match="shape"):
-        I.check_mask(x, np.ones((9, 15), bool))
+        I_R.check_mask(x, np.ones((9, 15), bool))
     with pytest.raises(UserError, match="booleans"):
-        I.check_mask(x, np.full((10, 15), 0.5))
+        I_R.check_mask(x, np.full((10, 15), 0.5))
     with pytest.raises(UserError):
-        I.check_mask(np.zeros((10, 15)), None)
+        I_R.check_mask(np.zeros((10, 15)), None)
 
 
 def test_hold_last_observation_known_answer():
@@ -263,7 +264,7 @@ def test_bench_section(monkeypatch, tiny_model):
     monkeypatch.setattr(I, "load_model", lambda path=None: tiny_model)
     r = I.bench(quick=True)
     assert r["checkpoint"] is True and r["steps_run"] == 40 and r["seconds_per_300_frames"] > 0
-    assert r["windows"] == len(I.window_starts(300, TINY.frames, 8))
+    assert r["windows"] == len(I_R.window_starts(300, TINY.frames, 8))
 
 
 @pytest.mark.slow

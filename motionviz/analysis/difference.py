@@ -44,6 +44,7 @@ import numpy as np
 
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
+from ..core.representation import _pose_frames
 from ..core.skeleton import COMMON
 from .angles import ANGLE_BY_KEY, ANGLES, joint_angles
 
@@ -471,21 +472,6 @@ def summarise(angles: dict[str, np.ndarray], normal: NormalRange | None,
     else:
         text = f"Every joint angle lies within the range of {against} (or less than {MARGIN_DEG:.0f}° beyond it)."
     return items, text
-
-
-# ------------------------------------------------------------------------------------------------
-# the comparison
-# ------------------------------------------------------------------------------------------------
-def _pose_frames(joints: np.ndarray) -> np.ndarray:
-    """(T, J, 3) pelvis-centred, each frame turned about Y so that its hip line points to +X."""
-    j = np.asarray(joints, dtype=np.float64)
-    c = j - j[:, COMMON.index("pelvis")][:, None]
-    lat = j[:, COMMON.index("left_hip")] - j[:, COMMON.index("right_hip")]
-    a = np.arctan2(lat[:, 2], lat[:, 0])                       # rotate by +a about Y brings lat to +X
-    ca, sa = np.cos(a), np.sin(a)
-    x = c[..., 0] * ca[:, None] + c[..., 2] * sa[:, None]
-    z = -c[..., 0] * sa[:, None] + c[..., 2] * ca[:, None]
-    return np.stack([x, c[..., 1], z], axis=-1)
 
 
 @dataclass

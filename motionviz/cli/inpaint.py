@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import UserError
-from ..generators.inpaint import _resample
+from ..core.representation import _resample
 
 __all__ = ["add_arguments", "run", "read_input"]
 

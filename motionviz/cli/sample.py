@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -36,9 +34,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..core.errors import UserError
-from ..io.files import check_out
+from ..core.representation import keep_mask
+from ..io.files import check_out, write_npy
 
-__all__ = ["add_arguments", "run", "resolve_exercise", "keep_mask", "exercise_titles", "write_npy",
+__all__ = ["add_arguments", "run", "resolve_exercise", "exercise_titles",
            "parse_correct"]
 
 INTERP_STEPS = (2, 64)
@@ -91,60 +90,6 @@ def parse_correct(correct: bool = False, incorrect: bool = False) -> bool | None
     if correct and incorrect:
         raise UserError("choose either --correct or --incorrect, not both")
     return True if correct else (False if incorrect else None)
-
-
-def keep_mask(frames: int, keep_first: int = 0, keep_last: int = 0, parts: Iterable[str] = (),
-              joints: Sequence[str] | None = None) -> np.ndarray:
-    """(T, J) bool mask of what an edit keeps: the first/last frames (all joints) and the joints of the
-    named :data:`motionviz.core.skeleton.BODY_PARTS` (all frames).  At least one thing must be kept and at
-    least one regenerated."""
-    from ..core.skeleton import BODY_PARTS, COMMON
-
-    names = list(joints) if joints is not None else list(COMMON.joints)
-    T = int(frames)
-    for what, v in (("frames kept at the start", keep_first), ("frames kept at the end", keep_last)):
-        if not isinstance(v, (int, np.integer)) or v < 0:
-            raise UserError(f"{what} must be a non-negative whole number, got {v!r}")
-    if keep_first + keep_last > T:
-        raise UserError(f"keeping {keep_first} + {keep_last} frames of a {T}-frame motion leaves nothing "
-                        f"to regenerate")
-    mask = np.zeros((T, len(names)), dtype=bool)
-    mask[:keep_first] = True
-    if keep_last:
-        mask[T - keep_last:] = True
-    for p in parts:
-        p = str(p).strip().lower().replace(" ", "_").replace("-", "_")
-        if not p:
-            continue
-        if p not in BODY_PARTS:
-            raise UserError(f"unknown body part {p!r}; choose from {', '.join(BODY_PARTS)}")
-        for j in BODY_PARTS[p]:
-            if j in names:
-                mask[:, names.index(j)] = True
-    if not mask.any():
-        raise UserError("choose what to keep: first/last frames or body parts")
-    if mask.all():
-        raise UserError("everything is kept: nothing is left to regenerate")
-    return mask
-
-
-def write_npy(path: str | Path, array: np.ndarray) -> Path:
-    """Write ``array`` as a plain .npy atomically (temporary file in the same folder, then rename)."""
-    out = Path(path)
-    if out.suffix.lower() != ".npy":
-        raise UserError(f"--out must end in .npy, got {out.name!r}")
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name ending in .npy")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp.npy", dir=out.parent)
-    os.close(fd)
-    try:
-        np.save(tmp, np.ascontiguousarray(array), allow_pickle=False)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
 
 
 def _tqdm_progress(desc: str, quiet: bool):

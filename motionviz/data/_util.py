@@ -39,16 +39,3 @@ def parse_csv_floats(text: str, columns: int, sep: str = ",") -> np.ndarray:
     if not rows:
         return np.zeros((0, columns))
     return np.array(rows, dtype=np.float64)
-
-
-def interpolate_nans(x: np.ndarray) -> np.ndarray:
-    """(T, J, C): fill NaN frames of each joint coordinate by linear interpolation in time (edges held)."""
-    out = x.copy()
-    T = x.shape[0]
-    t = np.arange(T)
-    flat = out.reshape(T, -1)
-    for k in range(flat.shape[1]):
-        bad = np.isnan(flat[:, k])
-        if bad.any() and not bad.all():
-            flat[bad, k] = np.interp(t[bad], t[~bad], flat[~bad, k])
-    return flat.reshape(x.shape)

@@ -20,8 +20,8 @@ import numpy as np
 
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
+from ..core.representation import interpolate_nans
 from ..core.skeleton import COMMON
-from ._util import interpolate_nans
 from .labels import mirror_label
 from .paths import cache_dir, data_root
 from .registry import CORPUS_DATASETS, DATASETS, EXTRA_DATASETS, dataset_files, load_dataset

@@ -16,6 +16,7 @@ from ..core.checkpoint import config_from_json, load_checkpoint
 from ..core.errors import CheckpointError, UserError
 from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
 from ..core.repetitions import split_repetitions, time_denormalise, time_normalise
+from ..core.representation import canonicalise, uncanonicalise
 from ..core.sampling import Schedule, guided, sample
 from ..core.skeleton import COMMON, Skeleton
 from ..data.captions import caption_table, describe
@@ -25,11 +26,9 @@ from ..models.diffusion import (
     KIND,
     Config,
     Denoiser,
-    canonicalise,
     rep_features,
     rep_joints,
     to_features,
-    uncanonicalise,
     with_legacy_fields,
 )
 from . import text_match

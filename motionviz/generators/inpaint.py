@@ -40,13 +40,14 @@ import torch
 
 from ..core.checkpoint import config_from_json, default_checkpoint_dir, load_checkpoint
 from ..core.errors import CheckpointError, UserError
+from ..core.representation import _resample, check_mask, window_starts
 from ..core.skeleton import BODY_PARTS, COMMON
 from ..data import keraal_exercise
 from ..data.keraal import EXERCISES
 from ..models.aegan import AEGAN, KIND, AEGANNet, Config, apply_transform, canonical_transform, invert_transform
 from ..models.aegan import AEGAN as _AEGAN
 
-__all__ = ["InpaintResult", "inpaint", "baseline", "procrustes", "window_starts", "check_mask",
+__all__ = ["InpaintResult", "inpaint", "baseline", "procrustes",
            "hold_last_observation", "corrupt", "blend_gaps", "load_model", "evaluate", "evaluate_keraal", "bench",
            "PRESETS", "preset", "CONDITIONS"]
 
@@ -96,41 +97,6 @@ def procrustes(Y: torch.Tensor, X: torch.Tensor, w: torch.Tensor | None = None, 
     t = mu_x - s[:, None] * torch.einsum("nij,nj->ni", R, mu_y)
     out = s[:, None, None] * torch.einsum("nij,npj->npi", R, Yd) + t[:, None]
     return out.to(Y.dtype), {"s": s.to(Y.dtype), "R": R.to(Y.dtype), "t": t.to(Y.dtype)}
-
-
-# ==============================================================================================
-# Windows, masks
-# ==============================================================================================
-def window_starts(T: int, window: int, shift: int) -> list[int]:
-    """Start frames of windows of ``window`` frames every ``shift`` frames; the last window ends at
-    frame T (anchored to the end).  A sequence shorter than the window gets one window at 0."""
-    if window < 1 or shift < 1:
-        raise UserError("window and shift must be at least 1 frame")
-    if T <= window:
-        return [0]
-    starts = list(range(0, T - window + 1, shift))
-    if starts[-1] != T - window:
-        starts.append(T - window)
-    return starts
-
-
-def check_mask(joints: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """(T, J, D) joints + optional (T, J) mask -> observed (T, J) bool (NaN joints are missing)."""
-    joints = np.asarray(joints)
-    if joints.ndim != 3 or joints.shape[-1] not in (2, 3):
-        raise UserError(f"joints must have shape (frames, joints, 2 or 3), got {joints.shape}")
-    observed = np.isfinite(joints).all(axis=-1)
-    if mask is not None:
-        mask = np.asarray(mask)
-        if mask.shape != joints.shape[:2]:
-            raise UserError(f"the mask has shape {tuple(mask.shape)} but the motion needs "
-                            f"{tuple(joints.shape[:2])} (frames, joints)")
-        if mask.dtype != bool:
-            if mask.dtype.kind not in "biuf" or not np.isin(mask, (0, 1)).all():
-                raise UserError("the mask must hold booleans (True/1 = observed, False/0 = missing)")
-            mask = mask.astype(bool)
-        observed &= mask
-    return observed
 
 
 def hold_last_observation(joints: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -818,17 +784,6 @@ def bench(quick: bool = False) -> dict[str, Any]:
     return {"seconds_per_300_frames": round(secs * (200 / steps), 3), "measured_seconds": round(secs, 3),
             "steps_run": steps, "steps_reported": 200, "windows": len(r.starts), "window": model.cfg.frames,
             "shift": 8, "checkpoint": have, "threads": torch.get_num_threads()}
-
-
-def _resample(x: np.ndarray, fps_in: float, fps_out: float, frames: int | None = None) -> np.ndarray:
-    """Linear resampling in time of (T, J, D); NaN where a neighbour is NaN."""
-    T = x.shape[0]
-    n = frames if frames is not None else max(1, int(round((T - 1) * fps_out / fps_in)) + 1)
-    t = np.clip(np.arange(n) * (fps_in / fps_out), 0, T - 1)
-    i0 = np.floor(t).astype(int)
-    i1 = np.minimum(i0 + 1, T - 1)
-    w = (t - i0)[:, None, None]
-    return (x[i0] * (1 - w) + x[i1] * w).astype(np.float32)
 
 
 def load(path: str | Path) -> tuple[AEGAN, dict[str, str]]:

@@ -30,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.representation import _to_world, _yaw
 from ..core.skeleton import COMMON, JOINT_SETS, Skeleton, resolve_set, set_joints, set_mask
 
 __all__ = [           "training_mean_pose", "offset_baseline", "mean_pose_fill", "nearest_joint_fill", "upsample",
@@ -71,33 +72,6 @@ def _anchors(known: np.ndarray, skeleton: Skeleton) -> dict[int, list[int]]:
     for j in np.flatnonzero(~known):
         d = D[j, idx]
         out[int(j)] = [int(k) for k in idx[d == d.min()]]
-    return out
-
-
-def _yaw(x: np.ndarray, known: np.ndarray, skeleton: Skeleton) -> np.ndarray:
-    """Per-frame facing angle (T,) from the known left/right pairs (as ``canonical_transform``): the angle
-    of the summed left-minus-right vector in the x-z plane; frames without a known pair take the
-    sequence's angle.  ``rot(a) @ v`` turns a world vector into the body frame (across = +X)."""
-    T = x.shape[0]
-    L = [a for a, _ in skeleton.lr_pairs]
-    R = [b for _, b in skeleton.lr_pairs]
-    both = (known[:, L] & known[:, R])[..., None]
-    across = np.where(both, np.nan_to_num(x[:, L] - x[:, R]), 0.0).sum(1)      # (T, 3)
-    total = across.sum(0)
-    fallback = float(np.arctan2(total[2], total[0])) if np.hypot(total[0], total[2]) > 1e-9 else 0.0
-    ok = np.hypot(across[:, 0], across[:, 2]) > 1e-9
-    return np.where(ok, np.arctan2(across[:, 2], across[:, 0]), fallback) if T else np.zeros(0)
-
-
-def _to_world(v: np.ndarray, ang: np.ndarray) -> np.ndarray:
-    """Body-frame vectors (..., 3) -> world, turned by -ang about +Y per frame (ang (T,), v (T, ..., 3))."""
-    c, s = np.cos(ang), np.sin(ang)
-    shape = (-1,) + (1,) * (v.ndim - 2)
-    c, s = c.reshape(shape), s.reshape(shape)
-    # body frame: x' = x c + z s, z' = -x s + z c  =>  world: x = x' c - z' s, z = x' s + z' c
-    out = v.copy()
-    out[..., 0] = v[..., 0] * c - v[..., 2] * s
-    out[..., 2] = v[..., 0] * s + v[..., 2] * c
     return out
 
 

@@ -98,3 +98,22 @@ def batch_chunks(n: int, frames: int, max_frames: int, max_items: int) -> list[t
     bounded whatever the file's size."""
     per = max(1, min(max_items, max_frames // max(1, frames)))
     return [(s, min(n, s + per)) for s in range(0, n, per)]
+
+
+def write_npy(path: str | Path, array: np.ndarray) -> Path:
+    """Write ``array`` as a plain .npy atomically (temporary file in the same folder, then rename)."""
+    out = Path(path)
+    if out.suffix.lower() != ".npy":
+        raise UserError(f"--out must end in .npy, got {out.name!r}")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name ending in .npy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp.npy", dir=out.parent)
+    os.close(fd)
+    try:
+        np.save(tmp, np.ascontiguousarray(array), allow_pickle=False)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

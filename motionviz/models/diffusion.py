@@ -55,19 +55,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as Fn
 from torch import nn
 
 from ..core.errors import CheckpointError
-from ..core.motion import Motion
 from ..core.sampling import Schedule, cosine_alpha_bar
 from ..core.skeleton import COMMON
 from .losses import motion_loss
 
 __all__ = ["Config", "to_features", "from_features", "Denoiser", "DiffusionModel",
-           "canonicalise", "KIND", "CORRECT_STATES"]
+           "KIND", "CORRECT_STATES"]
 
 KIND = "diffusion"
 REPRESENTATION = "canonical pelvis position + joint offsets from the pelvis (COMMON, 20 fps), standardised"
@@ -413,23 +411,6 @@ class DiffusionModel(nn.Module):
         out["stats.mean"] = self.mean.detach().cpu().clone()
         out["stats.std"] = self.std.detach().cpu().clone()
         return out
-
-
-def canonicalise(joints: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
-    """joints (T, J, 3) -> (canonical joints, yaw angle, xz offset): facing +Z, pelvis at x = z = 0 at frame 0.
-    Inverse: rotate_y(-angle) then add the offset."""
-    m = Motion(joints, COMMON)
-    ang = m.facing_angle(0)
-    r = m.rotate_y(ang).joints
-    root = r[0, COMMON.root]
-    off = np.array([root[0], 0.0, root[2]], dtype=np.float32)
-    if not np.isfinite(off).all():
-        off = np.zeros(3, dtype=np.float32)
-    return r - off, ang, off
-
-
-def uncanonicalise(joints: np.ndarray, angle: float, offset: np.ndarray) -> np.ndarray:
-    return Motion(joints + offset, COMMON).rotate_y(-angle).joints
 
 
 def with_legacy_fields(cfg: Any, config_json: str, path: str | Path) -> Any:

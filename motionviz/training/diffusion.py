@@ -18,18 +18,10 @@ from ..core.checkpoint import data_provenance, save_checkpoint
 from ..core.errors import UserError
 from ..core.motion import Motion, MotionLabels
 from ..core.repetitions import split_repetitions, time_normalise
+from ..core.representation import canonicalise
 from ..core.skeleton import COMMON
 from ..generators.text_encoders import get_text_encoder
-from ..models.diffusion import (
-    CORRECT_STATES,
-    KIND,
-    REPRESENTATION,
-    Config,
-    DiffusionModel,
-    canonicalise,
-    tiny_config,
-    to_features,
-)
+from ..models.diffusion import CORRECT_STATES, KIND, REPRESENTATION, Config, DiffusionModel, tiny_config, to_features
 from .loop import TrainSetup, shard
 
 

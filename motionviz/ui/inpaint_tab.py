@@ -110,7 +110,7 @@ MAX_WINDOW_STEPS = 16_000
 def check_inpaint_budget(frames: int, window: int, shift: int, steps: int) -> int:
     """windows x steps of an inpainting request, or :class:`UserError` when it is over
     :data:`MAX_WINDOW_STEPS` (shift 1 and 500 steps took ~100 s and held a worker that long)."""
-    from ..generators.inpaint import window_starts
+    from ..core.representation import window_starts
 
     n = len(window_starts(frames, window, shift))
     cost = n * max(steps, 1)

@@ -23,7 +23,13 @@ import numpy as np
 
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
-from ..generators.registry import DEFAULT_STEPS
+from ..core.representation import keep_mask
+from ..core.skeleton import COMMON
+from ..data.labels import LABEL_TITLES
+from ..export import export_motion
+from ..generators.registry import DEFAULT_STEPS, LIMITS, Request, clean_text
+from ..generators.text_match import understand
+from ..io.files import write_npy
 from .common import (
     CPU_LIMIT,
     CPU_QUEUE,
@@ -43,7 +49,7 @@ from .common import (
     to_int,
     user_error,
 )
-from .player import controls, player, sample_titles, timing_note, view_export
+from .player import controls, player, player_value, sample_titles, timing_note, view_export
 
 __all__ = ["build", "EXAMPLES", "exercise_choices", "generate_motions", "edit_motions", "downloads",
            "describe_request", "understanding_note", "CORRECT_CHOICES", "PART_CHOICES"]
@@ -96,8 +102,6 @@ DEFAULT_FORMATS = ["npy", "json", "bvh"]
 # ---------------------------------------------------------------------------------------------
 def exercise_choices(labels: Sequence[str]) -> list[tuple[str, str]]:
     """Dropdown choices: "(none)" then ``"Title (dataset:id)"`` for each of the model's labels."""
-    from ..data.labels import LABEL_TITLES
-
     out = [("(none: text only)", NO_EXERCISE)]
     out += [(f"{LABEL_TITLES.get(lab, lab)} ({lab})", lab) for lab in labels]
     return out
@@ -115,8 +119,6 @@ def _correct_value(choice: Any) -> bool | None:
 
 def _clean_text(text: Any) -> tuple[str, str]:
     """(cleaned text, note for the user or "")."""
-    from ..generators.registry import LIMITS, clean_text
-
     if text is not None and not isinstance(text, str):
         raise UserError("the description must be text")
     t = clean_text(text or "")
@@ -136,8 +138,6 @@ def _clean_text(text: Any) -> tuple[str, str]:
 
 def _request(text: Any, exercise: Any, correct: Any, guidance: Any, steps: Any, frames: Any, num: Any,
              seed: Any, sampler: str = "ddim", model: str = "diffusion"):
-    from ..generators.registry import Request
-
     t, note = _clean_text(text)
     lo, hi = UI_LIMITS["guidance"]
     g = to_float(guidance, "guidance scale", lo, hi)
@@ -165,9 +165,6 @@ def understanding_note(text: Any, labels: Sequence[str] | None = None) -> str:
     """Markdown: the known exercises (of ``labels``, the model's vocabulary) closest to the description,
     with their similarity, and a clear notice when it is far from every training description
     (:func:`motionviz.generators.text_match.understand`).  "" for empty text or when the MiniLM encoder is missing."""
-    from ..generators.registry import clean_text
-    from ..generators.text_match import understand
-
     t = clean_text(text) if isinstance(text, str) else ""
     if not t:
         return ""
@@ -183,8 +180,6 @@ def describe_request(req: Any, note: str = "", seconds: float | None = None, edi
     """Markdown summary of what was generated (``understood``: :func:`understanding_note`, shown on its
     own line; a far-from-everything notice comes first).  ``seconds`` is the whole request on the server
     (what the user waits for, besides the network), ``model_seconds`` the sampling part of it."""
-    from ..data.labels import LABEL_TITLES
-
     cond = []
     if req.text:
         cond.append(f"text “{_md_escape(req.text)}”")
@@ -236,9 +231,6 @@ def _warm_text_encoder(gen: Any, text: str, progress: Callable[[float, str], Non
 
 def _editable(motion: Motion) -> Motion:
     """A session motion on the common skeleton at 20 fps (what the diffusion model edits)."""
-    from ..core.skeleton import COMMON
-    from ..generators.registry import LIMITS
-
     m = motion
     if m.skeleton.name != COMMON.name:
         m = m.retarget(COMMON)
@@ -262,8 +254,6 @@ def edit_motions(gen: Any, motion: Motion, keep_first: Any, keep_last: Any, part
                  ) -> tuple[Motion, list[Motion], Any, str]:
     """(source on the common skeleton, edited motions, request, note): keep the first/last frames and/or
     the chosen body parts of ``motion`` and regenerate the rest."""
-    from ..cli.sample import keep_mask
-
     src = _editable(motion)
     T = src.num_frames
     kf = to_int(keep_first or 0, "frames kept at the start", 0, T)
@@ -282,8 +272,6 @@ def downloads(motions: Sequence[Motion], formats: Sequence[str] | None,
               progress: Callable[[float, str], None] | None = None) -> list[str]:
     """Files for ``gr.File``: one ``samples.npy`` (N, T, 15, 3) float32 with every motion, then each
     motion in the chosen formats."""
-    from ..cli.sample import write_npy
-
     if not motions:
         raise UserError("generate a motion first")
     fmts = [f for f in (formats or []) if f]
@@ -292,7 +280,6 @@ def downloads(motions: Sequence[Motion], formats: Sequence[str] | None,
     if len({m.num_frames for m in motions}) == 1 and len({len(m.skeleton) for m in motions}) == 1:
         arr = np.stack([m.joints for m in motions]).astype(np.float32)
         paths.append(str(write_npy(d / "samples.npy", arr)))
-    from ..export import export_motion
 
     if fmts:
         bad = [f for f in fmts if f not in EXPORT_FORMATS]
@@ -312,8 +299,6 @@ def downloads(motions: Sequence[Motion], formats: Sequence[str] | None,
 
 def _figure(motions: Sequence[Motion], titles: Sequence[str], roles: Sequence[str | None] | None = None) -> str:
     """The player value for generated motions (one cell each, the same scale for all)."""
-    from .player import player_value
-
     return player_value(list(motions), titles=list(titles), roles=roles)
 
 
