@@ -54,13 +54,14 @@ FAKE_ENCODER = FakeEncoder()
 def make_diffusion(directory: Path, seed: int = 0) -> Path:
     """``directory/diffusion.safetensors``: a tiny denoiser with random (non-zero) output weights, so
     different seeds give different motions; statistics centred on a standing pose."""
+    from motionviz.core import representation_torch as D_RT
     from motionviz.models import diffusion as D
     from motionviz.training import diffusion as D_T
 
     torch.manual_seed(seed)
     cfg = D.tiny_config(labels=LABELS, datasets=("kimore", "ui-prmd"), text_encoder="minilm", text_dim=384)
     pose = torch.from_numpy(standing_pose())
-    mean = torch.cat([D.to_features(pose), torch.tensor([np.log(2.0)])])   # pose + log-duration (2 s)
+    mean = torch.cat([D_RT.to_features(pose), torch.tensor([np.log(2.0)])])   # pose + log-duration (2 s)
     std = torch.full((cfg.features,), 0.05)
     model = D.DiffusionModel(cfg, mean, std)
     with torch.no_grad():
@@ -74,12 +75,13 @@ def make_diffusion(directory: Path, seed: int = 0) -> Path:
 
 def make_vae(directory: Path, seed: int = 0) -> Path:
     """``directory/vae.safetensors``: a tiny ACTOR VAE with random weights around a standing pose."""
+    from motionviz.core import representation_torch as V_RT
     from motionviz.models import vae as V
 
     torch.manual_seed(seed)
     model = V.ActorVAE(V.tiny_config(VAE_CLASSES))
     joints = np.repeat(standing_pose()[None], 2, axis=0)
-    mean = torch.from_numpy(np.asarray(V.rep_item_features(joints, 2.0))[0])   # pose + log-duration (2 s)
+    mean = torch.from_numpy(np.asarray(V_RT.rep_item_features(joints, 2.0))[0])   # pose + log-duration (2 s)
     model.set_stats(mean, torch.full_like(mean, 0.05), torch.full_like(mean, 0.01))
     directory.mkdir(parents=True, exist_ok=True)
     return save_checkpoint(directory / "vae.safetensors", model.state_dict(), "vae", model.config,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from motionviz.core import representation_torch as A_RT
 from motionviz.core.errors import CheckpointError, UserError
 from motionviz.core.skeleton import BLAZEPOSE33, COCO17, COMMON, SMPL22
 from motionviz.generators import aegan as A_G
@@ -114,14 +115,14 @@ def test_canonical_transform_removes_yaw_and_translation():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(1, 8, 15, 3, generator=g)
     mask = torch.ones(1, 8, 15, dtype=torch.bool)
-    c0, r0 = A.canonical_transform(x, mask, COMMON)
-    base = A.apply_transform(x, c0, r0)
+    c0, r0 = A_RT.canonical_transform(x, mask, COMMON)
+    base = A_RT.apply_transform(x, c0, r0)
     ang = 0.7
     R = torch.tensor([[math.cos(ang), 0, math.sin(ang)], [0, 1, 0], [-math.sin(ang), 0, math.cos(ang)]])
     moved = x @ R.T + torch.tensor([1.0, 0.2, -3.0])
-    c1, r1 = A.canonical_transform(moved, mask, COMMON)
-    assert torch.allclose(A.apply_transform(moved, c1, r1), base, atol=1e-4)
-    assert torch.allclose(A.invert_transform(base, c1, r1), moved, atol=1e-4)
+    c1, r1 = A_RT.canonical_transform(moved, mask, COMMON)
+    assert torch.allclose(A_RT.apply_transform(moved, c1, r1), base, atol=1e-4)
+    assert torch.allclose(A_RT.invert_transform(base, c1, r1), moved, atol=1e-4)
     # in canonical form the left side points to +X
     L = [a for a, _ in COMMON.lr_pairs]
     Rj = [b for _, b in COMMON.lr_pairs]

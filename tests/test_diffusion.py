@@ -15,6 +15,7 @@ import torch
 from _poses import arms_down_pose
 
 from motionviz.core import representation as D_R
+from motionviz.core import representation_torch as D_RT
 from motionviz.core.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from motionviz.core.errors import CheckpointError, UserError
 from motionviz.core.motion import DEFAULT_FPS, Motion, MotionLabels
@@ -108,11 +109,11 @@ def gen(trained) -> D_G.DiffusionGenerator:
 # ---------------------------------------------------------------------------------------------
 def test_features_roundtrip():
     j = torch.from_numpy(_walk(10)).float()
-    f = D.to_features(j)
+    f = D_RT.to_features(j)
     assert f.shape == (10, 45)
     assert torch.allclose(f[:, :3], j[:, 0])                              # pelvis position first
     assert torch.allclose(f[:, 3:6], j[:, 1] - j[:, 0])                   # then offsets from the pelvis
-    assert torch.allclose(D.from_features(f), j, atol=1e-6)
+    assert torch.allclose(D_RT.from_features(f), j, atol=1e-6)
 
 
 def test_canonicalise_roundtrip():
@@ -128,9 +129,9 @@ def test_repetition_features_roundtrip():
     cfg = _cfg()
     j = torch.from_numpy(D_R.canonicalise(_walk(cfg.rep_frames))[0])
     mean, std = _stats(cfg)
-    f = D.rep_features(j, torch.tensor(2.5), mean, std)
+    f = D_RT.rep_features(j, torch.tensor(2.5), mean, std)
     assert f.shape == (cfg.rep_frames, cfg.features)
-    back, dur = D.rep_joints(f, mean, std)
+    back, dur = D_RT.rep_joints(f, mean, std)
     assert torch.allclose(back, j, atol=1e-5) and abs(float(dur) - 2.5) < 1e-4
 
 

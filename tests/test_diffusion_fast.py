@@ -14,6 +14,7 @@ import torch
 
 from motionviz.cli import main
 from motionviz.core import representation as D_R
+from motionviz.core import representation_torch as D_RT
 from motionviz.core.errors import UserError
 from motionviz.core.motion import DEFAULT_FPS, Motion
 from motionviz.core.sampling import Schedule, guided, sample
@@ -83,7 +84,7 @@ def _toy_setup(seed: int = 0):
     with torch.no_grad():
         torch.nn.init.normal_(teacher.out.weight, std=0.2)
     reps = _toy_reps(32, tcfg.rep_frames)
-    mean = torch.cat([D.to_features(torch.from_numpy(reps.joints)).reshape(-1, 3 * J).mean(0), torch.tensor([0.8])])
+    mean = torch.cat([D_RT.to_features(torch.from_numpy(reps.joints)).reshape(-1, 3 * J).mean(0), torch.tensor([0.8])])
     std = torch.full((tcfg.features,), 0.1)
     cfg = DF.fast_config(tcfg, batch_size=32, traj_batch=32, traj_every=4, buffer=2048, prefill=256,
                          teacher_per_step=3, lr=3e-3, ema=0.0, p_first=0.0, p_edit=0.0)

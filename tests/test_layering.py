@@ -90,7 +90,7 @@ KNOWN_LOCAL_IMPORTS: dict[str, int] = {
     'motionviz.ui.data_tab': 2,
     'motionviz.ui.difference_tab': 23,
     'motionviz.ui.inpaint_tab': 23,
-    'motionviz.ui.loadcheck': 15,
+    'motionviz.ui.loadcheck': 16,
     'motionviz.ui.mesh_tab': 3,
     'motionviz.ui.player': 10,
     'motionviz.ui.text_tab': 2,

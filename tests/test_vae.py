@@ -14,6 +14,7 @@ import pytest
 import torch
 from _poses import standing_pose
 
+from motionviz.core import representation_torch as V_RT
 from motionviz.core.checkpoint import data_provenance, save_checkpoint
 from motionviz.core.errors import CheckpointError, UserError
 from motionviz.core.latent import interpolate, lerp, slerp, weights
@@ -85,10 +86,10 @@ def ckpt_dir(tmp_path, monkeypatch):
 def test_features_round_trip_and_canonical_frame():
     m = synthetic("ui-prmd:m01", True, 30, np.random.default_rng(1)).rotate_y(0.7)
     j = m.joints + np.array([0.5, 0.0, -1.0], np.float32)
-    f = V.joints_to_features(j)
+    f = V_RT.joints_to_features(j)
     assert f.shape == (30, 45)
-    np.testing.assert_allclose(V.features_to_joints(f), j, atol=1e-6)
-    ft = V.joints_to_features(torch.from_numpy(j))
+    np.testing.assert_allclose(V_RT.features_to_joints(f), j, atol=1e-6)
+    ft = V_RT.joints_to_features(torch.from_numpy(j))
     np.testing.assert_allclose(ft.numpy(), f, atol=1e-6)
     c = V.canonicalise(j)
     assert abs(c[0, COMMON.index("pelvis"), 0]) < 1e-6 and abs(c[0, COMMON.index("pelvis"), 2]) < 1e-6

@@ -11,10 +11,11 @@ import torch
 
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS
+from ..core.representation_torch import joints_to_features
 from ..core.skeleton import COMMON
 from ..generators.registry import checkpoint_path
 from ..generators.vae import Endpoint, VAEGenerator, load_generator
-from ..models.vae import KIND, ActorVAE, Config, canonicalise, class_key, joints_to_features, split_class
+from ..models.vae import KIND, ActorVAE, Config, canonicalise, class_key, split_class
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,20 +17,11 @@ from ..core.errors import CheckpointError, UserError
 from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
 from ..core.repetitions import split_repetitions, time_denormalise, time_normalise
 from ..core.representation import canonicalise, uncanonicalise
+from ..core.representation_torch import rep_features, rep_joints, to_features
 from ..core.sampling import Schedule, guided, sample
 from ..core.skeleton import COMMON, Skeleton
 from ..data.captions import caption_table, describe
-from ..models.diffusion import (
-    CORRECT_GUIDANCE,
-    CORRECT_STATES,
-    KIND,
-    Config,
-    Denoiser,
-    rep_features,
-    rep_joints,
-    to_features,
-    with_legacy_fields,
-)
+from ..models.diffusion import CORRECT_GUIDANCE, CORRECT_STATES, KIND, Config, Denoiser, with_legacy_fields
 from . import text_match
 from .registry import LIMITS, ProgressFn, Request
 from .text_encoders import check_encoder, get_text_encoder

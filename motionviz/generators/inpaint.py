@@ -41,10 +41,11 @@ import torch
 from ..core.checkpoint import config_from_json, default_checkpoint_dir, load_checkpoint
 from ..core.errors import CheckpointError, UserError
 from ..core.representation import _resample, check_mask, window_starts
+from ..core.representation_torch import apply_transform, canonical_transform, invert_transform
 from ..core.skeleton import BODY_PARTS, COMMON
 from ..data import keraal_exercise
 from ..data.keraal import EXERCISES
-from ..models.aegan import AEGAN, KIND, AEGANNet, Config, apply_transform, canonical_transform, invert_transform
+from ..models.aegan import AEGAN, KIND, AEGANNet, Config
 from ..models.aegan import AEGAN as _AEGAN
 
 __all__ = ["InpaintResult", "inpaint", "baseline", "procrustes",

@@ -16,19 +16,10 @@ from ..core.errors import CheckpointError, UserError
 from ..core.latent import lerp, slerp, weights
 from ..core.motion import Motion, MotionError, MotionLabels
 from ..core.repetitions import chain, split_repetitions, time_denormalise, time_normalise
+from ..core.representation_torch import features_to_rep, rep_item_features
 from ..core.skeleton import COMMON
 from ..data import preprocess
-from ..models.vae import (
-    KIND,
-    ActorVAE,
-    Config,
-    canonicalise,
-    class_key,
-    features_to_rep,
-    rep_item_features,
-    resolve_label,
-    split_class,
-)
+from ..models.vae import KIND, ActorVAE, Config, canonicalise, class_key, resolve_label, split_class
 from .registry import LIMITS, ProgressFn, Request
 
 _BLEND = 4                 # frames cross-faded where two decoded repetitions meet

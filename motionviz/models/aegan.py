@@ -45,11 +45,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..core.errors import UserError
+from ..core.representation_torch import apply_transform, canonical_transform
 from ..core.skeleton import JOINT_SETS, Skeleton, get_skeleton, set_mask
 
 __all__ = [
-    "Config", "BodyGrid", "AEGANNet", "AEGAN", "Corruptor", "canonical_transform",
-    "apply_transform", "invert_transform", "project_random_cameras", "train_step",
+    "Config", "BodyGrid", "AEGANNet", "AEGAN", "Corruptor",
+    "project_random_cameras", "train_step",
     "build_model", "KIND", "describe",
     "mpjpe", "mpjse", "velocities",
 ]
@@ -232,53 +233,6 @@ class BodyGrid:
         C = C2 // 2
         cells = g.view(B, 2, C, T, H).permute(0, 3, 1, 4, 2).reshape(B, T, 2 * H, C)  # (B, T, 2H, C)
         return torch.einsum("js,btsc->btjc", self.back.to(g), cells)
-
-
-# ==============================================================================================
-# Canonical window frame, transforms
-# ==============================================================================================
-def canonical_transform(x: torch.Tensor, mask: torch.Tensor, skeleton: Skeleton) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-window transform estimated from observed joints only.
-
-    x (B, T, J, D), mask (B, T, J) bool.  Returns (centre (B, D), rot (B, D, D)): the canonical window
-    is ``(x - centre) @ rot.T``.  Centre = mean observed root position (fallback: mean of all observed
-    joints); in 3D ``rot`` turns the body about +Y so the mean left-minus-right vector points to +X
-    (facing +Z); in 2D ``rot`` is the identity.
-    """
-    B, T, J, D = x.shape
-    m = mask.to(x.dtype)
-    xz = torch.where(mask[..., None], x, torch.zeros_like(x))
-    root = skeleton.root
-    w_root = m[:, :, root].sum(1)  # (B,)
-    c_root = xz[:, :, root].sum(1) / w_root.clamp_min(1)[:, None]
-    w_all = m.sum((1, 2))
-    c_all = xz.sum((1, 2)) / w_all.clamp_min(1)[:, None]
-    centre = torch.where((w_root > 0)[:, None], c_root, c_all)
-    eye = torch.eye(D, dtype=x.dtype, device=x.device).expand(B, D, D).clone()
-    if D == 3 and skeleton.lr_pairs:
-        L = torch.tensor([a for a, _ in skeleton.lr_pairs], device=x.device)
-        R = torch.tensor([b for _, b in skeleton.lr_pairs], device=x.device)
-        both = (mask[:, :, L] & mask[:, :, R]).to(x.dtype)[..., None]  # (B, T, P, 1)
-        across = ((xz[:, :, L] - xz[:, :, R]) * both).sum((1, 2))  # (B, 3)
-        ax, az = across[:, 0], across[:, 2]
-        ok = torch.hypot(ax, az) > 1e-6
-        ang = torch.where(ok, torch.atan2(az, ax), torch.zeros_like(ax))
-        c, s = torch.cos(ang), torch.sin(ang)
-        rot = eye.clone()
-        # x' = x c + z s ; z' = -x s + z c  (as Motion.rotate_y)
-        rot[:, 0, 0], rot[:, 0, 2], rot[:, 2, 0], rot[:, 2, 2] = c, s, -s, c
-        return centre, rot
-    return centre, eye
-
-
-def apply_transform(x: torch.Tensor, centre: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-    """(B, T, J, D) -> canonical (B, T, J, D)."""
-    return torch.einsum("bij,btkj->btki", rot, x - centre[:, None, None, :])
-
-
-def invert_transform(y: torch.Tensor, centre: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-    """canonical (B, T, J, D) -> original frame."""
-    return torch.einsum("bji,btkj->btki", rot, y) + centre[:, None, None, :]
 
 
 def velocities(x: torch.Tensor) -> torch.Tensor:

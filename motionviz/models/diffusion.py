@@ -60,11 +60,12 @@ import torch.nn.functional as Fn
 from torch import nn
 
 from ..core.errors import CheckpointError
+from ..core.representation_torch import rep_features, rep_joints, sinusoid
 from ..core.sampling import Schedule, cosine_alpha_bar
 from ..core.skeleton import COMMON
 from .losses import motion_loss
 
-__all__ = ["Config", "to_features", "from_features", "Denoiser", "DiffusionModel",
+__all__ = ["Config", "Denoiser", "DiffusionModel",
            "KIND", "CORRECT_STATES"]
 
 KIND = "diffusion"
@@ -127,47 +128,6 @@ def tiny_config(**kw: Any) -> Config:
                 captions_per_motion=3)
     base.update(kw)
     return Config(**base)
-
-
-# ---------------------------------------------------------------------------------------------
-# network
-# ---------------------------------------------------------------------------------------------
-def to_features(joints: torch.Tensor) -> torch.Tensor:
-    """joints (..., J, 3) metres -> (..., 3J): pelvis (joint 0) position, then the other joints' offsets
-    from the pelvis."""
-    root = joints[..., :1, :]
-    return torch.cat([root, joints[..., 1:, :] - root], dim=-2).flatten(-2)
-
-
-def from_features(f: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`to_features`: (..., 3J) -> joints (..., J, 3)."""
-    x = f.unflatten(-1, (-1, 3))
-    root = x[..., :1, :]
-    return torch.cat([root, x[..., 1:, :] + root], dim=-2)
-
-
-def rep_features(joints: torch.Tensor, duration: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """joints (..., R, J, 3) of a time-normalised repetition, duration (...,) seconds -> standardised
-    features (..., R, 3J + 1): :func:`to_features` then log(duration) on every frame."""
-    f = to_features(joints)                                                     # (..., R, 3J)
-    d = torch.log(duration.clamp(min=1e-3)).to(f.dtype)[..., None, None].expand(*f.shape[:-1], 1)
-    return (torch.cat([f, d], dim=-1) - mean) / std
-
-
-def rep_joints(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inverse of :func:`rep_features`: (..., R, 3J + 1) -> joints (..., R, J, 3), duration (...,) seconds
-    (the mean of the log-duration channel over frames)."""
-    f = x * std + mean
-    return from_features(f[..., :-1]), torch.exp(f[..., -1].mean(-1))
-
-
-def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
-    """pos (...,) float -> (..., dim) sinusoidal embedding."""
-    half = dim // 2
-    freq = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=pos.device) / half)
-    a = pos.float()[..., None] * freq
-    out = torch.cat([a.sin(), a.cos()], dim=-1)
-    return Fn.pad(out, (0, dim - 2 * half))
 
 
 class Denoiser(nn.Module):

@@ -46,7 +46,8 @@ import torch
 from torch import nn
 
 from ..core.errors import CheckpointError, UserError
-from .diffusion import CORRECT_GUIDANCE, Config, Denoiser, sinusoid
+from ..core.representation_torch import sinusoid
+from .diffusion import CORRECT_GUIDANCE, Config, Denoiser
 
 __all__ = ["KIND", "FastConfig", "StudentDenoiser", "DistillModel",
            "student_times", "teacher_grid", "allowed_steps", "student_from_teacher",

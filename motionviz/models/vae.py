@@ -40,7 +40,6 @@ Training: ``python -m motionviz train vae --minutes 75 --threads 1 --save-every 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -50,18 +49,17 @@ from torch import nn
 
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
+from ..core.representation_torch import _PELVIS, sinusoidal
 from ..core.skeleton import COMMON
 from .losses import motion_loss
 
 __all__ = ["Config", "ActorVAE", "class_key", "split_class", "classes_of",
-           "resolve_label", "joints_to_features", "features_to_joints", "canonicalise",
+           "resolve_label", "canonicalise",
            "tiny_config", "CORRECTNESS_DATASETS"]
 
 KIND = "vae"
 # Datasets whose motions are labelled correct / incorrect (others: one state per label).
 CORRECTNESS_DATASETS = ("ui-prmd", "irds")
-_PELVIS = COMMON.index("pelvis")
-_OTHERS = tuple(j for j in range(len(COMMON)) if j != _PELVIS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,42 +179,6 @@ def canonicalise(joints: np.ndarray) -> np.ndarray:
     j[..., 0] -= j[0, _PELVIS, 0]
     j[..., 2] -= j[0, _PELVIS, 2]
     return j
-
-
-def joints_to_features(joints: np.ndarray | torch.Tensor):
-    """joints (..., T, J, 3) -> features (..., T, 3J): pelvis position, then the other joints relative
-    to the pelvis (joint order of the skeleton without the pelvis)."""
-    root = joints[..., _PELVIS, :]                                  # (..., T, 3)
-    rel = joints[..., list(_OTHERS), :] - root[..., None, :]        # (..., T, J-1, 3)
-    if isinstance(joints, torch.Tensor):
-        return torch.cat([root, rel.flatten(-2)], dim=-1)
-    return np.concatenate([root, rel.reshape(*rel.shape[:-2], -1)], axis=-1).astype(np.float32)
-
-
-def features_to_joints(feats: np.ndarray | torch.Tensor):
-    """Inverse of :func:`joints_to_features`: (..., T, 3J) -> (..., T, J, 3)."""
-    root = feats[..., :3]
-    rel = feats[..., 3:].reshape(*feats.shape[:-1], len(_OTHERS), 3)
-    absolute = rel + root[..., None, :]
-    J = len(_OTHERS) + 1
-    if isinstance(feats, torch.Tensor):
-        out = torch.empty(*feats.shape[:-1], J, 3, dtype=feats.dtype, device=feats.device)
-    else:
-        out = np.empty((*feats.shape[:-1], J, 3), dtype=np.float32)
-    out[..., _PELVIS, :] = root
-    out[..., list(_OTHERS), :] = absolute
-    return out
-
-
-def sinusoidal(T: int, d: int, device: torch.device | None = None) -> torch.Tensor:
-    """(T, d) sinusoidal position encodings (Vaswani et al.) for t = 0..T-1."""
-    pos = torch.arange(T, dtype=torch.float32, device=device)[:, None]
-    i = torch.arange(0, d, 2, dtype=torch.float32, device=device)
-    freq = torch.exp(-math.log(10000.0) * i / d)
-    pe = torch.zeros(T, d, device=device)
-    pe[:, 0::2] = torch.sin(pos * freq)
-    pe[:, 1::2] = torch.cos(pos * freq[: d // 2])
-    return pe
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,19 +301,3 @@ class ActorVAE(nn.Module):
         nn.utils.clip_grad_norm_(self.parameters(), 1.0)
         opt.step()
         return {k: float(v.detach()) for k, v in out.items()}
-
-
-# ---------------------------------------------------------------------------------------------
-# data
-# ---------------------------------------------------------------------------------------------
-def rep_item_features(joints: np.ndarray, duration: float) -> np.ndarray:
-    """A time-normalised canonical repetition (R, J, 3) + its duration (s) -> raw features (R, F):
-    :func:`joints_to_features` and log(duration) on every frame."""
-    f = joints_to_features(joints)
-    return np.concatenate([f, np.full((len(f), 1), np.log(max(duration, 1e-3)), np.float32)], axis=1)
-
-
-def features_to_rep(feats: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Raw features (N, R, F) -> canonical joints (N, R, J, 3), durations (N,) seconds."""
-    return (features_to_joints(feats[..., :-1]).numpy().astype(np.float32),
-            torch.exp(feats[..., -1].mean(-1)).numpy())

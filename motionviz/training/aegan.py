@@ -13,9 +13,10 @@ import torch
 
 from ..core.checkpoint import data_provenance, default_checkpoint_dir, file_sha256, read_metadata, save_checkpoint
 from ..core.errors import UserError
+from ..core.representation_torch import apply_transform, canonical_transform
 from ..core.skeleton import COMMON, Skeleton
 from ..generators.inpaint import load
-from ..models.aegan import AEGAN, KIND, Config, apply_transform, canonical_transform, project_random_cameras
+from ..models.aegan import AEGAN, KIND, Config, project_random_cameras
 from .loop import TrainSetup
 
 

@@ -19,9 +19,10 @@ from ..core.errors import UserError
 from ..core.motion import Motion, MotionLabels
 from ..core.repetitions import split_repetitions, time_normalise
 from ..core.representation import canonicalise
+from ..core.representation_torch import to_features
 from ..core.skeleton import COMMON
 from ..generators.text_encoders import get_text_encoder
-from ..models.diffusion import CORRECT_STATES, KIND, REPRESENTATION, Config, DiffusionModel, tiny_config, to_features
+from ..models.diffusion import CORRECT_STATES, KIND, REPRESENTATION, Config, DiffusionModel, tiny_config
 from .loop import TrainSetup, shard
 
 

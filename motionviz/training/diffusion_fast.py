@@ -15,12 +15,13 @@ import torch
 from ..core.checkpoint import file_sha256, save_checkpoint
 from ..core.errors import UserError
 from ..core.representation import canonicalise
+from ..core.representation_torch import rep_features, to_features
 from ..core.sampling import Schedule, guided, sample
 from ..generators import diffusion as teacher_mod_G
 from ..generators.diffusion import conditioned_model
 from ..generators.registry import checkpoint_path
 from ..models import diffusion as teacher_mod
-from ..models.diffusion import Denoiser, rep_features, to_features
+from ..models.diffusion import Denoiser
 from ..models.diffusion_fast import (
     KIND,
     DistillModel,

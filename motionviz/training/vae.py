@@ -13,7 +13,8 @@ from ..core.checkpoint import data_provenance
 from ..core.errors import UserError
 from ..core.motion import Motion
 from ..core.repetitions import split_repetitions, time_normalise
-from ..models.vae import KIND, ActorVAE, Config, canonicalise, class_key, classes_of, rep_item_features, tiny_config
+from ..core.representation_torch import rep_item_features
+from ..models.vae import KIND, ActorVAE, Config, canonicalise, class_key, classes_of, tiny_config
 from .loop import TrainSetup, shard
 
 # Datasets the VAE trains on by default: the rehabilitation exercises (HumanML3D is captioned, not

@@ -55,6 +55,7 @@ def _tiny_checkpoints(folder: Path) -> Path:
     import numpy as np
     import torch
 
+    from ..core import representation_torch as D_RT
     from ..core.checkpoint import data_provenance
     from ..core.skeleton import COMMON
     from ..models import aegan as A
@@ -67,7 +68,7 @@ def _tiny_checkpoints(folder: Path) -> Path:
     cfg = D.tiny_config(labels=labels, datasets=("kimore", "ui-prmd"), text_encoder="minilm", text_dim=384)
     pose = torch.zeros(len(COMMON), 3)
     pose[:, 1] = torch.linspace(0.1, 1.6, len(COMMON))
-    mean = torch.cat([D.to_features(pose), torch.tensor([float(np.log(2.0))])])
+    mean = torch.cat([D_RT.to_features(pose), torch.tensor([float(np.log(2.0))])])
     model = D.DiffusionModel(cfg, mean, torch.full((cfg.features,), 0.05))
     D_T.save_model(folder / "diffusion.safetensors", model,
                  {"data": data_provenance(["ui-prmd", "kimore"]), "command": "loadcheck"})
