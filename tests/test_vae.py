@@ -19,6 +19,7 @@ from motionviz.core.checkpoint import data_provenance, save_checkpoint
 from motionviz.core.errors import CheckpointError, UserError
 from motionviz.core.latent import interpolate, lerp, slerp, weights
 from motionviz.core.motion import Motion, MotionLabels
+from motionviz.core.representation import canonicalise
 from motionviz.core.skeleton import COMMON
 from motionviz.evaluation import vae as V_E
 from motionviz.generators import vae as V_G
@@ -91,7 +92,7 @@ def test_features_round_trip_and_canonical_frame():
     np.testing.assert_allclose(V_RT.features_to_joints(f), j, atol=1e-6)
     ft = V_RT.joints_to_features(torch.from_numpy(j))
     np.testing.assert_allclose(ft.numpy(), f, atol=1e-6)
-    c = V.canonicalise(j)
+    c = canonicalise(j)[0]
     assert abs(c[0, COMMON.index("pelvis"), 0]) < 1e-6 and abs(c[0, COMMON.index("pelvis"), 2]) < 1e-6
     across = c[0, COMMON.index("left_hip")] - c[0, COMMON.index("right_hip")]
     assert across[0] > 0 and abs(across[2]) < 1e-3          # left = +X again after canonicalising

@@ -11,11 +11,12 @@ import torch
 
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS
+from ..core.representation import canonicalise
 from ..core.representation_torch import joints_to_features
 from ..core.skeleton import COMMON
 from ..generators.registry import checkpoint_path
 from ..generators.vae import Endpoint, VAEGenerator, load_generator
-from ..models.vae import KIND, ActorVAE, Config, canonicalise, class_key, split_class
+from ..models.vae import KIND, ActorVAE, Config, class_key, split_class
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,7 +64,7 @@ def _clip_stats(joints: np.ndarray) -> dict[str, float]:
 def _descriptor(joints: np.ndarray) -> np.ndarray:
     """A pose-sequence descriptor for nearest-centroid checks: time mean and std of the
     pelvis-relative joints and the std of the pelvis height, (2 (J-1) 3 + 1,)."""
-    f = joints_to_features(canonicalise(joints))                                    # (T, F)
+    f = joints_to_features(canonicalise(joints)[0])                                    # (T, F)
     rel = f[:, 3:]
     return np.concatenate([rel.mean(0), rel.std(0), [f[:, 1].std()]]).astype(np.float64)
 

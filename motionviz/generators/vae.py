@@ -16,10 +16,11 @@ from ..core.errors import CheckpointError, UserError
 from ..core.latent import lerp, slerp, weights
 from ..core.motion import Motion, MotionError, MotionLabels
 from ..core.repetitions import chain, split_repetitions, time_denormalise, time_normalise
+from ..core.representation import canonicalise
 from ..core.representation_torch import features_to_rep, rep_item_features
 from ..core.skeleton import COMMON
 from ..data import preprocess
-from ..models.vae import KIND, ActorVAE, Config, canonicalise, class_key, resolve_label, split_class
+from ..models.vae import KIND, ActorVAE, Config, class_key, resolve_label, split_class
 from .registry import LIMITS, ProgressFn, Request
 
 _BLEND = 4                 # frames cross-faded where two decoded repetitions meet
@@ -224,7 +225,7 @@ class VAEGenerator:
         m = self.prepare(motion)
         a, b = max(split_repetitions(m, self.config.max_seconds, self.config.min_seconds),
                    key=lambda ab: ab[1] - ab[0])                                     # its longest repetition
-        rep_j = time_normalise(canonicalise(m.joints[a:b]), self.config.rep_frames)
+        rep_j = time_normalise(canonicalise(m.joints[a:b])[0], self.config.rep_frames)
         feats = torch.from_numpy(rep_item_features(rep_j, (b - a - 1) / m.fps))[None]  # (1, R, F)
         x = self.model.normalise(feats)
         mask = torch.ones(1, x.shape[1], dtype=torch.bool)

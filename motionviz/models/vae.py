@@ -43,18 +43,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
-from ..core.representation_torch import _PELVIS, sinusoidal
-from ..core.skeleton import COMMON
+from ..core.representation_torch import sinusoidal
 from .losses import motion_loss
 
 __all__ = ["Config", "ActorVAE", "class_key", "split_class", "classes_of",
-           "resolve_label", "canonicalise",
+           "resolve_label",
            "tiny_config", "CORRECTNESS_DATASETS"]
 
 KIND = "vae"
@@ -162,25 +160,6 @@ def resolve_label(name: str, labels: Sequence[str]) -> str:
 # ---------------------------------------------------------------------------------------------
 # motion representation
 # ---------------------------------------------------------------------------------------------
-def canonicalise(joints: np.ndarray) -> np.ndarray:
-    """joints (T, J, 3) -> same clip turned to face +Z at frame 0 with the pelvis at x = z = 0 at
-    frame 0 (heights unchanged)."""
-    j = np.asarray(joints, dtype=np.float32)
-    left = [a for a, _ in COMMON.lr_pairs]
-    right = [b for _, b in COMMON.lr_pairs]
-    across = (j[0, left] - j[0, right]).mean(axis=0)
-    if np.hypot(across[0], across[2]) > 1e-8:
-        a = float(np.arctan2(across[2], across[0]))
-        c, s = np.cos(a), np.sin(a)
-        rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]], dtype=np.float32)
-        j = j @ rot.T
-    else:
-        j = j.copy()
-    j[..., 0] -= j[0, _PELVIS, 0]
-    j[..., 2] -= j[0, _PELVIS, 2]
-    return j
-
-
 # ---------------------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from ..core.checkpoint import data_provenance
 from ..core.errors import UserError
 from ..core.motion import Motion
 from ..core.repetitions import split_repetitions, time_normalise
+from ..core.representation import canonicalise
 from ..core.representation_torch import rep_item_features
-from ..models.vae import KIND, ActorVAE, Config, canonicalise, class_key, classes_of, tiny_config
+from ..models.vae import KIND, ActorVAE, Config, class_key, classes_of, tiny_config
 from .loop import TrainSetup, shard
 
 # Datasets the VAE trains on by default: the rehabilitation exercises (HumanML3D is captioned, not
@@ -88,7 +89,7 @@ def motions_to_items(motions: Sequence[Motion], classes: Sequence[str], config: 
         for a, b in split_repetitions(m, cfg.max_seconds, cfg.min_seconds):
             if b - a < 4:
                 continue
-            r = time_normalise(canonicalise(m.joints[a:b]), cfg.rep_frames)
+            r = time_normalise(canonicalise(m.joints[a:b])[0], cfg.rep_frames)
             out.append((rep_item_features(r, (b - a - 1) / m.fps), index[key]))
     return out
 
