@@ -35,6 +35,16 @@ def module_files() -> dict[str, Path]:
     return out
 
 
+def absolute(here: str | None, is_pkg: bool, node: ast.ImportFrom) -> str | None:
+    """The module a ``from ... import`` statement in module ``here`` names (None: relative, ``here`` unknown)."""
+    if not node.level:
+        return node.module or ""
+    if here is None:
+        return None
+    base = here.split(".") if is_pkg else here.split(".")[:-1]
+    return ".".join(base[: len(base) - (node.level - 1)] + ([node.module] if node.module else []))
+
+
 def remap(name: str, moves: dict[str, str]) -> str:
     for old in sorted(moves, key=len, reverse=True):
         if name == old or name.startswith(old + "."):
@@ -88,20 +98,13 @@ def main(argv: list[str]) -> int:
         for node in ast.walk(tree):
             if not isinstance(node, ast.ImportFrom):
                 continue
-            if node.level:
-                if old_mod is None:
-                    continue
-                base = old_mod.split(".") if is_pkg else old_mod.split(".")[:-1]
-                base = base[: len(base) - (node.level - 1)] + ([node.module] if node.module else [])
-                absolute = ".".join(base)
-            elif node.module == "motionviz":
-                absolute = "motionviz"
-            else:
+            target = absolute(old_mod, is_pkg, node)
+            if target is None or (not node.level and target != "motionviz"):
                 continue
             # per imported name: the module it lives in, after the moves
             homes, renamed = set(), {}
             for a in node.names:
-                sub = f"{absolute}.{a.name}"
+                sub = f"{target}.{a.name}"
                 if sub in mods:
                     new_sub = remap(sub, moves)
                     parent, leaf = new_sub.rsplit(".", 1)
@@ -109,7 +112,7 @@ def main(argv: list[str]) -> int:
                     if leaf != a.name:
                         renamed[a.name] = leaf
                 else:
-                    homes.add(remap(absolute, moves))
+                    homes.add(remap(target, moves))
             if len(homes) != 1:
                 problems.append(f"{p.relative_to(ROOT)}:{node.lineno}: names go to {sorted(homes)}")
                 continue

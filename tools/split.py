@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from move import module_files, relative  # noqa: E402
+from move import absolute, module_files, relative  # noqa: E402
 
 
 def top_names(tree: ast.Module) -> dict[str, ast.stmt]:
@@ -52,12 +52,9 @@ def used_names(nodes: list[ast.stmt]) -> set[str]:
 
 
 def rebase_import(node: ast.ImportFrom, src_mod: str, src_pkg: bool, dst_mod: str) -> str:
-    text = ast.unparse(node)
     if not node.level:
-        return text
-    base = src_mod.split(".") if src_pkg else src_mod.split(".")[:-1]
-    base = base[: len(base) - (node.level - 1)] + ([node.module] if node.module else [])
-    level, rest = relative(dst_mod, False, ".".join(base))
+        return ast.unparse(node)
+    level, rest = relative(dst_mod, False, absolute(src_mod, src_pkg, node))
     names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in node.names)
     return f"from {'.' * level}{rest} import {names}"
 
@@ -68,11 +65,13 @@ def main(argv: list[str]) -> int:
         i = argv.index("--doc")
         doc = argv[i + 1]
         argv = argv[:i] + argv[i + 2:]
-    suffix = "_" + argv[1].split(".")[1][0].upper()
+    suffix = "_" + argv[1].split(".")[1][0].upper() if len(argv) > 1 else ""
     if "--alias-suffix" in argv:
         i = argv.index("--alias-suffix")
         suffix = argv[i + 1]
         argv = argv[:i] + argv[i + 2:]
+    if len(argv) < 3:
+        raise SystemExit(__doc__)
     src_mod, dst_mod, names = argv[0], argv[1], argv[2:]
     mods = module_files()
     src_path = mods[src_mod]
@@ -176,15 +175,7 @@ def fix_from_imports(p: Path, text: str, src_mod: str, dst_mod: str, moved: set[
     here = next((m for m, f in mods.items() if f == p), None)
     is_pkg = p.name == "__init__.py"
     for node in sorted((n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)), key=lambda n: -n.lineno):
-        if node.level:
-            if here is None:
-                continue
-            base = here.split(".") if is_pkg else here.split(".")[:-1]
-            base = base[: len(base) - (node.level - 1)] + ([node.module] if node.module else [])
-            absolute = ".".join(base)
-        else:
-            absolute = node.module or ""
-        if absolute != src_mod:
+        if absolute(here, is_pkg, node) != src_mod:
             continue
         mv = [a for a in node.names if a.name in moved]
         if not mv:
@@ -217,15 +208,10 @@ def fix_module_aliases(p: Path, text: str, src_mod: str, dst_mod: str, moved: se
         if isinstance(node, ast.Import):
             pairs = [(a.name, a.asname) for a in node.names if a.asname]
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                if here is None:
-                    continue
-                base = here.split(".") if is_pkg else here.split(".")[:-1]
-                base = base[: len(base) - (node.level - 1)] + ([node.module] if node.module else [])
-                absolute = ".".join(base)
-            else:
-                absolute = node.module or ""
-            pairs = [(f"{absolute}.{a.name}", a.asname or a.name) for a in node.names]
+            target = absolute(here, is_pkg, node)
+            if target is None:
+                continue
+            pairs = [(f"{target}.{a.name}", a.asname or a.name) for a in node.names]
         else:
             continue
         for full, alias in pairs:
