@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..core.checkpoint import data_provenance, default_checkpoint_dir, file_sha256, read_metadata, save_checkpoint
 from ..core.errors import UserError
+from ..core.motion import Motion
 from ..core.representation_torch import apply_transform, canonical_transform
 from ..core.skeleton import COMMON, Skeleton
 from ..generators.inpaint import load
@@ -157,6 +158,24 @@ def _apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
         raise UserError(f"bad AE-GAN config: {e}") from None
 
 
+def _window_training(model: AEGAN, cfg: Config, motions: Sequence[Motion], opts: Any
+                     ) -> tuple[WindowSampler, WindowBatches, Callable[[], dict[str, torch.Tensor]]]:
+    """What both AE-GAN trainers share once the model exists: the seeded corruption generator, NaN-free
+    windows of ``motions``, the bone-length reference, the batches, and ``export`` (critic calibration, then
+    the weights)."""
+    model.rng = torch.Generator().manual_seed(int(opts.seed) + 1000 * int(opts.rank))
+    sampler = WindowSampler(motions, cfg.frames, model.skeleton)
+    set_bone_reference(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 1))
+    model.to(opts.device)
+    batches = WindowBatches(sampler, cfg.batch_size, cfg.scale_jitter, opts.seed, opts.rank)
+
+    def export() -> dict[str, torch.Tensor]:
+        calibrate_critic(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 2))
+        return model.state_dict()
+
+    return sampler, batches, export
+
+
 def build_training(opts: Any) -> Any:
     """:data:`motionviz.training.loop.TRAINERS` builder: training-split corpus (common skeleton, 20 fps,
     normalised) -> random NaN-free windows (mirrored, scale-jittered) -> corruption training.
@@ -175,16 +194,7 @@ def build_training(opts: Any) -> Any:
     cfg = dataclasses.replace(cfg, datasets=tuple(datasets))
     motions = load_corpus("train", datasets, root=opts.data_root)
     model = AEGAN(cfg)
-    model.rng = torch.Generator().manual_seed(int(opts.seed) + 1000 * int(opts.rank))
-    sampler = WindowSampler(motions, cfg.frames, model.skeleton)
-    set_bone_reference(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 1))
-    model.to(opts.device)
-    batches = WindowBatches(sampler, cfg.batch_size, cfg.scale_jitter, opts.seed, opts.rank)
-
-    def export() -> dict[str, torch.Tensor]:
-        calibrate_critic(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 2))
-        return model.state_dict()
-
+    sampler, batches, export = _window_training(model, cfg, motions, opts)
     metadata = {"data": data_provenance(datasets),
                 "stats": {"train_motions": len(motions), "train_windows": len(sampler),
                           "parameters": sum(p.numel() for p in model.parameters()),
@@ -276,16 +286,7 @@ def build_upsample_training(opts: Any) -> Any:
                     p.requires_grad_(True)
                 init_info = f"{src.name} (sha256 {file_sha256(src)[:16]}, {read_metadata(src).get('d3/steps', '?')} steps)"
     motions = load_corpus("train", datasets, root=opts.data_root)
-    model.rng = torch.Generator().manual_seed(int(opts.seed) + 1000 * int(opts.rank))
-    sampler = WindowSampler(motions, cfg.frames, model.skeleton)
-    set_bone_reference(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 1))
-    model.to(opts.device)
-    batches = WindowBatches(sampler, cfg.batch_size, cfg.scale_jitter, opts.seed, opts.rank)
-
-    def export() -> dict[str, torch.Tensor]:
-        calibrate_critic(model, sampler, torch.Generator().manual_seed(int(opts.seed) + 2))
-        return model.state_dict()
-
+    sampler, batches, export = _window_training(model, cfg, motions, opts)
     metadata = {"data": data_provenance(datasets), "init": init_info, "task": "joint up-sampling",
                 "stats": {"train_motions": len(motions), "train_windows": len(sampler),
                           "parameters": sum(p.numel() for p in model.parameters()),
