@@ -14,6 +14,7 @@ from ..core.motion import DEFAULT_FPS
 from ..core.skeleton import COMMON
 from ..generators.diffusion import load_generator
 from ..generators.registry import Request, checkpoint_path
+from .bench import timeit
 
 # ---------------------------------------------------------------------------------------------
 # benchmark section (``python -m motionviz bench``)
@@ -41,12 +42,7 @@ def bench(quick: bool = False, path: str | Path | None = None, encoder: Any = No
             req = Request(text=BENCH_TEXT, frames=frames, steps=min(steps, gen.cfg.T), num=b, guidance=2.5, seed=0)
             reps = 1 if quick or steps >= 1000 else (3 if steps >= 50 else 5)
             gen.generate(replace(req, steps=1))                                  # warm-up at this batch size
-            times = []
-            for _ in range(reps):
-                t1 = time.perf_counter()
-                gen.generate(req)
-                times.append(time.perf_counter() - t1)
-            med = float(np.median(times))
+            med = timeit(lambda: gen.generate(req), repeats=reps, warmup=0)["median"]
             rows.append({"steps": steps, "batch": b, "frames": frames, "seconds_per_call": round(med, 5),
                          "seconds_per_sample": round(med / b, 5), "repeats": reps})
     at20 = [r["seconds_per_sample"] for r in rows if r["steps"] == 20 and r["batch"] == 1]

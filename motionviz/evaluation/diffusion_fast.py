@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..generators import diffusion as teacher_mod_G
@@ -14,6 +13,7 @@ from ..generators.diffusion_fast import load_generator
 from ..generators.registry import Request, checkpoint_path
 from ..models.diffusion_fast import KIND, allowed_steps
 from . import diffusion as teacher_mod_E
+from .bench import timeit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -38,14 +38,8 @@ def bench(quick: bool = False, path: str | Path | None = None, encoder: Any = No
     for name, g, steps in gens:
         for b in (1, 16):
             req = Request(model=name, text=text, frames=120, steps=steps, num=b, guidance=2.5, seed=0)
-            g.generate(req)                                                       # warm-up (text, allocations)
             reps = 1 if quick else (5 if name == KIND else 3)
-            times = []
-            for _ in range(reps):
-                t1 = time.perf_counter()
-                g.generate(req)
-                times.append(time.perf_counter() - t1)
-            med = float(np.median(times))
+            med = timeit(lambda: g.generate(req), repeats=reps, warmup=1)["median"]
             rows.append({"model": name, "steps": steps, "batch": b, "frames": 120, "seconds_per_call": round(med, 5),
                          "seconds_per_sample": round(med / b, 5), "repeats": reps})
     teacher = {r["batch"]: r["seconds_per_sample"] for r in rows if r["model"] == "diffusion"}

@@ -262,21 +262,26 @@ def mpjse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None 
 # ==============================================================================================
 # Networks
 # ==============================================================================================
+def _strided_convs(cfg: Config, cin: int, rows: int) -> tuple[nn.Sequential, int]:
+    """The encoder's and the critic's convolutions: one (kernel_time x kernel_body) convolution per entry of
+    ``cfg.channels``, halving time, each followed by LeakyReLU(0.2).  -> (layers, flattened output size)."""
+    layers: list[nn.Module] = []
+    kt, kb = cfg.kernel_time, cfg.kernel_body
+    for c in cfg.channels:
+        layers += [nn.Conv2d(cin, c, (kt, kb), stride=(2, 1), padding=(kt // 2 - 1, kb // 2)),
+                   nn.LeakyReLU(0.2)]
+        cin = c
+    t_out = cfg.frames // 2 ** len(cfg.channels)
+    return nn.Sequential(*layers), cin * t_out * rows
+
+
 class Encoder(nn.Module):
     """Grid (B, 2D + 2, T, H) [coordinates + observed masks] -> z (B, latent)."""
 
     def __init__(self, cfg: Config, dims: int, rows: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        cin = 2 * dims + 2
-        kt, kb = cfg.kernel_time, cfg.kernel_body
-        for c in cfg.channels:
-            layers += [nn.Conv2d(cin, c, (kt, kb), stride=(2, 1), padding=(kt // 2 - 1, kb // 2)),
-                       nn.LeakyReLU(0.2)]
-            cin = c
-        self.conv = nn.Sequential(*layers)
-        t_out = cfg.frames // 2 ** len(cfg.channels)
-        self.fc = nn.Linear(cin * t_out * rows, cfg.latent)
+        self.conv, size = _strided_convs(cfg, 2 * dims + 2, rows)
+        self.fc = nn.Linear(size, cfg.latent)
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(g).flatten(1))
@@ -311,16 +316,8 @@ class Critic(nn.Module):
 
     def __init__(self, cfg: Config, dims: int, rows: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        cin = 4 * dims
-        kt, kb = cfg.kernel_time, cfg.kernel_body
-        for c in cfg.channels:
-            layers += [nn.Conv2d(cin, c, (kt, kb), stride=(2, 1), padding=(kt // 2 - 1, kb // 2)),
-                       nn.LeakyReLU(0.2)]
-            cin = c
-        self.conv = nn.Sequential(*layers)
-        t_out = cfg.frames // 2 ** len(cfg.channels)
-        self.fc = nn.Linear(cin * t_out * rows, 1)
+        self.conv, size = _strided_convs(cfg, 4 * dims, rows)
+        self.fc = nn.Linear(size, 1)
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(g).flatten(1)).squeeze(1)

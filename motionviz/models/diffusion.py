@@ -259,6 +259,22 @@ class AdaLNEncoder(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # the trainable model (denoiser + EMA + statistics + losses)
 # ---------------------------------------------------------------------------------------------
+def optimiser_step(model: nn.Module, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]
+                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """What the diffusion models' ``train_step`` share: ``model.losses(batch)``, backward, the gradient norm of
+    ``model.net`` clipped to 1, one step of ``optimizers["main"]``, ``model.steps_done`` + 1.  -> (losses,
+    gradient norm before clipping)."""
+    model.net.train()
+    opt = optimizers["main"]
+    out = model.losses(batch)
+    opt.zero_grad(set_to_none=True)
+    out["loss"].backward()
+    gn = torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)
+    opt.step()
+    model.steps_done += 1
+    return out, gn
+
+
 class DiffusionModel(nn.Module):
     def __init__(self, cfg: Config, mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
         super().__init__()
@@ -344,14 +360,7 @@ class DiffusionModel(nn.Module):
         return {"loss": loss, "x0": l_x0, "vel": l_vel, "bone": l_bone, "foot": l_foot, "motion": l_motion}
 
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
-        self.net.train()
-        opt = optimizers["main"]
-        out = self.losses(batch)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        gn = torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
-        opt.step()
-        self.steps_done += 1
+        out, gn = optimiser_step(self, batch, optimizers)
         self.update_ema()
         logs = {k: float(v.detach()) for k, v in out.items()}
         logs["grad_norm"] = float(gn)

@@ -47,7 +47,7 @@ from torch import nn
 
 from ..core.errors import CheckpointError, UserError
 from ..core.representation_torch import sinusoid
-from .diffusion import CORRECT_GUIDANCE, Config, Denoiser
+from .diffusion import CORRECT_GUIDANCE, Config, Denoiser, optimiser_step
 
 __all__ = ["KIND", "FastConfig", "StudentDenoiser", "DistillModel",
            "student_times", "teacher_grid", "allowed_steps", "student_from_teacher",
@@ -189,14 +189,7 @@ class DistillModel(nn.Module):
         return {"loss": loss, "step1": l1.detach()}
 
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
-        self.net.train()
-        opt = optimizers["main"]
-        out = self.losses(batch)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        gn = torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
-        opt.step()
-        self.steps_done += 1
+        out, gn = optimiser_step(self, batch, optimizers)
         with torch.no_grad():
             d = min(self.cfg.ema, (1 + self.steps_done) / (10 + self.steps_done))
             for pe, p in zip(self.ema.parameters(), self.net.parameters()):
