@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..core.errors import UserError
 from ..evaluation import bench
 from ..io.files import atomic_write, check_out
+from .common import set_threads
 
 
 # ---------------------------------------------------------------------------------------------
@@ -35,14 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        try:
-            n = int(str(args.threads))
-        except ValueError:
-            raise UserError(f"--threads must be a whole number, got {args.threads!r}") from None
-        if not 1 <= n <= 256:
-            raise UserError(f"--threads must be between 1 and 256, got {n}")
-        torch.set_num_threads(n)
+    set_threads(args.threads)
     if args.checkpoint_dir:
         if not Path(args.checkpoint_dir).is_dir():
             raise UserError(f"--checkpoint-dir {args.checkpoint_dir} is not a folder")

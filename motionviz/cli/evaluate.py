@@ -33,6 +33,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..core.errors import UserError
+from .common import progress_bar, set_threads
 
 MAX_INPUT_BYTES = 512 * 1024 * 1024
 #: ``classify`` reads a .npy batch in chunks of at most this many frames (and CLASSIFY_CHUNK_MOTIONS
@@ -91,39 +92,6 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         parser.add_argument("--frames", type=int, default=None,
                             help="generated length in frames (default: each label's median real length, 40-120)")
         parser.add_argument("--seed", type=int, default=0)
-
-
-class _Bar:
-    """progress(fraction, text) -> a tqdm bar on stderr."""
-
-    def __init__(self, desc: str, enabled: bool):
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=1000, desc=desc, file=sys.stderr, dynamic_ncols=True,
-                            bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
-
-    def __call__(self, f: float, text: str) -> None:
-        if self.bar is None:
-            return
-        n = int(max(0.0, min(1.0, f)) * 1000)
-        if n > self.bar.n:
-            self.bar.update(n - self.bar.n)
-        self.bar.set_postfix_str(text[:60], refresh=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _threads(args: argparse.Namespace) -> None:
-    import torch
-
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
 
 
 def _checkpoint_dir(args: argparse.Namespace) -> Path:
@@ -201,8 +169,8 @@ def _run_classify(args: argparse.Namespace) -> int:
     real = [m for m in load_corpus(args.split, root=args.data_root) if m.labels.label in set(model.labels)]
     if not real:
         raise UserError(f"no {args.split} motions with labels known to the recogniser")
-    bar = _Bar(f"classify {args.split}", not args.no_progress)
-    out = model.run(real, progress=bar)
+    bar, progress = progress_bar(f"classify {args.split}", not args.no_progress)
+    out = model.run(real, progress=progress)
     bar.close()
     pred = np.array(model.labels)[out["probs"].argmax(1)]
     truth = np.array([m.labels.label for m in real])
@@ -303,8 +271,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     print(f"evaluate: models={list(gens)} settings={settings}", file=sys.stderr)
     test = load_corpus("test", root=args.data_root)
     train = load_corpus("train", root=args.data_root)
-    bar = _Bar("evaluate", not args.no_progress)
-    res = evaluate(gens, rec, test, train, settings, bar)
+    bar, progress = progress_bar("evaluate", not args.no_progress)
+    res = evaluate(gens, rec, test, train, settings, progress)
     bar.close()
     extra = _correctness_sections(args, gens, rec, test, train, ds)
     extra.update(_dynamics_section(args, gens, test, train, ds, res))
@@ -348,8 +316,8 @@ def _dynamics_section(args: argparse.Namespace, gens: dict[str, Any], test: list
         raise UserError(f"--dynamics-frames must be between 20 and 600, got {args.dynamics_frames}")
     labels = tuple(l.strip() for l in args.labels.split(",") if l.strip()) if args.labels else None
     s = DynamicsSettings(num=n, frames=args.dynamics_frames, steps=args.steps, seed=args.seed)
-    bar = _Bar("dynamics", not args.no_progress)
-    section = evaluate_dynamics(gens, test, train, datasets, labels, s, bar)
+    bar, progress = progress_bar("dynamics", not args.no_progress)
+    section = evaluate_dynamics(gens, test, train, datasets, labels, s, progress)
     bar.close()
     for name, keys in summary_keys(section).items():
         if name in res:
@@ -384,8 +352,8 @@ def _correctness_sections(args: argparse.Namespace, gens: dict[str, Any], rec: A
     if cds and (labels is None or labels):
         if labels:
             s.labels = labels
-        bar = _Bar("correctness", not args.no_progress)
-        out["correctness_control"] = correctness_control(gens, rec, test, train, s, bar)
+        bar, progress = progress_bar("correctness", not args.no_progress)
+        out["correctness_control"] = correctness_control(gens, rec, test, train, s, progress)
         bar.close()
         out["_summary"] = summary_keys(out["correctness_control"])
     if s.score_datasets and (score_labels is None or score_labels):
@@ -413,15 +381,15 @@ def _run_augment(args: argparse.Namespace) -> int:
     held = load_corpus("test", datasets=["ui-prmd"], root=args.data_root)
     kim = load_corpus("all", datasets=["kimore"], root=args.data_root)
     ktrain = {m.labels.subject for m in kim if split_of("kimore", m.labels.subject) == "train"}
-    bar = _Bar("augment", not args.no_progress)
-    res = augmentation_study(gens, train, held, kim, ktrain, s, bar)
+    bar, progress = progress_bar("augment", not args.no_progress)
+    res = augmentation_study(gens, train, held, kim, ktrain, s, progress)
     bar.close()
     print(json.dumps(res) if args.json else format_table(res))
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    _threads(args)
+    set_threads(args.threads)
     verb = getattr(args, "verb", None)
     if verb == "classify":
         return _run_classify(args)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from ..core.errors import UserError
 from ..core.representation import _resample
+from .common import progress_bar, set_threads
 
 __all__ = ["add_arguments", "run", "read_input"]
 
@@ -97,22 +97,6 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str = "inpaint") -> Non
                             help="test (held-out subjects, default) or val (for choosing settings)")
         parser.add_argument("--data-root", default=None)
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _progress_bar(disabled: bool, desc: str):
-    from tqdm import tqdm
-
-    bar = tqdm(total=1000, desc=desc, file=sys.stderr, disable=disabled, dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
-
-    def cb(fraction: float, text: str = "") -> None:
-        n = int(round(1000 * min(max(fraction, 0.0), 1.0)))
-        if n > bar.n:
-            bar.update(n - bar.n)
-        if text:
-            bar.set_description_str(text[:60], refresh=False)
-
-    return bar, cb
 
 
 def read_input(path: str, mask_path: str | None, joint_set: str | None = None
@@ -229,7 +213,7 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     if abs(fps - 20.0) > 1e-6:
         xin = _resample(xin, fps, 20.0)
     st = _settings(args)
-    bar, cb = _progress_bar(args.no_progress, "up-sampling" if joint_set else "inpainting")
+    bar, cb = progress_bar("up-sampling" if joint_set else "inpainting", not args.no_progress)
     try:
         with torch.inference_mode(False):
             if joint_set is not None:
@@ -348,7 +332,7 @@ def _run_eval(args: argparse.Namespace) -> int:
             if args.upsampling_only:
                 raise
             up_error = str(e)
-    bar, cb = _progress_bar(args.no_progress, "eval-inpaint")
+    bar, cb = progress_bar("eval-inpaint", not args.no_progress)
     try:
         result: dict = {}
         if not args.upsampling_only:
@@ -399,12 +383,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if not 1 <= args.shift <= 256:
         raise UserError(f"--shift must be between 1 and 256, got {args.shift}")
     if args.steps is not None and not 0 <= args.steps <= 5000:

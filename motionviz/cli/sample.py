@@ -36,6 +36,7 @@ import numpy as np
 from ..core.errors import UserError
 from ..core.representation import keep_mask
 from ..io.files import check_out, write_npy
+from .common import progress_bar, set_threads
 
 __all__ = ["add_arguments", "run", "resolve_exercise", "exercise_titles",
            "parse_correct"]
@@ -90,22 +91,6 @@ def parse_correct(correct: bool = False, incorrect: bool = False) -> bool | None
     if correct and incorrect:
         raise UserError("choose either --correct or --incorrect, not both")
     return True if correct else (False if incorrect else None)
-
-
-def _tqdm_progress(desc: str, quiet: bool):
-    from tqdm import tqdm
-
-    bar = tqdm(total=100, desc=desc, unit="%", leave=False, disable=quiet, file=sys.stderr,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
-
-    def progress(fraction: float, text: str = "") -> None:
-        n = int(round(100 * min(max(float(fraction), 0.0), 1.0)))
-        if n != bar.n:
-            bar.update(n - bar.n)
-        if text:
-            bar.set_postfix_str(text[:40], refresh=True)
-
-    return bar, progress
 
 
 def _load(name: str, checkpoint_dir: str | None):
@@ -194,10 +179,7 @@ def _add_interpolate_arguments(p: argparse.ArgumentParser) -> None:
 # run
 # ---------------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(_whole(args.threads, "--threads", 1, 256))
+    set_threads(args.threads)
     if getattr(args, "verb", "sample") == "interpolate":
         return run_interpolate(args)
     return run_sample(args)
@@ -298,7 +280,7 @@ def run_sample(args: argparse.Namespace) -> int:
         print("note: no --text or --exercise given: sampling unconditionally", file=sys.stderr)
     _precheck(gen, model, req, bool(args.quiet))
     t0 = time.perf_counter()
-    bar, progress = _tqdm_progress(f"{model} sample", bool(args.quiet))
+    bar, progress = progress_bar(f"{model} sample", not args.quiet, leave=False)
     try:
         motions = gen.generate(req, progress)
     finally:
@@ -383,7 +365,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     start = Endpoint(ex, start_correct if ex else None, from_seed, start_motion)
     end = Endpoint(to_ex or (ex if end_motion is None else None), end_correct, to_seed, end_motion)
     t0 = time.perf_counter()
-    bar, progress = _tqdm_progress("vae interpolate", bool(args.quiet))
+    bar, progress = progress_bar("vae interpolate", not args.quiet, leave=False)
     try:
         motions = gen.interpolate_path(start, end, steps=steps, frames=frames, spherical=bool(args.spherical),
                                        progress=progress)

@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..core.checkpoint import default_checkpoint_dir
 from ..core.errors import UserError
 from ..training.loop import REPO_ROOT, TRAINERS, TrainOptions, train
+from .common import set_threads
 
 __all__ = ["add_arguments", "run"]
 
@@ -52,14 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-        try:
-            torch.set_num_interop_threads(args.threads)
-        except RuntimeError:
-            pass
+    set_threads(args.threads, interop=True)
     overrides = {}
     for item in args.set:
         if "=" not in item:
