@@ -266,7 +266,8 @@ def test_plot_cost_does_not_grow_with_the_span():
 # ---- 7. seeds are exact ints, 0 ... 2**63 - 1 everywhere -------------------------------------------
 def test_seeds_are_exact_integers_end_to_end():
     from motionviz.cli.sample import _whole
-    from motionviz.generators.registry import MAX_SEED, Request
+    from motionviz.core.limits import MAX_SEED
+    from motionviz.generators.registry import Request
 
     assert MAX_SEED == common.MAX_SEED == 2**63 - 1
     a, b = Request(seed=2**53).validated(), Request(seed=2**53 + 1).validated()

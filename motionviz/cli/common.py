@@ -8,7 +8,7 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
-from ..generators.registry import whole_number
+from ..core.limits import whole_number
 
 #: ``--threads`` accepts 1..MAX_THREADS
 MAX_THREADS = 256

@@ -225,7 +225,8 @@ def format_table(result: dict[str, dict[str, Any]]) -> str:
 
 
 def _generators(args: argparse.Namespace) -> dict[str, Any]:
-    from ..generators.registry import MODELS, FixedSteps, available_models, load_generator, whole_number
+    from ..core.limits import whole_number
+    from ..generators.registry import MODELS, FixedSteps, available_models, load_generator
 
     ckpt = _checkpoint_dir(args)
     avail = available_models(ckpt)

@@ -186,8 +186,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _whole(v: Any, name: str, lo: int, hi: int) -> int:
-    """An exact int in [lo, hi] (:func:`motionviz.generators.registry.whole_number`: seeds up to 2**63 - 1)."""
-    from ..generators.registry import whole_number
+    """An exact int in [lo, hi] (:func:`motionviz.core.limits.whole_number`: seeds up to 2**63 - 1)."""
+    from ..core.limits import whole_number
 
     return whole_number(v, name, lo, hi)
 
@@ -333,7 +333,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
         raise UserError("give the output file with --out FILE.npy")
     check_out(args.out, (".npy",))                 # before any work: exactly this file, writable
     steps = _whole(args.steps, "--steps", *INTERP_STEPS)
-    from ..generators.registry import LIMITS
+    from ..core.limits import LIMITS
 
     frames = _whole(args.frames, "--frames", *LIMITS["frames"])
     from_seed = _whole(args.from_seed, "--from-seed", 0, 2**63 - 1)

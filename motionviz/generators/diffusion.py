@@ -14,6 +14,7 @@ from torch import nn
 
 from ..core.checkpoint import config_from_json, load_checkpoint
 from ..core.errors import CheckpointError, UserError
+from ..core.limits import LIMITS
 from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
 from ..core.repetitions import split_repetitions, time_denormalise, time_normalise
 from ..core.representation import canonicalise, uncanonicalise
@@ -23,7 +24,7 @@ from ..core.skeleton import COMMON, Skeleton
 from ..data.captions import caption_table, describe
 from ..models.diffusion import CORRECT_GUIDANCE, CORRECT_STATES, KIND, Config, Denoiser, with_legacy_fields
 from . import text_match
-from .registry import LIMITS, ProgressFn, Request
+from .registry import ProgressFn, Request
 from .text_encoders import check_encoder, get_text_encoder
 
 

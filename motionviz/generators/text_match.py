@@ -141,8 +141,8 @@ def closest_exercises(text: str, k: int = 3, encoder: Any | None = None,
     """The ``k`` known labels whose training descriptions are closest to ``text``: ``[(label, human name,
     cosine similarity)]``, best first (mean similarity over the label's descriptions, see the module
     docstring).  ``labels`` restricts the candidates (e.g. to a model's vocabulary); empty text -> []."""
+    from ..core.limits import clean_text
     from ..data.labels import LABEL_TITLES
-    from .registry import clean_text
 
     t = clean_text(text)
     if not t or k < 1:

@@ -14,6 +14,7 @@ import torch
 from ..core.checkpoint import config_from_json, load_checkpoint
 from ..core.errors import CheckpointError, UserError
 from ..core.latent import lerp, slerp, weights
+from ..core.limits import LIMITS
 from ..core.motion import Motion, MotionError, MotionLabels
 from ..core.repetitions import chain, split_repetitions, time_denormalise, time_normalise
 from ..core.representation import canonicalise
@@ -21,7 +22,7 @@ from ..core.representation_torch import features_to_rep, rep_item_features
 from ..core.skeleton import COMMON
 from ..data import preprocess
 from ..models.vae import KIND, ActorVAE, Config, class_key, resolve_label, split_class
-from .registry import LIMITS, ProgressFn, Request
+from .registry import ProgressFn, Request
 
 _BLEND = 4                 # frames cross-faded where two decoded repetitions meet
 

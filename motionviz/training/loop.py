@@ -41,6 +41,7 @@ from torch import nn
 
 from ..core.checkpoint import config_to_json, save_checkpoint
 from ..core.errors import UserError
+from ..core.limits import MAX_SEED
 from ..io.files import writable_dir
 
 __all__ = ["TRAINERS", "TrainOptions", "TrainSetup", "RandomBatches", "shard", "train", "save_resume_state",
@@ -305,7 +306,6 @@ def seed_everything(seed: int) -> None:
 MAX_BATCH_SIZE = 65536
 MAX_LR = 10.0
 MAX_STEPS = 10**9
-MAX_SEED = 2**63 - 1
 
 
 def check_checkpoint_out(out: Path) -> Path:

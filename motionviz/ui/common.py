@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 import gradio as gr
 
 from ..core.errors import UserError
+from ..core.limits import MAX_SEED  # seeds are exact ints end to end
 from ..core.motion import Motion
 
 __all__ = [
@@ -65,7 +66,6 @@ EXPORT_FORMATS: tuple[str, ...] = ("npy", "json", "bvh", "html", "gif", "mp4")
 #: Formats that are cheap to write (no video rendering); the default selection in the UI.
 FAST_FORMATS: tuple[str, ...] = ("npy", "json", "bvh", "html")
 
-MAX_SEED = 2**63 - 1          # seeds are exact ints end to end (motionviz.generators.registry.MAX_SEED)
 #: random seeds (the "Random seed" box) are drawn from [0, RANDOM_SEED_MAX]: short enough to read and type
 RANDOM_SEED_MAX = 2**31 - 1
 #: The shared per-session motion list keeps at most this many motions (newest last) ...
@@ -196,7 +196,7 @@ def check_cost(what: str, cost: int, limit: int, unit: str, hint: str) -> int:
 def to_int(value: Any, name: str, lo: int, hi: int) -> int:
     """``value`` as an exact whole number in [lo, hi], else :class:`UserError` naming ``name`` (ints and
     text are never rounded through ``float``)."""
-    from ..generators.registry import whole_number
+    from ..core.limits import whole_number
 
     return whole_number(value, name, lo, hi)
 

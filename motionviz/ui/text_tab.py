@@ -22,12 +22,13 @@ import gradio as gr
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.limits import LIMITS, clean_text
 from ..core.motion import DEFAULT_FPS, Motion
 from ..core.representation import keep_mask
 from ..core.skeleton import COMMON
 from ..data.labels import LABEL_TITLES
 from ..export import export_motion
-from ..generators.registry import DEFAULT_STEPS, LIMITS, Request, clean_text
+from ..generators.registry import DEFAULT_STEPS, Request
 from ..generators.text_match import understand
 from ..io.files import write_npy
 from .common import (
