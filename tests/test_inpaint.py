@@ -13,6 +13,7 @@ import torch
 from motionviz.core import representation as I_R
 from motionviz.core.errors import UserError
 from motionviz.core.skeleton import COMMON
+from motionviz.evaluation import inpainting as I_E
 from motionviz.generators import aegan as A_G
 from motionviz.generators import inpaint as I
 from motionviz.models import aegan as A
@@ -245,7 +246,7 @@ def test_cli_inpaint_round_trip_and_errors(tmp_path, tiny_ckpt, capsys):
 @pytest.mark.slow
 def test_evaluate_reports_all_conditions(tiny_model):
     data = [(f"s{k}", _walk(24, k)) for k in range(2)]
-    r = I.evaluate(tiny_model, steps=2, shift=4, rates=(0.1, 0.3), keraal=False, data=data)
+    r = I_E.evaluate(tiny_model, steps=2, shift=4, rates=(0.1, 0.3), keraal=False, data=data)
     assert r["settings"]["preset"] == "tuned" and math.isfinite(r["mpjpe_aegan_thesis"])
     assert r["mpjpe_aegan"] == r["mpjpe_aegan_avg"]            # the tuned preset averages the windows
     for k in ("mpjpe_input", "mpjpe_baseline", "mpjpe_aegan", "seconds_per_300_frames"):
@@ -262,7 +263,7 @@ def test_evaluate_reports_all_conditions(tiny_model):
 @pytest.mark.slow
 def test_bench_section(monkeypatch, tiny_model):
     monkeypatch.setattr(I, "load_model", lambda path=None: tiny_model)
-    r = I.bench(quick=True)
+    r = I_E.bench(quick=True)
     assert r["checkpoint"] is True and r["steps_run"] == 40 and r["seconds_per_300_frames"] > 0
     assert r["windows"] == len(I_R.window_starts(300, TINY.frames, 8))
 
@@ -271,7 +272,7 @@ def test_bench_section(monkeypatch, tiny_model):
 def test_keraal_tracks_against_kinect(data_root):
     torch.manual_seed(0)
     model = A.build_model(A.Config(frames=8, latent=4, channels=(4, 8), variants=(3, 2))).eval()
-    r = I.evaluate_keraal(model, steps=1, shift=8, root=data_root, max_lag=3)
+    r = I_E.evaluate_keraal(model, steps=1, shift=8, root=data_root, max_lag=3)
     assert set(r["exercises"]) == {"CTK", "ELK", "RTK"} and r["aegan_2d"] is True
     row = r["exercises"]["CTK"]["openpose"]
     assert abs(row["lag_frames_30fps"]) <= 3 and row["frames_20fps"] > 100

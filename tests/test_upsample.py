@@ -12,6 +12,7 @@ import torch
 from motionviz.core import skeleton as U_C
 from motionviz.core.errors import UserError
 from motionviz.core.skeleton import COMMON
+from motionviz.evaluation import upsampling as U_E
 from motionviz.generators import inpaint as A_G_G
 from motionviz.generators import upsample as U
 from motionviz.models import aegan as A
@@ -211,12 +212,12 @@ def test_evaluate_upsampling_rows(tiny_up):
 
     model = load_model(tiny_up / U.CHECKPOINT_NAME)
     data = [(f"s{k}", _walk(24, k)) for k in range(2)]
-    r = U.evaluate(model, load_model(tiny_up / "aegan.safetensors"), sets=("coco17", "trackers"), steps=1,
+    r = U_E.evaluate(model, load_model(tiny_up / "aegan.safetensors"), sets=("coco17", "trackers"), steps=1,
                    data=data, mean=_mean())
     assert set(r["sets"]) == {"coco17", "trackers"}
     row = r["sets"]["coco17"]
     assert row["hidden"] == ["pelvis", "spine", "neck"]
-    for m in U.METHODS:
+    for m in U_E.METHODS:
         assert set(row[m]["per_joint_mm"]) == {"pelvis", "spine", "neck"} and row[m]["mpjpe_mm"] >= 0
         assert 0 <= row[m]["pck"] <= 1
     # the walk holds the mean pose up to a swinging wrist and noise: the offsets are within a few mm

@@ -303,7 +303,8 @@ def save_npz_atomic(out: str | Path, array: np.ndarray, fps: float, skeleton: st
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from ..generators.inpaint import evaluate, load_model
+    from ..evaluation.inpainting import evaluate
+    from ..generators.inpaint import load_model
 
     try:
         rates = tuple(float(r) for r in args.rates.split(",") if r.strip())
@@ -346,7 +347,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         else:
             share = 0.0
         if upsampler is not None:
-            from ..generators.upsample import evaluate as evaluate_upsampling
+            from ..evaluation.upsampling import evaluate as evaluate_upsampling
 
             result["upsampling"] = evaluate_upsampling(
                 upsampler, model, sequences=args.upsampling_sequences, max_frames=args.max_frames, seed=args.seed,

@@ -39,7 +39,7 @@ SECTIONS: dict[str, tuple[str, str | None]] = {
     "diffusion": ("motionviz.evaluation.diffusion:bench", "diffusion"),
     "diffusion-fast": ("motionviz.evaluation.diffusion_fast:bench", "diffusion-fast"),
     "vae": ("motionviz.evaluation.vae:bench", "vae"),
-    "inpaint": ("motionviz.generators.inpaint:bench", "aegan"),
+    "inpaint": ("motionviz.evaluation.inpainting:bench", "aegan"),
     "mesh": ("motionviz.mesh:bench", None),
     "video": ("motionviz.video:bench", None),
     "recognizer": ("motionviz.evaluation.recognition:bench", "recognizer"),
