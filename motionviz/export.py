@@ -7,7 +7,7 @@ from the motion's label, so the same motion always gets the same name):
 * ``npz``  - the same array as ``joints`` with the frame rate ``fps`` and the ``skeleton`` name
   (:func:`save_npz`; no pickle): the array format that carries its rate;
 * ``json`` - our ``motionviz/1`` format (``Motion.to_json``: skeleton, fps, labels, joints);
-* ``bvh``  - :func:`motionviz.io.bvh.write_bvh` (centimetres, 6 channels per joint, exact positions);
+* ``bvh``  - :func:`motionviz.io.bvh_write.write_bvh` (centimetres, 6 channels per joint, exact positions);
 * ``gif`` / ``mp4`` - a stick-figure animation drawn here with NumPy + Pillow (orthographic
   three-quarter view, floor grid, left side red / right side blue, frame counter), encoded with
   imageio (Pillow for GIF, imageio-ffmpeg's bundled ffmpeg for H.264 MP4);
@@ -34,7 +34,7 @@ from . import mesh
 from .core.errors import UserError
 from .core.motion import Motion
 from .core.skeleton import COMMON, SKELETONS
-from .io.bvh import save_bvh as _save
+from .io.bvh_write import save_bvh as _save
 from .mesh.rig import export_rigged
 from .viz.payload import decode_positions
 from .viz.render import standalone_html

@@ -12,7 +12,9 @@ import pytest
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion
 from motionviz.core.skeleton import BANDAI, COMMON, KINECT
-from motionviz.io.bvh import bvh_to_motion, euler_to_matrix, load_bvh_motion, read_bvh, save_bvh, write_bvh
+from motionviz.io.bvh import euler_to_matrix, read_bvh
+from motionviz.io.bvh_motion import bvh_to_motion, load_bvh_motion
+from motionviz.io.bvh_write import save_bvh, write_bvh
 
 BANDAI_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bandai" / "dataset-2" / "data"
 WALK = BANDAI_DIR / "dataset-2_walk_normal_001.bvh.xz"

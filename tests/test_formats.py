@@ -13,7 +13,8 @@ import pytest
 
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON, KINECT
-from motionviz.io.bvh import load_bvh_motion, save_bvh
+from motionviz.io.bvh_motion import load_bvh_motion
+from motionviz.io.bvh_write import save_bvh
 from motionviz.io.footcontact import clean_foot_contacts, foot_contacts
 
 bvhio = pytest.importorskip("bvhio")

@@ -11,7 +11,7 @@ Formats (by extension):
   ``skeleton`` name (a string), read with ``allow_pickle=False`` (each member's unpacked size checked first):
   the motion is read at its stored rate (:func:`motionviz.export.save_npz` writes it).
 * ``.csv`` -- T rows x J*3 numbers (optional non-numeric header row), same rules as ``.npy``.
-* ``.bvh`` / ``.bvh.xz`` -- via :func:`motionviz.io.bvh.load_bvh_motion`: any skeleton whose joints map onto
+* ``.bvh`` / ``.bvh.xz`` -- via :func:`motionviz.io.bvh_motion.load_bvh_motion`: any skeleton whose joints map onto
   the common skeleton by name or hierarchy (:mod:`motionviz.core.retarget`), units from the body's height,
   Z-up files turned Y-up, the sidecar ``<file>.bvh.json`` of our exports honoured.
 * ``.json`` -- our own format (``Motion.to_json``).
@@ -293,7 +293,7 @@ def load_user_file(path: str | os.PathLike, fps: float = DEFAULT_FPS,
         elif ext == ".csv":
             m = _array_to_motion(_read_csv(raw, name), name, fps, sk)
         elif ext in (".bvh", ".bvh.xz"):
-            from ..io.bvh import load_bvh_motion
+            from ..io.bvh_motion import load_bvh_motion
             text = _bvh_precheck(raw, name)
             try:
                 m = load_bvh_motion(p)
