@@ -16,7 +16,7 @@ from the motion's label, so the same motion always gets the same name):
 * ``html`` - :func:`motionviz.viz.render.standalone_html` (plotly.js inline, Play button, works offline);
 * ``glb``  - the Anny body driven by the motion (:func:`save_glb`): by default *rigged* (a 17-joint
   skeleton, a skin and a joint animation at the motion's frame rate, :mod:`motionviz.mesh.rig`), or
-  ``vertex_animated`` (one morph target per frame, :func:`motionviz.mesh.export_sequence`).
+  ``vertex_animated`` (one morph target per frame, :func:`motionviz.mesh.export.export_sequence`).
 
 Files are written to a temporary name and renamed, so a failed export leaves no partial file.
 """
@@ -30,11 +30,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import mesh
 from .core.errors import UserError
 from .core.motion import Motion
 from .core.skeleton import COMMON, SKELETONS
 from .io.bvh_write import save_bvh as _save
+from .mesh import animation as mesh_A
+from .mesh import export as mesh_E
 from .mesh.rig import export_rigged
 from .viz.payload import decode_positions
 from .viz.render import standalone_html
@@ -171,9 +172,9 @@ def save_glb(motion: Motion, path: str | os.PathLike, vertex_animated: bool = Fa
     ``vertex_animated``: one morph target per frame played by a STEP animation, at most
     :data:`motionviz.mesh.MAX_EXPORT_FRAMES` frames (subsampled evenly)."""
     p = _target(path, ".glb")
-    anim = mesh.mesh_animation(_check(motion), body="anny", progress=progress)
+    anim = mesh_A.mesh_animation(_check(motion), body="anny", progress=progress)
     if vertex_animated:
-        return mesh.export_sequence(anim, p, progress=progress)
+        return mesh_E.export_sequence(anim, p, progress=progress)
     return export_rigged(anim, p, progress=progress)
 
 

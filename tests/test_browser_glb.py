@@ -46,13 +46,13 @@ def _picture(pg) -> dict:
 @pytest.fixture(scope="module")
 def rigged(tmp_path_factory):
     """A rigged GLB of a real recording (UI-PRMD sample, 40 frames at 20 fps) and its rig."""
-    from motionviz import mesh
     from motionviz.core.skeleton import COMMON
     from motionviz.data import load_dataset
+    from motionviz.mesh import animation as mesh_A
     from motionviz.mesh import rig
 
     m = load_dataset("ui-prmd", SAMPLE, limit=1)[0].retarget(COMMON).resample(20).normalise().crop(0, 40)
-    anim = mesh.mesh_animation(m, "anny")
+    anim = mesh_A.mesh_animation(m, "anny")
     path = rig.export_rigged(anim, tmp_path_factory.mktemp("glb") / "sample_rigged.glb")
     return path, rig.build_rig(anim)
 

@@ -15,6 +15,13 @@ from motionviz import mesh
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionError
 from motionviz.core.skeleton import COMMON
+from motionviz.evaluation import mesh as mesh_B
+from motionviz.mesh import animation as mesh_A
+from motionviz.mesh import decimation as mesh_D
+from motionviz.mesh import export as mesh_E
+from motionviz.mesh import figure as mesh_F
+from motionviz.mesh import pose as mesh_P
+from motionviz.mesh import smpl as mesh_S
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +31,7 @@ def body() -> mesh.Body:
 
 @pytest.fixture(scope="module")
 def demo(body) -> Motion:
-    return mesh.demo_motion(40, body=body)
+    return mesh_A.demo_motion(40, body=body)
 
 
 # ---- the asset ----------------------------------------------------------------------------------------
@@ -47,7 +54,7 @@ def test_asset_is_small_and_consistent(body):
 def test_preview_decimation_is_reproducible(body):
     """The shipped preview is what decimate() computes from the shipped full mesh (the full mesh and
     weights come from build_anny_body(), i.e. `python -m motionviz.mesh`)."""
-    idx, faces = mesh.decimate(body.vertices, body.faces, body.weights.argmax(1), mesh.PREVIEW_FACES)
+    idx, faces = mesh_D.decimate(body.vertices, body.faces, body.weights.argmax(1), mesh_D.PREVIEW_FACES)
     np.testing.assert_array_equal(idx, body.preview_index)
     np.testing.assert_array_equal(faces, body.preview_faces)
 
@@ -56,31 +63,31 @@ def test_decimate_known_answers():
     # a 2x2-quad grid: already small -> unchanged; clustering never merges different labels
     v = np.array([[x, y, 0.0] for y in range(3) for x in range(3)])
     f = np.array([[0, 1, 4], [0, 4, 3], [1, 2, 5], [1, 5, 4], [3, 4, 7], [3, 7, 6], [4, 5, 8], [4, 8, 7]])
-    idx, faces = mesh.decimate(v, f, None, 100)
+    idx, faces = mesh_D.decimate(v, f, None, 100)
     assert len(idx) == 9 and len(faces) == 8
     g = np.stack(np.meshgrid(np.linspace(0, 1, 30), np.linspace(0, 1, 30)), -1).reshape(-1, 2)
     v = np.c_[g, np.zeros(len(g))]
     quads = [(r * 30 + c, r * 30 + c + 1, (r + 1) * 30 + c + 1, (r + 1) * 30 + c) for r in range(29) for c in range(29)]
     f = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))])
-    idx, faces = mesh.decimate(v, f, None, 200)
+    idx, faces = mesh_D.decimate(v, f, None, 200)
     assert 100 <= len(faces) <= 300 and len(idx) < len(v)
     assert set(np.unique(faces)) == set(range(len(idx)))
 
 
 # ---- posing ---------------------------------------------------------------------------------------------
 def test_pose_reproduces_the_joints(body, demo):
-    X, posed = mesh.pose_anny(body, demo.joints)
+    X, posed = mesh_P.pose_anny(body, demo.joints)
     assert X.shape == (demo.num_frames, len(mesh.SEGMENTS), 3, 4)
     np.testing.assert_allclose(posed, demo.joints, atol=1e-3)
     # rest pose in -> identity transforms for every segment
-    Xr, _ = mesh.pose_anny(body, body.joints[None])
+    Xr, _ = mesh_P.pose_anny(body, body.joints[None])
     np.testing.assert_allclose(Xr[0, :, :, :3], np.broadcast_to(np.eye(3), (len(mesh.SEGMENTS), 3, 3)), atol=1e-4)
     np.testing.assert_allclose(body.skin(Xr)[0], body.vertices, atol=1e-4)
 
 
 def test_proportions_follow_the_motion(body, demo):
     big = demo.with_joints(demo.joints * 1.25)
-    a, b = mesh.mesh_animation(demo, "anny"), mesh.mesh_animation(big, "anny")
+    a, b = mesh_A.mesh_animation(demo, "anny"), mesh_A.mesh_animation(big, "anny")
     h = lambda v: np.ptp(v[..., 1], axis=-1)                                # noqa: E731
     ratio = h(b.vertices(frames=[0])) / h(a.vertices(frames=[0]))
     assert ratio == pytest.approx(1.25, rel=0.02)
@@ -90,7 +97,7 @@ def test_proportions_follow_the_motion(body, demo):
     for side in ("left", "right"):
         e, w = COMMON.index(f"{side}_elbow"), COMMON.index(f"{side}_wrist")
         j[:, w] = j[:, e] + 1.3 * (j[:, w] - j[:, e])
-    long_arms = mesh.mesh_animation(demo.with_joints(j), "anny")
+    long_arms = mesh_A.mesh_animation(demo.with_joints(j), "anny")
     assert long_arms.joint_error() < 2e-3
 
 
@@ -98,7 +105,7 @@ def test_real_motion_pose_error(data_root):
     from motionviz.data import load_dataset
 
     m = load_dataset("ui-prmd", data_root, limit=1)[0].retarget(COMMON).resample(20).normalise()
-    anim = mesh.mesh_animation(m, "anny")
+    anim = mesh_A.mesh_animation(m, "anny")
     assert anim.joint_error() < 0.03                                  # bone-length noise only
     v = anim.vertices(frames=[0])[0]
     assert v[:, 1].min() == pytest.approx(np.nanmin(m.joints[0, :, 1]), abs=0.12)   # feet near the floor
@@ -108,20 +115,20 @@ def test_missing_joints_and_errors(body, demo):
     j = demo.joints.copy()
     j[5:9, COMMON.index("left_wrist")] = np.nan                      # a gap: interpolated
     j[:, COMMON.index("right_elbow")] = np.nan                       # never seen: rest offset
-    anim = mesh.mesh_animation(demo.with_joints(j), "anny")
+    anim = mesh_A.mesh_animation(demo.with_joints(j), "anny")
     assert np.isfinite(anim.vertices(preview=True)).all()
     j2 = demo.joints.copy()
     j2[:, COMMON.index("pelvis")] = np.nan
     with pytest.raises(MotionError, match="pelvis"):
-        mesh.mesh_animation(demo.with_joints(j2), "anny")
+        mesh_A.mesh_animation(demo.with_joints(j2), "anny")
     with pytest.raises(UserError, match="unknown body"):
-        mesh.mesh_animation(demo, "robot")
+        mesh_A.mesh_animation(demo, "robot")
 
 
 def test_animation_is_cached(demo):
-    a = mesh.mesh_animation(demo, "anny")
-    assert mesh.mesh_animation(demo.with_labels(label="other"), "anny") is a      # same joints + fps
-    assert mesh.mesh_animation(demo.with_joints(demo.joints + 0.01), "anny") is not a
+    a = mesh_A.mesh_animation(demo, "anny")
+    assert mesh_A.mesh_animation(demo.with_labels(label="other"), "anny") is a      # same joints + fps
+    assert mesh_A.mesh_animation(demo.with_joints(demo.joints + 0.01), "anny") is not a
 
 
 # ---- figure ---------------------------------------------------------------------------------------------
@@ -130,11 +137,11 @@ def test_animation_is_cached(demo):
 def test_figure_moves_mesh_and_skeleton_together(demo, layout):
     from motionviz.viz.render import figure_json_size
 
-    fig = mesh.mesh_figure(demo, body="anny", layout=layout, max_steps=10)
+    fig = mesh_F.mesh_figure(demo, body="anny", layout=layout, max_steps=10)
     kinds = [t.type for t in fig.data]
     assert kinds[:3] == ["scatter3d", "scatter3d", "mesh3d"]
     m3 = fig.data[2]
-    anim = mesh.mesh_animation(demo, "anny")
+    anim = mesh_A.mesh_animation(demo, "anny")
     assert len(m3.x) == len(anim.body.preview_index) and len(m3.i) == len(anim.body.preview_faces)
     assert m3.scene == ("scene2" if layout == "side" else "scene")
     steps = fig.layout.sliders[0].steps
@@ -148,7 +155,7 @@ def test_figure_moves_mesh_and_skeleton_together(demo, layout):
     np.testing.assert_allclose(args["z"][2], v[:, 1], atol=6e-4)
     assert figure_json_size(fig) < 600_000
     with pytest.raises(UserError, match="layout"):
-        mesh.mesh_figure(demo, layout="stacked")
+        mesh_F.mesh_figure(demo, layout="stacked")
 
 
 # ---- exports --------------------------------------------------------------------------------------------
@@ -156,16 +163,16 @@ def test_figure_moves_mesh_and_skeleton_together(demo, layout):
 def test_export_frame_obj_glb(demo, tmp_path):
     import trimesh
 
-    anim = mesh.mesh_animation(demo, "anny")
+    anim = mesh_A.mesh_animation(demo, "anny")
     for ext in ("obj", "glb"):
-        p = mesh.export_frame(anim, 7, tmp_path / f"f.{ext}")
+        p = mesh_E.export_frame(anim, 7, tmp_path / f"f.{ext}")
         m = trimesh.load(p, force="mesh", process=False)
         assert len(m.vertices) == anim.body.num_vertices and len(m.faces) == len(anim.body.faces)
         np.testing.assert_allclose(np.asarray(m.vertices), anim.vertices(frames=[7])[0], atol=1e-5)
     with pytest.raises(UserError):
-        mesh.export_frame(anim, 999, tmp_path / "x.glb")
+        mesh_E.export_frame(anim, 999, tmp_path / "x.glb")
     with pytest.raises(UserError):
-        mesh.export_frame(anim, 0, tmp_path / "x.stl")
+        mesh_E.export_frame(anim, 0, tmp_path / "x.stl")
 
 
 def _read_glb(path: Path) -> tuple[dict, bytes]:
@@ -183,8 +190,8 @@ def _read_glb(path: Path) -> tuple[dict, bytes]:
 def test_export_sequence_glb_morph_animation(demo, tmp_path):
     import trimesh
 
-    anim = mesh.mesh_animation(demo, "anny")
-    p = mesh.export_sequence(anim, tmp_path / "seq.glb", max_frames=5)
+    anim = mesh_A.mesh_animation(demo, "anny")
+    p = mesh_E.export_sequence(anim, tmp_path / "seq.glb", max_frames=5)
     gltf, blob = _read_glb(p)
     prim = gltf["meshes"][0]["primitives"][0]
     assert len(prim["targets"]) == 4 and gltf["extras"]["frames"] == [0, 10, 20, 29, 39]
@@ -202,7 +209,7 @@ def test_export_sequence_glb_morph_animation(demo, tmp_path):
     m = trimesh.load(p, force="mesh", process=False)                        # a standard GLB reader opens it
     assert len(m.vertices) == anim.body.num_vertices
     with pytest.raises(UserError):
-        mesh.export_sequence(anim, tmp_path / "seq.obj")
+        mesh_E.export_sequence(anim, tmp_path / "seq.obj")
 
 
 @pytest.mark.slow
@@ -212,8 +219,8 @@ def test_export_sequence_obj_zip(demo, tmp_path):
 
     import trimesh
 
-    anim = mesh.mesh_animation(demo, "anny")
-    p = mesh.export_sequence(anim, tmp_path / "seq.zip", max_frames=3)
+    anim = mesh_A.mesh_animation(demo, "anny")
+    p = mesh_E.export_sequence(anim, tmp_path / "seq.zip", max_frames=3)
     with zipfile.ZipFile(p) as zf:
         names = sorted(zf.namelist())
         assert names == ["frame_0000.obj", "frame_0020.obj", "frame_0039.obj", "frames.json"]
@@ -251,37 +258,37 @@ def _fake_smpl(path: Path, seed: int = 0) -> Path:
 def test_smpl_from_a_random_model_file(tmp_path, monkeypatch, demo):
     d = tmp_path / "models"                                                      # smplx's layout
     (d / "smpl").mkdir(parents=True)
-    monkeypatch.delenv(mesh.SMPL_ENV, raising=False)
-    assert mesh.body_choices() == ["anny"] and not mesh.smpl_available()
-    with pytest.raises(UserError, match=mesh.SMPL_ENV):
-        mesh.smpl_body()
+    monkeypatch.delenv(mesh_S.SMPL_ENV, raising=False)
+    assert mesh_A.body_choices() == ["anny"] and not mesh_S.smpl_available()
+    with pytest.raises(UserError, match=mesh_S.SMPL_ENV):
+        mesh_S.smpl_body()
     _fake_smpl(d / "smpl" / "SMPL_NEUTRAL.npz")
-    assert mesh.smpl_available(d / "smpl") and mesh.smpl_available(d / "smpl" / "SMPL_NEUTRAL.npz")
-    monkeypatch.setenv(mesh.SMPL_ENV, str(d))
-    assert mesh.body_choices() == ["anny", "smpl"]
-    b = mesh.smpl_body()
+    assert mesh_S.smpl_available(d / "smpl") and mesh_S.smpl_available(d / "smpl" / "SMPL_NEUTRAL.npz")
+    monkeypatch.setenv(mesh_S.SMPL_ENV, str(d))
+    assert mesh_A.body_choices() == ["anny", "smpl"]
+    b = mesh_S.smpl_body()
     assert b.num_vertices == 96 and b.faces.shape == (96, 3)
     m = demo.crop(0, 12)
-    start = mesh.fit_smpl(b, m.joints, steps=0)                                # root placement only
-    fit = mesh.fit_smpl(b, m.joints, steps=120)
+    start = mesh_S.fit_smpl(b, m.joints, steps=0)                                # root placement only
+    fit = mesh_S.fit_smpl(b, m.joints, steps=120)
     assert fit["pose"].shape == (12, 24, 3) and fit["betas"].shape == (1, 10)
     assert float(fit["error"].mean()) < 0.03 < float(start["error"].mean())    # metres
-    anim = mesh.mesh_animation(m, body="smpl")
+    anim = mesh_A.mesh_animation(m, body="smpl")
     assert anim.body.name == "smpl" and anim.vertices().shape == (12, 96, 3)
-    fig = mesh.mesh_figure(m, body="auto", max_steps=4)                       # auto -> smpl when configured
+    fig = mesh_F.mesh_figure(m, body="auto", max_steps=4)                       # auto -> smpl when configured
     assert fig.data[2].type == "mesh3d" and len(fig.data[2].x) == 96
     # a file without the SMPL keys
     bad = tmp_path / "bad"
     bad.mkdir()
     np.savez(bad / "SMPL_NEUTRAL.npz", v_template=np.zeros((3, 3)))
     with pytest.raises(UserError, match="not an SMPL model"):
-        mesh.smpl_body(bad)
+        mesh_S.smpl_body(bad)
 
 
 # ---- benchmark + tab ------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_bench_quick():
-    r = mesh.bench(quick=True)
+    r = mesh_B.bench(quick=True)
     assert r["frames"] == 120 and r["figure_json_bytes"] > 100_000
     assert 0 < r["mesh_animation_120f_s"] < 10 and r["joint_error_m"] < 0.03
 

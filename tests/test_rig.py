@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motionviz import mesh
 from motionviz.core.errors import UserError
+from motionviz.core.motion import Motion
 from motionviz.core.skeleton import COMMON
+from motionviz.mesh import animation as mesh_A
 from motionviz.mesh import rig
 
 SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "sample"
@@ -24,8 +25,8 @@ _DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125:
 
 
 @pytest.fixture(scope="module")
-def demo() -> mesh.Motion:
-    return mesh.demo_motion(40)
+def demo() -> Motion:
+    return mesh_A.demo_motion(40)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,7 @@ def skin_from_file(gltf: dict, blob: bytes, k: int | None) -> tuple[dict[str, np
 def test_rigged_glb_is_valid_and_trimesh_opens_it(demo, tmp_path):
     import trimesh
 
-    anim = mesh.mesh_animation(demo, "anny")
+    anim = mesh_A.mesh_animation(demo, "anny")
     p = rig.export_rigged(anim, tmp_path / "body.glb")
     gltf, blob = read_glb(p)
     validate(gltf, blob)
@@ -186,7 +187,7 @@ def test_rigged_glb_is_valid_and_trimesh_opens_it(demo, tmp_path):
 def test_skinning_the_file_reproduces_the_motion(demo, tmp_path):
     """Known answer: the synthetic squat is built from the body's own rest joints, so the joints of the
     file land on the motion's joints and the skinned mesh on the app's posed mesh."""
-    anim = mesh.mesh_animation(demo, "anny")
+    anim = mesh_A.mesh_animation(demo, "anny")
     gltf, blob = read_glb(rig.export_rigged(anim, tmp_path / "body.glb"))
     for k in (0, 17, demo.num_frames - 1):
         joints, verts = skin_from_file(gltf, blob, k)
@@ -209,14 +210,14 @@ def test_other_proportions_and_a_real_motion(demo, sample, tmp_path):
         e, w = COMMON.index(f"{side}_elbow"), COMMON.index(f"{side}_wrist")
         j[:, w] = j[:, e] + 1.3 * (j[:, w] - j[:, e])
     long_arms = demo.with_joints(j)
-    anim = mesh.mesh_animation(long_arms, "anny")
+    anim = mesh_A.mesh_animation(long_arms, "anny")
     gltf, blob = read_glb(rig.export_rigged(anim, tmp_path / "long.glb"))
     joints, verts = skin_from_file(gltf, blob, 25)
     np.testing.assert_allclose(np.stack([joints[c] for c in COMMON.joints]), long_arms.joints[25], atol=1e-4)
     assert np.abs(verts - anim.vertices(frames=[25])[0]).max() < 0.01
     # a Kinect repetition: joints on the body's posed joints, within ~2 cm of the motion's (its bone
     # lengths vary from frame to frame); the mesh close to the app's body except in blend zones
-    anim = mesh.mesh_animation(sample, "anny")
+    anim = mesh_A.mesh_animation(sample, "anny")
     gltf, blob = read_glb(rig.export_rigged(anim, tmp_path / "kinect.glb"))
     validate(gltf, blob)
     k = sample.num_frames // 2
@@ -230,7 +231,7 @@ def test_other_proportions_and_a_real_motion(demo, sample, tmp_path):
 
 def test_rig_own_skinning_matches_the_file(demo, tmp_path):
     """Rig.skin (the module's LBS) is the file's skinning: same rotations, offsets and weights."""
-    anim = mesh.mesh_animation(demo, "anny")
+    anim = mesh_A.mesh_animation(demo, "anny")
     r = rig.build_rig(anim)
     gltf, blob = rig.rig_gltf(r)
     _, verts = skin_from_file(gltf, blob, 9)
@@ -239,10 +240,10 @@ def test_rig_own_skinning_matches_the_file(demo, tmp_path):
 
 
 def test_errors(demo, tmp_path):
-    anim = mesh.mesh_animation(demo, "anny")
+    anim = mesh_A.mesh_animation(demo, "anny")
     with pytest.raises(UserError, match=".glb"):
         rig.export_rigged(anim, tmp_path / "body.fbx")
-    fake = mesh.MeshAnimation(body=object(), motion=anim.motion, params={}, posed_joints=anim.posed_joints)
+    fake = mesh_A.MeshAnimation(body=object(), motion=anim.motion, params={}, posed_joints=anim.posed_joints)
     with pytest.raises(UserError, match="Anny"):
         rig.build_rig(fake)
 
@@ -307,7 +308,7 @@ def test_khronos_validator_and_three_js_play_it(sample, tmp_path):
     if not nm or shutil.which("node") is None or not (Path(nm) / "three").is_dir() \
             or not (Path(nm) / "gltf-validator").is_dir():
         pytest.skip("set MOTIONVIZ_NODE_MODULES to a node_modules folder with three and gltf-validator")
-    anim = mesh.mesh_animation(sample, "anny")
+    anim = mesh_A.mesh_animation(sample, "anny")
     p = rig.export_rigged(anim, tmp_path / "kinect.glb")
     k = 20
     out = tmp_path / "skinned.bin"

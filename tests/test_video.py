@@ -129,7 +129,7 @@ def _track_from_common(joints: np.ndarray, fps: float = 20.0) -> video.PoseTrack
 
 
 def test_track_to_motion_known_answer():
-    from motionviz.mesh import demo_motion
+    from motionviz.mesh.animation import demo_motion
 
     m = demo_motion(20)
     tr = _track_from_common(m.joints)
@@ -171,7 +171,7 @@ def test_smooth_fill_known_answers():
     out = video.smooth_fill(x, mask, fps=20.0)
     np.testing.assert_allclose(out[:, 4, 0], 0.01 * t, atol=1e-6)
     # an upper-body video: legs never seen -> standing legs under the hips, turned with the shoulders
-    from motionviz.mesh import demo_motion
+    from motionviz.mesh.animation import demo_motion
 
     m = demo_motion(10).rotate_y(np.pi / 2)
     m = m.with_joints(np.repeat(m.joints[:1], 10, axis=0))                     # a still pose: smoothing = identity
@@ -197,7 +197,7 @@ def test_smooth_fill_known_answers():
 
 
 def test_clean_motion_falls_back_with_a_note(tmp_path):
-    from motionviz.mesh import demo_motion
+    from motionviz.mesh.animation import demo_motion
 
     m = demo_motion(24)
     mask = np.ones((24, 15), bool)
@@ -212,7 +212,7 @@ def test_clean_motion_falls_back_with_a_note(tmp_path):
 
 
 def test_recognise_without_a_usable_checkpoint(tmp_path):
-    from motionviz.mesh import demo_motion
+    from motionviz.mesh.animation import demo_motion
 
     m = demo_motion(30)
     pred, why = video.recognise(m, tmp_path)

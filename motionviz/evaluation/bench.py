@@ -40,7 +40,7 @@ SECTIONS: dict[str, tuple[str, str | None]] = {
     "diffusion-fast": ("motionviz.evaluation.diffusion_fast:bench", "diffusion-fast"),
     "vae": ("motionviz.evaluation.vae:bench", "vae"),
     "inpaint": ("motionviz.evaluation.inpainting:bench", "aegan"),
-    "mesh": ("motionviz.mesh:bench", None),
+    "mesh": ("motionviz.evaluation.mesh:bench", None),
     "video": ("motionviz.video:bench", None),
     "recognizer": ("motionviz.evaluation.recognition:bench", "recognizer"),
     "diffusion_quality": ("motionviz.evaluation.bench:diffusion_quality", "diffusion"),

@@ -1,6 +1,6 @@
 """A rigged, animated body: the Anny mesh skinned to a joint hierarchy, written as a glTF 2.0 GLB.
 
-:func:`motionviz.mesh.export_sequence` writes the body as *vertex* animation (one morph target per
+:func:`motionviz.mesh.export.export_sequence` writes the body as *vertex* animation (one morph target per
 frame); this module writes what Blender, Unity, Unreal and three.js treat as a character: a skeleton
 of joint nodes, a skin (``joints`` + ``inverseBindMatrices``), a mesh with ``JOINTS_0``/``WEIGHTS_0``
 and an animation of the joints (a rotation per joint and the root's translation, one key per frame at
@@ -9,7 +9,7 @@ frame is kept.
 
 The rig (17 joints)
 -------------------
-The body is posed by 18 segment maps ``A(v) = a' + G K (v - a)`` (:func:`motionviz.mesh.solve_anny`):
+The body is posed by 18 segment maps ``A(v) = a' + G K (v - a)`` (:func:`motionviz.mesh.pose.solve_anny`):
 ``G`` a rotation per frame, ``K`` a per-motion *shape* matrix that stretches the segment to the
 motion's bone lengths (a non-uniform scale, which a joint hierarchy of rigid transforms cannot carry).
 Because ``K`` is constant over the motion it is baked into the exported rest mesh instead:
@@ -50,7 +50,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.errors import UserError
-from . import SEGMENTS, Body, MeshAnimation, solve_anny
+from . import SEGMENTS, Body
+from .animation import MeshAnimation
+from .pose import solve_anny
 
 __all__ = ["RIG_JOINTS", "RIG_PARENTS", "Rig", "build_rig", "export_rigged", "write_glb"]
 

@@ -24,6 +24,8 @@ from ..core.motion import DEFAULT_FPS, Motion
 from ..core.skeleton import COMMON
 from ..data import browse
 from ..export import motion_stem
+from ..mesh import animation as mesh_A
+from ..mesh import export as mesh_E
 from ..mesh.rig import export_rigged
 from .common import (
     CPU_LIMIT,
@@ -85,7 +87,7 @@ def mesh_view(motion: Motion, body: str, layout: str, progress=None):
     """(figure, markdown) of the body posed by ``motion`` (already prepared)."""
     from .player import MAX_MESH_FRAMES, SIDE_LEGEND, player_value
 
-    anim = mesh.mesh_animation(motion, body=body or "auto", progress=progress)
+    anim = mesh_A.mesh_animation(motion, body=body or "auto", progress=progress)
     idx = np.unique(np.round(np.linspace(0, anim.num_frames - 1, min(anim.num_frames, MAX_MESH_FRAMES))).astype(int))
     body_mesh = (anim.vertices(preview=True, frames=idx), anim.faces(preview=True))
     legend = list(SIDE_LEGEND) + [(mesh.SKIN_COLOR, f"{anim.body.name} body mesh")]
@@ -105,7 +107,7 @@ def mesh_view(motion: Motion, body: str, layout: str, progress=None):
 def export_mesh(motion: Motion, body: str, what: str, frame: Any, fmt: str, progress=None) -> str:
     """Write one frame (``what="frame"``; .glb/.obj) or the sequence (``fmt="glb-rigged"``: the rigged,
     skinned body with every frame; ``"glb"``: morph targets; ``"obj"``: a .zip) and return its path."""
-    anim = mesh.mesh_animation(motion, body=body or "auto", progress=progress)
+    anim = mesh_A.mesh_animation(motion, body=body or "auto", progress=progress)
     out = export_dir()
     stem = f"{motion_stem(motion)}_{anim.body.name}"
     ext = (fmt or "glb").lower().lstrip(".")
@@ -117,9 +119,9 @@ def export_mesh(motion: Motion, body: str, what: str, frame: Any, fmt: str, prog
         return str(export_rigged(anim, out / f"{stem}_rigged.glb", progress=progress))
     if what == "sequence":
         name = f"{stem}.glb" if ext == "glb" else f"{stem}_obj.zip"
-        return str(mesh.export_sequence(anim, out / name, max_frames=SEQ_EXPORT_FRAMES, progress=progress))
+        return str(mesh_E.export_sequence(anim, out / name, max_frames=SEQ_EXPORT_FRAMES, progress=progress))
     f = to_int(frame, "frame", 0, motion.num_frames - 1)
-    return str(mesh.export_frame(anim, f, out / f"{stem}_frame{f:04d}.{ext}"))
+    return str(mesh_E.export_frame(anim, f, out / f"{stem}_frame{f:04d}.{ext}"))
 
 
 def process_video(path: str | None, max_frames: Any, use_inpainter: bool, checkpoint_dir: Path | None,
@@ -160,7 +162,7 @@ def build(ctx: AppContext) -> None:
     heavy = dict(concurrency_id=CPU_QUEUE, concurrency_limit=CPU_LIMIT)
     datasets = browse.available_datasets(ctx.data_root) if ctx.data_root is not None else []
     ds_choices = [(browse.DATASET_TITLES.get(d, d), d) for d in datasets]
-    bodies = mesh.body_choices()
+    bodies = mesh_A.body_choices()
 
     gr.Markdown(
         "**Body mesh.** The motion is posed on the open **Anny** body (13,718 vertices; code Apache-2.0, "
