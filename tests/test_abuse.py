@@ -146,6 +146,36 @@ def test_errors_never_echo_file_content(uploads):
     with pytest.raises(UserError) as e:
         data_tab.upload_motion(js, "native")
     assert SECRET not in str(e.value)
+    # .npz: neither a stored skeleton name nor the names of its arrays come back
+    import io
+    for arrays in ({"joints": _pose(), "fps": np.array(20.0), "skeleton": np.array(SECRET)}, {SECRET: _pose()}):
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        with pytest.raises(UserError) as e:
+            data_tab.upload_motion(_upload(uploads, "x.npz", buf.getvalue()), "native")
+        assert SECRET not in str(e.value), str(e.value)
+
+
+def test_recording_and_glb_uploads_refuse_server_files(uploads, outside):
+    """The inputs added after the first fix (Correct vs incorrect: a recording; Body mesh: a .glb to view)
+    go through the same check: a server path is refused, an upload is read."""
+    from motionviz.ui import difference_tab
+
+    secret = outside / "secret.npy"
+    np.save(secret, _pose())
+    with pytest.raises(UserError, match="not uploaded"):
+        difference_tab._read_upload(str(secret))
+    assert difference_tab._read_upload(_upload(uploads, "mine.npy", _pose())).num_frames == 20
+    import app as app_module
+
+    demo = app_module.build_app(checkpoint_dir=outside / "none", data_root=outside / "no-data", strict=True)
+    view_glb = next(f.fn for f in demo.fns.values() if f.api_name == "mesh_view_glb")
+    glb = outside / "secret.glb"
+    glb.write_bytes(b"glTF" + b"\0" * 40)
+    with pytest.raises(gr.Error, match="not uploaded"):
+        view_glb({"path": str(glb), "meta": {"_type": "gradio.FileData"}})
+    with pytest.raises(gr.Error, match="glTF 2.0"):                    # an upload is read (and checked)
+        view_glb(_upload(uploads, "mine.glb", b"glTF" + b"\0" * 40))
 
 
 def test_app_api_refuses_a_file_data_that_was_never_uploaded(tmp_path, outside):
