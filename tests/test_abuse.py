@@ -432,6 +432,39 @@ def test_malformed_or_crafted_config_metadata_is_a_one_line_error(tmp_path, conf
     assert "\n" not in str(e.value)
 
 
+def test_crafted_config_of_the_distilled_sampler_is_refused_before_any_model_is_built(tmp_path, monkeypatch):
+    """diffusion-fast: a config that passes its own validation (64 layers of 3,072 wide) would have made the
+    student allocate 8.5 G numbers (34 GB) before the strict load; sized against the weights first."""
+    import sys
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from motionviz.errors import CheckpointError
+    from motionviz.models import diffusion_fast as DF
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _tiny_models import make_diffusion_fast
+
+    p = make_diffusion_fast(tmp_path)
+    with safe_open(str(p), framework="pt") as f:
+        meta = dict(f.metadata())
+    cfg = json.loads(meta["config"])
+    cfg.update(d_model=3072, ff=6144, heads=8, layers=64, teacher_layers=[0] * 64)
+    save_file(load_file(str(p)), str(p), metadata={**meta, "config": json.dumps(cfg)})
+    real = DF.StudentDenoiser
+
+    def only_on_meta(c):             # a student with real memory would be the 34 GB: fail instead
+        if torch.empty(0).device.type != "meta":
+            pytest.fail("the student was built before its config was sized against the weights")
+        return real(c)
+
+    monkeypatch.setattr(DF, "StudentDenoiser", only_on_meta)
+    with pytest.raises(CheckpointError, match="does not match the weights") as e:
+        DF.load_generator(p)
+    assert "\n" not in str(e.value)
+
+
 # ---- 10. a fresh Space (no data folder) shows the embedded sample -------------------------------------
 def test_empty_data_folder_falls_back_to_the_embedded_sample(tmp_path, monkeypatch):
     import app as app_module
