@@ -537,6 +537,24 @@ def test_cli_inpaint_out_is_exactly_the_named_file(tmp_path):
     assert not (tmp_path / "x.txt.npy").exists() and not (folder / "out.npy").exists()
 
 
+def test_cli_writes_are_atomic(tmp_path):
+    """A write that fails half-way (disk full, Ctrl-C) leaves the previous file whole and no partial or
+    temporary file; before, outputs were written in place."""
+    from motionviz.cliio import atomic_write
+
+    out = tmp_path / "m.npy"
+    np.save(out, np.ones((4, 15, 3), np.float32))
+    before = out.read_bytes()
+
+    def half_then_fail(tmp: Path) -> None:
+        tmp.write_bytes(before[: len(before) // 2])
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_write(out, half_then_fail)
+    assert out.read_bytes() == before and sorted(q.name for q in tmp_path.iterdir()) == ["m.npy"]
+
+
 # ---- 9. training arguments: validated before any work, one line and exit 2 ----------------------------
 def _cli(argv: list[str], capsys) -> tuple[int, str]:
     from motionviz.__main__ import main
