@@ -148,6 +148,37 @@ def test_errors_never_echo_file_content(uploads):
     with pytest.raises(UserError) as e:
         data_tab.upload_motion(js, "native")
     assert SECRET not in str(e.value)
+    # .npz: neither a stored skeleton name nor the names of its arrays come back
+    import io
+    for arrays in ({"joints": _pose(), "fps": np.array(20.0), "skeleton": np.array(SECRET)}, {SECRET: _pose()}):
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        with pytest.raises(UserError) as e:
+            data_tab.upload_motion(_upload(uploads, "x.npz", buf.getvalue()), "native")
+        assert SECRET not in str(e.value), str(e.value)
+
+
+@pytest.mark.slow
+def test_recording_and_glb_uploads_refuse_server_files(uploads, outside):
+    """The inputs added after the first fix (Correct vs incorrect: a recording; Body mesh: a .glb to view)
+    go through the same check: a server path is refused, an upload is read."""
+    from motionviz.ui import difference_tab
+
+    secret = outside / "secret.npy"
+    np.save(secret, _pose())
+    with pytest.raises(UserError, match="not uploaded"):
+        difference_tab._read_upload(str(secret))
+    assert difference_tab._read_upload(_upload(uploads, "mine.npy", _pose())).num_frames == 20
+    import app as app_module
+
+    demo = app_module.build_app(checkpoint_dir=outside / "none", data_root=outside / "no-data", strict=True)
+    view_glb = next(f.fn for f in demo.fns.values() if f.api_name == "mesh_view_glb")
+    glb = outside / "secret.glb"
+    glb.write_bytes(b"glTF" + b"\0" * 40)
+    with pytest.raises(gr.Error, match="not uploaded"):
+        view_glb({"path": str(glb), "meta": {"_type": "gradio.FileData"}})
+    with pytest.raises(gr.Error, match="glTF 2.0"):                    # an upload is read (and checked)
+        view_glb(_upload(uploads, "mine.glb", b"glTF" + b"\0" * 40))
 
 
 @pytest.mark.slow
@@ -409,6 +440,41 @@ def test_malformed_or_crafted_config_metadata_is_a_one_line_error(tmp_path, conf
     assert "\n" not in str(e.value)
 
 
+def test_crafted_config_of_the_distilled_sampler_is_refused_before_any_model_is_built(tmp_path, monkeypatch):
+    """diffusion-fast: a config that passes its own validation (64 layers of 3,072 wide) would have made the
+    student allocate 8.5 G numbers (34 GB) before the strict load; sized against the weights first."""
+    import sys
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from motionviz.core.errors import CheckpointError
+    from motionviz.generators import diffusion_fast as GF
+    from motionviz.models import diffusion_fast as DF
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _tiny_models import make_diffusion_fast
+
+    p = make_diffusion_fast(tmp_path)
+    with safe_open(str(p), framework="pt") as f:
+        meta = dict(f.metadata())
+    cfg = json.loads(meta["config"])
+    cfg.update(d_model=3072, ff=6144, heads=8, layers=64, teacher_layers=[0] * 64)
+    save_file(load_file(str(p)), str(p), metadata={**meta, "config": json.dumps(cfg)})
+    real = DF.StudentDenoiser
+
+    def only_on_meta(c):             # a student with real memory would be the 34 GB: fail instead
+        if torch.empty(0).device.type != "meta":
+            pytest.fail("the student was built before its config was sized against the weights")
+        return real(c)
+
+    monkeypatch.setattr(DF, "StudentDenoiser", only_on_meta)       # the size check builds it from here
+    monkeypatch.setattr(GF, "StudentDenoiser", only_on_meta)       # the loader from here
+    with pytest.raises(CheckpointError, match="does not match the weights") as e:
+        GF.load_generator(p)
+    assert "\n" not in str(e.value)
+
+
 # ---- 10. a fresh Space (no data folder) shows the embedded sample -------------------------------------
 @pytest.mark.slow
 def test_empty_data_folder_falls_back_to_the_embedded_sample(tmp_path, monkeypatch):
@@ -481,6 +547,24 @@ def test_cli_inpaint_out_is_exactly_the_named_file(tmp_path):
     assert main(["inpaint", "--input", str(tmp_path / "in.npy"), "--out", str(folder)]) == 2
     assert main(["inpaint", "--input", str(tmp_path / "in.npy"), "--out", str(tmp_path / "x.txt")]) == 2
     assert not (tmp_path / "x.txt.npy").exists() and not (folder / "out.npy").exists()
+
+
+def test_cli_writes_are_atomic(tmp_path):
+    """A write that fails half-way (disk full, Ctrl-C) leaves the previous file whole and no partial or
+    temporary file; before, outputs were written in place."""
+    from motionviz.io.files import atomic_write
+
+    out = tmp_path / "m.npy"
+    np.save(out, np.ones((4, 15, 3), np.float32))
+    before = out.read_bytes()
+
+    def half_then_fail(tmp: Path) -> None:
+        tmp.write_bytes(before[: len(before) // 2])
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_write(out, half_then_fail)
+    assert out.read_bytes() == before and sorted(q.name for q in tmp_path.iterdir()) == ["m.npy"]
 
 
 # ---- 9. training arguments: validated before any work, one line and exit 2 ----------------------------

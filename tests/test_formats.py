@@ -94,6 +94,7 @@ def test_bvhio_reads_every_bvh_we_write(tmp_path):
 def test_rig_names_come_back_with_or_without_the_sidecar(tmp_path, rig):
     walk = _walk()
     p = save_bvh(walk, tmp_path / "w.bvh", rig=rig)
+    _check_bvhio(p, walk)                                   # every rig's names parse in bvhio
     back = load_bvh_motion(p)                               # the sidecar renames the joints back
     assert back.skeleton.name == "common"
     np.testing.assert_allclose(back.joints, walk.joints, atol=1e-5)
@@ -101,6 +102,26 @@ def test_rig_names_come_back_with_or_without_the_sidecar(tmp_path, rig):
     back = load_bvh_motion(p)
     assert back.skeleton.name == "bvh" and back.labels.extra["unit_in_file"] == "cm"
     np.testing.assert_allclose(back.retarget(COMMON).joints, walk.joints, atol=1e-5)
+
+
+def test_bvhio_reads_another_tools_skeleton_written_again(tmp_path, capsys):
+    """A CMU-style file from another tool (25 joints, an arbitrary unit, 120 fps) exported again, with its
+    own joints and as a Mixamo rig: bvhio finds the joints where our reader puts them."""
+    from test_retarget import make_bvh
+
+    from motionviz.cli import main
+    from motionviz.data import load_user_file
+
+    src = tmp_path / "cmu.bvh"
+    src.write_text(make_bvh("cmu", 0.0731, frames=24))
+    m = load_user_file(src)
+    assert m.skeleton.name == "bvh" and len(m.skeleton) == 25
+    assert main(["export", "--input", str(src), "--format", "bvh", "--out", str(tmp_path / "own.bvh")]) == 0
+    _check_bvhio(tmp_path / "own.bvh", m)
+    assert main(["export", "--input", str(src), "--format", "bvh", "--rig", "mixamo", "--out",
+                 str(tmp_path / "mixamo.bvh")]) == 0
+    assert "15 joints, retargeted from 25" in capsys.readouterr().out
+    _check_bvhio(tmp_path / "mixamo.bvh", m.retarget(COMMON))
 
 
 def test_foot_contact_clean_up_pins_planted_feet():

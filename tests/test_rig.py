@@ -325,3 +325,69 @@ def test_khronos_validator_and_three_js_play_it(sample, tmp_path):
     np.testing.assert_allclose(three, rig.build_rig(anim).skin(frames=[k])[0], atol=1e-5)
     got = np.stack([info["joints"][c] for c in COMMON.joints])
     np.testing.assert_allclose(got, anim.posed_joints[k], atol=1e-5)
+
+
+def test_a_pypi_gltf_reader_reimports_the_skin_and_the_animation(demo, tmp_path):
+    """pygltflib (PyPI) reads the GLB back with its skin (17 joints, inverse bind matrices, JOINTS_0 /
+    WEIGHTS_0) and its animation (one key per frame); skinning from what *it* decoded puts the joints on
+    the motion's joints.  (trimesh opens only the mesh: it drops glTF skins and animations.)"""
+    pygltflib = pytest.importorskip("pygltflib")
+    anim = mesh_A.mesh_animation(demo, "anny")
+    p = rig.export_rigged(anim, tmp_path / "body.glb")
+    g = pygltflib.GLTF2().load(str(p))
+    blob = g.binary_blob()
+
+    def read(i: int) -> np.ndarray:
+        a = g.accessors[i]
+        view = g.bufferViews[a.bufferView]
+        n, dt = _COMPONENTS[a.type], np.dtype(_DTYPES[a.componentType])
+        start = (view.byteOffset or 0) + (a.byteOffset or 0)
+        return np.frombuffer(blob, dtype=dt, count=a.count * n, offset=start).reshape(a.count, n)
+
+    assert len(g.skins) == 1 and len(g.skins[0].joints) == 17 and len(g.animations) == 1
+    assert [g.nodes[j].name for j in g.skins[0].joints] == list(rig.RIG_JOINTS)
+    prim = g.meshes[0].primitives[0]
+    weights = read(prim.attributes.WEIGHTS_0)
+    joints_attr = read(prim.attributes.JOINTS_0)
+    assert weights.shape == (anim.body.num_vertices, 4) and joints_attr.max() < 17
+    np.testing.assert_allclose(weights.sum(1), 1.0, atol=1e-3)
+    ch = g.animations[0].channels
+    samplers = g.animations[0].samplers
+    times = read(samplers[0].input)[:, 0]
+    assert len(times) == demo.num_frames and np.all(np.diff(times) > 0)
+    rot = {c.target.node: read(samplers[c.sampler].output) for c in ch if c.target.path == "rotation"}
+    assert set(rot) == set(g.skins[0].joints)
+    q = np.stack(list(rot.values()))                                           # (17, T, 4)
+    np.testing.assert_allclose(np.linalg.norm(q, axis=-1), 1.0, atol=1e-4)
+    assert np.ptp(q, axis=1).max() > 0.1                                       # the joints turn over time
+    # skin frame k from pygltflib's decoding: same joints as the motion
+    gltf = {"nodes": [{k: v for k, v in {"children": n.children, "rotation": n.rotation,
+                                          "translation": n.translation}.items() if v} for n in g.nodes],
+            "animations": [{"channels": [{"sampler": c.sampler, "target": {"node": c.target.node,
+                                                                          "path": c.target.path}} for c in ch],
+                            "samplers": [{"output": s.output} for s in samplers]}]}
+    ibm = read(g.skins[0].inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)
+    for k in (0, demo.num_frames // 2):
+        world = {}
+        R = {i: rig.quat_to_matrix(np.array(n.get("rotation", [0, 0, 0, 1]), dtype=np.float64))
+             for i, n in enumerate(gltf["nodes"])}
+        t = {i: np.array(n.get("translation", [0.0, 0.0, 0.0])) for i, n in enumerate(gltf["nodes"])}
+        for c in ch:
+            out = read(samplers[c.sampler].output).astype(np.float64)[k]
+            if c.target.path == "rotation":
+                R[c.target.node] = rig.quat_to_matrix(out)
+            else:
+                t[c.target.node] = out
+        parent = {c: i for i, n in enumerate(gltf["nodes"]) for c in n.get("children", [])}
+
+        def W(i: int) -> np.ndarray:
+            if i not in world:
+                L = np.eye(4)
+                L[:3, :3], L[:3, 3] = R[i], t[i]
+                world[i] = L if i not in parent else W(parent[i]) @ L
+            return world[i]
+
+        pos = {g.nodes[j].name: W(j)[:3, 3] for j in g.skins[0].joints}
+        got = np.stack([pos[j] for j in COMMON.joints])
+        np.testing.assert_allclose(got, demo.joints[k], atol=1e-4)
+        assert ibm.shape == (17, 4, 4)

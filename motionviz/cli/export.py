@@ -13,11 +13,12 @@ from tqdm import tqdm
 from ..core.errors import UserError
 from ..core.limits import check_budget
 from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
-from ..core.skeleton import SKELETONS
+from ..core.skeleton import COMMON, SKELETONS
 from ..data import load_user_file
 from ..data.userfile import skeleton_for_joint_count
 from ..export import FORMATS, save_bvh, save_gif, save_glb, save_html, save_json, save_mp4, save_npy, save_npz
 from ..io.files import check_out
+from ..mesh.rig import RIG_JOINTS
 
 
 # ------------------------------------------------------------------------------------------------
@@ -118,6 +119,16 @@ def _write(m: Motion, fmt: str, out: Path, args: argparse.Namespace) -> Path:
     return {"npy": save_npy, "npz": save_npz, "json": save_json, "html": save_html}[fmt](m, out)
 
 
+def _written(m: Motion, fmt: str, args: argparse.Namespace) -> str:
+    """The joints the file holds, for the 'wrote' line: a BVH with a target rig or clean feet is on the
+    common skeleton, a rigged GLB has the rig's joints."""
+    if fmt == "bvh" and (args.rig != "motionviz" or args.clean_feet) and m.skeleton.name != "common":
+        return f"{len(COMMON)} joints, retargeted from {len(m.skeleton)}"
+    if fmt == "glb":
+        return "Anny body, morph targets" if args.vertex_animated else f"Anny body rigged to {len(RIG_JOINTS)} joints"
+    return f"{len(m.skeleton)} joints"
+
+
 def run(args: argparse.Namespace) -> int:
     fmt = args.format
     if (args.rig != "motionviz" or args.clean_feet) and fmt != "bvh":
@@ -151,9 +162,9 @@ def run(args: argparse.Namespace) -> int:
         paths = [_write(mi, fmt, out.with_name(f"{stem}_{i:0{width}d}{FORMATS[fmt]}"), args)
                  for i, mi in enumerate(batch)]
         print(f"wrote {len(paths)} files {paths[0].name} ... {paths[-1].name} in {paths[0].parent} "
-              f"({m.num_frames} frames each, {len(m.skeleton)} joints, {m.fps:g} fps)")
+              f"({m.num_frames} frames each, {_written(m, fmt, args)}, {m.fps:g} fps)")
         return 0
     path = _write(m, fmt, out, args)
-    print(f"wrote {path} ({m.num_frames} frames, {len(m.skeleton)} joints, {m.fps:g} fps, "
+    print(f"wrote {path} ({m.num_frames} frames, {_written(m, fmt, args)}, {m.fps:g} fps, "
           f"{path.stat().st_size / 1024:.0f} KB)")
     return 0

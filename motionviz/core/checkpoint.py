@@ -313,6 +313,7 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
 #: kind -> (module, Config class, model class, state-dict prefix in the file) for the size check below
 MODEL_CLASSES: dict[str, tuple[str, str, str, str]] = {
     "diffusion": ("motionviz.models.diffusion", "Config", "Denoiser", "net."),
+    "diffusion-fast": ("motionviz.models.diffusion_fast", "FastConfig", "StudentDenoiser", "net."),
     "vae": ("motionviz.models.vae", "Config", "ActorVAE", ""),
     "aegan": ("motionviz.models.aegan", "Config", "AEGAN", ""),
     "recognizer": ("motionviz.models.recognition", "Config", "Recognizer", ""),

@@ -176,12 +176,12 @@ def _read_npz(raw: bytes, name: str) -> tuple[np.ndarray, float | None, str | No
     except (zipfile.BadZipFile, ValueError, OSError):
         raise UserError(f"{name}: not a valid .npz file (bad zip archive)") from None
     if "joints.npy" not in infos:
-        keys = sorted(k[:-4] for k in infos if k.endswith(".npy"))[:6]
+        n = sum(k.endswith(".npy") for k in infos)           # their names are the file's words: not echoed
         raise UserError(f"{name}: a motion .npz needs an array named 'joints' (and 'fps'); it has "
-                        f"{', '.join(keys) or 'no arrays'}")
+                        f"{n or 'no'} other array{'' if n == 1 else 's'}")
     big = [k for k, i in infos.items() if i.file_size > MAX_USER_BYTES]
     if big:
-        raise UserError(f"{name}: member {big[0][:40]!r} unpacks to more than {MAX_USER_BYTES // 2**20} MB")
+        raise UserError(f"{name}: a member unpacks to more than {MAX_USER_BYTES // 2**20} MB")
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             a = np.asarray(z["joints"])
@@ -288,7 +288,8 @@ def load_user_file(path: str | os.PathLike, fps: float = DEFAULT_FPS,
             if sk is None and stored_sk is not None:
                 sk = SKELETONS.get(stored_sk)
                 if sk is None:
-                    raise UserError(f"{name}: unknown skeleton {stored_sk[:40]!r}; known: {', '.join(SKELETONS)}")
+                    raise UserError(f"{name}: the skeleton name stored in the file is not one of "
+                                    f"{', '.join(SKELETONS)}")
             m = _array_to_motion(a, name, fps if stored_fps is None else stored_fps, sk)
         elif ext == ".csv":
             m = _array_to_motion(_read_csv(raw, name), name, fps, sk)

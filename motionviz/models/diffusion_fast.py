@@ -48,6 +48,7 @@ from torch import nn
 from ..core.errors import CheckpointError, UserError
 from ..core.representation_torch import sinusoid
 from .diffusion import CORRECT_GUIDANCE, Config, Denoiser, optimiser_step
+from .losses import motion_loss
 
 __all__ = ["KIND", "FastConfig", "StudentDenoiser", "DistillModel",
            "student_times", "teacher_grid", "allowed_steps", "student_from_teacher",
@@ -177,16 +178,28 @@ class DistillModel(nn.Module):
         self.steps_done = 0
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        net = self.net
+        """x0 regression on the generated entries + ``w_vel`` x their frame-to-frame change (against the
+        wobble of a one-step prediction) + ``w_motion`` x the relative motion loss (so a small movement is
+        not regressed to a frozen pose, as the teacher's own training needed); the last two use the
+        teacher config's weights."""
+        net, cfg = self.net, self.cfg
+        target = batch["target"]                                               # (B, R, F)
         cond = net.student_condition(batch["t"], batch["text"], batch["text_on"], batch["label"], batch["correct"],
                                      batch["dataset"], batch["w"])
         pred = net.predict(batch["x_t"], batch["t"], cond, batch["known"], batch["mask"])
         free = (~batch["mask"]).float()
-        err = (pred - batch["target"]) ** 2 * free
-        loss = err.sum() / free.sum().clamp(min=1)
-        one = (batch["t"] == max(self.cfg.T - 1, 0)).float()[:, None, None]
+        err = (pred - target) ** 2 * free
+        l_x0 = err.sum() / free.sum().clamp(min=1)
+        one = (batch["t"] == max(cfg.T - 1, 0)).float()[:, None, None]
         l1 = (err * one).sum() / (free * one).sum().clamp(min=1)
-        return {"loss": loss, "step1": l1.detach()}
+        pose_free = free[:, 1:, :-1] * free[:, :-1, :-1]                        # (B, R-1, F-1)
+        dv = (pred[:, 1:, :-1] - pred[:, :-1, :-1]) - (target[:, 1:, :-1] - target[:, :-1, :-1])
+        l_vel = (dv ** 2 * pose_free).sum() / pose_free.sum().clamp(min=1)
+        valid = torch.ones(target.shape[:2], dtype=torch.bool, device=target.device)
+        l_motion = motion_loss(pred, target, valid, cfg.motion_eps)
+        loss = l_x0 + cfg.w_vel * l_vel + cfg.w_motion * l_motion
+        return {"loss": loss, "step1": l1.detach(), "x0": l_x0.detach(), "vel": l_vel.detach(),
+                "motion": l_motion.detach()}
 
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
         out, gn = optimiser_step(self, batch, optimizers)

@@ -244,4 +244,4 @@ def build_training(opts: Any) -> Any:
     meta = dict(td.meta, parameters=n_params, teacher=teacher_path.name, teacher_sha256=cfg.teacher,
                 teacher_grid=batches.grid, method="trajectory consistency distillation, guidance scale as input")
     return TrainSetup(model=model, batches=batches, optimizers={"main": opt}, kind=KIND, config=cfg,
-                      metadata=meta, export=model.export, lr_lambda=lr_lambda, log_keys=("loss", "step1"))
+                      metadata=meta, export=model.export, lr_lambda=lr_lambda, log_keys=("loss", "step1", "motion"))

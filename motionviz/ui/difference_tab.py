@@ -152,7 +152,7 @@ def _read_upload(path: Any) -> Motion:
     except UserError:
         raise
     except (ValueError, OSError, EOFError, KeyError, IndexError, UnicodeDecodeError) as e:
-        raise UserError(f"could not read {p.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise UserError(f"could not read {p.name} ({type(e).__name__})") from None       # no file content
     return m.with_labels(source=p.name)
 
 
