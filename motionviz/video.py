@@ -36,11 +36,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+from scipy.signal import savgol_filter
 
+from .core.checkpoint import default_checkpoint_dir
 from .core.errors import UserError
 from .core.motion import DEFAULT_FPS, Motion, MotionLabels
 from .core.retarget import retarget, retarget_mask
 from .core.skeleton import BLAZEPOSE33, COMMON
+from .data import data_root
+from .data.labels import LABEL_TITLES
+from .generators import inpaint as ip
+from .generators.recognition import CHECKPOINT_NAME, load_recognizer
 
 __all__ = [
     "VIDEO_SUFFIXES", "MAX_SECONDS", "MAX_BYTES", "VideoInfo", "PoseTrack", "VideoResult", "probe_video",
@@ -346,8 +352,6 @@ def smooth_fill(joints: np.ndarray, mask: np.ndarray, fps: float, seconds: float
     (held before the first / after the last observation), joints never seen placed as in an upright
     standing pose (:func:`_place_unseen`), then
     a Savitzky-Golay filter of about ``seconds`` (odd window).  (T, J, 3) -> (T, J, 3)."""
-    from scipy.signal import savgol_filter
-
     x = np.asarray(joints, dtype=np.float64)
     T, J, D = x.shape
     obs = np.asarray(mask, dtype=bool) & np.isfinite(x).all(-1)
@@ -425,7 +429,6 @@ def _place_unseen(x: np.ndarray, never: np.ndarray) -> np.ndarray:
 
 def _aegan_path(checkpoint_dir: str | os.PathLike | None) -> Path:
     if checkpoint_dir is None:
-        from .core.checkpoint import default_checkpoint_dir
         checkpoint_dir = default_checkpoint_dir()
     return Path(checkpoint_dir) / "aegan.safetensors"
 
@@ -480,11 +483,8 @@ def _implausible(raw: Motion, mask: np.ndarray, out: Motion) -> str:
 
 def _aegan_clean(raw: Motion, mask: np.ndarray, path: Path, progress: Progress | None) -> Motion:
     """Denoise + complete with the AE-GAN at the models' frame rate, then resample back."""
-    from .generators import inpaint as aegan_G_G
-    from .generators import inpaint as ip
-
     loader = getattr(ip, "load_model", None)                       # cached per process when available
-    model = loader(path) if callable(loader) else aegan_G_G.load(path)[0]
+    model = loader(path) if callable(loader) else ip.load(path)[0]
     x = raw.joints.copy()
     x[~mask] = np.nan
     m20 = raw.with_joints(x).resample(DEFAULT_FPS)
@@ -504,9 +504,7 @@ def _aegan_clean(raw: Motion, mask: np.ndarray, path: Path, progress: Progress |
 def recognise(motion: Motion, checkpoint_dir: str | os.PathLike | None = None) -> tuple[dict[str, Any] | None, str]:
     """(the recogniser's guess for ``motion`` (label, title, probability, ...), "") or (None, why not)."""
     try:
-        from .generators.recognition import CHECKPOINT_NAME, load_recognizer
         if checkpoint_dir is None:
-            from .core.checkpoint import default_checkpoint_dir
             checkpoint_dir = default_checkpoint_dir()
         p = Path(checkpoint_dir) / CHECKPOINT_NAME
         if not p.is_file():
@@ -519,10 +517,6 @@ def recognise(motion: Motion, checkpoint_dir: str | os.PathLike | None = None) -
     except Exception as e:  # noqa: BLE001 - recognition is optional
         msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         return None, f"the recogniser is not usable ({msg})"
-    try:
-        from .data.labels import LABEL_TITLES
-    except ImportError:  # pragma: no cover
-        LABEL_TITLES = {}
     pred["title"] = LABEL_TITLES.get(pred["label"], pred["label"])
     pred["top"] = [{"label": lab, "title": LABEL_TITLES.get(lab, lab), "probability": pr} for lab, pr in top]
     return pred, ""
@@ -607,8 +601,6 @@ def video_to_motion(path: str | os.PathLike, max_frames: int | None = None, thre
 def bench(quick: bool = False) -> dict[str, Any]:
     """Benchmark section ``video``: seconds per frame of BlazePose pose extraction on the squat clip of
     the data folder (``video/pose_world_landmarks.mp4``) and the whole pipeline's time."""
-    from .data import data_root
-
     clip = data_root() / "video" / "pose_world_landmarks.mp4"
     if not clip.is_file():
         raise UserError(f"benchmark clip not found: {clip}")

@@ -42,10 +42,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import data
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
 from ..core.representation import _pose_frames
 from ..core.skeleton import COMMON
+from ..data import data_root, preprocess
 from .angles import ANGLE_BY_KEY, ANGLES, joint_angles
 
 __all__ = ["dtw", "alignment_features", "ALIGN_KEYS", "execution_stats", "NormalRange", "normal_range",
@@ -151,8 +153,6 @@ def alignment_features(angles: dict[str, np.ndarray]) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 def on_common(motion: Motion) -> Motion:
     """A motion on the common skeleton at 20 fps, interior gaps filled (what the comparison works on)."""
-    from ..data import preprocess
-
     if not isinstance(motion, Motion):
         raise UserError("expected a motion")
     m = preprocess(motion, DEFAULT_FPS, normalise=True)
@@ -244,10 +244,8 @@ _normal_cache: dict[tuple[str, str, str | None], NormalRange | None] = {}
 
 
 def _train_motions(label: str, root: str) -> list[Motion]:
-    from ..data import load_corpus
-
     ds = label.split(":", 1)[0]
-    return [m for m in load_corpus("train", datasets=[ds], root=root) if m.labels.label == label]
+    return [m for m in data.load_corpus("train", datasets=[ds], root=root) if m.labels.label == label]
 
 
 def normal_range_for(label: str, root: str | Path | None = None, position: str | None = None) -> NormalRange | None:
@@ -255,8 +253,6 @@ def normal_range_for(label: str, root: str | Path | None = None, position: str |
     folder, label and position); for IntelliRehabDS only those of ``position`` ("stand" / "wheelchair";
     None: "stand").  None when fewer than :data:`MIN_NORMAL_EXECUTIONS` exist (e.g. KIMORE: scores only)
     or they come from fewer than :data:`MIN_NORMAL_SUBJECTS` subjects (today every IntelliRehabDS position)."""
-    from ..data import data_root
-
     r = str(data_root(root))
     pos = (position or "stand") if label.startswith("irds:") else None
     key = (r, label, pos)
@@ -349,8 +345,6 @@ _key_cache: dict[tuple[str, str], tuple[KeyAngle, ...]] = {}
 def key_angles_for(label: str, root: str | Path | None = None) -> tuple[KeyAngle, ...]:
     """:func:`key_angles` of ``label`` from the **training** split (every position), cached per data folder
     and label; empty when the training split has no correct execution of it."""
-    from ..data import data_root
-
     r = str(data_root(root))
     with _normal_lock:
         if (r, label) in _key_cache:

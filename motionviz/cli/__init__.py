@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
+
+from ..core.errors import UserError
 
 # verb -> (module, one-line help).  Modules are imported only when their verb runs.
 VERBS: dict[str, tuple[str, str]] = {
@@ -60,8 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..core.errors import UserError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
@@ -96,7 +97,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _takes_verb(fn) -> bool:
-    import inspect
-
     return len(inspect.signature(fn).parameters) >= 2
 

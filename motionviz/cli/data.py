@@ -7,6 +7,8 @@ import json
 import sys
 
 from ..core.errors import UserError
+from ..data.index import dataset_index, summary
+from ..data.paths import data_root
 from ..data.registry import DATASETS, EXTRA_DATASETS
 
 
@@ -21,9 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.index import dataset_index, summary
-    from ..data.paths import data_root
-
     root = data_root(args.root)
     if args.action == "summary":
         s = summary(root, [args.dataset] if args.dataset else None)

@@ -32,7 +32,27 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .. import data
+from ..core.checkpoint import default_checkpoint_dir
 from ..core.errors import UserError
+from ..core.limits import whole_number
+from ..core.motion import DEFAULT_FPS
+from ..core.skeleton import COMMON
+from ..data import load_user_file, split_of
+from ..evaluation import correctness, generative
+from ..evaluation.correctness import (
+    CorrectnessSettings,
+    correctness_control,
+    format_correctness,
+    format_score_control,
+)
+from ..evaluation.dynamics import DynamicsSettings, evaluate_dynamics, format_dynamics
+from ..evaluation.dynamics import summary_keys as dynamics_summary_keys
+from ..evaluation.generative import AugmentSettings, EvalSettings, augmentation_study
+from ..generators import registry
+from ..generators.recognition import CHECKPOINT_NAME, load_recognizer
+from ..generators.registry import MODELS, FixedSteps, available_models
+from ..io.files import batch_chunks, open_npy_batch
 from .common import progress_bar, set_threads
 
 MAX_INPUT_BYTES = 512 * 1024 * 1024
@@ -95,14 +115,10 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
 
 
 def _checkpoint_dir(args: argparse.Namespace) -> Path:
-    from ..core.checkpoint import default_checkpoint_dir
-
     return Path(args.checkpoints) if args.checkpoints else default_checkpoint_dir()
 
 
 def _recognizer(args: argparse.Namespace):
-    from ..generators.recognition import CHECKPOINT_NAME, load_recognizer
-
     return load_recognizer(_checkpoint_dir(args) / CHECKPOINT_NAME)
 
 
@@ -112,8 +128,6 @@ def iter_motion_chunks(path: str | os.PathLike, max_frames: int = CLASSIFY_CHUNK
     memory-mapped, checked from its header (T x 15 within the user-file joint-frame budget) and read
     ``max_frames`` frames at a time; any other motion file ``load_user_file`` reads is one chunk.  Each
     chunk is a list of (T, 15, 3) float32 arrays on the common skeleton at 20 fps."""
-    from ..io.files import batch_chunks, open_npy_batch
-
     p = Path(path)
     if not p.is_file():
         raise UserError(f"no such file: {p}")
@@ -124,9 +138,6 @@ def iter_motion_chunks(path: str | os.PathLike, max_frames: int = CLASSIFY_CHUNK
         for s, e in batch_chunks(a.shape[0], a.shape[1], max_frames, max_motions):
             yield [x for x in np.asarray(a[s:e], dtype=np.float32)]
         return
-    from ..core.motion import DEFAULT_FPS
-    from ..core.skeleton import COMMON
-    from ..data import load_user_file
 
     m = load_user_file(p)
     yield [m.retarget(COMMON).resample(DEFAULT_FPS).joints]
@@ -164,9 +175,8 @@ def _run_classify(args: argparse.Namespace) -> int:
         if args.json:
             print("]}")
         return 0
-    from ..data import load_corpus
 
-    real = [m for m in load_corpus(args.split, root=args.data_root) if m.labels.label in set(model.labels)]
+    real = [m for m in data.load_corpus(args.split, root=args.data_root) if m.labels.label in set(model.labels)]
     if not real:
         raise UserError(f"no {args.split} motions with labels known to the recogniser")
     bar, progress = progress_bar(f"classify {args.split}", not args.no_progress)
@@ -225,9 +235,6 @@ def format_table(result: dict[str, dict[str, Any]]) -> str:
 
 
 def _generators(args: argparse.Namespace) -> dict[str, Any]:
-    from ..core.limits import whole_number
-    from ..generators.registry import MODELS, FixedSteps, available_models, load_generator
-
     ckpt = _checkpoint_dir(args)
     avail = available_models(ckpt)
     if args.models:
@@ -244,7 +251,7 @@ def _generators(args: argparse.Namespace) -> dict[str, Any]:
     out = {}
     for spec in names:
         n, _, k = spec.partition("@")
-        g = load_generator(n, ckpt)
+        g = registry.load_generator(n, ckpt)
         if k:
             g = FixedSteps(g, whole_number(k, f"steps of {spec}", 1, 1000))
         if not ({"label"} & set(getattr(g, "tasks", ()))):
@@ -256,9 +263,6 @@ def _generators(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from ..data import load_corpus
-    from ..evaluation.generative import EvalSettings, evaluate
-
     if args.num < 1 or args.num > 64:
         raise UserError(f"--num must be between 1 and 64, got {args.num}")
     if args.repeats < 1 or args.repeats > 1000:
@@ -270,10 +274,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     rec = _recognizer(args)
     gens = _generators(args)
     print(f"evaluate: models={list(gens)} settings={settings}", file=sys.stderr)
-    test = load_corpus("test", root=args.data_root)
-    train = load_corpus("train", root=args.data_root)
+    test = data.load_corpus("test", root=args.data_root)
+    train = data.load_corpus("train", root=args.data_root)
     bar, progress = progress_bar("evaluate", not args.no_progress)
-    res = evaluate(gens, rec, test, train, settings, progress)
+    res = generative.evaluate(gens, rec, test, train, settings, progress)
     bar.close()
     extra = _correctness_sections(args, gens, rec, test, train, ds)
     extra.update(_dynamics_section(args, gens, test, train, ds, res))
@@ -285,18 +289,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     else:
         print(format_table(res))
         if "correctness_control" in extra:
-            from ..evaluation.correctness import format_correctness
-
             print()
             print(format_correctness(extra["correctness_control"]))
         if "score_control" in extra:
-            from ..evaluation.correctness import format_score_control
-
             print()
             print(format_score_control(extra["score_control"]))
         if "dynamics" in extra:
-            from ..evaluation.dynamics import format_dynamics
-
             print()
             print(format_dynamics(extra["dynamics"]))
     return 0
@@ -306,8 +304,6 @@ def _dynamics_section(args: argparse.Namespace, gens: dict[str, Any], test: list
                       datasets: tuple[str, ...] | None, res: dict[str, Any]) -> dict[str, Any]:
     """``{"dynamics": ...}`` of :mod:`motionviz.evaluation.dynamics` (``--dynamics 0`` skips it); its
     headline numbers also go into the main table's real and model rows."""
-    from ..evaluation.dynamics import DynamicsSettings, evaluate_dynamics, summary_keys
-
     n = getattr(args, "dynamics", 0)
     if not n:
         return {}
@@ -320,7 +316,7 @@ def _dynamics_section(args: argparse.Namespace, gens: dict[str, Any], test: list
     bar, progress = progress_bar("dynamics", not args.no_progress)
     section = evaluate_dynamics(gens, test, train, datasets, labels, s, progress)
     bar.close()
-    for name, keys in summary_keys(section).items():
+    for name, keys in dynamics_summary_keys(section).items():
         if name in res:
             res[name].update(keys)
     return {"dynamics": section}
@@ -330,8 +326,6 @@ def _correctness_sections(args: argparse.Namespace, gens: dict[str, Any], rec: A
                           datasets: tuple[str, ...] | None) -> dict[str, Any]:
     """``correctness_control`` and ``score_control`` of :mod:`motionviz.evaluation.correctness` for the
     ``evaluate`` verb (skipped with ``--correctness 0``), plus ``_summary`` keys for the main table."""
-    from ..evaluation.correctness import CorrectnessSettings, correctness_control, score_control, summary_keys
-
     n = getattr(args, "correctness", 0)
     if not n:
         return {}
@@ -356,16 +350,13 @@ def _correctness_sections(args: argparse.Namespace, gens: dict[str, Any], rec: A
         bar, progress = progress_bar("correctness", not args.no_progress)
         out["correctness_control"] = correctness_control(gens, rec, test, train, s, progress)
         bar.close()
-        out["_summary"] = summary_keys(out["correctness_control"])
+        out["_summary"] = correctness.summary_keys(out["correctness_control"])
     if s.score_datasets and (score_labels is None or score_labels):
-        out["score_control"] = score_control(gens, rec, test, s)
+        out["score_control"] = correctness.score_control(gens, rec, test, s)
     return out
 
 
 def _run_augment(args: argparse.Namespace) -> int:
-    from ..data import load_corpus, split_of
-    from ..evaluation.generative import AugmentSettings, augmentation_study
-
     for name, v, lo, hi in (("--per-class", args.per_class, 1, 200), ("--steps", args.steps, 1, 100000),
                             ("--kimore-steps", args.kimore_steps, 1, 100000), ("--folds", args.folds, 2, 9),
                             ("--repeats", args.repeats, 1, 20),
@@ -378,9 +369,9 @@ def _run_augment(args: argparse.Namespace) -> int:
                         seed=args.seed)
     gens = _generators(args)
     print(f"augment: models={list(gens)} settings={s}", file=sys.stderr)
-    train = load_corpus("train", datasets=["ui-prmd"], root=args.data_root)
-    held = load_corpus("test", datasets=["ui-prmd"], root=args.data_root)
-    kim = load_corpus("all", datasets=["kimore"], root=args.data_root)
+    train = data.load_corpus("train", datasets=["ui-prmd"], root=args.data_root)
+    held = data.load_corpus("test", datasets=["ui-prmd"], root=args.data_root)
+    kim = data.load_corpus("all", datasets=["kimore"], root=args.data_root)
     ktrain = {m.labels.subject for m in kim if split_of("kimore", m.labels.subject) == "train"}
     bar, progress = progress_bar("augment", not args.no_progress)
     res = augmentation_study(gens, train, held, kim, ktrain, s, progress)

@@ -23,9 +23,21 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..core.errors import UserError
+from ..core.motion import DEFAULT_FPS
 from ..core.representation import _resample
+from ..core.retarget import retarget, retarget_mask
+from ..core.skeleton import COMMON, JOINT_SETS, get_skeleton, resolve_set, set_joints, set_mask, sparse_to_common
+from ..data import load_user_file
+from ..data.userfile import skeleton_for_joint_count
+from ..evaluation import inpainting
+from ..evaluation.upsampling import evaluate as evaluate_upsampling
+from ..generators import inpaint as inpaint_G
+from ..generators.inpaint import inpaint, preset
+from ..generators.upsample import load_upsampler, upsample
+from ..io.files import atomic_write, check_out
 from .common import progress_bar, set_threads
 
 __all__ = ["add_arguments", "run", "read_input"]
@@ -50,7 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str = "inpaint") -> Non
                                                             "missing), or a motion file (.npz with fps, .bvh, "
                                                             ".json, .csv; any skeleton, read at its own rate "
                                                             "and resampled to 20 fps)")
-        from ..core.skeleton import JOINT_SETS
 
         parser.add_argument("--upsample", default=None, metavar="SET",
                             help="joint up-sampling: keep only the joints of SET and generate the rest of the "
@@ -106,9 +117,6 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
     ``fps`` is None for a ``.npy`` (its rate is ``--fps``, 20 by default) and 20 for ``.npz`` and motion
     files, which are read at their stored rate and resampled to 20 fps here.  With ``joint_set`` a
     (T, K, D) array of exactly the set's K joints (in its order) is placed on the common skeleton."""
-    from ..core.skeleton import COMMON
-    from ..data.userfile import skeleton_for_joint_count
-
     def _load(p: str, what: str) -> np.ndarray:
         if not Path(p).is_file():
             raise UserError(f"{what} file not found: {p}")
@@ -121,15 +129,11 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
 
     if not path.lower().endswith(".npy"):
         # a motion file (.npz / .bvh / .json / .csv ...): any skeleton, its own frame rate -> common, 20 fps
-        from ..core.motion import DEFAULT_FPS
-        from ..data import load_user_file
 
         if mask_path:
             raise UserError("--mask goes with a .npy input; a motion file marks missing joints as NaN/null")
         m = load_user_file(path)
         if joint_set is not None and m.skeleton.name != COMMON.name:
-            from ..core.skeleton import set_joints
-
             k = len(set_joints(joint_set))
             if len(m.skeleton) == k and m.skeleton.name not in ("bvh",):
                 raise UserError(f"{Path(path).name}: give the {k} joints of the set as a .npy or .npz array")
@@ -154,8 +158,6 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
                 raise UserError("the mask must hold booleans (True/1 = observed, False/0 = missing)")
             mask = mask.astype(bool)
     if joint_set is not None:
-        from ..core.skeleton import set_joints, sparse_to_common
-
         k = len(set_joints(joint_set))
         if x.shape[1] == k:
             x = sparse_to_common(x, joint_set)
@@ -169,17 +171,9 @@ def read_input(path: str, mask_path: str | None, joint_set: str | None = None
 
 
 def _run_inpaint(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..core.retarget import retarget, retarget_mask
-    from ..core.skeleton import COMMON, get_skeleton
-    from ..generators.inpaint import inpaint, load_model
-
     out_path = check_out_path(args.out, (".npy", ".npz"))    # before any work: exactly --out
     joint_set = None
     if args.upsample is not None:
-        from ..core.skeleton import resolve_set
-
         joint_set = resolve_set(args.upsample)
     x, mask, sk_name, file_fps = read_input(args.input, args.mask, joint_set)
     if file_fps is not None and args.fps is not None:
@@ -188,13 +182,11 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     if not (np.isfinite(fps) and 1 <= fps <= 240):
         raise UserError(f"--fps must be between 1 and 240, got {fps}")
     if joint_set is not None:
-        from ..generators.upsample import load_upsampler
-
         model = load_upsampler(args.checkpoint)
         if x.shape[-1] != 3:
             raise UserError("joint up-sampling works on 3D joints (frames, joints, 3)")
     else:
-        model = load_model(args.checkpoint)
+        model = inpaint_G.load_model(args.checkpoint)
     observed = np.isfinite(x).all(-1) if mask is None else (mask & np.isfinite(x).all(-1))
     if sk_name != COMMON.name:
         sk = get_skeleton(sk_name)
@@ -202,8 +194,6 @@ def _run_inpaint(args: argparse.Namespace) -> int:
         x = retarget(np.where(np.isfinite(x), x, 0.0), sk, COMMON)
         x[~observed] = np.nan
     if joint_set is not None:
-        from ..core.skeleton import set_joints, set_mask
-
         observed &= set_mask(joint_set)[None]
         if not observed.any():
             raise UserError(f"the input has none of the {joint_set} joints ({', '.join(set_joints(joint_set))}) "
@@ -217,8 +207,6 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     try:
         with torch.inference_mode(False):
             if joint_set is not None:
-                from ..generators.upsample import upsample
-
                 if args.denoise:
                     raise UserError("--denoise does not go with --upsample (the given joints are kept)")
                 res = upsample(model, xin, joint_set, steps=args.steps, shift=args.shift, settings=st, progress=cb)
@@ -253,8 +241,6 @@ def _run_inpaint(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    from ..generators.inpaint import preset
-
     st = preset(args.preset)
     if args.lr is not None:
         if not (np.isfinite(args.lr) and 0 < args.lr <= 100):
@@ -274,15 +260,11 @@ def _settings(args: argparse.Namespace) -> dict:
 def check_out_path(out: str | Path, suffix: str | tuple[str, ...] = ".npy") -> Path:
     """``--out`` as given, checked before any work: it must end in ``suffix`` (so the file written is exactly
     the one named; ``np.save`` would append ``.npy`` to ``x.txt``) and must not be a folder."""
-    from ..io.files import check_out
-
     return check_out(out, (suffix,) if isinstance(suffix, str) else tuple(suffix))
 
 
 def save_npy_atomic(out: str | Path, array: np.ndarray) -> Path:
     """Write ``array`` to exactly ``out`` (a temporary file in the same folder, then a rename), no pickle."""
-    from ..io.files import atomic_write
-
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
@@ -292,8 +274,6 @@ def save_npy_atomic(out: str | Path, array: np.ndarray) -> Path:
 
 def save_npz_atomic(out: str | Path, array: np.ndarray, fps: float, skeleton: str = "common") -> Path:
     """Write ``joints`` (the array), ``fps`` and ``skeleton`` to exactly ``out`` (.npz, no pickle)."""
-    from ..io.files import atomic_write
-
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.savez(f, joints=np.ascontiguousarray(array, dtype=np.float32), fps=np.float64(fps),
@@ -303,9 +283,6 @@ def save_npz_atomic(out: str | Path, array: np.ndarray, fps: float, skeleton: st
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from ..evaluation.inpainting import evaluate
-    from ..generators.inpaint import load_model
-
     try:
         rates = tuple(float(r) for r in args.rates.split(",") if r.strip())
     except ValueError:
@@ -320,13 +297,11 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise UserError("--upsampling-sequences must be between 1 and 1000")
     if args.lr is not None or args.critic_weight is not None:
         raise UserError("eval-inpaint compares the named presets; --lr / --critic-weight apply to inpaint only")
-    model = load_model(args.checkpoint)
+    model = inpaint_G.load_model(args.checkpoint)
     datasets = tuple(d.strip() for d in args.datasets.split(",") if d.strip())
     upsampler = None
     up_error = None
     if not args.no_upsampling:
-        from ..generators.upsample import load_upsampler
-
         try:
             upsampler = load_upsampler(args.upsample_checkpoint)
         except UserError as e:
@@ -338,7 +313,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         result: dict = {}
         if not args.upsampling_only:
             share = 0.7 if upsampler is not None else 1.0
-            result = evaluate(model, sequences=args.sequences, max_frames=args.max_frames,
+            result = inpainting.evaluate(model, sequences=args.sequences, max_frames=args.max_frames,
                               steps=200 if args.steps is None else args.steps,
                               settings=args.preset, compare=None if args.compare == "none" else args.compare,
                               shift=args.shift, seed=args.seed, rates=rates, pck=args.pck,
@@ -347,8 +322,6 @@ def _run_eval(args: argparse.Namespace) -> int:
         else:
             share = 0.0
         if upsampler is not None:
-            from ..evaluation.upsampling import evaluate as evaluate_upsampling
-
             result["upsampling"] = evaluate_upsampling(
                 upsampler, model, sequences=args.upsampling_sequences, max_frames=args.max_frames, seed=args.seed,
                 root=args.data_root, split=args.upsampling_split, pck=args.pck, datasets=datasets,
@@ -384,7 +357,6 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-
     set_threads(args.threads)
     if not 1 <= args.shift <= 256:
         raise UserError(f"--shift must be between 1 and 256, got {args.shift}")

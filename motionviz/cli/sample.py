@@ -34,7 +34,15 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.limits import LIMITS, check_budget, whole_number
+from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
 from ..core.representation import keep_mask
+from ..core.skeleton import COMMON
+from ..data import load_user_file
+from ..data.labels import LABEL_TITLES
+from ..generators import registry
+from ..generators.registry import DEFAULT_STEPS, MODELS, Request
+from ..generators.vae import Endpoint
 from ..io.files import check_out, write_npy
 from .common import progress_bar, set_threads
 
@@ -57,7 +65,6 @@ def resolve_exercise(name: str | None, labels: Sequence[str], model: str = "diff
     one-line :class:`UserError` saying how to list the valid names."""
     if name is None or not str(name).strip():
         return None
-    from ..data.labels import LABEL_TITLES
 
     n = " ".join(str(name).split())
     labels = list(labels)
@@ -82,8 +89,6 @@ def resolve_exercise(name: str | None, labels: Sequence[str], model: str = "diff
 
 def exercise_titles(labels: Iterable[str]) -> list[tuple[str, str]]:
     """``[(label, title), ...]`` for a model's labels (title from :data:`motionviz.data.LABEL_TITLES`)."""
-    from ..data.labels import LABEL_TITLES
-
     return [(lab, LABEL_TITLES.get(lab, "")) for lab in labels]
 
 
@@ -94,9 +99,7 @@ def parse_correct(correct: bool = False, incorrect: bool = False) -> bool | None
 
 
 def _load(name: str, checkpoint_dir: str | None):
-    from ..generators.registry import load_generator
-
-    return load_generator(name, checkpoint_dir)
+    return registry.load_generator(name, checkpoint_dir)
 
 
 def _labels(gen: Any) -> list[str]:
@@ -187,18 +190,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _whole(v: Any, name: str, lo: int, hi: int) -> int:
     """An exact int in [lo, hi] (:func:`motionviz.core.limits.whole_number`: seeds up to 2**63 - 1)."""
-    from ..core.limits import whole_number
-
     return whole_number(v, name, lo, hi)
 
 
 def _load_motion(path: str, index: int = 0):
     """A user's motion file on the common skeleton at 20 fps.  A (N, T, 15, 3) .npy written by ``sample``
     gives its motion number ``index``."""
-    from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
-    from ..core.skeleton import COMMON
-    from ..data import load_user_file
-
     p = Path(path)
     if p.suffix.lower() == ".npy" and p.is_file():
         try:
@@ -206,8 +203,6 @@ def _load_motion(path: str, index: int = 0):
         except (ValueError, OSError) as e:
             raise UserError(f"{p.name}: not a readable .npy array ({str(e).splitlines()[0]})") from None
         if a.ndim == 4:
-            from ..core.limits import check_budget
-
             check_budget(int(a.shape[1]), int(a.shape[2]), p.name)     # before the motion is read
             if a.shape[2:] != (len(COMMON), 3):
                 raise UserError(f"{p.name}: a batch of motions must be (N, T, {len(COMMON)}, 3), got {a.shape}")
@@ -224,8 +219,6 @@ def _load_motion(path: str, index: int = 0):
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from ..generators.registry import DEFAULT_STEPS, MODELS, Request
-
     model = str(args.model).strip().lower()
     if model not in MODELS:
         raise UserError(f"unknown model {args.model!r}; choose diffusion, diffusion-fast or vae")
@@ -333,7 +326,6 @@ def run_interpolate(args: argparse.Namespace) -> int:
         raise UserError("give the output file with --out FILE.npy")
     check_out(args.out, (".npy",))                 # before any work: exactly this file, writable
     steps = _whole(args.steps, "--steps", *INTERP_STEPS)
-    from ..core.limits import LIMITS
 
     frames = _whole(args.frames, "--frames", *LIMITS["frames"])
     from_seed = _whole(args.from_seed, "--from-seed", 0, 2**63 - 1)
@@ -360,7 +352,6 @@ def run_interpolate(args: argparse.Namespace) -> int:
         to_seed = from_seed if (class_changes or end_motion is not None) else from_seed + 1
     if end_motion is None and not (to_ex or ex):
         raise UserError("give --to-exercise NAME or --to-motion FILE for the end of the path")
-    from ..generators.vae import Endpoint
 
     start = Endpoint(ex, start_correct if ex else None, from_seed, start_motion)
     end = Endpoint(to_ex or (ex if end_motion is None else None), end_correct, to_seed, end_motion)

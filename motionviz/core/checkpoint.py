@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
@@ -270,8 +271,6 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], kind: st
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
@@ -324,8 +323,6 @@ def _check_size_against_weights(path: Path, meta: dict[str, str], tensors: dict[
     """Build the model of the checkpoint's config on PyTorch's ``meta`` device (no memory) and refuse the
     file when that model would hold far more numbers than the file's weights: a crafted config cannot
     make the loader allocate before the strict load."""
-    import importlib
-
     spec = MODEL_CLASSES.get(meta.get("kind", ""))
     if spec is None:
         return

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..core.motion import Motion, MotionLabels
 from ..core.skeleton import BANDAI
+from ..io.bvh import read_bvh
 
 __all__ = ["bandai_files", "read_bandai", "load_bandai", "bandai_frames", "parse_bandai_name", "FPS"]
 
@@ -54,8 +55,6 @@ def bandai_frames(path: str | Path) -> int:
 
 
 def read_bandai(path: str | Path) -> Motion:
-    from ..io.bvh import read_bvh
-
     path = Path(path)
     part, content, style, take = parse_bandai_name(path.name)
     bvh = read_bvh(path)

@@ -14,6 +14,7 @@ from ..core.motion import Motion
 from . import data_root, dataset_files, load_dataset
 from .bandai import read_bandai
 from .irds import read_irds
+from .labels import LABEL_TITLES, STYLE_TITLES
 from .uiprmd import read_uiprmd
 
 #: Dataset registry name -> what the dropdown shows (in display order).
@@ -235,20 +236,12 @@ def available_datasets(root: str | Path | None = None) -> list[str]:
 
 # ---- choices -----------------------------------------------------------------------------------
 def _label_title(label: str) -> str:
-    try:
-        from . import LABEL_TITLES
-    except ImportError:
-        LABEL_TITLES = {}
     ident = label.split(":", 1)[-1]
     title = LABEL_TITLES.get(label)
     return f"{ident} · {title}" if title else ident
 
 
 def _style_title(style: str) -> str:
-    try:
-        from .labels import STYLE_TITLES
-    except ImportError:
-        STYLE_TITLES = {}
     return STYLE_TITLES.get(style, style)
 
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..core.errors import UserError
-from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
+from ..core.motion import DEFAULT_FPS, REFERENCE_BONE_SUM, Motion, MotionLabels
 from ..core.representation import interpolate_nans
 from ..core.skeleton import COMMON
 from .labels import mirror_label
@@ -53,7 +53,6 @@ def preprocess(m: Motion, fps: float = DEFAULT_FPS, normalise: bool = True) -> M
 def _sources_key(name: str, root: Path, fps: float, normalise: bool) -> str:
     h = hashlib.sha1()
     h.update(f"{CORPUS_VERSION}|{name}|{fps:g}|{int(normalise)}".encode())
-    from ..core.motion import REFERENCE_BONE_SUM
     h.update(repr(sorted(REFERENCE_BONE_SUM.items())).encode())
     for f in dataset_files(name, root):
         st = f.stat()
@@ -145,8 +144,6 @@ def sided_labels(motions: Iterable[Motion], threshold: float = 0.4) -> set[str]:
     and the four shoulder exercises (m02, m06-m10) are done with the right side (log ratio -0.5 to -1.7);
     squats, lunges and sit-to-stand are near 0.  Labels with a mirror twin (``LABEL_MIRROR``) are not
     listed: their mirrored copies change label instead."""
-    from ..core.skeleton import COMMON
-
     left = list(COMMON.indices(["left_elbow", "left_wrist", "left_knee", "left_ankle"]))
     right = list(COMMON.indices(["right_elbow", "right_wrist", "right_knee", "right_ankle"]))
     logs: dict[str, list[float]] = {}

@@ -15,8 +15,16 @@ import numpy as np
 
 from ..core.skeleton import BANDAI, KIMORE18, KINECT, SMPL22, UIPRMD
 from ._util import open_text
+from .bandai import bandai_files, bandai_frames, parse_bandai_name
+from .humanml3d import humanml3d_files
+from .irds import _NAME as _IRDS_NAME
+from .irds import irds_files
+from .keraal import read_keraal
+from .kimore import load_kimore, read_kimore_raw
 from .paths import cache_dir, data_root
 from .registry import DATASETS, dataset_files
+from .uiprmd import _NAME as _UIPRMD_NAME
+from .uiprmd import uiprmd_files
 
 __all__ = ["dataset_index", "summary", "INDEX_VERSION"]
 
@@ -25,10 +33,9 @@ Row = dict[str, Any]
 
 
 def _rows_uiprmd(root: Path) -> list[Row]:
-    from .uiprmd import _NAME, uiprmd_files
     rows = []
     for f in uiprmd_files(root):
-        ex, subj, ep, inc = _NAME.search(f.name).groups()
+        ex, subj, ep, inc = _UIPRMD_NAME.search(f.name).groups()
         n = sum(1 for ln in open_text(f).splitlines() if ln.strip())
         rows.append(dict(label=f"ui-prmd:m{ex}", subject=f"s{subj}", style="", correct=inc is None,
                          frames=n, source=str(f.relative_to(root))))
@@ -36,14 +43,12 @@ def _rows_uiprmd(root: Path) -> list[Row]:
 
 
 def _rows_kimore(root: Path) -> list[Row]:
-    from .kimore import load_kimore
     return [dict(label=m.label, subject=m.labels.subject, style="", correct=None, frames=m.num_frames,
                  score=m.labels.score, source=str(Path(m.labels.source.split("#")[0]).relative_to(root)))
             for m in load_kimore(root)]
 
 
 def _rows_kimore_raw(root: Path) -> list[Row]:
-    from .kimore import read_kimore_raw
     out = []
     for f in dataset_files("kimore-raw", root):
         m = read_kimore_raw(f)
@@ -53,10 +58,9 @@ def _rows_kimore_raw(root: Path) -> list[Row]:
 
 
 def _rows_irds(root: Path) -> list[Row]:
-    from .irds import _NAME, irds_files
     rows = []
     for f in irds_files(root):
-        subj, _, g, rep, c, pos = _NAME.search(f.name).groups()
+        subj, _, g, rep, c, pos = _IRDS_NAME.search(f.name).groups()
         n = sum(1 for ln in open_text(f).splitlines()[1:] if ln.strip())
         rows.append(dict(label=f"irds:{int(g)}", subject=subj, style="", correct={"1": True, "2": False}.get(c),
                          frames=n // 25, source=str(f.relative_to(root))))
@@ -64,7 +68,6 @@ def _rows_irds(root: Path) -> list[Row]:
 
 
 def _rows_keraal(root: Path) -> list[Row]:
-    from .keraal import read_keraal
     out = []
     for f in dataset_files("keraal", root):
         m = read_keraal(f)
@@ -74,7 +77,6 @@ def _rows_keraal(root: Path) -> list[Row]:
 
 
 def _rows_bandai(root: Path) -> list[Row]:
-    from .bandai import bandai_files, bandai_frames, parse_bandai_name
     rows = []
     for f in bandai_files(root):
         part, content, style, take = parse_bandai_name(f.name)
@@ -84,7 +86,6 @@ def _rows_bandai(root: Path) -> list[Row]:
 
 
 def _rows_humanml3d(root: Path) -> list[Row]:
-    from .humanml3d import humanml3d_files
     rows = []
     for f in humanml3d_files(root):
         a = np.load(f, mmap_mode="r", allow_pickle=False)

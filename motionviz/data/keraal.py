@@ -31,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import UserError
+from ..core.errors import DataNotFound, UserError
 from ..core.motion import Motion, MotionLabels
 from ..core.skeleton import BLAZEPOSE33, COCO17, COCO18, COMMON, KERAAL_VICON, KINECT, Skeleton
 from ._util import KINECT_TO_MV
+from .paths import data_root
 
 __all__ = ["keraal_files", "read_keraal", "load_keraal", "keraal_exercise", "KeraalExercise",
            "EXERCISES", "MODALITIES", "VIDEO_ASPECT"]
@@ -162,8 +163,6 @@ def keraal_exercise(exercise: str, root: str | os.PathLike | None = None) -> Ker
     Time: video frame i = Kinect row i (data README section 7), cut to the shortest.  Space: each track
     is retargeted to COMMON and mapped into the Kinect's frontal plane by one scale + 2-D shift fitted
     over all frames and joints."""
-    from .paths import data_root
-
     ex = exercise.split(":")[-1].upper()
     if ex not in EXERCISES:
         raise UserError(f"unknown KERAAL exercise {exercise!r}; choose from {', '.join(EXERCISES)}")
@@ -174,7 +173,6 @@ def keraal_exercise(exercise: str, root: str | os.PathLike | None = None) -> Ker
         vic = read_keraal(base / (name.format("Vicon") + ".txt"))
         raw = {MODALITIES[m]: read_keraal(base / (name.format(m) + ".json")) for m in ("BP", "OP", "AP")}
     except FileNotFoundError as e:
-        from ..core.errors import DataNotFound
         raise DataNotFound(f"KERAAL file missing: {e.filename}") from None
     T = min([kin.num_frames] + [m.num_frames for m in raw.values()])
     k = kin.retarget(COMMON).crop(0, T)

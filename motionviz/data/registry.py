@@ -8,7 +8,13 @@ from typing import Callable
 
 from ..core.errors import DataNotFound, UserError
 from ..core.motion import Motion
+from .bandai import bandai_files, load_bandai
+from .humanml3d import humanml3d_files, load_humanml3d
+from .irds import irds_files, load_irds
+from .keraal import keraal_files, load_keraal
+from .kimore import kimore_fold_files, kimore_raw_files, load_kimore, load_kimore_raw
 from .paths import data_root
+from .uiprmd import load_uiprmd, uiprmd_files
 
 __all__ = ["DATASETS", "CORPUS_DATASETS", "EXTRA_DATASETS", "load_dataset", "dataset_files"]
 
@@ -41,50 +47,36 @@ def dataset_files(name: str, root: str | os.PathLike | None = None) -> list[Path
     """The source files a dataset is read from (used for cache keys and summaries)."""
     r = _root_for(_check(name), root)
     if name == "ui-prmd":
-        from .uiprmd import uiprmd_files
         pos = uiprmd_files(r)
         return pos + [Path(str(p).replace("/Positions/", "/Angles/").replace("_positions", "_angles"))
                       for p in pos]
     if name == "kimore":
-        from .kimore import kimore_fold_files
         base = r / "kimore" / "patients-wsdba" / "Kimore_resampled"
         return kimore_fold_files(r) + sorted(base.glob("ex*/*.npy"))
     if name == "kimore-raw":
-        from .kimore import kimore_raw_files
         return kimore_raw_files(r)
     if name == "irds":
-        from .irds import irds_files
         return irds_files(r)
     if name == "keraal":
-        from .keraal import keraal_files
         return keraal_files(r)
     if name == "bandai":
-        from .bandai import bandai_files
         return bandai_files(r)
-    from .humanml3d import humanml3d_files
     return humanml3d_files(r)
 
 
 def _loader(name: str) -> Callable[[Path, int | None], list[Motion]]:
     if name == "ui-prmd":
-        from .uiprmd import load_uiprmd
         return load_uiprmd
     if name == "kimore":
-        from .kimore import load_kimore
         return load_kimore
     if name == "kimore-raw":
-        from .kimore import load_kimore_raw
         return load_kimore_raw
     if name == "irds":
-        from .irds import load_irds
         return load_irds
     if name == "keraal":
-        from .keraal import load_keraal
         return load_keraal
     if name == "bandai":
-        from .bandai import load_bandai
         return load_bandai
-    from .humanml3d import load_humanml3d
     return load_humanml3d
 
 

@@ -22,8 +22,10 @@ Every problem raises :class:`motionviz.core.errors.UserError` with a one-line me
 from __future__ import annotations
 
 import io
+import lzma
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ from ..core.errors import UserError
 from ..core.limits import check_budget
 from ..core.motion import DEFAULT_FPS, MAX_FRAMES, Motion, MotionError, MotionLabels
 from ..core.skeleton import COMMON, SKELETONS, Skeleton
+from ..io.bvh_motion import load_bvh_motion
 
 __all__ = ["load_user_file", "skeleton_for_joint_count", "MAX_USER_BYTES", "MAX_JSON_BYTES",
            "MAX_SPAN_M", "MAX_NESTING", "USER_EXTENSIONS"]
@@ -87,8 +90,6 @@ def _bvh_precheck(raw: bytes, name: str) -> bytes:
     """Budget a BVH file from its header, before it is parsed and before forward kinematics allocates
     (frames, joints, 3, 3) arrays: size (decompressed), nesting depth, joints x frames.  Returns the text."""
     if raw[:6] == b"\xfd7zXZ\x00":
-        import lzma
-
         d = lzma.LZMADecompressor()
         try:
             raw = d.decompress(raw, max_length=MAX_USER_BYTES + 1)
@@ -166,8 +167,6 @@ def _array_to_motion(a: np.ndarray, name: str, fps: float, skeleton: Skeleton | 
 def _read_npz(raw: bytes, name: str) -> tuple[np.ndarray, float | None, str | None]:
     """``.npz`` -> (joints, fps or None, skeleton name or None); no pickles, members' sizes checked before
     anything is unpacked (a small zip can unpack to gigabytes)."""
-    import zipfile
-
     if not raw.startswith(b"PK"):
         raise UserError(f"{name}: not a valid .npz file (not a zip archive)")
     try:
@@ -294,7 +293,6 @@ def load_user_file(path: str | os.PathLike, fps: float = DEFAULT_FPS,
         elif ext == ".csv":
             m = _array_to_motion(_read_csv(raw, name), name, fps, sk)
         elif ext in (".bvh", ".bvh.xz"):
-            from ..io.bvh_motion import load_bvh_motion
             text = _bvh_precheck(raw, name)
             try:
                 m = load_bvh_motion(p)

@@ -29,7 +29,18 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any, Callable
 
-from ..core.errors import UserError
+import numpy as np
+import torch
+
+from .. import data
+from ..core.checkpoint import default_checkpoint_dir
+from ..core.errors import DataNotFound, UserError
+from ..generators import registry
+from ..generators.recognition import CHECKPOINT_NAME, load_recognizer
+from ..generators.registry import MODELS, Request, checkpoint_path
+from ..generators.vae import Endpoint
+from . import generative
+from .generative import EvalSettings
 
 __all__ = ["SECTIONS", "run_bench", "machine_info", "run_section", "timeit"]
 
@@ -73,9 +84,6 @@ def timeit(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> dict[str
 
 
 def machine_info() -> dict[str, Any]:
-    import numpy as np
-    import torch
-
     try:
         affinity = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -117,10 +125,8 @@ def machine_info() -> dict[str, Any]:
 # generic generator timings (used when a model module has no bench function)
 # ---------------------------------------------------------------------------------------------
 def _generic_diffusion(quick: bool) -> dict[str, Any]:
-    from ..generators.registry import Request, checkpoint_path, load_generator
-
     t0 = time.perf_counter()
-    gen = load_generator("diffusion")
+    gen = registry.load_generator("diffusion")
     load_s = time.perf_counter() - t0
     labels = list(getattr(gen, "labels", []) or [])
     text = "slowly raise both arms sideways to shoulder height, then lower them"
@@ -147,10 +153,8 @@ def _generic_diffusion(quick: bool) -> dict[str, Any]:
 
 
 def _generic_vae(quick: bool) -> dict[str, Any]:
-    from ..generators.registry import checkpoint_path, load_generator
-
     t0 = time.perf_counter()
-    gen = load_generator("vae")
+    gen = registry.load_generator("vae")
     load_s = time.perf_counter() - t0
     labels = list(getattr(gen, "labels", []) or [])
     if not labels:
@@ -165,8 +169,6 @@ def _generic_vae(quick: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"source": "motionviz.evaluation.bench generic", "checkpoint": str(checkpoint_path("vae")),
                            "load_seconds": round(load_s, 4), "label": label, "sampling": rows}
     if hasattr(gen, "interpolate_path"):
-        from ..generators.vae import Endpoint
-
         t = timeit(lambda: gen.interpolate_path(Endpoint(label, None, 0), Endpoint(label, None, 1), steps=8,
                                                 frames=60), repeats=reps)
         out["interpolate_8_steps_60_frames_seconds"] = t["median"]
@@ -178,13 +180,6 @@ def diffusion_quality(quick: bool) -> dict[str, Any]:
     protocol with the shipped recogniser, held-out test split) at each of :data:`QUALITY_STEPS`, with
     the real-data row beside it; also the seconds each setting took.  ``quick``: UI-PRMD only, 10 steps,
     two motions per label, 2 repeats (a smoke run)."""
-    from ..core.checkpoint import default_checkpoint_dir
-    from ..core.errors import DataNotFound
-    from ..data import load_corpus
-    from ..generators.recognition import CHECKPOINT_NAME, load_recognizer
-    from ..generators.registry import load_generator
-    from .generative import EvalSettings, evaluate
-
     rec_path = default_checkpoint_dir() / CHECKPOINT_NAME
     if not rec_path.is_file():
         return {"skipped": f"no recogniser checkpoint at {rec_path} (the quality metrics need it)"}
@@ -192,11 +187,11 @@ def diffusion_quality(quick: bool) -> dict[str, Any]:
     settings = dict(num_per_label=2 if quick else 6, repeats=2 if quick else 10, datasets=datasets,
                     prompts_per_label=1 if quick else 2, seed=0)
     try:
-        test = load_corpus("test", datasets=list(datasets))
-        train = load_corpus("train", datasets=list(datasets))
+        test = data.load_corpus("test", datasets=list(datasets))
+        train = data.load_corpus("train", datasets=list(datasets))
     except DataNotFound as e:
         return {"skipped": f"no data for the quality metrics ({e})"}
-    gen = load_generator("diffusion")
+    gen = registry.load_generator("diffusion")
     rec = load_recognizer(rec_path)
     out: dict[str, Any] = {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()},
                            "metric_keys": list(QUALITY_KEYS), "steps": {}}
@@ -206,7 +201,7 @@ def diffusion_quality(quick: bool) -> dict[str, Any]:
 
     for steps in ((10,) if quick else QUALITY_STEPS):
         t0 = time.perf_counter()
-        res = evaluate({"diffusion": gen}, rec, test, train, EvalSettings(steps=steps, **settings))
+        res = generative.evaluate({"diffusion": gen}, rec, test, train, EvalSettings(steps=steps, **settings))
         row = pick(res["diffusion"])
         row["seconds"] = round(time.perf_counter() - t0, 2)
         row["num_motions"] = res["diffusion"].get("num_motions")
@@ -241,9 +236,6 @@ def _resolve(spec: str) -> tuple[Callable[[bool], dict] | None, str]:
 def _checkpoint_file(name: str):
     """The checkpoint a section needs: a generator of :data:`motionviz.generators.registry.MODELS` or
     ``<checkpoint dir>/<name>.safetensors``."""
-    from ..core.checkpoint import default_checkpoint_dir
-    from ..generators.registry import MODELS, checkpoint_path
-
     if name in MODELS:
         return checkpoint_path(name)
     return default_checkpoint_dir() / f"{name}.safetensors"

@@ -37,11 +37,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
 from ..core.skeleton import COMMON
 from ..generators.registry import Generator, Request
+from ..models.recognition import motions_to_batch
 
 __all__ = ["CorrectnessSettings", "correctness_control", "score_control", "judge", "correctness_labels",
            "format_correctness", "format_score_control", "summary_keys", "TARGET"]
@@ -75,10 +77,6 @@ def judge(recognizer: Any, motions: Sequence[Motion | np.ndarray], labels: Seque
     """Run the recogniser reading its per-class heads at the given ``labels`` (one per motion).
     Returns ``correct`` (N,) probability of a correct execution, ``score`` (N,) points (0-100) and
     ``label`` (N,) the recognised label."""
-    import torch
-
-    from ..models.recognition import motions_to_batch
-
     if len(motions) != len(labels):
         raise ValueError(f"{len(motions)} motions but {len(labels)} labels")
     if not motions:

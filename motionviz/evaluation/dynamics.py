@@ -45,6 +45,7 @@ import numpy as np
 from ..core.dynamics import dynamics
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
+from ..core.repetitions import chain, chain_repetitions
 from ..core.skeleton import COMMON
 from ..generators.registry import Request
 
@@ -104,8 +105,6 @@ def real_clips(motions: Sequence[Motion], frames: int, rng: np.random.Generator,
                max_windows: int = 4) -> list[np.ndarray]:
     """Real clips of exactly ``frames`` frames (see the module docstring), each (frames, J, 3) float32.
     ``motions`` are of one label; they are put on the common skeleton at 20 fps first."""
-    from ..core.repetitions import chain, chain_repetitions
-
     ms = [_common(m) for m in motions if m.num_frames >= 2]
     if not ms:
         return []

@@ -44,6 +44,8 @@ from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
 from ..core.skeleton import COMMON
 from ..generators.registry import Generator, Request
+from ..models.recognition import Config
+from ..training.recognition import train_recognizer
 
 __all__ = ["EvalSettings", "evaluate", "AugmentSettings", "augmentation_study", "eval_prompts",
            "generate_pool", "EVAL_PROMPTS_PATH"]
@@ -294,8 +296,6 @@ class AugmentSettings:
 
 
 def _small_config(labels: Sequence[str], a: AugmentSettings, **kw: Any):
-    from ..models.recognition import Config
-
     return Config(labels=tuple(labels), hidden=a.hidden, gru_hidden=a.gru_hidden, feature_dim=a.feature_dim,
                   conv_blocks=2, batch_size=a.batch_size, **kw)
 
@@ -342,8 +342,6 @@ def augmentation_study(generators: dict[str, Generator], real_train: Sequence[Mo
     Same seeds, steps and config for every row, so the rows differ only by the added data; with
     ``repeats`` > 1 every row is trained with that many seeds and reported as mean with ``*_ci``
     (1.96 standard errors over seeds).  The generated pool is made once (seed ``seed``)."""
-    from ..training.recognition import train_recognizer
-
     a = settings or AugmentSettings()
     progress = progress or _noop
     up_train = [m for m in real_train if m.labels.dataset == "ui-prmd"]

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import data
 from ..core.errors import UserError
 from ..core.representation import _resample
 from ..core.skeleton import BODY_PARTS, COMMON
@@ -53,9 +54,7 @@ def eval_sequences(n: int, max_frames: int = 160, seed: int = 0, root: str | Pat
     taken round-robin over the datasets in a seeded order, each cropped to at most ``max_frames``
     frames at a seeded position (``split="val"``: the validation subjects, for choosing settings).
     -> [(name, joints (T, J, 3) metres)]."""
-    from ..data import load_corpus
-
-    ms = [m for m in load_corpus(split, list(datasets), root=root)
+    ms = [m for m in data.load_corpus(split, list(datasets), root=root)
           if m.num_frames >= min_frames and np.isfinite(m.joints).all()]
     if not ms:
         raise UserError(f"no held-out {split} motions found")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -9,26 +10,23 @@ from typing import Any
 import numpy as np
 
 from ..core.skeleton import COMMON
+from ..data import load_dataset
 from ..mesh import _BODY_LOCK, MAX_EXPORT_FRAMES, anny_body
 from ..mesh.animation import _ANIM_CACHE, demo_motion, mesh_animation
 from ..mesh.export import export_sequence
 from ..mesh.figure import mesh_figure
+from ..viz.render import figure_json_size
 
 
 def bench(quick: bool = False) -> dict[str, Any]:
     """Benchmark section ``mesh``: seconds to pose the Anny body for a 120-frame motion and build its
     browser figure (cold cache), that figure's JSON size, full-mesh skinning and GLB export times."""
-    import tempfile
-
-    from ..viz.render import figure_json_size
-
     t0 = time.perf_counter()
     body = anny_body()
     load_s = time.perf_counter() - t0
     motion = demo_motion(120, body=body)
     source = "synthetic squat (demo_motion)"
     try:
-        from ..data import load_dataset
         ms = [m for m in load_dataset("ui-prmd", limit=4) if m.num_frames >= 10]
         if ms:
             m = ms[0].retarget(COMMON).resample(20.0).normalise()

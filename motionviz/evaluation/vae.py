@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .. import data
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS
 from ..core.representation import canonicalise
@@ -88,14 +89,12 @@ def sanity(gen: VAEGenerator, data_root: str | Path | None = None, per_class: in
 
     ``datasets`` restricts the check to those datasets' classes (default: every dataset of the model).
     """
-    from ..data import load_corpus
-
     known = sorted({k.split(":", 1)[0] for k in gen.classes})
     wanted = list(datasets) if datasets is not None else known
     datasets = [d for d in known if d in wanted]
     if not datasets:
         raise UserError(f"the model knows none of {', '.join(wanted)}; it has {', '.join(known)}")
-    real = [m for m in load_corpus("test", datasets, root=data_root) if m.labels.label]
+    real = [m for m in data.load_corpus("test", datasets, root=data_root) if m.labels.label]
     by_class: dict[int, list[np.ndarray]] = {}
     for m in real:
         k = class_key(m.labels.label, m.labels.correct)

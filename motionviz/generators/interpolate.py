@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from ..core.errors import UserError
+from . import registry
 from .vae import Endpoint
 
 if TYPE_CHECKING:
@@ -44,9 +45,8 @@ __all__ = ["between_seeds", "between_classes", "between_motions",
 def _vae(gen: Any) -> Any:
     if gen is not None:
         return gen
-    from .registry import load_generator
 
-    return load_generator("vae")
+    return registry.load_generator("vae")
 
 
 def between_seeds(label: str, seed_a: int, seed_b: int, correct: bool | None = None, steps: int = 8,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
 from ..core.checkpoint import default_checkpoint_dir
 from ..core.errors import CheckpointError, UserError
@@ -87,8 +88,6 @@ class Request:
                        guidance=guidance, window=window, shift=shift, keep=keep)
 
     def torch_generator(self, seed: int | None = None):
-        import torch
-
         g = torch.Generator(device="cpu")
         g.manual_seed(int(self.seed if seed is None else seed))
         return g

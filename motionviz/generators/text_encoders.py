@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
+from safetensors.torch import load_file
 
 from ..core.errors import CheckpointError, UserError
 
@@ -157,8 +158,6 @@ class OpenCLIPEncoder(_CachedEncoder):
                 model = open_clip.create_model(model_name, pretrained=None if weights_file else pretrained,
                                                cache_dir=cache_dir, device="cpu")
                 if weights_file is not None:
-                    from safetensors.torch import load_file
-
                     model.load_state_dict(load_file(str(weights_file)), strict=True)
             except (RuntimeError, OSError, ValueError, KeyError) as e:
                 raise UserError(f"cannot load open_clip {model_name} weights {pretrained!r}: {e}") from None

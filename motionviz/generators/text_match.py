@@ -37,6 +37,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..core.limits import clean_text
+from ..data import cache_dir
+from ..data.captions import caption_table
+from ..data.labels import LABEL_TITLES
+from .text_encoders import get_text_encoder
+
 __all__ = ["closest_exercises", "understand", "Understanding", "caption_embeddings", "FAR_BELOW", "NEAR_FROM"]
 
 FAR_BELOW = 0.40    # best score below: far from every training description
@@ -49,8 +55,6 @@ _memory: dict[int, tuple[Any, dict[str, Any]]] = {}     # id(encoder) -> (encode
 
 def _captions() -> tuple[list[str], list[str], np.ndarray]:
     """(labels, captions, owner (N,) int: the label index of each caption)."""
-    from ..data.captions import caption_table
-
     table = caption_table()["labels"]
     labels = [l for l in table if not l.startswith("style:") and table[l]]
     caps = [c for l in labels for c in table[l]]
@@ -61,7 +65,6 @@ def _captions() -> tuple[list[str], list[str], np.ndarray]:
 def _encoder(encoder: Any | None) -> Any:
     if encoder is not None:
         return encoder
-    from .text_encoders import get_text_encoder
 
     return get_text_encoder("minilm")
 
@@ -100,8 +103,6 @@ def caption_embeddings(encoder: Any | None = None) -> dict[str, Any]:
 
 
 def _cache_file(key: str) -> Any:
-    from ..data import cache_dir
-
     return cache_dir() / f"text_match_{key}.npz"
 
 
@@ -141,9 +142,6 @@ def closest_exercises(text: str, k: int = 3, encoder: Any | None = None,
     """The ``k`` known labels whose training descriptions are closest to ``text``: ``[(label, human name,
     cosine similarity)]``, best first (mean similarity over the label's descriptions, see the module
     docstring).  ``labels`` restricts the candidates (e.g. to a model's vocabulary); empty text -> []."""
-    from ..core.limits import clean_text
-    from ..data.labels import LABEL_TITLES
-
     t = clean_text(text)
     if not t or k < 1:
         return []

@@ -28,10 +28,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import data
 from ..core.checkpoint import default_checkpoint_dir
 from ..core.errors import CheckpointError, UserError
 from ..core.representation import _to_world, _yaw
 from ..core.skeleton import COMMON, Skeleton, resolve_set, set_joints, set_mask
+from . import inpaint as inpaint_G
 from .inpaint import inpaint
 from .inpaint import preset as _preset
 
@@ -116,9 +118,7 @@ def training_mean_pose(root: str | Path | None = None, datasets: tuple[str, ...]
     +Z by its left/right pairs), and the mean bone lengths.  -> {"pose": (J, 3), "bones": (B,)} metres."""
     key = (str(root), tuple(datasets), skeleton.name)
     if key not in _MEAN_POSES:
-        from ..data import load_corpus
-
-        ms = load_corpus("train", list(datasets), root=root)
+        ms = data.load_corpus("train", list(datasets), root=root)
         frames = [m.joints[np.isfinite(m.joints).all(axis=(1, 2))] for m in ms if m.skeleton.name == skeleton.name]
         X = np.concatenate([f for f in frames if len(f)]).astype(np.float64) if frames else np.zeros((0,))
         if X.ndim != 3 or not len(X):
@@ -192,13 +192,11 @@ def mean_pose_fill(joints: np.ndarray, observed: np.ndarray | None, mean: dict[s
 # ==============================================================================================
 def load_upsampler(path: str | Path | None = None):
     """The fine-tuned up-sampling AE-GAN (default ``checkpoints/aegan-upsample.safetensors``)."""
-    from .inpaint import load_model
-
     p = Path(path) if path else default_checkpoint_dir() / CHECKPOINT_NAME
     if not p.is_file():
         raise CheckpointError(f"no up-sampling AE-GAN at {p}; train one with "
                               "`python -m motionviz train aegan-upsample`")
-    return load_model(p)
+    return inpaint_G.load_model(p)
 
 
 #: the latent search of up-sampling (``steps`` = 0: the encoder's answer only) and how the generated joints

@@ -47,8 +47,10 @@ Coordinates: the motionviz frame (metres, Y-up, facing +Z, left = +X), which is 
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -56,9 +58,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from ..core.errors import UserError
 from ..core.skeleton import COMMON
+from ..data.paths import cache_dir
 from .decimation import PREVIEW_FACES, decimate
 
 __all__ = [
@@ -197,7 +201,6 @@ def build_anny_body(phenotype: dict[str, float] | None = None, preview_faces: in
     them in ``~/.cache/anny``, about 2 minutes; later runs a few seconds)."""
     try:
         import anny
-        import torch
     except ImportError as e:  # pragma: no cover - depends on the installation
         raise UserError(f"the body mesh needs the 'anny' package ({e}); pip install anny") from None
     if progress:
@@ -225,7 +228,6 @@ def build_anny_body(phenotype: dict[str, float] | None = None, preview_faces: in
     if progress:
         progress(0.6, "decimating the preview mesh")
     pidx, pfaces = decimate(verts, faces, W.argmax(1), preview_faces)
-    import importlib.metadata as md
     info = {
         "source": "anny", "anny_version": md.version("anny"), "phenotype": pheno, "rig_bones": len(labels),
         "licence": "Anny code Apache-2.0 (NAVER); MakeHuman body data CC0 1.0", "build_s": round(build_s, 2),
@@ -249,7 +251,6 @@ def anny_body(progress: Progress | None = None) -> Body:
         body = None
         candidates = [ASSET_PATH]
         try:
-            from ..data.paths import cache_dir
             candidates.append(cache_dir() / f"anny_body_v{ASSET_VERSION}.npz")
         except Exception:  # noqa: BLE001 - the cache is optional
             pass
@@ -272,7 +273,6 @@ def anny_body(progress: Progress | None = None) -> Body:
 
 def _main() -> None:  # pragma: no cover - asset generation
     """``python -m motionviz.mesh [out.npz]``: (re)generate the shipped Anny body asset."""
-    import sys
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ASSET_PATH
     t0 = time.perf_counter()
     body = build_anny_body()

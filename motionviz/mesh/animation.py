@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from ..core.errors import UserError
 from ..core.motion import Motion, MotionError, MotionLabels
+from ..core.retarget import retarget_mask
 from ..core.skeleton import COMMON
 from . import _BODY_LOCK, _SIDES, Body, Progress, anny_body
 from .pose import pose_anny
@@ -47,7 +49,6 @@ class MeshAnimation:
         fr = np.arange(self.num_frames) if frames is None else np.asarray(frames, dtype=int)
         if isinstance(self.body, Body):
             return self.body.skin(self.params["transforms"][fr], preview=preview)
-        import torch
         out = []
         with torch.no_grad():
             for s in range(0, len(fr), 64):
@@ -80,7 +81,6 @@ def _as_common(motion: Motion) -> Motion:
         try:
             obs = motion.observed
             if not obs.all():         # retarget is a weighted sum: keep NaNs of other joints out of it
-                from ..core.retarget import retarget_mask
                 keep = retarget_mask(obs, motion.skeleton, COMMON)
                 motion = motion.with_joints(np.nan_to_num(motion.joints)).retarget(COMMON)
                 j = motion.joints.copy()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +38,6 @@ def export_frame(anim: MeshAnimation, frame: int, path: str | os.PathLike) -> Pa
 def _export_obj_zip(anim: MeshAnimation, path: Path, max_frames: int, progress: Progress | None) -> Path:
     """The sequence as a .zip of full-resolution .obj files (trimesh), ``frame_0000.obj`` ...; at most
     ``max_frames`` frames, subsampled evenly."""
-    import io
-    import zipfile
-
     import trimesh
     T = anim.num_frames
     fr = np.unique(np.round(np.linspace(0, T - 1, max(1, min(T, int(max_frames))))).astype(int))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from ..core.errors import UserError
 from ..core.motion import Motion
+from ..viz import render as R
 from . import SKIN_COLOR, Progress
 from .animation import MeshAnimation, _as_common, mesh_animation
 
@@ -19,11 +22,6 @@ def mesh_figure(motion: Motion, body: str = "auto", layout: str = "side", title:
     """An animated figure of the body mesh (decimated preview) and the skeleton, both moved by one
     slider (restyle steps carrying the mesh's and the skeleton's x/y/z, at most ``max_steps`` steps).
     ``layout``: "side" (two scenes side by side, same scale) or "overlay" (one scene, mesh translucent)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    from ..viz import render as R
-
     if layout not in ("side", "overlay"):
         raise UserError(f"layout must be 'side' or 'overlay', got {layout!r}")
     motion = _as_common(motion)

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from ..core.errors import UserError
 from . import SEGMENTS, Body
@@ -165,8 +166,6 @@ def lbs(vertices: np.ndarray, joint_index: np.ndarray, joint_weight: np.ndarray,
 
 def _matrix_to_quat(R: np.ndarray) -> np.ndarray:
     """(..., 3, 3) rotations -> (..., 4) unit quaternions (x, y, z, w), continuous in sign along axis 0."""
-    from scipy.spatial.transform import Rotation
-
     shape = R.shape[:-2]
     q = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_quat().reshape(shape + (4,))
     if q.ndim >= 2 and len(q) > 1:                     # flip q -> -q where it would jump (slerp takes the short way)

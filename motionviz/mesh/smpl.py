@@ -3,12 +3,16 @@ to a motion."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
 
 from ..core.errors import UserError
 from ..core.skeleton import COMMON, RETARGET, SMPL22
@@ -74,7 +78,6 @@ class SmplBody:
         return int(self.v_template.shape[0])
 
     def tensors(self):
-        import torch
         f = torch.float32
         return (torch.as_tensor(self.v_template, dtype=f), torch.as_tensor(self.shapedirs, dtype=f),
                 torch.as_tensor(self.posedirs, dtype=f), torch.as_tensor(self.J_regressor, dtype=f),
@@ -105,8 +108,6 @@ def smpl_body(directory: str | os.PathLike | None = None, preview_faces: int = P
         from smplx.utils import Struct
     except ImportError as e:  # pragma: no cover
         raise UserError(f"SMPL bodies need the 'smplx' package ({e})") from None
-    import contextlib
-    import io
     with contextlib.redirect_stdout(io.StringIO()):      # smplx prints a warning about 10 betas
         model = smplx.SMPL(model_path=str(path), data_struct=Struct(**data), num_betas=10)
     if model.J_regressor.shape[0] < 22 or model.parents.shape[0] < 22:
@@ -127,7 +128,6 @@ def smpl_body(directory: str | os.PathLike | None = None, preview_faces: int = P
 
 def _smpl_forward(body: SmplBody, betas, pose, transl, need_vertices: bool):
     """pose (T, 24, 3) axis-angle, betas (1, B), transl (T, 3) -> (vertices or None, joints (T, 24, 3))."""
-    import torch
     from smplx.lbs import batch_rigid_transform, batch_rodrigues, lbs
     v_t, sd, pd, jr, par, w = body.tensors()
     T = pose.shape[0]
@@ -150,7 +150,6 @@ def fit_smpl(body: SmplBody, joints: np.ndarray, steps: int = 150, progress: Pro
     (T, 15, 3) by a batched Adam optimisation of the joint distances (joints matched by name through
     SMPL22), with a small pose prior.  Returns {"betas" (1, B), "pose" (T, 24, 3), "transl" (T, 3),
     "error" (T,) mean joint distance in metres}."""
-    import torch
     J = _fill_missing(np.asarray(joints), np.zeros((len(COMMON), 3)))
     T = J.shape[0]
     sm_idx = [SMPL22.index(_SMPL_COMMON[c]) for c in COMMON.joints]
@@ -167,7 +166,6 @@ def fit_smpl(body: SmplBody, joints: np.ndarray, steps: int = 150, progress: Pro
     ac_r = rest[sm_idx[ix("left_hip")]] - rest[sm_idx[ix("right_hip")]]
     G = _frame(J[:, ix("spine")] - J[:, ix("pelvis")], J[:, ix("left_hip")] - J[:, ix("right_hip")]) \
         @ _frame(up_r, ac_r).T
-    from scipy.spatial.transform import Rotation
     pose[:, 0] = torch.as_tensor(Rotation.from_matrix(G).as_rotvec(), dtype=torch.float32)
     transl0 = J[:, ix("pelvis")] - np.einsum("tij,j->ti", G, rest[sm_idx[ix("pelvis")]])
     pose.requires_grad_(True)

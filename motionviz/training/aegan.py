@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from .. import data
 from ..core.checkpoint import data_provenance, default_checkpoint_dir, file_sha256, read_metadata, save_checkpoint
 from ..core.errors import UserError
 from ..core.motion import Motion
@@ -182,8 +183,6 @@ def build_training(opts: Any) -> Any:
 
     Datasets default to ``Config.datasets`` (UI-PRMD, KIMORE, IRDS: the rehabilitation recordings;
     ``--datasets`` adds e.g. bandai); ``--tiny`` uses IRDS only and a tiny network."""
-    from ..data import load_corpus
-
     cfg = Config(**TINY) if opts.tiny else Config()
     if opts.batch_size is not None:
         cfg = dataclasses.replace(cfg, batch_size=int(opts.batch_size))
@@ -192,7 +191,7 @@ def build_training(opts: Any) -> Any:
     cfg = _apply_overrides(cfg, dict(opts.overrides or {}))
     datasets = list(opts.datasets or (["irds"] if opts.tiny else cfg.datasets))
     cfg = dataclasses.replace(cfg, datasets=tuple(datasets))
-    motions = load_corpus("train", datasets, root=opts.data_root)
+    motions = data.load_corpus("train", datasets, root=opts.data_root)
     model = AEGAN(cfg)
     sampler, batches, export = _window_training(model, cfg, motions, opts)
     metadata = {"data": data_provenance(datasets),
@@ -253,8 +252,6 @@ def build_upsample_training(opts: Any) -> Any:
     further with the same losses on windows of which ``p_sets`` observe only a sparse joint set (the others
     keep the inpainting corruption, so the model still fills gaps).  The learning rate falls from ``lr``
     to a tenth along a cosine over the budget."""
-    from ..data import load_corpus
-
     overrides = dict(opts.overrides or {})
     init = str(overrides.pop("init", "") or "")
     cfg = Config(**{**TINY, **UPSAMPLE}) if opts.tiny else Config(**UPSAMPLE)
@@ -285,7 +282,7 @@ def build_upsample_training(opts: Any) -> Any:
                 for p in model.parameters():
                     p.requires_grad_(True)
                 init_info = f"{src.name} (sha256 {file_sha256(src)[:16]}, {read_metadata(src).get('d3/steps', '?')} steps)"
-    motions = load_corpus("train", datasets, root=opts.data_root)
+    motions = data.load_corpus("train", datasets, root=opts.data_root)
     sampler, batches, export = _window_training(model, cfg, motions, opts)
     metadata = {"data": data_provenance(datasets), "init": init_info, "task": "joint up-sampling",
                 "stats": {"train_motions": len(motions), "train_windows": len(sampler),

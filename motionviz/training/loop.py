@@ -37,7 +37,11 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
+from tqdm import tqdm
 
 from ..core.checkpoint import config_to_json, save_checkpoint
 from ..core.errors import UserError
@@ -163,8 +167,6 @@ def _unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], meta: di
 
 def save_resume_state(path: Path, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer],
                       info: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt_meta = {}
     for name, opt in optimizers.items():
@@ -180,8 +182,6 @@ def save_resume_state(path: Path, model: nn.Module, optimizers: dict[str, torch.
 def read_resume_info(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(info, optimiser metadata)`` of a resume state, read from its header only (no tensors), else a
     one-line :class:`UserError` (a truncated, corrupt or foreign file)."""
-    from safetensors import SafetensorError, safe_open
-
     fix = f"delete {path.parent} or drop --resume to start over"
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -206,9 +206,6 @@ def load_resume_state(path: Path, model: nn.Module, optimizers: dict[str, torch.
     """Load model and optimiser state from ``path``; return its info (step, seconds).  When ``config`` is
     given and the state recorded one, they must be equal.  Every problem is a one-line :class:`UserError`
     and nothing is changed unless the whole state fits."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     info, opt_meta = read_resume_info(path)
     fix = f"delete {path.parent} or drop --resume to start over"
     if config is not None and "config" in info:
@@ -249,7 +246,6 @@ def _init_distributed(device: str) -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
-    import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
@@ -258,8 +254,6 @@ def _init_distributed(device: str) -> tuple[int, int]:
 
 def _make_data_parallel(model: nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> None:
     """Broadcast rank 0's parameters and average gradients before every optimiser step."""
-    import torch.distributed as dist
-
     for t in list(model.parameters()) + list(model.buffers()):
         dist.broadcast(t.data, src=0)
     world = dist.get_world_size()
@@ -396,8 +390,6 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
     history: list[dict[str, float]] = []
     pbar = None
     if progress_bar and rank == 0:
-        from tqdm import tqdm
-
         pbar = tqdm(total=steps, desc=f"train {opts.name}", dynamic_ncols=True, file=sys.stderr,
                     initial=min(step0, steps) if steps else step0)
     start = time.monotonic() - elapsed0
@@ -425,8 +417,6 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
         every rank stops at the same step and uses the same learning rate."""
         secs = time.monotonic() - start
         if world > 1:
-            import torch.distributed as dist
-
             dev = "cuda" if dist.get_backend() == "nccl" else "cpu"
             t = torch.tensor([secs if rank == 0 else 0.0], dtype=torch.float64, device=dev)
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
@@ -470,8 +460,6 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
     summary = {"model": opts.name, "steps": step, "seconds": round(time.monotonic() - start, 1),
                "losses": {k: round(v, 5) for k, v in smooth.items()}, "checkpoint": str(out) if out else None}
     if world > 1:
-        import torch.distributed as dist
-
         dist.barrier()
         dist.destroy_process_group()
     return summary

@@ -9,12 +9,14 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from .. import data
 from ..core.checkpoint import data_provenance
 from ..core.errors import UserError
 from ..core.motion import Motion
 from ..core.repetitions import split_repetitions, time_normalise
 from ..core.representation import canonicalise
 from ..core.representation_torch import rep_item_features
+from ..data import augment_mirror, sided_labels
 from ..models.vae import KIND, ActorVAE, Config, class_key, classes_of, tiny_config
 from .loop import TrainSetup, shard
 
@@ -169,8 +171,6 @@ def _apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
 
 def build_training(opts: Any) -> Any:
     """:data:`motionviz.training.loop.TRAINERS` builder: corpus -> class-balanced repetitions -> ActorVAE."""
-    from ..data import augment_mirror, load_corpus, sided_labels
-
     config = tiny_config() if opts.tiny else Config()
     if opts.batch_size is not None:
         config = replace(config, batch_size=int(opts.batch_size))
@@ -178,7 +178,7 @@ def build_training(opts: Any) -> Any:
         config = replace(config, lr=float(opts.lr))
     config = _apply_overrides(config, dict(opts.overrides or {}))
     datasets = tuple(opts.datasets or config.datasets or (("irds",) if opts.tiny else VAE_DATASETS))
-    motions = load_corpus("train", list(datasets), root=opts.data_root)
+    motions = data.load_corpus("train", list(datasets), root=opts.data_root)
     motions = [m for m in motions if m.labels.label]
     if not motions:
         raise UserError(f"no labelled training motions in {', '.join(datasets)}")

@@ -22,10 +22,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from ..core.errors import UserError
-from ..core.limits import MAX_SEED  # seeds are exact ints end to end
+from ..core.limits import (
+    MAX_SEED,  # seeds are exact ints end to end
+    whole_number,
+)
 from ..core.motion import Motion
+from ..export import export_motion
 
 __all__ = [
     "AppContext", "user_error", "CPU_QUEUE", "CPU_LIMIT", "EXPORT_FORMATS", "FAST_FORMATS", "MAX_SEED",
@@ -196,8 +201,6 @@ def check_cost(what: str, cost: int, limit: int, unit: str, hint: str) -> int:
 def to_int(value: Any, name: str, lo: int, hi: int) -> int:
     """``value`` as an exact whole number in [lo, hi], else :class:`UserError` naming ``name`` (ints and
     text are never rounded through ``float``)."""
-    from ..core.limits import whole_number
-
     return whole_number(value, name, lo, hi)
 
 
@@ -241,12 +244,7 @@ def session_state(value: Any = _NEW_LIST) -> gr.State:
 def upload_folder() -> Path:
     """Gradio's upload (cache) folder, resolved: ``$GRADIO_TEMP_DIR``, else ``<system temp>/gradio``, as
     Gradio 6 decides it (``gradio.utils.get_upload_folder``).  Every file a visitor uploads lands here."""
-    try:
-        from gradio.utils import get_upload_folder
-        folder = get_upload_folder()
-    except ImportError:  # pragma: no cover - same rule as Gradio's
-        folder = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
-    return Path(folder).resolve()
+    return Path(get_upload_folder()).resolve()
 
 
 def uploaded_path(value: Any, what: str = "file") -> Path:
@@ -402,8 +400,6 @@ def export_files(motion: Motion, formats: Iterable[str] | None = None, directory
                  stem: str | None = None, progress: Callable[[float, str], None] | None = None) -> list[str]:
     """Write ``motion`` in each of ``formats`` (default :data:`FAST_FORMATS`) into a fresh per-call
     directory via :func:`motionviz.export.export_motion`; return the file paths (for ``gr.File``)."""
-    from ..export import export_motion
-
     fmts = [f.lower().lstrip(".") for f in (formats if formats is not None else FAST_FORMATS)]
     if not fmts:
         raise UserError("choose at least one file format to download")

@@ -15,14 +15,19 @@ from typing import Any, Sequence
 import gradio as gr
 import numpy as np
 
+from .. import data
 from ..analysis import metrics as M
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
 from ..core.skeleton import COMMON
+from ..data.labels import LABEL_TITLES
+from ..evaluation import generative
 from ..evaluation.correctness import CorrectnessSettings, correctness_control
 from ..evaluation.dynamics import DynamicsSettings, evaluate_dynamics, summary_table
+from ..evaluation.generative import EvalSettings
+from ..generators import registry
 from ..generators.recognition import CHECKPOINT_NAME, load_recognizer
-from ..generators.registry import Request
+from ..generators.registry import DEFAULT_STEPS, FixedSteps, Request
 from ..viz.render import metric_bar_figure
 from .common import (
     CORRECTNESS_LABELS,
@@ -76,12 +81,10 @@ def comparable_models(models: Sequence[str], checkpoint_dir: Path) -> dict[str, 
     """name -> loaded generator, for the available models that generate from a label or text.  The
     distilled sampler keeps its own step count (:data:`motionviz.generators.registry.DEFAULT_STEPS`): the tab's steps
     slider is the full diffusion model's."""
-    from ..generators.registry import DEFAULT_STEPS, FixedSteps, load_generator
-
     out = {}
     for name in models:
         try:
-            g = load_generator(name, checkpoint_dir)
+            g = registry.load_generator(name, checkpoint_dir)
         except UserError as e:
             log.warning("compare: %s not loaded: %s", name, e)
             continue
@@ -94,10 +97,6 @@ def comparable_models(models: Sequence[str], checkpoint_dir: Path) -> dict[str, 
 
 def label_choices(gens: dict[str, Any]) -> list[tuple[str, str]]:
     """(title (label), label) for every label known to at least one generator, in a stable order."""
-    try:
-        from ..data import LABEL_TITLES
-    except ImportError:  # pragma: no cover
-        LABEL_TITLES = {}
     labels: list[str] = []
     for g in gens.values():
         for lab in getattr(g, "labels", ()) or ():
@@ -114,11 +113,9 @@ def _real_example(label: str | None, seed: int, data_root: Path | None) -> Motio
     if not label or data_root is None:
         return None
     try:
-        from ..data import load_corpus
-
-        ms = [m for m in load_corpus("test", root=data_root) if m.labels.label == label]
+        ms = [m for m in data.load_corpus("test", root=data_root) if m.labels.label == label]
         if not ms:
-            ms = [m for m in load_corpus("train", root=data_root) if m.labels.label == label]
+            ms = [m for m in data.load_corpus("train", root=data_root) if m.labels.label == label]
     except (UserError, OSError) as e:
         log.warning("compare: no real example: %s", e)
         return None
@@ -231,9 +228,6 @@ def _r(v: Any, digits: int = 4) -> Any:
 def quick_evaluation(gens: dict[str, Any], recognizer: Any, label: str | None, data_root: Path | None,
                      num: int = 4, repeats: int = 5, steps: int = 10, progress=None) -> dict[str, dict[str, Any]]:
     """:func:`motionviz.evaluation.generative.evaluate` on the chosen exercise's dataset with small settings."""
-    from ..data import load_corpus
-    from ..evaluation.generative import EvalSettings, evaluate
-
     if recognizer is None:
         raise UserError("the quick evaluation needs the recogniser checkpoint (recognizer.safetensors)")
     if data_root is None:
@@ -245,9 +239,9 @@ def quick_evaluation(gens: dict[str, Any], recognizer: Any, label: str | None, d
     s = EvalSettings(num_per_label=num, repeats=repeats, datasets=ds, steps=steps, prompts_per_label=1)
     if progress:
         progress(0.0, "loading real data")
-    test = load_corpus("test", root=data_root)
-    train = load_corpus("train", datasets=list(ds), root=data_root)
-    return evaluate(gens, recognizer, test, train, s, progress)
+    test = data.load_corpus("test", root=data_root)
+    train = data.load_corpus("train", datasets=list(ds), root=data_root)
+    return generative.evaluate(gens, recognizer, test, train, s, progress)
 
 
 def quick_dynamics(gens: dict[str, Any], label: str | None, data_root: Path | None, num: int = 4,
@@ -255,16 +249,14 @@ def quick_dynamics(gens: dict[str, Any], label: str | None, data_root: Path | No
     """:func:`motionviz.evaluation.dynamics.evaluate_dynamics` on the chosen exercise's dataset: ``num``
     samples of ``frames`` frames per exercise and model against real held-out clips of the same duration,
     with the real-vs-real and degenerate rows."""
-    from ..data import load_corpus
-
     if data_root is None:
         raise UserError("the dynamics check needs the real data folder")
     gens = {n: g for n, g in gens.items() if "label" in set(getattr(g, "tasks", ()))}
     if not gens:
         raise UserError("no label-conditioned generator is available to evaluate")
     ds = (label.split(":", 1)[0],) if label and ":" in label else ("ui-prmd",)
-    test = load_corpus("test", datasets=list(ds), root=data_root)
-    train = load_corpus("train", datasets=list(ds), root=data_root)
+    test = data.load_corpus("test", datasets=list(ds), root=data_root)
+    train = data.load_corpus("train", datasets=list(ds), root=data_root)
     return evaluate_dynamics(gens, test, train, ds, None, DynamicsSettings(num=num, frames=frames, steps=steps),
                              progress)
 
@@ -411,8 +403,6 @@ def quick_correctness(gens: dict[str, Any], recognizer: Any, label: str | None, 
                       num: int = QUICK_NUM, frames: int = QUICK_FRAMES, steps: int = QUICK_STEPS,
                       progress=None) -> dict[str, Any]:
     """:func:`motionviz.evaluation.correctness.correctness_control` on one exercise with small settings."""
-    from ..data import load_corpus
-
     if recognizer is None:
         raise UserError("correctness control needs the recogniser checkpoint (recognizer.safetensors)")
     if data_root is None:
@@ -422,8 +412,8 @@ def quick_correctness(gens: dict[str, Any], recognizer: Any, label: str | None, 
     gens = {n: g for n, g in gens.items() if "label" in set(getattr(g, "tasks", ()))}
     ds = label.split(":", 1)[0]
     s = CorrectnessSettings(num=num, frames=frames, steps=steps, datasets=(ds,), labels=(label,))
-    return correctness_control(gens, recognizer, load_corpus("test", datasets=[ds], root=data_root),
-                               load_corpus("train", datasets=[ds], root=data_root), s, progress)
+    return correctness_control(gens, recognizer, data.load_corpus("test", datasets=[ds], root=data_root),
+                               data.load_corpus("train", datasets=[ds], root=data_root), s, progress)
 
 
 def correctness_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:

@@ -18,6 +18,7 @@ import gradio as gr
 from ..core.errors import UserError
 from ..core.motion import Motion
 from ..core.skeleton import COMMON
+from ..data import load_user_file
 from ..data.browse import (
     DATASET_TITLES,
     GRID_MAX,
@@ -46,7 +47,7 @@ from .common import (
     uploaded_motion_file,
     user_error,
 )
-from .player import controls, player, view_export
+from .player import controls, player, player_value, view_export
 
 __all__ = [           "build", "show_sequence", "upload_motion", "prepare_downloads", "MAX_UPLOAD_BYTES"]
 
@@ -84,8 +85,6 @@ def _title(m: Motion) -> str:
 def figure_for(motions: list[Motion], view: str) -> str:
     """The player value (:func:`motionviz.ui.player.player_value`) for the motions shown: one motion, a
     correct/incorrect pair side by side or overlaid (coloured by execution), or the subject's repetitions."""
-    from .player import player_value
-
     if len(motions) == 1 or view == "single":
         return player_value(motions[:1], titles=[_title(motions[0])])
     roles = None
@@ -119,8 +118,6 @@ def show_sequence(dataset: str, key: str | None, skeleton: str = "native", view:
 
 def upload_motion(path: str | None, skeleton: str = "native") -> tuple[Any, str, list[Motion]]:
     """Read a user file (.npy, .csv, .bvh, .json); return (figure, metadata markdown, [motion])."""
-    from ..data import load_user_file
-
     p = uploaded_motion_file(path, limit=MAX_UPLOAD_BYTES)
     try:
         m = load_user_file(p)

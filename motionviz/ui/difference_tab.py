@@ -22,9 +22,26 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .. import data
+from ..analysis.angles import ANGLE_BY_KEY
+from ..analysis.difference import (
+    MARGIN_DEG,
+    compare_executions,
+    describe_comparison,
+    key_angles_for,
+    normal_range_for,
+    on_common,
+    position_of,
+    warp_pair,
+)
 from ..core.errors import UserError
 from ..core.motion import Motion
+from ..data import load_user_file
+from ..data.labels import LABEL_TITLES
 from ..data.userfile import MAX_USER_BYTES, USER_EXTENSIONS
+from ..generators import registry
+from ..generators.registry import Request
+from ..viz.render import PALETTE, joint_error_figure
 from .common import (
     CORRECTNESS_LABELS,
     CPU_LIMIT,
@@ -38,6 +55,8 @@ from .common import (
     uploaded_motion_file,
     user_error,
 )
+from .player import controls, joint_label, player_value, view_export
+from .player import player as player_view_component
 
 __all__ = ["build", "exercise_choices", "recording_choices", "incorrect_meaning", "difference_view",
            "angle_curves_figure", "player_view", "DATASET_INCORRECT", "EXERCISE_INCORRECT", "MODES",
@@ -91,11 +110,7 @@ EXERCISE_INCORRECT: dict[str, str] = {
 }
 
 def _titles() -> dict[str, str]:
-    try:
-        from ..data import LABEL_TITLES
-        return dict(LABEL_TITLES)
-    except ImportError:  # pragma: no cover
-        return {}
+    return dict(LABEL_TITLES)
 
 
 def exercise_choices(gen: Any) -> list[tuple[str, str]]:
@@ -124,10 +139,9 @@ def incorrect_terms() -> str:
 def _test_recordings(label: str, data_root: Path | None) -> list[Motion]:
     if not label or data_root is None:
         return []
-    from ..data import load_corpus
 
     ds = label.split(":", 1)[0]
-    return [m for m in load_corpus("test", datasets=[ds], root=data_root) if m.labels.label == label]
+    return [m for m in data.load_corpus("test", datasets=[ds], root=data_root) if m.labels.label == label]
 
 
 def recording_choices(label: str | None, data_root: Path | None) -> list[tuple[str, int]]:
@@ -144,8 +158,6 @@ def recording_choices(label: str | None, data_root: Path | None) -> list[tuple[s
 
 
 def _read_upload(path: Any) -> Motion:
-    from ..data import load_user_file
-
     p = uploaded_motion_file(path, "recording", MAX_USER_BYTES)
     try:
         m = load_user_file(p)
@@ -157,8 +169,6 @@ def _read_upload(path: Any) -> Motion:
 
 
 def _generate(gen: Any, label: str, correct: bool, seed: int, frames: int, steps: int, progress=None) -> Motion:
-    from ..generators.registry import Request
-
     req = Request(model=gen.name, label=label, correct=correct, seed=seed, frames=frames, steps=steps, num=1)
     return gen.generate(req, progress)[0]
 
@@ -168,8 +178,6 @@ def player_view(a: Motion, b: Motion, names: tuple[str, str], view: str, highlig
                 roles: tuple[str, str] = ("correct", "incorrect")) -> str:
     """The player value of the two time-aligned motions (overlaid or side by side, one time line), the
     joints in ``highlight`` drawn larger in gold in both."""
-    from .player import player_value
-
     return player_value([a, b], titles=list(names), roles=list(roles), layout="grid" if view == "pair" else "overlay",
                         highlights=[list(highlight), list(highlight)], highlight_label="joints that differ most",
                         caption="Time-aligned by dynamic time warping on joint angles: both play on one time line.")
@@ -185,9 +193,6 @@ def angle_curves_figure(cmp: Any, keys: Sequence[str], names: tuple[str, str], f
     ``keys``; the normal band of real correct executions (``cmp.band`` {key: (K, 3)}: p5 / p50 / p95 per
     time-normalised frame, aligned to the reference) is shaded between its p5 and p95 curves, its median
     dotted."""
-    from ..analysis.angles import ANGLE_BY_KEY
-    from ..viz.render import PALETTE
-
     keys = list(keys)
     if not keys:
         raise UserError("no joint angle to plot")
@@ -234,19 +239,12 @@ def angle_curves_figure(cmp: Any, keys: Sequence[str], names: tuple[str, str], f
 
 
 def _diff_bars(cmp: Any, n: int = 10) -> go.Figure:
-    from ..analysis.angles import ANGLE_BY_KEY
-    from ..viz.render import joint_error_figure
-
     keys = [k for k in cmp.ranked_angles() if np.isfinite(cmp.angle_diff[k])][:n]
     return joint_error_figure([ANGLE_BY_KEY[k].title for k in keys], [cmp.angle_diff[k] for k in keys],
                               title="Mean joint-angle difference after time alignment", unit="°")
 
 
 def _summary_markdown(cmp: Any, names: tuple[str, str], label: str) -> str:
-    from ..analysis.angles import ANGLE_BY_KEY
-    from ..analysis.difference import MARGIN_DEG
-    from .player import joint_label
-
     t = _titles().get(label, label)
     lines = []
     if cmp.normal is not None:
@@ -282,16 +280,6 @@ def difference_view(gen: Any, mode: str, label: str | None, recording: Any, uplo
     """Run one comparison.  ``frames`` applies to the generated pair only; against a recording the reference
     has the recording's length.  Returns (player value (JSON), angle-curves figure, difference bars, summary
     markdown, [reference, other] motions as compared)."""
-    from ..analysis.difference import (
-        compare_executions,
-        describe_comparison,
-        key_angles_for,
-        normal_range_for,
-        on_common,
-        position_of,
-        warp_pair,
-    )
-
     cb = progress or (lambda f, t: None)
     if mode not in (GENERATED, REAL, UPLOAD):
         raise UserError("choose what to compare")
@@ -353,12 +341,8 @@ def difference_view(gen: Any, mode: str, label: str | None, recording: Any, uplo
 
 # ---- layout --------------------------------------------------------------------------------------
 def build(ctx: AppContext) -> None:
-    from ..generators.registry import load_generator
-    from .player import controls, view_export
-    from .player import player as player_view_component
-
     try:
-        gen = load_generator("diffusion", ctx.checkpoint_dir)
+        gen = registry.load_generator("diffusion", ctx.checkpoint_dir)
     except UserError as e:
         gr.Markdown(f"**Correct vs incorrect** needs the diffusion model: {e}")
         return

@@ -22,11 +22,18 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+import plotly.graph_objects as go
 
+from .. import data
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, Motion
+from ..core.representation import window_starts
 from ..core.retarget import retarget_mask
-from ..core.skeleton import BODY_PARTS, COMMON
+from ..core.skeleton import BODY_PARTS, COMMON, JOINT_SETS, resolve_set, set_mask
+from ..data import load_user_file
+from ..generators import inpaint as inpaint_G
+from ..generators.inpaint import baseline, corrupt, hold_last_observation, inpaint, preset
+from ..generators.upsample import CHECKPOINT_NAME, load_upsampler, offset_baseline, settings_for, training_mean_pose, upsample
 from .common import (
     LONG_LIMIT,
     LONG_QUEUE,
@@ -44,7 +51,7 @@ from .common import (
     uploaded_path,
     user_error,
 )
-from .player import part_label
+from .player import controls, part_label, player, player_value, view_export
 
 __all__ = ["build", "InpaintOutcome", "prepare_source", "corrupt_and_inpaint", "error_figure", "summary_markdown",
            "LIMBS", "MAX_FRAMES", "UpsampleOutcome", "upsample_motion", "upsample_figure", "upsample_markdown"]
@@ -72,10 +79,8 @@ class InpaintOutcome:
 
 
 def _model(ctx_dir: Path | str | None):
-    from ..generators.inpaint import load_model
-
     path = Path(ctx_dir) / "aegan.safetensors" if ctx_dir else None
-    return load_model(path)
+    return inpaint_G.load_model(path)
 
 
 def prepare_source(motion: Motion) -> tuple[Motion, str]:
@@ -110,8 +115,6 @@ MAX_WINDOW_STEPS = 16_000
 def check_inpaint_budget(frames: int, window: int, shift: int, steps: int) -> int:
     """windows x steps of an inpainting request, or :class:`UserError` when it is over
     :data:`MAX_WINDOW_STEPS` (shift 1 and 500 steps took ~100 s and held a worker that long)."""
-    from ..core.representation import window_starts
-
     n = len(window_starts(frames, window, shift))
     cost = n * max(steps, 1)
     if cost > MAX_WINDOW_STEPS:
@@ -126,8 +129,6 @@ def corrupt_and_inpaint(model: Any, motion: Motion, drop_joints: float = 30.0, d
                         preset_name: str = "tuned") -> InpaintOutcome:
     """Corrupt ``motion`` (percentages, centimetres) with a seeded generator and inpaint it with the
     latent-search preset ``preset_name`` (``average`` None = the preset's choice)."""
-    from ..generators.inpaint import baseline, corrupt, hold_last_observation, inpaint, preset
-
     drop_joints = to_float(drop_joints, "dropped joints (%)", 0.0, 90.0)
     drop_frames = to_float(drop_frames, "dropped frames (%)", 0.0, 90.0)
     noise_cm = to_float(noise_cm, "noise (cm)", 0.0, 50.0)
@@ -174,8 +175,6 @@ def corrupt_and_inpaint(model: Any, motion: Motion, drop_joints: float = 30.0, d
 
 def error_figure(out: InpaintOutcome):
     """Grouped per-joint error bars (cm) of the three methods against the uncorrupted motion."""
-    import plotly.graph_objects as go
-
     names = [part_label(j) for j in COMMON.joints]
     colors = {"input": "#9e9e9e", "baseline": "#ff9f1c", "AE-GAN": "#2a9d8f"}
     fig = go.Figure()
@@ -219,9 +218,6 @@ def upsample_motion(model: Any, motion: Motion, joint_set: str, steps: Any = Non
                     mean: dict | None = None, progress=None) -> UpsampleOutcome:
     """Keep only the joints of ``joint_set`` of ``motion`` and generate the rest with the up-sampling AE-GAN
     (and the offset baseline when ``mean``, the training mean pose, is given); errors against the motion."""
-    from ..core.skeleton import resolve_set, set_mask
-    from ..generators.upsample import offset_baseline, settings_for, upsample
-
     name = resolve_set(joint_set)
     chosen = settings_for(name)
     steps = chosen["steps"] if steps in (None, "") else to_int(steps, "steps", 0, 1000)
@@ -255,8 +251,6 @@ def upsample_motion(model: Any, motion: Motion, joint_set: str, steps: Any = Non
 
 def upsample_figure(out: UpsampleOutcome):
     """Per-joint error (cm) of the generated joints: the up-sampler and the offset baseline."""
-    import plotly.graph_objects as go
-
     hidden = [j for j, v in enumerate(next(iter(out.errors.values()))) if np.isfinite(v)]
     names = [part_label(COMMON.joints[j]) for j in hidden]
     colors = {"offset baseline": "#ff9f1c", "AE-GAN up-sampler": "#2a9d8f"}
@@ -274,8 +268,6 @@ def upsample_figure(out: UpsampleOutcome):
 
 
 def upsample_markdown(out: UpsampleOutcome) -> str:
-    from ..core.skeleton import JOINT_SETS
-
     rows = " | ".join(f"{k}: **{v:.0f} mm**" for k, v in out.mean_mm.items() if np.isfinite(v))
     lines = [f"**Up-sampled from {out.joint_set}** ({JOINT_SETS[out.joint_set][0]}): "
              f"{out.reference.num_frames} frames, {int((~np.isfinite(out.sparse.joints).all(-1)).any(0).sum())} "
@@ -289,17 +281,13 @@ def upsample_markdown(out: UpsampleOutcome) -> str:
 
 
 def _example_motion(data_root: Path | None) -> Motion:
-    from ..data import load_corpus
-
-    ms = [m for m in load_corpus("test", ["ui-prmd"], root=data_root) if m.num_frames >= 60]
+    ms = [m for m in data.load_corpus("test", ["ui-prmd"], root=data_root) if m.num_frames >= 60]
     if not ms:
         raise UserError("no held-out example motion is available (data folder missing)")
     return ms[0]
 
 
 def build(ctx: AppContext) -> None:
-    from .player import controls, player, player_value, view_export
-
     try:
         model = _model(ctx.checkpoint_dir)
     except UserError as e:
@@ -310,8 +298,6 @@ def build(ctx: AppContext) -> None:
     F = model.cfg.frames
     upsampler, up_error = None, ""
     try:
-        from ..generators.upsample import CHECKPOINT_NAME, load_upsampler
-
         upsampler = load_upsampler(Path(ctx.checkpoint_dir) / CHECKPOINT_NAME if ctx.checkpoint_dir else None)
     except UserError as e:
         up_error = str(e)
@@ -350,8 +336,6 @@ def build(ctx: AppContext) -> None:
             run_btn = gr.Button("Corrupt & inpaint", variant="primary", elem_id="inpaint-run")
             with gr.Accordion("Keypoints → full skeleton (joint up-sampling)", open=True,
                               elem_id="inpaint-upsample-box"):
-                from ..core.skeleton import JOINT_SETS
-
                 gr.Markdown("Keep only the joints a keypoint detector or a few trackers give and let the "
                             "up-sampling AE-GAN generate the others (its own search settings, chosen per joint "
                             "set on the validation subjects)."
@@ -372,7 +356,6 @@ def build(ctx: AppContext) -> None:
         if src == UPLOAD:
             if not path:
                 raise UserError("upload a motion file first")
-            from ..data import load_user_file
             return load_user_file(uploaded_path(path))
         if src == EXAMPLE:
             return _example_motion(ctx.data_root)
@@ -401,8 +384,6 @@ def build(ctx: AppContext) -> None:
         motion = _pick(src, index, path, motions_)
         mean = None
         if ctx.data_root is not None:
-            from ..generators.upsample import training_mean_pose
-
             try:
                 mean = training_mean_pose(ctx.data_root)
             except UserError:

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import os
+import shutil
+import socket
 import statistics
 import sys
 import tempfile
@@ -26,6 +29,26 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
+from gradio.utils import get_heartbeat_rate
+
+from ..core import representation_torch as D_RT
+from ..core.checkpoint import data_provenance, default_checkpoint_dir
+from ..core.errors import UserError
+from ..core.skeleton import COMMON
+from ..data import data_root
+from ..generators import inpaint as inpaint_G
+from ..generators import text_encoders as text
+from ..models import aegan as A
+from ..models import diffusion as D
+from ..training import aegan as A_T
+from ..training import diffusion as D_T
+from . import inpaint_tab as I
+from . import sessions
+from . import text_tab as T
+from .common import MAX_SESSIONS
 
 __all__ = ["rss_mb", "measure_latency", "measure_sessions", "main"]
 
@@ -42,8 +65,6 @@ def rss_mb() -> float:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -52,17 +73,6 @@ def _free_port() -> int:
 def _tiny_checkpoints(folder: Path) -> Path:
     """A tiny random diffusion checkpoint (no data, no download) in ``folder``, beside a copy of the shipped
     AE-GAN (the inpainting load is the real one); a tiny AE-GAN when none is shipped."""
-    import numpy as np
-    import torch
-
-    from ..core import representation_torch as D_RT
-    from ..core.checkpoint import data_provenance
-    from ..core.skeleton import COMMON
-    from ..models import aegan as A
-    from ..models import diffusion as D
-    from ..training import aegan as A_T
-    from ..training import diffusion as D_T
-
     torch.manual_seed(0)
     labels = ("kimore:ex1", "ui-prmd:m01", "ui-prmd:m07")
     cfg = D.tiny_config(labels=labels, datasets=("kimore", "ui-prmd"), text_encoder="minilm", text_dim=384)
@@ -72,9 +82,6 @@ def _tiny_checkpoints(folder: Path) -> Path:
     model = D.DiffusionModel(cfg, mean, torch.full((cfg.features,), 0.05))
     D_T.save_model(folder / "diffusion.safetensors", model,
                  {"data": data_provenance(["ui-prmd", "kimore"]), "command": "loadcheck"})
-    import shutil
-
-    from ..core.checkpoint import default_checkpoint_dir
 
     shipped = default_checkpoint_dir() / "aegan.safetensors"
     if shipped.is_file():
@@ -87,12 +94,6 @@ def _tiny_checkpoints(folder: Path) -> Path:
 
 def _install_fake_text_encoder() -> None:
     """With tiny checkpoints: a hash-seeded 384-d text encoder in place of MiniLM (no model download)."""
-    import hashlib
-
-    import torch
-
-    import motionviz.generators.text_encoders as text
-
     class _Fake:
         name, dim = "minilm", 384
 
@@ -107,8 +108,6 @@ def _install_fake_text_encoder() -> None:
 
 def _text_args(seed: int) -> dict[str, Any]:
     """A default text -> motion request of the Text tab (4 samples x 20 steps x 120 frames)."""
-    from . import text_tab as T
-
     return dict(text_="a squat with both knees", exercise_=T.NO_EXERCISE, correct_=T.UNSPECIFIED, guidance_=2.5,
                 steps_=20, frames_=120, num_=4, seed_=str(seed), randomize_=False, sampler_="ddim",
                 formats_=["npy"])
@@ -118,9 +117,6 @@ def _max_inpaint_args(data_root: Path | None, window: int) -> tuple[dict[str, An
     """The largest inpainting request the app accepts on the example motion: 500 optimisation steps and the
     smallest window shift whose windows x steps stay within the budget
     (:data:`motionviz.ui.inpaint_tab.MAX_WINDOW_STEPS`).  Returns (arguments, window-steps)."""
-    from ..core.errors import UserError
-    from . import inpaint_tab as I
-
     frames = I._example_motion(data_root).num_frames
     steps = 500
     for shift in range(1, window + 1):
@@ -180,13 +176,7 @@ def measure_latency(url: str, inpaint: tuple[dict[str, Any], int], requests: int
 def _settle_seconds() -> float:
     """How long a session that went can take to be freed: the server notices the closed heartbeat
     connection within one heartbeat interval, frees the session after the grace period, at the next sweep."""
-    from . import sessions
-
-    try:
-        from gradio.utils import get_heartbeat_rate
-        beat = float(get_heartbeat_rate())
-    except (ImportError, AttributeError):  # pragma: no cover - older Gradio
-        beat = 15.0
+    beat = float(get_heartbeat_rate())
     return beat + sessions.CLOSED_GRACE_S + 3 * sessions.SWEEP_INTERVAL_S + 10.0
 
 
@@ -260,8 +250,6 @@ def main(argv: list[str] | None = None) -> int:
         ck = _tiny_checkpoints(Path(tmp.name))
     import app as app_module
 
-    from .common import MAX_SESSIONS
-
     demo = app_module.build_app(checkpoint_dir=ck)
     demo.queue(max_size=64, default_concurrency_limit=4).launch(
         prevent_thread_lock=True, server_port=_free_port(), quiet=True, state_session_capacity=MAX_SESSIONS)
@@ -270,10 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = demo.local_url
         if args.only in (None, "latency"):
-            from ..data import data_root
-            from ..generators.inpaint import load_model
-
-            window = int(load_model(ck / "aegan.safetensors").cfg.frames)
+            window = int(inpaint_G.load_model(ck / "aegan.safetensors").cfg.frames)
             try:
                 root: Path | None = data_root()
             except Exception:  # noqa: BLE001 - no data folder: the app shows its embedded sample

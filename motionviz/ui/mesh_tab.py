@@ -45,7 +45,8 @@ from .common import (
     uploaded_path,
     user_error,
 )
-from .player import glb_value, player, player_value
+from .player import MAX_MESH_FRAMES as PLAYER_MESH_FRAMES
+from .player import SIDE_LEGEND, glb_value, player, player_value
 
 __all__ = ["build", "prepare_motion", "mesh_view", "export_mesh", "process_video", "dataset_motion",
            "SOURCE_DATASET", "SOURCE_SESSION", "LAYOUTS", "VIDEO_TYPES"]
@@ -85,10 +86,8 @@ def prepare_motion(motion: Motion, max_frames: Any) -> Motion:
 
 def mesh_view(motion: Motion, body: str, layout: str, progress=None):
     """(figure, markdown) of the body posed by ``motion`` (already prepared)."""
-    from .player import MAX_MESH_FRAMES, SIDE_LEGEND, player_value
-
     anim = mesh_A.mesh_animation(motion, body=body or "auto", progress=progress)
-    idx = np.unique(np.round(np.linspace(0, anim.num_frames - 1, min(anim.num_frames, MAX_MESH_FRAMES))).astype(int))
+    idx = np.unique(np.round(np.linspace(0, anim.num_frames - 1, min(anim.num_frames, PLAYER_MESH_FRAMES))).astype(int))
     body_mesh = (anim.vertices(preview=True, frames=idx), anim.faces(preview=True))
     legend = list(SIDE_LEGEND) + [(mesh.SKIN_COLOR, f"{anim.body.name} body mesh")]
     if (layout or "side") == "overlay":

@@ -24,14 +24,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import struct
 import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
+import gradio as gr
 import numpy as np
 
+from ..core.errors import UserError
 from ..core.motion import Motion
+from ..export import save_view
 from ..viz.payload import _encode
+from . import common
+from .common import CPU_LIMIT, CPU_QUEUE, progress_callback, user_error
 
 __all__ = [
     "player", "player_payload", "player_value", "ROLE_COLORS", "MAX_PLAYER_MOTIONS",
@@ -309,10 +315,6 @@ GLB_LEGEND = ("#d9b38c", "rigged body (.glb): its own skin and joint animation, 
 
 def _glb_parts(data: bytes) -> tuple[dict[str, Any], bytes]:
     """(glTF JSON, BIN chunk) of a GLB, checked (header, chunk bounds, JSON object); else UserError."""
-    import struct
-
-    from ..core.errors import UserError
-
     if len(data) > MAX_GLB_BYTES:
         raise UserError(f"the .glb is {len(data) / 2**20:.0f} MB; the viewer takes at most {MAX_GLB_BYTES // 2**20} MB")
     if len(data) < 20 or data[:4] != b"glTF":
@@ -363,8 +365,6 @@ def glb_payload(data: bytes, title: str = "", notice: str = "", caption: str = "
     export_rigged` writes): the file itself travels (base64) and player.js builds its skinned mesh, skeleton
     and animation; here only the header is checked and the view's size, frame rate and length are read
     (mesh bounds, the animated root translation, the animation's key times)."""
-    from ..core.errors import UserError
-
     gltf, blob = _glb_parts(data)
     lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
     for mesh in gltf.get("meshes", []) if isinstance(gltf.get("meshes"), list) else []:
@@ -419,8 +419,6 @@ def glb_value(path: str | Path, title: str = "", notice: str = "", caption: str 
     """:func:`glb_payload` of a file, as the JSON a :func:`player` component takes."""
     p = Path(path)
     if p.stat().st_size > MAX_GLB_BYTES:
-        from ..core.errors import UserError
-
         raise UserError(f"{p.name} is {p.stat().st_size / 2**20:.0f} MB; the viewer takes at most "
                         f"{MAX_GLB_BYTES // 2**20} MB")
     return json.dumps(glb_payload(p.read_bytes(), title or p.name, notice, caption), separators=(",", ":"))
@@ -457,8 +455,6 @@ _static_registered = False
 def _register_static() -> None:
     global _static_registered
     if not _static_registered:
-        import gradio as gr
-
         gr.set_static_paths([str(STATIC_DIR)])
         _static_registered = True
 
@@ -471,8 +467,6 @@ def player_head() -> str:
 def player(label: str | None = None, elem_id: str | None = None, value: str | None = None,
            min_height: int = 360, **kw: Any):
     """The player component: a ``gr.HTML`` whose value is :func:`player_value`'s JSON."""
-    import gradio as gr
-
     _register_static()
     classes = ["mv-player"] + list(kw.pop("elem_classes", []) or [])
     return gr.HTML(value=value, label=label, show_label=False, container=True, elem_id=elem_id,
@@ -495,8 +489,6 @@ def _is_hex(colour: Any) -> bool:
 def _check_view_payload(value: Any) -> dict[str, Any]:
     """The player payload a browser sent back, parsed and checked (shape, counts, sizes); one-line
     :class:`~motionviz.core.errors.UserError` otherwise."""
-    from ..core.errors import UserError
-
     if not value:
         raise UserError("the player shows nothing yet; make a view first")
     if not isinstance(value, str) or len(value) > MAX_VIEW_JSON:
@@ -532,9 +524,6 @@ def _check_view_payload(value: Any) -> dict[str, Any]:
 def save_view_file(value: Any, fmt: Any, view_json: Any = None, progress=None) -> str:
     """Write what the player shows (its JSON ``value``; ``view_json``: the browser's layout and camera) as a
     GIF or MP4 in a fresh download folder; returns the path."""
-    from ..export import save_view
-    from .common import export_dir
-
     fmt = fmt if fmt in ("gif", "mp4") else "gif"
     pay = _check_view_payload(value)
     view = None
@@ -546,17 +535,13 @@ def save_view_file(value: Any, fmt: Any, view_json: Any = None, progress=None) -
         view = view if isinstance(view, dict) else None
     layout = (view or {}).get("layout") or pay.get("layout", "grid")
     stem = "motionviz-overlay" if layout == "overlay" or len(pay["motions"]) == 1 else "motionviz-grid"
-    return str(save_view(pay, export_dir() / f"{stem}.{fmt}", fmt, view, progress))
+    return str(save_view(pay, common.export_dir() / f"{stem}.{fmt}", fmt, view, progress))
 
 
 def view_export(view: Any, elem_id: str) -> Any:
     """Under a :func:`player` ``view`` (whose ``elem_id`` is given): a "GIF/MP4 of this view" button and its
     download, drawn on the server with the player's colours, titles, layout and camera
     (:func:`motionviz.export.save_view`).  Returns the file component."""
-    import gradio as gr
-
-    from .common import CPU_LIMIT, CPU_QUEUE, progress_callback, user_error
-
     with gr.Row(elem_classes=["mv-view-export"]):
         fmt = gr.Radio(VIEW_FORMATS, value="gif", label="Save what the player shows", scale=1, min_width=150,
                        elem_id=f"{elem_id}-export-format")
@@ -582,8 +567,6 @@ def controls(label: str = "Settings") -> Any:
     """The accordion that holds a tab's controls beside its player (in a ``gr.Row(elem_classes=["mv-split"])``):
     open on wide screens; on phones the app puts the player first and closes this accordion on load
     (``PHONE_JS``), so the player is on screen without scrolling past the controls."""
-    import gradio as gr
-
     return gr.Accordion(label, open=True, elem_classes=["mv-controls"])
 
 

@@ -14,6 +14,7 @@ The callbacks' work is done by module-level functions (:func:`generate_motions`,
 from __future__ import annotations
 
 import logging
+import time
 import unicodedata
 from dataclasses import replace
 from typing import Any, Callable, Sequence
@@ -28,7 +29,8 @@ from ..core.representation import keep_mask
 from ..core.skeleton import COMMON
 from ..data.labels import LABEL_TITLES
 from ..export import export_motion
-from ..generators.registry import DEFAULT_STEPS, Request
+from ..generators import registry
+from ..generators.registry import DEFAULT_STEPS, Request, available_models
 from ..generators.text_match import understand
 from ..io.files import write_npy
 from .common import (
@@ -311,17 +313,15 @@ def _short(text: str, n: int = 40) -> str:
 # the tab
 # ---------------------------------------------------------------------------------------------
 def build(ctx: AppContext) -> None:
-    from ..generators.registry import available_models, load_generator
-
     try:
-        gen = load_generator(FULL, ctx.checkpoint_dir)
+        gen = registry.load_generator(FULL, ctx.checkpoint_dir)
     except UserError as e:
         gr.Markdown(f"**The diffusion model is not available:** {e}", elem_id="text-missing")
         return
     gens = {FULL: gen}
     if FAST in available_models(ctx.checkpoint_dir):
         try:
-            gens[FAST] = load_generator(FAST, ctx.checkpoint_dir)
+            gens[FAST] = registry.load_generator(FAST, ctx.checkpoint_dir)
         except UserError as e:            # a broken fast checkpoint leaves the full model usable
             log.warning("text tab: the fast model is not available: %s", e)
     default_model = FAST if FAST in gens else FULL
@@ -418,8 +418,6 @@ def build(ctx: AppContext) -> None:
     @user_error
     def on_generate(text_, exercise_, correct_, guidance_, steps_, frames_, num_, seed_, randomize_, sampler_,
                     formats_, motions_, model_=default_model, fast_steps_=FAST_DEFAULT_STEPS, progress=gr.Progress()):
-        import time
-
         cb = progress_callback(progress)
         seed_ = resolve_seed(seed_, bool(randomize_))
         t0 = time.perf_counter()
@@ -443,8 +441,6 @@ def build(ctx: AppContext) -> None:
     def on_edit(index_, keep_first_, keep_last_, parts_, text_, exercise_, correct_, guidance_, steps_, num_,
                 seed_, randomize_, sampler_, formats_, motions_, model_=default_model, fast_steps_=FAST_DEFAULT_STEPS,
                 progress=gr.Progress()):
-        import time
-
         cb = progress_callback(progress)
         m = pick_motion(motions_, index_)
         seed_ = resolve_seed(seed_, bool(randomize_))

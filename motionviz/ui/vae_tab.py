@@ -23,8 +23,13 @@ from typing import Any
 
 import gradio as gr
 
+from .. import data
 from ..core.errors import UserError
+from ..core.latent import weights
 from ..core.motion import Motion
+from ..data.labels import LABEL_TITLES
+from ..generators import registry
+from ..generators.vae import Endpoint
 from .common import (
     CPU_LIMIT,
     CPU_QUEUE,
@@ -46,6 +51,7 @@ from .common import (
     to_int,
     user_error,
 )
+from .player import controls, player, player_value, sample_titles
 
 __all__ = ["build", "label_choices", "compute_segment", "motion_at", "path_steps", "sample_motions",
            "vary_motions", "dataset_examples", "make_endpoint", "SEED_SOURCE", "DATASET_SOURCE",
@@ -63,17 +69,11 @@ DOWNLOAD_CHOICES = ("Motion at the slider", "Whole interpolation path", "Last sa
 
 
 def _generator(ctx: AppContext):
-    from ..generators.registry import load_generator
-
-    return load_generator("vae", ctx.checkpoint_dir)
+    return registry.load_generator("vae", ctx.checkpoint_dir)
 
 
 def label_choices(gen) -> list[tuple[str, str]]:
     """Dropdown choices (title (label), label) of the model's exercise/content labels."""
-    try:
-        from ..data import LABEL_TITLES
-    except ImportError:  # pragma: no cover - data package always present in the app
-        LABEL_TITLES = {}
     return [(f"{LABEL_TITLES.get(lab, lab)} ({lab})", lab) for lab in gen.labels]
 
 
@@ -88,9 +88,7 @@ def _correct(gen, label: str, choice: str | None) -> bool | None:
 
 @functools.lru_cache(maxsize=8)
 def _held_out(dataset: str, root: str | None) -> tuple[Motion, ...]:
-    from ..data import load_corpus
-
-    return tuple(load_corpus("test", [dataset], root=root))
+    return tuple(data.load_corpus("test", [dataset], root=root))
 
 
 def dataset_examples(label: str, correct: bool | None, data_root: str | Path | None) -> list[Motion]:
@@ -111,8 +109,6 @@ def make_endpoint(gen, source: str, label: str | None, correct: str | None, seed
                   session_index: Any, motions: list[Motion] | None, which: str,
                   data_root: str | Path | None = None):
     """One end of the interpolation from the tab's inputs (a :class:`motionviz.generators.vae.Endpoint`)."""
-    from ..generators.vae import Endpoint
-
     if source == SESSION_SOURCE:
         return Endpoint(motion=pick_motion(motions, session_index))
     if source not in SOURCES:
@@ -143,8 +139,6 @@ def motion_at(gen, segment, t: Any, frames: Any) -> Motion:
 
 def path_steps(gen, segment, steps: Any, frames: Any, progress=None) -> list[Motion]:
     """``steps`` evenly spaced motions along ``segment`` (ends included)."""
-    from ..core.latent import weights
-
     if segment is None:
         raise UserError("compute an interpolation first")
     n = to_int(steps, "steps on the path", 2, MAX_STEPS)
@@ -188,8 +182,6 @@ def _info(steps: list[Motion], t: float) -> str:
 
 
 def build(ctx: AppContext) -> None:
-    from .player import controls, player, player_value, sample_titles
-
     def motion_figure(m: Motion, title: str) -> str:
         return player_value([m], titles=[title])
 

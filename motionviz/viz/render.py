@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from ..core.motion import Motion
@@ -537,8 +538,6 @@ def standalone_html(motions: Motion | Sequence[Motion], titles: Sequence[str] | 
                     max_frames: int = 600, title: str | None = None) -> str:
     """A self-contained HTML page (plotly.js inline, works offline) with real Plotly animation frames,
     a Play/Pause button and a frame slider; several motions are shown side by side."""
-    import plotly.io as pio
-
     ms = [motions] if isinstance(motions, Motion) else list(motions)
     if len(ms) == 1:
         fig = motion_figure(ms[0], title=title or (titles[0] if titles else None), max_steps=max_frames)
