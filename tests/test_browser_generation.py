@@ -24,8 +24,10 @@ import os
 import re
 from pathlib import Path
 
-from _browser import CELL_COUNTS_JS, wait_new_payload_drawn
+from _browser import CELL_COUNTS_JS, needs_chromium, wait_new_payload_drawn
 from test_browser_difference import _no_error_toast, app_url, page  # noqa: F401 - fixtures (one app per module)
+
+pytestmark = needs_chromium
 
 # per grid cell: pixels of a body (saturated colours, or the dark grey of a real recording; the floor and
 # its grid lines are lighter greys)

@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from _browser import CELL_COUNTS_JS, wait_new_payload_drawn
+from _browser import CELL_COUNTS_JS, needs_chromium, wait_new_payload_drawn
 from test_browser import _choose, app_url, page  # noqa: F401 - fixtures (app started once per module)
+
+pytestmark = needs_chromium
 
 HOST = "#data-plot [data-mvp-id]"
 
