@@ -82,7 +82,7 @@ class Fake:
         r = request.validated()
         rng = np.random.default_rng(r.seed)
         if r.label.startswith("kimore"):
-            sc = 60.0 if self.mode == "ignore" else float(r.extra.get("score", 60.0))
+            sc = 60.0 if self.mode == "ignore" else (60.0 if r.score is None else float(r.score))
             return [synthetic(r.label, None, r.frames, rng, score=sc) for _ in range(r.num)]
         c = {"obey": r.correct, "defy": not r.correct, "ignore": True}[self.mode]
         return [synthetic(r.label, c, r.frames, rng) for _ in range(r.num)]

@@ -188,7 +188,7 @@ def test_bad_steps_and_guidance_are_one_line_errors(ckpt):
     g = _gen(ckpt)
     for req, needle in [(Request(text="x", steps=3), "1, 2, 4 steps"), (Request(text="x", steps=20), "1, 2, 4 steps"),
                         (Request(text="x", steps=2, guidance=15.0), "guidance scales up to"),
-                        (Request(label="ui-prmd:m01", correct=True, steps=2, extra={"correct_guidance": 5}),
+                        (Request(label="ui-prmd:m01", correct=True, steps=2, correct_guidance=5),
                          "correct/incorrect guidance")]:
         with pytest.raises(UserError, match=needle):
             g.generate(req)

@@ -323,11 +323,11 @@ def test_interpolation_between_encoded_motions_and_request(gen):
     np.testing.assert_allclose(path[-1].joints, rec_b.joints, atol=1e-5)
     assert path[0].labels.label == "ui-prmd:m01" and path[-1].labels.label == "ui-prmd:m07"
     r = Request(model="vae", label="m01", correct=True, seed=2, to_label="ui-prmd:m07", to_seed=4, steps=6,
-                frames=20, extra={"spherical": True})
+                frames=20, spherical=True)
     out = gen.interpolate(r)
     assert len(out) == 6
     np.testing.assert_allclose(out[-1].joints, gen.sample("m07", True, 20, 1, 4)[0].joints, atol=1e-5)
-    via_generate = gen.generate(replace(r, extra={"spherical": True, "task": "interpolate"}))
+    via_generate = gen.generate(replace(r, task="interpolate"))
     np.testing.assert_array_equal(via_generate[3].joints, out[3].joints)
 
 

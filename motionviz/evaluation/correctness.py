@@ -32,7 +32,6 @@ row scores the real test patients the same way (predicted vs clinical score).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -177,11 +176,6 @@ def _request(gen: Generator, label: str, num: int, frames: int, seed: int, s: Co
         kw["steps"] = s.steps
     if s.guidance is not None:
         kw["guidance"] = s.guidance
-    if "score" in cond:                    # a Request field when the model API has one, else in extra
-        if "score" in {f.name for f in dataclasses.fields(Request)}:
-            kw["score"] = cond.pop("score")
-        else:
-            kw["extra"] = {"score": cond.pop("score")}
     kw.update(cond)
     return Request(**kw)
 

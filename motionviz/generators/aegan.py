@@ -17,7 +17,7 @@ class AEGANGenerator:
 
     ``request.source``: the motion (any skeleton retargetable to the model's); ``request.keep``:
     (T, J) True = observed (NaN joints count as missing too); ``request.window`` / ``shift`` /
-    ``steps``; ``request.extra``: ``preset`` ("tuned" default, or "thesis"; see
+    ``steps``; ``request.preset`` ("tuned" default, or "thesis"; see
     :data:`motionviz.generators.inpaint.PRESETS`), ``average`` (bool: override the preset's candidate combination),
     ``denoise`` (bool: replace observed joints too), ``dims`` (2 or 3; default from the motion).
     """
@@ -41,13 +41,11 @@ class AEGANGenerator:
             keep = retarget_mask(obs, src.skeleton, self.skeleton)
             src = src.retarget(self.skeleton)
 
-        extra = dict(req.extra or {})
-        st = preset(str(extra.get("preset", DEFAULT_PRESET)))
-        if extra.get("average") is not None:
-            st["average"] = bool(extra["average"])
+        st = preset(str(DEFAULT_PRESET if req.preset is None else req.preset))
+        if req.average is not None:
+            st["average"] = bool(req.average)
         result = inpaint(self.model, src.joints, keep, window=req.window, shift=req.shift, steps=req.steps,
-                         keep_observed=not bool(extra.get("denoise", False)),
-                         dims=extra.get("dims"), progress=progress, **st)
+                         keep_observed=not bool(req.denoise), dims=req.dims, progress=progress, **st)
         out = Motion(result.joints, self.skeleton, src.fps,
                      src.labels.__class__(**{**src.labels.to_dict(), "source": "aegan-inpaint"}))
         return [out]

@@ -157,11 +157,11 @@ class DiffusionGenerator:
 
     def correct_guidance(self, req: Request) -> float:
         """Extra guidance on the correct/incorrect condition (see :func:`motionviz.core.sampling.guided`):
-        ``Request.extra["correct_guidance"]`` or :data:`CORRECT_GUIDANCE` when an execution was asked for,
+        ``Request.correct_guidance`` or :data:`CORRECT_GUIDANCE` when an execution was asked for,
         else 0."""
         if req.correct is None:
             return 0.0
-        v = (req.extra or {}).get("correct_guidance", CORRECT_GUIDANCE)
+        v = CORRECT_GUIDANCE if req.correct_guidance is None else req.correct_guidance
         try:
             v = float(v)
         except (TypeError, ValueError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
@@ -47,7 +47,19 @@ class Request:
     keep: np.ndarray | None = None        # (T, J) bool, True = keep/observed (editing, inpainting)
     window: int = 32
     shift: int = 8
-    extra: dict[str, Any] = field(default_factory=dict)
+    # -- family-specific fields (ignored by the families that do not read them) --
+    correct_guidance: float | None = None  # diffusion: guidance on the correct/incorrect condition (None: default)
+    task: str | None = None               # VAE: "label", "vary" or "interpolate" (None: "vary" with a source)
+    to_source: Motion | None = None       # VAE interpolation: target motion (instead of to_label/to_seed)
+    to_correct: bool | None = None        # VAE interpolation: target correctness (None: ``correct`` when the
+                                          # label stays, else unspecified)
+    spherical: bool = False               # VAE interpolation: slerp instead of lerp
+    spread: float = 1.0                   # VAE variations: latent spread
+    preset: str | None = None             # AE-GAN: settings preset ("tuned" when None, or "thesis")
+    average: bool | None = None           # AE-GAN: override the preset's candidate combination
+    denoise: bool = False                 # AE-GAN: replace the observed joints too
+    dims: int | None = None               # AE-GAN: 2 or 3 (None: from the motion)
+    score: float | None = None            # target clinical score (generators with the "score" task)
 
     def validated(self) -> "Request":
         """Return a cleaned copy or raise :class:`UserError` with a message for the user."""

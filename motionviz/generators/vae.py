@@ -351,26 +351,24 @@ class VAEGenerator:
     # ---- the Generator protocol -----------------------------------------------------------
     def interpolate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
         """Interpolation described by a Request: from (label, correct, seed) or ``source`` to
-        (to_label or label, extra["to_correct"] or correct, to_seed or seed + 1) or
-        ``extra["to_source"]``; ``request.steps`` points; ``extra["spherical"]`` for slerp."""
+        (to_label or label, to_correct or correct, to_seed or seed + 1) or ``to_source``;
+        ``request.steps`` points; ``spherical`` for slerp."""
         r = request.validated()
-        ex = r.extra or {}
-        to_motion = ex.get("to_source")
         start = Endpoint(r.label, r.correct, r.seed, r.source)
-        to_correct = ex.get("to_correct", r.correct if r.to_label is None else None)
-        end = Endpoint(r.to_label or r.label, to_correct, r.seed + 1 if r.to_seed is None else r.to_seed, to_motion)
-        return self.interpolate_path(start, end, r.steps, r.frames, bool(ex.get("spherical", False)), progress)
+        to_correct = r.to_correct if r.to_correct is not None else (r.correct if r.to_label is None else None)
+        end = Endpoint(r.to_label or r.label, to_correct, r.seed + 1 if r.to_seed is None else r.to_seed, r.to_source)
+        return self.interpolate_path(start, end, r.steps, r.frames, bool(r.spherical), progress)
 
     def generate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
-        """``extra["task"]``: "label" (default; ``source`` given -> "vary"), "vary" or "interpolate"."""
+        """``request.task``: "label" (default; ``source`` given -> "vary"), "vary" or "interpolate"."""
         r = request.validated()
-        task = (r.extra or {}).get("task") or ("vary" if r.source is not None else "label")
+        task = r.task or ("vary" if r.source is not None else "label")
         if task == "interpolate":
             return self.interpolate(r, progress)
         if task == "vary":
             if r.source is None:
                 raise UserError("variations need a source motion")
-            return self.vary(r.source, r.num, r.seed, float((r.extra or {}).get("spread", 1.0)), r.frames,
+            return self.vary(r.source, r.num, r.seed, float(r.spread), r.frames,
                              r.label, r.correct, progress)
         if task != "label":
             raise UserError(f"the VAE does {', '.join(sorted(self.tasks))}, not {task!r}")

@@ -25,9 +25,9 @@ spherically between two latent codes (seeds, classes or encoded motions).
 Public API (stable; used by the CLI, the app and the evaluator):
 
 * ``load_generator("vae").generate(Request(model="vae", label="ui-prmd:m01", correct=False, frames=60,
-  seed=0, num=4))`` -> ``num`` :class:`Motion` (T, 15, 3), 20 fps.  ``extra={"task": "interpolate" |
-  "vary"}`` selects the other tasks (``to_label``/``to_seed``/``steps``/``extra["spherical"]``,
-  ``source`` + ``extra["spread"]``).
+  seed=0, num=4))`` -> ``num`` :class:`Motion` (T, 15, 3), 20 fps.  ``task="interpolate" | "vary"``
+  selects the other tasks (``to_label``/``to_seed``/``to_source``/``steps``/``spherical``, ``source`` +
+  ``spread``).
 * :class:`VAEGenerator`: ``labels``, ``classes``, ``has_correctness(label)``, ``resolve(name)``,
   ``sample``, ``vary``, ``encode``, ``interpolate_path(Endpoint, Endpoint, steps, frames, spherical)``,
   ``segment(Endpoint, Endpoint, spherical) -> LatentPath`` + ``decode_path(path, t, frames)``.
