@@ -483,8 +483,7 @@ def _implausible(raw: Motion, mask: np.ndarray, out: Motion) -> str:
 
 def _aegan_clean(raw: Motion, mask: np.ndarray, path: Path, progress: Progress | None) -> Motion:
     """Denoise + complete with the AE-GAN at the models' frame rate, then resample back."""
-    loader = getattr(ip, "load_model", None)                       # cached per process when available
-    model = loader(path) if callable(loader) else ip.load(path)[0]
+    model = ip.load_model(path)
     x = raw.joints.copy()
     x[~mask] = np.nan
     m20 = raw.with_joints(x).resample(DEFAULT_FPS)

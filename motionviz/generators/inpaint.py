@@ -44,6 +44,7 @@ from ..core.errors import CheckpointError, UserError
 from ..core.representation import check_mask, window_starts
 from ..core.representation_torch import apply_transform, canonical_transform, invert_transform
 from ..models.aegan import AEGAN, KIND, AEGANNet, Config
+from . import registry
 
 __all__ = ["InpaintResult", "inpaint", "baseline", "procrustes",
            "hold_last_observation", "corrupt", "blend_gaps", "load_model",
@@ -443,17 +444,12 @@ def blend_gaps(pred: np.ndarray, x: np.ndarray, observed: np.ndarray, parents: t
 # Loading
 # ==============================================================================================
 def load_model(path: str | Path | None = None) -> AEGAN:
-    """The trained AE-GAN (default ``checkpoints/aegan.safetensors``), loaded once per process."""
+    """The network of the AE-GAN generator (:func:`motionviz.generators.registry.load_generator`, the one
+    model cache) of ``path`` (default ``checkpoints/aegan.safetensors``; the up-sampler's file too)."""
     p = Path(path) if path else default_checkpoint_dir() / "aegan.safetensors"
-    key = str(p.resolve())
-    if key not in _MODELS:
-        if not p.is_file():
-            raise CheckpointError(f"no AE-GAN checkpoint at {p}; train one with `python -m motionviz train aegan`")
-        _MODELS[key] = load(p)[0]
-    return _MODELS[key]
-
-
-_MODELS: dict[str, AEGAN] = {}
+    if not p.is_file():
+        raise CheckpointError(f"no AE-GAN checkpoint at {p}; train one with `python -m motionviz train aegan`")
+    return registry.load_generator("aegan", path=p).model
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 from ..core.checkpoint import config_from_json, default_checkpoint_dir, load_checkpoint
 from ..core.errors import CheckpointError
 from ..models.recognition import KIND, Config, Recognizer
+from .registry import cached
 
 CHECKPOINT_NAME = "recognizer.safetensors"
 
@@ -16,12 +16,6 @@ CHECKPOINT_NAME = "recognizer.safetensors"
 # ================================================================================================
 # Loading
 # ================================================================================================
-_cache: dict[str, Recognizer] = {}
-
-
-_lock = threading.Lock()
-
-
 def recognizer_from_checkpoint(path: str | Path) -> Recognizer:
     tensors, meta = load_checkpoint(path, KIND)
     cfg = config_from_json(Config, meta["config"])
@@ -44,8 +38,4 @@ def load_recognizer(path: str | Path | None = None) -> Recognizer:
     if not p.is_file():
         raise CheckpointError(f"no recogniser checkpoint at {p}; train one with "
                               f"`python -m motionviz train recognizer --minutes 20 --threads 1`")
-    key = str(p.resolve())
-    with _lock:
-        if key not in _cache:
-            _cache[key] = recognizer_from_checkpoint(p)
-        return _cache[key]
+    return cached(KIND, p, recognizer_from_checkpoint)

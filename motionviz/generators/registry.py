@@ -153,8 +153,10 @@ MODELS: dict[str, tuple[str, str]] = {
 #: Denoising steps a sampler uses when the request does not say (CLI, UI, evaluation).
 DEFAULT_STEPS: dict[str, int] = {"diffusion": 20, "diffusion-fast": 1}
 
-_cache: dict[tuple[str, str], Generator] = {}
-_lock = threading.Lock()
+#: the package's one model cache: (kind, resolved checkpoint path) -> the loaded object (a Generator, or the
+#: recogniser), loaded once per process under the lock and shared read-only afterwards
+_cache: dict[tuple[str, str], Any] = {}
+_lock = threading.RLock()
 
 
 def checkpoint_path(name: str, checkpoint_dir: str | Path | None = None) -> Path:
@@ -168,18 +170,29 @@ def available_models(checkpoint_dir: str | Path | None = None) -> list[str]:
     return [n for n in MODELS if checkpoint_path(n, checkpoint_dir).is_file()]
 
 
-def load_generator(name: str, checkpoint_dir: str | Path | None = None) -> Generator:
-    """Load (once per process, then shared read-only) the generator called ``name``."""
-    path = checkpoint_path(name, checkpoint_dir)
-    key = (name, str(path.resolve()))
+def cached(kind: str, path: str | Path, load: Callable[[Path], Any]) -> Any:
+    """``load(path)``, called once per process for (``kind``, the resolved ``path``) under the cache's lock;
+    later calls return the same object (shared read-only)."""
+    path = Path(path)
+    key = (kind, str(path.resolve()))
     with _lock:
-        if key in _cache:
-            return _cache[key]
-        if not path.is_file():
-            raise CheckpointError(f"no {name} checkpoint at {path}; train one with "
+        if key not in _cache:
+            _cache[key] = load(path)
+        return _cache[key]
+
+
+def load_generator(name: str, checkpoint_dir: str | Path | None = None, path: str | Path | None = None) -> Generator:
+    """Load (once per process, then shared read-only) the generator called ``name``: its checkpoint in
+    ``checkpoint_dir`` (default: the shipped folder), or the file ``path``."""
+    p = checkpoint_path(name, checkpoint_dir) if path is None else Path(path)
+
+    def load(p: Path) -> Generator:
+        if not p.is_file():
+            raise CheckpointError(f"no {name} checkpoint at {p}; train one with "
                                   f"`python -m motionviz train {name}`")
         module, fn = MODELS[name][1].split(":")
-        loader = getattr(importlib.import_module(module), fn)
-        gen = loader(path)
-        _cache[key] = gen
-        return gen
+        return getattr(importlib.import_module(module), fn)(p)
+
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    return cached(name, p, load)
