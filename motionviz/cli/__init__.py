@@ -10,6 +10,7 @@ import argparse
 import importlib
 import importlib.util
 import inspect
+import logging
 import os
 import sys
 
@@ -62,8 +63,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Plain lines on the *current* ``sys.stderr`` (looked up at each message, so a replaced stream is used)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _log_to_stderr() -> None:
+    """The library's notes (``motionviz.*`` loggers at INFO, e.g. what training loaded) go to stderr as
+    plain lines, once per process."""
+    logger = logging.getLogger("motionviz")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _log_to_stderr()
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
         if argv and argv[0] not in ("-h", "--help"):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -24,6 +24,8 @@ from ..core.skeleton import COMMON
 from ..generators.text_encoders import get_text_encoder
 from ..models.diffusion import CORRECT_STATES, KIND, REPRESENTATION, Config, DiffusionModel, tiny_config
 from .loop import TrainSetup, shard
+
+log = logging.getLogger("motionviz.training")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +164,7 @@ def _encode_captions(texts: list[str], encoder: Any, cache_path: Path | None) ->
             emb = encoder.encode(chunk)
             for t, e in zip(chunk, emb):
                 cached[key(t)] = e.contiguous()
-            print(f"  text embeddings {min(i + 256, len(missing))}/{len(missing)}", file=sys.stderr)
+            log.info(f"  text embeddings {min(i + 256, len(missing))}/{len(missing)}")
         if cache_path is not None:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache_path.with_suffix(".tmp")
@@ -199,7 +201,7 @@ def training_data(opts: Any, base: Callable[..., Any] | None = None) -> Training
     if opts.lr:
         cfg_kw["lr"] = opts.lr
     datasets = list(opts.datasets or data.CORPUS_DATASETS)
-    print(f"loading corpus {datasets} ...", file=sys.stderr)
+    log.info(f"loading corpus {datasets} ...")
     corpus = data.load_corpus("train", datasets=datasets, root=opts.data_root)
     if opts.tiny:
         rng0 = np.random.default_rng(opts.seed)
@@ -208,7 +210,7 @@ def training_data(opts: Any, base: Callable[..., Any] | None = None) -> Training
     if not corpus:
         raise UserError("the training corpus is empty")
     sided = data.sided_labels(corpus)
-    print(f"one-sided labels (no mirrored copies): {', '.join(sorted(sided)) or 'none'}", file=sys.stderr)
+    log.info(f"one-sided labels (no mirrored copies): {', '.join(sorted(sided)) or 'none'}")
     corpus = data.augment_mirror(corpus, skip_labels=sided)
     labels = tuple(sorted({m.labels.label for m in corpus if m.labels.label}))
     dsets = tuple(sorted({m.labels.dataset for m in corpus if m.labels.dataset}))
@@ -229,12 +231,12 @@ def training_data(opts: Any, base: Callable[..., Any] | None = None) -> Training
                 pool.append(table.setdefault(c, len(table)))
         pools.append(sorted(set(pool)))
     texts = list(table)
-    print(f"{len(corpus)} motions, {len(labels)} labels, {len(texts)} unique captions", file=sys.stderr)
+    log.info(f"{len(corpus)} motions, {len(labels)} labels, {len(texts)} unique captions")
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in encoder.name)
     emb = _encode_captions(texts, encoder, data.cache_dir() / f"caption_embeddings_{safe}.safetensors")
 
     reps = repetition_set(corpus, pools, labels, dsets, cfg)
-    print(f"{len(reps.joints)} repetitions (median {np.median(reps.duration):.2f} s)", file=sys.stderr)
+    log.info(f"{len(reps.joints)} repetitions (median {np.median(reps.duration):.2f} s)")
     stats = feature_stats(reps)
     consts = {"vel_scale": stats["vel_scale"], "bone_scale": stats["bone_scale"],
               "contact_height": 0.12, "contact_speed": 0.02}
@@ -265,7 +267,7 @@ def build_training(opts: Any) -> Any:
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (f - warm) / (1 - warm)))
 
     n_params = sum(p.numel() for p in model.net.parameters())
-    print(f"denoiser: {n_params / 1e6:.2f} M parameters", file=sys.stderr)
+    log.info(f"denoiser: {n_params / 1e6:.2f} M parameters")
     meta = dict(td.meta, parameters=n_params)
     return TrainSetup(model=model, batches=batches, optimizers={"main": opt}, kind=KIND, config=cfg,
                       metadata=meta, export=model.export, lr_lambda=lr_lambda,

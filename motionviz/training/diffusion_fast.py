@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from ..models.diffusion_fast import (
 from . import diffusion as teacher_mod_T
 from .diffusion import RepetitionSet
 from .loop import TrainSetup
+
+log = logging.getLogger("motionviz.training")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,8 +241,8 @@ def build_training(opts: Any) -> Any:
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (f - 0.02) / 0.98))
 
     n_params = sum(p.numel() for p in model.net.parameters())
-    print(f"student: {n_params / 1e6:.2f} M parameters, teacher grid {len(batches.grid)} steps, student times "
-          f"{batches.times}", file=sys.stderr)
+    log.info(f"student: {n_params / 1e6:.2f} M parameters, teacher grid {len(batches.grid)} steps, student times "
+             f"{batches.times}")
     meta = dict(td.meta, parameters=n_params, teacher=teacher_path.name, teacher_sha256=cfg.teacher,
                 teacher_grid=batches.grid, method="trajectory consistency distillation, guidance scale as input")
     return TrainSetup(model=model, batches=batches, optimizers={"main": opt}, kind=KIND, config=cfg,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import math
 import os
 import random
@@ -47,6 +48,8 @@ from ..core.checkpoint import config_to_json, save_checkpoint
 from ..core.errors import UserError
 from ..core.limits import MAX_SEED
 from ..io.files import writable_dir
+
+log = logging.getLogger("motionviz.training")
 
 __all__ = ["TRAINERS", "TrainOptions", "TrainSetup", "RandomBatches", "shard", "train", "save_resume_state",
            "load_resume_state", "check_options", "check_checkpoint_out", "read_resume_info"]
@@ -375,7 +378,7 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
         info = load_resume_state(resume_path, model, optimizers, setup.config)
         step0, elapsed0 = int(info.get("step", 0)), float(info.get("seconds", 0.0))
         if rank == 0:
-            print(f"resumed from {resume_path} at step {step0} ({elapsed0 / 60:.1f} min)", file=sys.stderr)
+            log.info(f"resumed from {resume_path} at step {step0} ({elapsed0 / 60:.1f} min)")
     budget_s = minutes * 60.0 if minutes is not None else None
 
     def fraction(step: int, secs: float) -> float:
