@@ -10,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _tiny_models import install_fake_encoder, make_diffusion, make_diffusion_fast, make_vae
+
+from motionviz.training import loop as training_loop
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -43,3 +46,43 @@ def uploads(tmp_path, monkeypatch) -> Path:
     folder.mkdir()
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(folder))
     return folder
+
+
+@pytest.fixture()
+def fake_text(monkeypatch):
+    """MiniLM replaced by the hash-seeded :class:`_tiny_models.FakeEncoder` for one test (no model download
+    or load); ``pytestmark = pytest.mark.usefixtures("fake_text")`` gives it to every test of a module."""
+    return install_fake_encoder(monkeypatch)
+
+
+@pytest.fixture()
+def toy_trainer(monkeypatch):
+    """The toy linear-regression trainer of ``tests/test_train.py`` registered as ``TRAINERS["toy"]``;
+    returns :mod:`motionviz.training.loop`."""
+    monkeypatch.setitem(training_loop.TRAINERS, "toy", "test_train:build_toy")
+    return training_loop
+
+
+@pytest.fixture(scope="module")
+def tiny_diffusion_dir(tmp_path_factory) -> Path:
+    """A checkpoint folder with a tiny random ``diffusion.safetensors`` (one per test module)."""
+    d = tmp_path_factory.mktemp("tiny-diffusion")
+    make_diffusion(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny_diffusion_vae_dir(tmp_path_factory) -> Path:
+    """A checkpoint folder with tiny random ``diffusion`` and ``vae`` checkpoints (one per test module)."""
+    d = tmp_path_factory.mktemp("tiny-diffusion-vae")
+    make_diffusion(d)
+    make_vae(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny_fast_dir(tmp_path_factory) -> Path:
+    """A checkpoint folder with a tiny distilled ``diffusion-fast`` student and its teacher (one per module)."""
+    d = tmp_path_factory.mktemp("tiny-fast")
+    make_diffusion_fast(d)
+    return d

@@ -336,12 +336,10 @@ def test_every_seed_input_of_the_app_is_a_text_box(tmp_path, monkeypatch):
 def test_seed_boxes_of_the_generator_tabs_are_text_boxes(tmp_path, monkeypatch):
     """With a (tiny) diffusion and VAE checkpoint every generator tab is built; each seed input is a text
     box (the Correct vs incorrect tab had a number box, which rounds seeds above 2**53)."""
-    import sys
+
+    from _tiny_models import install_fake_encoder, make_diffusion, make_vae
 
     import app as app_module
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _tiny_models import install_fake_encoder, make_diffusion, make_vae
 
     install_fake_encoder(monkeypatch)
     make_diffusion(tmp_path)
@@ -443,17 +441,14 @@ def test_malformed_or_crafted_config_metadata_is_a_one_line_error(tmp_path, conf
 def test_crafted_config_of_the_distilled_sampler_is_refused_before_any_model_is_built(tmp_path, monkeypatch):
     """diffusion-fast: a config that passes its own validation (64 layers of 3,072 wide) would have made the
     student allocate 8.5 G numbers (34 GB) before the strict load; sized against the weights first."""
-    import sys
 
+    from _tiny_models import make_diffusion_fast
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     from motionviz.core.errors import CheckpointError
     from motionviz.generators import diffusion_fast as GF
     from motionviz.models import diffusion_fast as DF
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _tiny_models import make_diffusion_fast
 
     p = make_diffusion_fast(tmp_path)
     with safe_open(str(p), framework="pt") as f:
@@ -613,18 +608,6 @@ def test_train_out_is_checked_before_training(tmp_path, capsys, monkeypatch):
                         "--runs-dir", str(tmp_path / "runs"), "--no-progress"], capsys)
         assert rc == 2 and match in err and "\n" not in err, (out, err)
     assert list(folder.iterdir()) == []
-
-
-@pytest.fixture()
-def toy_trainer(monkeypatch):
-    """The toy linear-regression trainer of tests/test_train.py, as ``toy``."""
-    import sys
-
-    from motionviz.training import loop as T
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    monkeypatch.setitem(T.TRAINERS, "toy", "test_train:build_toy")
-    return T
 
 
 def test_resume_with_nothing_to_resume_is_an_error(toy_trainer, tmp_path, capsys):
@@ -845,12 +828,10 @@ def test_sampling_is_stopped_by_the_deadline():
 def running_app(tmp_path, monkeypatch):
     """The app on a free port with tiny diffusion + AE-GAN checkpoints and an empty data folder (the
     embedded sample), at most 8 sessions kept."""
-    import sys
+
+    from _tiny_models import install_fake_encoder, make_diffusion
 
     import app as app_module
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _tiny_models import install_fake_encoder, make_diffusion
 
     install_fake_encoder(monkeypatch)
     ck = tmp_path / "ck"

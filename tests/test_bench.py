@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from _tiny_models import install_fake_encoder, make_diffusion, make_vae
 
 from motionviz.cli import main
 from motionviz.evaluation import bench
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _tiny_models import install_fake_encoder, make_diffusion, make_vae  # noqa: E402
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parent.parent

@@ -11,13 +11,9 @@ own), the shipped AE-GAN and recogniser.  The assertions do not depend on how a 
 from __future__ import annotations
 
 import shutil
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from _browser import CHROMIUM, CHROMIUM_FLAGS, needs_chromium, running_app  # noqa: E402
 
 pytestmark = needs_chromium

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _tiny_models import standing_pose
 
 from motionviz.cli import main
 from motionviz.cli.sample import resolve_exercise
@@ -20,25 +21,12 @@ from motionviz.core.errors import UserError
 from motionviz.core.representation import keep_mask
 from motionviz.core.skeleton import BODY_PARTS, COMMON
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _tiny_models import install_fake_encoder, make_diffusion, make_vae, standing_pose  # noqa: E402
-
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parent.parent
 J = len(COMMON)
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("ckpt")
-    make_diffusion(d)
-    make_vae(d)
-    return d
-
-
-@pytest.fixture(autouse=True)
-def fake_text(monkeypatch):
-    return install_fake_encoder(monkeypatch)
+pytestmark = pytest.mark.usefixtures("fake_text")
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -47,8 +35,8 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     return rc, out, err
 
 
-def sample(capsys, ckpt: Path, out: Path, *argv: str) -> np.ndarray:
-    rc, stdout, err = cli(capsys, "sample", *argv, "--checkpoint-dir", ckpt, "--out", out, "--json", "--quiet")
+def sample(capsys, tiny_diffusion_vae_dir: Path, out: Path, *argv: str) -> np.ndarray:
+    rc, stdout, err = cli(capsys, "sample", *argv, "--checkpoint-dir", tiny_diffusion_vae_dir, "--out", out, "--json", "--quiet")
     assert rc == 0, err
     summary = json.loads(stdout.strip().splitlines()[-1])
     arr = np.load(out, allow_pickle=False)
@@ -96,9 +84,9 @@ BAD = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("argv,needle", BAD, ids=[" ".join(a)[:50] for a, _ in BAD])
-def test_bad_input_exits_2_with_one_line(capsys, ckpt, tmp_path, argv, needle):
+def test_bad_input_exits_2_with_one_line(capsys, tiny_diffusion_vae_dir, tmp_path, argv, needle):
     out = tmp_path / "out.npy"
-    rc, stdout, err = cli(capsys, *argv, "--checkpoint-dir", ckpt, "--out", out)
+    rc, stdout, err = cli(capsys, *argv, "--checkpoint-dir", tiny_diffusion_vae_dir, "--out", out)
     lines = err.strip().splitlines()
     assert rc == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: "), err
@@ -106,20 +94,20 @@ def test_bad_input_exits_2_with_one_line(capsys, ckpt, tmp_path, argv, needle):
     assert not out.exists()
 
 
-def test_bad_output_name_and_missing_out(capsys, ckpt, tmp_path):
-    rc, _, err = cli(capsys, "sample", "--checkpoint-dir", ckpt, "--out", tmp_path / "x.txt")
+def test_bad_output_name_and_missing_out(capsys, tiny_diffusion_vae_dir, tmp_path):
+    rc, _, err = cli(capsys, "sample", "--checkpoint-dir", tiny_diffusion_vae_dir, "--out", tmp_path / "x.txt")
     assert rc == 2 and ".npy" in err and len(err.strip().splitlines()) == 1
-    rc, _, err = cli(capsys, "sample", "--checkpoint-dir", ckpt)
+    rc, _, err = cli(capsys, "sample", "--checkpoint-dir", tiny_diffusion_vae_dir)
     assert rc == 2 and "--out" in err
 
 
 # ---- diffusion ----------------------------------------------------------------------------------
-def test_diffusion_shapes_and_determinism(capsys, ckpt, tmp_path, fake_text):
+def test_diffusion_shapes_and_determinism(capsys, tiny_diffusion_vae_dir, tmp_path, fake_text):
     args = ["--model", "diffusion", "--text", "slowly raise both arms sideways, then lower them",
             "--frames", "40", "--steps", "4", "--guidance", "2.5", "--num", "2"]
-    a = sample(capsys, ckpt, tmp_path / "a.npy", *args, "--seed", "0")
-    sample(capsys, ckpt, tmp_path / "b.npy", *args, "--seed", "0")
-    c = sample(capsys, ckpt, tmp_path / "c.npy", *args, "--seed", "1")
+    a = sample(capsys, tiny_diffusion_vae_dir, tmp_path / "a.npy", *args, "--seed", "0")
+    sample(capsys, tiny_diffusion_vae_dir, tmp_path / "b.npy", *args, "--seed", "0")
+    c = sample(capsys, tiny_diffusion_vae_dir, tmp_path / "c.npy", *args, "--seed", "1")
     assert a.shape == (2, 40, J, 3)
     assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
     assert np.abs(a - c).max() > 1e-3                 # another seed, another motion
@@ -127,27 +115,27 @@ def test_diffusion_shapes_and_determinism(capsys, ckpt, tmp_path, fake_text):
     assert fake_text.seen and fake_text.seen[-1].startswith("slowly raise")
 
 
-def test_diffusion_exercise_incorrect_and_non_ascii_text(capsys, ckpt, tmp_path, fake_text):
-    x = sample(capsys, ckpt, tmp_path / "x.npy", "--exercise", "ui-prmd:m01", "--incorrect",
+def test_diffusion_exercise_incorrect_and_non_ascii_text(capsys, tiny_diffusion_vae_dir, tmp_path, fake_text):
+    x = sample(capsys, tiny_diffusion_vae_dir, tmp_path / "x.npy", "--exercise", "ui-prmd:m01", "--incorrect",
                "--frames", "24", "--steps", "3", "--num", "1")
-    y = sample(capsys, ckpt, tmp_path / "y.npy", "--exercise", "Deep squat", "--frames", "24", "--steps", "3")
+    y = sample(capsys, tiny_diffusion_vae_dir, tmp_path / "y.npy", "--exercise", "Deep squat", "--frames", "24", "--steps", "3")
     assert x.shape == y.shape == (1, 24, J, 3)
     assert np.abs(x - y).max() > 1e-4                 # correct/incorrect is a real condition
-    z = sample(capsys, ckpt, tmp_path / "z.npy", "--text", "lever les bras au-dessus de la tête",
+    z = sample(capsys, tiny_diffusion_vae_dir, tmp_path / "z.npy", "--text", "lever les bras au-dessus de la tête",
                "--frames", "16", "--steps", "2", "--sampler", "ddpm")
     assert z.shape == (1, 16, J, 3) and "lever les bras au-dessus de la tête" in fake_text.seen
-    rc, out, _ = cli(capsys, "sample", "--list-exercises", "--json", "--checkpoint-dir", ckpt)
+    rc, out, _ = cli(capsys, "sample", "--list-exercises", "--json", "--checkpoint-dir", tiny_diffusion_vae_dir)
     labels = [e["label"] for e in json.loads(out)["exercises"]]
     assert rc == 0 and "ui-prmd:m01" in labels
     assert dict((e["label"], e["title"]) for e in json.loads(out)["exercises"])["ui-prmd:m01"] == "Deep squat"
 
 
-def test_diffusion_editing_keeps_frames_and_parts(capsys, ckpt, tmp_path):
+def test_diffusion_editing_keeps_frames_and_parts(capsys, tiny_diffusion_vae_dir, tmp_path):
     T = 32
     rng = np.random.default_rng(0)
     src = np.repeat(standing_pose()[None], T, axis=0) + rng.normal(0, 0.02, (T, J, 3)).astype(np.float32)
     np.save(tmp_path / "src.npy", src)
-    out = sample(capsys, ckpt, tmp_path / "edit.npy", "--source", tmp_path / "src.npy", "--keep-first", "8",
+    out = sample(capsys, tiny_diffusion_vae_dir, tmp_path / "edit.npy", "--source", tmp_path / "src.npy", "--keep-first", "8",
                  "--keep-last", "4", "--keep-parts", "legs", "--steps", "3", "--num", "2")
     assert out.shape == (2, T, J, 3)
     legs = COMMON.indices(BODY_PARTS["legs"])
@@ -157,29 +145,29 @@ def test_diffusion_editing_keeps_frames_and_parts(capsys, ckpt, tmp_path):
     arms = COMMON.indices(BODY_PARTS["arms"])
     assert np.abs(out[:, 8:-4, arms] - src[8:-4, arms]).max() > 1e-3   # the rest was regenerated
     # a (N, T, 15, 3) file written by `sample` is a valid source too
-    again = sample(capsys, ckpt, tmp_path / "edit2.npy", "--source", tmp_path / "edit.npy", "--source-index", "1",
-                   "--keep-parts", "torso", "--steps", "2")
+    again = sample(capsys, tiny_diffusion_vae_dir, tmp_path / "edit2.npy", "--source", tmp_path / "edit.npy",
+                   "--source-index", "1", "--keep-parts", "torso", "--steps", "2")
     assert again.shape == (1, T, J, 3)
     torso = COMMON.indices(BODY_PARTS["torso"])
     np.testing.assert_allclose(again[0, :, torso], out[1, :, torso], atol=1e-5)
 
 
 # ---- VAE ------------------------------------------------------------------------------------------
-def test_vae_sample_and_interpolate(capsys, ckpt, tmp_path):
-    a = sample(capsys, ckpt, tmp_path / "a.npy", "--model", "vae", "--exercise", "m01", "--frames", "30",
+def test_vae_sample_and_interpolate(capsys, tiny_diffusion_vae_dir, tmp_path):
+    a = sample(capsys, tiny_diffusion_vae_dir, tmp_path / "a.npy", "--model", "vae", "--exercise", "m01", "--frames", "30",
                "--num", "3", "--seed", "0")
-    b = sample(capsys, ckpt, tmp_path / "b.npy", "--model", "vae", "--exercise", "m01", "--frames", "30",
+    b = sample(capsys, tiny_diffusion_vae_dir, tmp_path / "b.npy", "--model", "vae", "--exercise", "m01", "--frames", "30",
                "--num", "3", "--seed", "0")
-    c = sample(capsys, ckpt, tmp_path / "c.npy", "--model", "vae", "--exercise", "m01", "--frames", "30",
+    c = sample(capsys, tiny_diffusion_vae_dir, tmp_path / "c.npy", "--model", "vae", "--exercise", "m01", "--frames", "30",
                "--num", "3", "--seed", "5")
-    bad = sample(capsys, ckpt, tmp_path / "i.npy", "--model", "vae", "--exercise", "m01", "--incorrect",
+    bad = sample(capsys, tiny_diffusion_vae_dir, tmp_path / "i.npy", "--model", "vae", "--exercise", "m01", "--incorrect",
                  "--frames", "30", "--num", "1", "--seed", "0")
     assert a.shape == (3, 30, J, 3) and np.array_equal(a, b) and np.abs(a - c).max() > 1e-4
     assert np.abs(bad[0] - a[0]).max() > 1e-4
 
     def interp(name: str, *argv: str) -> np.ndarray:
         out = tmp_path / name
-        rc, stdout, err = cli(capsys, "interpolate", "--model", "vae", *argv, "--checkpoint-dir", ckpt,
+        rc, stdout, err = cli(capsys, "interpolate", "--model", "vae", *argv, "--checkpoint-dir", tiny_diffusion_vae_dir,
                               "--out", out, "--json", "--quiet")
         assert rc == 0, err
         assert json.loads(stdout)["shape"] == [int(v) for v in np.load(out).shape]
@@ -191,7 +179,7 @@ def test_vae_sample_and_interpolate(capsys, ckpt, tmp_path):
                  "--frames", "30", "--spherical")
     assert lin.shape == sph.shape == (5, 30, J, 3) and lin.dtype == np.float32
     # the path starts at the seed-0 sample and ends at the seed-1 sample of the class
-    one = sample(capsys, ckpt, tmp_path / "one.npy", "--model", "vae", "--exercise", "m01", "--frames", "30",
+    one = sample(capsys, tiny_diffusion_vae_dir, tmp_path / "one.npy", "--model", "vae", "--exercise", "m01", "--frames", "30",
                  "--seed", "1")
     np.testing.assert_allclose(lin[0], a[0], atol=1e-5)
     np.testing.assert_allclose(lin[-1], one[0], atol=1e-5)
@@ -225,7 +213,7 @@ def test_keep_mask_and_resolve_exercise():
         resolve_exercise("m01", [])
 
 
-def test_vae_interpolate_between_real_motions(capsys, ckpt, tmp_path):
+def test_vae_interpolate_between_real_motions(capsys, tiny_diffusion_vae_dir, tmp_path):
     rng = np.random.default_rng(3)
     for name in ("a", "b"):
         T = 30 if name == "a" else 36
@@ -235,7 +223,7 @@ def test_vae_interpolate_between_real_motions(capsys, ckpt, tmp_path):
     for k in range(2):
         out = tmp_path / f"p{k}.npy"
         rc, stdout, err = cli(capsys, "interpolate", "--from-motion", tmp_path / "a.npy", "--to-motion",
-                              tmp_path / "b.npy", "--steps", "4", "--frames", "20", "--checkpoint-dir", ckpt,
+                              tmp_path / "b.npy", "--steps", "4", "--frames", "20", "--checkpoint-dir", tiny_diffusion_vae_dir,
                               "--out", out, "--json", "--quiet")
         assert rc == 0, err
         assert json.loads(stdout)["to"]["motion"].endswith("b.npy")
@@ -243,5 +231,5 @@ def test_vae_interpolate_between_real_motions(capsys, ckpt, tmp_path):
     assert outs[0].shape == (4, 20, J, 3) and np.array_equal(outs[0], outs[1])
     assert np.abs(outs[0][0] - outs[0][-1]).max() > 1e-5
     rc, _, err = cli(capsys, "interpolate", "--from-motion", tmp_path / "missing.npy", "--exercise", "m01",
-                     "--checkpoint-dir", ckpt, "--out", tmp_path / "x.npy")
+                     "--checkpoint-dir", tiny_diffusion_vae_dir, "--out", tmp_path / "x.npy")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "missing.npy" in err

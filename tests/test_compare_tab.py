@@ -11,13 +11,12 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
-from _poses import standing_pose
+from _poses import exercise_motion
 
 from motionviz import data as data_pkg
 from motionviz.core.checkpoint import data_provenance, save_checkpoint
 from motionviz.core.errors import UserError
-from motionviz.core.motion import Motion, MotionLabels
-from motionviz.core.skeleton import COMMON
+from motionviz.core.motion import Motion
 from motionviz.generators import recognition as R_G
 from motionviz.generators.registry import available_models
 from motionviz.models import recognition as R
@@ -34,19 +33,7 @@ TINY_REC = dict(hidden=16, gru_hidden=12, feature_dim=16, conv_blocks=2, dropout
 
 def synthetic(label: str, correct: bool, T: int, rng: np.random.Generator, subject: str) -> Motion:
     """m01: the upper body goes down and up (squat); m07: the left arm rises sideways."""
-    base = standing_pose()
-    phase = np.sin(np.linspace(0, np.pi, T)) * (0.6 if not correct else 1.0)
-    j = np.repeat(base[None], T, axis=0)
-    if label == "ui-prmd:m01":
-        upper = [COMMON.index(n) for n in COMMON.joints if "knee" not in n and "ankle" not in n]
-        j[:, upper, 1] -= 0.35 * phase[:, None]
-    else:
-        sh = COMMON.index("left_shoulder")
-        for name, r in (("left_elbow", 0.28), ("left_wrist", 0.55)):
-            a = phase * np.pi * 0.9
-            j[:, COMMON.index(name)] = base[sh] + np.stack([r * np.sin(a), -r * np.cos(a), 0 * a], -1)
-    j += rng.normal(scale=0.005, size=j.shape).astype(np.float32)
-    return Motion(j, COMMON, 20.0, MotionLabels(dataset="ui-prmd", label=label, correct=correct, subject=subject))
+    return exercise_motion(label, correct, T, rng, subject)
 
 
 def corpus(n: int, seed: int, prefix: str) -> list[Motion]:

@@ -5,12 +5,12 @@ CLI, on tiny checkpoints made here (no dataset, no shipped checkpoint, a fake Mi
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _tiny_models import standing_pose
 
 from motionviz.cli import main
 from motionviz.core import representation as D_R
@@ -27,23 +27,9 @@ from motionviz.models import diffusion_fast as DF
 from motionviz.training import diffusion as D_T
 from motionviz.training import diffusion_fast as DF_T
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _tiny_models import install_fake_encoder, make_diffusion_fast, standing_pose  # noqa: E402
-
 torch.set_num_threads(1)
 J = len(COMMON)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("fast")
-    make_diffusion_fast(d)
-    return d
-
-
-@pytest.fixture(autouse=True)
-def fake_text(monkeypatch):
-    return install_fake_encoder(monkeypatch)
+pytestmark = pytest.mark.usefixtures("fake_text")
 
 
 def test_student_times_and_teacher_grid():
@@ -154,13 +140,13 @@ def test_student_starts_from_the_teachers_layers():
 # ---------------------------------------------------------------------------------------------
 # the generator and the CLI
 # ---------------------------------------------------------------------------------------------
-def _gen(ckpt: Path) -> DF_G.FastGenerator:
-    return DF_G.load_generator(ckpt / "diffusion-fast.safetensors")
+def _gen(tiny_fast_dir: Path) -> DF_G.FastGenerator:
+    return DF_G.load_generator(tiny_fast_dir / "diffusion-fast.safetensors")
 
 
 @pytest.mark.parametrize("steps", [1, 2, 4])
-def test_generate_steps_shapes_and_seeds(ckpt, steps):
-    g = _gen(ckpt)
+def test_generate_steps_shapes_and_seeds(tiny_fast_dir, steps):
+    g = _gen(tiny_fast_dir)
     req = Request(model="diffusion-fast", text="raise both arms", steps=steps, frames=50, num=3, seed=7)
     a = g.generate(req)
     b = g.generate(req)
@@ -171,8 +157,8 @@ def test_generate_steps_shapes_and_seeds(ckpt, steps):
     assert a[0].labels.extra["model"] == "diffusion-fast" and a[0].labels.extra["steps"] == steps
 
 
-def test_guidance_is_an_input_and_one_forward_per_step(ckpt, monkeypatch):
-    g = _gen(ckpt)
+def test_guidance_is_an_input_and_one_forward_per_step(tiny_fast_dir, monkeypatch):
+    g = _gen(tiny_fast_dir)
     calls = []
     orig = g.net.forward
     monkeypatch.setattr(g.net, "forward", lambda *a, **k: calls.append(a[0].shape[0]) or orig(*a, **k))
@@ -184,8 +170,8 @@ def test_guidance_is_an_input_and_one_forward_per_step(ckpt, monkeypatch):
     assert not np.allclose(lo[0].joints, hi[0].joints)         # the scale changes the motion
 
 
-def test_bad_steps_and_guidance_are_one_line_errors(ckpt):
-    g = _gen(ckpt)
+def test_bad_steps_and_guidance_are_one_line_errors(tiny_fast_dir):
+    g = _gen(tiny_fast_dir)
     for req, needle in [(Request(text="x", steps=3), "1, 2, 4 steps"), (Request(text="x", steps=20), "1, 2, 4 steps"),
                         (Request(text="x", steps=2, guidance=15.0), "guidance scales up to"),
                         (Request(label="ui-prmd:m01", correct=True, steps=2, correct_guidance=5),
@@ -194,8 +180,8 @@ def test_bad_steps_and_guidance_are_one_line_errors(ckpt):
             g.generate(req)
 
 
-def test_exercise_correctness_and_editing(ckpt):
-    g = _gen(ckpt)
+def test_exercise_correctness_and_editing(tiny_fast_dir):
+    g = _gen(tiny_fast_dir)
     m = g.generate(Request(label="ui-prmd:m01", correct=False, steps=1, frames=40, seed=2))[0]
     assert m.labels.correct is False and m.labels.label == "ui-prmd:m01"
     src = Motion(np.repeat(standing_pose()[None], 60, axis=0), COMMON, DEFAULT_FPS)
@@ -209,18 +195,18 @@ def test_exercise_correctness_and_editing(ckpt):
         assert not np.allclose(o.joints[10:50], src.joints[10:50])
 
 
-def test_registered_and_loaded_through_the_registry(ckpt):
+def test_registered_and_loaded_through_the_registry(tiny_fast_dir):
     from motionviz.generators.registry import DEFAULT_STEPS, MODELS, available_models, load_generator
 
     assert "diffusion-fast" in MODELS and DEFAULT_STEPS["diffusion-fast"] == 1
-    assert "diffusion-fast" in available_models(ckpt)
-    assert isinstance(load_generator("diffusion-fast", ckpt), DF_G.FastGenerator)
+    assert "diffusion-fast" in available_models(tiny_fast_dir)
+    assert isinstance(load_generator("diffusion-fast", tiny_fast_dir), DF_G.FastGenerator)
 
 
-def test_cli_sample_fast(capsys, ckpt, tmp_path):
+def test_cli_sample_fast(capsys, tiny_fast_dir, tmp_path):
     out = tmp_path / "fast.npy"
     argv = ["sample", "--model", "diffusion-fast", "--text", "raise both arms", "--frames", "40", "--num", "2",
-            "--checkpoint-dir", str(ckpt), "--out", str(out), "--json", "--quiet"]
+            "--checkpoint-dir", str(tiny_fast_dir), "--out", str(out), "--json", "--quiet"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 1 and summary["model"] == "diffusion-fast"
@@ -232,10 +218,10 @@ def test_cli_sample_fast(capsys, ckpt, tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_section_has_student_and_teacher_rows(ckpt, monkeypatch):
+def test_bench_section_has_student_and_teacher_rows(tiny_fast_dir, monkeypatch):
     from motionviz.evaluation import bench
 
-    monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(ckpt))
+    monkeypatch.setenv("MOTIONVIZ_CHECKPOINTS", str(tiny_fast_dir))
     spec, needs = bench.SECTIONS["diffusion-fast"]
     res = bench.run_section("diffusion-fast", spec, needs, False)
     assert "error" not in res, res
@@ -249,14 +235,14 @@ def test_bench_section_has_student_and_teacher_rows(ckpt, monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # the Text → motion tab
 # ---------------------------------------------------------------------------------------------
-def _text_tab(ckpt: Path):
+def _text_tab(tiny_fast_dir: Path):
     import gradio as gr
 
     from motionviz.ui import text_tab
     from motionviz.ui.common import AppContext
 
     with gr.Blocks() as demo:
-        ctx = AppContext(checkpoint_dir=ckpt, data_root=None, models=["diffusion", "diffusion-fast"],
+        ctx = AppContext(checkpoint_dir=tiny_fast_dir, data_root=None, models=["diffusion", "diffusion-fast"],
                          motions=gr.State([]), demo=demo)
         text_tab.build(ctx)
     fns = {f.api_name: f for f in demo.fns.values()}
@@ -265,8 +251,8 @@ def _text_tab(ckpt: Path):
 
 
 @pytest.mark.slow
-def test_text_tab_uses_the_fast_model_by_default_and_follows_the_guidance_slider(ckpt):
-    demo, fns, comps = _text_tab(ckpt)
+def test_text_tab_uses_the_fast_model_by_default_and_follows_the_guidance_slider(tiny_fast_dir):
+    demo, fns, comps = _text_tab(tiny_fast_dir)
     assert comps["text-model"].value == "diffusion-fast" and comps["text-model"].visible
     assert comps["text-fast-steps"].visible and not comps["text-steps"].visible
     assert fns["text_guidance_changed"].concurrency_id == "cpu"          # the slider's release regenerates
@@ -290,11 +276,11 @@ def test_text_tab_uses_the_fast_model_by_default_and_follows_the_guidance_slider
         gen(*args, "nope", 2)
 
 
-def test_compare_tab_keeps_the_fast_models_own_steps(ckpt):
+def test_compare_tab_keeps_the_fast_models_own_steps(tiny_fast_dir):
     from motionviz.generators.registry import FixedSteps
     from motionviz.ui import compare_tab as C
 
-    gens = C.comparable_models(["diffusion", "diffusion-fast"], ckpt)
+    gens = C.comparable_models(["diffusion", "diffusion-fast"], tiny_fast_dir)
     assert isinstance(gens["diffusion-fast"], FixedSteps) and gens["diffusion-fast"].steps == 1
     res = C.compare_all(gens, "ui-prmd:m01", "a deep squat", "Correct", 3, 40, 20)   # the slider's 20 steps
     by_role = dict(zip(res.roles, res.motions))

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from _poses import RELAXED, exercise_joints, pose_array
 
 from motionviz.cli import main
 from motionviz.core.checkpoint import save_checkpoint
@@ -24,31 +25,8 @@ TINY = dict(hidden=16, gru_hidden=12, feature_dim=16, conv_blocks=2, dropout=0.0
 KINDS = {"ui-prmd:m07": "arms", "ui-prmd:m01": "squat", "kimore:ex2": "lean"}
 
 
-def standing_pose() -> np.ndarray:
-    p = {
-        "pelvis": (0, 0.9, 0), "spine": (0, 1.15, 0), "neck": (0, 1.45, 0),
-        "left_shoulder": (0.18, 1.42, 0), "left_elbow": (0.2, 1.13, 0), "left_wrist": (0.2, 0.88, 0.02),
-        "right_shoulder": (-0.18, 1.42, 0), "right_elbow": (-0.2, 1.13, 0), "right_wrist": (-0.2, 0.88, 0.02),
-        "left_hip": (0.1, 0.88, 0), "left_knee": (0.1, 0.48, 0.01), "left_ankle": (0.1, 0.08, 0),
-        "right_hip": (-0.1, 0.88, 0), "right_knee": (-0.1, 0.48, 0.01), "right_ankle": (-0.1, 0.08, 0),
-    }
-    return np.array([p[n] for n in COMMON.joints], dtype=np.float32)
-
-
 def synthetic(kind: str, T: int, rng: np.random.Generator) -> np.ndarray:
-    x = np.repeat(standing_pose()[None], T, axis=0)
-    ph = np.sin(np.linspace(0, 2 * np.pi, T) + rng.uniform(0, 0.5)) * rng.uniform(0.8, 1.2)
-    upper = [COMMON.index(n) for n in COMMON.joints if not n.endswith(("ankle", "knee", "hip", "pelvis"))]
-    if kind == "arms":
-        for s in ("left", "right"):
-            x[:, COMMON.index(f"{s}_wrist"), 1] += 0.5 * ph
-            x[:, COMMON.index(f"{s}_elbow"), 1] += 0.25 * ph
-    elif kind == "squat":
-        up = [COMMON.index(n) for n in COMMON.joints if not n.endswith(("ankle", "knee"))]
-        x[:, up, 1] -= 0.3 * np.abs(ph)[:, None]
-    else:
-        x[:, upper, 0] += 0.25 * ph[:, None]
-    return x + rng.normal(0, 0.003, x.shape).astype(np.float32)
+    return exercise_joints(kind, T, rng, jitter=True)
 
 
 def real_set(n_per: int, seed: int, subject_prefix: str = "s") -> list[Motion]:
@@ -129,7 +107,7 @@ class FakeGenerator:
         lab = r.label or self.prompts[r.text]
         rng = np.random.default_rng(r.seed)
         if self.name == "noise":
-            return [Motion(rng.normal(0, 0.5, (r.frames, 15, 3)).astype(np.float32) + standing_pose(),
+            return [Motion(rng.normal(0, 0.5, (r.frames, 15, 3)).astype(np.float32) + pose_array(RELAXED),
                            labels=MotionLabels(label=lab)) for _ in range(r.num)]
         pool = [m for m in self.train if m.labels.label == lab]
         return [pool[int(i)].with_labels(dataset="generated") for i in rng.integers(0, len(pool), r.num)]

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _tiny_models import make_vae, standing_pose
 
 from motionviz.core import dynamics as Dy
 from motionviz.core.errors import UserError
@@ -20,9 +19,6 @@ from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import COMMON
 from motionviz.evaluation import dynamics as ED
 from motionviz.generators.registry import Request
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _tiny_models import make_vae, standing_pose  # noqa: E402
 
 torch.set_num_threads(1)
 FPS = 20.0

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from _poses import RELAXED, pose_array
 
 from motionviz.analysis import metrics as M
 from motionviz.core.skeleton import COMMON
@@ -136,16 +137,8 @@ def test_r_precision_perfect_and_random():
 # Physical plausibility
 # ---------------------------------------------------------------------------------------------
 def standing_pose() -> np.ndarray:
-    """(15, 3) upright pose on the common skeleton, facing +Z, left = +X, ankles on the floor."""
-    p = {
-        "pelvis": (0, 0.9, 0), "spine": (0, 1.15, 0), "neck": (0, 1.45, 0),
-        "left_shoulder": (0.18, 1.42, 0), "left_elbow": (0.2, 1.13, 0), "left_wrist": (0.2, 0.88, 0.02),
-        "right_shoulder": (-0.18, 1.42, 0), "right_elbow": (-0.2, 1.13, 0),
-        "right_wrist": (-0.2, 0.88, 0.02),
-        "left_hip": (0.1, 0.88, 0), "left_knee": (0.1, 0.48, 0.01), "left_ankle": (0.1, 0.08, 0),
-        "right_hip": (-0.1, 0.88, 0), "right_knee": (-0.1, 0.48, 0.01), "right_ankle": (-0.1, 0.08, 0),
-    }
-    return np.array([p[n] for n in COMMON.joints], dtype=np.float64)
+    """(15, 3) upright pose on the common skeleton, facing +Z, left = +X, ankles on the floor (float64)."""
+    return pose_array(RELAXED, np.float64)
 
 
 def test_jerk_linear_quadratic_cubic():

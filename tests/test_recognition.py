@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _poses import exercise_joints
 
 from motionviz.core.checkpoint import save_checkpoint
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
-from motionviz.core.skeleton import COMMON
 from motionviz.generators import recognition as R_G
 from motionviz.models import recognition as R
 from motionviz.training import recognition as R_T
@@ -20,29 +20,9 @@ TINY = dict(hidden=16, gru_hidden=12, feature_dim=16, conv_blocks=2, dropout=0.0
             min_crop=20, max_crop=40)
 
 
-def standing_pose() -> np.ndarray:
-    p = {
-        "pelvis": (0, 0.9, 0), "spine": (0, 1.15, 0), "neck": (0, 1.45, 0),
-        "left_shoulder": (0.18, 1.42, 0), "left_elbow": (0.2, 1.13, 0), "left_wrist": (0.2, 0.88, 0.02),
-        "right_shoulder": (-0.18, 1.42, 0), "right_elbow": (-0.2, 1.13, 0), "right_wrist": (-0.2, 0.88, 0.02),
-        "left_hip": (0.1, 0.88, 0), "left_knee": (0.1, 0.48, 0.01), "left_ankle": (0.1, 0.08, 0),
-        "right_hip": (-0.1, 0.88, 0), "right_knee": (-0.1, 0.48, 0.01), "right_ankle": (-0.1, 0.08, 0),
-    }
-    return np.array([p[n] for n in COMMON.joints], dtype=np.float32)
-
-
 def synthetic(kind: str, T: int, rng: np.random.Generator) -> np.ndarray:
     """'arms': both wrists rise and fall; 'squat': the upper body drops and rises."""
-    x = np.repeat(standing_pose()[None], T, axis=0)
-    ph = np.sin(np.linspace(0, 2 * np.pi, T) + rng.uniform(0, 0.5))
-    if kind == "arms":
-        for s in ("left", "right"):
-            x[:, COMMON.index(f"{s}_wrist"), 1] += 0.5 * ph
-            x[:, COMMON.index(f"{s}_elbow"), 1] += 0.25 * ph
-    else:
-        upper = [COMMON.index(n) for n in COMMON.joints if not n.endswith(("ankle", "knee"))]
-        x[:, upper, 1] -= 0.3 * np.abs(ph)[:, None]
-    return x + rng.normal(0, 0.003, x.shape).astype(np.float32)
+    return exercise_joints(kind, T, rng)
 
 
 def tiny_model(labels=("t:arms", "t:squat")) -> R.Recognizer:

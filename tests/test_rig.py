@@ -121,6 +121,22 @@ def validate(gltf: dict, blob: bytes) -> None:
                 np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
 
 
+def node_world(nodes: list[dict], R: dict[int, np.ndarray], t: dict[int, np.ndarray]):
+    """``W(i)``: the (4, 4) world matrix of node ``i`` from the local rotations ``R`` and translations ``t``
+    of it and its parents (``children`` of ``nodes``)."""
+    parent = {c: i for i, n in enumerate(nodes) for c in n.get("children", [])}
+    world: dict[int, np.ndarray] = {}
+
+    def W(i: int) -> np.ndarray:
+        if i not in world:
+            L = np.eye(4)
+            L[:3, :3], L[:3, 3] = R[i], t[i]
+            world[i] = L if i not in parent else W(parent[i]) @ L
+        return world[i]
+
+    return W
+
+
 def skin_from_file(gltf: dict, blob: bytes, k: int | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Our own linear-blend skinning of frame ``k`` (None: the nodes' own transforms, no animation) from
     the file alone: joint world positions by name and the (V, 3) skinned vertices."""
@@ -138,16 +154,7 @@ def skin_from_file(gltf: dict, blob: bytes, k: int | None) -> tuple[dict[str, np
             R[node] = rig.quat_to_matrix(out[k])
         else:
             t[node] = out[k]
-    parent = {c: i for i, n in enumerate(nodes) for c in n.get("children", [])}
-    world: dict[int, np.ndarray] = {}
-
-    def W(i: int) -> np.ndarray:
-        if i not in world:
-            L = np.eye(4)
-            L[:3, :3], L[:3, 3] = R[i], t[i]
-            world[i] = L if i not in parent else W(parent[i]) @ L
-        return world[i]
-
+    W = node_world(nodes, R, t)
     skin = gltf["skins"][0]
     ibm = accessor(gltf, blob, skin["inverseBindMatrices"]).reshape(-1, 4, 4).transpose(0, 2, 1)
     S = np.stack([W(j) @ ibm[n] for n, j in enumerate(skin["joints"])])         # (J, 4, 4)
@@ -368,7 +375,6 @@ def test_a_pypi_gltf_reader_reimports_the_skin_and_the_animation(demo, tmp_path)
                             "samplers": [{"output": s.output} for s in samplers]}]}
     ibm = read(g.skins[0].inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)
     for k in (0, demo.num_frames // 2):
-        world = {}
         R = {i: rig.quat_to_matrix(np.array(n.get("rotation", [0, 0, 0, 1]), dtype=np.float64))
              for i, n in enumerate(gltf["nodes"])}
         t = {i: np.array(n.get("translation", [0.0, 0.0, 0.0])) for i, n in enumerate(gltf["nodes"])}
@@ -378,15 +384,7 @@ def test_a_pypi_gltf_reader_reimports_the_skin_and_the_animation(demo, tmp_path)
                 R[c.target.node] = rig.quat_to_matrix(out)
             else:
                 t[c.target.node] = out
-        parent = {c: i for i, n in enumerate(gltf["nodes"]) for c in n.get("children", [])}
-
-        def W(i: int) -> np.ndarray:
-            if i not in world:
-                L = np.eye(4)
-                L[:3, :3], L[:3, 3] = R[i], t[i]
-                world[i] = L if i not in parent else W(parent[i]) @ L
-            return world[i]
-
+        W = node_world(gltf["nodes"], R, t)
         pos = {g.nodes[j].name: W(j)[:3, 3] for j in g.skins[0].joints}
         got = np.stack([pos[j] for j in COMMON.joints])
         np.testing.assert_allclose(got, demo.joints[k], atol=1e-4)

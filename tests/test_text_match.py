@@ -7,19 +7,14 @@ exercise, everyday non-exercise prompts are far."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from _tiny_models import FakeEncoder
 
 from motionviz.data.captions import caption_table
 from motionviz.evaluation.generative import eval_prompts
 from motionviz.generators import text_match as TM
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _tiny_models import FakeEncoder  # noqa: E402
 
 
 @pytest.fixture()

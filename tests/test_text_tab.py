@@ -6,36 +6,24 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
 import torch
+from _tiny_models import LABELS, standing_pose
 
 from motionviz.core.motion import Motion, MotionLabels
 from motionviz.core.skeleton import BODY_PARTS, COMMON
 from motionviz.ui import text_tab
 from motionviz.ui.common import AppContext
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _tiny_models import LABELS, install_fake_encoder, make_diffusion, standing_pose  # noqa: E402
-
 torch.set_num_threads(1)
 J = len(COMMON)
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("ckpt")
-    make_diffusion(d)
-    return d
-
-
-@pytest.fixture(autouse=True)
-def fake_text(monkeypatch):
-    return install_fake_encoder(monkeypatch)
+pytestmark = pytest.mark.usefixtures("fake_text")
 
 
 def _build(checkpoint_dir: Path, models=("diffusion",)) -> gr.Blocks:
@@ -47,7 +35,7 @@ def _build(checkpoint_dir: Path, models=("diffusion",)) -> gr.Blocks:
 
 
 @pytest.fixture(scope="module")
-def demo(ckpt) -> gr.Blocks:
+def demo(tiny_diffusion_dir) -> gr.Blocks:
     from _tiny_models import FAKE_ENCODER
 
     import motionviz.generators.text_encoders as text
@@ -55,7 +43,7 @@ def demo(ckpt) -> gr.Blocks:
     old = text._encoders.get("minilm")
     text._encoders["minilm"] = FAKE_ENCODER
     try:
-        yield _build(ckpt)
+        yield _build(tiny_diffusion_dir)
     finally:
         if old is None:
             text._encoders.pop("minilm", None)
@@ -226,10 +214,10 @@ def test_edit_bad_input(demo, args, needle):
 
 
 @pytest.mark.slow
-def test_whole_app_with_the_tab_has_unique_api_names(ckpt):
+def test_whole_app_with_the_tab_has_unique_api_names(tiny_diffusion_dir):
     import app as app_module
 
-    demo = app_module.build_app(checkpoint_dir=ckpt, strict=True)
+    demo = app_module.build_app(checkpoint_dir=tiny_diffusion_dir, strict=True)
     tabs = [b.label for b in demo.blocks.values() if isinstance(b, gr.Tab)]
     assert "Text → motion" in tabs
     names = [f.api_name for f in demo.fns.values()]

@@ -54,12 +54,7 @@ def build_toy(opts: T.TrainOptions) -> T.TrainSetup:
                         metadata={"data": "synthetic"})
 
 
-@pytest.fixture
-def toy(monkeypatch):
-    monkeypatch.setitem(T.TRAINERS, "toy", f"{__name__}:build_toy")
-
-
-def test_trains_saves_and_resumes(toy, tmp_path):
+def test_trains_saves_and_resumes(toy_trainer, tmp_path):
     out = tmp_path / "toy.safetensors"
     runs = tmp_path / "runs"
     T.train(T.TrainOptions(name="toy"), out, steps=60, runs_dir=runs, progress_bar=False)
@@ -75,7 +70,7 @@ def test_trains_saves_and_resumes(toy, tmp_path):
     assert int(read_metadata(out)["steps"]) == 80
 
 
-def test_same_seed_same_weights(toy, tmp_path):
+def test_same_seed_same_weights(toy_trainer, tmp_path):
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     T.train(T.TrainOptions(name="toy", seed=3), a, steps=5, runs_dir=tmp_path / "ra", progress_bar=False)
     T.train(T.TrainOptions(name="toy", seed=3), b, steps=5, runs_dir=tmp_path / "rb", progress_bar=False)
@@ -84,7 +79,7 @@ def test_same_seed_same_weights(toy, tmp_path):
     assert all(torch.equal(ta[k], tb[k]) for k in ta)
 
 
-def test_bad_budgets_and_names(toy, tmp_path):
+def test_bad_budgets_and_names(toy_trainer, tmp_path):
     with pytest.raises(UserError, match="budget"):
         T.train(T.TrainOptions(name="toy"), tmp_path / "x.safetensors", runs_dir=tmp_path, progress_bar=False)
     with pytest.raises(UserError, match="positive"):

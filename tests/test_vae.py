@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from _poses import standing_pose
+from _poses import exercise_motion
 
 from motionviz.core import representation_torch as V_RT
 from motionviz.core.checkpoint import data_provenance, save_checkpoint
@@ -34,19 +34,7 @@ CLASSES = ("kimore:ex5", "ui-prmd:m01/correct", "ui-prmd:m01/incorrect", "ui-prm
 
 def synthetic(label: str, correct: bool | None, T: int, rng: np.random.Generator) -> Motion:
     """A squat (pelvis and upper body go down) or a left-arm abduction, with a little noise."""
-    base = standing_pose()
-    phase = np.sin(np.linspace(0, np.pi, T)) * (0.6 if correct is False else 1.0)
-    j = np.repeat(base[None], T, axis=0)
-    if label in ("ui-prmd:m01", "kimore:ex5"):
-        upper = [COMMON.index(n) for n in COMMON.joints if "knee" not in n and "ankle" not in n]
-        j[:, upper, 1] -= 0.35 * phase[:, None]
-    else:
-        sh = COMMON.index("left_shoulder")
-        for name, r in (("left_elbow", 0.28), ("left_wrist", 0.55)):
-            a = phase * np.pi * 0.9
-            j[:, COMMON.index(name)] = base[sh] + np.stack([r * np.sin(a), -r * np.cos(a), 0 * a], -1)
-    j += rng.normal(scale=0.005, size=j.shape).astype(np.float32)
-    return Motion(j, COMMON, 20.0, MotionLabels(dataset=label.split(":")[0], label=label, correct=correct))
+    return exercise_motion(label, correct, T, rng)
 
 
 def corpus(n: int = 6, seed: int = 0) -> list[Motion]:
