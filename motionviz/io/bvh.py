@@ -40,6 +40,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -285,6 +286,21 @@ class _Tokens:
         return v
 
 
+def _header_field(rest: list[str], k: int, pattern: str, convert: Callable[[str], Any], where: str,
+                  motion_line: int, expected: str, bad: str) -> tuple[Any, int]:
+    """The value of the MOTION header line matching ``pattern`` at or after line ``k`` of ``rest`` (blank
+    lines skipped), converted, and that line's index; a one-line :class:`UserError` otherwise."""
+    while k < len(rest) and not rest[k].strip():
+        k += 1
+    m = re.match(pattern, rest[k] if k < len(rest) else "", re.I)
+    if not m:
+        raise UserError(f"{where}: expected {expected} (line {motion_line + k + 2})")
+    try:
+        return convert(m.group(1)), k
+    except ValueError:
+        raise UserError(f"{where}: {bad}, got {m.group(1)!r}") from None
+
+
 def read_bvh(src: str | Path | bytes, max_bytes: int = MAX_BVH_BYTES) -> BvhFile:
     """Parse BVH text, bytes, or a path to a ``.bvh`` / ``.bvh.xz`` file."""
     text, where = _read_source(src, max_bytes)
@@ -314,26 +330,10 @@ def read_bvh(src: str | Path | bytes, max_bytes: int = MAX_BVH_BYTES) -> BvhFile
 
     # MOTION header
     rest = body[motion_line + 1:]
-    k = 0
-    while k < len(rest) and not rest[k].strip():
-        k += 1
-    m = re.match(r"\s*Frames\s*:\s*(\S+)\s*$", rest[k] if k < len(rest) else "", re.I)
-    if not m:
-        raise UserError(f"{where}: expected 'Frames: N' after MOTION (line {motion_line + k + 2})")
-    try:
-        n_frames = int(m.group(1))
-    except ValueError:
-        raise UserError(f"{where}: 'Frames:' must be a whole number, got {m.group(1)!r}") from None
-    k += 1
-    while k < len(rest) and not rest[k].strip():
-        k += 1
-    m = re.match(r"\s*Frame\s+Time\s*:\s*(\S+)\s*$", rest[k] if k < len(rest) else "", re.I)
-    if not m:
-        raise UserError(f"{where}: expected 'Frame Time: seconds' after 'Frames:' (line {motion_line + k + 2})")
-    try:
-        frame_time = float(m.group(1))
-    except ValueError:
-        raise UserError(f"{where}: 'Frame Time:' must be a number, got {m.group(1)!r}") from None
+    n_frames, k = _header_field(rest, 0, r"\s*Frames\s*:\s*(\S+)\s*$", int, where, motion_line,
+                                "'Frames: N' after MOTION", "'Frames:' must be a whole number")
+    frame_time, k = _header_field(rest, k + 1, r"\s*Frame\s+Time\s*:\s*(\S+)\s*$", float, where, motion_line,
+                                  "'Frame Time: seconds' after 'Frames:'", "'Frame Time:' must be a number")
     if not (math.isfinite(frame_time) and 1e-4 <= frame_time <= 10.0):
         raise UserError(f"{where}: Frame Time {frame_time:g} s is not a usable frame interval")
     if n_frames < 1:

@@ -42,6 +42,7 @@ from torch import nn
 
 from ..core.errors import UserError
 from ..core.motion import DEFAULT_FPS, REFERENCE_BONE_SUM, Motion, MotionError
+from ..core.representation import interpolate_nans
 from ..core.skeleton import COMMON, Skeleton
 
 __all__ = ["Config", "Recognizer", "canonicalise", "motions_to_batch",
@@ -111,15 +112,8 @@ def fill_missing(joints: np.ndarray) -> np.ndarray:
     x = np.asarray(joints, dtype=np.float32)
     if not np.isnan(x).any():
         return x
-    out = x.copy()
+    out = interpolate_nans(x)
     T = len(out)
-    t = np.arange(T)
-    flat = out.reshape(T, -1)
-    for k in range(flat.shape[1]):
-        bad = np.isnan(flat[:, k])
-        if bad.any() and not bad.all():
-            flat[bad, k] = np.interp(t[bad], t[~bad], flat[~bad, k])
-    out = flat.reshape(x.shape)
     never = np.isnan(out).any(axis=(0, 2))
     if never.any():
         root = out[:, 0] if not never[0] else np.zeros((T, 3), np.float32)

@@ -405,11 +405,8 @@ def build(ctx: AppContext) -> None:
     up_btn.click(on_upsample, [source, session_pick, upload, joint_set, motions_state],
                  [view, chart, info, files, motions_state, session_pick], api_name="inpaint_upsample", **long)
     if has_state:
-        try:
-            motions_state.change(on_refresh, [motions_state], [session_pick], api_name="inpaint_session_changed",
-                                 queue=False)
-        except AttributeError:  # pragma: no cover
-            pass
+        motions_state.change(on_refresh, [motions_state], [session_pick], api_name="inpaint_session_changed",
+                             queue=False)
     upload.upload(lambda p: gr.Radio(value=UPLOAD), [upload], [source], api_name="inpaint_uploaded", queue=False)
 
 

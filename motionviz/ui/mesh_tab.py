@@ -320,10 +320,7 @@ def build(ctx: AppContext) -> None:
                  [motions_state, session, source, mesh_plot, mesh_info, mesh_motion, exp_frame],
                  api_name="video_show_mesh", **heavy)
     if has_state:
-        try:
-            motions_state.change(on_refresh, [motions_state], [session], api_name="mesh_session_changed",
-                                 queue=False)
-        except AttributeError:  # pragma: no cover
-            pass
+        motions_state.change(on_refresh, [motions_state], [session], api_name="mesh_session_changed",
+                             queue=False)
     if ctx.demo is not None and datasets:
         ctx.demo.load(on_dataset, [dataset], [exercise, sequence], api_name="mesh_initial", queue=False)

@@ -497,8 +497,5 @@ def build(ctx: AppContext) -> None:
     refresh.click(on_refresh, [motions_state], [src_motion], api_name="text_edit_refresh", queue=False)
     text.blur(on_understand, [text], [understood_md], api_name="text_understand", show_progress="hidden")
     if has_state:
-        try:
-            motions_state.change(on_refresh, [motions_state], [src_motion], api_name="text_session_changed",
-                                 queue=False)
-        except AttributeError:  # pragma: no cover - older gradio State without .change
-            pass
+        motions_state.change(on_refresh, [motions_state], [src_motion], api_name="text_session_changed",
+                             queue=False)

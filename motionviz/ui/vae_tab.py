@@ -393,11 +393,8 @@ def build(ctx: AppContext) -> None:
                 api_name="vae_download", **heavy)
     refresh.click(on_refresh, [motions_state], choice_outputs, api_name="vae_refresh_motions", queue=False)
     if has_state:
-        try:
-            motions_state.change(on_refresh, [motions_state], choice_outputs, api_name="vae_session_changed",
-                                 queue=False)
-        except AttributeError:  # pragma: no cover - older gradio State without .change
-            pass
+        motions_state.change(on_refresh, [motions_state], choice_outputs, api_name="vae_session_changed",
+                             queue=False)
     if ctx.demo is not None:
         ctx.demo.load(on_path, path_inputs, path_outputs, api_name="vae_initial", **heavy)
 
