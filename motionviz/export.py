@@ -272,22 +272,24 @@ def render_frames(motion: Motion, size: int = VIDEO_SIZE, yaw: float = 30.0, pit
     return frames, fps
 
 
+def _save_video(motion: Motion, path: str | os.PathLike, ext: str, write: Callable[..., None], size: int,
+                progress: Progress | None) -> Path:
+    frames, fps = render_frames(motion, size=size, progress=progress)
+    p = _target(path, ext)
+    write(frames, fps, p)
+    return p
+
+
 def save_gif(motion: Motion, path: str | os.PathLike, size: int = VIDEO_SIZE,
              progress: Progress | None = None) -> Path:
     """Looping animated GIF of the stick figure (frame duration from the motion's fps)."""
-    frames, fps = render_frames(motion, size=size, progress=progress)
-    p = _target(path, ".gif")
-    _write_gif(frames, fps, p)
-    return p
+    return _save_video(motion, path, ".gif", _write_gif, size, progress)
 
 
 def save_mp4(motion: Motion, path: str | os.PathLike, size: int = VIDEO_SIZE,
              progress: Progress | None = None) -> Path:
     """H.264 MP4 (yuv420p, plays in browsers) of the stick figure, via imageio-ffmpeg."""
-    frames, fps = render_frames(motion, size=size, progress=progress)
-    p = _target(path, ".mp4")
-    _write_mp4(frames, fps, p)
-    return p
+    return _save_video(motion, path, ".mp4", _write_mp4, size, progress)
 
 
 def _write_gif(frames, fps: float, p: Path) -> None:

@@ -63,26 +63,26 @@ def toy_trainer(monkeypatch):
     return training_loop
 
 
+def _tiny_dir(tmp_path_factory, name: str, *makers) -> Path:
+    d = tmp_path_factory.mktemp(name)
+    for make in makers:
+        make(d)
+    return d
+
+
 @pytest.fixture(scope="module")
 def tiny_diffusion_dir(tmp_path_factory) -> Path:
     """A checkpoint folder with a tiny random ``diffusion.safetensors`` (one per test module)."""
-    d = tmp_path_factory.mktemp("tiny-diffusion")
-    make_diffusion(d)
-    return d
+    return _tiny_dir(tmp_path_factory, "tiny-diffusion", make_diffusion)
 
 
 @pytest.fixture(scope="module")
 def tiny_diffusion_vae_dir(tmp_path_factory) -> Path:
     """A checkpoint folder with tiny random ``diffusion`` and ``vae`` checkpoints (one per test module)."""
-    d = tmp_path_factory.mktemp("tiny-diffusion-vae")
-    make_diffusion(d)
-    make_vae(d)
-    return d
+    return _tiny_dir(tmp_path_factory, "tiny-diffusion-vae", make_diffusion, make_vae)
 
 
 @pytest.fixture(scope="module")
 def tiny_fast_dir(tmp_path_factory) -> Path:
     """A checkpoint folder with a tiny distilled ``diffusion-fast`` student and its teacher (one per module)."""
-    d = tmp_path_factory.mktemp("tiny-fast")
-    make_diffusion_fast(d)
-    return d
+    return _tiny_dir(tmp_path_factory, "tiny-fast", make_diffusion_fast)

@@ -29,7 +29,7 @@ from ..core.limits import (
     MAX_SEED,  # seeds are exact ints end to end
     whole_number,
 )
-from ..core.motion import Motion
+from ..core.motion import Motion, MotionLabels
 from ..export import export_motion
 
 __all__ = [
@@ -311,14 +311,17 @@ def motion_title(motion: Motion) -> str:
     """A short human title: label (or text), subject, correctness, frames."""
     lab = motion.labels
     parts = [lab.label or (lab.text[:40] + ("…" if len(lab.text) > 40 else "")) or "motion"]
-    if lab.subject:
-        parts.append(str(lab.subject))
-    if lab.style:
-        parts.append(str(lab.style))
-    if lab.correct is not None:
-        parts.append("correct" if lab.correct else "incorrect")
-    parts.append(f"{motion.num_frames} frames")
-    return " · ".join(parts)
+    return " · ".join(parts + label_details(lab) + [f"{motion.num_frames} frames"])
+
+
+def label_details(labels: MotionLabels, style_title: Callable[[str], str] = str) -> list[str]:
+    """The subject, style (through ``style_title``) and correctness of ``labels`` that are set, as title parts."""
+    out = [str(labels.subject)] if labels.subject else []
+    if labels.style:
+        out.append(style_title(labels.style))
+    if labels.correct is not None:
+        out.append("correct" if labels.correct else "incorrect")
+    return out
 
 
 def motion_choices(motions: Sequence[Motion] | None) -> list[tuple[str, int]]:

@@ -41,6 +41,7 @@ from .common import (
     add_motions,
     export_files,
     export_many,
+    label_details,
     motion_markdown,
     progress_callback,
     session_state,
@@ -49,7 +50,7 @@ from .common import (
 )
 from .player import controls, player, player_value, view_export
 
-__all__ = [           "build", "show_sequence", "upload_motion", "prepare_downloads", "MAX_UPLOAD_BYTES"]
+__all__ = ["build", "show_sequence", "upload_motion", "prepare_downloads", "MAX_UPLOAD_BYTES"]
 
 log = logging.getLogger("motionviz.ui.data")
 
@@ -72,13 +73,7 @@ def _prepare(m: Motion, skeleton: str) -> Motion:
 
 def _title(m: Motion) -> str:
     lab = m.labels
-    bits = [_label_title(lab.label)] if lab.label else []
-    if lab.subject:
-        bits.append(str(lab.subject))
-    if lab.style:
-        bits.append(_style_title(lab.style))
-    if lab.correct is not None:
-        bits.append("correct" if lab.correct else "incorrect")
+    bits = ([_label_title(lab.label)] if lab.label else []) + label_details(lab, _style_title)
     return " · ".join(bits) or "motion"
 
 
