@@ -77,12 +77,17 @@ def test_knee_curl_difference_found_and_summarised():
     assert a.num_frames == b.num_frames == len(p) <= 50
 
 
+def _correct_curls(seed: int, t_lo: int, t_hi: int) -> tuple[list[Motion], Df.NormalRange]:
+    """20 correct knee curls (peak 85-95 degrees, ``t_lo``..``t_hi`` frames) and their normal range."""
+    rng = np.random.default_rng(seed)
+    correct = [knee_curl(float(rng.uniform(85, 95)), T=int(rng.integers(t_lo, t_hi)), noise=0.002, seed=i)
+               for i in range(20)]
+    return correct, Df.normal_range(correct, "test:curl")
+
+
 @pytest.mark.slow
 def test_summary_against_normal_range_of_correct_executions():
-    rng = np.random.default_rng(0)
-    correct = [knee_curl(float(rng.uniform(85, 95)), T=int(rng.integers(50, 70)), noise=0.002, seed=i)
-               for i in range(20)]
-    nr = Df.normal_range(correct, "test:curl")
+    correct, nr = _correct_curls(0, 50, 70)
     lo, med, hi = nr.peak["left_knee_flexion"]
     assert 84 < lo < med < hi < 97
     assert nr.n == 20
@@ -147,10 +152,7 @@ def test_key_angles_direction_and_margin():
 
 
 def test_findings_joints_are_highlighted_first():
-    rng = np.random.default_rng(0)
-    correct = [knee_curl(float(rng.uniform(85, 95)), T=int(rng.integers(50, 70)), noise=0.002, seed=i)
-               for i in range(20)]
-    nr = Df.normal_range(correct, "test:curl")
+    correct, nr = _correct_curls(0, 50, 70)
     # the other motion: a shallow left curl and a right knee that bends a little (largest difference on
     # the right only if the left were not the finding)
     bad = knee_curl(70.0, T=60)
@@ -167,10 +169,7 @@ def test_findings_joints_are_highlighted_first():
 
 @pytest.mark.slow
 def test_normal_band_over_time_follows_the_repetition():
-    rng = np.random.default_rng(1)
-    correct = [knee_curl(float(rng.uniform(85, 95)), T=int(rng.integers(40, 80)), noise=0.002, seed=i)
-               for i in range(20)]
-    nr = Df.normal_range(correct, "test:curl")
+    correct, nr = _correct_curls(1, 40, 80)
     b = nr.band["left_knee_flexion"]
     assert b.shape == (Df.BAND_FRAMES, 3) and (b[:, 0] <= b[:, 1]).all() and (b[:, 1] <= b[:, 2]).all()
     assert b[0, 1] == pytest.approx(0.0, abs=2) and b[Df.BAND_FRAMES // 2, 1] == pytest.approx(90.0, abs=3)

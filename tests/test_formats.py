@@ -195,6 +195,21 @@ def _tiny_checkpoints(tmp_path: Path) -> Path:
     return ck
 
 
+def _video_skeleton(data_root: Path, tmp_path: Path, capsys, name: str) -> tuple[Path, Path, Path, dict]:
+    """`video` on the 10 fps example GIF (12 frames, no inpainting) with tiny checkpoints, written to
+    ``tmp_path/name``: (gif, checkpoint folder, written file, its --json summary)."""
+    from motionviz.cli import main
+
+    gif = data_root / "video" / "pose_classification_pushups_and_squats.gif"
+    if not gif.is_file():
+        pytest.skip(f"clip not found: {gif}")
+    ck = _tiny_checkpoints(tmp_path)
+    arr = tmp_path / name
+    assert main(["video", str(gif), "--out", str(arr), "--json", "--max-frames", "12", "--no-inpaint",
+                 "--checkpoints", str(ck)]) == 0
+    return gif, ck, arr, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
 def test_video_classify_inpaint_export_chain(data_root, tmp_path, capsys):
     """Every array we write is 20 fps and every reader takes it so: the GIF (10 fps) written by `video`
@@ -204,14 +219,7 @@ def test_video_classify_inpaint_export_chain(data_root, tmp_path, capsys):
     from motionviz.cli import main
     from motionviz.generators import recognition as R_G
 
-    gif = data_root / "video" / "pose_classification_pushups_and_squats.gif"
-    if not gif.is_file():
-        pytest.skip(f"clip not found: {gif}")
-    ck = _tiny_checkpoints(tmp_path)
-    arr = tmp_path / "gif.npy"
-    assert main(["video", str(gif), "--out", str(arr), "--json", "--max-frames", "12", "--no-inpaint",
-                 "--checkpoints", str(ck)]) == 0
-    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    gif, ck, arr, s = _video_skeleton(data_root, tmp_path, capsys, "gif.npy")
     assert s["source_fps"] == pytest.approx(10.0) and s["source_frames"] == 12 and s["fps"] == 20.0
     a = np.load(arr, allow_pickle=False)
     assert a.shape == (23, 15, 3) == (s["frames"], 15, 3)         # 1.1 s at 20 fps
@@ -254,14 +262,7 @@ def test_npz_chain_keeps_the_rate(data_root, tmp_path, capsys):
     from motionviz.data import load_user_file
     from motionviz.generators import recognition as R_G
 
-    gif = data_root / "video" / "pose_classification_pushups_and_squats.gif"
-    if not gif.is_file():
-        pytest.skip(f"clip not found: {gif}")
-    ck = _tiny_checkpoints(tmp_path)
-    arr = tmp_path / "gif.npz"
-    assert main(["video", str(gif), "--out", str(arr), "--json", "--max-frames", "12", "--no-inpaint",
-                 "--checkpoints", str(ck)]) == 0
-    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    gif, ck, arr, s = _video_skeleton(data_root, tmp_path, capsys, "gif.npz")
     with np.load(arr, allow_pickle=False) as z:
         assert sorted(z.files) == ["fps", "joints", "skeleton"]
         a, fps, sk = z["joints"], float(z["fps"]), str(z["skeleton"])
