@@ -143,12 +143,6 @@ def iter_motion_chunks(path: str | os.PathLike, max_frames: int = CLASSIFY_CHUNK
     yield [m.retarget(COMMON).resample(DEFAULT_FPS).joints]
 
 
-def read_motions_file(path: str | os.PathLike) -> list[np.ndarray]:
-    """A .npy array (N, T, 15, 3) / (T, 15, 3), or any motion file ``load_user_file`` reads -> list of
-    (T, 15, 3) arrays on the common skeleton at 20 fps (all in memory: for small files)."""
-    return [x for chunk in iter_motion_chunks(path) for x in chunk]
-
-
 # ------------------------------------------------------------------------------------------------
 def _run_classify(args: argparse.Namespace) -> int:
     if (args.input is None) == (args.split is None):

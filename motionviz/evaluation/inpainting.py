@@ -40,9 +40,6 @@ def conditions(rates: tuple[float, ...] = (0.1, 0.3, 0.5), frame_rate: float = 0
     return out
 
 
-CONDITIONS = conditions()
-
-
 EVAL_DATASETS = ("ui-prmd", "kimore", "irds")
 
 

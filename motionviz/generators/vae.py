@@ -317,14 +317,6 @@ class VAEGenerator:
             out.append(self._motion(j, lab, corr, f"VAE {kind} interpolation {ka} -> {kb} at t = {w:.2f}"))
         return out
 
-    def latent_path(self, start: Endpoint, end: Endpoint, steps: int, spherical: bool = False,
-                    progress: ProgressFn | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Decoder memories (S, D) of ``steps`` evenly spaced points and the two class ids."""
-        if not 2 <= int(steps) <= 64:
-            raise UserError(f"interpolation steps must be between 2 and 64, got {steps}")
-        p = self.segment(start, end, spherical, progress)
-        return p.memories(weights(int(steps))), (p.class_a, p.class_b)
-
     def interpolate_path(self, start: Endpoint, end: Endpoint, steps: int = 8, frames: int = 60,
                          spherical: bool = False, progress: ProgressFn | None = None) -> list[Motion]:
         """``steps`` motions evenly spaced from ``start`` to ``end`` (both included), (steps, frames)

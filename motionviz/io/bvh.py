@@ -138,10 +138,6 @@ class BvhFile:
             k += len(ch)
         return out
 
-    @property
-    def end_site_names(self) -> list[str]:
-        return [f"{self.names[p]}_end" for p, _ in self.end_sites]
-
     def meta(self) -> dict[str, str]:
         """``key=value`` pairs found in the comment lines (e.g. units, skeleton, fps from our writer)."""
         out: dict[str, str] = {}

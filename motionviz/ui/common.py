@@ -106,12 +106,6 @@ class AppContext:
     tab_ids: list[str] = field(default_factory=list)      # ids of the tabs that are shown
     demo: Any = None                       # the gr.Blocks (for demo.load events)
 
-    def has_model(self, name: str) -> bool:
-        return name in self.models
-
-    def has_tab(self, tab_id: str) -> bool:
-        return tab_id in self.tab_ids
-
     def select_tab(self, tab_id: str):
         """An update for ``ctx.tabs`` that switches to tab ``tab_id`` (no change if it is not shown)."""
         if tab_id in self.tab_ids:
