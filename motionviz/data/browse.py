@@ -87,40 +87,40 @@ def _rel(path: str | Path, root: Path) -> str:
         return p.as_posix()
 
 
+def _uiprmd_entry(name: str, rel: str, groups: tuple[str, ...]) -> Entry:
+    ex, subj, ep, inc = groups
+    ok = inc is None
+    return Entry(name, rel, f"ui-prmd:m{ex}", f"s{subj}", "", ok, int(ep),
+                 f"episode {int(ep):02d} ({'correct' if ok else 'incorrect'})")
+
+
+def _irds_entry(name: str, rel: str, groups: tuple[str, ...]) -> Entry:
+    subj, _date, gesture, rep, corr, position = groups
+    ok = {"1": True, "2": False}.get(corr)
+    what = "correct" if ok else ("incorrect" if ok is False else "unrated")
+    return Entry(name, rel, f"irds:{int(gesture)}", subj, "", ok, int(rep), f"repetition {int(rep)} ({what}, {position})")
+
+
+def _bandai_entry(name: str, rel: str, groups: tuple[str, ...]) -> Entry:
+    part, content, style, take, _ = groups
+    return Entry(name, rel, f"bandai:{content}", "", style, None, int(take), f"{part} take {take}")
+
+
+#: the large datasets, whose entries come from their file names: dataset -> (name pattern, entry maker)
+_NAME_PARSERS = {"ui-prmd": (_UIPRMD, _uiprmd_entry), "irds": (_IRDS, _irds_entry), "bandai": (_BANDAI, _bandai_entry)}
+
+
 def _from_file_names(name: str, root: Path, files: list[Path]) -> list[Entry] | None:
     """Entries parsed from file names for the large datasets; None for the others."""
+    if name not in _NAME_PARSERS:
+        return None
+    pattern, make = _NAME_PARSERS[name]
     out: list[Entry] = []
-    if name == "ui-prmd":
-        for f in files:
-            m = _UIPRMD.search(f.name)
-            if m is None:
-                continue
-            ex, subj, ep, inc = m.groups()
-            ok = inc is None
-            out.append(Entry(name, _rel(f, root), f"ui-prmd:m{ex}", f"s{subj}", "", ok, int(ep),
-                             f"episode {int(ep):02d} ({'correct' if ok else 'incorrect'})"))
-        return out
-    if name == "irds":
-        for f in files:
-            m = _IRDS.search(f.name)
-            if m is None:
-                continue
-            subj, _date, gesture, rep, corr, position = m.groups()
-            ok = {"1": True, "2": False}.get(corr)
-            what = "correct" if ok else ("incorrect" if ok is False else "unrated")
-            out.append(Entry(name, _rel(f, root), f"irds:{int(gesture)}", subj, "", ok, int(rep),
-                             f"repetition {int(rep)} ({what}, {position})"))
-        return out
-    if name == "bandai":
-        for f in files:
-            m = _BANDAI.search(f.name)
-            if m is None:
-                continue
-            part, content, style, take, _ = m.groups()
-            out.append(Entry(name, _rel(f, root), f"bandai:{content}", "", style, None, int(take),
-                             f"{part} take {take}"))
-        return out
-    return None
+    for f in files:
+        m = pattern.search(f.name)
+        if m is not None:
+            out.append(make(name, _rel(f, root), m.groups()))
+    return out
 
 
 def _entry_from_motion(name: str, key: str, m: Motion) -> Entry:
