@@ -30,7 +30,7 @@ along the implied noise), exactly :func:`motionviz.core.sampling.sample` with ``
 Training (the shipped checkpoint; teacher = ``checkpoints/diffusion.safetensors``, the training split
 conditions and captions)::
 
-    OMP_NUM_THREADS=1 python -m motionviz train diffusion-fast --minutes 85 --threads 1 --save-every 5 --seed 0
+    OMP_NUM_THREADS=1 python -m motionviz train diffusion-fast --minutes 75 --threads 1 --save-every 5 --seed 0
 
 Shapes: B batch, R normalised frames per repetition, F = 3J + 1 features, N = R / patch tokens, D width.
 """
