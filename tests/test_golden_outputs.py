@@ -1,8 +1,8 @@
 """Outputs of the shipped checkpoints for fixed seeds are bit-identical to the ones recorded in
 ``tests/golden/outputs.json`` (SHA-256 of the float32 bytes of small but representative outputs).
 
-The hashes are only comparable on the same software stack: the test skips when torch, numpy or the CPU
-architecture differ from the recording.  Cases are grouped by the checkpoint files they read; the JSON keeps
+The hashes are only comparable on the same software stack: the test skips when torch, numpy, scipy or the
+CPU architecture differ from the recording.  Cases are grouped by the checkpoint files they read; the JSON keeps
 each group's checkpoint SHA-256 sums, and a group whose checkpoint was replaced skips with a reason until it is
 re-recorded::
 
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +170,8 @@ def _file_sum(name: str) -> str:
 
 
 def _stack() -> dict[str, str]:
-    return {"torch": torch.__version__, "numpy": np.__version__, "machine": platform.machine()}
+    return {"torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "machine": platform.machine()}
 
 
 def _load() -> dict:
