@@ -78,6 +78,9 @@ class Fake:
         self.tasks = frozenset({"label", "score"} if score else {"label"})
         self.labels = list(LABELS)
 
+    def has_correctness(self, label: str) -> bool:
+        return True
+
     def generate(self, request: Request, progress=None) -> list[Motion]:
         r = request.validated()
         rng = np.random.default_rng(r.seed)

@@ -52,6 +52,9 @@ class FakeDiffusion:
     skeleton = COMMON
     labels = ["kimore:ex1", "ui-prmd:m01", "ui-prmd:m07"]
 
+    def has_correctness(self, label: str) -> bool:
+        return True
+
     def generate(self, request: Request, progress=None) -> list[Motion]:
         r = request
         rng = np.random.default_rng(r.seed)

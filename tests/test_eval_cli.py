@@ -102,6 +102,9 @@ class FakeGenerator:
         self.labels = sorted(KINDS)
         self.prompts = {t: lab for lab, ts in E.eval_prompts().items() for t in ts}
 
+    def has_correctness(self, label: str) -> bool:
+        return True
+
     def generate(self, request: Request, progress=None) -> list[Motion]:
         r = request.validated()
         lab = r.label or self.prompts[r.text]

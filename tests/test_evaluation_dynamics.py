@@ -65,6 +65,9 @@ class Synthetic:
     def __init__(self, name: str, amp: float):
         self.name, self.amp = name, amp
 
+    def has_correctness(self, label: str) -> bool:
+        return True
+
     def generate(self, request: Request, progress=None) -> list[Motion]:
         r = request.validated()
         rng = np.random.default_rng(r.seed)

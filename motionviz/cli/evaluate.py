@@ -248,7 +248,7 @@ def _generators(args: argparse.Namespace) -> dict[str, Any]:
         g = registry.load_generator(n, ckpt)
         if k:
             g = FixedSteps(g, whole_number(k, f"steps of {spec}", 1, 1000))
-        if not ({"label"} & set(getattr(g, "tasks", ()))):
+        if "label" not in g.tasks:
             if args.models:
                 raise UserError(f"model {n} cannot generate from a label; it cannot be evaluated here")
             continue                       # e.g. the inpainter: not a label-conditioned generator

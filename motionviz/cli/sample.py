@@ -103,7 +103,7 @@ def _load(name: str, checkpoint_dir: str | None):
 
 
 def _labels(gen: Any) -> list[str]:
-    return list(getattr(gen, "labels", ()) or ())
+    return list(gen.labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,16 +299,14 @@ def run_sample(args: argparse.Namespace) -> int:
 def _precheck(gen: Any, model: str, req: Any, quiet: bool) -> None:
     """Fail on an impossible class before the progress bar starts, and load the text encoder up front
     (it can take seconds the first time) so its loading is not shown as a stuck 0 %."""
-    if model == "vae" and hasattr(gen, "class_index"):
+    if model == "vae":
         gen.class_index(req.label, req.correct)
     if model in ("diffusion", "diffusion-fast"):
         gen.check(req)
     if model in ("diffusion", "diffusion-fast") and req.text:
-        enc = getattr(type(gen), "encoder", None)
-        if isinstance(enc, property):
-            if not quiet:
-                print("loading the text encoder ...", file=sys.stderr)
-            gen.encoder.encode([req.text])
+        if not quiet:
+            print("loading the text encoder ...", file=sys.stderr)
+        gen.encoder.encode([req.text])
 
 
 def _report(args: argparse.Namespace, summary: dict[str, Any], line: str) -> None:

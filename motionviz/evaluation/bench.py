@@ -128,7 +128,7 @@ def _generic_diffusion(quick: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     gen = registry.load_generator("diffusion")
     load_s = time.perf_counter() - t0
-    labels = list(getattr(gen, "labels", []) or [])
+    labels = list(gen.labels)
     text = "slowly raise both arms sideways to shoulder height, then lower them"
     t0 = time.perf_counter()
     gen.generate(Request(text=text, frames=16, steps=1, num=1))          # loads the text encoder
@@ -156,7 +156,7 @@ def _generic_vae(quick: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     gen = registry.load_generator("vae")
     load_s = time.perf_counter() - t0
-    labels = list(getattr(gen, "labels", []) or [])
+    labels = list(gen.labels)
     if not labels:
         raise UserError("the VAE has no classes")
     label = labels[0]
@@ -168,7 +168,7 @@ def _generic_vae(quick: bool) -> dict[str, Any]:
                      "seconds_per_sample": round(t["median"] / b, 6)})
     out: dict[str, Any] = {"source": "motionviz.evaluation.bench generic", "checkpoint": str(checkpoint_path("vae")),
                            "load_seconds": round(load_s, 4), "label": label, "sampling": rows}
-    if hasattr(gen, "interpolate_path"):
+    if "interpolate" in gen.tasks:
         t = timeit(lambda: gen.interpolate_path(Endpoint(label, None, 0), Endpoint(label, None, 1), steps=8,
                                                 frames=60), repeats=reps)
         out["interpolate_8_steps_60_frames_seconds"] = t["median"]

@@ -228,14 +228,13 @@ def correctness_control(generators: dict[str, Generator], recognizer: Any, real_
 
     n_gen = max(1, len(generators))
     for gi, (name, g) in enumerate(generators.items()):
-        glabels = set(getattr(g, "labels", ()) or ())
-        has_corr = getattr(g, "has_correctness", None)
+        glabels = set(g.labels)
         per: dict[str, dict[str, Any]] = {}
         for li, l in enumerate(labels):
             progress((gi + li / len(labels)) / n_gen * 0.95 + 0.02, f"correctness: {name} {l}")
             if glabels and l not in glabels:
                 continue
-            if has_corr is not None and not has_corr(l):
+            if not g.has_correctness(l):
                 continue
             frames = _frames_of(real_test, l, s)
             got: dict[bool, list[Motion]] = {}
@@ -279,7 +278,7 @@ def score_control(generators: dict[str, Generator], recognizer: Any, real_test: 
         j = judge(recognizer, test, [m.labels.label for m in test])
         out["rows"]["real"] = _score_row(np.array([m.labels.score for m in test], float),
                                          np.clip(j["score"], 0, 100), [m.labels.label for m in test])
-    scored = {n: g for n, g in generators.items() if "score" in set(getattr(g, "tasks", ()))}
+    scored = {n: g for n, g in generators.items() if "score" in g.tasks}
     out["available"] = bool(scored)
     if not scored:
         out["reason"] = "no generator takes a clinical-score condition"

@@ -239,7 +239,7 @@ def dynamics_evaluation(generators: dict[str, Any], real_test: Sequence[Motion],
         ref = {k: np.concatenate([dyn_a[k], dyn_b[k]]) for k in dyn_a}        # every held-out clip
         rows: dict[str, Any] = {"real": _row_stats(dyn_a, dyn_b)}
         for gi, (name, g) in enumerate(generators.items()):
-            gl = getattr(g, "labels", None)
+            gl = g.labels
             if gl and lab not in set(gl):
                 continue
             progress((li + (gi + 1) / (len(generators) + 2)) / max(1, len(labs)), f"dynamics: {name} {lab}")
@@ -310,7 +310,7 @@ def select_labels(generators: dict[str, Any], real_test: Sequence[Motion],
             raise UserError(f"labels without 2 real held-out recordings: {', '.join(unknown)}")
         out = [l for l in out if l in set(labels)]
     for g in generators.values():
-        gl = getattr(g, "labels", None)
+        gl = g.labels
         if gl:
             out = [l for l in out if l in set(gl)]
     if not out:

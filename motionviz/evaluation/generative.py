@@ -112,8 +112,7 @@ def _physical(motions: Sequence[Motion]) -> dict[str, float]:
 
 
 def _generator_labels(gen: Generator) -> set[str] | None:
-    labs = getattr(gen, "labels", None)
-    return set(labs) if labs else None
+    return set(gen.labels) or None
 
 
 def evaluate(generators: dict[str, Generator], recognizer: Any, real_test: Sequence[Motion],
@@ -172,7 +171,7 @@ def evaluate(generators: dict[str, Generator], recognizer: Any, real_test: Seque
         out = recognizer.run(pool)
         entry: dict[str, Any] = {"motions": pool, "out": out,
                                  "labels": np.array([m.labels.label for m in pool], dtype=object)}
-        if s.prompts_per_label > 0 and "text" in getattr(g, "tasks", ()):
+        if s.prompts_per_label > 0 and "text" in g.tasks:
             tm, tt = [], []
             for i, lab in enumerate(labels):
                 for k, text in enumerate(prompts.get(lab, [])[:s.prompts_per_label]):
@@ -304,10 +303,9 @@ def _generate_classes(gen: Generator, classes: Sequence[tuple[str, bool | None]]
                       frames: int | dict[str, int], seed: int, steps: int | None,
                       progress: ProgressFn) -> list[Motion]:
     out: list[Motion] = []
-    has_corr = getattr(gen, "has_correctness", None)
     for i, (lab, cor) in enumerate(classes):
         c = cor
-        if c is not None and has_corr is not None and not has_corr(lab):
+        if c is not None and not gen.has_correctness(lab):
             c = None
         n_frames = frames[lab] if isinstance(frames, dict) else frames
         kw: dict[str, Any] = dict(model=gen.name, label=lab, correct=c, num=num, frames=n_frames, seed=seed + i)

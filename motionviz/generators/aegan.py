@@ -24,11 +24,19 @@ class AEGANGenerator:
 
     name = "aegan"
     tasks = frozenset({"inpaint"})
+    labels: tuple[str, ...] = ()          # takes no exercise label
+    text_encoder_loaded = True            # reads no text
 
     def __init__(self, model: AEGAN, metadata: dict[str, str] | None = None) -> None:
         self.model = model
         self.metadata = metadata or {}
         self.skeleton = model.skeleton
+
+    def has_correctness(self, label: str) -> bool:
+        return False
+
+    def condition_text(self, request: Any) -> str:
+        return ""
 
     def generate(self, request: Any, progress: Callable[[float, str], None] | None = None) -> list[Any]:
         req = request.validated()

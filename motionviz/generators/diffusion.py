@@ -73,6 +73,16 @@ class DiffusionGenerator:
             self._encoder = get_text_encoder(self.cfg.text_encoder)
         return self._encoder
 
+    @property
+    def text_encoder_loaded(self) -> bool:
+        """Whether :attr:`encoder` is loaded (the first text request loads it: seconds)."""
+        return self._encoder is not None
+
+    def has_correctness(self, label: str) -> bool:
+        """True: correct/incorrect is a condition beside every exercise (unspecified in training where a
+        dataset has no such annotation)."""
+        return True
+
     def label_index(self, label: str | None) -> int:
         if not label:
             return 0

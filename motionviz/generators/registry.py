@@ -11,7 +11,7 @@ import importlib
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
@@ -116,12 +116,35 @@ class Request:
 
 @runtime_checkable
 class Generator(Protocol):
-    """A trained model behind one interface.  ``tasks`` is a subset of
-    {"text", "label", "unconditional", "interpolate", "inpaint", "edit", "vary"}."""
+    """A trained model behind one interface: everything the UI, CLI and evaluator read of a generator.
+
+    ``tasks`` is a subset of {"text", "label", "unconditional", "interpolate", "inpaint", "edit", "vary",
+    "score"}: what the model can be asked for (consumers check a capability here, never by probing for a
+    method).  A generator with the "text" task also has ``encoder``, its text encoder (loaded on first use).
+    ``labels``: the exercise labels (``<dataset>:<id>``) it is conditioned on; empty for a model that takes
+    none (the inpainter)."""
 
     name: str
     tasks: frozenset[str]
     skeleton: Skeleton
+
+    @property
+    def labels(self) -> Sequence[str]:
+        ...
+
+    @property
+    def text_encoder_loaded(self) -> bool:
+        """False while the text encoder is still to be loaded (the first text request loads it: seconds);
+        True once loaded, and for models that read no text."""
+        ...
+
+    def has_correctness(self, label: str) -> bool:
+        """Whether a correct/incorrect request for ``label`` is honoured (else ``correct`` should be None)."""
+        ...
+
+    def condition_text(self, request: Request) -> str:
+        """The text the model is conditioned on for ``request`` ("" for models that read no text)."""
+        ...
 
     def generate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
         ...
@@ -129,7 +152,9 @@ class Generator(Protocol):
 
 class FixedSteps:
     """``gen`` with every request's sampler steps set to ``steps`` (e.g. one evaluation row per step count
-    of the distilled sampler: ``evaluate --models diffusion-fast@1``).  Everything else is ``gen``'s."""
+    of the distilled sampler: ``evaluate --models diffusion-fast@1``).  Everything else is ``gen``'s: the
+    :class:`Generator` members are forwarded explicitly, family-specific ones (``encoder``, ``check``, ...)
+    through ``__getattr__``."""
 
     def __init__(self, gen: Generator, steps: int):
         self.gen, self.steps = gen, int(steps)
@@ -137,6 +162,20 @@ class FixedSteps:
 
     def __getattr__(self, key: str) -> Any:
         return getattr(self.gen, key)
+
+    @property
+    def labels(self) -> Sequence[str]:
+        return self.gen.labels
+
+    @property
+    def text_encoder_loaded(self) -> bool:
+        return self.gen.text_encoder_loaded
+
+    def has_correctness(self, label: str) -> bool:
+        return self.gen.has_correctness(label)
+
+    def condition_text(self, request: Request) -> str:
+        return self.gen.condition_text(replace(request, steps=self.steps))
 
     def generate(self, request: Request, progress: ProgressFn | None = None) -> list[Motion]:
         return self.gen.generate(replace(request, steps=self.steps), progress)

@@ -92,6 +92,12 @@ class VAEGenerator:
         label = resolve_label(label, self.labels)
         return f"{label}/correct" in self._index or f"{label}/incorrect" in self._index
 
+    # ---- text (the VAE reads none) ---------------------------------------------------------
+    text_encoder_loaded = True
+
+    def condition_text(self, request: Request) -> str:
+        return ""
+
     def resolve(self, name: str) -> str:
         return resolve_label(name, self.labels)
 

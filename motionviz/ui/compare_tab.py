@@ -90,7 +90,7 @@ def comparable_models(models: Sequence[str], checkpoint_dir: Path) -> dict[str, 
             continue
         if name in DEFAULT_STEPS and name != "diffusion":
             g = FixedSteps(g, DEFAULT_STEPS[name])
-        if {"label", "text"} & set(getattr(g, "tasks", ())):
+        if {"label", "text"} & g.tasks:
             out[name] = g
     return out
 
@@ -99,7 +99,7 @@ def label_choices(gens: dict[str, Any]) -> list[tuple[str, str]]:
     """(title (label), label) for every label known to at least one generator, in a stable order."""
     labels: list[str] = []
     for g in gens.values():
-        for lab in getattr(g, "labels", ()) or ():
+        for lab in g.labels:
             if lab not in labels:
                 labels.append(lab)
     return [(f"{LABEL_TITLES.get(l, l)} ({l})", l) for l in labels]
@@ -161,8 +161,8 @@ def compare_all(gens: dict[str, Any], label: str | None, text: str, correct: str
         out.notices.append("")
     n = len(gens)
     for i, (name, g) in enumerate(gens.items()):
-        tasks = set(getattr(g, "tasks", ()))
-        glabels = set(getattr(g, "labels", ()) or ())
+        tasks = g.tasks
+        glabels = set(g.labels)
         use_label = label if (label and (not glabels or label in glabels) and "label" in tasks) else None
         use_text = text if "text" in tasks else ""
         notes = []
@@ -174,8 +174,7 @@ def compare_all(gens: dict[str, Any], label: str | None, text: str, correct: str
             out.skipped.append((name, "; ".join(notes) or "cannot make this request"))
             continue
         c = _correct_of(correct)
-        has_corr = getattr(g, "has_correctness", None)
-        if c is not None and use_label and has_corr is not None and not has_corr(use_label):
+        if c is not None and use_label and not g.has_correctness(use_label):
             c = None
             notes.append("no correct/incorrect for this exercise")
         req = Request(model=name, label=use_label, text=use_text, correct=c, seed=seed, frames=frames,
@@ -232,7 +231,7 @@ def quick_evaluation(gens: dict[str, Any], recognizer: Any, label: str | None, d
         raise UserError("the quick evaluation needs the recogniser checkpoint (recognizer.safetensors)")
     if data_root is None:
         raise UserError("the quick evaluation needs the real data folder")
-    gens = {n: g for n, g in gens.items() if "label" in set(getattr(g, "tasks", ()))}
+    gens = {n: g for n, g in gens.items() if "label" in g.tasks}
     if not gens:
         raise UserError("no label-conditioned generator is available to evaluate")
     ds = (label.split(":", 1)[0],) if label and ":" in label else ("ui-prmd",)
@@ -251,7 +250,7 @@ def quick_dynamics(gens: dict[str, Any], label: str | None, data_root: Path | No
     with the real-vs-real and degenerate rows."""
     if data_root is None:
         raise UserError("the dynamics check needs the real data folder")
-    gens = {n: g for n, g in gens.items() if "label" in set(getattr(g, "tasks", ()))}
+    gens = {n: g for n, g in gens.items() if "label" in g.tasks}
     if not gens:
         raise UserError("no label-conditioned generator is available to evaluate")
     ds = (label.split(":", 1)[0],) if label and ":" in label else ("ui-prmd",)
@@ -409,7 +408,7 @@ def quick_correctness(gens: dict[str, Any], recognizer: Any, label: str | None, 
         raise UserError("correctness control needs the real data folder")
     if not label or label not in CORRECTNESS_LABELS:
         raise UserError("choose an exercise with correct and incorrect executions (UI-PRMD or IntelliRehabDS)")
-    gens = {n: g for n, g in gens.items() if "label" in set(getattr(g, "tasks", ()))}
+    gens = {n: g for n, g in gens.items() if "label" in g.tasks}
     ds = label.split(":", 1)[0]
     s = CorrectnessSettings(num=num, frames=frames, steps=steps, datasets=(ds,), labels=(label,))
     return correctness_control(gens, recognizer, data.load_corpus("test", datasets=[ds], root=data_root),

@@ -115,7 +115,7 @@ def _titles() -> dict[str, str]:
 
 def exercise_choices(gen: Any) -> list[tuple[str, str]]:
     """(title (label), label) of the exercises with correctness that the generator knows."""
-    known = set(getattr(gen, "labels", ()) or ())
+    known = set(gen.labels)
     t = _titles()
     return [(f"{t.get(l, l)} ({l})", l) for l in CORRECTNESS_LABELS if not known or l in known]
 

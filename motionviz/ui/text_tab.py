@@ -210,10 +210,10 @@ def generate_motions(gen: Any, text: Any, exercise: Any, correct: Any, guidance:
                      progress: Callable[[float, str], None] | None = None) -> tuple[list[Motion], Any, str]:
     """(motions, validated request, note) for the generate button."""
     req, note = _request(text, exercise, correct, guidance, steps, frames, num, seed, sampler, gen.name)
-    if req.label and req.label not in list(getattr(gen, "labels", []) or []):
+    if req.label and req.label not in gen.labels:
         raise UserError(f"the model does not know the exercise {req.label!r}; pick one from the list")
     gen.check(req)                                  # before the text encoder loads
-    cond_text = gen.condition_text(req) if callable(getattr(gen, "condition_text", None)) else req.text
+    cond_text = gen.condition_text(req)
     if cond_text and not req.text:
         used = f"The exercise's description was used as the text: “{_md_escape(cond_text)}”."
         note = f"{note} {used}".strip()
@@ -225,9 +225,9 @@ def generate_motions(gen: Any, text: Any, exercise: Any, correct: Any, guidance:
 def _warm_text_encoder(gen: Any, text: str, progress: Callable[[float, str], None] | None) -> None:
     """Embed ``text`` before sampling, so the one-off loading of the text encoder (seconds, first request
     only) shows as its own progress message instead of a stuck 0 %."""
-    if not text or not isinstance(getattr(type(gen), "encoder", None), property):
+    if not text or "text" not in gen.tasks:
         return
-    if progress is not None and getattr(gen, "_encoder", True) is None:
+    if progress is not None and not gen.text_encoder_loaded:
         progress(0.0, "loading the text encoder (first request only)")
     gen.encoder.encode([text])
 
@@ -263,7 +263,7 @@ def edit_motions(gen: Any, motion: Motion, keep_first: Any, keep_last: Any, part
     kl = to_int(keep_last or 0, "frames kept at the end", 0, T)
     mask = keep_mask(T, kf, kl, list(parts or []))
     req, note = _request(text, exercise, correct, guidance, steps, None, num, seed, sampler, gen.name)
-    if req.label and req.label not in list(getattr(gen, "labels", []) or []):
+    if req.label and req.label not in gen.labels:
         raise UserError(f"the model does not know the exercise {req.label!r}; pick one from the list")
     req = replace(req, source=src, keep=mask, frames=T).validated()
     _warm_text_encoder(gen, req.text, progress)
@@ -333,7 +333,7 @@ def build(ctx: AppContext) -> None:
 
     def steps_of(model_: Any, steps_: Any, fast_steps_: Any) -> Any:
         return fast_steps_ if model_ == FAST else steps_
-    labels = list(getattr(gen, "labels", []) or [])
+    labels = list(gen.labels)
     choices = exercise_choices(labels)
     has_state = ctx.motions is not None
     motions_state = ctx.motions if has_state else gr.State([])
