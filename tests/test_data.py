@@ -32,6 +32,7 @@ from motionviz.data import (
     split_of,
 )
 from motionviz.data import data_root as find_root
+from motionviz.data.registry import EXTRA_DATASETS, SPECS, spec
 
 
 def _sanity(m: Motion, pelvis: str, head: str, l_sh: str, r_sh: str, ankles: tuple[str, str],
@@ -69,6 +70,20 @@ def test_missing_dataset_folder(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # UI-PRMD forward kinematics
 # ---------------------------------------------------------------------------------------------
+def test_dataset_specs_are_the_one_table():
+    """Every dataset name has exactly one spec, and the registry, the index and the corpus read it."""
+    assert set(SPECS) == set(DATASETS) | set(EXTRA_DATASETS)
+    for name, sp in SPECS.items():
+        assert sp.name == name and sp.fps > 0 and len(sp.skeleton) >= 15 and not sp.folder.startswith("/")
+    assert {n for n, sp in SPECS.items() if sp.read_file is not None} == {"ui-prmd", "irds", "bandai"}
+    assert SPECS["keraal"].in_corpus(Motion(np.zeros((2, len(KINECT), 3), np.float32), KINECT,
+                                            labels=MotionLabels(extra={"modality": "kinect"})))
+    assert not SPECS["keraal"].in_corpus(Motion(np.zeros((2, len(KINECT), 3), np.float32), KINECT,
+                                                labels=MotionLabels(extra={"modality": "vicon"})))
+    with pytest.raises(UserError, match="unknown dataset"):
+        spec("nope")
+
+
 def test_euler_yxz_known_answer():
     from motionviz.data.uiprmd import euler_yxz
     R = euler_yxz(np.array([90.0, 0, 0]))          # Rx(90): y -> z

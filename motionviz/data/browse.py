@@ -12,10 +12,8 @@ from pathlib import Path
 from ..core.errors import DataNotFound, UserError
 from ..core.motion import Motion
 from . import data_root, dataset_files, load_dataset
-from .bandai import read_bandai
-from .irds import read_irds
 from .labels import LABEL_TITLES, STYLE_TITLES
-from .uiprmd import read_uiprmd
+from .registry import spec
 
 #: Dataset registry name -> what the dropdown shows (in display order).
 DATASET_TITLES: dict[str, str] = {
@@ -176,13 +174,10 @@ def index_dataset(name: str, root: str | Path | None = None) -> DatasetIndex:
 
 
 def _read_file(name: str, path: Path) -> Motion:
-    if name == "ui-prmd":
-        return read_uiprmd(path)
-    if name == "irds":
-        return read_irds(path)
-    if name == "bandai":
-        return read_bandai(path)
-    raise UserError(f"no single-file reader for dataset {name!r}")
+    read = spec(name).read_file
+    if read is None:
+        raise UserError(f"no single-file reader for dataset {name!r}")
+    return read(path)
 
 
 def load_entry(entry: Entry, root: str | Path | None = None) -> Motion:

@@ -24,7 +24,7 @@ from ..core.representation import interpolate_nans
 from ..core.skeleton import COMMON
 from .labels import mirror_label
 from .paths import cache_dir, data_root
-from .registry import CORPUS_DATASETS, DATASETS, EXTRA_DATASETS, dataset_files, load_dataset
+from .registry import CORPUS_DATASETS, DATASETS, EXTRA_DATASETS, SPECS, dataset_files, load_dataset
 from .splits import split_of
 
 __all__ = ["load_corpus", "preprocess", "augment_mirror", "sided_labels", "CORPUS_VERSION", "corpus_cache_path"]
@@ -98,8 +98,9 @@ def _dataset_corpus(name: str, root: Path, fps: float, normalise: bool,
     if progress:
         progress(0.0, f"reading {name} (first time; cached afterwards)")
     raw = load_dataset(name, root)
-    if name == "keraal":                          # only the 3-D Kinect recordings go into a corpus
-        raw = [m for m in raw if m.labels.extra.get("modality") == "kinect"]
+    keep = SPECS[name].in_corpus
+    if keep is not None:                          # e.g. KERAAL: only the 3-D Kinect recordings
+        raw = [m for m in raw if keep(m)]
     out = []
     for m in raw:
         p = preprocess(m, fps, normalise)

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from ..core.skeleton import BANDAI, KIMORE18, KINECT, SMPL22, UIPRMD
 from ._util import open_text
 from .bandai import bandai_files, bandai_frames, parse_bandai_name
 from .humanml3d import humanml3d_files
@@ -22,7 +21,7 @@ from .irds import irds_files
 from .keraal import read_keraal
 from .kimore import load_kimore, read_kimore_raw
 from .paths import cache_dir, data_root
-from .registry import DATASETS, dataset_files
+from .registry import DATASETS, SPECS, dataset_files
 from .uiprmd import _NAME as _UIPRMD_NAME
 from .uiprmd import uiprmd_files
 
@@ -97,9 +96,7 @@ def _rows_humanml3d(root: Path) -> list[Row]:
 
 _BUILDERS = {"ui-prmd": _rows_uiprmd, "kimore": _rows_kimore, "kimore-raw": _rows_kimore_raw,
              "irds": _rows_irds, "keraal": _rows_keraal, "bandai": _rows_bandai, "humanml3d": _rows_humanml3d}
-_JOINTS = {"ui-prmd": len(UIPRMD), "kimore": len(KIMORE18), "kimore-raw": len(KINECT), "irds": len(KINECT),
-           "keraal": len(KINECT), "bandai": len(BANDAI), "humanml3d": len(SMPL22)}
-_FPS = {"ui-prmd": 30, "kimore": 30, "kimore-raw": 30, "irds": 30, "keraal": 30, "bandai": 30, "humanml3d": 20}
+
 
 
 def dataset_index(name: str, root: str | os.PathLike | None = None) -> list[Row]:
@@ -131,9 +128,9 @@ def summary(root: str | os.PathLike | None = None, datasets: list[str] | None = 
         rows = dataset_index(name, r)
         labels = sorted({x["label"] for x in rows}, key=_label_key)
         d: dict[str, Any] = {
-            "sequences": len(rows), "frames": int(sum(x["frames"] for x in rows)), "joints": _JOINTS[name],
+            "sequences": len(rows), "frames": int(sum(x["frames"] for x in rows)), "joints": len(SPECS[name].skeleton),
             "subjects": len({x["subject"] for x in rows}), "labels": len(labels), "label_names": labels,
-            "fps": _FPS[name],
+            "fps": int(SPECS[name].fps),
         }
         corr = [x["correct"] for x in rows]
         if any(c is not None for c in corr):

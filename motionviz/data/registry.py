@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..core.errors import DataNotFound, UserError
 from ..core.motion import Motion
-from .bandai import bandai_files, load_bandai
+from ..core.skeleton import BANDAI, KIMORE18, KINECT, SMPL22, UIPRMD, Skeleton
+from .bandai import bandai_files, load_bandai, read_bandai
 from .humanml3d import humanml3d_files, load_humanml3d
-from .irds import irds_files, load_irds
+from .irds import irds_files, load_irds, read_irds
 from .keraal import keraal_files, load_keraal
 from .kimore import kimore_fold_files, kimore_raw_files, load_kimore, load_kimore_raw
 from .paths import data_root
-from .uiprmd import load_uiprmd, uiprmd_files
+from .uiprmd import load_uiprmd, read_uiprmd, uiprmd_files
 
-__all__ = ["DATASETS", "CORPUS_DATASETS", "EXTRA_DATASETS", "load_dataset", "dataset_files"]
+__all__ = ["DATASETS", "CORPUS_DATASETS", "EXTRA_DATASETS", "DatasetSpec", "SPECS", "spec", "load_dataset",
+           "dataset_files"]
 
 # The six datasets of the contract.  ``kimore`` = the 155 patient sequences; the raw KIMORE Kinect CSV
 # samples are the extra dataset ``kimore-raw`` (their labels still say ``dataset="kimore"``).
@@ -25,19 +28,58 @@ EXTRA_DATASETS: tuple[str, ...] = ("kimore-raw",)
 # Default training corpus (KERAAL is held out for evaluation).
 CORPUS_DATASETS: tuple[str, ...] = ("ui-prmd", "kimore", "irds", "bandai", "humanml3d")
 
-_FOLDERS = {"ui-prmd": "ui-prmd", "kimore": "kimore/patients-wsdba", "kimore-raw": "kimore/raw-samples",
-            "irds": "irds", "keraal": "keraal", "bandai": "bandai", "humanml3d": "humanml3d-sample"}
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the package needs to know about one dataset, in one row of :data:`SPECS` (read by the
+    registry, the light index and the Data tab's browser, and the corpus)."""
+
+    name: str
+    folder: str                                          # under the data root
+    files: Callable[[Path], list[Path]]                  # root -> the source files (sorted)
+    load: Callable[[Path, int | None], list[Motion]]     # (root, limit) -> motions, native skeleton
+    skeleton: Skeleton                                   # the native skeleton
+    fps: float                                           # the native frame rate
+    read_file: Callable[[Path], Motion] | None = None    # one file -> one motion (the Data tab's fast path)
+    in_corpus: Callable[[Motion], bool] | None = None    # which motions a corpus keeps (None: all)
 
 
-def _check(name: str) -> str:
-    if name not in DATASETS and name not in EXTRA_DATASETS:
+def _uiprmd_all_files(root: Path) -> list[Path]:
+    """Positions and the matching angle files."""
+    pos = uiprmd_files(root)
+    return pos + [Path(str(p).replace("/Positions/", "/Angles/").replace("_positions", "_angles")) for p in pos]
+
+
+def _kimore_all_files(root: Path) -> list[Path]:
+    """The fold files and the resampled per-exercise arrays."""
+    base = root / "kimore" / "patients-wsdba" / "Kimore_resampled"
+    return kimore_fold_files(root) + sorted(base.glob("ex*/*.npy"))
+
+
+SPECS: dict[str, DatasetSpec] = {s.name: s for s in (
+    DatasetSpec("ui-prmd", "ui-prmd", _uiprmd_all_files, load_uiprmd, UIPRMD, 30.0, read_file=read_uiprmd),
+    DatasetSpec("kimore", "kimore/patients-wsdba", _kimore_all_files, load_kimore, KIMORE18, 30.0),
+    DatasetSpec("kimore-raw", "kimore/raw-samples", kimore_raw_files, load_kimore_raw, KINECT, 30.0),
+    DatasetSpec("irds", "irds", irds_files, load_irds, KINECT, 30.0, read_file=read_irds),
+    # only the 3-D Kinect recordings go into a corpus (the sample also holds Vicon and video skeletons)
+    DatasetSpec("keraal", "keraal", keraal_files, load_keraal, KINECT, 30.0,
+                in_corpus=lambda m: m.labels.extra.get("modality") == "kinect"),
+    DatasetSpec("bandai", "bandai", bandai_files, load_bandai, BANDAI, 30.0, read_file=read_bandai),
+    DatasetSpec("humanml3d", "humanml3d-sample", humanml3d_files, load_humanml3d, SMPL22, 20.0),
+)}
+
+
+def spec(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` of ``name`` (a one-line UserError for an unknown name)."""
+    if name not in SPECS:
         raise UserError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS + EXTRA_DATASETS)}")
-    return name
+    return SPECS[name]
 
 
 def _root_for(name: str, root: str | os.PathLike | None) -> Path:
+    folder_name = spec(name).folder
     r = data_root(root)
-    folder = r / _FOLDERS[name]
+    folder = r / folder_name
     if not folder.is_dir():
         raise DataNotFound(f"dataset {name!r} not found: no folder {folder}")
     return r
@@ -45,39 +87,7 @@ def _root_for(name: str, root: str | os.PathLike | None) -> Path:
 
 def dataset_files(name: str, root: str | os.PathLike | None = None) -> list[Path]:
     """The source files a dataset is read from (used for cache keys and summaries)."""
-    r = _root_for(_check(name), root)
-    if name == "ui-prmd":
-        pos = uiprmd_files(r)
-        return pos + [Path(str(p).replace("/Positions/", "/Angles/").replace("_positions", "_angles"))
-                      for p in pos]
-    if name == "kimore":
-        base = r / "kimore" / "patients-wsdba" / "Kimore_resampled"
-        return kimore_fold_files(r) + sorted(base.glob("ex*/*.npy"))
-    if name == "kimore-raw":
-        return kimore_raw_files(r)
-    if name == "irds":
-        return irds_files(r)
-    if name == "keraal":
-        return keraal_files(r)
-    if name == "bandai":
-        return bandai_files(r)
-    return humanml3d_files(r)
-
-
-def _loader(name: str) -> Callable[[Path, int | None], list[Motion]]:
-    if name == "ui-prmd":
-        return load_uiprmd
-    if name == "kimore":
-        return load_kimore
-    if name == "kimore-raw":
-        return load_kimore_raw
-    if name == "irds":
-        return load_irds
-    if name == "keraal":
-        return load_keraal
-    if name == "bandai":
-        return load_bandai
-    return load_humanml3d
+    return spec(name).files(_root_for(name, root))
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, limit: int | None = None) -> list[Motion]:
@@ -85,7 +95,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, limit: int | 
     left = +X), at the native frame rate, with labels.  ``limit`` reads only the first ``limit`` files
     (sorted order) for quick looks and tests.  ``keraal`` returns every modality of the sample (Kinect,
     Vicon, BlazePose, OpenPose, AlphaPose; ``labels.extra["modality"]``)."""
-    r = _root_for(_check(name), root)
+    r = _root_for(name, root)
     if limit is not None and limit < 0:
         raise UserError("limit must be >= 0")
-    return _loader(name)(r, limit)
+    return spec(name).load(r, limit)
