@@ -340,8 +340,6 @@ def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
     the checkpoint's text encoder, else :class:`CheckpointError`."""
     tensors, meta = load_checkpoint(path, KIND)
     cfg = config_from_json(Config, meta["config"])
-    if cfg.parameterisation not in ("x0", "x0-skip", "x0-gain"):
-        raise CheckpointError(f"{Path(path).name}: unknown parameterisation {cfg.parameterisation!r}")
     if cfg.representation != Config.representation:
         raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
                               f"version reads {Config.representation!r}")
