@@ -6,6 +6,7 @@ skeleton; no dataset is needed.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -15,7 +16,7 @@ import torch
 from _poses import exercise_motion
 
 from motionviz.core import representation_torch as V_RT
-from motionviz.core.checkpoint import data_provenance, save_checkpoint
+from motionviz.core.checkpoint import data_provenance, load_checkpoint, save_checkpoint
 from motionviz.core.errors import CheckpointError, UserError
 from motionviz.core.latent import interpolate, lerp, slerp, weights
 from motionviz.core.motion import Motion, MotionLabels
@@ -501,10 +502,24 @@ def test_recentre_moves_class_means_into_the_bias_and_keeps_reconstructions(tmp_
     eps = g1._prior(5, 2)
     want = g1._decode_memory(eps * scale[c] + g1.model.class_bias[c], 24, lambda f, t: None)
     np.testing.assert_allclose(np.stack([m.joints for m in g1.sample("m01", False, 24, 2, 5)]), want, atol=1e-5)
-    # a checkpoint without the fitted buffers (older format) samples from N(0, I)
+    # a checkpoint without the fitted buffers (the tests' state_dict checkpoints) samples from N(0, I)
     legacy = {k: v for k, v in state.items() if k not in ("mu_shift", "prior_scale")}
     save_checkpoint(tmp_path / "old.safetensors", legacy, "vae", model.config, {"data": []})
     assert torch.equal(V_G.load_generator(tmp_path / "old.safetensors").model.prior_scale, torch.ones_like(scale))
+    # from before the posterior heads (no posterior_heads field, no head tensors; none is shipped): a
+    # one-line CheckpointError, not a traceback
+    _, meta = load_checkpoint(tmp_path / "vae.safetensors")
+    stored = json.loads(meta["config"])
+    assert stored["posterior_heads"] is True
+    no_heads = {k: v for k, v in state.items() if "_head." not in k}
+    old_cfg = {k: v for k, v in stored.items() if k != "posterior_heads"}
+    save_checkpoint(tmp_path / "old.safetensors", no_heads, "vae", old_cfg, {"data": []})
+    with pytest.raises(CheckpointError, match="does not match the VAE architecture") as e:
+        V_G.load_generator(tmp_path / "old.safetensors")
+    assert "\n" not in str(e.value)
+    save_checkpoint(tmp_path / "old.safetensors", no_heads, "vae", dict(stored, posterior_heads=False), {"data": []})
+    with pytest.raises(CheckpointError, match="posterior_heads"):
+        V_G.load_generator(tmp_path / "old.safetensors")
 
 
 def test_each_sample_has_its_own_seed(gen):

@@ -22,7 +22,7 @@ from ..core.representation_torch import rep_features, rep_joints, to_features
 from ..core.sampling import Schedule, guided, sample
 from ..core.skeleton import COMMON, Skeleton
 from ..data.captions import caption_table, describe
-from ..models.diffusion import CORRECT_GUIDANCE, CORRECT_STATES, KIND, Config, Denoiser, with_legacy_fields
+from ..models.diffusion import CORRECT_GUIDANCE, CORRECT_STATES, KIND, Config, Denoiser
 from . import text_match
 from .registry import ProgressFn, Request
 from .text_encoders import check_encoder, get_text_encoder
@@ -349,9 +349,7 @@ def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
     """Rebuild the model from the checkpoint's stored config (strict).  ``encoder`` (optional) must match
     the checkpoint's text encoder, else :class:`CheckpointError`."""
     tensors, meta = load_checkpoint(path, KIND)
-    cfg = with_legacy_fields(config_from_json(Config, meta["config"]), meta["config"], path)
-    if cfg.parameterisation not in ("x0", "x0-skip", "x0-gain"):
-        raise CheckpointError(f"{Path(path).name}: unknown parameterisation {cfg.parameterisation!r}")
+    cfg = config_from_json(Config, meta["config"])
     if cfg.representation != Config.representation:
         raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
                               f"version reads {Config.representation!r}")

@@ -9,10 +9,7 @@ import torch
 
 from ..core.checkpoint import config_from_json, load_checkpoint
 from ..core.errors import CheckpointError, UserError
-from ..models.diffusion import (
-    Config,
-    with_legacy_fields,
-)
+from ..models.diffusion import Config
 from ..models.diffusion_fast import KIND, FastConfig, StudentDenoiser, allowed_steps, student_times
 from . import diffusion as teacher_mod_G
 from .diffusion import DiffusionGenerator
@@ -87,7 +84,7 @@ class FastGenerator(DiffusionGenerator):
 def load_generator(path: str | Path, encoder: Any = None) -> FastGenerator:
     """Rebuild the student from the checkpoint's stored config (strict)."""
     tensors, meta = load_checkpoint(path, KIND)
-    cfg = with_legacy_fields(config_from_json(FastConfig, meta["config"]), meta["config"], path)
+    cfg = config_from_json(FastConfig, meta["config"])
     if cfg.representation != Config.representation:
         raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
                               f"version reads {Config.representation!r}")

@@ -475,8 +475,6 @@ def load(path: str | Path) -> tuple[AEGAN, dict[str, str]]:
     tensors, meta = load_checkpoint(path, KIND)
     cfg = config_from_json(Config, meta["config"])
     model = AEGAN(cfg)
-    for key, net in model.nets.items():  # checkpoints written before critic calibration existed
-        tensors.setdefault(f"nets.{key}.critic_ref", net.critic_ref.clone())
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -377,9 +376,7 @@ def load_generator(path: str | Path) -> VAEGenerator:
     """Rebuild the VAE from a checkpoint (config from its metadata, weights strict)."""
     path = Path(path)
     tensors, meta = load_checkpoint(path, KIND)
-    raw = json.loads(meta["config"])
-    raw.setdefault("posterior_heads", False)       # checkpoints from before the posterior heads
-    config = config_from_json(Config, json.dumps(raw))
+    config = config_from_json(Config, meta["config"])
     try:
         model = ActorVAE(config)
         extra = {k: tensors.pop(k) for k in ("mu_shift", "prior_scale") if k in tensors}

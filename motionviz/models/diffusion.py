@@ -10,12 +10,11 @@ frame is a mask on the features; wherever a joint is kept the pelvis is kept too
 exactly at their absolute positions.
 
 Denoiser: a transformer encoder over time.  Every ``patch`` consecutive frames form one token
-(linear in/out); the condition vector is added to every token, forms one extra token and (``conditioning =
-"adaln"``) scales, shifts and gates both norms of every layer (:class:`AdaLNLayer`): ``time embedding + text
+(linear in/out); the condition vector is added to every token, forms one extra token and scales, shifts
+and gates both norms of every layer (adaLN-Zero, :class:`AdaLNLayer`): ``time embedding + text
 projection + exercise-class embedding + correct/incorrect/unknown embedding + (exercise, correct) pair
-embedding + dataset embedding``.  It predicts the clean motion x0 directly (MDM; the skip parameterisations
-``x0 = sqrt(ab) x_t + sqrt(1 - ab) net(x_t)`` are options, see :meth:`Denoiser.forward`, that trained worse
-here; cosine schedule, T = 1000, see :mod:`motionviz.core.sampling`).  During training every condition is dropped
+embedding + dataset embedding``.  It predicts the clean motion x0 directly (MDM; cosine schedule,
+T = 1000, see :mod:`motionviz.core.sampling`).  During training every condition is dropped
 independently (and all of them together with ``p_uncond``), so one network is conditional and
 unconditional, for classifier-free guidance.  Losses (uniform over noise levels, as in MDM): x0 MSE on the
 standardised features + geometric losses in metres (velocity, bone lengths, foot contact: ankle velocity
@@ -49,10 +48,8 @@ Shapes: B batch, T frames, J joints, F = 3J features, N = T / patch tokens, D mo
 from __future__ import annotations
 
 import copy
-import json
 import math
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -61,7 +58,7 @@ from torch import nn
 
 from ..core.errors import CheckpointError
 from ..core.representation_torch import rep_features, rep_joints, sinusoid
-from ..core.sampling import Schedule, cosine_alpha_bar
+from ..core.sampling import Schedule
 from ..core.skeleton import COMMON
 from .losses import motion_loss
 
@@ -80,10 +77,12 @@ CORRECT_GUIDANCE = 2.0
 class Config:
     num_joints: int = 15
     representation: str = "repetition:pelvis+offsets+log-duration"   # see DiffusionModel.normalise
-    parameterisation: str = "x0"             # "x0" (plain, MDM), "x0-skip" or "x0-gain", see Denoiser.forward
-    conditioning: str = "adaln"      # "adaln": every layer's norms modulated by the condition (adaLN-Zero,
-    #                                  DiT); "add": the condition only added to the tokens (MDM-style)
-    pair_condition: bool = True      # an embedding of each (exercise, correct/incorrect/unknown) pair too
+    parameterisation: str = "x0"     # plain x0 prediction (MDM), the only one built (see validate)
+    # the architecture every shipped checkpoint stores (and the only one built, see validate): every layer's
+    # norms modulated by the condition (adaLN-Zero, DiT) and an embedding of each (exercise,
+    # correct/incorrect/unknown) pair in the condition
+    conditioning: str = "adaln"
+    pair_condition: bool = True
     patch: int = 4                   # frames per token
     d_model: int = 192
     layers: int = 6
@@ -117,6 +116,17 @@ class Config:
     ema: float = 0.998
     captions_per_motion: int = 12
 
+    def validate(self) -> None:
+        """The architecture fields name the one architecture this version builds; another value (a
+        checkpoint of an older or experimental variant, or a ``--set`` override) is a CheckpointError."""
+        if self.parameterisation != "x0":
+            raise CheckpointError(f"diffusion config asks for parameterisation={self.parameterisation!r}; this "
+                                  f"version builds only the plain x0 prediction ('x0')")
+        if self.conditioning != "adaln" or self.pair_condition is not True:
+            raise CheckpointError(f"diffusion config asks for conditioning={self.conditioning!r}, "
+                                  f"pair_condition={self.pair_condition!r}; this version builds only "
+                                  f"conditioning='adaln' with pair_condition=true")
+
     @property
     def features(self) -> int:
         """Per-frame features: 3J pose numbers + 1 (the repetition's log-duration, constant over time)."""
@@ -135,6 +145,7 @@ class Denoiser(nn.Module):
 
     def __init__(self, cfg: Config):
         super().__init__()
+        Config.validate(cfg)
         self.cfg = cfg
         D, P, F = cfg.d_model, cfg.patch, cfg.features
         self.inp = nn.Linear(P * F, D)
@@ -144,28 +155,15 @@ class Denoiser(nn.Module):
         self.label_emb = nn.Embedding(len(cfg.labels) + 1, D)
         self.correct_emb = nn.Embedding(3, D)
         self.dataset_emb = nn.Embedding(len(cfg.datasets) + 1, D)
-        if cfg.conditioning == "adaln":
-            self.encoder: nn.Module = AdaLNEncoder(D, cfg.heads, cfg.ff, cfg.dropout, cfg.layers)
-        else:
-            layer = nn.TransformerEncoderLayer(D, cfg.heads, cfg.ff, cfg.dropout, activation="gelu",
-                                               batch_first=True, norm_first=True)
-            self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
-        if cfg.pair_condition:
-            self.pair_emb = nn.Embedding(3 * (len(cfg.labels) + 1), D)
-            nn.init.normal_(self.pair_emb.weight, std=0.02)
+        self.encoder = AdaLNEncoder(D, cfg.heads, cfg.ff, cfg.dropout, cfg.layers)
+        self.pair_emb = nn.Embedding(3 * (len(cfg.labels) + 1), D)
+        nn.init.normal_(self.pair_emb.weight, std=0.02)
         self.norm = nn.LayerNorm(D)
         self.out = nn.Linear(D, P * F)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         for e in (self.label_emb, self.correct_emb, self.dataset_emb):
             nn.init.normal_(e.weight, std=0.02)
-        self.register_buffer("alpha_bar", cosine_alpha_bar(cfg.T).float(), persistent=False)   # (T,)
-        if cfg.parameterisation == "x0-gain":
-            # per-feature gain on x_t, set by the conditions (time, text, ...): the linear part of the
-            # denoiser, which the layer-normalised transformer output cannot express with the right scale
-            self.gain = nn.Linear(D, F)
-            nn.init.zeros_(self.gain.weight)
-            nn.init.zeros_(self.gain.bias)
 
     def condition(self, t: torch.Tensor, text: torch.Tensor | None, text_on: torch.Tensor, label: torch.Tensor,
                   correct: torch.Tensor, dataset: torch.Tensor) -> torch.Tensor:
@@ -178,28 +176,13 @@ class Denoiser(nn.Module):
         else:
             c = c + self.text_null
         c = c + self.label_emb(label) + self.correct_emb(correct) + self.dataset_emb(dataset)
-        if self.cfg.pair_condition:
-            c = c + self.pair_emb(3 * label + correct)
-        return c
+        return c + self.pair_emb(3 * label + correct)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                 valid: torch.Tensor | None = None, extra: torch.Tensor | None = None) -> torch.Tensor:
-        """x_t (B, T, F) with T % patch == 0, t (B,) long, cond (B, D), valid (B, T) bool -> x0 (B, T, F).
-
-        Skip parameterisation: x0 = sqrt(ab_t) x_t + sqrt(1 - ab_t) net(x_t) (the optimal linear denoiser
-        of unit-variance data plus a learned correction, i.e. v-prediction written in x0 terms), so an
-        almost clean input is passed through and the network's output matters most at high noise.
-        ``extra`` (B, N, D): added to the frame tokens (the distilled student's known-entries input)."""
-        if self.cfg.parameterisation == "x0":                                   # plain x0 prediction
-            return self._raw(x, cond, valid, extra)
-        ab = self.alpha_bar[t.long()].reshape(-1, 1, 1)
-        raw = self._raw(x, cond, valid, extra)
-        if self.cfg.parameterisation == "x0-gain":
-            raw = raw + self.gain(cond)[:, None, :] * x                         # (B, T, F)
-        return ab.sqrt() * x + (1 - ab).sqrt() * raw
-
-    def _raw(self, x: torch.Tensor, cond: torch.Tensor, valid: torch.Tensor | None,
-             extra: torch.Tensor | None = None) -> torch.Tensor:
+        """x_t (B, T, F) with T % patch == 0, t (B,) long (the time is in ``cond``), cond (B, D), valid
+        (B, T) bool -> x0 (B, T, F), predicted directly.  ``extra`` (B, N, D): added to the frame tokens
+        (the distilled student's known-entries input)."""
         B, T, F = x.shape
         P = self.cfg.patch
         N = T // P
@@ -212,10 +195,7 @@ class Denoiser(nn.Module):
         if valid is not None and not bool(valid.all()):
             tok_valid = valid.reshape(B, N, P).any(-1)                          # (B, N)
             pad = torch.cat([torch.zeros(B, 1, dtype=torch.bool, device=x.device), ~tok_valid], dim=1)
-        if self.cfg.conditioning == "adaln":
-            h = self.encoder(h, cond, pad)
-        else:
-            h = self.encoder(h, src_key_padding_mask=pad)
+        h = self.encoder(h, cond, pad)
         return self.out(self.norm(h[:, 1:])).reshape(B, T, F)
 
 
@@ -335,7 +315,7 @@ class DiffusionModel(nn.Module):
         wx = (1.0 / (1.0 - self.schedule._ab(t, m).reshape(B, 1)).clamp(min=1e-6)).clamp(max=cfg.x0_weight_cap)
         l_x0 = (((pred - x0) ** 2).mean(-1) * m * wx).sum() / denom
         # geometric losses (metres) weighted by alpha_bar_t ** geo_power: they shape the final, low-noise
-        # predictions; at high noise the skip term still carries noise that they would only fight
+        # predictions (0, as shipped: uniform)
         w = self.schedule._ab(t, m).reshape(B, 1) ** cfg.geo_power               # (B, 1)
         pj = self.denormalise(pred)[0]                                          # (B, R, J, 3)
         vel_p, vel_g = pj[:, 1:] - pj[:, :-1], joints[:, 1:] - joints[:, :-1]   # (B, T-1, J, 3)
@@ -381,16 +361,3 @@ class DiffusionModel(nn.Module):
         out["stats.std"] = self.std.detach().cpu().clone()
         return out
 
-
-def with_legacy_fields(cfg: Any, config_json: str, path: str | Path) -> Any:
-    """``cfg`` with the architecture of checkpoints written before a field existed: no
-    ``parameterisation`` = plain x0, no ``conditioning`` = added condition without the pair embedding
-    (the diffusion-fast checkpoint distilled before #18).  An unknown conditioning is a CheckpointError."""
-    stored = json.loads(config_json)
-    if "parameterisation" not in stored:
-        cfg = replace(cfg, parameterisation="x0")
-    if "conditioning" not in stored:
-        cfg = replace(cfg, conditioning="add", pair_condition=False)
-    if cfg.conditioning not in ("adaln", "add"):
-        raise CheckpointError(f"{Path(path).name}: unknown conditioning {cfg.conditioning!r}")
-    return cfg

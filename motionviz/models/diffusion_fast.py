@@ -79,6 +79,7 @@ class FastConfig(Config):
     teacher: str = ""                            # SHA-256 of the teacher checkpoint
 
     def validate(self) -> None:
+        super().validate()
         if not 1 <= self.layers <= 64 or len(self.teacher_layers) != self.layers:
             raise CheckpointError(f"the student needs one teacher layer per layer, got {self.teacher_layers} "
                                   f"for {self.layers} layers")

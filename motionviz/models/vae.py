@@ -46,7 +46,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..core.errors import UserError
+from ..core.errors import CheckpointError, UserError
 from ..core.motion import DEFAULT_FPS, Motion
 from ..core.representation_torch import sinusoidal
 from .losses import motion_loss
@@ -90,8 +90,16 @@ class Config:
     mirror: bool = True                    # mirror augmentation (sided labels swapped)
     class_balance: float = 0.5             # P(class) ~ count**class_balance (0 = uniform over classes)
     datasets: tuple[str, ...] = ()         # training datasets (() = VAE_DATASETS)
-    posterior_heads: bool = True           # linear mu / log-variance heads on the two token outputs
+    posterior_heads: bool = True           # linear mu / log-variance heads on the two token outputs (the
+    #                                        shipped architecture and the only one built, see validate)
     logvar_init: float = -2.0              # initial bias of the log-variance head (sigma ~ 0.37)
+
+    def validate(self) -> None:
+        """A config without the posterior heads (checkpoints from before them; none is shipped) is a
+        CheckpointError."""
+        if self.posterior_heads is not True:
+            raise CheckpointError(f"VAE config asks for posterior_heads={self.posterior_heads!r}; this version "
+                                  f"builds only the model with the posterior heads")
 
     @property
     def num_features(self) -> int:
@@ -168,6 +176,7 @@ class ActorVAE(nn.Module):
 
     def __init__(self, config: Config):
         super().__init__()
+        config.validate()
         if not config.classes:
             raise ValueError("the VAE needs at least one class")
         if config.d_model % config.heads or config.d_model % 2:
@@ -186,14 +195,13 @@ class ActorVAE(nn.Module):
                                                batch_first=True, norm_first=True)
         self.decoder = nn.TransformerDecoder(dec_layer, config.dec_layers, norm=nn.LayerNorm(D))
         self.out = nn.Linear(D, F)
-        if config.posterior_heads:
-            # the encoder's final LayerNorm gives both tokens the same affine map; separate heads let
-            # the posterior scale move independently of its mean
-            self.mu_head = nn.Linear(D, D)
-            self.logvar_head = nn.Linear(D, D)
-            with torch.no_grad():
-                self.logvar_head.weight.mul_(0.1)
-                self.logvar_head.bias.fill_(config.logvar_init)
+        # the encoder's final LayerNorm gives both tokens the same affine map; separate heads let the
+        # posterior scale move independently of its mean
+        self.mu_head = nn.Linear(D, D)
+        self.logvar_head = nn.Linear(D, D)
+        with torch.no_grad():
+            self.logvar_head.weight.mul_(0.1)
+            self.logvar_head.bias.fill_(config.logvar_init)
         # normalisation statistics of the features and of their frame-to-frame differences
         self.register_buffer("feat_mean", torch.zeros(F))
         self.register_buffer("feat_std", torch.ones(F))
@@ -227,9 +235,7 @@ class ActorVAE(nn.Module):
         seq = torch.cat([tokens, h], dim=1)                                        # (B, 2+T, D)
         pad = torch.cat([torch.zeros(B, 2, dtype=torch.bool, device=x.device), ~mask], dim=1)
         out = self.encoder(seq, src_key_padding_mask=pad)                          # (B, 2+T, D)
-        mu, logvar = out[:, 0], out[:, 1]
-        if self.config.posterior_heads:
-            mu, logvar = self.mu_head(mu), self.logvar_head(logvar)
+        mu, logvar = self.mu_head(out[:, 0]), self.logvar_head(out[:, 1])
         return mu - self.mu_shift[y], logvar.clamp(-30.0, 20.0)
 
     def decode_memory(self, memory: torch.Tensor, T: int, mask: torch.Tensor | None = None) -> torch.Tensor:
