@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from motionviz.core.errors import UserError
+from motionviz.core.checkpoint import load_strict
+from motionviz.core.errors import CheckpointError, UserError
 from motionviz.core.motion import Motion
 from motionviz.core.skeleton import COMMON
 from motionviz.data import browse as data_tab_B
@@ -876,3 +877,17 @@ def test_session_churn_is_capped_and_memory_returns(running_app, monkeypatch):
     assert res["sessions_kept_at_end"] == 0, res              # every session that went was freed ...
     assert demo.session_reaper.freed >= 16, res               # ... by the reaper (the rest by the cap)
     assert res["rss_growth_mb"] < 100, res
+
+
+def test_a_weight_mismatch_is_one_line_naming_the_keys(tmp_path):
+    """Every loader reads weights through checkpoint.load_strict: one line, the file and the first keys."""
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    sd = net.state_dict()
+    sd.pop("1.bias")
+    sd["2.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointError) as e:
+        load_strict(net, sd, tmp_path / "m.safetensors", "its config")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("m.safetensors does not match its config")
+    assert "1.bias" in msg and "2.weight" in msg
+    load_strict(net, net.state_dict(), tmp_path / "m.safetensors", "its config")      # a match loads

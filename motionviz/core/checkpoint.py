@@ -319,6 +319,17 @@ MODEL_CLASSES: dict[str, tuple[str, str, str, str]] = {
 }
 
 
+
+def load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: str | Path, what: str) -> None:
+    """``module.load_state_dict(tensors, strict=True)``; a mismatch is a one-line :class:`CheckpointError`
+    naming the file, ``what`` it should hold and the first missing / unexpected / mis-shaped keys."""
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except (RuntimeError, ValueError) as e:
+        keys = re.findall(r'"([^"]+)"', str(e))[:3]
+        detail = f" (keys {', '.join(keys)}{', ...' if len(keys) == 3 else ''})" if keys else ""
+        raise CheckpointError(f"{Path(path).name} does not match {what}: {str(e).splitlines()[0]}{detail}") from None
+
 def _check_size_against_weights(path: Path, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> None:
     """Build the model of the checkpoint's config on PyTorch's ``meta`` device (no memory) and refuse the
     file when that model would hold far more numbers than the file's weights: a crafted config cannot

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.checkpoint import config_from_json, load_checkpoint
+from ..core.checkpoint import config_from_json, load_checkpoint, load_strict
 from ..core.errors import CheckpointError, UserError
 from ..core.limits import LIMITS
 from ..core.motion import DEFAULT_FPS, Motion, MotionLabels
@@ -337,10 +337,7 @@ def load_weights(net: nn.Module, tensors: dict[str, torch.Tensor], path: str | P
     """Load a checkpoint's ``net.*`` tensors into ``net`` (strict) and check it has the feature statistics;
     :class:`CheckpointError` otherwise."""
     sd = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{Path(path).name} does not match its config: {str(e).splitlines()[0]}") from None
+    load_strict(net, sd, path, "its config")
     if "stats.mean" not in tensors or "stats.std" not in tensors:
         raise CheckpointError(f"{Path(path).name} has no normalisation statistics")
 

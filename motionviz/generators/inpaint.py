@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from scipy.signal import savgol_filter
 
-from ..core.checkpoint import config_from_json, default_checkpoint_dir, load_checkpoint
+from ..core.checkpoint import config_from_json, default_checkpoint_dir, load_checkpoint, load_strict
 from ..core.errors import CheckpointError, UserError
 from ..core.representation import check_mask, window_starts
 from ..core.representation_torch import apply_transform, canonical_transform, invert_transform
@@ -475,10 +475,7 @@ def load(path: str | Path) -> tuple[AEGAN, dict[str, str]]:
     tensors, meta = load_checkpoint(path, KIND)
     cfg = config_from_json(Config, meta["config"])
     model = AEGAN(cfg)
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{Path(path).name} does not match its AE-GAN config: {str(e).splitlines()[0]}") from None
+    load_strict(model, tensors, path, "its AE-GAN config")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

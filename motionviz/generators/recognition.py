@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..core.checkpoint import config_from_json, default_checkpoint_dir, load_checkpoint
+from ..core.checkpoint import config_from_json, default_checkpoint_dir, load_checkpoint, load_strict
 from ..core.errors import CheckpointError
 from ..models.recognition import KIND, Config, Recognizer
 from .registry import cached
@@ -20,10 +20,7 @@ def recognizer_from_checkpoint(path: str | Path) -> Recognizer:
     tensors, meta = load_checkpoint(path, KIND)
     cfg = config_from_json(Config, meta["config"])
     model = Recognizer(cfg)
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{Path(path).name} does not match its recognizer config: {e}") from None
+    load_strict(model, tensors, path, "its recognizer config")
     model.correct_labels = tuple(json.loads(meta.get("correct_labels", "[]")))
     model.score_labels = tuple(json.loads(meta.get("score_labels", "[]")))
     model.metadata = meta

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..core.checkpoint import config_from_json, load_checkpoint
+from ..core.checkpoint import config_from_json, load_checkpoint, load_strict
 from ..core.errors import CheckpointError, UserError
 from ..core.latent import lerp, slerp, weights
 from ..core.limits import LIMITS
@@ -379,10 +379,13 @@ def load_generator(path: str | Path) -> VAEGenerator:
     config = config_from_json(Config, meta["config"])
     try:
         model = ActorVAE(config)
-        extra = {k: tensors.pop(k) for k in ("mu_shift", "prior_scale") if k in tensors}
-        model.load_state_dict(tensors, strict=True)
-        for k, v in extra.items():
-            getattr(model, k).copy_(v)
-    except (RuntimeError, ValueError) as e:
+    except ValueError as e:
         raise CheckpointError(f"{path.name} does not match the VAE architecture: {str(e).splitlines()[0]}") from None
+    extra = {k: tensors.pop(k) for k in ("mu_shift", "prior_scale") if k in tensors}
+    load_strict(model, tensors, path, "the VAE architecture")
+    for k, v in extra.items():
+        try:
+            getattr(model, k).copy_(v)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path.name} does not match the VAE architecture: {str(e).splitlines()[0]}") from None
     return VAEGenerator(model.eval(), meta, path)
