@@ -82,6 +82,11 @@ def test_dataset_specs_are_the_one_table():
                                                 labels=MotionLabels(extra={"modality": "vicon"})))
     with pytest.raises(UserError, match="unknown dataset"):
         spec("nope")
+    # the split rules come from the table; a dataset without a spec (a user file's) is hashed
+    assert [split_of("ui-prmd", s) for s in ("s01", "s07", "s08", "s09", "s10")] == ["train"] * 2 + ["val"] + ["test"] * 2
+    assert split_of("keraal", "G1") == "test" and split_of("humanml3d", "000021") == "train"
+    assert split_of("irds", "216") == "test" and split_of("irds", "215") == "train"
+    assert split_of("kimore", "raw1") == "test" and split_of("my-upload", "x") in ("train", "val", "test")
 
 
 def test_euler_yxz_known_answer():

@@ -20,8 +20,7 @@ from .corpus import augment_mirror, load_corpus, preprocess, sided_labels
 from .keraal import KeraalExercise, keraal_exercise
 from .labels import BANDAI_STYLES, LABEL_MIRROR, LABEL_TITLES, label_names, mirror_label
 from .paths import cache_dir, data_root
-from .registry import CORPUS_DATASETS, DATASETS, dataset_files, load_dataset
-from .splits import split_of
+from .registry import CORPUS_DATASETS, DATASETS, dataset_files, load_dataset, split_of
 from .userfile import load_user_file
 
 __all__ = [

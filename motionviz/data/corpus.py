@@ -24,8 +24,7 @@ from ..core.representation import interpolate_nans
 from ..core.skeleton import COMMON
 from .labels import mirror_label
 from .paths import cache_dir, data_root
-from .registry import CORPUS_DATASETS, DATASETS, EXTRA_DATASETS, SPECS, dataset_files, load_dataset
-from .splits import split_of
+from .registry import CORPUS_DATASETS, DATASETS, EXTRA_DATASETS, SPECS, dataset_files, load_dataset, split_of
 
 __all__ = ["load_corpus", "preprocess", "augment_mirror", "sided_labels", "CORPUS_VERSION", "corpus_cache_path"]
 

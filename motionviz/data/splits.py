@@ -1,6 +1,7 @@
 """Deterministic subject-wise train / val / test splits.
 
-``split_of(dataset, subject)`` depends only on its two strings (no randomness, no data access):
+``split_of(dataset, subject)`` (:mod:`motionviz.data.registry`: the dataset's ``DatasetSpec.split``, one
+of the rule functions below) depends only on its two strings (no randomness, no data access):
 
 ==============  ==========================================================================================
 dataset         rule (subjects are people unless stated)
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["split_of", "SPLITS", "KIMORE_PATIENTS"]
+__all__ = ["SPLITS", "KIMORE_PATIENTS", "hashed_split", "uiprmd_split", "kimore_split", "irds_split", "bandai_split",
+           "all_train", "all_test"]
 
 SPLITS = ("train", "val", "test")
 KIMORE_PATIENTS = tuple(f"p{i:02d}" for i in range(40, 71))
@@ -37,28 +39,38 @@ def _h(s: str) -> float:
 _KIMORE_RANK = {s: r for r, s in enumerate(sorted(KIMORE_PATIENTS, key=lambda s: _h(f"kimore:{s}")))}
 
 
-def split_of(dataset: str, subject: str) -> str:
-    """'train', 'val' or 'test' for a subject of a dataset (see the module docstring)."""
-    subject = str(subject)
-    if dataset == "ui-prmd":
-        n = int(subject.lstrip("s"))
-        return "train" if n <= 7 else "val" if n == 8 else "test"
-    if dataset == "kimore":
-        r = _KIMORE_RANK.get(subject)
-        if r is None:
-            return "test"
-        return "train" if r < 22 else "val" if r < 25 else "test"
-    if dataset == "irds":
-        return "test" if subject == "216" else "train"
-    if dataset == "bandai":
-        parts = subject.split("_")
-        if len(parts) >= 2 and parts[1] in _BANDAI_RARE:
-            return "train"
-        h = _h(f"bandai:{subject}")
-        return "train" if h < 0.7 else "val" if h < 0.8 else "test"
-    if dataset == "humanml3d":
-        return "train"
-    if dataset == "keraal":
-        return "test"
-    h = _h(f"{dataset}:{subject}")
+def hashed_split(key: str) -> str:
+    """sha1 of ``key`` < 70 % train, < 80 % val, else test (datasets without a rule of their own)."""
+    h = _h(key)
     return "train" if h < 0.7 else "val" if h < 0.8 else "test"
+
+
+def uiprmd_split(subject: str) -> str:
+    n = int(subject.lstrip("s"))
+    return "train" if n <= 7 else "val" if n == 8 else "test"
+
+
+def kimore_split(subject: str) -> str:
+    r = _KIMORE_RANK.get(subject)
+    if r is None:
+        return "test"
+    return "train" if r < 22 else "val" if r < 25 else "test"
+
+
+def irds_split(subject: str) -> str:
+    return "test" if subject == "216" else "train"
+
+
+def bandai_split(subject: str) -> str:
+    parts = subject.split("_")
+    if len(parts) >= 2 and parts[1] in _BANDAI_RARE:
+        return "train"
+    return hashed_split(f"bandai:{subject}")
+
+
+def all_train(subject: str) -> str:
+    return "train"
+
+
+def all_test(subject: str) -> str:
+    return "test"
