@@ -447,7 +447,8 @@ def test_old_architecture_checkpoints_are_a_one_line_error(trained, tmp_path):
         D_G.load_generator(tmp_path / "old.safetensors", encoder=FakeEncoder())
     assert "\n" not in str(e.value)
     for bad in ({"conditioning": "add"}, {"conditioning": "film"}, {"pair_condition": False},
-                {"parameterisation": "x0-skip"}, {"parameterisation": "eps"}):
+                {"parameterisation": "x0-skip"}, {"parameterisation": "eps"}, {"geo_power": 1.0},
+                {"x0_weight_cap": 5.0}):
         save_checkpoint(tmp_path / "bad.safetensors", model.export(), "diffusion", dict(stored, **bad),
                         {"text_encoder": "fake"})
         with pytest.raises(CheckpointError, match=next(iter(bad))) as e:

@@ -106,8 +106,8 @@ class Config:
     w_vel: float = 1.0
     w_bone: float = 1.0
     w_foot: float = 0.5
-    geo_power: float = 0.0           # geometric losses weighted by alpha_bar_t ** geo_power (0: MDM, uniform)
-    x0_weight_cap: float = 1.0      # x0 loss weight min(1 / (1 - alpha_bar_t), cap) (1: MDM, uniform)
+    geo_power: float = 0.0           # stored by the shipped files; only 0 (losses uniform over noise levels)
+    x0_weight_cap: float = 1.0      # stored by the shipped files; only 1 (x0 loss uniform over noise levels)
     w_motion: float = 1.0            # relative motion loss (motionviz.models.losses.motion_loss); 0 = off
     motion_eps: float = 0.05         # its floor on a repetition's motion energy (standardised units^2)
     lr: float = 4e-4
@@ -126,6 +126,10 @@ class Config:
             raise CheckpointError(f"diffusion config asks for conditioning={self.conditioning!r}, "
                                   f"pair_condition={self.pair_condition!r}; this version builds only "
                                   f"conditioning='adaln' with pair_condition=true")
+        if self.geo_power != 0.0 or self.x0_weight_cap != 1.0:
+            raise CheckpointError(f"diffusion config asks for geo_power={self.geo_power!r}, x0_weight_cap="
+                                  f"{self.x0_weight_cap!r}; this version trains with losses uniform over the "
+                                  f"noise levels (0 and 1)")
 
     @property
     def features(self) -> int:
@@ -310,31 +314,24 @@ class DiffusionModel(nn.Module):
 
         m = valid.float()
         denom = m.sum().clamp(min=1)
-        # x0 error weighted by 1 / (1 - alpha_bar_t) (capped): the v-prediction loss of the skip
-        # parameterisation, so the low-noise steps that remove the last noise are learnt too
-        wx = (1.0 / (1.0 - self.schedule._ab(t, m).reshape(B, 1)).clamp(min=1e-6)).clamp(max=cfg.x0_weight_cap)
-        l_x0 = (((pred - x0) ** 2).mean(-1) * m * wx).sum() / denom
-        # geometric losses (metres) weighted by alpha_bar_t ** geo_power: they shape the final, low-noise
-        # predictions (0, as shipped: uniform)
-        w = self.schedule._ab(t, m).reshape(B, 1) ** cfg.geo_power               # (B, 1)
+        # MDM's recipe: every loss uniform over the noise levels
+        l_x0 = (((pred - x0) ** 2).mean(-1) * m).sum() / denom
         pj = self.denormalise(pred)[0]                                          # (B, R, J, 3)
         vel_p, vel_g = pj[:, 1:] - pj[:, :-1], joints[:, 1:] - joints[:, :-1]   # (B, T-1, J, 3)
         mv_valid = (valid[:, 1:] & valid[:, :-1]).float()
         mvd = mv_valid.sum().clamp(min=1)
-        mv = mv_valid * w
-        m_w = m * w
         vscale = batch["vel_scale"]
-        l_vel = ((((vel_p - vel_g) ** 2).sum(-1).mean(-1) * mv).sum() / mvd) / vscale ** 2
+        l_vel = ((((vel_p - vel_g) ** 2).sum(-1).mean(-1) * mv_valid).sum() / mvd) / vscale ** 2
         b = self.bones
         len_p = (pj[:, :, b[:, 1]] - pj[:, :, b[:, 0]]).norm(dim=-1)            # (B, T, NB)
         len_g = (joints[:, :, b[:, 1]] - joints[:, :, b[:, 0]]).norm(dim=-1)
-        l_bone = ((((len_p - len_g) ** 2).mean(-1) * m_w).sum() / denom) / batch["bone_scale"] ** 2
+        l_bone = ((((len_p - len_g) ** 2).mean(-1) * m).sum() / denom) / batch["bone_scale"] ** 2
         ank_g = joints[:, :, self.ankles]                                       # (B, T, 2, 3)
         speed_g = (ank_g[:, 1:] - ank_g[:, :-1]).norm(dim=-1)                   # (B, T-1, 2)
         contact = ((ank_g[:, 1:, :, 1] < batch["contact_height"]) & (speed_g < batch["contact_speed"])).float()
         contact = contact * mv_valid[..., None]
         ank_v = (vel_p[:, :, self.ankles] ** 2).sum(-1)                          # (B, T-1, 2)
-        l_foot = ((ank_v * contact * w[..., None]).sum() / contact.sum().clamp(min=1)) / vscale ** 2
+        l_foot = ((ank_v * contact).sum() / contact.sum().clamp(min=1)) / vscale ** 2
         l_motion = motion_loss(pred, x0, valid, cfg.motion_eps)
         loss = l_x0 + cfg.w_vel * l_vel + cfg.w_bone * l_bone + cfg.w_foot * l_foot + cfg.w_motion * l_motion
         return {"loss": loss, "x0": l_x0, "vel": l_vel, "bone": l_bone, "foot": l_foot, "motion": l_motion}
