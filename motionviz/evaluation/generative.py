@@ -115,15 +115,14 @@ def _generator_labels(gen: Generator) -> set[str] | None:
     return set(gen.labels) or None
 
 
-def evaluate(generators: dict[str, Generator], recognizer: Any, real_test: Sequence[Motion],
-             real_train: Sequence[Motion], settings: EvalSettings | None = None,
-             progress: ProgressFn | None = None) -> dict[str, dict[str, float]]:
-    """ACTOR-protocol + small-data metrics for ``generators`` and the real floor / ceiling.
-    Returns ``{"real": {...}, "<model>": {...}}``; every metric ``x`` has its interval in ``x_ci``."""
-    s = settings or EvalSettings()
-    progress = progress or _noop
-    if s.num_per_label < 1 or s.repeats < 1:
-        raise UserError("num_per_label and repeats must be at least 1")
+Rows = dict[str, dict[str, list[float]]]
+
+
+def _evaluated_labels(generators: dict[str, Generator], recognizer: Any, real_test: Sequence[Motion],
+                      s: EvalSettings) -> tuple[list[Motion], list[str]]:
+    """-> (real test motions of the evaluated labels, sorted evaluated labels): those of the real test
+    split (restricted to ``s.datasets`` / ``s.labels``) with at least 2 motions that the recogniser
+    and every generator know."""
     rec_labels = set(recognizer.labels)
     test = [m for m in real_test if m.labels.label in rec_labels]
     if s.datasets:
@@ -144,22 +143,46 @@ def evaluate(generators: dict[str, Generator], recognizer: Any, real_test: Seque
     if not labels:
         raise UserError("no label is shared by the real test split, the recogniser and the generators")
     test = [m for m in test if m.labels.label in labels]
-    lab_index = {l: i for i, l in enumerate(recognizer.labels)}
-    eval_cols = np.array([lab_index[l] for l in labels])
-    frames = _label_frames(test, labels, s.min_frames, s.max_frames)
-    rng = np.random.default_rng(s.seed)
+    return test, labels
 
-    # ---- features ------------------------------------------------------------------------------
-    progress(0.0, "recogniser features of real motions")
-    real_out = recognizer.run(test)
+
+def _train_features(recognizer: Any, real_train: Sequence[Motion], labels: Sequence[str], s: EvalSettings,
+                    rng: np.random.Generator) -> np.ndarray | None:
+    """Recogniser features (n, d) of at most ``s.max_train_reference`` training motions of ``labels``
+    (random subset from ``rng``), the memorisation reference; None with fewer than 2 motions."""
     train = [m for m in real_train if m.labels.label in labels]
     if len(train) > s.max_train_reference:
         train = [train[i] for i in rng.choice(len(train), s.max_train_reference, replace=False)]
-    train_feats = recognizer.run(train)["features"] if len(train) >= 2 else None
-    real_lab = np.array([m.labels.label for m in test], dtype=object)
-    by_label = {l: np.flatnonzero(real_lab == l) for l in labels}
-    pred_all = np.array(recognizer.labels, dtype=object)[real_out["probs"].argmax(1)]
+    return recognizer.run(train)["features"] if len(train) >= 2 else None
 
+
+def _text_prompt_motions(g: Generator, labels: list[str], frames: dict[str, int], s: EvalSettings,
+                         prompts: dict[str, list[str]], name: str, base: float, span: float,
+                         progress: ProgressFn) -> tuple[list[Motion], list[int]]:
+    """One motion per held-out prompt (``s.prompts_per_label`` per label) from ``g`` -> (motions, index
+    in ``labels`` of each prompt's label)."""
+    tm: list[Motion] = []
+    tt: list[int] = []
+    for i, lab in enumerate(labels):
+        for k, text in enumerate(prompts.get(lab, [])[:s.prompts_per_label]):
+            kw: dict[str, Any] = dict(model=g.name, text=text, num=1, frames=frames[lab],
+                                      seed=s.seed + 1000 + 10 * i + k)
+            if s.steps is not None:
+                kw["steps"] = s.steps
+            if s.guidance is not None:
+                kw["guidance"] = s.guidance
+            tm += g.generate(Request(**kw))
+            tt.append(labels.index(lab))
+        progress(base + span * (0.7 + 0.3 * (i + 1) / len(labels)), f"{name}: text prompts")
+    return tm, tt
+
+
+def _generated_pools(generators: dict[str, Generator], recognizer: Any, labels: list[str],
+                     frames: dict[str, int], eval_cols: np.ndarray, s: EvalSettings,
+                     progress: ProgressFn) -> dict[str, dict[str, Any]]:
+    """Per model: its label-conditioned pool (``motions``), the recogniser's output on it (``out``:
+    ``features`` (n, d), ``probs`` (n, L)), the pool's ``labels`` (n,) and, for text models,
+    ``text_probs`` (p, len(labels)) over the evaluated labels with the prompts' ``text_targets``."""
     pools: dict[str, dict[str, Any]] = {}
     n_models = max(1, len(generators))
     prompts = eval_prompts()
@@ -172,83 +195,75 @@ def evaluate(generators: dict[str, Generator], recognizer: Any, real_test: Seque
         entry: dict[str, Any] = {"motions": pool, "out": out,
                                  "labels": np.array([m.labels.label for m in pool], dtype=object)}
         if s.prompts_per_label > 0 and "text" in g.tasks:
-            tm, tt = [], []
-            for i, lab in enumerate(labels):
-                for k, text in enumerate(prompts.get(lab, [])[:s.prompts_per_label]):
-                    kw: dict[str, Any] = dict(model=g.name, text=text, num=1, frames=frames[lab],
-                                              seed=s.seed + 1000 + 10 * i + k)
-                    if s.steps is not None:
-                        kw["steps"] = s.steps
-                    if s.guidance is not None:
-                        kw["guidance"] = s.guidance
-                    tm += g.generate(Request(**kw))
-                    tt.append(labels.index(lab))
-                progress(base + span * (0.7 + 0.3 * (i + 1) / len(labels)), f"{name}: text prompts")
+            tm, tt = _text_prompt_motions(g, labels, frames, s, prompts, name, base, span, progress)
             if tm:
                 entry["text_probs"] = recognizer.run(tm)["probs"][:, eval_cols]
                 entry["text_targets"] = tt
         pools[name] = entry
+    return pools
 
-    # ---- repeats -------------------------------------------------------------------------------
-    progress(0.9, f"{s.repeats} repeats")
-    rows: dict[str, dict[str, list[float]]] = {"real": {}, **{n: {} for n in generators}}
 
-    def add(row: str, key: str, v: float) -> None:
-        rows[row].setdefault(key, []).append(float(v))
+def _add(rows: Rows, row: str, key: str, v: float) -> None:
+    rows[row].setdefault(key, []).append(float(v))
 
-    def small_data(row: str, f: np.ndarray, ref: np.ndarray, r: np.random.Generator) -> None:
-        add(row, "swd", M.sliced_wasserstein(f, ref, r))
-        if len(f) > s.k_pr and len(ref) > s.k_pr:
-            p, rc = M.precision_recall(ref, f, s.k_pr)
-            add(row, "precision", p)
-            add(row, "recall", rc)
-        if len(ref) > s.k_dc:
-            d, c = M.density_coverage(ref, f, s.k_dc)
-            add(row, "density", d)
-            add(row, "coverage", c)
-        if train_feats is not None:
-            add(row, "memorisation_ratio", M.memorisation_ratio(f, ref, train_feats))
 
-    for rep in range(s.repeats):
-        r = np.random.default_rng([s.seed, rep])
-        r1, r2, q_of = [], [], {}
-        for l in labels:
-            idx = r.permutation(by_label[l])
-            q = max(1, min(s.num_per_label // 2, len(idx) // 2))
-            q_of[l] = q
-            r1 += list(idx[:q])
-            r2 += list(idx[q:2 * q])
-        r1, r2 = np.array(r1), np.array(r2)
-        f1, f2 = real_out["features"][r1], real_out["features"][r2]
-        add("real", "fid", M.fid(f1, f2))
-        add("real", "accuracy", M.accuracy(pred_all[r1], real_lab[r1]))
-        add("real", "diversity", M.diversity(f1, r))
-        add("real", "multimodality", M.multimodality(f1, real_lab[r1], r))
-        small_data("real", f1, f2, r)
-        for name, e in pools.items():
-            sel = []
-            for l in labels:
-                gi = np.flatnonzero(e["labels"] == l)
-                sel += list(r.permutation(gi)[:q_of[l]])
-            sel = np.array(sel)
-            fg = e["out"]["features"][sel]
-            pred = np.array(recognizer.labels, dtype=object)[e["out"]["probs"][sel].argmax(1)]
-            add(name, "fid", M.fid(fg, f1))
-            add(name, "accuracy", M.accuracy(pred, e["labels"][sel]))
-            add(name, "diversity", M.diversity(fg, r))
-            add(name, "multimodality", M.multimodality(fg, e["labels"][sel], r))
-            small_data(name, fg, f1, r)
-            if "text_probs" in e:
-                tt = np.asarray(e["text_targets"])
-                b = r.integers(0, len(tt), len(tt))             # bootstrap resample of the prompts
-                for k, v in M.r_precision(e["text_probs"][b], tt[b], r).items():
-                    add(name, f"r_precision_{k}", v)
-        b = r.integers(0, len(real_lab), len(real_lab))
-        rp = M.r_precision(real_out["probs"][b][:, eval_cols], [labels.index(l) for l in real_lab[b]], r)
-        for k, v in rp.items():
-            add("real", f"r_precision_{k}", v)
-        progress(0.9 + 0.08 * (rep + 1) / s.repeats, f"repeat {rep + 1}/{s.repeats}")
+def _small_data(rows: Rows, row: str, f: np.ndarray, ref: np.ndarray, r: np.random.Generator, s: EvalSettings,
+                train_feats: np.ndarray | None) -> None:
+    """Small-data metrics of features ``f`` (n, d) against ``ref`` (m, d): SWD, precision / recall,
+    density / coverage (when there are enough points) and memorisation against ``train_feats``."""
+    _add(rows, row, "swd", M.sliced_wasserstein(f, ref, r))
+    if len(f) > s.k_pr and len(ref) > s.k_pr:
+        p, rc = M.precision_recall(ref, f, s.k_pr)
+        _add(rows, row, "precision", p)
+        _add(rows, row, "recall", rc)
+    if len(ref) > s.k_dc:
+        d, c = M.density_coverage(ref, f, s.k_dc)
+        _add(rows, row, "density", d)
+        _add(rows, row, "coverage", c)
+    if train_feats is not None:
+        _add(rows, row, "memorisation_ratio", M.memorisation_ratio(f, ref, train_feats))
 
+
+def _real_halves(by_label: dict[str, np.ndarray], labels: list[str], num_per_label: int,
+                 r: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Two disjoint random subsets R1, R2 (indices into the real test motions) of ``q`` motions per
+    label -> (R1, R2, label -> q)."""
+    r1, r2, q_of = [], [], {}
+    for l in labels:
+        idx = r.permutation(by_label[l])
+        q = max(1, min(num_per_label // 2, len(idx) // 2))
+        q_of[l] = q
+        r1 += list(idx[:q])
+        r2 += list(idx[q:2 * q])
+    return np.array(r1), np.array(r2), q_of
+
+
+def _score_model(rows: Rows, name: str, e: dict[str, Any], recognizer: Any, labels: list[str], q_of: dict[str, int],
+                 f1: np.ndarray, r: np.random.Generator, s: EvalSettings, train_feats: np.ndarray | None) -> None:
+    """One repeat of a model's row: a random subset G of its pool (``q_of`` motions per label) scored
+    against the real features ``f1`` (n, d) of R1, plus the bootstrap text R-precision."""
+    sel = []
+    for l in labels:
+        gi = np.flatnonzero(e["labels"] == l)
+        sel += list(r.permutation(gi)[:q_of[l]])
+    sel = np.array(sel)
+    fg = e["out"]["features"][sel]
+    pred = np.array(recognizer.labels, dtype=object)[e["out"]["probs"][sel].argmax(1)]
+    _add(rows, name, "fid", M.fid(fg, f1))
+    _add(rows, name, "accuracy", M.accuracy(pred, e["labels"][sel]))
+    _add(rows, name, "diversity", M.diversity(fg, r))
+    _add(rows, name, "multimodality", M.multimodality(fg, e["labels"][sel], r))
+    _small_data(rows, name, fg, f1, r, s, train_feats)
+    if "text_probs" in e:
+        tt = np.asarray(e["text_targets"])
+        b = r.integers(0, len(tt), len(tt))             # bootstrap resample of the prompts
+        for k, v in M.r_precision(e["text_probs"][b], tt[b], r).items():
+            _add(rows, name, f"r_precision_{k}", v)
+
+
+def _summarise(rows: Rows, test: list[Motion], pools: dict[str, dict[str, Any]],
+               labels: list[str]) -> dict[str, dict[str, float]]:
+    """Per row: mean and ``_ci`` of every repeated metric, physical plausibility of its motions, counts."""
     result: dict[str, dict[str, float]] = {}
     for row, vals in rows.items():
         d: dict[str, Any] = {}
@@ -262,6 +277,54 @@ def evaluate(generators: dict[str, Generator], recognizer: Any, real_test: Seque
         d["num_motions"] = len(motions)
         d["num_labels"] = len(labels)
         result[row] = d
+    return result
+
+
+def evaluate(generators: dict[str, Generator], recognizer: Any, real_test: Sequence[Motion],
+             real_train: Sequence[Motion], settings: EvalSettings | None = None,
+             progress: ProgressFn | None = None) -> dict[str, dict[str, float]]:
+    """ACTOR-protocol + small-data metrics for ``generators`` and the real floor / ceiling.
+    Returns ``{"real": {...}, "<model>": {...}}``; every metric ``x`` has its interval in ``x_ci``."""
+    s = settings or EvalSettings()
+    progress = progress or _noop
+    if s.num_per_label < 1 or s.repeats < 1:
+        raise UserError("num_per_label and repeats must be at least 1")
+    test, labels = _evaluated_labels(generators, recognizer, real_test, s)
+    lab_index = {l: i for i, l in enumerate(recognizer.labels)}
+    eval_cols = np.array([lab_index[l] for l in labels])
+    frames = _label_frames(test, labels, s.min_frames, s.max_frames)
+    rng = np.random.default_rng(s.seed)
+
+    # ---- features ------------------------------------------------------------------------------
+    progress(0.0, "recogniser features of real motions")
+    real_out = recognizer.run(test)
+    train_feats = _train_features(recognizer, real_train, labels, s, rng)
+    real_lab = np.array([m.labels.label for m in test], dtype=object)
+    by_label = {l: np.flatnonzero(real_lab == l) for l in labels}
+    pred_all = np.array(recognizer.labels, dtype=object)[real_out["probs"].argmax(1)]
+    pools = _generated_pools(generators, recognizer, labels, frames, eval_cols, s, progress)
+
+    # ---- repeats -------------------------------------------------------------------------------
+    progress(0.9, f"{s.repeats} repeats")
+    rows: Rows = {"real": {}, **{n: {} for n in generators}}
+    for rep in range(s.repeats):
+        r = np.random.default_rng([s.seed, rep])
+        r1, r2, q_of = _real_halves(by_label, labels, s.num_per_label, r)
+        f1, f2 = real_out["features"][r1], real_out["features"][r2]
+        _add(rows, "real", "fid", M.fid(f1, f2))
+        _add(rows, "real", "accuracy", M.accuracy(pred_all[r1], real_lab[r1]))
+        _add(rows, "real", "diversity", M.diversity(f1, r))
+        _add(rows, "real", "multimodality", M.multimodality(f1, real_lab[r1], r))
+        _small_data(rows, "real", f1, f2, r, s, train_feats)
+        for name, e in pools.items():
+            _score_model(rows, name, e, recognizer, labels, q_of, f1, r, s, train_feats)
+        b = r.integers(0, len(real_lab), len(real_lab))
+        rp = M.r_precision(real_out["probs"][b][:, eval_cols], [labels.index(l) for l in real_lab[b]], r)
+        for k, v in rp.items():
+            _add(rows, "real", f"r_precision_{k}", v)
+        progress(0.9 + 0.08 * (rep + 1) / s.repeats, f"repeat {rep + 1}/{s.repeats}")
+
+    result = _summarise(rows, test, pools, labels)
     progress(1.0, "done")
     return result
 
