@@ -384,6 +384,124 @@ def _generate_classes(gen: Generator, classes: Sequence[tuple[str, bool | None]]
     return out
 
 
+@dataclass
+class _StudyData:
+    """The real data of the augmentation study: UI-PRMD training / held-out motions and exercises,
+    scored KIMORE motions and exercises, the KIMORE cross-subject folds (held-out patients) and the
+    generated length (one for all, or per label)."""
+    up_train: list[Motion]
+    up_test: list[Motion]
+    up_labels: list[str]
+    km: list[Motion]
+    km_labels: list[str]
+    folds: list[list[str]]
+    frames: int | dict[str, int]
+
+
+def _study_data(real_train: Sequence[Motion], real_heldout: Sequence[Motion], kimore_all: Sequence[Motion],
+                kimore_train_subjects: set[str], a: AugmentSettings) -> _StudyData:
+    """Select the study's real data (UI-PRMD training and held-out motions are required)."""
+    up_train = [m for m in real_train if m.labels.dataset == "ui-prmd"]
+    up_test = [m for m in real_heldout if m.labels.dataset == "ui-prmd"]
+    if not up_train or not up_test:
+        raise UserError("the augmentation study needs UI-PRMD training and held-out motions")
+    up_labels = sorted({m.labels.label for m in up_train})
+    km = [m for m in kimore_all if m.labels.dataset == "kimore" and m.labels.score is not None]
+    km_labels = sorted({m.labels.label for m in km})
+    held_subj = sorted({m.labels.subject for m in km} - set(kimore_train_subjects))
+    folds = [held_subj[i::a.kimore_folds] for i in range(a.kimore_folds)] if held_subj else []
+    folds = [f for f in folds if f]
+    if a.frames is not None:
+        frames: int | dict[str, int] = a.frames
+    else:
+        frames = {**_label_frames(up_train, up_labels, 40, 120), **_label_frames(km, km_labels, 40, 120)}
+    return _StudyData(up_train, up_test, up_labels, km, km_labels, folds, frames)
+
+
+def _generated_sets(generators: dict[str, Generator], data: _StudyData, a: AugmentSettings,
+                    progress: ProgressFn) -> tuple[dict[str, list[Motion]], dict[str, list[Motion]]]:
+    """-> (model -> generated UI-PRMD motions per exercise x correct/incorrect, model -> generated
+    KIMORE motions per exercise), made once per model."""
+    gen_up: dict[str, list[Motion]] = {}
+    gen_km: dict[str, list[Motion]] = {}
+    n_tasks = 1 + len(generators)
+    for gi, (name, g) in enumerate(generators.items()):
+        gl = _generator_labels(g)
+        classes = [(l, c) for l in data.up_labels for c in (True, False) if gl is None or l in gl]
+        kcls = [(l, None) for l in data.km_labels if gl is None or l in gl]
+        f0 = gi / n_tasks * 0.5
+        gen_up[name] = _generate_classes(g, classes, a.generated_per_class, data.frames, a.seed, a.sampler_steps,
+                                         lambda f, t: progress(f0 + 0.5 / n_tasks * 0.8 * f, t))
+        gen_km[name] = _generate_classes(g, kcls, a.generated_per_class, data.frames, a.seed + 500, a.sampler_steps,
+                                         lambda f, t: progress(f0 + 0.5 / n_tasks * (0.8 + 0.2 * f), t))
+    return gen_up, gen_km
+
+
+def _uiprmd_scores(model: Any, data: _StudyData) -> dict[str, Any]:
+    """Exercise accuracy and correctness accuracy (None without known correctness) of a recogniser on
+    the held-out UI-PRMD motions."""
+    truth = np.array([m.labels.label for m in data.up_test])
+    cor = np.array([m.labels.correct for m in data.up_test], dtype=object)
+    known = np.array([c is not None for c in cor])
+    out = model.run(data.up_test)
+    pred = np.array(data.up_labels)[out["probs"].argmax(1)]
+    return {
+        "uiprmd_exercise_accuracy": float((pred == truth).mean()),
+        "uiprmd_correctness_accuracy": float(((out["correct"][known] >= 0.5) ==
+                                              cor[known].astype(bool)).mean()) if known.any() else None,
+    }
+
+
+def _kimore_errors(data: _StudyData, generated: list[Motion] | None, teachers: dict[int, Any], a: AugmentSettings,
+                   seed: int, report: Callable[[int, float, str], None]) -> tuple[np.ndarray, int]:
+    """KIMORE score regression in cross-subject folds -> ((n,) held-out prediction errors of all folds
+    pooled, number of generated motions added per fold).  ``teachers`` (fold -> real-only regressor) is
+    filled on first use; with ``generated`` motions they get the teacher's pseudo-score and a regressor
+    is trained on real + generated.  ``report(fold, f, text)``: training progress."""
+    errs: list[float] = []
+    n_gen_km = 0
+    for fi, fold in enumerate(data.folds):
+        tr = [m for m in data.km if m.labels.subject not in fold]
+        te = [m for m in data.km if m.labels.subject in fold]
+        fprog = lambda f, t, fi=fi: report(fi, f, t)
+        cfg = _small_config(data.km_labels, a, score_weight=5.0)
+        if fi not in teachers:
+            teachers[fi] = train_recognizer(tr, cfg, steps=a.steps_kimore, seed=seed, labels=data.km_labels,
+                                            progress=fprog)
+        reg = teachers[fi]
+        if generated is not None:
+            gen = generated
+            if gen:
+                pseudo = teachers[fi].run(gen)["score"]
+                gen = [m.with_labels(score=float(np.clip(p, 0, 100))) for m, p in zip(gen, pseudo)]
+                n_gen_km = len(gen)
+                reg = train_recognizer(tr + gen, cfg, steps=a.steps_kimore, seed=seed, labels=data.km_labels,
+                                       progress=fprog)
+        pred_s = np.clip(reg.run(te)["score"], 0, 100)
+        errs += list(pred_s - np.array([m.labels.score for m in te]))
+    return np.array(errs), n_gen_km
+
+
+def _aggregate_runs(runs: dict[str, list[dict[str, Any]]], n_seeds: int) -> dict[str, dict[str, Any]]:
+    """Per row: the mean over seeds of every metric (with ``*_ci`` when ``n_seeds`` > 1) and the counts."""
+    rows: dict[str, dict[str, Any]] = {}
+    for row, rs in runs.items():
+        d = {}
+        for k in ("uiprmd_exercise_accuracy", "uiprmd_correctness_accuracy", "kimore_rmse", "kimore_mae"):
+            vals = [r[k] for r in rs if r[k] is not None]
+            if not vals:
+                d[k] = None
+                continue
+            mean, ci = M.mean_ci(vals)
+            d[k] = _num(mean)
+            if n_seeds > 1:
+                d[f"{k}_ci"] = _num(ci)
+        d.update(rs[0]["_counts"])
+        d["repeats"] = n_seeds
+        rows[row] = d
+    return rows
+
+
 def augmentation_study(generators: dict[str, Generator], real_train: Sequence[Motion],
                        real_heldout: Sequence[Motion], kimore_all: Sequence[Motion],
                        kimore_train_subjects: set[str], settings: AugmentSettings | None = None,
@@ -405,41 +523,12 @@ def augmentation_study(generators: dict[str, Generator], real_train: Sequence[Mo
     (1.96 standard errors over seeds).  The generated pool is made once (seed ``seed``)."""
     a = settings or AugmentSettings()
     progress = progress or _noop
-    up_train = [m for m in real_train if m.labels.dataset == "ui-prmd"]
-    up_test = [m for m in real_heldout if m.labels.dataset == "ui-prmd"]
-    if not up_train or not up_test:
-        raise UserError("the augmentation study needs UI-PRMD training and held-out motions")
-    up_labels = sorted({m.labels.label for m in up_train})
-    km = [m for m in kimore_all if m.labels.dataset == "kimore" and m.labels.score is not None]
-    km_labels = sorted({m.labels.label for m in km})
-    held_subj = sorted({m.labels.subject for m in km} - set(kimore_train_subjects))
-    folds = [held_subj[i::a.kimore_folds] for i in range(a.kimore_folds)] if held_subj else []
-    folds = [f for f in folds if f]
-    if a.frames is not None:
-        frames: int | dict[str, int] = a.frames
-    else:
-        frames = {**_label_frames(up_train, up_labels, 40, 120), **_label_frames(km, km_labels, 40, 120)}
-
-    # ---- generated data (once per model) -------------------------------------------------------
-    gen_up: dict[str, list[Motion]] = {}
-    gen_km: dict[str, list[Motion]] = {}
-    n_tasks = 1 + len(generators)
-    for gi, (name, g) in enumerate(generators.items()):
-        gl = _generator_labels(g)
-        classes = [(l, c) for l in up_labels for c in (True, False) if gl is None or l in gl]
-        kcls = [(l, None) for l in km_labels if gl is None or l in gl]
-        f0 = gi / n_tasks * 0.5
-        gen_up[name] = _generate_classes(g, classes, a.generated_per_class, frames, a.seed, a.sampler_steps,
-                                         lambda f, t: progress(f0 + 0.5 / n_tasks * 0.8 * f, t))
-        gen_km[name] = _generate_classes(g, kcls, a.generated_per_class, frames, a.seed + 500, a.sampler_steps,
-                                         lambda f, t: progress(f0 + 0.5 / n_tasks * (0.8 + 0.2 * f), t))
+    data = _study_data(real_train, real_heldout, kimore_all, kimore_train_subjects, a)
+    gen_up, gen_km = _generated_sets(generators, data, a, progress)
 
     names = ["real_only"] + [f"real_plus_{n}" for n in generators]
     seeds = [a.seed + 1000 * k for k in range(max(1, a.repeats))]
     runs: dict[str, list[dict[str, Any]]] = {row: [] for row in names}
-    truth = np.array([m.labels.label for m in up_test])
-    cor = np.array([m.labels.correct for m in up_test], dtype=object)
-    known = np.array([c is not None for c in cor])
     n_units = len(seeds) * len(names)
     for si, seed in enumerate(seeds):
         teachers: dict[int, Any] = {}          # fold -> real-only regressor (also the pseudo-score teacher)
@@ -449,61 +538,21 @@ def augmentation_study(generators: dict[str, Generator], real_train: Sequence[Mo
             span = 0.5 / n_units
             tag = row if len(seeds) == 1 else f"{row} (seed {si + 1}/{len(seeds)})"
             extra = [] if row == "real_only" else gen_up[row[len("real_plus_"):]]
-            model = train_recognizer(up_train + extra, _small_config(up_labels, a), steps=a.steps_uiprmd,
-                                     seed=seed, labels=up_labels,
+            model = train_recognizer(data.up_train + extra, _small_config(data.up_labels, a), steps=a.steps_uiprmd,
+                                     seed=seed, labels=data.up_labels,
                                      progress=lambda f, t: progress(base + span * 0.5 * f, f"{tag}: UI-PRMD {t}"))
-            out = model.run(up_test)
-            pred = np.array(up_labels)[out["probs"].argmax(1)]
-            d: dict[str, Any] = {
-                "uiprmd_exercise_accuracy": float((pred == truth).mean()),
-                "uiprmd_correctness_accuracy": float(((out["correct"][known] >= 0.5) ==
-                                                      cor[known].astype(bool)).mean()) if known.any() else None,
-            }
-            # KIMORE score regression, cross-subject folds
-            errs: list[float] = []
-            n_gen_km = 0
-            for fi, fold in enumerate(folds):
-                tr = [m for m in km if m.labels.subject not in fold]
-                te = [m for m in km if m.labels.subject in fold]
-                fprog = lambda f, t, fi=fi: progress(base + span * (0.5 + 0.5 * (fi + f) / len(folds)),
-                                                     f"{tag}: KIMORE fold {fi + 1}")
-                cfg = _small_config(km_labels, a, score_weight=5.0)
-                if fi not in teachers:
-                    teachers[fi] = train_recognizer(tr, cfg, steps=a.steps_kimore, seed=seed, labels=km_labels,
-                                                    progress=fprog)
-                reg = teachers[fi]
-                if row != "real_only":
-                    gen = gen_km[row[len("real_plus_"):]]
-                    if gen:
-                        pseudo = teachers[fi].run(gen)["score"]
-                        gen = [m.with_labels(score=float(np.clip(p, 0, 100))) for m, p in zip(gen, pseudo)]
-                        n_gen_km = len(gen)
-                        reg = train_recognizer(tr + gen, cfg, steps=a.steps_kimore, seed=seed, labels=km_labels,
-                                               progress=fprog)
-                pred_s = np.clip(reg.run(te)["score"], 0, 100)
-                errs += list(pred_s - np.array([m.labels.score for m in te]))
-            e = np.array(errs)
+            d = _uiprmd_scores(model, data)
+            e, n_gen_km = _kimore_errors(
+                data, None if row == "real_only" else gen_km[row[len("real_plus_"):]], teachers, a, seed,
+                lambda fi, f, t: progress(base + span * (0.5 + 0.5 * (fi + f) / len(data.folds)),
+                                          f"{tag}: KIMORE fold {fi + 1}"))
             d.update({"kimore_rmse": float(np.sqrt((e ** 2).mean())) if e.size else None,
                       "kimore_mae": float(np.abs(e).mean()) if e.size else None})
-            d["_counts"] = {"uiprmd_train_real": len(up_train), "uiprmd_train_generated": len(extra),
-                            "uiprmd_test_motions": len(up_test), "kimore_folds": len(folds),
+            d["_counts"] = {"uiprmd_train_real": len(data.up_train), "uiprmd_train_generated": len(extra),
+                            "uiprmd_test_motions": len(data.up_test), "kimore_folds": len(data.folds),
                             "kimore_test_motions": int(e.size), "kimore_train_generated": n_gen_km}
             runs[row].append(d)
 
-    rows: dict[str, dict[str, Any]] = {}
-    for row, rs in runs.items():
-        d = {}
-        for k in ("uiprmd_exercise_accuracy", "uiprmd_correctness_accuracy", "kimore_rmse", "kimore_mae"):
-            vals = [r[k] for r in rs if r[k] is not None]
-            if not vals:
-                d[k] = None
-                continue
-            mean, ci = M.mean_ci(vals)
-            d[k] = _num(mean)
-            if len(seeds) > 1:
-                d[f"{k}_ci"] = _num(ci)
-        d.update(rs[0]["_counts"])
-        d["repeats"] = len(seeds)
-        rows[row] = d
+    rows = _aggregate_runs(runs, len(seeds))
     progress(1.0, "done")
     return rows
