@@ -351,6 +351,150 @@ def _view_grid(n: int, overlay: bool) -> tuple[int, int]:
     return int(np.ceil(n / rows)), rows
 
 
+def _view_settings(payload: dict, view: dict | None) -> tuple[bool, float, float]:
+    """-> (overlay?, yaw, pitch in degrees) of the player's state ``view`` (``{"layout", "az", "el"}``;
+    default: the payload's layout, the 3/4 view); pitch clipped to [-10, 89]."""
+    view = view or {}
+    layout = view.get("layout") if view.get("layout") in ("grid", "overlay") else payload.get("layout", "grid")
+    overlay = layout == "overlay"
+    try:
+        yaw, pitch = float(view.get("az", 35.0)), float(view.get("el", 14.0))
+    except (TypeError, ValueError):
+        yaw, pitch = 35.0, 14.0
+    pitch = float(np.clip(pitch, -10.0, 89.0))
+    return overlay, yaw, pitch
+
+
+def _view_bodies(payload: dict, overlay: bool) -> tuple[list[np.ndarray], list[list[tuple[int, int, int]]]]:
+    """Per motion of the payload: its (T, J, 3) positions centred on its cell (or the overlay's centre)
+    and its J joint colours (role colour darker left / lighter right, else the side colours)."""
+    sks = payload["skeletons"]
+    oc = payload.get("scale", {}).get("overlay_centre", [0.0, 0.0])
+    pos, cols_ = [], []
+    for it in payload["motions"]:
+        sk = sks[int(it["sk"])]
+        J = len(sk["side"])
+        P = decode_positions(it["pos"], J)
+        c = oc if overlay else it.get("centre", [0.0, 0.0])
+        P = P - np.array([c[0], 0.0, c[1]])
+        pos.append(P)
+        if it.get("color"):
+            base = _hex(it["color"])
+            shades = (_mix_rgb(base, (0, 0, 0), 0.35), base, _mix_rgb(base, (255, 255, 255), 0.45))
+        else:
+            shades = _SIDE
+        cols_.append([shades[s] for s in sk["side"]])
+    return pos, cols_
+
+
+class _ViewCamera:
+    """One orthographic projection for every cell of ``cw`` x ``ch`` pixels (drawn ``ss`` times larger):
+    the extent of all bodies (and a little floor) on screen; ``floor`` = the 0.5 m floor grid's
+    (n, 2, 3) segments in view coordinates."""
+
+    def __init__(self, pos: list[np.ndarray], V: np.ndarray, cw: int, ch: int, ss: int = 2):
+        """``pos``: each motion's (T, J, 3) positions; ``V``: the (3, 3) view matrix (:func:`_view_matrix`)."""
+        radius = max(0.6, float(max(np.nanmax(np.hypot(P[..., 0], P[..., 2])) if np.isfinite(P).any() else 0.5
+                                    for P in pos)) + 0.25)
+        g = np.arange(-np.ceil(radius / 0.5) * 0.5, radius + 1e-9, 0.5)
+        self.floor = np.array([((x, 0.0, g[0]), (x, 0.0, g[-1])) for x in g]
+                              + [((g[0], 0.0, z), (g[-1], 0.0, z)) for z in g], dtype=np.float64) @ V.T
+        pts = np.concatenate([P[np.isfinite(P).all(-1)] for P in pos] + [np.zeros((1, 3))]) @ V.T
+        lo, hi = pts[:, :2].min(0), pts[:, :2].max(0)
+        lo[1] = min(lo[1], self.floor[..., 1].min() * 0.5)
+        self.cw, self.ch, self.ss = cw, ch, ss
+        span = max(float(hi[0] - lo[0]) / cw, float(hi[1] - lo[1]) / (ch - 24)) * 1.12
+        self.scale = ss / max(span, 1e-6)
+        self.centre = (lo + hi) / 2
+
+    def to_px(self, q: np.ndarray) -> np.ndarray:
+        """View coordinates (..., 3) -> pixel coordinates (..., 2) of the ``ss``-times larger cell."""
+        cw, ch, ss, scale, centre = self.cw, self.ch, self.ss, self.scale, self.centre
+        return np.stack([(q[..., 0] - centre[0]) * scale + cw * ss / 2,
+                         (ch - 4) * ss / 2 + 8 * ss - (q[..., 1] - centre[1]) * scale], -1)
+
+
+def _view_times(items: list[dict], max_frames: int) -> tuple[np.ndarray, float, float]:
+    """-> ((N,) sample times in seconds, duration, output frame rate): the longest motion sampled at
+    :data:`VIEW_FPS` at most (at most ``max_frames`` frames)."""
+    duration = max(float(it.get("duration") or 0.0) for it in items) or 1e-3
+    fps_out = float(min(VIEW_FPS, max(float(it.get("fps") or VIEW_FPS) for it in items)))
+    N = int(min(max_frames, max(1, np.floor(duration * fps_out + 1e-6) + 1)))
+    times = np.linspace(0.0, duration, N) if N > 1 else np.zeros(1)
+    fps_out = (N - 1) / duration if N > 1 else fps_out
+    return times, duration, fps_out
+
+
+def _body_shapes(it: dict, sk: dict, X: np.ndarray, colours: list[tuple[int, int, int]], V: np.ndarray,
+                 cam: _ViewCamera, rad: int) -> list[tuple]:
+    """The shapes of one body at one frame, ``X`` (J, 3) positions: ``(depth, "l", (a, b), colour)``
+    bones and ``(depth, "o", (centre, radius), colour)`` joints and head (highlighted joints gold, larger)."""
+    draw: list[tuple] = []
+    Q = X @ V.T
+    px = cam.to_px(Q)
+    ok = np.isfinite(Q).all(-1)
+    hi_ = set(it.get("highlight") or ())
+    for p_, c_ in sk["bones"]:
+        if ok[p_] and ok[c_]:
+            colour = colours[c_] if sk["side"][c_] != 1 else colours[p_]
+            draw.append((Q[p_, 2] + Q[c_, 2], "l", (tuple(px[p_]), tuple(px[c_])), colour))
+    for j in range(len(Q)):
+        if ok[j]:
+            r = rad * (2.4 if j in hi_ else 1.0)
+            draw.append((2 * Q[j, 2] + 1e-3, "o", (px[j], r), _HIGHLIGHT if j in hi_ else colours[j]))
+    h, hp, off = sk["head"]
+    if ok[h]:
+        hx = X[h]
+        if off > 0 and ok[hp]:
+            v = X[h] - X[hp]
+            nv = float(np.linalg.norm(v))
+            if nv > 1e-6:
+                hx = X[h] + v * (off / nv)
+        hq = hx @ V.T
+        base = _hex(it["color"]) if it.get("color") else (61, 61, 61)
+        draw.append((2 * hq[2] + 2e-3, "o", (cam.to_px(hq), rad * 2.8), _mix_rgb(base, (0, 0, 0), 0.15)))
+    return draw
+
+
+def _paint_shapes(d, draw: list[tuple], width: int) -> None:
+    """Draw the shapes of :func:`_body_shapes` on the PIL ``ImageDraw`` ``d``, far first."""
+    for _, kind, geom, colour in sorted(draw, key=lambda e: e[0]):   # far first
+        if kind == "l":
+            d.line(list(geom), fill=colour, width=width)
+        else:
+            (x, y), r = geom
+            d.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+
+
+def _draw_titles(sd, items: list[dict], members: list[int], cw: int, font) -> None:
+    """Each member motion's title (after a swatch of its colour) at the top of a cell (PIL ``ImageDraw`` ``sd``)."""
+    y = 4
+    for k in members:
+        title = str(items[k].get("title") or "")
+        if not title:
+            continue
+        x = 6
+        if items[k].get("color"):
+            sd.rectangle([x, y + 2, x + 8, y + 10], fill=_hex(items[k]["color"]))
+            x += 12
+        sd.text((x, y), title[: max(8, (cw - x) // 6)], fill=(34, 34, 34), font=font)
+        y += 14
+
+
+def _draw_legend(d, t: float, duration: float, legend: list[tuple[str | None, str]], W: int, y0: int, font) -> None:
+    """The time and the legend (swatch + label per entry, as many as fit) in the strip at ``y0``."""
+    d.text((6, y0 + 5), f"{t:.2f} s / {duration:.2f} s", fill=(60, 60, 60), font=font)
+    x = 110
+    for colour, label in legend:
+        if x > W - 40:
+            break
+        if colour:
+            d.rectangle([x, y0 + 6, x + 10, y0 + 16], fill=_hex(colour))
+            x += 14
+        d.text((x, y0 + 5), label, fill=(60, 60, 60), font=font)
+        x += int(d.textlength(label, font=font)) + 14
+
+
 def render_view_frames(payload: dict, view: dict | None = None, cell: int = VIEW_CELL,
                        max_frames: int = MAX_VIEW_FRAMES, progress: Progress | None = None) -> tuple[np.ndarray, float]:
     """(N, H, W, 3) uint8 frames of what the 3D player shows for ``payload`` (:func:`motionviz.ui.player.
@@ -364,63 +508,22 @@ def render_view_frames(payload: dict, view: dict | None = None, cell: int = VIEW
 
     if not isinstance(payload, dict) or not payload.get("motions") or not payload.get("skeletons"):
         raise UserError("nothing to export: the player shows no motion")
-    view = view or {}
-    layout = view.get("layout") if view.get("layout") in ("grid", "overlay") else payload.get("layout", "grid")
-    overlay = layout == "overlay"
-    try:
-        yaw, pitch = float(view.get("az", 35.0)), float(view.get("el", 14.0))
-    except (TypeError, ValueError):
-        yaw, pitch = 35.0, 14.0
-    pitch = float(np.clip(pitch, -10.0, 89.0))
+    overlay, yaw, pitch = _view_settings(payload, view)
     items = payload["motions"]
     sks = payload["skeletons"]
-    oc = payload.get("scale", {}).get("overlay_centre", [0.0, 0.0])
     V = _view_matrix(yaw, pitch)
-    pos, cols_ = [], []
-    for it in items:
-        sk = sks[int(it["sk"])]
-        J = len(sk["side"])
-        P = decode_positions(it["pos"], J)
-        c = oc if overlay else it.get("centre", [0.0, 0.0])
-        P = P - np.array([c[0], 0.0, c[1]])
-        pos.append(P)
-        if it.get("color"):
-            base = _hex(it["color"])
-            shades = (_mix_rgb(base, (0, 0, 0), 0.35), base, _mix_rgb(base, (255, 255, 255), 0.45))
-        else:
-            shades = _SIDE
-        cols_.append([shades[s] for s in sk["side"]])
+    pos, cols_ = _view_bodies(payload, overlay)
     n = len(items)
     ncol, nrow = _view_grid(n, overlay)
     cw = min(cell * (2 if overlay or n == 1 else 1), VIEW_MAX_WIDTH // ncol)
     ch = int(round(cw * (1.0 if overlay or n == 1 else 1.2)))
     legend_h = 22
     W, H = cw * ncol, ch * nrow + legend_h
-
-    # one orthographic scale for every cell: the extent of all bodies (and a little floor) on screen
-    radius = max(0.6, float(max(np.nanmax(np.hypot(P[..., 0], P[..., 2])) if np.isfinite(P).any() else 0.5
-                                for P in pos)) + 0.25)
-    g = np.arange(-np.ceil(radius / 0.5) * 0.5, radius + 1e-9, 0.5)
-    floor = np.array([((x, 0.0, g[0]), (x, 0.0, g[-1])) for x in g]
-                     + [((g[0], 0.0, z), (g[-1], 0.0, z)) for z in g], dtype=np.float64) @ V.T
-    pts = np.concatenate([P[np.isfinite(P).all(-1)] for P in pos] + [np.zeros((1, 3))]) @ V.T
-    lo, hi = pts[:, :2].min(0), pts[:, :2].max(0)
-    lo[1] = min(lo[1], floor[..., 1].min() * 0.5)
-    ss = 2
-    span = max(float(hi[0] - lo[0]) / cw, float(hi[1] - lo[1]) / (ch - 24)) * 1.12
-    scale = ss / max(span, 1e-6)
-    centre = (lo + hi) / 2
-
-    def to_px(q: np.ndarray) -> np.ndarray:
-        return np.stack([(q[..., 0] - centre[0]) * scale + cw * ss / 2,
-                         (ch - 4) * ss / 2 + 8 * ss - (q[..., 1] - centre[1]) * scale], -1)
-
-    floor_px = to_px(floor)
-    duration = max(float(it.get("duration") or 0.0) for it in items) or 1e-3
-    fps_out = float(min(VIEW_FPS, max(float(it.get("fps") or VIEW_FPS) for it in items)))
-    N = int(min(max_frames, max(1, np.floor(duration * fps_out + 1e-6) + 1)))
-    times = np.linspace(0.0, duration, N) if N > 1 else np.zeros(1)
-    fps_out = (N - 1) / duration if N > 1 else fps_out
+    cam = _ViewCamera(pos, V, cw, ch)
+    ss = cam.ss
+    floor_px = cam.to_px(cam.floor)
+    times, duration, fps_out = _view_times(items, max_frames)
+    N = len(times)
     font = ImageFont.load_default()
     width, rad = max(2, int(round(2.2 * ss))), max(2, int(round(2.6 * ss)))
     frames = np.empty((N, H, W, 3), dtype=np.uint8)
@@ -437,64 +540,15 @@ def render_view_frames(payload: dict, view: dict | None = None, cell: int = VIEW
             for k in members:
                 it, sk = items[k], sks[int(items[k]["sk"])]
                 fr = int(min(it["frames"] - 1, max(0, np.floor(t * float(it["fps"]) + 1e-6))))
-                X = pos[k][fr]
-                Q = X @ V.T
-                px = to_px(Q)
-                ok = np.isfinite(Q).all(-1)
-                hi_ = set(it.get("highlight") or ())
-                for p_, c_ in sk["bones"]:
-                    if ok[p_] and ok[c_]:
-                        colour = cols_[k][c_] if sk["side"][c_] != 1 else cols_[k][p_]
-                        draw.append((Q[p_, 2] + Q[c_, 2], "l", (tuple(px[p_]), tuple(px[c_])), colour))
-                for j in range(len(Q)):
-                    if ok[j]:
-                        r = rad * (2.4 if j in hi_ else 1.0)
-                        draw.append((2 * Q[j, 2] + 1e-3, "o", (px[j], r), _HIGHLIGHT if j in hi_ else cols_[k][j]))
-                h, hp, off = sk["head"]
-                if ok[h]:
-                    hx = X[h]
-                    if off > 0 and ok[hp]:
-                        v = X[h] - X[hp]
-                        nv = float(np.linalg.norm(v))
-                        if nv > 1e-6:
-                            hx = X[h] + v * (off / nv)
-                    hq = hx @ V.T
-                    base = _hex(it["color"]) if it.get("color") else (61, 61, 61)
-                    draw.append((2 * hq[2] + 2e-3, "o", (to_px(hq), rad * 2.8), _mix_rgb(base, (0, 0, 0), 0.15)))
-            for _, kind, geom, colour in sorted(draw, key=lambda e: e[0]):   # far first
-                if kind == "l":
-                    d.line(list(geom), fill=colour, width=width)
-                else:
-                    (x, y), r = geom
-                    d.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+                draw += _body_shapes(it, sk, pos[k][fr], cols_[k], V, cam, rad)
+            _paint_shapes(d, draw, width)
             sub = sub.resize((cw, ch), Image.BILINEAR)
             sd = ImageDraw.Draw(sub)
-            y = 4
-            for k in members:
-                title = str(items[k].get("title") or "")
-                if not title:
-                    continue
-                x = 6
-                if items[k].get("color"):
-                    sd.rectangle([x, y + 2, x + 8, y + 10], fill=_hex(items[k]["color"]))
-                    x += 12
-                sd.text((x, y), title[: max(8, (cw - x) // 6)], fill=(34, 34, 34), font=font)
-                y += 14
+            _draw_titles(sd, items, members, cw, font)
             if not overlay and n > 1:
                 sd.rectangle([0, 0, cw - 1, ch - 1], outline=(220, 220, 216))
             img.paste(sub, ((c % ncol) * cw, (c // ncol) * ch))
-        d = ImageDraw.Draw(img)
-        y0 = H - legend_h
-        d.text((6, y0 + 5), f"{t:.2f} s / {duration:.2f} s", fill=(60, 60, 60), font=font)
-        x = 110
-        for colour, label in legend:
-            if x > W - 40:
-                break
-            if colour:
-                d.rectangle([x, y0 + 6, x + 10, y0 + 16], fill=_hex(colour))
-                x += 14
-            d.text((x, y0 + 5), label, fill=(60, 60, 60), font=font)
-            x += int(d.textlength(label, font=font)) + 14
+        _draw_legend(ImageDraw.Draw(img), t, duration, legend, W, H - legend_h, font)
         frames[f] = np.asarray(img)
         if progress is not None and f % 10 == 0:
             progress(f / N, f"drawing frame {f + 1}/{N}")

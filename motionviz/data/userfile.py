@@ -244,12 +244,10 @@ def _read_csv(raw: bytes, name: str) -> np.ndarray:
     return np.array(data, dtype=np.float64).reshape(len(data), w // 3, 3)
 
 
-def load_user_file(path: str | os.PathLike, fps: float = DEFAULT_FPS,
-                   skeleton: Skeleton | str | None = None) -> Motion:
-    """A :class:`Motion` from a user's .npy / .npz / .csv / .bvh / .bvh.xz / .json file (see module doc)."""
-    p = Path(path)
-    name = p.name
-    ext = _ext(name)
+def _check_user_file(p: Path, name: str, ext: str, fps: float, skeleton: Skeleton | str | None
+                     ) -> tuple[int, Skeleton | None]:
+    """Check the request before reading the file (type, existence, size, ``fps``, skeleton name) ->
+    (file size in bytes, the skeleton asked for or None)."""
     if ext not in USER_EXTENSIONS:
         raise UserError(f"{name}: unsupported file type {ext or '(none)'}; use one of "
                         f"{', '.join(USER_EXTENSIONS)}")
@@ -265,61 +263,94 @@ def load_user_file(path: str | os.PathLike, fps: float = DEFAULT_FPS,
     sk = SKELETONS.get(skeleton) if isinstance(skeleton, str) else skeleton
     if isinstance(skeleton, str) and sk is None:
         raise UserError(f"unknown skeleton {skeleton!r}; choose from {', '.join(SKELETONS)}")
+    return size, sk
+
+
+def _npy_motion(raw: bytes, name: str, fps: float, sk: Skeleton | None) -> Motion:
+    """A motion from the bytes of a plain (T, J, 3) .npy array (no pickles)."""
+    if not raw.startswith(b"\x93NUMPY"):
+        raise UserError(f"{name}: not a valid .npy file (missing the NumPy header)")
+    try:
+        a = np.load(io.BytesIO(raw), allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise UserError(f"{name}: object/pickled .npy arrays are not accepted; save a plain "
+                            f"float array (T, J, 3)") from None
+        raise UserError(f"{name}: not a valid .npy file (bad header or truncated data)") from None
+    except (OSError, EOFError, SyntaxError, TypeError):
+        raise UserError(f"{name}: not a valid .npy file (bad header or truncated data)") from None
+    if not isinstance(a, np.ndarray):
+        raise UserError(f"{name}: expected one array")
+    return _array_to_motion(a, name, fps, sk)
+
+
+def _npz_motion(raw: bytes, name: str, fps: float, sk: Skeleton | None) -> Motion:
+    """A motion from the bytes of a .npz file: its (T, J, 3) joints, with its stored frame rate and
+    skeleton name when it has them (the skeleton asked for wins)."""
+    a, stored_fps, stored_sk = _read_npz(raw, name)
+    if sk is None and stored_sk is not None:
+        sk = SKELETONS.get(stored_sk)
+        if sk is None:
+            raise UserError(f"{name}: the skeleton name stored in the file is not one of "
+                            f"{', '.join(SKELETONS)}")
+    return _array_to_motion(a, name, fps if stored_fps is None else stored_fps, sk)
+
+
+def _bvh_user_motion(p: Path, raw: bytes, name: str) -> Motion:
+    """A motion from a user's .bvh / .bvh.xz file; it must map onto the common skeleton (messages
+    never quote the file)."""
+    text = _bvh_precheck(raw, name)
+    try:
+        m = load_bvh_motion(p)
+    except MotionError:
+        raise
+    except UserError as e:
+        raise UserError(_redact(str(e), text)) from None
+    if np.isnan(m.joints).all():
+        raise UserError(f"{name}: every value is NaN")
+    if m.skeleton.name == "bvh" and not m.skeleton.retarget_map:
+        # every tab works on the common skeleton: say now which joints could not be matched
+        why = m.labels.extra.get("retarget_error", "the skeleton is not a body")
+        raise UserError(f"{name}: " + _redact(why, text))
+    return m.with_labels(dataset="user", source=name)
+
+
+def _json_motion(raw: bytes, name: str, size: int) -> Motion:
+    """A motion from the bytes of a motionviz .json file (``size`` bytes, limited to MAX_JSON_BYTES)."""
+    if size > MAX_JSON_BYTES:
+        raise UserError(f"{name}: {size / 2**20:.0f} MB is too large for JSON (limit "
+                        f"{MAX_JSON_BYTES // 2**20} MB); use .npy for long motions")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{name}: not a UTF-8 JSON file") from None
+    m = Motion.from_json(text)
+    if np.isnan(m.joints).all():
+        raise UserError(f"{name}: every value is NaN (no joint positions)")
+    if not m.labels.source:
+        m = m.with_labels(source=name)
+    return m
+
+
+def load_user_file(path: str | os.PathLike, fps: float = DEFAULT_FPS,
+                   skeleton: Skeleton | str | None = None) -> Motion:
+    """A :class:`Motion` from a user's .npy / .npz / .csv / .bvh / .bvh.xz / .json file (see module doc)."""
+    p = Path(path)
+    name = p.name
+    ext = _ext(name)
+    size, sk = _check_user_file(p, name, ext, fps, skeleton)
     raw = p.read_bytes()
     try:
         if ext == ".npy":
-            if not raw.startswith(b"\x93NUMPY"):
-                raise UserError(f"{name}: not a valid .npy file (missing the NumPy header)")
-            try:
-                a = np.load(io.BytesIO(raw), allow_pickle=False)
-            except ValueError as e:
-                if "pickle" in str(e).lower():
-                    raise UserError(f"{name}: object/pickled .npy arrays are not accepted; save a plain "
-                                    f"float array (T, J, 3)") from None
-                raise UserError(f"{name}: not a valid .npy file (bad header or truncated data)") from None
-            except (OSError, EOFError, SyntaxError, TypeError):
-                raise UserError(f"{name}: not a valid .npy file (bad header or truncated data)") from None
-            if not isinstance(a, np.ndarray):
-                raise UserError(f"{name}: expected one array")
-            m = _array_to_motion(a, name, fps, sk)
+            m = _npy_motion(raw, name, fps, sk)
         elif ext == ".npz":
-            a, stored_fps, stored_sk = _read_npz(raw, name)
-            if sk is None and stored_sk is not None:
-                sk = SKELETONS.get(stored_sk)
-                if sk is None:
-                    raise UserError(f"{name}: the skeleton name stored in the file is not one of "
-                                    f"{', '.join(SKELETONS)}")
-            m = _array_to_motion(a, name, fps if stored_fps is None else stored_fps, sk)
+            m = _npz_motion(raw, name, fps, sk)
         elif ext == ".csv":
             m = _array_to_motion(_read_csv(raw, name), name, fps, sk)
         elif ext in (".bvh", ".bvh.xz"):
-            text = _bvh_precheck(raw, name)
-            try:
-                m = load_bvh_motion(p)
-            except MotionError:
-                raise
-            except UserError as e:
-                raise UserError(_redact(str(e), text)) from None
-            if np.isnan(m.joints).all():
-                raise UserError(f"{name}: every value is NaN")
-            if m.skeleton.name == "bvh" and not m.skeleton.retarget_map:
-                # every tab works on the common skeleton: say now which joints could not be matched
-                why = m.labels.extra.get("retarget_error", "the skeleton is not a body")
-                raise UserError(f"{name}: " + _redact(why, text))
-            m = m.with_labels(dataset="user", source=name)
+            m = _bvh_user_motion(p, raw, name)
         else:
-            if size > MAX_JSON_BYTES:
-                raise UserError(f"{name}: {size / 2**20:.0f} MB is too large for JSON (limit "
-                                f"{MAX_JSON_BYTES // 2**20} MB); use .npy for long motions")
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise UserError(f"{name}: not a UTF-8 JSON file") from None
-            m = Motion.from_json(text)
-            if np.isnan(m.joints).all():
-                raise UserError(f"{name}: every value is NaN (no joint positions)")
-            if not m.labels.source:
-                m = m.with_labels(source=name)
+            m = _json_motion(raw, name, size)
     except MotionError as e:
         raise UserError(f"{name}: {e}") from None
     except UserError:

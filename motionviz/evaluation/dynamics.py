@@ -212,6 +212,78 @@ def _generate(gen: Any, label: str, num: int, s: DynamicsSettings, seed: int) ->
     return out[:num]
 
 
+def _degenerate_rows(rows: dict[str, Any], train: list[Motion], clips: list[np.ndarray], ref: dict[str, np.ndarray],
+                     rng: np.random.Generator, s: DynamicsSettings) -> None:
+    """Add the degenerate rows of one label to ``rows``: ``frozen`` and ``copy_train`` (when it has
+    training recordings) and ``half_amplitude`` of the held-out (F, J, 3) ``clips``; ``ref``: the
+    held-out clips' dynamics."""
+    if train:
+        fz = _dyn([frozen_clip(train, s.frames)])
+        rows["frozen"] = _row_stats({k: np.repeat(v, s.num) for k, v in fz.items()}, ref)
+        tc = real_clips(train, s.frames, rng, s.max_windows)
+        if tc:
+            pick = rng.choice(len(tc), min(s.num, len(tc)), replace=False)
+            rows["copy_train"] = _row_stats(_dyn([tc[i] for i in pick]), ref)
+    rows["half_amplitude"] = _row_stats(_dyn([half_amplitude(c) for c in clips]), ref)
+
+
+def _label_section(li: int, lab: str, n_labels: int, generators: dict[str, Any], real_test: Sequence[Motion],
+                   real_train: Sequence[Motion], s: DynamicsSettings, progress: ProgressFn) -> dict[str, Any] | None:
+    """One label: the real row (held-out halves A vs B), every generator that knows the label and the
+    degenerate rows, each against all held-out clips -> ``{"reference": {...}, "rows": {...}}``; None
+    when a half yields no clip."""
+    rng = np.random.default_rng([s.seed, li])
+    test = [m for m in real_test if m.labels.label == lab]
+    a, b = split_halves(test)
+    clips_a = real_clips(a, s.frames, rng, s.max_windows)
+    clips_b = real_clips(b, s.frames, rng, s.max_windows)
+    if not clips_a or not clips_b:
+        return None
+    dyn_a, dyn_b = _dyn(clips_a), _dyn(clips_b)
+    ref = {k: np.concatenate([dyn_a[k], dyn_b[k]]) for k in dyn_a}        # every held-out clip
+    rows: dict[str, Any] = {"real": _row_stats(dyn_a, dyn_b)}
+    for gi, (name, g) in enumerate(generators.items()):
+        gl = g.labels
+        if gl and lab not in set(gl):
+            continue
+        progress((li + (gi + 1) / (len(generators) + 2)) / max(1, n_labels), f"dynamics: {name} {lab}")
+        rows[name] = _row_stats(_dyn(_generate(g, lab, s.num, s, s.seed + 101 * li)), ref)
+    train = [m for m in real_train if m.labels.label == lab]
+    _degenerate_rows(rows, train, clips_a + clips_b, ref, rng, s)
+    return {"reference": {"clips": len(ref["rom"]), "clips_a": len(clips_a), "clips_b": len(clips_b),
+                          **{k: _med(v) for k, v in ref.items()}},
+            "rows": rows}
+
+
+def _median_over(have: dict[str, dict[str, Any]], key: str, only: Sequence[str] | None = None) -> float | None:
+    """Median of ``key`` over the labels' rows in ``have`` (restricted to ``only``), None without values."""
+    v = [r[key] for l, r in have.items() if r.get(key) is not None and (only is None or l in only)]
+    return float(np.median(v)) if v else None
+
+
+def _in_band(have: dict[str, dict[str, Any]], only: Sequence[str] | None) -> int:
+    """How many labels' rows (of ``only``; None = all) have a range-of-motion ratio within :data:`BAND`."""
+    return sum(1 for l, r in have.items() if (only is None or l in only) and r["rom_ratio"] is not None
+               and BAND[0] <= r["rom_ratio"] <= BAND[1])
+
+
+def _row_summary(have: dict[str, dict[str, Any]], focus: list[str]) -> dict[str, Any]:
+    """One row's summary over the labels that have it (``have``: label -> that row's stats)."""
+    def med(key: str, only: Sequence[str] | None = None) -> float | None:
+        return _median_over(have, key, only)
+
+    hits = sum(r["_hits"][0] for r in have.values())
+    total = sum(r["_hits"][1] for r in have.values())
+    return {
+        "rom_ratio": med("rom_ratio"), "rom_in_band": _in_band(have, focus), "rom_in_band_all": _in_band(have, None),
+        "speed_ratio": med("speed_ratio"), "repetitions_within_1": hits / total if total else None,
+        "period_ratio": med("period_ratio"), "pelvis_travel_ratio": med("pelvis_travel_ratio"),
+        "rom_ratio_focus": med("rom_ratio", focus), "speed_ratio_focus": med("speed_ratio", focus),
+        "rom": med("rom"), "speed": med("speed"), "repetitions": med("repetitions"), "period": med("period"),
+        "labels": len(have), "focus_labels": sum(1 for l in have if l in focus),
+    }
+
+
 def dynamics_evaluation(generators: dict[str, Any], real_test: Sequence[Motion], real_train: Sequence[Motion],
                         labels: Sequence[str], settings: DynamicsSettings | None = None,
                         progress: ProgressFn | None = None) -> dict[str, Any]:
@@ -228,34 +300,10 @@ def dynamics_evaluation(generators: dict[str, Any], real_test: Sequence[Motion],
     per_label: dict[str, Any] = {}
     labs = [l for l in labels if sum(m.labels.label == l for m in real_test) >= 2]
     for li, lab in enumerate(labs):
-        rng = np.random.default_rng([s.seed, li])
-        test = [m for m in real_test if m.labels.label == lab]
-        a, b = split_halves(test)
-        clips_a = real_clips(a, s.frames, rng, s.max_windows)
-        clips_b = real_clips(b, s.frames, rng, s.max_windows)
-        if not clips_a or not clips_b:
+        section = _label_section(li, lab, len(labs), generators, real_test, real_train, s, progress)
+        if section is None:
             continue
-        dyn_a, dyn_b = _dyn(clips_a), _dyn(clips_b)
-        ref = {k: np.concatenate([dyn_a[k], dyn_b[k]]) for k in dyn_a}        # every held-out clip
-        rows: dict[str, Any] = {"real": _row_stats(dyn_a, dyn_b)}
-        for gi, (name, g) in enumerate(generators.items()):
-            gl = g.labels
-            if gl and lab not in set(gl):
-                continue
-            progress((li + (gi + 1) / (len(generators) + 2)) / max(1, len(labs)), f"dynamics: {name} {lab}")
-            rows[name] = _row_stats(_dyn(_generate(g, lab, s.num, s, s.seed + 101 * li)), ref)
-        train = [m for m in real_train if m.labels.label == lab]
-        if train:
-            fz = _dyn([frozen_clip(train, s.frames)])
-            rows["frozen"] = _row_stats({k: np.repeat(v, s.num) for k, v in fz.items()}, ref)
-            tc = real_clips(train, s.frames, rng, s.max_windows)
-            if tc:
-                pick = rng.choice(len(tc), min(s.num, len(tc)), replace=False)
-                rows["copy_train"] = _row_stats(_dyn([tc[i] for i in pick]), ref)
-        rows["half_amplitude"] = _row_stats(_dyn([half_amplitude(c) for c in clips_a + clips_b]), ref)
-        per_label[lab] = {"reference": {"clips": len(ref["rom"]), "clips_a": len(clips_a), "clips_b": len(clips_b),
-                                        **{k: _med(v) for k, v in ref.items()}},
-                          "rows": rows}
+        per_label[lab] = section
         progress((li + 1) / max(1, len(labs)), f"dynamics: {lab}")
     if not per_label:
         raise UserError("no label has real held-out clips for the dynamics section")
@@ -264,27 +312,8 @@ def dynamics_evaluation(generators: dict[str, Any], real_test: Sequence[Motion],
     summary: dict[str, dict[str, Any]] = {}
     for row in row_names:
         have = {l: d["rows"][row] for l, d in per_label.items() if row in d["rows"]}
-        if not have:
-            continue
-
-        def med(key: str, only: Sequence[str] | None = None) -> float | None:
-            v = [r[key] for l, r in have.items() if r.get(key) is not None and (only is None or l in only)]
-            return float(np.median(v)) if v else None
-
-        def band(only: Sequence[str] | None) -> int:
-            return sum(1 for l, r in have.items() if (only is None or l in only) and r["rom_ratio"] is not None
-                       and BAND[0] <= r["rom_ratio"] <= BAND[1])
-
-        hits = sum(r["_hits"][0] for r in have.values())
-        total = sum(r["_hits"][1] for r in have.values())
-        summary[row] = {
-            "rom_ratio": med("rom_ratio"), "rom_in_band": band(focus), "rom_in_band_all": band(None),
-            "speed_ratio": med("speed_ratio"), "repetitions_within_1": hits / total if total else None,
-            "period_ratio": med("period_ratio"), "pelvis_travel_ratio": med("pelvis_travel_ratio"),
-            "rom_ratio_focus": med("rom_ratio", focus), "speed_ratio_focus": med("speed_ratio", focus),
-            "rom": med("rom"), "speed": med("speed"), "repetitions": med("repetitions"), "period": med("period"),
-            "labels": len(have), "focus_labels": sum(1 for l in have if l in focus),
-        }
+        if have:
+            summary[row] = _row_summary(have, focus)
     for d in per_label.values():
         for r in d["rows"].values():
             r.pop("_hits", None)

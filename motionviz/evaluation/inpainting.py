@@ -92,6 +92,91 @@ class _Acc:
                 "mpjpe_missing": self.sum_m / self.n_m if self.n_m else None}
 
 
+class _RunState:
+    """Running totals of :func:`evaluate`: inpainting calls done (for progress), AE-GAN seconds and
+    frames of the main preset."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.seconds = 0.0
+        self.frames = 0
+
+
+def _method_names(compare: str | None, other: dict[str, Any] | None) -> list[str]:
+    """The evaluated methods, in report order."""
+    names = ["input", "baseline", "aegan", "aegan_select", "aegan_avg", "aegan_raw"]
+    if other:
+        names += [f"aegan_{compare}", f"aegan_{compare}_avg"]
+    return names
+
+
+def _evaluate_condition(model: AEGAN, ci: int, cname: str, kw: dict[str, Any], seqs: list[tuple[str, np.ndarray]],
+                        names: list[str], main: dict[str, Any], other: dict[str, Any] | None, compare: str | None,
+                        *, seed: int, pck: float, shift: int, steps: int, state: _RunState, total: int,
+                        progress: ProgressFn | None) -> dict[str, _Acc]:
+    """Corrupt every (T, J, 3) sequence of ``seqs`` with condition ``kw`` (seeded by ``[seed, ci, si]``)
+    and accumulate each method's errors against the clean sequence -> method -> accumulator."""
+    acc = {k: _Acc(pck) for k in names}
+    noisy = kw.get("noise", 0.0) > 0
+    for si, (_, x) in enumerate(seqs):
+        rng = np.random.default_rng([seed, ci, si])
+        xc, m = corrupt(x, rng, **kw)
+        missing = ~m
+        acc["input"].add(hold_last_observation(xc, m), x, missing)
+        acc["baseline"].add(baseline(xc, m, keep_observed=not noisy), x, missing)
+        for which, st in [("main", main)] + ([("other", other)] if other else []):
+            sub = None
+            if progress is not None:
+                base = state.done / total
+
+                def sub(f: float, text: str, base: float = base) -> None:
+                    progress(base + f / total, f"{cname}: sequence {si + 1}/{len(seqs)}")
+            r = inpaint(model, xc, m, shift=shift, steps=steps, keep_observed=not noisy, progress=sub, **st)
+            state.done += 1
+            if which == "main":
+                state.seconds += r.seconds
+                state.frames += len(x)
+                acc["aegan"].add(r.joints, x, missing)
+                acc["aegan_select"].add(r.selected, x, missing)
+                acc["aegan_avg"].add(r.averaged, x, missing)
+                acc["aegan_raw"].add(r.raw, x, missing)
+            else:
+                acc[f"aegan_{compare}"].add(r.selected, x, missing)
+                acc[f"aegan_{compare}_avg"].add(r.averaged, x, missing)
+    return acc
+
+
+def _condition_row(kw: dict[str, Any], n_sequences: int, acc: dict[str, _Acc]) -> dict[str, Any]:
+    """One condition's report: its corruption settings and each method's MPJPE / PCK / missing-joint MPJPE."""
+    row: dict[str, Any] = {"corruption": {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()},
+                           "sequences": n_sequences}
+    for k, a in acc.items():
+        res = a.result()
+        row[f"mpjpe_{k}"] = res["mpjpe"]
+        row[f"pck_{k}"] = res["pck"]
+        row[f"mpjpe_missing_{k}"] = res["mpjpe_missing"]
+    return row
+
+
+def _headline(detail: dict[str, Any], conds: dict[str, dict[str, Any]], compare: str | None,
+              other: dict[str, Any] | None, state: _RunState) -> dict[str, Any]:
+    """Top-level numbers: those of the missing-joint condition closest to 30 %, and the AE-GAN's speed."""
+    top_name = min((n for n in conds if n.startswith("joints")), key=lambda n: abs(conds[n]["joint_rate"] - 0.3))
+    top = detail[top_name]
+    return {
+        "mpjpe_input": top["mpjpe_input"], "mpjpe_baseline": top["mpjpe_baseline"], "mpjpe_aegan": top["mpjpe_aegan"],
+        "mpjpe_aegan_select": top["mpjpe_aegan_select"], "mpjpe_aegan_avg": top["mpjpe_aegan_avg"],
+        "mpjpe_aegan_raw": top["mpjpe_aegan_raw"],
+        **({f"mpjpe_aegan_{compare}": top[f"mpjpe_aegan_{compare}"],
+            f"mpjpe_aegan_{compare}_avg": top[f"mpjpe_aegan_{compare}_avg"]} if other else {}),
+        "pck_input": top["pck_input"], "pck_baseline": top["pck_baseline"], "pck_aegan": top["pck_aegan"],
+        "seconds_per_300_frames": 300.0 * state.seconds / max(state.frames, 1),
+        "top_condition": top_name, "top_rate": conds[top_name]["joint_rate"],
+        "aegan_below_input": 1.0 - top["mpjpe_aegan"] / max(top["mpjpe_input"], 1e-12),
+        "aegan_below_baseline": 1.0 - top["mpjpe_aegan"] / max(top["mpjpe_baseline"], 1e-12),
+    }
+
+
 def evaluate(model: AEGAN, sequences: int = 12, max_frames: int = 160, steps: int = 200, shift: int = 8,
              seed: int = 0, rates: tuple[float, ...] = (0.1, 0.3, 0.5), pck: float = 0.05, keraal: bool = True,
              root: str | Path | None = None, progress: ProgressFn | None = None,
@@ -122,63 +207,16 @@ def evaluate(model: AEGAN, sequences: int = 12, max_frames: int = 160, steps: in
     seqs = data if data is not None else eval_sequences(sequences, max_frames, seed, root, datasets=tuple(datasets))
     per_seq = 2 if other else 1
     total = len(conds) * len(seqs) * per_seq + (3 if keraal else 0)
-    done = 0
+    state = _RunState()
     inpaint(model, seqs[0][1][:8], None, steps=1)  # warm-up (library loading) outside the timings
     detail: dict[str, Any] = {}
-    seconds = 0.0
-    frames = 0
-    names = ["input", "baseline", "aegan", "aegan_select", "aegan_avg", "aegan_raw"]
-    if other:
-        names += [f"aegan_{compare}", f"aegan_{compare}_avg"]
+    names = _method_names(compare, other)
     for ci, (cname, kw) in enumerate(conds.items()):
-        acc = {k: _Acc(pck) for k in names}
-        noisy = kw.get("noise", 0.0) > 0
-        for si, (_, x) in enumerate(seqs):
-            rng = np.random.default_rng([seed, ci, si])
-            xc, m = corrupt(x, rng, **kw)
-            missing = ~m
-            acc["input"].add(hold_last_observation(xc, m), x, missing)
-            acc["baseline"].add(baseline(xc, m, keep_observed=not noisy), x, missing)
-            for which, st in [("main", main)] + ([("other", other)] if other else []):
-                sub = None
-                if progress is not None:
-                    base = done / total
-
-                    def sub(f: float, text: str, base: float = base) -> None:
-                        progress(base + f / total, f"{cname}: sequence {si + 1}/{len(seqs)}")
-                r = inpaint(model, xc, m, shift=shift, steps=steps, keep_observed=not noisy, progress=sub, **st)
-                done += 1
-                if which == "main":
-                    seconds += r.seconds
-                    frames += len(x)
-                    acc["aegan"].add(r.joints, x, missing)
-                    acc["aegan_select"].add(r.selected, x, missing)
-                    acc["aegan_avg"].add(r.averaged, x, missing)
-                    acc["aegan_raw"].add(r.raw, x, missing)
-                else:
-                    acc[f"aegan_{compare}"].add(r.selected, x, missing)
-                    acc[f"aegan_{compare}_avg"].add(r.averaged, x, missing)
-        row: dict[str, Any] = {"corruption": {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()},
-                               "sequences": len(seqs)}
-        for k, a in acc.items():
-            res = a.result()
-            row[f"mpjpe_{k}"] = res["mpjpe"]
-            row[f"pck_{k}"] = res["pck"]
-            row[f"mpjpe_missing_{k}"] = res["mpjpe_missing"]
-        detail[cname] = row
-    top_name = min((n for n in conds if n.startswith("joints")), key=lambda n: abs(conds[n]["joint_rate"] - 0.3))
-    top = detail[top_name]
+        acc = _evaluate_condition(model, ci, cname, kw, seqs, names, main, other, compare, seed=seed, pck=pck,
+                                  shift=shift, steps=steps, state=state, total=total, progress=progress)
+        detail[cname] = _condition_row(kw, len(seqs), acc)
     out: dict[str, Any] = {
-        "mpjpe_input": top["mpjpe_input"], "mpjpe_baseline": top["mpjpe_baseline"], "mpjpe_aegan": top["mpjpe_aegan"],
-        "mpjpe_aegan_select": top["mpjpe_aegan_select"], "mpjpe_aegan_avg": top["mpjpe_aegan_avg"],
-        "mpjpe_aegan_raw": top["mpjpe_aegan_raw"],
-        **({f"mpjpe_aegan_{compare}": top[f"mpjpe_aegan_{compare}"],
-            f"mpjpe_aegan_{compare}_avg": top[f"mpjpe_aegan_{compare}_avg"]} if other else {}),
-        "pck_input": top["pck_input"], "pck_baseline": top["pck_baseline"], "pck_aegan": top["pck_aegan"],
-        "seconds_per_300_frames": 300.0 * seconds / max(frames, 1),
-        "top_condition": top_name, "top_rate": conds[top_name]["joint_rate"],
-        "aegan_below_input": 1.0 - top["mpjpe_aegan"] / max(top["mpjpe_input"], 1e-12),
-        "aegan_below_baseline": 1.0 - top["mpjpe_aegan"] / max(top["mpjpe_baseline"], 1e-12),
+        **_headline(detail, conds, compare, other, state),
 
         "conditions": detail,
         "settings": {"preset": settings, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in main.items()},
@@ -193,7 +231,7 @@ def evaluate(model: AEGAN, sequences: int = 12, max_frames: int = 160, steps: in
     if keraal:
         def kp(f: float, text: str) -> None:
             if progress is not None:
-                progress((done + 3 * f) / total, text)
+                progress((state.done + 3 * f) / total, text)
         try:
             out["keraal"] = evaluate_keraal(model, steps=steps, shift=shift, root=root, progress=kp,
                                             settings=settings)

@@ -252,24 +252,10 @@ def _select_net(model: AEGAN | AEGANNet, dims: int) -> AEGANNet:
     return model.net(dims)
 
 
-def inpaint(model: AEGAN | AEGANNet, joints: np.ndarray, mask: np.ndarray | None = None, *, window: int | None = None,
-            shift: int = 8, steps: int = 200, lr: float = 1.0, beta1: float = 0.8,
-            weights: tuple[float, float, float] = (10.0, 5.0, 0.5), average: bool = False,
-            keep_observed: bool = True, dims: int | None = None, progress: ProgressFn | None = None,
-            align_during: bool = True, blend: bool = True, critic_cap: str = "real",
-            latent_radius: float | None = None) -> InpaintResult:
-    """Complete a (T, J, D) sequence (metres) on the model's skeleton.  See the module docstring.
-
-    ``blend`` (with ``keep_observed``): :func:`blend_gaps` joins the generated trajectory of every
-    missing stretch continuously to the observed values at its two ends; ``raw`` in the result keeps
-    the unblended output.
-
-    ``window`` must equal the model's window length (default); ``shift`` in [1, window].
-    ``weights`` = (gp, gs, gd) for MPJPE, MPJSE (both on observed joints, model units) and the critic.
-    """
-    t_start = time.time()
-    x = np.asarray(joints, dtype=np.float32)
-    observed = check_mask(x, mask)
+def _check_inputs(model: AEGAN | AEGANNet, x: np.ndarray, observed: np.ndarray, window: int | None, shift: int,
+                  steps: int, dims: int | None) -> AEGANNet:
+    """Validate an inpainting request on the (T, J, D) input ``x`` with its (T, J) ``observed`` mask and
+    return the AE-GAN network for its dimension (a :class:`UserError` names the first problem)."""
     T, J, D = x.shape
     if dims is not None and int(dims) != D:
         raise UserError(f"the input is {D}D but a {dims}D model was asked for")
@@ -289,56 +275,79 @@ def inpaint(model: AEGAN | AEGANNet, joints: np.ndarray, mask: np.ndarray | None
         raise UserError("nothing is observed: every joint of every frame is missing")
     if T < 1:
         raise UserError("the motion has no frames")
+    return net
 
-    scale = _bone_scale(x, observed, net)
-    cs = net.cfg.coord_scale
-    xs = np.where(observed[..., None], x, 0.0) / scale
-    starts = window_starts(T, F, int(shift))
+
+def _cut_windows(xs: np.ndarray, observed: np.ndarray, starts: list[int], F: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the (T, J, D) sequence ``xs`` and its (T, J) ``observed`` mask into windows of ``F`` frames
+    at ``starts`` -> ((N, F, J, D) float32 windows, (N, F, J) bool masks); frames past the end
+    (T < F) are unobserved zero padding."""
+    T, J, D = xs.shape
     N = len(starts)
-    # window tensors (N, F, J, D) and masks; frames past the end (T < F) are unobserved padding
     win = np.zeros((N, F, J, D), dtype=np.float32)
     wm = np.zeros((N, F, J), dtype=bool)
     for i, s in enumerate(starts):
         n = min(F, T - s)
         win[i, :n] = xs[s:s + n]
         wm[i, :n] = observed[s:s + n]
-    xw = torch.from_numpy(win)
-    mw = torch.from_numpy(wm)
-    centre, rot = canonical_transform(xw, mw, net.skeleton)
-    target = apply_transform(xw, centre, rot) / cs              # (N, F, J, D) model units
-    target = torch.where(mw[..., None], target, torch.zeros_like(target))
+    return win, wm
+
+
+def _align_windows(y: torch.Tensor, target: torch.Tensor, flat_w: torch.Tensor) -> torch.Tensor:
+    """Weighted Procrustes of every generated window onto its target: ``y`` and ``target`` (N, F, J, D),
+    ``flat_w`` (N, F * J) joint weights -> aligned ``y`` (N, F, J, D), scale limited to [0.5, 2]."""
+    N, F, J, D = target.shape
+    ya, _ = procrustes(y.reshape(N, F * J, D), target.reshape(N, F * J, D), flat_w, scale_range=(0.5, 2.0))
+    return ya.reshape(N, F, J, D)
+
+
+def _critic_cap(net: AEGANNet, z0: torch.Tensor, critic_cap: str) -> torch.Tensor:
+    """Per-window cap (N,) on the critic's reward for the encoder's start codes ``z0`` (N, latent).
+
+    The critic's reward is capped at the mean score of real windows (calibrated at training time): a
+    window "as real as the data" gains nothing more, so the latent search cannot run off to regions
+    the critic over-rates.  Uncalibrated model: capped at the encoder's start."""
+    N = z0.shape[0]
+    ref = float(net.critic_ref[0])
+    if critic_cap == "real" and math.isfinite(ref):
+        return torch.full((N,), ref)
+    if critic_cap == "none":
+        return torch.full((N,), math.inf)
+    return net.score(net.decode(z0))
+
+
+def _window_objective(net: AEGANNet, y: torch.Tensor, target: torch.Tensor, wgt: torch.Tensor,
+                      flat_w: torch.Tensor, d_cap: torch.Tensor, weights: tuple[float, float, float],
+                      align_during: bool) -> torch.Tensor:
+    """Summed inpainting loss of the decoded windows ``y`` (N, F, J, D) against ``target`` (N, F, J, D)
+    with (N, F, J) observation weights ``wgt`` (``flat_w`` = the same as (N, F * J)): ``gp * MPJPE +
+    gs * MPJSE - gd * min(critic, d_cap)`` per window, windows summed (they are independent)."""
+    gp, gs, gd = weights
+    N = target.shape[0]
+    ya = _align_windows(y, target, flat_w) if align_during else y
+    err = torch.linalg.vector_norm(ya - target, dim=-1)                          # (N, F, J)
+    l_p = (err * wgt).sum((1, 2)) / wgt.sum((1, 2)).clamp_min(1)
+    v_err = torch.linalg.vector_norm((ya[:, 1:] - ya[:, :-1]) - (target[:, 1:] - target[:, :-1]), dim=-1)
+    wv = wgt[:, 1:] * wgt[:, :-1]
+    l_s = (v_err * wv).sum((1, 2)) / wv.sum((1, 2)).clamp_min(1)
+    l_d = torch.minimum(net.score(y), d_cap) if gd else torch.zeros(N)
+    return (gp * l_p + gs * l_s - gd * l_d).sum()  # windows are independent: sum
+
+
+def _optimise_codes(net: AEGANNet, target: torch.Tensor, mw: torch.Tensor, flat_w: torch.Tensor, *,
+                    steps: int, lr: float, beta1: float, weights: tuple[float, float, float],
+                    align_during: bool, critic_cap: str, latent_radius: float | None,
+                    progress: ProgressFn | None) -> tuple[torch.Tensor, list[float]]:
+    """Latent search: encode the canonical ``target`` windows (N, F, J, D, model units) with their
+    (N, F, J) masks ``mw`` and optimise all N codes together with Adam for ``steps`` steps ->
+    (optimised codes (N, latent), per-window loss after every step)."""
+    N = target.shape[0]
     wgt = mw.to(torch.float32)
-    flat_w = wgt.reshape(N, F * J)
-    gp, gs, gd = (float(v) for v in weights)
     history: list[float] = []
-
-    def aligned(y: torch.Tensor) -> torch.Tensor:
-        ya, _ = procrustes(y.reshape(N, F * J, D), target.reshape(N, F * J, D), flat_w, scale_range=(0.5, 2.0))
-        return ya.reshape(N, F, J, D)
-
-    def objective(y: torch.Tensor) -> torch.Tensor:
-        ya = aligned(y) if align_during else y
-        err = torch.linalg.vector_norm(ya - target, dim=-1)                          # (N, F, J)
-        l_p = (err * wgt).sum((1, 2)) / wgt.sum((1, 2)).clamp_min(1)
-        v_err = torch.linalg.vector_norm((ya[:, 1:] - ya[:, :-1]) - (target[:, 1:] - target[:, :-1]), dim=-1)
-        wv = wgt[:, 1:] * wgt[:, :-1]
-        l_s = (v_err * wv).sum((1, 2)) / wv.sum((1, 2)).clamp_min(1)
-        l_d = torch.minimum(net.score(y), d_cap) if gd else torch.zeros(N)
-        return (gp * l_p + gs * l_s - gd * l_d).sum()  # windows are independent: sum
-
     with torch.enable_grad():
         with torch.no_grad():
             z0 = net.encode(target, mw)
-            # The critic's reward is capped at the mean score of real windows (calibrated at training
-            # time): a window "as real as the data" gains nothing more, so the latent search cannot run
-            # off to regions the critic over-rates.  Uncalibrated model: capped at the encoder's start.
-            ref = float(net.critic_ref[0])
-            if critic_cap == "real" and math.isfinite(ref):
-                d_cap = torch.full((N,), ref)
-            elif critic_cap == "none":
-                d_cap = torch.full((N,), math.inf)
-            else:
-                d_cap = net.score(net.decode(z0))
+            d_cap = _critic_cap(net, z0, critic_cap)
             radius = None if latent_radius is None else float(latent_radius) * math.sqrt(net.cfg.latent)
         z = z0.clone().requires_grad_(True)
         opt = torch.optim.Adam([z], lr=lr, betas=(beta1, 0.999))
@@ -346,7 +355,7 @@ def inpaint(model: AEGAN | AEGANNet, joints: np.ndarray, mask: np.ndarray | None
             p.requires_grad_(False)
         for step in range(int(steps)):
             opt.zero_grad(set_to_none=True)
-            loss = objective(net.decode(z))
+            loss = _window_objective(net, net.decode(z), target, wgt, flat_w, d_cap, weights, align_during)
             loss.backward()
             z.grad = torch.nan_to_num(z.grad, nan=0.0, posinf=0.0, neginf=0.0)
             opt.step()
@@ -357,10 +366,17 @@ def inpaint(model: AEGAN | AEGANNet, joints: np.ndarray, mask: np.ndarray | None
             history.append(float(loss.detach()) / N)
             if progress is not None and (step % 5 == 0 or step == steps - 1):
                 progress((step + 1) / max(1, steps), f"inpainting: step {step + 1}/{steps}")
-    with torch.no_grad():
-        y = aligned(net.decode(z.detach()))                      # (N, F, J, D) canonical model units
-        cand = invert_transform(y * cs, centre, rot).numpy() * scale  # input frame, metres
-    # ---- combine the windows' candidates frame by frame ----
+    return z, history
+
+
+def _combine_candidates(cand: np.ndarray, x: np.ndarray, observed: np.ndarray, wm: np.ndarray,
+                        starts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Combine the windows' candidates (N, F, J, D, input frame) frame by frame over the (T, J, D)
+    input ``x`` with its (T, J) ``observed`` mask and the (N, F, J) window masks ``wm`` ->
+    ((T, J, D) per-frame choice by MPJPE on the observed joints, (T, J D) average), float64.  A frame
+    with nothing observed takes the candidate of the window that fits its own observations best."""
+    T, J, D = x.shape
+    N, F = cand.shape[:2]
     out = np.zeros((T, J, D), dtype=np.float64)
     best = np.full(T, np.inf)
     acc = np.zeros((T, J, D), dtype=np.float64)
@@ -383,18 +399,66 @@ def inpaint(model: AEGAN | AEGANNet, joints: np.ndarray, mask: np.ndarray | None
             if e < best[t]:
                 best[t] = e
                 out[t] = c[k]
-    avg = acc / cnt[:, None, None]
+    return out, acc / cnt[:, None, None]
 
-    def finish(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """-> (final, raw): observed joints kept (unless denoising); final also gap-blended."""
-        raw = y.copy()
-        if not keep_observed:
-            return raw, raw
-        raw[observed] = x[observed]
-        return (blend_gaps(y, x, observed, net.skeleton.parents) if blend else raw.copy()), raw
 
-    sel_final, sel_raw = finish(out)
-    avg_final, avg_raw = finish(avg)
+def _finish(y: np.ndarray, x: np.ndarray, observed: np.ndarray, parents: tuple[int, ...], keep_observed: bool,
+            blend: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Combined output ``y`` (T, J, D) -> (final, raw), both (T, J, D): observed joints of ``x``
+    (T, J, D) kept (unless denoising); final also gap-blended."""
+    raw = y.copy()
+    if not keep_observed:
+        return raw, raw
+    raw[observed] = x[observed]
+    return (blend_gaps(y, x, observed, parents) if blend else raw.copy()), raw
+
+
+def inpaint(model: AEGAN | AEGANNet, joints: np.ndarray, mask: np.ndarray | None = None, *, window: int | None = None,
+            shift: int = 8, steps: int = 200, lr: float = 1.0, beta1: float = 0.8,
+            weights: tuple[float, float, float] = (10.0, 5.0, 0.5), average: bool = False,
+            keep_observed: bool = True, dims: int | None = None, progress: ProgressFn | None = None,
+            align_during: bool = True, blend: bool = True, critic_cap: str = "real",
+            latent_radius: float | None = None) -> InpaintResult:
+    """Complete a (T, J, D) sequence (metres) on the model's skeleton.  See the module docstring.
+
+    ``blend`` (with ``keep_observed``): :func:`blend_gaps` joins the generated trajectory of every
+    missing stretch continuously to the observed values at its two ends; ``raw`` in the result keeps
+    the unblended output.
+
+    ``window`` must equal the model's window length (default); ``shift`` in [1, window].
+    ``weights`` = (gp, gs, gd) for MPJPE, MPJSE (both on observed joints, model units) and the critic.
+    """
+    t_start = time.time()
+    x = np.asarray(joints, dtype=np.float32)
+    observed = check_mask(x, mask)
+    T, J, D = x.shape
+    net = _check_inputs(model, x, observed, window, shift, steps, dims)
+    F = net.cfg.frames
+
+    scale = _bone_scale(x, observed, net)
+    cs = net.cfg.coord_scale
+    xs = np.where(observed[..., None], x, 0.0) / scale
+    starts = window_starts(T, F, int(shift))
+    N = len(starts)
+    win, wm = _cut_windows(xs, observed, starts, F)
+    xw = torch.from_numpy(win)
+    mw = torch.from_numpy(wm)
+    centre, rot = canonical_transform(xw, mw, net.skeleton)
+    target = apply_transform(xw, centre, rot) / cs              # (N, F, J, D) model units
+    target = torch.where(mw[..., None], target, torch.zeros_like(target))
+    flat_w = mw.to(torch.float32).reshape(N, F * J)
+    gains = tuple(float(v) for v in weights)
+    z, history = _optimise_codes(net, target, mw, flat_w, steps=steps, lr=lr, beta1=beta1, weights=gains,
+                                 align_during=align_during, critic_cap=critic_cap, latent_radius=latent_radius,
+                                 progress=progress)
+    with torch.no_grad():
+        y = _align_windows(net.decode(z.detach()), target, flat_w)  # (N, F, J, D) canonical model units
+        cand = invert_transform(y * cs, centre, rot).numpy() * scale  # input frame, metres
+    out, avg = _combine_candidates(cand, x, observed, wm, starts)
+
+    parents = net.skeleton.parents
+    sel_final, sel_raw = _finish(out, x, observed, parents, keep_observed, blend)
+    avg_final, avg_raw = _finish(avg, x, observed, parents, keep_observed, blend)
     final, raw = (avg_final, avg_raw) if average else (sel_final, sel_raw)
     if progress is not None:
         progress(1.0, "inpainting: done")

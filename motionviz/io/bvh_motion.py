@@ -100,25 +100,10 @@ def _match_skeleton(bvh: BvhFile, skeleton: Skeleton | None, names: list[str] | 
     return skeleton, idx
 
 
-def bvh_to_motion(bvh: BvhFile, skeleton: Skeleton | None = None, scale: float | str = "auto",
-                  axes: str = "auto", labels: MotionLabels | None = None, floor: bool | str = "auto",
-                  sidecar: dict | None = None) -> Motion:
-    """A :class:`Motion` (metres, Y-up) from a parsed BVH file.
-
-    ``skeleton``: pick these joints by name (None: a known skeleton whose joint names match exactly,
-    else a skeleton built from the BVH hierarchy, with its map onto the common skeleton found by
-    :func:`motionviz.core.retarget.match_common` when the joints can be matched).  ``scale``: metres per
-    file unit, or "auto" (the sidecar's or an old ``units=`` comment's units, else from the body's
-    height: :func:`motionviz.core.retarget.guess_scale`).  ``axes``: which source axis becomes the motionviz
-    x, y, z (e.g. "-x,y,-z" for a 180 degree turn, "x,z,-y" for Z-up files), or "auto" (the up axis
-    guessed from the body; Y-up files are unchanged).  ``floor``: "auto" (files without a sidecar)
-    stands the body on y = 0 when its lowest joints are below -5 cm or above 25 cm (ankles sit 5-15
-    cm above the floor, toes 2-5 cm); True always; False never.
-    ``sidecar``: the parsed ``<file>.bvh.json`` of our writer (units, skeleton, rig names).
-    """
-    X = bvh.positions()                                  # (T, J, 3) file units
+def _sidecar_skeleton(bvh: BvhFile, skeleton: Skeleton | None, side: dict) -> tuple[list[str], Skeleton | None]:
+    """-> (the file's joint names, renamed back from a target rig by the sidecar, the skeleton asked
+    for or the sidecar's when the file has all its joints)."""
     names = list(bvh.names)
-    side = sidecar or {}
     if side.get("joint_names"):
         names = [str(side["joint_names"].get(n, n)) for n in names]
     if skeleton is None and isinstance(side.get("skeleton"), dict):
@@ -128,30 +113,29 @@ def bvh_to_motion(bvh: BvhFile, skeleton: Skeleton | None = None, scale: float |
             sk_side = None
         if sk_side is not None and set(sk_side.joints) <= set(names):
             skeleton = sk_side
-    sk, idx = _match_skeleton(bvh, skeleton, names)
-    info: dict[str, str] = {}
+    return names, skeleton
 
-    # the map onto the common skeleton (needed for units, up axis and every model)
-    mapping = None
-    if sk.name == "bvh":
-        try:
-            mapping = rt.match_common(names, bvh.parents, rest_positions(bvh), "the BVH skeleton")
-        except UserError as e:
-            info["retarget_error"] = str(e)
-    cmap = mapping if mapping is not None else _known_map(sk)
-    Xs, rest_s = X[:, idx], rest_positions(bvh)[idx]     # the skeleton's joints (T, J, 3), (J, 3)
 
-    # axes
-    if axes == "auto":
-        M = np.eye(3)
-        if cmap is not None and not side:                 # our sidecar says the file is Y-up
-            up = rt.guess_up(rest_s, Xs, cmap, sk.joints)
-            M = rt.up_rotation(up)
-            info["up_in_file"] = "+-"[int(up.sum() < 0)] + "XYZ"[int(np.argmax(np.abs(up)))]
-    else:
-        M = _parse_axes(axes)
+def _axes_matrix(axes: str, side: dict, cmap: dict[str, tuple[str, ...]] | None, rest_s: np.ndarray,
+                 Xs: np.ndarray, sk: Skeleton, info: dict[str, str]) -> np.ndarray:
+    """The (3, 3) source -> motionviz axes matrix: parsed from ``axes``, or "auto": the up axis guessed
+    from the (J, 3) rest pose and (T, J, 3) positions ``Xs`` when the joints map onto the common
+    skeleton and there is no sidecar (which says the file is Y-up); the guess goes to ``info``."""
+    if axes != "auto":
+        return _parse_axes(axes)
+    M = np.eye(3)
+    if cmap is not None and not side:                 # our sidecar says the file is Y-up
+        up = rt.guess_up(rest_s, Xs, cmap, sk.joints)
+        M = rt.up_rotation(up)
+        info["up_in_file"] = "+-"[int(up.sum() < 0)] + "XYZ"[int(np.argmax(np.abs(up)))]
+    return M
 
-    # units
+
+def _file_scale(scale: float | str, side: dict, bvh: BvhFile, X: np.ndarray, Xs: np.ndarray, sk: Skeleton,
+                cmap: dict[str, tuple[str, ...]] | None) -> tuple[float, str]:
+    """-> (metres per file unit, the file's unit in words): ``scale`` as given, or "auto": the sidecar's
+    or comment's units, else guessed from the body's height (``Xs`` (T, J, 3) of the skeleton's joints)
+    or from the longest bone (``X`` (T, J, 3) of every file joint)."""
     unit = str(side.get("units") or bvh.meta().get("units", "")).lower()
     if scale == "auto":
         if unit in _UNIT_SCALE:
@@ -169,22 +153,31 @@ def bvh_to_motion(bvh: BvhFile, skeleton: Skeleton | None = None, scale: float |
         if not (math.isfinite(s) and s > 0):
             raise UserError(f"scale must be a positive number, got {scale!r}")
         unit = f"{s:g} m"
-    info["unit_in_file"] = unit
-    joints = (Xs @ M.T) * s
+    return s, unit
 
-    # floor
+
+def _stand_on_floor(joints: np.ndarray, floor: bool | str, cmap: dict[str, tuple[str, ...]] | None, side: dict,
+                    info: dict[str, str]) -> None:
+    """Shift the (T, J, 3) ``joints`` (metres, Y-up) in place so the body stands on y = 0 (see
+    :func:`bvh_to_motion`'s ``floor``); the shift goes to ``info``."""
     if floor is True or (floor == "auto" and cmap is not None and not side):
         lowest = float(np.percentile(np.min(joints[..., 1], axis=1), 2))
         if floor is True or not -0.05 <= lowest <= 0.25:          # ankles sit 5-15 cm above the floor
             joints[..., 1] -= lowest
             info["floor_shift_m"] = f"{-lowest:.3f}"
-    if mapping is not None:
-        sk = Skeleton(sk.name, sk.joints, sk.parents, sk.mirror, tuple(mapping.items()))
 
 
+def _file_fps(side: dict, bvh: BvhFile) -> float:
+    """The sidecar's or comment's frame rate when it agrees with the frame time (within 1 %), else the
+    frame time's."""
     fps = float(side.get("fps") or bvh.meta().get("fps", 0) or 0) or bvh.fps
     if abs(fps - bvh.fps) > 0.01 * bvh.fps:
         fps = bvh.fps
+    return fps
+
+
+def _file_labels(labels: MotionLabels | None, side: dict, info: dict[str, str]) -> MotionLabels:
+    """The labels: given (default source "bvh") or the sidecar's, with ``info`` added to ``extra``."""
     lab = labels or MotionLabels(source="bvh")
     if side.get("labels"):
         try:
@@ -192,8 +185,49 @@ def bvh_to_motion(bvh: BvhFile, skeleton: Skeleton | None = None, scale: float |
             lab = MotionLabels(**{**saved.to_dict(), "source": lab.source or saved.source})
         except (TypeError, ValueError):
             pass
-    lab = MotionLabels(**{**lab.to_dict(), "extra": {**lab.extra, **info}})
-    return Motion(joints.astype(np.float32), sk, fps, lab)
+    return MotionLabels(**{**lab.to_dict(), "extra": {**lab.extra, **info}})
+
+
+def bvh_to_motion(bvh: BvhFile, skeleton: Skeleton | None = None, scale: float | str = "auto",
+                  axes: str = "auto", labels: MotionLabels | None = None, floor: bool | str = "auto",
+                  sidecar: dict | None = None) -> Motion:
+    """A :class:`Motion` (metres, Y-up) from a parsed BVH file.
+
+    ``skeleton``: pick these joints by name (None: a known skeleton whose joint names match exactly,
+    else a skeleton built from the BVH hierarchy, with its map onto the common skeleton found by
+    :func:`motionviz.core.retarget.match_common` when the joints can be matched).  ``scale``: metres per
+    file unit, or "auto" (the sidecar's or an old ``units=`` comment's units, else from the body's
+    height: :func:`motionviz.core.retarget.guess_scale`).  ``axes``: which source axis becomes the motionviz
+    x, y, z (e.g. "-x,y,-z" for a 180 degree turn, "x,z,-y" for Z-up files), or "auto" (the up axis
+    guessed from the body; Y-up files are unchanged).  ``floor``: "auto" (files without a sidecar)
+    stands the body on y = 0 when its lowest joints are below -5 cm or above 25 cm (ankles sit 5-15
+    cm above the floor, toes 2-5 cm); True always; False never.
+    ``sidecar``: the parsed ``<file>.bvh.json`` of our writer (units, skeleton, rig names).
+    """
+    X = bvh.positions()                                  # (T, J, 3) file units
+    side = sidecar or {}
+    names, skeleton = _sidecar_skeleton(bvh, skeleton, side)
+    sk, idx = _match_skeleton(bvh, skeleton, names)
+    info: dict[str, str] = {}
+
+    # the map onto the common skeleton (needed for units, up axis and every model)
+    mapping = None
+    if sk.name == "bvh":
+        try:
+            mapping = rt.match_common(names, bvh.parents, rest_positions(bvh), "the BVH skeleton")
+        except UserError as e:
+            info["retarget_error"] = str(e)
+    cmap = mapping if mapping is not None else _known_map(sk)
+    Xs, rest_s = X[:, idx], rest_positions(bvh)[idx]     # the skeleton's joints (T, J, 3), (J, 3)
+
+    M = _axes_matrix(axes, side, cmap, rest_s, Xs, sk, info)
+    s, unit = _file_scale(scale, side, bvh, X, Xs, sk, cmap)
+    info["unit_in_file"] = unit
+    joints = (Xs @ M.T) * s
+    _stand_on_floor(joints, floor, cmap, side, info)
+    if mapping is not None:
+        sk = Skeleton(sk.name, sk.joints, sk.parents, sk.mirror, tuple(mapping.items()))
+    return Motion(joints.astype(np.float32), sk, _file_fps(side, bvh), _file_labels(labels, side, info))
 
 
 def _known_map(sk: Skeleton) -> dict[str, tuple[str, ...]] | None:

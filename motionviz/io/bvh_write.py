@@ -13,7 +13,7 @@ import numpy as np
 from ..core.errors import UserError
 from ..core.motion import Motion
 from ..core.retarget import rig_names
-from ..core.skeleton import COMMON
+from ..core.skeleton import COMMON, Skeleton
 from .bvh import _matrix_to_zxy, euler_to_matrix
 from .bvh_motion import _UNIT_SCALE, SIDECAR_FORMAT, _fill_missing, sidecar_path
 from .footcontact import clean_foot_contacts
@@ -84,40 +84,33 @@ def _prepare(motion: Motion, rig: str, clean_feet: bool) -> tuple[Motion, dict[s
     return motion, names
 
 
-def write_bvh(motion: Motion, unit: str = "cm", decimals: int = 6, rig: str = "motionviz",
-              clean_feet: bool = False) -> str:
-    """BVH text for any motion (see the module docstring): no comment lines.  ``unit``: "cm"
-    (default), "m" or "mm".  ``rig``: joint names ("motionviz": the skeleton's own; "mixamo",
-    "mixamo-plain", "smpl": a common-skeleton motion named as that rig; other skeletons are retargeted
-    to the common one first).  ``clean_feet``: remove foot sliding first (common skeleton)."""
-    if unit not in ("cm", "m", "mm"):
-        raise UserError(f"BVH unit must be 'cm', 'm' or 'mm', got {unit!r}")
-    motion, rename = _prepare(motion, rig, clean_feet)
-    sk = motion.skeleton
-    if motion.joints.shape[-1] != 3:
-        raise UserError("BVH export needs 3D joint positions")
-    per_m = 1.0 / _UNIT_SCALE[unit]
-    X = _fill_missing(motion.joints.astype(np.float64), sk.joints) * per_m   # (T, J, 3) file units
-    T, J, _ = X.shape
-    root = sk.root
-    if sum(1 for p in sk.parents if p < 0) != 1:
-        raise UserError(f"skeleton {sk.name!r} has several roots; BVH needs a single tree")
-
-    # depth-first joint order (BVH nesting), children in skeleton order
+def _joint_order(sk: Skeleton) -> list[int]:
+    """Depth-first joint order (BVH nesting) from the root, children in skeleton order."""
     order: list[int] = []
-    stack = [root]
+    stack = [sk.root]
     while stack:
         j = stack.pop()
         order.append(j)
         stack.extend(reversed(sk.children[j]))
+    return order
 
-    # rest offsets = median bone vectors (world axes); root rest = median root position
+
+def _rest_offsets(X: np.ndarray, sk: Skeleton) -> np.ndarray:
+    """Rest offsets (J, 3) of the (T, J, 3) positions ``X``: median bone vectors (world axes); the root's
+    rest = its median position."""
+    T, J, _ = X.shape
     rest = np.zeros((J, 3))
     for j in range(J):
         p = sk.parents[j]
         rest[j] = np.median(X[:, j] - X[:, p], axis=0) if p >= 0 else np.median(X[:, j], axis=0)
+    return rest
 
-    # global rotations: rest child offsets -> current child bone vectors
+
+def _global_rotations(X: np.ndarray, rest: np.ndarray, sk: Skeleton, order: list[int]) -> np.ndarray:
+    """Global rotations (T, J, 3, 3) taking the (J, 3) rest child offsets to the current child bone
+    vectors of the (T, J, 3) positions ``X`` (several children: best fit, the parent bone fixing the
+    twist; no child: the parent's rotation)."""
+    T, J, _ = X.shape
     G = np.empty((T, J, 3, 3))
     for j in order:
         kids = [c for c in sk.children[j] if np.linalg.norm(rest[c]) > 1e-6]
@@ -140,10 +133,14 @@ def write_bvh(motion: Motion, unit: str = "cm", decimals: int = 6, rig: str = "m
         else:
             Gj = G[:, p].copy() if p >= 0 else np.broadcast_to(np.eye(3), (T, 3, 3)).copy()
         G[:, j] = Gj
+    return G
 
-    # local Euler angles (rounded as written), then rebuild the chain from the written angles so the
-    # translation channels reproduce every joint position exactly
-    fmt = f"%.{decimals}f"
+
+def _local_channels(X: np.ndarray, G: np.ndarray, sk: Skeleton, order: list[int], decimals: int) -> tuple[np.ndarray, np.ndarray]:
+    """-> ((T, J, 3) local ZXY Euler angles rounded as written, (T, J, 3) translations): the chain is
+    rebuilt from the written angles so the translation channels reproduce every joint position of
+    ``X`` (T, J, 3) exactly; ``G`` (T, J, 3, 3) global rotations."""
+    T, J, _ = X.shape
     eul = np.empty((T, J, 3))
     Gw = np.empty((T, J, 3, 3))
     trans = np.empty((T, J, 3))
@@ -159,11 +156,12 @@ def write_bvh(motion: Motion, unit: str = "cm", decimals: int = 6, rig: str = "m
         else:
             Gw[:, j] = Gw[:, p] @ Rl
             trans[:, j] = np.einsum("tba,tb->ta", Gw[:, p], X[:, j] - X[:, p])   # G_p^T (X_j - X_p)
-    trans = np.round(trans, decimals)
+    return eul, np.round(trans, decimals)
 
-    used: set[str] = set()
-    names = {j: _bvh_name(rename.get(sk.joints[j], sk.joints[j]), used) for j in order}
-    out = io.StringIO()
+
+def _write_hierarchy(out: io.StringIO, sk: Skeleton, names: dict[int, str], rest: np.ndarray, fmt: str, per_m: float) -> None:
+    """The HIERARCHY section: every joint with its (J, 3) ``rest`` offset and 6 channels, end sites
+    at a quarter of the last bone (the root alone: 10 cm up)."""
     out.write("HIERARCHY\n")
 
     def emit(j: int, depth: int) -> None:
@@ -183,14 +181,48 @@ def write_bvh(motion: Motion, unit: str = "cm", decimals: int = 6, rig: str = "m
                       f"{ind}\t}}\n")
         out.write(f"{ind}}}\n")
 
-    emit(root, 0)
+    emit(sk.root, 0)
+
+
+def _write_frames(out: io.StringIO, trans: np.ndarray, eul: np.ndarray, order: list[int], fps: float,
+                  decimals: int) -> None:
+    """The MOTION section: per frame, per joint in file order its (T, J, 3) translation (x y z) and
+    (T, J, 3) rotation (z x y)."""
+    T = trans.shape[0]
     out.write("MOTION\n")
     out.write(f"Frames: {T}\n")
-    out.write(f"Frame Time: {1.0 / motion.fps:.8f}\n")
-    # rows: per joint in file order: position (x y z), rotation (z x y)
+    out.write(f"Frame Time: {1.0 / fps:.8f}\n")
     cols = np.concatenate([np.concatenate([trans[:, j], eul[:, j]], axis=1) for j in order], axis=1)
     cols = np.where(np.abs(cols) < 0.5 * 10.0 ** -decimals, 0.0, cols)   # no "-0.000000"
-    np.savetxt(out, cols, fmt=fmt, delimiter=" ")
+    np.savetxt(out, cols, fmt=f"%.{decimals}f", delimiter=" ")
+
+
+def write_bvh(motion: Motion, unit: str = "cm", decimals: int = 6, rig: str = "motionviz",
+              clean_feet: bool = False) -> str:
+    """BVH text for any motion (see the module docstring): no comment lines.  ``unit``: "cm"
+    (default), "m" or "mm".  ``rig``: joint names ("motionviz": the skeleton's own; "mixamo",
+    "mixamo-plain", "smpl": a common-skeleton motion named as that rig; other skeletons are retargeted
+    to the common one first).  ``clean_feet``: remove foot sliding first (common skeleton)."""
+    if unit not in ("cm", "m", "mm"):
+        raise UserError(f"BVH unit must be 'cm', 'm' or 'mm', got {unit!r}")
+    motion, rename = _prepare(motion, rig, clean_feet)
+    sk = motion.skeleton
+    if motion.joints.shape[-1] != 3:
+        raise UserError("BVH export needs 3D joint positions")
+    per_m = 1.0 / _UNIT_SCALE[unit]
+    X = _fill_missing(motion.joints.astype(np.float64), sk.joints) * per_m   # (T, J, 3) file units
+    if sum(1 for p in sk.parents if p < 0) != 1:
+        raise UserError(f"skeleton {sk.name!r} has several roots; BVH needs a single tree")
+    order = _joint_order(sk)
+    rest = _rest_offsets(X, sk)
+    G = _global_rotations(X, rest, sk, order)
+    eul, trans = _local_channels(X, G, sk, order, decimals)
+
+    used: set[str] = set()
+    names = {j: _bvh_name(rename.get(sk.joints[j], sk.joints[j]), used) for j in order}
+    out = io.StringIO()
+    _write_hierarchy(out, sk, names, rest, f"%.{decimals}f", per_m)
+    _write_frames(out, trans, eul, order, motion.fps, decimals)
     return out.getvalue()
 
 

@@ -342,6 +342,78 @@ def check_options(opts: TrainOptions, minutes: float | None, steps: int | None, 
         raise UserError(f"--device must be cpu or cuda[:N], got {opts.device!r}")
 
 
+def _check_run_files(opts: TrainOptions, out: Path | None, resume: bool,
+                     runs_dir: Path | None) -> tuple[Path | None, Path, Path]:
+    """-> (checked checkpoint path, runs folder, resume state path); with ``resume`` the resume state
+    must exist and be readable."""
+    if out is not None:
+        out = check_checkpoint_out(out)
+    runs_dir = runs_dir or REPO_ROOT / "runs" / opts.name
+    resume_path = runs_dir / "resume.safetensors"
+    if resume:
+        if not resume_path.is_file():
+            raise UserError(f"--resume: there is nothing to resume ({resume_path} does not exist); "
+                            "drop --resume to start a new run")
+        read_resume_info(resume_path)
+    return out, runs_dir, resume_path
+
+
+def _budget_fraction(step: int, secs: float, steps: int | None, budget_s: float | None) -> float:
+    """Fraction of the budget done: the larger of the step and time fractions, at most 1."""
+    f = 0.0
+    if steps is not None:
+        f = max(f, step / steps)
+    if budget_s is not None:
+        f = max(f, secs / budget_s)
+    return min(1.0, f)
+
+
+def _synced_clock(start: float, rank: int, world: int) -> float:
+    """Seconds since ``start``; with several ranks, rank 0's clock (one tiny all-reduce per step), so
+    every rank stops at the same step and uses the same learning rate."""
+    secs = time.monotonic() - start
+    if world > 1:
+        dev = "cuda" if dist.get_backend() == "nccl" else "cpu"
+        t = torch.tensor([secs if rank == 0 else 0.0], dtype=torch.float64, device=dev)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        secs = float(t)
+    return secs
+
+
+def _scale_lrs(optimizers: dict[str, torch.optim.Optimizer], base_lrs: dict[str, list[float]], mult: float) -> None:
+    """Every parameter group's learning rate = its base rate times ``mult``."""
+    for n, o in optimizers.items():
+        for g, lr0 in zip(o.param_groups, base_lrs[n]):
+            g["lr"] = lr0 * mult
+
+
+def _smooth_losses(smooth: dict[str, float], logs: dict[str, float], step: int) -> None:
+    """Fold one step's losses into their exponential moving averages (a non-finite loss stops training)."""
+    for k, v in logs.items():
+        v = float(v)
+        if not math.isfinite(v):
+            raise UserError(f"training diverged: loss {k} became {v} at step {step} (try a lower --lr; "
+                            "the last checkpoint written is kept)")
+        smooth[k] = v if k not in smooth else 0.98 * smooth[k] + 0.02 * v
+
+
+def _write_run(setup: TrainSetup, opts: TrainOptions, out: Path | None, runs_dir: Path, resume_path: Path,
+               command: str, world: int, step: int, secs: float, smooth: dict[str, float],
+               history: list[dict[str, float]], final: bool) -> None:
+    """Write the checkpoint (when ``out``), the resume state and the loss history (rank 0 only)."""
+    meta = dict(setup.metadata)
+    meta.update({"command": command, "steps": step, "train_seconds": round(secs, 1),
+                 "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 "losses": {k: round(v, 5) for k, v in smooth.items()}, "seed": opts.seed,
+                 "world_size": world, "final": final})
+    tensors = setup.export() if setup.export is not None else setup.model.state_dict()
+    if out is not None:
+        save_checkpoint(out, tensors, setup.kind, setup.config, meta)
+    save_resume_state(resume_path, setup.model, setup.optimizers, {"step": step, "seconds": secs, "model": opts.name,
+                                                                   "config": json.loads(config_to_json(setup.config))})
+    (runs_dir / "history.json").write_text(json.dumps(history[-2000:]))
+
+
 def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, steps: int | None = None,
           save_every_min: float = 3.0, resume: bool = False, command: str = "", runs_dir: Path | None = None,
           progress_bar: bool = True, log_every: int = 25) -> dict[str, Any]:
@@ -352,15 +424,7 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
     nothing to resume is an error, not a silent fresh start); after the model is built, that the state
     was written for the same configuration."""
     check_options(opts, minutes, steps, save_every_min)
-    if out is not None:
-        out = check_checkpoint_out(out)
-    runs_dir = runs_dir or REPO_ROOT / "runs" / opts.name
-    resume_path = runs_dir / "resume.safetensors"
-    if resume:
-        if not resume_path.is_file():
-            raise UserError(f"--resume: there is nothing to resume ({resume_path} does not exist); "
-                            "drop --resume to start a new run")
-        read_resume_info(resume_path)
+    out, runs_dir, resume_path = _check_run_files(opts, out, resume, runs_dir)
     rank, world = _init_distributed(opts.device)
     opts.rank, opts.world_size = rank, world
     if rank == 0:
@@ -381,14 +445,6 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
             log.info(f"resumed from {resume_path} at step {step0} ({elapsed0 / 60:.1f} min)")
     budget_s = minutes * 60.0 if minutes is not None else None
 
-    def fraction(step: int, secs: float) -> float:
-        f = 0.0
-        if steps is not None:
-            f = max(f, step / steps)
-        if budget_s is not None:
-            f = max(f, secs / budget_s)
-        return min(1.0, f)
-
     smooth: dict[str, float] = {}
     history: list[dict[str, float]] = []
     pbar = None
@@ -400,51 +456,21 @@ def train(opts: TrainOptions, out: Path | None, minutes: float | None = None, st
     step = step0
 
     def write(final: bool) -> None:
-        if rank != 0:
-            return
-        secs = time.monotonic() - start
-        meta = dict(setup.metadata)
-        meta.update({"command": command, "steps": step, "train_seconds": round(secs, 1),
-                     "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                     "losses": {k: round(v, 5) for k, v in smooth.items()}, "seed": opts.seed,
-                     "world_size": world, "final": final})
-        tensors = setup.export() if setup.export is not None else model.state_dict()
-        if out is not None:
-            save_checkpoint(out, tensors, setup.kind, setup.config, meta)
-        save_resume_state(resume_path, model, optimizers, {"step": step, "seconds": secs, "model": opts.name,
-                                                           "config": json.loads(config_to_json(setup.config))})
-        (runs_dir / "history.json").write_text(json.dumps(history[-2000:]))
-
-    def clock() -> float:
-        """Seconds since the start; with several ranks, rank 0's clock (one tiny all-reduce per step), so
-        every rank stops at the same step and uses the same learning rate."""
-        secs = time.monotonic() - start
-        if world > 1:
-            dev = "cuda" if dist.get_backend() == "nccl" else "cpu"
-            t = torch.tensor([secs if rank == 0 else 0.0], dtype=torch.float64, device=dev)
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
-            secs = float(t)
-        return secs
+        if rank == 0:
+            _write_run(setup, opts, out, runs_dir, resume_path, command, world, step, time.monotonic() - start,
+                       smooth, history, final)
 
     try:
         while True:
-            secs = clock()
+            secs = _synced_clock(start, rank, world)
             if (steps is not None and step >= steps) or (budget_s is not None and secs >= budget_s):
                 break
             if setup.lr_lambda is not None:
-                mult = float(setup.lr_lambda(fraction(step, secs)))
-                for n, o in optimizers.items():
-                    for g, lr0 in zip(o.param_groups, base_lrs[n]):
-                        g["lr"] = lr0 * mult
+                _scale_lrs(optimizers, base_lrs, float(setup.lr_lambda(_budget_fraction(step, secs, steps, budget_s))))
             batch = next(setup.batches)
             logs = model.train_step(batch, optimizers)
             step += 1
-            for k, v in logs.items():
-                v = float(v)
-                if not math.isfinite(v):
-                    raise UserError(f"training diverged: loss {k} became {v} at step {step} (try a lower --lr; "
-                                    "the last checkpoint written is kept)")
-                smooth[k] = v if k not in smooth else 0.98 * smooth[k] + 0.02 * v
+            _smooth_losses(smooth, logs, step)
             if step % log_every == 0:
                 history.append({"step": step, "seconds": round(time.monotonic() - start, 1),
                                 **{k: round(v, 5) for k, v in smooth.items()}})
