@@ -342,14 +342,22 @@ def load_weights(net: nn.Module, tensors: dict[str, torch.Tensor], path: str | P
         raise CheckpointError(f"{Path(path).name} has no normalisation statistics")
 
 
-def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
-    """Rebuild the model from the checkpoint's stored config (strict).  ``encoder`` (optional) must match
-    the checkpoint's text encoder, else :class:`CheckpointError`."""
-    tensors, meta = load_checkpoint(path, KIND)
-    cfg = config_from_json(Config, meta["config"])
+def read_checkpoint(path: str | Path, kind: str, config_cls: type) -> tuple[dict[str, torch.Tensor], dict[str, str], Any]:
+    """(tensors, metadata, config) of a diffusion-family checkpoint (the teacher or its distilled student):
+    the stored config rebuilt strictly, in the motion representation this version reads, else
+    :class:`CheckpointError`."""
+    tensors, meta = load_checkpoint(path, kind)
+    cfg = config_from_json(config_cls, meta["config"])
     if cfg.representation != Config.representation:
         raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
                               f"version reads {Config.representation!r}")
+    return tensors, meta, cfg
+
+
+def load_generator(path: str | Path, encoder: Any = None) -> DiffusionGenerator:
+    """Rebuild the model from the checkpoint's stored config (strict).  ``encoder`` (optional) must match
+    the checkpoint's text encoder, else :class:`CheckpointError`."""
+    tensors, meta, cfg = read_checkpoint(path, KIND, Config)
     net = Denoiser(cfg)
     load_weights(net, tensors, path)
     enc_name = meta.get("text_encoder", cfg.text_encoder)

@@ -7,9 +7,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..core.checkpoint import config_from_json, load_checkpoint
-from ..core.errors import CheckpointError, UserError
-from ..models.diffusion import Config
+from ..core.errors import UserError
 from ..models.diffusion_fast import KIND, FastConfig, StudentDenoiser, allowed_steps, student_times
 from . import diffusion as teacher_mod_G
 from .diffusion import DiffusionGenerator
@@ -83,11 +81,7 @@ class FastGenerator(DiffusionGenerator):
 
 def load_generator(path: str | Path, encoder: Any = None) -> FastGenerator:
     """Rebuild the student from the checkpoint's stored config (strict)."""
-    tensors, meta = load_checkpoint(path, KIND)
-    cfg = config_from_json(FastConfig, meta["config"])
-    if cfg.representation != Config.representation:
-        raise CheckpointError(f"{Path(path).name} uses motion representation {cfg.representation!r}; this "
-                              f"version reads {Config.representation!r}")
+    tensors, meta, cfg = teacher_mod_G.read_checkpoint(path, KIND, FastConfig)
     net = StudentDenoiser(cfg)
     teacher_mod_G.load_weights(net, tensors, path)
     if encoder is not None:
