@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from _poses import RELAXED, pose_array
 
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
@@ -22,19 +23,12 @@ torch.set_num_threads(1)
 TINY = dict(hidden=16, gru_hidden=12, feature_dim=16, conv_blocks=2, dropout=0.0, batch_size=16,
             min_crop=20, max_crop=40)
 LABELS = ("kimore:ex5", "ui-prmd:m01", "ui-prmd:m07")
-_POSE = {
-    "pelvis": (0, 0.9, 0), "spine": (0, 1.15, 0), "neck": (0, 1.45, 0),
-    "left_shoulder": (0.18, 1.42, 0), "left_elbow": (0.2, 1.13, 0), "left_wrist": (0.2, 0.88, 0.02),
-    "right_shoulder": (-0.18, 1.42, 0), "right_elbow": (-0.2, 1.13, 0), "right_wrist": (-0.2, 0.88, 0.02),
-    "left_hip": (0.1, 0.88, 0), "left_knee": (0.1, 0.48, 0.01), "left_ankle": (0.1, 0.08, 0),
-    "right_hip": (-0.1, 0.88, 0), "right_knee": (-0.1, 0.48, 0.01), "right_ankle": (-0.1, 0.08, 0),
-}
 
 
 def synthetic(label: str, correct: bool | None, T: int, rng: np.random.Generator, score: float | None = None) -> Motion:
     """m01 squat (incorrect: a third of the depth); m07 arms raise (incorrect: a third of the height);
     kimore:ex5 squat whose depth follows the clinical score."""
-    x = np.repeat(np.array([_POSE[n] for n in COMMON.joints], np.float32)[None], T, axis=0)
+    x = np.repeat(pose_array(RELAXED)[None], T, axis=0)
     amp = 1.0 if correct in (True, None) else 0.33
     if score is not None:
         amp = score / 100.0
