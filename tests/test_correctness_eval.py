@@ -94,7 +94,7 @@ def test_correctness_control_rows(recognizer):
     res = EC.correctness_control(gens, recognizer, test, train, s, progress=lambda f, t: calls.append(f))
     assert res["labels"] == ["ui-prmd:m01", "ui-prmd:m07"]             # kimore has no correctness
     rows = res["rows"]
-    assert list(rows) == ["real", "obey", "defy", "ignore", "frozen_pose", "opposite_real"]
+    assert list(rows) == ["real", "obey", "defy", "ignore", "frozen_pose", "opposite_real", "other_exercise"]
     for name, row in rows.items():
         assert set(row["per_label"]) == set(res["labels"]), name
         assert 0.0 <= row["mean"] <= 1.0 and row["min"] <= row["mean"]
@@ -112,11 +112,21 @@ def test_correctness_control_rows(recognizer):
         assert o["correct_as_correct"] == pytest.approx(1 - r_["incorrect_as_incorrect"], abs=1e-3)
         assert o["incorrect_as_incorrect"] == pytest.approx(1 - r_["correct_as_correct"], abs=1e-3)
     assert rows["obey"]["at_target"] <= rows["obey"]["labels"] == 2
+    # another exercise given for the incorrect requests: the requested exercise's head calls it incorrect, so
+    # control alone passes it; the exercise columns and strict control catch it
+    other = rows["other_exercise"]
+    assert other["mean"] >= 0.8 and other["exercise_incorrect_mean"] <= 0.2
+    assert other["strict_mean"] <= 0.6 < rows["obey"]["strict_mean"]
+    for l in res["labels"]:
+        e = rows["obey"]["per_label"][l]
+        assert e["exercise_correct"] >= 0.8
+        assert e["strict"] <= e["control"] + 1e-9
     assert "mean_ui-prmd" in rows["obey"]
     assert calls[-1] == 1.0
     json.dumps(res)
     txt = EC.format_correctness(res)
-    assert "ui-prmd:m01" in txt and "obey" in txt and "frozen_pose" in txt
+    assert "ui-prmd:m01" in txt and "obey" in txt and "frozen_pose" in txt and "other_exercise" in txt
+    assert "strict" in txt and "recognised as the exercise" in txt
     keys = EC.summary_keys(res)
     assert keys["obey"]["correctness_control"] == rows["obey"]["mean"]
 

@@ -22,7 +22,16 @@ Protocol (:func:`correctness_control`):
   recogniser allows; IntelliRehabDS's test patient has only one of the two classes per gesture, so its
   control is the one available side); ``frozen_pose`` = a motion frozen in the mean pose of the exercise's
   real test recordings, returned for both requests (ignores the request: exactly 0.5 per exercise);
-  ``opposite_real`` = real test recordings of the *opposite* correctness (the floor: 1 - real).
+  ``opposite_real`` = real test recordings of the *opposite* correctness (the floor: 1 - real);
+  ``other_exercise`` = the exercise's real correct recordings for the correct requests and *another*
+  exercise's recordings (the next one of the same dataset) for the incorrect requests: the requested
+  exercise's correctness head calls another exercise incorrect, so **control alone passes it**.
+* What catches that: ``exercise_correct`` / ``exercise_incorrect`` (share of the correct / incorrect requests
+  the recogniser's label head identifies as the requested exercise) and ``strict`` = the mean over the two
+  sides of "recognised as the requested exercise *and* the requested execution".  Row summary:
+  ``strict_mean``, ``strict_min``, ``strict_at_target``, ``exercise_correct_mean``, ``exercise_incorrect_mean``.
+  The recogniser identifies the real UI-PRMD test recordings (0.93-1.0 per exercise) but not several of
+  IntelliRehabDS's (one test patient), so strict control is informative on UI-PRMD only.
 
 :func:`score_control` (KIMORE): for generators that accept a target clinical score (``"score"`` in their
 ``tasks``), motions requested at each target score are scored by the recogniser's score head of the
@@ -133,6 +142,15 @@ def _summary(per: dict[str, dict[str, Any]], target: float) -> dict[str, Any]:
                    at_target=int((v >= target - 1e-9).sum()))
         for ds in sorted({l.split(":", 1)[0] for l in vals}):
             out[f"mean_{ds}"] = _r(np.mean([x for l, x in vals.items() if l.startswith(ds + ":")]))
+    strict = {l: d["strict"] for l, d in per.items() if d.get("strict") is not None}
+    if strict:
+        v = np.array(list(strict.values()))
+        out.update(strict_mean=_r(v.mean()), strict_min=_r(v.min()),
+                   strict_at_target=int((v >= target - 1e-9).sum()))
+    for side in ("exercise_correct", "exercise_incorrect"):
+        v = [d[side] for d in per.values() if d.get(side) is not None]
+        if v:
+            out[f"{side}_mean"] = _r(float(np.mean(v)))
     return out
 
 
@@ -143,9 +161,13 @@ def _r(v: float | None) -> float | None:
 
 
 def _entry(as_correct: np.ndarray | None, as_incorrect: np.ndarray | None,
-           label_hits: np.ndarray | None = None) -> dict[str, Any]:
+           label_hits: np.ndarray | None = None, hits_correct: np.ndarray | None = None,
+           hits_incorrect: np.ndarray | None = None) -> dict[str, Any]:
     """as_correct: recognised-correct flags of the correct requests; as_incorrect: recognised-incorrect
-    flags of the incorrect requests."""
+    flags of the incorrect requests; label_hits: recognised-as-the-exercise flags of all of them;
+    hits_correct / hits_incorrect: the same flags per side (aligned with as_correct / as_incorrect), which
+    add ``exercise_correct`` / ``exercise_incorrect`` and ``strict`` = the mean over the two sides of
+    "recognised as the requested exercise *and* as the requested execution"."""
     d: dict[str, Any] = {}
     parts = []
     for key, v in (("correct_as_correct", as_correct), ("incorrect_as_incorrect", as_incorrect)):
@@ -159,6 +181,16 @@ def _entry(as_correct: np.ndarray | None, as_incorrect: np.ndarray | None,
     d["control"] = _r(float(np.mean(parts))) if parts else None
     if label_hits is not None and len(label_hits):
         d["label_accuracy"] = _r(float(np.mean(label_hits)))
+    if hits_correct is not None or hits_incorrect is not None:
+        strict = []
+        for key, ok, hit in (("exercise_correct", as_correct, hits_correct),
+                             ("exercise_incorrect", as_incorrect, hits_incorrect)):
+            if ok is None or hit is None or not len(ok):
+                d[key] = None
+                continue
+            d[key] = _r(float(np.mean(hit)))
+            strict.append(float(np.mean(np.asarray(ok) & np.asarray(hit))))
+        d["strict"] = _r(float(np.mean(strict))) if strict else None
     return d
 
 
@@ -180,12 +212,65 @@ def _request(gen: Generator, label: str, num: int, frames: int, seed: int, s: Co
     return Request(**kw)
 
 
+def _real_rows(recognizer: Any, test: Sequence[Motion], real_test: Sequence[Motion], labels: Sequence[str],
+               s: CorrectnessSettings) -> tuple[dict[str, Any], ...]:
+    """Per-exercise entries of the rows built from real test recordings: ``real``, ``opposite_real``,
+    ``frozen_pose`` and ``other_exercise`` (see the module docstring)."""
+    real_per: dict[str, Any] = {}
+    opp_per: dict[str, Any] = {}
+    frozen_per: dict[str, Any] = {}
+    other_per: dict[str, Any] = {}
+    if not test:
+        return real_per, opp_per, frozen_per, other_per
+    j = judge(recognizer, test, [m.labels.label for m in test])
+    rec = j["correct"] >= 0.5
+    hit = j["label"] == np.array([m.labels.label for m in test], dtype=object)
+    lab = np.array([m.labels.label for m in test], dtype=object)
+    truth = np.array([bool(m.labels.correct) for m in test])
+    for l in labels:
+        c, i = (lab == l) & truth, (lab == l) & ~truth
+        real_per[l] = _entry(rec[c] if c.any() else None, ~rec[i] if i.any() else None, hit[lab == l],
+                             hit[c] if c.any() else None, hit[i] if i.any() else None)
+        # opposite: asked for correct, given the incorrect recordings (and vice versa)
+        opp_per[l] = _entry(rec[i] if i.any() else None, ~rec[c] if c.any() else None, None,
+                            hit[i] if i.any() else None, hit[c] if c.any() else None)
+    # frozen mean pose of the exercise, the same motion for both requests
+    frozen, flab = [], []
+    for l in labels:
+        ms = [m for m in test if m.labels.label == l]
+        if ms:
+            pose = np.mean([m.joints.mean(axis=0) for m in ms], axis=0)
+            frozen.append(np.repeat(pose[None], _frames_of(real_test, l, s), axis=0).astype(np.float32))
+            flab.append(l)
+    if frozen:
+        fj = judge(recognizer, frozen, flab)
+        for k, l in enumerate(flab):
+            ok, h = np.array([fj["correct"][k] >= 0.5]), np.array([fj["label"][k] == l])
+            frozen_per[l] = _entry(ok, ~ok, h, h, h)
+    # another exercise when asked for an incorrect execution: the exercise's real correct recordings for
+    # the correct requests, the next exercise's recordings (same dataset) for the incorrect ones, judged by
+    # the requested exercise's head; control alone can pass it, the exercise columns and strict cannot
+    for k, l in enumerate(labels):
+        ds = l.split(":", 1)[0]
+        others = [o for o in list(labels[k + 1:]) + list(labels[:k]) if o.split(":", 1)[0] == ds]
+        c = (lab == l) & truth
+        if not others or not c.any():
+            continue
+        wrong = [m for m in test if m.labels.label == others[0]]
+        if not wrong:
+            continue
+        wj = judge(recognizer, wrong, [l] * len(wrong))
+        other_per[l] = _entry(rec[c], wj["correct"] < 0.5, None, hit[c], wj["label"] == l)
+    return real_per, opp_per, frozen_per, other_per
+
+
 def correctness_control(generators: dict[str, Generator], recognizer: Any, real_test: Sequence[Motion],
                         real_train: Sequence[Motion] | None = None, settings: CorrectnessSettings | None = None,
                         progress: ProgressFn | None = None) -> dict[str, Any]:
     """Requested vs recognised correctness per exercise (see the module docstring).  Returns
     ``{"labels": [...], "settings": {...}, "rows": {"real": ..., "<model>": ..., "frozen_pose": ...,
-    "opposite_real": ...}}``; each row: ``per_label`` {label: entry}, ``mean``, ``min``, ``at_target``."""
+    "opposite_real": ..., "other_exercise": ...}}``; each row: ``per_label`` {label: entry}, ``mean``, ``min``,
+    ``at_target`` and the strict / recognised-exercise summaries."""
     s = settings or CorrectnessSettings()
     progress = progress or _noop
     if s.num < 1:
@@ -198,32 +283,7 @@ def correctness_control(generators: dict[str, Generator], recognizer: Any, real_
 
     # real test recordings, and the degenerate rows built from them
     progress(0.0, "correctness: real test recordings")
-    real_per, opp_per, frozen_per = {}, {}, {}
-    if test:
-        j = judge(recognizer, test, [m.labels.label for m in test])
-        rec = j["correct"] >= 0.5
-        lab = np.array([m.labels.label for m in test], dtype=object)
-        truth = np.array([bool(m.labels.correct) for m in test])
-        for l in labels:
-            c, i = (lab == l) & truth, (lab == l) & ~truth
-            real_per[l] = _entry(rec[c] if c.any() else None, ~rec[i] if i.any() else None,
-                                 (j["label"][lab == l] == l))
-            # opposite: asked for correct, given the incorrect recordings (and vice versa)
-            opp_per[l] = _entry(rec[i] if i.any() else None, ~rec[c] if c.any() else None)
-        # frozen mean pose of the exercise, the same motion for both requests
-        frozen, flab = [], []
-        for l in labels:
-            ms = [m for m in test if m.labels.label == l]
-            if not ms:
-                continue
-            pose = np.mean([m.joints.mean(axis=0) for m in ms], axis=0)
-            frozen.append(np.repeat(pose[None], _frames_of(real_test, l, s), axis=0).astype(np.float32))
-            flab.append(l)
-        if frozen:
-            fj = judge(recognizer, frozen, flab)
-            for l, p in zip(flab, fj["correct"]):
-                ok = np.array([p >= 0.5])
-                frozen_per[l] = _entry(ok, ~ok, np.array([fj["label"][flab.index(l)] == l]))
+    real_per, opp_per, frozen_per, other_per = _real_rows(recognizer, test, real_test, labels, s)
     rows["real"] = _summary(real_per, s.target)
 
     n_gen = max(1, len(generators))
@@ -248,10 +308,12 @@ def correctness_control(generators: dict[str, Generator], recognizer: Any, real_
             j = judge(recognizer, ms, [l] * len(ms))
             rec = j["correct"] >= 0.5
             n = len(got[True])
-            per[l] = _entry(rec[:n], ~rec[n:], j["label"] == l)
+            hit = j["label"] == l
+            per[l] = _entry(rec[:n], ~rec[n:], hit, hit[:n], hit[n:])
         rows[name] = _summary(per, s.target)
     rows["frozen_pose"] = _summary(frozen_per, s.target)
     rows["opposite_real"] = _summary(opp_per, s.target)
+    rows["other_exercise"] = _summary(other_per, s.target)
     progress(1.0, "correctness: done")
     return {"labels": labels, "target": s.target,
             "settings": {"num": s.num, "frames": s.frames, "steps": s.steps, "guidance": s.guidance,
@@ -312,10 +374,12 @@ def _score_row(want: np.ndarray, got: np.ndarray, labels: Sequence[str]) -> dict
 
 # ------------------------------------------------------------------------------------------------
 def summary_keys(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """row -> {"correctness_control": mean, "correctness_control_min": min} (for the main table)."""
+    """row -> {"correctness_control": mean, "correctness_control_min": min, "correctness_strict": strict
+    mean} (for the main table)."""
     out = {}
     for row, d in result.get("rows", {}).items():
-        out[row] = {"correctness_control": d.get("mean"), "correctness_control_min": d.get("min")}
+        out[row] = {"correctness_control": d.get("mean"), "correctness_control_min": d.get("min"),
+                    "correctness_strict": d.get("strict_mean")}
     return out
 
 
@@ -354,10 +418,19 @@ def format_correctness(result: dict[str, Any]) -> str:
     lines = [[l] + [cell(rows[c]["per_label"].get(l)) for c in cols] for l in result.get("labels", [])]
     lines.append(["mean"] + ["-" if rows[c].get("mean") is None else f"{rows[c]['mean']:.3f}" for c in cols])
     lines.append(["min"] + ["-" if rows[c].get("min") is None else f"{rows[c]['min']:.3f}" for c in cols])
-    lines.append([f"at ≥ {result.get('target', TARGET):.2f}"] + [f"{rows[c].get('at_target', 0)}/{rows[c].get('labels', 0)}"
-                                                             for c in cols])
+    target = result.get("target", TARGET)
+    lines.append([f"at ≥ {target:.2f}"] + [f"{rows[c].get('at_target', 0)}/{rows[c].get('labels', 0)}" for c in cols])
+    num = lambda v: "-" if v is None else f"{v:.3f}"
+    lines.append(["strict mean / min"] + [f"{num(rows[c].get('strict_mean'))} / {num(rows[c].get('strict_min'))}"
+                                          for c in cols])
+    lines.append([f"strict at ≥ {target:.2f}"] + [f"{rows[c].get('strict_at_target', 0)}/{rows[c].get('labels', 0)}"
+                                                 for c in cols])
+    lines.append(["recognised as the exercise (c/i)"]
+                 + [f"{num(rows[c].get('exercise_correct_mean'))}/{num(rows[c].get('exercise_incorrect_mean'))}"
+                    for c in cols])
     widths = [max(len(r[i]) for r in lines + [head]) for i in range(len(head))]
     txt = ["Correctness control: requested vs recognised correctness, control (correct→correct / "
-           "incorrect→incorrect)", "  ".join(h.ljust(w) for h, w in zip(head, widths))]
+           "incorrect→incorrect); strict: recognised as the requested exercise and execution; recognised as the "
+           "exercise: share of the correct (c) and incorrect (i) requests", "  ".join(h.ljust(w) for h, w in zip(head, widths))]
     txt += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in lines]
     return "\n".join(txt)

@@ -417,12 +417,13 @@ def quick_correctness(gens: dict[str, Any], recognizer: Any, label: str | None, 
 
 def correctness_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """(headers, rows) of a correctness-control result: one row per model / real / degenerate row."""
-    headers = ["row", "exercise", "control", "correct → correct", "incorrect → incorrect", "recognised as the exercise"]
+    headers = ["row", "exercise", "control", "correct → correct", "incorrect → incorrect", "strict",
+               "recognised as the exercise (correct requests)", "recognised as the exercise (incorrect requests)"]
     rows = []
     for name, row in result["rows"].items():
         for lab, e in row["per_label"].items():
             rows.append([name, lab, e.get("control"), e.get("correct_as_correct"), e.get("incorrect_as_incorrect"),
-                         e.get("label_accuracy")])
+                         e.get("strict"), e.get("exercise_correct"), e.get("exercise_incorrect")])
     return headers, rows
 
 
@@ -434,8 +435,11 @@ def build_correctness_section(gens: dict[str, Any], recognizer: Any, label: Any,
             f"Each model makes {QUICK_NUM} executions of the chosen exercise requested as **correct** and "
             f"{QUICK_NUM} as **incorrect** ({QUICK_FRAMES} frames, {QUICK_STEPS} diffusion steps); the "
             "recogniser's correctness head of that exercise judges them. *control* = mean of correct→correct and "
-            "incorrect→incorrect (chance 0.5, target ≥ 0.85). Beside the models: **real** held-out recordings, a "
-            "**frozen_pose** that ignores the request (0.5) and **opposite_real** recordings (the floor). With "
+            "incorrect→incorrect (chance 0.5, target ≥ 0.85); *strict* also asks that the recogniser identifies "
+            "the requested exercise. Beside the models: **real** held-out recordings, a "
+            "**frozen_pose** that ignores the request (0.5), **opposite_real** recordings (the floor) and "
+            "**other_exercise** (another exercise given when an incorrect execution is asked for: control "
+            "passes it, strict and the recognised-exercise columns do not). With "
             f"{QUICK_NUM} samples a cell moves in steps of {1 / QUICK_NUM:.2f}, so these quick numbers are not the "
             "README's: the full protocol (8 + 8 samples of 120 frames with the model's default sampling steps, "
             "every exercise) is "
