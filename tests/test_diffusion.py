@@ -477,3 +477,25 @@ def test_motion_loss_is_relative_to_each_repetitions_own_motion():
     # the floor keeps a motionless repetition from dominating
     still = torch.zeros(1, 16, 7)
     assert float(motion_loss(still + 0.01 * torch.randn(1, 16, 7), still, valid[:1], 0.05)) < 0.01
+
+
+def test_reweight_dataset_shares_and_balanced_executions():
+    """dataset_shares scales each named dataset to its share (the rest keep their relative weights in what
+    is left); balance_correct gives every correctness state of an exercise an equal share of it."""
+    dsn = np.array(["a"] * 4 + ["b"] * 12 + ["c"] * 2, dtype=object)
+    lab = np.array(["a:1"] * 4 + ["b:1"] * 12 + ["c:1", "c:2"], dtype=object)
+    correct = np.array([0] * 4 + [1] * 3 + [2] * 9 + [0, 0])
+    w = np.ones(len(dsn))
+    cfg = replace(_cfg(), dataset_shares="b=0.5,a=0.25", balance_correct=True)
+    out = D_T.reweight(w, dsn, lab, correct, cfg)
+    p = out / out.sum()
+    assert np.isclose(p[dsn == "b"].sum(), 0.5) and np.isclose(p[dsn == "a"].sum(), 0.25)
+    assert np.isclose(p[dsn == "c"].sum(), 0.25) and np.isclose(p[lab == "c:1"].sum(), p[lab == "c:2"].sum())
+    b = dsn == "b"
+    assert np.isclose(p[b & (correct == 1)].sum(), p[b & (correct == 2)].sum())     # 3 vs 9 recordings
+    assert np.allclose(p[b & (correct == 1)], p[b & (correct == 1)][0])              # uniform within a state
+    # the defaults of tiny configs leave the weights alone; bad shares are one-line errors
+    assert np.allclose(D_T.reweight(w, dsn, lab, correct, replace(cfg, dataset_shares="", balance_correct=False)), w)
+    for bad in ("b=-1", "b", "b=x", "a=0.6,b=0.5"):
+        with pytest.raises(UserError):
+            D_T.reweight(w, dsn, lab, correct, replace(cfg, dataset_shares=bad))

@@ -115,6 +115,11 @@ class Config:
     batch_size: int = 32
     ema: float = 0.998
     captions_per_motion: int = 12
+    # training sampling weights (motionviz.training.diffusion.repetition_set): each dataset's share of the
+    # batches ("" = every dataset's share grows with the square root of its repetitions), and whether the
+    # correct and incorrect executions of an exercise get equal shares of it
+    dataset_shares: str = "ui-prmd=0.36,irds=0.16,kimore=0.2,bandai=0.27,humanml3d=0.01"
+    balance_correct: bool = True
 
     def validate(self) -> None:
         """The architecture fields name the one architecture this version builds; another value (a
@@ -139,7 +144,7 @@ class Config:
 
 def tiny_config(**kw: Any) -> Config:
     base = dict(d_model=32, layers=1, heads=2, ff=64, T=100, dropout=0.0, batch_size=8, rep_frames=16, patch=2,
-                captions_per_motion=3)
+                captions_per_motion=3, dataset_shares="", balance_correct=False)
     base.update(kw)
     return Config(**base)
 

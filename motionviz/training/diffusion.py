@@ -61,6 +61,54 @@ class RepetitionSet:
                              self.dataset[idx], [self.captions[i] for i in idx], self.weight[idx])
 
 
+def parse_shares(text: str) -> dict[str, float]:
+    """``"ui-prmd=0.36,irds=0.16"`` -> {dataset: share}; a malformed entry is a UserError."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, val = part.partition("=")
+        try:
+            v = float(val)
+        except ValueError:
+            v = -1.0
+        if not eq or not name.strip() or not (math.isfinite(v) and v >= 0):
+            raise UserError(f"dataset_shares entry {part!r} is not <dataset>=<share ≥ 0>")
+        out[name.strip()] = v
+    return out
+
+
+def reweight(w: np.ndarray, dsn: np.ndarray, lab: np.ndarray, correct: np.ndarray, cfg: Config) -> np.ndarray:
+    """Sampling weights ``w`` (N,) adjusted by ``cfg.dataset_shares`` (each named dataset's weights scaled to
+    its share of the total; datasets not named keep their weight relative to each other in what is left)
+    and ``cfg.balance_correct`` (within an exercise with several correctness states, every state gets
+    an equal share of the exercise's weight, so an exercise with 3 correct and 9 incorrect recordings
+    is shown correct half of the time)."""
+    w = w.astype(np.float64).copy()
+    if cfg.balance_correct:
+        for d, l in {(d, l) for d, l in zip(dsn, lab)}:
+            m = (dsn == d) & (lab == l)
+            states = np.unique(correct[m])
+            if len(states) < 2:
+                continue
+            tot = w[m].sum()
+            for c in states:
+                mc = m & (correct == c)
+                w[mc] *= tot / len(states) / w[mc].sum()
+    shares = parse_shares(cfg.dataset_shares)
+    if shares:
+        named = np.isin(dsn, list(shares))
+        rest = 1.0 - sum(v for d, v in shares.items() if (dsn == d).any())
+        if rest < -1e-9 or (rest <= 1e-9 and (~named).any()):
+            raise UserError(f"dataset_shares {cfg.dataset_shares!r} leave nothing for the other datasets")
+        total = w.sum()
+        for d, v in shares.items():
+            m = dsn == d
+            if m.any():
+                w[m] *= v * total / w[m].sum()
+        if (~named).any():
+            w[~named] *= rest * total / w[~named].sum()
+    return w
+
+
 def repetition_set(corpus: Sequence[Motion], pools: Sequence[list[int]], labels: Sequence[str],
                    dsets: Sequence[str], cfg: Config) -> RepetitionSet:
     """Cut ``corpus`` into repetitions (:func:`split_repetitions`) and time-normalise them to
@@ -95,6 +143,7 @@ def repetition_set(corpus: Sequence[Motion], pools: Sequence[list[int]], labels:
         lab_root[d] = lab_root.get(d, 0.0) + math.sqrt(k)
     w = np.array([math.sqrt(n_ds[d]) * (math.sqrt(n_lab[(d, l)]) / lab_root[d]) / n_lab[(d, l)]
                   for d, l in zip(dsn, lab)], dtype=np.float64)
+    w = reweight(w, np.array(dsn, dtype=object), np.array(lab, dtype=object), np.array(C), cfg)
     return RepetitionSet(np.stack(J).astype(np.float32), np.array(D, np.float32), np.array(R, np.int64),
                          np.array(C, np.int64), np.array(S, np.int64), P, w)
 
