@@ -29,7 +29,8 @@ Protocol (:func:`correctness_control`):
 * What catches that: ``exercise_correct`` / ``exercise_incorrect`` (share of the correct / incorrect requests
   the recogniser's label head identifies as the requested exercise) and ``strict`` = the mean over the two
   sides of "recognised as the requested exercise *and* the requested execution".  Row summary:
-  ``strict_mean``, ``strict_min``, ``strict_at_target``, ``exercise_correct_mean``, ``exercise_incorrect_mean``.
+  ``strict_mean``, ``strict_min``, ``strict_at_target`` (and per dataset: ``strict_mean_<dataset>``,
+  ``strict_at_target_<dataset>``), ``exercise_correct_mean``, ``exercise_incorrect_mean``.
   The recogniser identifies the real UI-PRMD test recordings (0.93-1.0 per exercise) but not several of
   IntelliRehabDS's (one test patient), so strict control is informative on UI-PRMD only.
 
@@ -147,6 +148,10 @@ def _summary(per: dict[str, dict[str, Any]], target: float) -> dict[str, Any]:
         v = np.array(list(strict.values()))
         out.update(strict_mean=_r(v.mean()), strict_min=_r(v.min()),
                    strict_at_target=int((v >= target - 1e-9).sum()))
+        for ds in sorted({l.split(":", 1)[0] for l in strict}):
+            sv = [x for l, x in strict.items() if l.startswith(ds + ":")]
+            out[f"strict_mean_{ds}"] = _r(float(np.mean(sv)))
+            out[f"strict_at_target_{ds}"] = int(sum(x >= target - 1e-9 for x in sv))
     for side in ("exercise_correct", "exercise_incorrect"):
         v = [d[side] for d in per.values() if d.get(side) is not None]
         if v:
