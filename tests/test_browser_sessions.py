@@ -52,7 +52,9 @@ def test_a_closed_tab_frees_its_session(tmp_path, monkeypatch):
             assert _wait(lambda: len(shown_sessions()) == 2), "the second tab's session never held its motion"
             gone = shown_sessions() - kept
             second.close()
-            assert _wait(lambda: not (gone & set(holder.session_data))), "the closed tab's session was kept"
+            # seconds on an idle machine; a loaded CI machine (Chromium and the server starved) has taken over 60
+            assert _wait(lambda: not (gone & set(holder.session_data)), timeout=180.0), \
+                "the closed tab's session was kept"
             assert demo.session_reaper.freed >= 1
             time.sleep(sessions.CLOSED_GRACE_S + 2 * sessions.SWEEP_INTERVAL_S)
             assert kept <= shown_sessions(), "the open tab lost its session"
