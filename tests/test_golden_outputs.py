@@ -7,9 +7,9 @@ bits, a **fingerprint** must match within 1e-4 (metres; relative and absolute): 
 min, max and 12 fixed random projections of the outputs.  Kernels of another CPU level move it by at most
 3e-6 (measured: every case under ``ATEN_CPU_CAPABILITY=avx2`` against an AVX512 recording), while a
 different sample, or a change spread over a motion, moves it far more; a single joint of a single frame
-has to move about 1 cm to be seen, so small local changes are caught by the bit-identical check only.  Cases are grouped by the checkpoint files they read; the JSON keeps each group's
-checkpoint SHA-256 sums, and a group whose checkpoint was replaced skips with a reason until it is
-re-recorded::
+has to move about 1 cm to be seen, so small local changes are caught by the bit-identical check only.
+Cases are grouped by the checkpoint files they read; the JSON keeps each group's checkpoint SHA-256 sums,
+and a group whose checkpoint was replaced skips with a reason until it is re-recorded::
 
     OMP_NUM_THREADS=1 PYTHONHASHSEED=0 python tests/test_golden_outputs.py --record [GROUP ...]
 

@@ -116,10 +116,12 @@ class Config:
     ema: float = 0.998
     captions_per_motion: int = 12
     # training sampling weights (motionviz.training.diffusion.repetition_set): each dataset's share of the
-    # batches ("" = every dataset's share grows with the square root of its repetitions), and whether the
-    # correct and incorrect executions of an exercise get equal shares of it
-    dataset_shares: str = "ui-prmd=0.36,irds=0.16,kimore=0.2,bandai=0.27,humanml3d=0.01"
-    balance_correct: bool = True
+    # batches ("" = every dataset's share grows with the square root of its repetitions, as the shipped
+    # checkpoint was trained), and whether the correct and incorrect executions of an exercise get equal
+    # shares of it.  The README's diffusion card reports a run with
+    # "ui-prmd=0.36,irds=0.16,kimore=0.2,bandai=0.27,humanml3d=0.01" and balance_correct=True (not shipped).
+    dataset_shares: str = ""
+    balance_correct: bool = False
 
     def validate(self) -> None:
         """The architecture fields name the one architecture this version builds; another value (a
@@ -144,7 +146,7 @@ class Config:
 
 def tiny_config(**kw: Any) -> Config:
     base = dict(d_model=32, layers=1, heads=2, ff=64, T=100, dropout=0.0, batch_size=8, rep_frames=16, patch=2,
-                captions_per_motion=3, dataset_shares="", balance_correct=False)
+                captions_per_motion=3)
     base.update(kw)
     return Config(**base)
 
