@@ -24,8 +24,9 @@ Protocol (:func:`correctness_control`):
   real test recordings, returned for both requests (ignores the request: exactly 0.5 per exercise);
   ``opposite_real`` = real test recordings of the *opposite* correctness (the floor: 1 - real);
   ``other_exercise`` = the exercise's real correct recordings for the correct requests and *another*
-  exercise's recordings (the next one of the same dataset) for the incorrect requests: the requested
-  exercise's correctness head calls another exercise incorrect, so **control alone passes it**.
+  exercise's recordings (the next one of the same dataset among the test recordings) for the incorrect
+  requests: the requested exercise's correctness head calls another exercise incorrect, so **control alone
+  passes it**.
 * What catches that: ``exercise_correct`` / ``exercise_incorrect`` (share of the correct / incorrect requests
   the recogniser's label head identifies as the requested exercise) and ``strict`` = the mean over the two
   sides of "recognised as the requested exercise *and* the requested execution".  Row summary:
@@ -227,10 +228,10 @@ def _real_rows(recognizer: Any, test: Sequence[Motion], real_test: Sequence[Moti
     other_per: dict[str, Any] = {}
     if not test:
         return real_per, opp_per, frozen_per, other_per
-    j = judge(recognizer, test, [m.labels.label for m in test])
-    rec = j["correct"] >= 0.5
-    hit = j["label"] == np.array([m.labels.label for m in test], dtype=object)
     lab = np.array([m.labels.label for m in test], dtype=object)
+    j = judge(recognizer, test, list(lab))
+    rec = j["correct"] >= 0.5
+    hit = j["label"] == lab
     truth = np.array([bool(m.labels.correct) for m in test])
     for l in labels:
         c, i = (lab == l) & truth, (lab == l) & ~truth
@@ -253,17 +254,20 @@ def _real_rows(recognizer: Any, test: Sequence[Motion], real_test: Sequence[Moti
             ok, h = np.array([fj["correct"][k] >= 0.5]), np.array([fj["label"][k] == l])
             frozen_per[l] = _entry(ok, ~ok, h, h, h)
     # another exercise when asked for an incorrect execution: the exercise's real correct recordings for
-    # the correct requests, the next exercise's recordings (same dataset) for the incorrect ones, judged by
-    # the requested exercise's head; control alone can pass it, the exercise columns and strict cannot
-    for k, l in enumerate(labels):
+    # the correct requests, the recordings of the next exercise of the same dataset in ``real_test`` (any
+    # of them, so one evaluated exercise has the row too) for the incorrect ones, judged by the requested
+    # exercise's head; control alone can pass it, the exercise columns and strict cannot
+    by_label: dict[str, list[Motion]] = {}
+    for m in real_test:
+        if m.labels.label:
+            by_label.setdefault(m.labels.label, []).append(m)
+    for l in labels:
         ds = l.split(":", 1)[0]
-        others = [o for o in list(labels[k + 1:]) + list(labels[:k]) if o.split(":", 1)[0] == ds]
+        others = sorted(o for o in by_label if o != l and o.split(":", 1)[0] == ds)
         c = (lab == l) & truth
         if not others or not c.any():
             continue
-        wrong = [m for m in test if m.labels.label == others[0]]
-        if not wrong:
-            continue
+        wrong = by_label[next((o for o in others if o > l), others[0])]
         wj = judge(recognizer, wrong, [l] * len(wrong))
         other_per[l] = _entry(rec[c], wj["correct"] < 0.5, None, hit[c], wj["label"] == l)
     return real_per, opp_per, frozen_per, other_per
