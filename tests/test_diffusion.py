@@ -499,3 +499,39 @@ def test_reweight_dataset_shares_and_balanced_executions():
     for bad in ("b=-1", "b", "b=x", "a=0.6,b=0.5"):
         with pytest.raises(UserError):
             D_T.reweight(w, dsn, lab, correct, replace(cfg, dataset_shares=bad))
+
+
+def test_balanced_executions_only_where_the_condition_is_shown():
+    """balance_correct: the rows that show their correct/incorrect condition are drawn balanced (3 correct
+    vs 9 incorrect recordings: half and half), the rows that hide it (p_drop_correct of them, marked
+    ``correct_drop``) keep the recordings' mix (a quarter correct), and the model uses the batch's drop."""
+    cfg = replace(_cfg(), balance_correct=True, p_drop_correct=0.3)
+    still = np.repeat(arms_down_pose()[None], 30, axis=0)
+    ms = [Motion(still, COMMON, DEFAULT_FPS, MotionLabels(dataset="ui-prmd", label="ui-prmd:m01", correct=i < 3))
+          for i in range(12)]
+    r = D_T.repetition_set(ms, [[0]] * len(ms), list(LABELS), ["ui-prmd"], cfg)
+    assert r.weight_shown is not None and np.allclose(r.weight, r.weight[0])
+    consts = {"vel_scale": 1.0, "bone_scale": 1.0, "contact_height": 0.12, "contact_speed": 0.02}
+    it = D_T.RepetitionBatches(r, torch.zeros(1, cfg.text_dim), cfg, 4000, consts, seed=0)
+    b = next(it)
+    drop, correct = b["correct_drop"].numpy(), b["correct"].numpy()
+    assert abs(drop.mean() - 0.3) < 0.03
+    assert abs((correct[~drop] == 1).mean() - 0.5) < 0.04
+    assert abs((correct[drop] == 1).mean() - 0.25) < 0.05
+    plain = D_T.repetition_set(ms, [[0]] * len(ms), list(LABELS), ["ui-prmd"], replace(cfg, balance_correct=False))
+    assert plain.weight_shown is None and "correct_drop" not in next(
+        D_T.RepetitionBatches(plain, torch.zeros(1, 8), cfg, 8, {"vel_scale": 1.0}, seed=0))
+    # the model hides exactly the rows the batch says (the rest show theirs unless the whole row is dropped)
+    F = 3 * cfg.num_joints + 1
+    model = D.DiffusionModel(replace(cfg, p_uncond=0.0), torch.zeros(F), torch.ones(F))
+    seen = {}
+    real_condition = model.net.condition
+
+    def spy(t, text, text_on, label, correct, dataset):
+        seen["correct"] = correct.clone()
+        return real_condition(t, text, text_on, label, correct, dataset)
+
+    model.net.condition = spy
+    small = {k: v[:64] if v.dim() else v for k, v in b.items()}
+    model.losses(small, torch.Generator().manual_seed(0))
+    assert torch.equal(seen["correct"] == 0, small["correct_drop"])

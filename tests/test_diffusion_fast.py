@@ -5,6 +5,7 @@ CLI, on tiny checkpoints made here (no dataset, no shipped checkpoint, a fake Mi
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -112,17 +113,23 @@ def test_distillation_step_learns_the_teachers_multistep_output():
     assert batches.written >= cfg.prefill
 
 
-def test_trajectory_states_are_the_teachers_ddim_states():
+@pytest.mark.parametrize("plain", [False, True])
+def test_trajectory_states_are_the_teachers_ddim_states(plain):
     cfg, teacher, mean, std, reps, text = _toy_setup()
+    cfg = replace(cfg, plain_duration=plain)
     batches = DF_T.TrajectoryBatches(cfg, teacher, mean, std, reps, text, seed=1)
     cond = batches.conditions(4)
     states, final = batches.trajectories(cond)
     assert states.shape == (4, cfg.max_steps, cfg.rep_frames, cfg.features)
     # re-running the teacher from the recorded t = T-1 state over the grid reproduces the final sample
     model = D_G.conditioned_model(teacher, cond["text"], cond["text_on"], cond["label"], cond["correct"], cond["dataset"])
-    again = sample(guided(model, cond["w"], torch.where(cond["correct"] != 0, cfg.correct_guidance, 0.0)),
+    ps = torch.where(cond["correct"] != 0, cfg.correct_guidance, 0.0)
+    again = sample(guided(model, cond["w"], ps, plain=D.DURATION_FEATURES if plain else None),
                    final.shape, Schedule(cfg.T), 0, x_T=states[:, 0], timesteps=batches.grid)
     assert torch.allclose(again, final, atol=1e-5)
+    other = sample(guided(model, cond["w"], ps, plain=None if plain else D.DURATION_FEATURES),
+                   final.shape, Schedule(cfg.T), 0, x_T=states[:, 0], timesteps=batches.grid)
+    assert not torch.allclose(other[..., -1], final[..., -1], atol=1e-5), "the duration follows plain_duration"
 
 
 def test_student_starts_from_the_teachers_layers():

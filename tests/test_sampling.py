@@ -168,3 +168,28 @@ def test_guidance_with_an_extra_term_for_one_condition():
     assert torch.allclose(y, torch.full_like(x, 1.0 + 2.0 * (3 - 1) + 1.5 * (3 - 2)))
     assert calls == [12]
     assert torch.allclose(guided(model, 2.0)(x, t), torch.full_like(x, 5.0)) and calls[-1] == 8
+
+
+@pytest.mark.parametrize("part", [0.0, 1.5])
+@pytest.mark.parametrize("per_row", [False, True])
+def test_plain_features_take_the_conditional_prediction(part, per_row):
+    """``plain`` features (the diffusion model's log-duration) are the conditional prediction, not
+    extrapolated; the others are guided as before; still one batched forward."""
+    calls = []
+
+    def model(x, t, drop, drop_part=None):
+        calls.append(x.shape[0])
+        out = torch.full_like(x, 3.0)
+        out[drop] = 1.0
+        if drop_part is not None:
+            out[drop_part] = 2.0
+        return out
+
+    x, t = torch.zeros(4, 5), torch.zeros(4, dtype=torch.long)
+    scale = torch.full((4,), 2.0) if per_row else 2.0
+    ps = torch.full((4,), part) if per_row else part
+    y = guided(model, scale, ps, plain=slice(-1, None))(x, t)
+    assert calls == [12 if part else 8]
+    assert torch.allclose(y[:, :-1], torch.full((4, 4), 1.0 + 2.0 * (3 - 1) + part * (3 - 2)))
+    assert torch.allclose(y[:, -1], torch.full((4,), 3.0)), "the plain feature is the conditional one"
+    assert torch.allclose(guided(model, scale, ps)(x, t)[:, -1], y[:, 0]), "without plain it is guided"

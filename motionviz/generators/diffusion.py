@@ -22,7 +22,7 @@ from ..core.representation_torch import rep_features, rep_joints, to_features
 from ..core.sampling import Schedule, guided, sample
 from ..core.skeleton import COMMON, Skeleton
 from ..data.captions import caption_table, describe
-from ..models.diffusion import CORRECT_GUIDANCE, CORRECT_STATES, KIND, Config, Denoiser
+from ..models.diffusion import CORRECT_GUIDANCE, CORRECT_STATES, DURATION_FEATURES, KIND, Config, Denoiser
 from . import text_match
 from .registry import ProgressFn, Request
 from .text_encoders import check_encoder, get_text_encoder
@@ -161,9 +161,11 @@ class DiffusionGenerator:
         return text, text_on, label, correct, dataset
 
     def _denoiser(self, req: Request, cond_text: str, matched: str | None) -> Callable[..., torch.Tensor]:
-        """The guided denoiser ``(x_t, t) -> x0`` of a validated request."""
+        """The guided denoiser ``(x_t, t) -> x0`` of a validated request (the repetition's duration is
+        the conditional prediction's, not extrapolated: :data:`DURATION_FEATURES`)."""
         g = req.guidance if self._has_condition(req) else 1.0
-        return guided(self._conditions(req, req.num, cond_text, matched), g, self.correct_guidance(req))
+        return guided(self._conditions(req, req.num, cond_text, matched), g, self.correct_guidance(req),
+                      plain=DURATION_FEATURES)
 
     def correct_guidance(self, req: Request) -> float:
         """Extra guidance on the correct/incorrect condition (see :func:`motionviz.core.sampling.guided`):

@@ -63,11 +63,14 @@ from ..core.skeleton import COMMON
 from .losses import motion_loss
 
 __all__ = ["Config", "Denoiser", "DiffusionModel",
-           "KIND", "CORRECT_STATES"]
+           "KIND", "CORRECT_STATES", "DURATION_FEATURES"]
 
 KIND = "diffusion"
 REPRESENTATION = "canonical pelvis position + joint offsets from the pelvis (COMMON, 20 fps), standardised"
 CORRECT_STATES = {None: 0, True: 1, False: 2}   # 0 = unknown / dropped
+# The log-duration feature (the last one): guidance does not extrapolate it (``guided(plain=...)``), the
+# conditional prediction sets a repetition's duration as the training data showed it.
+DURATION_FEATURES = slice(-1, None)
 # Extra guidance on the requested correct / incorrect execution (chosen on the validation split, see the
 # README's diffusion card); 0 turns it off.
 CORRECT_GUIDANCE = 2.0
@@ -118,7 +121,8 @@ class Config:
     # training sampling weights (motionviz.training.diffusion.repetition_set): each dataset's share of the
     # batches ("" = every dataset's share grows with the square root of its repetitions, as the shipped
     # checkpoint was trained), and whether the correct and incorrect executions of an exercise get equal
-    # shares of it.  The README's diffusion card reports a run with
+    # shares of it in the batch rows that show the model their correct/incorrect condition (the other rows,
+    # p_drop_correct of them, keep the recordings' own mix).  The README's diffusion card reports a run with
     # "ui-prmd=0.36,irds=0.16,kimore=0.2,bandai=0.27,humanml3d=0.01" and balance_correct=True (not shipped).
     dataset_shares: str = ""
     balance_correct: bool = False
@@ -310,7 +314,10 @@ class DiffusionModel(nn.Module):
         uncond = bern(cfg.p_uncond)
         text_on = batch["text_on"] & ~bern(cfg.p_drop_text) & ~uncond
         label = torch.where(bern(cfg.p_drop_label) | uncond, 0, batch["label"])
-        correct = torch.where(bern(cfg.p_drop_correct) | uncond, 0, batch["correct"])
+        drop_correct = bern(cfg.p_drop_correct)
+        if "correct_drop" in batch:          # decided by the batch (Config.balance_correct)
+            drop_correct = batch["correct_drop"].to(dev)
+        correct = torch.where(drop_correct | uncond, 0, batch["correct"])
         dataset = torch.where(bern(cfg.p_drop_dataset) | uncond, 0, batch["dataset"])
         text = batch["text"]
         if cfg.text_noise > 0:

@@ -77,6 +77,9 @@ class FastConfig(Config):
     batch_size: int = 64
     ema: float = 0.995
     teacher: str = ""                            # SHA-256 of the teacher checkpoint
+    # the teacher trajectories keep the conditional log-duration (DURATION_FEATURES, as the teacher samples
+    # since the duration fix); False = the guided one, as the shipped student was distilled
+    plain_duration: bool = False
 
     def validate(self) -> None:
         super().validate()

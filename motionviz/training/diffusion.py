@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -46,7 +46,8 @@ class RepetitionSet:
     """Every training repetition, time-normalised and canonicalised (facing +Z, pelvis at x = z = 0 at
     its first frame).  joints (N, R, J, 3) float32, duration (N,) seconds, label/correct/dataset (N,)
     condition indices, captions: per repetition the caption-table indices of its recording, weight (N,)
-    sampling weights."""
+    sampling weights; weight_shown (N,) or None: the sampling weights of the batch rows whose
+    correct/incorrect condition is shown to the model (``Config.balance_correct``; None: ``weight``)."""
     joints: np.ndarray
     duration: np.ndarray
     label: np.ndarray
@@ -54,11 +55,13 @@ class RepetitionSet:
     dataset: np.ndarray
     captions: list[list[int]]
     weight: np.ndarray
+    weight_shown: np.ndarray | None = None
 
     def select(self, idx: np.ndarray) -> "RepetitionSet":
         """The repetitions ``idx`` (a rank's share under torchrun)."""
         return RepetitionSet(self.joints[idx], self.duration[idx], self.label[idx], self.correct[idx],
-                             self.dataset[idx], [self.captions[i] for i in idx], self.weight[idx])
+                             self.dataset[idx], [self.captions[i] for i in idx], self.weight[idx],
+                             None if self.weight_shown is None else self.weight_shown[idx])
 
 
 def parse_shares(text: str) -> dict[str, float]:
@@ -143,9 +146,14 @@ def repetition_set(corpus: Sequence[Motion], pools: Sequence[list[int]], labels:
         lab_root[d] = lab_root.get(d, 0.0) + math.sqrt(k)
     w = np.array([math.sqrt(n_ds[d]) * (math.sqrt(n_lab[(d, l)]) / lab_root[d]) / n_lab[(d, l)]
                   for d, l in zip(dsn, lab)], dtype=np.float64)
-    w = reweight(w, np.array(dsn, dtype=object), np.array(lab, dtype=object), np.array(C), cfg)
+    args = (np.array(dsn, dtype=object), np.array(lab, dtype=object), np.array(C))
+    # balance_correct: only the rows that show the model their correct/incorrect condition are drawn
+    # balanced; the others keep the recordings' own mix, so an exercise asked for without an execution
+    # moves like its recordings (IntelliRehabDS's incorrect executions come mostly from one fast patient)
+    shown = reweight(w, *args, cfg) if cfg.balance_correct else None
+    w = reweight(w, *args, replace(cfg, balance_correct=False))
     return RepetitionSet(np.stack(J).astype(np.float32), np.array(D, np.float32), np.array(R, np.int64),
-                         np.array(C, np.int64), np.array(S, np.int64), P, w)
+                         np.array(C, np.int64), np.array(S, np.int64), P, w, shown)
 
 
 class RepetitionBatches:
@@ -159,6 +167,7 @@ class RepetitionBatches:
         self.batch_size = batch_size
         self.consts = consts
         self.p = reps.weight / reps.weight.sum()
+        self.p_shown = None if reps.weight_shown is None else reps.weight_shown / reps.weight_shown.sum()
         self.rng = np.random.default_rng([seed, rank, 7])
 
     def __iter__(self) -> "RepetitionBatches":
@@ -167,6 +176,14 @@ class RepetitionBatches:
     def __next__(self) -> dict[str, torch.Tensor]:
         r, rng, B = self.reps, self.rng, self.batch_size
         idx = rng.choice(len(r.joints), size=B, p=self.p)
+        drop_correct = None
+        if self.p_shown is not None:
+            # the batch decides which rows hide their correct/incorrect condition (the model's
+            # p_drop_correct); the rows that show it are drawn from the balanced weights
+            drop_correct = rng.random(B) < self.cfg.p_drop_correct
+            k = int((~drop_correct).sum())
+            if k:
+                idx[~drop_correct] = rng.choice(len(r.joints), size=k, p=self.p_shown)
         text_idx = np.zeros(B, dtype=np.int64)
         text_on = np.zeros(B, dtype=bool)
         for b, i in enumerate(idx):
@@ -180,6 +197,8 @@ class RepetitionBatches:
             "label": torch.from_numpy(r.label[idx]), "correct": torch.from_numpy(r.correct[idx]),
             "dataset": torch.from_numpy(r.dataset[idx]),
         }
+        if drop_correct is not None:
+            batch["correct_drop"] = torch.from_numpy(drop_correct)
         batch.update({k: torch.tensor(v) for k, v in self.consts.items()})
         return batch
 

@@ -21,7 +21,7 @@ from ..generators import diffusion as teacher_mod_G
 from ..generators.diffusion import conditioned_model
 from ..generators.registry import checkpoint_path
 from ..models import diffusion as teacher_mod
-from ..models.diffusion import Denoiser
+from ..models.diffusion import DURATION_FEATURES, Denoiser
 from ..models.diffusion_fast import (
     KIND,
     DistillModel,
@@ -142,7 +142,8 @@ class TrajectoryBatches:
             model = conditioned_model(self.teacher, cond["text"][rows], cond["text_on"][rows], cond["label"][rows],
                                       cond["correct"][rows], cond["dataset"][rows])
             part = cfg.correct_guidance if bool(has_c[rows[0]]) else 0.0
-            denoise = guided(model, cond["w"][rows], torch.full((len(rows),), part))
+            denoise = guided(model, cond["w"][rows], torch.full((len(rows),), part),
+                             plain=DURATION_FEATURES if cfg.plain_duration else None)
             got: dict[int, torch.Tensor] = {}
 
             def record(t: int, x: torch.Tensor) -> None:
