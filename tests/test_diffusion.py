@@ -511,6 +511,8 @@ def test_balanced_executions_only_where_the_condition_is_shown():
           for i in range(12)]
     r = D_T.repetition_set(ms, [[0]] * len(ms), list(LABELS), ["ui-prmd"], cfg)
     assert r.weight_shown is not None and np.allclose(r.weight, r.weight[0])
+    half = r.select(np.arange(0, 12, 2))                      # a rank's share keeps both weights
+    assert np.array_equal(half.weight_shown, r.weight_shown[::2]) and np.array_equal(half.weight, r.weight[::2])
     consts = {"vel_scale": 1.0, "bone_scale": 1.0, "contact_height": 0.12, "contact_speed": 0.02}
     it = D_T.RepetitionBatches(r, torch.zeros(1, cfg.text_dim), cfg, 4000, consts, seed=0)
     b = next(it)
