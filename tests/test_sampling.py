@@ -193,3 +193,7 @@ def test_plain_features_take_the_conditional_prediction(part, per_row):
     assert torch.allclose(y[:, :-1], torch.full((4, 4), 1.0 + 2.0 * (3 - 1) + part * (3 - 2)))
     assert torch.allclose(y[:, -1], torch.full((4,), 3.0)), "the plain feature is the conditional one"
     assert torch.allclose(guided(model, scale, ps)(x, t)[:, -1], y[:, 0]), "without plain it is guided"
+    # scale 0 is the unconditional model: its plain features too, on both paths
+    zero = torch.zeros(4) if per_row else 0.0
+    y0 = guided(model, zero, ps, plain=slice(-1, None))(x, t)
+    assert torch.allclose(y0[:, -1], torch.full((4,), 1.0))

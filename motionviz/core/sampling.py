@@ -173,7 +173,8 @@ def guided(model: Callable[..., torch.Tensor], scale: "float | torch.Tensor",
     as they are, without the extrapolation: guidance sharpens what a condition asks for, but on a
     scalar such as the diffusion model's log-duration it only pushes the value past the conditional
     distribution (at scale 2.5 a 1.6 s IntelliRehabDS repetition came out 3.4 s long).  No extra
-    forward: the conditional rows are already computed."""
+    forward: the conditional rows are already computed.  At scale 0 (the unconditional model) they are
+    the unconditional prediction, like every other feature."""
     per_row = isinstance(scale, torch.Tensor) or isinstance(part_scale, torch.Tensor)
     if per_row:
         scale = torch.as_tensor(scale, dtype=torch.float32)
@@ -204,7 +205,7 @@ def guided(model: Callable[..., torch.Tensor], scale: "float | torch.Tensor",
             cond, uncond = out[:B], out[B:]
             res = uncond + scale * (cond - uncond)
         if plain is not None:
-            res[..., plain] = cond[..., plain]
+            res[..., plain] = (uncond if scale == 0.0 else cond)[..., plain]
         return res
 
     return denoise
@@ -232,7 +233,7 @@ def _guided_rows(model: Callable[..., torch.Tensor], scale: torch.Tensor, part_s
             cond, uncond = out[:B], out[B:]
             res = uncond + s * (cond - uncond)
         if plain is not None:
-            res[..., plain] = cond[..., plain]
+            res[..., plain] = torch.where(s == 0, uncond, cond)[..., plain]
         return res
 
     return denoise

@@ -122,8 +122,9 @@ class Config:
     # batches ("" = every dataset's share grows with the square root of its repetitions, as the shipped
     # checkpoint was trained), and whether the correct and incorrect executions of an exercise get equal
     # shares of it in the batch rows that show the model their correct/incorrect condition (the other rows,
-    # p_drop_correct of them, keep the recordings' own mix).  The README's diffusion card reports a run with
-    # "ui-prmd=0.36,irds=0.16,kimore=0.2,bandai=0.27,humanml3d=0.01" and balance_correct=True (not shipped).
+    # p_drop_correct of them, keep the recordings' own mix; the fully unconditioned rows, p_uncond, come
+    # from either).  The README's diffusion card reports runs with
+    # "ui-prmd=0.36,irds=0.16,kimore=0.2,bandai=0.27,humanml3d=0.01" and balance_correct=True.
     dataset_shares: str = ""
     balance_correct: bool = False
 

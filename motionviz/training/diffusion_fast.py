@@ -56,6 +56,9 @@ class TrajectoryBatches:
         self.mean, self.std = mean.float(), std.float()
         self.reps, self.text_table = reps, text_table
         self.p = reps.weight / reps.weight.sum()
+        # a teacher trained with balance_correct: rows that keep their correct/incorrect condition are drawn
+        # from the balanced weights, as in the teacher's batches (RepetitionBatches)
+        self.p_shown = None if reps.weight_shown is None else reps.weight_shown / reps.weight_shown.sum()
         self.rng = np.random.default_rng([seed, rank, 23])
         self.gen = torch.Generator().manual_seed(int(np.random.default_rng([seed, rank, 29]).integers(2**62)))
         self.schedule = Schedule(cfg.T)
@@ -87,6 +90,12 @@ class TrajectoryBatches:
         of masked generation."""
         cfg, r, rng = self.cfg, self.reps, self.rng
         idx = rng.choice(len(r.joints), size=n, p=self.p)
+        shown = None
+        if self.p_shown is not None:
+            shown = rng.random(n) >= cfg.p_drop_correct
+            k = int(shown.sum())
+            if k:
+                idx[shown] = rng.choice(len(r.joints), size=k, p=self.p_shown)
         text_idx = np.zeros(n, np.int64)
         text_on = np.zeros(n, bool)
         for b, i in enumerate(idx):
@@ -97,7 +106,8 @@ class TrajectoryBatches:
         text_on &= ~(rng.random(n) < cfg.p_drop_text) & ~uncond
         label = np.where((rng.random(n) < cfg.p_drop_label) | uncond, 0, r.label[idx])
         dataset = np.where(label == 0, 0, r.dataset[idx])
-        correct = np.where((rng.random(n) < cfg.p_drop_correct) | uncond, 0, r.correct[idx])
+        hide = (rng.random(n) < cfg.p_drop_correct) if shown is None else ~shown
+        correct = np.where(hide | uncond, 0, r.correct[idx])
         w = np.where(rng.random(n) < 0.7, rng.uniform(1.0, 4.0, n), rng.uniform(0.0, cfg.guidance_max, n))
         R, F, J = cfg.rep_frames, cfg.features, cfg.num_joints
         known = torch.zeros(n, R, F)
