@@ -345,8 +345,9 @@ def test_torchrun_two_processes_on_real_data(data_root, tmp_path):
 
 def test_training_repetitions_are_time_normalised_and_weighted():
     """Recordings become time-normalised repetitions (KIMORE-like multi-repetition recordings are cut at
-    their rests); each dataset/label gets its square-root share of the sampling weight."""
-    cfg = _cfg()
+    their rests); each dataset/label gets its square-root share of the sampling weight (before the shipped
+    recipe's dataset shares and execution balance, switched off here)."""
+    cfg = replace(_cfg(), dataset_shares="", balance_correct=False)
     T = 200
     t = np.arange(T, dtype=np.float32)
     multi = np.repeat(arms_down_pose()[None], T, axis=0).copy()

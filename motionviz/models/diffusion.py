@@ -119,14 +119,13 @@ class Config:
     ema: float = 0.998
     captions_per_motion: int = 12
     # training sampling weights (motionviz.training.diffusion.repetition_set): each dataset's share of the
-    # batches ("" = every dataset's share grows with the square root of its repetitions, as the shipped
-    # checkpoint was trained), and whether the correct and incorrect executions of an exercise get equal
-    # shares of it in the batch rows that show the model their correct/incorrect condition (the other rows,
-    # p_drop_correct of them, keep the recordings' own mix; the fully unconditioned rows, p_uncond, come
-    # from either).  The README's diffusion card reports runs with
-    # "ui-prmd=0.36,irds=0.16,kimore=0.2,bandai=0.27,humanml3d=0.01" and balance_correct=True.
-    dataset_shares: str = ""
-    balance_correct: bool = False
+    # batches ("" = every dataset's share grows with the square root of its repetitions, as the checkpoints
+    # before issue #18's rehabilitation weighting were trained), and whether the correct and incorrect
+    # executions of an exercise get equal shares of it in the batch rows that show the model their
+    # correct/incorrect condition (the other rows, p_drop_correct of them, keep the recordings' own mix; the
+    # fully unconditioned rows, p_uncond, come from either).  The defaults are the shipped checkpoint's.
+    dataset_shares: str = "ui-prmd=0.36,irds=0.16,kimore=0.2,bandai=0.27,humanml3d=0.01"
+    balance_correct: bool = True
 
     def validate(self) -> None:
         """The architecture fields name the one architecture this version builds; another value (a
