@@ -78,8 +78,8 @@ class FastConfig(Config):
     ema: float = 0.995
     teacher: str = ""                            # SHA-256 of the teacher checkpoint
     # the teacher trajectories keep the conditional log-duration (DURATION_FEATURES, as the teacher samples
-    # since the duration fix); False = the guided one, as the shipped student was distilled
-    plain_duration: bool = False
+    # since the duration fix; the shipped student); False = the guided one (the student before it)
+    plain_duration: bool = True
 
     def validate(self) -> None:
         super().validate()
