@@ -156,6 +156,21 @@ def repetition_set(corpus: Sequence[Motion], pools: Sequence[list[int]], labels:
                          np.array(C, np.int64), np.array(S, np.int64), P, w, shown)
 
 
+def draw_rows(rng: np.random.Generator, n: int, p: np.ndarray, p_shown: np.ndarray | None,
+              p_drop_correct: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """``n`` repetition indices drawn with probabilities ``p`` (N,); with ``p_shown`` (balance_correct) the
+    batch also decides which rows hide their correct/incorrect condition (``p_drop_correct`` of them) and
+    redraws the rows that show it from ``p_shown``.  -> (idx (n,), hidden (n,) bool or None)."""
+    idx = rng.choice(len(p), size=n, p=p)
+    if p_shown is None:
+        return idx, None
+    hidden = rng.random(n) < p_drop_correct
+    k = int((~hidden).sum())
+    if k:
+        idx[~hidden] = rng.choice(len(p), size=k, p=p_shown)
+    return idx, hidden
+
+
 class RepetitionBatches:
     """Endless weighted random batches of time-normalised repetitions."""
 
@@ -175,15 +190,7 @@ class RepetitionBatches:
 
     def __next__(self) -> dict[str, torch.Tensor]:
         r, rng, B = self.reps, self.rng, self.batch_size
-        idx = rng.choice(len(r.joints), size=B, p=self.p)
-        drop_correct = None
-        if self.p_shown is not None:
-            # the batch decides which rows hide their correct/incorrect condition (the model's
-            # p_drop_correct); the rows that show it are drawn from the balanced weights
-            drop_correct = rng.random(B) < self.cfg.p_drop_correct
-            k = int((~drop_correct).sum())
-            if k:
-                idx[~drop_correct] = rng.choice(len(r.joints), size=k, p=self.p_shown)
+        idx, drop_correct = draw_rows(rng, B, self.p, self.p_shown, self.cfg.p_drop_correct)
         text_idx = np.zeros(B, dtype=np.int64)
         text_on = np.zeros(B, dtype=bool)
         for b, i in enumerate(idx):

@@ -89,13 +89,7 @@ class TrajectoryBatches:
         training (dataset follows the exercise, as in generation), each with a guidance scale and a kind
         of masked generation."""
         cfg, r, rng = self.cfg, self.reps, self.rng
-        idx = rng.choice(len(r.joints), size=n, p=self.p)
-        shown = None
-        if self.p_shown is not None:
-            shown = rng.random(n) >= cfg.p_drop_correct
-            k = int(shown.sum())
-            if k:
-                idx[shown] = rng.choice(len(r.joints), size=k, p=self.p_shown)
+        idx, hidden = teacher_mod_T.draw_rows(rng, n, self.p, self.p_shown, cfg.p_drop_correct)
         text_idx = np.zeros(n, np.int64)
         text_on = np.zeros(n, bool)
         for b, i in enumerate(idx):
@@ -106,7 +100,7 @@ class TrajectoryBatches:
         text_on &= ~(rng.random(n) < cfg.p_drop_text) & ~uncond
         label = np.where((rng.random(n) < cfg.p_drop_label) | uncond, 0, r.label[idx])
         dataset = np.where(label == 0, 0, r.dataset[idx])
-        hide = (rng.random(n) < cfg.p_drop_correct) if shown is None else ~shown
+        hide = (rng.random(n) < cfg.p_drop_correct) if hidden is None else hidden
         correct = np.where(hide | uncond, 0, r.correct[idx])
         w = np.where(rng.random(n) < 0.7, rng.uniform(1.0, 4.0, n), rng.uniform(0.0, cfg.guidance_max, n))
         R, F, J = cfg.rep_frames, cfg.features, cfg.num_joints
