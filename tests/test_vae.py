@@ -182,6 +182,23 @@ def test_collate_time_normalised_repetitions():
     assert next(batches)["label"].shape == (5,)
 
 
+def test_class_weights_split_an_exercise_equally_between_its_executions():
+    """balance_correct: an exercise recorded both ways keeps its count**balance weight in total but gives
+    half to each execution; classes recorded one way only and empty classes are untouched."""
+    names = ("irds:3/correct", "irds:3/incorrect", "kimore:ex5", "ui-prmd:m07/correct", "ui-prmd:m07/incorrect")
+    counts = [36, 4, 16, 25, 0]
+    plain = V_T.class_weights(counts, names, 0.5)
+    np.testing.assert_allclose(plain, np.array([6, 2, 4, 5, 0]) / 17)
+    bal = V_T.class_weights(counts, names, 0.5, balance_correct=True)
+    np.testing.assert_allclose(bal, np.array([4, 4, 4, 5, 0]) / 17)
+    np.testing.assert_allclose(V_T.class_weights(counts, names, 0.0, True), np.array([1, 1, 1, 1, 0]) / 4)
+    items = [(np.zeros((4, 46), np.float32), c) for c, n in enumerate(counts) for _ in range(n)]
+    b = V_T.ClipBatches(items, len(names), 4000, seed=0, classes=names, balance_correct=True)
+    labels = next(b)["label"].numpy()
+    share = np.bincount(labels, minlength=len(names)) / len(labels)
+    assert abs(share[0] - share[1]) < 0.04 and share[4] == 0          # 4 incorrect reps drawn as often as 36 correct
+
+
 def test_samples_chain_repetitions_to_the_requested_length(gen):
     """A long sample is several decoded repetitions (independent latents), joined without a seam."""
     ms = gen.sample("ui-prmd:m01", True, 150, 2, seed=4)

@@ -17,7 +17,7 @@ from ..core.repetitions import split_repetitions, time_normalise
 from ..core.representation import canonicalise
 from ..core.representation_torch import rep_item_features
 from ..data import augment_mirror, sided_labels
-from ..models.vae import KIND, ActorVAE, Config, class_key, classes_of, tiny_config
+from ..models.vae import KIND, ActorVAE, Config, class_key, classes_of, split_class, tiny_config
 from .loop import TrainSetup, shard
 
 # Datasets the VAE trains on by default: the rehabilitation exercises (HumanML3D is captioned, not
@@ -40,20 +40,50 @@ def collate_clips(items: Sequence[tuple[np.ndarray, int]], rng: np.random.Genera
             "label": torch.tensor([c for _, c in items], dtype=torch.long)}
 
 
+def class_weights(counts: Sequence[int], classes: Sequence[str], balance: float = 0.5,
+                  balance_correct: bool = False) -> np.ndarray:
+    """Sampling probability of each class (C,), zero for classes without repetitions.
+
+    ``counts[k] ** balance`` (0: uniform over classes, 1: uniform over repetitions); with
+    ``balance_correct`` an exercise recorded both ways (``<label>/correct`` and ``<label>/incorrect``)
+    keeps its total weight but splits it equally between the two executions, so its few incorrect
+    repetitions are not drowned by the correct ones (IRDS: 1-9 incorrect against 10-40 correct per
+    gesture).  Exercises recorded one way only are unchanged."""
+    counts = np.asarray(counts, dtype=np.float64)
+    w = np.where(counts > 0, np.maximum(counts, 1.0) ** float(balance), 0.0)
+    if balance_correct:
+        index = {k: i for i, k in enumerate(classes)}
+        for i, k in enumerate(classes):
+            label, correct = split_class(k)
+            if correct is not True:
+                continue
+            j = index.get(class_key(label, False))
+            if j is None or counts[i] <= 0 or counts[j] <= 0:
+                continue
+            w[i] = w[j] = 0.5 * (w[i] + w[j])
+    if w.sum() <= 0:
+        raise UserError("no training motions")
+    return w / w.sum()
+
+
 class ClipBatches:
-    """Endless class-balanced batches of repetitions: each item picks a class with probability
-    proportional to (its repetition count) ** ``balance`` (0: uniform over classes, 1: uniform over
-    repetitions), then one of its repetitions.  Randomness from a seeded ``np.random.Generator``."""
+    """Endless class-balanced batches of repetitions: each item picks a class with the probabilities of
+    :func:`class_weights` (``balance``, ``balance_correct``; ``classes`` names the class ids), then one
+    of its repetitions.  Randomness from a seeded ``np.random.Generator``."""
 
     def __init__(self, items: Sequence[tuple[np.ndarray, int]], num_classes: int, batch_size: int,
-                 seed: int = 0, rank: int = 0, balance: float = 0.5):
+                 seed: int = 0, rank: int = 0, balance: float = 0.5, classes: Sequence[str] | None = None,
+                 balance_correct: bool = False):
         if not items:
             raise UserError("no training motions")
         self.items = list(items)
         self.by_class = [[i for i, (_, c) in enumerate(self.items) if c == k] for k in range(num_classes)]
         self.present = [k for k, v in enumerate(self.by_class) if v]
-        w = np.array([len(self.by_class[k]) for k in self.present], dtype=np.float64) ** float(balance)
-        self.p = w / w.sum()
+        names = list(classes) if classes is not None else [str(k) for k in range(num_classes)]
+        if len(names) != num_classes:
+            raise ValueError(f"{len(names)} class names for {num_classes} classes")
+        p = class_weights([len(v) for v in self.by_class], names, balance, balance_correct and classes is not None)
+        self.p = p[self.present] / p[self.present].sum()
         self.batch_size = batch_size
         self.rng = np.random.default_rng([seed, rank, 17])
 
@@ -193,7 +223,8 @@ def build_training(opts: Any) -> Any:
     model.set_stats(*compute_stats(items))
     model.to(opts.device)
     batches = ClipBatches(shard(items, opts.rank, opts.world_size), len(classes), config.batch_size,
-                          seed=opts.seed, rank=opts.rank, balance=config.class_balance)
+                          seed=opts.seed, rank=opts.rank, balance=config.class_balance, classes=classes,
+                          balance_correct=config.balance_correct)
     if opts.device != "cpu":
         batches = _to_device(batches, opts.device)
     warm = max(config.warmup, 1e-6)
