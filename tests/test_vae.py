@@ -199,6 +199,21 @@ def test_class_weights_split_an_exercise_equally_between_its_executions():
     assert abs(share[0] - share[1]) < 0.04 and share[4] == 0          # 4 incorrect reps drawn as often as 36 correct
 
 
+def test_shared_execution_bias_is_added_per_execution():
+    """shared_execution: the decoder bias of a class is its own bias plus the bias of its execution
+    (correct / incorrect / neither), one row shared by every exercise."""
+    torch.manual_seed(0)
+    model = V.ActorVAE(replace(V.tiny_config(CLASSES), shared_execution=True))
+    with torch.no_grad():
+        model.exec_bias.copy_(torch.arange(3, dtype=torch.float32)[:, None].expand(3, model.config.d_model))
+    y = torch.arange(len(CLASSES))
+    want = model.class_bias + torch.tensor([2.0, 0.0, 1.0, 0.0])[:, None]     # kimore: neither; m01 c/i; m07 c
+    torch.testing.assert_close(model.bias(y), want)
+    torch.testing.assert_close(model.bias(2), want[2])
+    plain = V.ActorVAE(V.tiny_config(CLASSES))
+    assert not hasattr(plain, "exec_bias") and torch.equal(plain.bias(y), plain.class_bias)
+
+
 def test_samples_chain_repetitions_to_the_requested_length(gen):
     """A long sample is several decoded repetitions (independent latents), joined without a seam."""
     ms = gen.sample("ui-prmd:m01", True, 150, 2, seed=4)

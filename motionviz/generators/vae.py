@@ -202,7 +202,7 @@ class VAEGenerator:
         lab, corr = split_class(self.classes[c])
         z = self._prior_z(c, seed, num)                                             # (N, D)
         progress(0.1, "sampling latents")
-        bias = self.model.class_bias[c].detach()
+        bias = self.model.bias(c).detach()
         memory = z + bias
         joints = self._decode_memory(memory, frames, progress,
                                      lambda k: self._prior_z(c, seed, num, k) + bias)
@@ -276,7 +276,7 @@ class VAEGenerator:
         T = self._frames(T)
         eps = self._prior(seed, int(num))                                           # (N, D)
         sigma = torch.exp(0.5 * logvar)
-        bias = self.model.class_bias[c].detach()
+        bias = self.model.bias(c).detach()
         memory = mu + float(spread) * sigma * eps + bias
 
         def more(k: int) -> torch.Tensor:
@@ -292,9 +292,9 @@ class VAEGenerator:
         """Endpoint -> (z (D,), class bias (D,), class id)."""
         if e.motion is not None:
             mu, _, c = self.encode(e.motion, e.label, e.correct, progress)
-            return mu, self.model.class_bias[c].detach(), c
+            return mu, self.model.bias(c).detach(), c
         c = self.class_index(e.label, e.correct)
-        return self._prior_z(c, e.seed, 1)[0], self.model.class_bias[c].detach(), c
+        return self._prior_z(c, e.seed, 1)[0], self.model.bias(c).detach(), c
 
     def segment(self, start: Endpoint, end: Endpoint, spherical: bool = False,
              progress: ProgressFn | None = None) -> "LatentPath":

@@ -90,6 +90,8 @@ class Config:
     mirror: bool = True                    # mirror augmentation (sided labels swapped)
     class_balance: float = 0.5             # P(class) ~ count**class_balance (0 = uniform over classes)
     balance_correct: bool = True           # an exercise recorded both ways splits its weight equally
+    shared_execution: bool = False         # decoder bias = per-class bias + one bias per execution (correct /
+    #                                        incorrect / neither) shared by all exercises (see ActorVAE.bias)
     #                                        between its correct and incorrect class (training.vae.class_weights)
     datasets: tuple[str, ...] = ()         # training datasets (() = VAE_DATASETS)
     posterior_heads: bool = True           # linear mu / log-variance heads on the two token outputs (the
@@ -188,6 +190,12 @@ class ActorVAE(nn.Module):
         self.mu_token = nn.Parameter(torch.randn(C, D) * 0.02)       # (C, D) per-class mu query
         self.sigma_token = nn.Parameter(torch.randn(C, D) * 0.02)    # (C, D) per-class Sigma query
         self.class_bias = nn.Parameter(torch.randn(C, D) * 0.02)     # (C, D) decoder per-class bias
+        if config.shared_execution:
+            # (3, D) execution bias shared by every exercise: rows correct, incorrect, neither; what
+            # "incorrect" changes is learnt from all exercises together, not from each class's few examples
+            self.exec_bias = nn.Parameter(torch.zeros(3, D))
+            ex = [0 if c is True else 1 if c is False else 2 for c in (split_class(k)[1] for k in config.classes)]
+            self.register_buffer("exec_index", torch.tensor(ex, dtype=torch.long), persistent=False)
         self.embed = nn.Linear(F, D)
         enc_layer = nn.TransformerEncoderLayer(D, config.heads, config.ff, config.dropout, activation="gelu",
                                                batch_first=True, norm_first=True)
@@ -251,9 +259,17 @@ class ActorVAE(nn.Module):
             out = out * mask[..., None]
         return out
 
+    def bias(self, y: torch.Tensor | int) -> torch.Tensor:
+        """Decoder bias of class ids ``y`` ((B,) -> (B, D), int -> (D,)): the per-class bias plus, with
+        ``shared_execution``, the bias of the class's execution shared by all exercises."""
+        b = self.class_bias[y]
+        if self.config.shared_execution:
+            b = b + self.exec_bias[self.exec_index[y]]
+        return b
+
     def decode(self, z: torch.Tensor, y: torch.Tensor, T: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, D), y (B,) -> standardised features (B, T, F)."""
-        return self.decode_memory(z + self.class_bias[y], T, mask)
+        return self.decode_memory(z + self.bias(y), T, mask)
 
     # ---- training --------------------------------------------------------------------------
     def losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
