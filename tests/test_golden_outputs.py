@@ -1,7 +1,7 @@
 """Outputs of the shipped checkpoints for fixed seeds match the ones recorded in ``tests/golden/outputs.json``.
 
-Two checks per case.  On the recording's software stack (torch, numpy, scipy, CPU architecture and the CPU
-kernel level torch dispatches to, e.g. AVX2 or AVX512) the outputs must be **bit-identical** (SHA-256 of
+Two checks per case.  On the recording's software stack (torch, numpy, scipy, CPU architecture, the CPU
+kernel level torch dispatches to, e.g. AVX2 or AVX512, and the CPU's vendor and model) the outputs must be **bit-identical** (SHA-256 of
 their float32 bytes).  On any other stack, where floating-point results legitimately differ in the last
 bits, a **fingerprint** must match within 1e-4 (metres; relative and absolute): count, NaNs, mean, std,
 min, max and 12 fixed random projections of the outputs.  Kernels of another CPU level move it by at most
@@ -199,9 +199,19 @@ def _file_sum(name: str) -> str:
     return hashlib.sha256((CHECKPOINTS / name).read_bytes()).hexdigest()
 
 
+def _cpu_model() -> str:
+    """The CPU's vendor and model name (/proc/cpuinfo; platform.processor() elsewhere): libraries pick
+    different kernels on CPUs of the same instruction level (seen: AMD EPYC vs Intel, both AVX512)."""
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()[:30] if ":" in line)
+        return " ".join(info.get(k, "").strip() for k in ("vendor_id", "model name")).strip()
+    except OSError:
+        return platform.processor()
+
+
 def _stack() -> dict[str, str]:
     return {"torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "machine": platform.machine(), "cpu": torch.backends.cpu.get_cpu_capability()}
+            "machine": platform.machine(), "cpu": torch.backends.cpu.get_cpu_capability(), "cpu_model": _cpu_model()}
 
 
 def _load() -> dict:
