@@ -3,11 +3,12 @@
 Two checks per case.  On the recording's software stack (torch, numpy, scipy, CPU architecture, the CPU
 kernel level torch dispatches to, e.g. AVX2 or AVX512, and the CPU's vendor and model) the outputs must be
 **bit-identical** (SHA-256 of their float32 bytes).  On any other stack, where floating-point results
-legitimately differ in the last bits, a **fingerprint** must match within 1e-4 (metres; relative and absolute): count, NaNs, mean, std,
-min, max and 12 fixed random projections of the outputs.  Kernels of another CPU level move it by at most
-3e-6 (measured: every case under ``ATEN_CPU_CAPABILITY=avx2`` against an AVX512 recording), while a
-different sample, or a change spread over a motion, moves it far more; a single joint of a single frame
-has to move about 1 cm to be seen, so small local changes are caught by the bit-identical check only.
+legitimately differ in the last bits, a **fingerprint** must match within 1e-4 (metres; relative and
+absolute): count, NaNs, mean, std, min, max and 12 fixed random projections of the outputs.  Kernels of
+another CPU level move it by at most 3e-6 (measured: every case under ``ATEN_CPU_CAPABILITY=avx2`` against
+an AVX512 recording), while a different sample, or a change spread over a motion, moves it far more; a
+single joint of a single frame has to move about 1 cm to be seen, so small local changes are caught by the
+bit-identical check only.
 Cases are grouped by the checkpoint files they read; the JSON keeps each group's checkpoint SHA-256 sums,
 and a group whose checkpoint was replaced skips with a reason until it is re-recorded::
 
