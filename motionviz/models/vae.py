@@ -89,10 +89,11 @@ class Config:
     warmup: float = 0.03                   # fraction of the budget with a linear lr warm-up
     mirror: bool = True                    # mirror augmentation (sided labels swapped)
     class_balance: float = 0.5             # P(class) ~ count**class_balance (0 = uniform over classes)
-    balance_correct: bool = True           # an exercise recorded both ways splits its weight equally
+    balance_correct: bool = False          # an exercise recorded both ways splits its weight equally between
+    #                                        its correct and incorrect class (training.vae.class_weights)
     shared_execution: bool = False         # decoder bias = per-class bias + one bias per execution (correct /
-    #                                        incorrect / neither) shared by all exercises (see ActorVAE.bias)
-    #                                        between its correct and incorrect class (training.vae.class_weights)
+    #                                        incorrect / neither) shared by all exercises (ActorVAE.bias)
+    #                                        Both tried for issue #18 and not shipped: see the README's VAE card.
     datasets: tuple[str, ...] = ()         # training datasets (() = VAE_DATASETS)
     posterior_heads: bool = True           # linear mu / log-variance heads on the two token outputs (the
     #                                        shipped architecture and the only one built, see validate)
