@@ -204,8 +204,9 @@ def _cpu_model() -> str:
     """The CPU's vendor and model name (/proc/cpuinfo; platform.processor() elsewhere): libraries pick
     different kernels on CPUs of the same instruction level (seen: AMD EPYC vs Intel, both AVX512)."""
     try:
-        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()[:30] if ":" in line)
-        return " ".join(info.get(k, "").strip() for k in ("vendor_id", "model name")).strip()
+        pairs = (line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()[:30] if ":" in line)
+        info = {k.strip(): v.strip() for k, v in pairs}
+        return " ".join(info.get(k, "") for k in ("vendor_id", "model name")).strip() or platform.processor()
     except OSError:
         return platform.processor()
 
