@@ -23,7 +23,7 @@ from ..core.representation_torch import to_features
 from ..core.skeleton import COMMON
 from ..generators.text_encoders import get_text_encoder
 from ..models.diffusion import CORRECT_STATES, KIND, REPRESENTATION, Config, DiffusionModel, tiny_config
-from .loop import TrainSetup, shard
+from .loop import TrainSetup, equalise_states, shard
 
 log = logging.getLogger("motionviz.training")
 
@@ -87,15 +87,7 @@ def reweight(w: np.ndarray, dsn: np.ndarray, lab: np.ndarray, correct: np.ndarra
     is shown correct half of the time)."""
     w = w.astype(np.float64).copy()
     if cfg.balance_correct:
-        for d, l in {(d, l) for d, l in zip(dsn, lab)}:
-            m = (dsn == d) & (lab == l)
-            states = np.unique(correct[m])
-            if len(states) < 2:
-                continue
-            tot = w[m].sum()
-            for c in states:
-                mc = m & (correct == c)
-                w[mc] *= tot / len(states) / w[mc].sum()
+        w = equalise_states(w, np.array([f"{d}\0{l}" for d, l in zip(dsn, lab)]), correct)
     shares = parse_shares(cfg.dataset_shares)
     if shares:
         named = np.isin(dsn, list(shares))

@@ -110,6 +110,25 @@ def shard(items: Sequence[Any], rank: int, world_size: int) -> list[Any]:
     return out
 
 
+def equalise_states(w: np.ndarray, group: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """Sampling weights ``w`` (N,) with every group's total kept and split equally between the states
+    present in it (``group``, ``state`` (N,) keys, e.g. exercise and correct/incorrect): a group with
+    3 correct and 9 incorrect recordings is drawn correct half of the time.  Groups with one state keep
+    their weights.  Used by the diffusion model (per recording) and the VAE (per class)."""
+    w = np.asarray(w, dtype=np.float64).copy()
+    group, state = np.asarray(group), np.asarray(state)
+    for g in set(group.tolist()):
+        m = group == g
+        states = np.unique(state[m])
+        if len(states) < 2:
+            continue
+        tot = w[m].sum()
+        for c in states:
+            mc = m & (state == c)
+            w[mc] *= tot / len(states) / w[mc].sum()
+    return w
+
+
 class RandomBatches:
     """Endless iterator: reshuffle ``items`` each epoch, yield ``collate(list_of_items, rng)``.
 

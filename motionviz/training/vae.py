@@ -18,7 +18,7 @@ from ..core.representation import canonicalise
 from ..core.representation_torch import rep_item_features
 from ..data import augment_mirror, sided_labels
 from ..models.vae import KIND, ActorVAE, Config, class_key, classes_of, split_class, tiny_config
-from .loop import TrainSetup, shard
+from .loop import TrainSetup, equalise_states, shard
 
 # Datasets the VAE trains on by default: the rehabilitation exercises (HumanML3D is captioned, not
 # action-labelled; KERAAL is held out for evaluation; Bandai's everyday actions are left to the text
@@ -47,20 +47,15 @@ def class_weights(counts: Sequence[int], classes: Sequence[str], balance: float 
     ``counts[k] ** balance`` (0: uniform over classes, 1: uniform over repetitions); with
     ``balance_correct`` an exercise recorded both ways (``<label>/correct`` and ``<label>/incorrect``)
     keeps its total weight but splits it equally between the two executions, so its few incorrect
-    repetitions are not drowned by the correct ones (IRDS: 1-9 incorrect against 10-40 correct per
-    gesture).  Exercises recorded one way only are unchanged."""
+    repetitions are not drowned by the correct ones (IRDS: 1-11 incorrect against 16-30 correct
+    repetitions per gesture).  Exercises recorded one way only are unchanged."""
     counts = np.asarray(counts, dtype=np.float64)
     w = np.where(counts > 0, np.maximum(counts, 1.0) ** float(balance), 0.0)
     if balance_correct:
-        index = {k: i for i, k in enumerate(classes)}
-        for i, k in enumerate(classes):
-            label, correct = split_class(k)
-            if correct is not True:
-                continue
-            j = index.get(class_key(label, False))
-            if j is None or counts[i] <= 0 or counts[j] <= 0:
-                continue
-            w[i] = w[j] = 0.5 * (w[i] + w[j])
+        label, correct = zip(*(split_class(k) for k in classes)) if len(classes) else ((), ())
+        have = counts > 0                                     # an empty class is not a recorded state
+        w[have] = equalise_states(w[have], np.array(label, dtype=object)[have],
+                                  np.array([str(c) for c in correct])[have])
     if w.sum() <= 0:
         raise UserError("no training motions")
     return w / w.sum()
@@ -79,10 +74,12 @@ class ClipBatches:
         self.items = list(items)
         self.by_class = [[i for i, (_, c) in enumerate(self.items) if c == k] for k in range(num_classes)]
         self.present = [k for k, v in enumerate(self.by_class) if v]
+        if balance_correct and classes is None:
+            raise ValueError("balance_correct needs the class names")
         names = list(classes) if classes is not None else [str(k) for k in range(num_classes)]
         if len(names) != num_classes:
             raise ValueError(f"{len(names)} class names for {num_classes} classes")
-        p = class_weights([len(v) for v in self.by_class], names, balance, balance_correct and classes is not None)
+        p = class_weights([len(v) for v in self.by_class], names, balance, balance_correct)
         self.p = p[self.present] / p[self.present].sum()
         self.batch_size = batch_size
         self.rng = np.random.default_rng([seed, rank, 17])
