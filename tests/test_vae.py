@@ -214,6 +214,50 @@ def test_shared_execution_bias_is_added_per_execution():
     assert not hasattr(plain, "exec_bias") and torch.equal(plain.bias(y), plain.class_bias)
 
 
+def test_execution_pairs_are_the_mean_difference_of_the_two_executions():
+    """execution_pairs: each execution of an exercise recorded both ways points at the other one, with
+    delta = (mean repetition of the other - own mean) / feat_std; other classes have no partner."""
+    R, F = 4, 46
+    names = ("kimore:ex5", "ui-prmd:m01/correct", "ui-prmd:m01/incorrect", "ui-prmd:m07/correct")
+    items = [(np.full((R, F), v, np.float32), c) for c, v in
+             [(0, 9.0), (1, 1.0), (1, 3.0), (2, 6.0), (3, 5.0)]]
+    std = torch.full((F,), 2.0)
+    partner, delta = V_T.execution_pairs(items, names, std)
+    assert partner.tolist() == [-1, 2, 1, -1]
+    torch.testing.assert_close(delta[1], torch.full((R, F), (6.0 - 2.0) / 2.0))   # incorrect 6 - correct mean 2
+    torch.testing.assert_close(delta[2], -delta[1])
+    assert delta[0].abs().sum() == 0 and delta[3].abs().sum() == 0
+
+
+def test_pair_loss_known_answer_and_only_for_paired_items():
+    """pair_loss: items with a partner are decoded again from the same z with the partner's class and
+    compared with the detached reconstruction + delta; unpaired items do not count; with pair_weight the
+    total loss includes it."""
+    torch.manual_seed(0)
+    model = V.ActorVAE(replace(V.tiny_config(CLASSES), pair_weight=2.0))
+    R, F = model.config.rep_frames, model.config.num_features
+    delta = torch.zeros(len(CLASSES), R, F)
+    delta[1], delta[2] = 0.5, -0.5
+    model.set_execution_pairs(torch.tensor([-1, 2, 1, -1]), delta)
+    z = torch.randn(3, model.config.d_model)
+    y = torch.tensor([0, 1, 2])                                         # kimore (unpaired), m01 correct, incorrect
+    mask = torch.ones(3, R, dtype=torch.bool)
+    pred = model.decode(z, y, R, mask)
+    got = model.pair_loss(z, y, pred, mask)
+    other = model.decode(z[1:], torch.tensor([2, 1]), R, mask[1:])
+    want = ((other - (pred[1:].detach() + delta[1:3])) ** 2).mean()
+    torch.testing.assert_close(got, want)
+    got.backward()
+    assert model.class_bias.grad[2].abs().sum() > 0 and model.class_bias.grad[0].abs().sum() == 0
+    assert float(model.pair_loss(z[:1], y[:1], pred[:1], mask[:1]).detach()) == 0.0   # no partner: no loss
+    batch = V_T.collate_clips([(np.random.default_rng(1).normal(size=(R, F)).astype(np.float32), 1)] * 2)
+    out = model.losses(batch)
+    assert "pair" in out and float(out["pair"]) > 0
+    rest = sum(getattr(model.config, k + "_weight") * out[k] for k in ("pos", "vel", "kl", "motion"))
+    torch.testing.assert_close(out["loss"], rest + 2.0 * out["pair"])
+    assert "pair" not in V.ActorVAE(V.tiny_config(CLASSES)).losses(batch)
+
+
 def test_samples_chain_repetitions_to_the_requested_length(gen):
     """A long sample is several decoded repetitions (independent latents), joined without a seam."""
     ms = gen.sample("ui-prmd:m01", True, 150, 2, seed=4)

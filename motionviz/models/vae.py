@@ -94,6 +94,10 @@ class Config:
     shared_execution: bool = False         # decoder bias = per-class bias + one bias per execution (correct /
     #                                        incorrect / neither) shared by all exercises (ActorVAE.bias)
     #                                        Both tried for issue #18 and not shipped: see the README's VAE card.
+    pair_weight: float = 0.0               # execution-pair loss (ActorVAE.losses): an exercise recorded both
+    #                                        ways decodes the same z with the other execution and must differ
+    #                                        from the reconstruction by the mean real difference of the two
+    #                                        executions (set_execution_pairs); 0 = off
     datasets: tuple[str, ...] = ()         # training datasets (() = VAE_DATASETS)
     posterior_heads: bool = True           # linear mu / log-variance heads on the two token outputs (the
     #                                        shipped architecture and the only one built, see validate)
@@ -220,6 +224,11 @@ class ActorVAE(nn.Module):
         # (C, D) per-class mean posterior mean moved into ``class_bias`` by :func:`recentre_state` when a
         # checkpoint is exported (zero while training; not in state_dict, saved explicitly as "mu_shift")
         self.register_buffer("mu_shift", torch.zeros(C, D), persistent=False)
+        # execution pairs for the pair loss (training only, not saved): partner[c] = class id of the same
+        # exercise's other execution (-1: none); exec_delta[c] (R, F) = standardised mean repetition of
+        # partner[c] minus that of c (zeros until set_execution_pairs)
+        self.register_buffer("partner", torch.full((C,), -1, dtype=torch.long), persistent=False)
+        self.register_buffer("exec_delta", torch.zeros(C, config.rep_frames, F), persistent=False)
         # (C, D) per-class standard deviation of the aggregate posterior (after the shift), fitted at export;
         # prior samples are z = prior_scale[c] * eps (ones = the plain N(0, I) prior)
         self.register_buffer("prior_scale", torch.ones(C, D), persistent=False)
@@ -235,6 +244,12 @@ class ActorVAE(nn.Module):
 
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.feat_std + self.feat_mean
+
+    def set_execution_pairs(self, partner: torch.Tensor, delta: torch.Tensor) -> None:
+        """partner (C,) long class id of the other execution of the same exercise (-1: none); delta
+        (C, R, F) standardised mean repetition of the partner minus that of the class."""
+        self.partner.copy_(torch.as_tensor(partner, dtype=torch.long))
+        self.exec_delta.copy_(torch.as_tensor(delta, dtype=torch.float32))
 
     # ---- encoder / decoder -----------------------------------------------------------------
     def encode(self, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,7 +308,29 @@ class ActorVAE(nn.Module):
         c = self.config
         motion = motion_loss(pred, x, mask, c.motion_eps)
         loss = c.pos_weight * pos + c.vel_weight * vel + c.kl_weight * kl + c.motion_weight * motion
-        return {"loss": loss, "pos": pos, "vel": vel, "kl": kl, "motion": motion}
+        out = {"loss": loss, "pos": pos, "vel": vel, "kl": kl, "motion": motion}
+        if c.pair_weight > 0:
+            out["pair"] = self.pair_loss(z, y, pred, mask)
+            out["loss"] = loss + c.pair_weight * out["pair"]
+        return out
+
+    def pair_loss(self, z: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Execution-pair loss: items whose exercise is recorded both ways are decoded again from the same
+        z (B, D) with the other execution's class; that decode must equal the (detached) reconstruction
+        ``pred`` (B, T, F) plus the mean real difference ``exec_delta`` of the two executions (masked MSE
+        over frames and features).  The execution then changes a motion by the same real, measured
+        amount whatever z (the subject and style) is, instead of living in the few subjects' own detail
+        that the decoder blurs.  0 when no item has a partner."""
+        p = self.partner[y]                                                          # (B,)
+        sel = p >= 0
+        if not bool(sel.any()):
+            return pred.sum() * 0.0
+        T = pred.shape[1]
+        m = mask[sel]
+        other = self.decode(z[sel], p[sel], T, m)                                    # (b, T, F)
+        target = pred[sel].detach() + self.exec_delta[y[sel], :T] * m[..., None]     # (b, T, F)
+        mf = m[..., None].float()
+        return (((other - target) ** 2) * mf).sum() / (mf.sum() * pred.shape[-1]).clamp_min(1.0)
 
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
         """One optimiser step on ``batch``; returns the loss terms as floats."""

@@ -103,6 +103,34 @@ def compute_stats(items: Sequence[tuple[np.ndarray, int]]) -> tuple[torch.Tensor
     return torch.from_numpy(allf.mean(0)), torch.from_numpy(allf.std(0)), torch.from_numpy(vstd)
 
 
+def execution_pairs(items: Sequence[tuple[np.ndarray, int]], classes: Sequence[str], feat_std: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs for the execution-pair loss (:meth:`ActorVAE.pair_loss`): partner (C,) long = class id of the
+    same exercise's other execution where both have repetitions (-1 otherwise) and delta (C, R, F) =
+    (mean repetition of the partner - mean repetition of the class) / feat_std (zeros without a partner)."""
+    C = len(classes)
+    sums: dict[int, np.ndarray] = {}
+    counts = np.zeros(C, dtype=np.int64)
+    for f, c in items:
+        sums[c] = sums.get(c, 0.0) + f.astype(np.float64)
+        counts[c] += 1
+    R, F = items[0][0].shape if items else (1, 1)
+    partner = torch.full((C,), -1, dtype=torch.long)
+    delta = torch.zeros(C, R, F)
+    index = {k: i for i, k in enumerate(classes)}
+    std = np.asarray(feat_std, dtype=np.float64)
+    for k, c in index.items():
+        label, correct = split_class(k)
+        if correct is None:
+            continue
+        o = index.get(f"{label}/{'incorrect' if correct else 'correct'}")
+        if o is None or counts[c] == 0 or counts[o] == 0:
+            continue
+        partner[c] = o
+        delta[c] = torch.from_numpy((sums[o] / counts[o] - sums[c] / counts[c]) / std).float()
+    return partner, delta
+
+
 def motions_to_items(motions: Sequence[Motion], classes: Sequence[str], config: "Config | None" = None
                      ) -> list[tuple[np.ndarray, int]]:
     """Motions -> (raw repetition features (R, F), class id): every motion cut into single repetitions
@@ -218,6 +246,8 @@ def build_training(opts: Any) -> Any:
     items = motions_to_items(motions, classes, config)
     model = ActorVAE(config)
     model.set_stats(*compute_stats(items))
+    if config.pair_weight > 0:
+        model.set_execution_pairs(*execution_pairs(items, classes, model.feat_std))
     model.to(opts.device)
     batches = ClipBatches(shard(items, opts.rank, opts.world_size), len(classes), config.batch_size,
                           seed=opts.seed, rank=opts.rank, balance=config.class_balance, classes=classes,
@@ -241,7 +271,7 @@ def build_training(opts: Any) -> Any:
     metadata["export"] = "class means of the posterior moved into the decoder bias (recentre_state)"
     return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=config,
                       metadata=metadata, export=lambda: recentre_state(model, probes), lr_lambda=lr_lambda,
-                      log_keys=("loss", "pos", "vel", "kl", "motion"))
+                      log_keys=("loss", "pos", "vel", "kl", "motion") + (("pair",) if config.pair_weight > 0 else ()))
 
 
 def _to_device(it: Iterator[dict[str, torch.Tensor]], device: str) -> Iterator[dict[str, torch.Tensor]]:
