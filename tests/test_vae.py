@@ -252,7 +252,7 @@ def test_pair_loss_known_answer_and_only_for_paired_items():
     assert float(model.pair_loss(z[:1], y[:1], pred[:1], mask[:1]).detach()) == 0.0   # no partner: no loss
     batch = V_T.collate_clips([(np.random.default_rng(1).normal(size=(R, F)).astype(np.float32), 1)] * 2)
     out = model.losses(batch)
-    assert "pair" in out and float(out["pair"]) > 0
+    assert "pair" in out and float(out["pair"].detach()) > 0
     rest = sum(getattr(model.config, k + "_weight") * out[k] for k in ("pos", "vel", "kl", "motion"))
     torch.testing.assert_close(out["loss"], rest + 2.0 * out["pair"])
     assert "pair" not in V.ActorVAE(V.tiny_config(CLASSES)).losses(batch)
