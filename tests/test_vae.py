@@ -255,7 +255,10 @@ def test_pair_loss_known_answer_and_only_for_paired_items():
     assert "pair" in out and float(out["pair"].detach()) > 0
     rest = sum(getattr(model.config, k + "_weight") * out[k] for k in ("pos", "vel", "kl", "motion"))
     torch.testing.assert_close(out["loss"], rest + 2.0 * out["pair"])
-    assert "pair" not in V.ActorVAE(V.tiny_config(CLASSES)).losses(batch)
+    plain = V.ActorVAE(V.tiny_config(CLASSES))
+    assert "pair" not in plain.losses(batch) and not hasattr(plain, "exec_delta")    # off: no loss, no buffers
+    with pytest.raises(ValueError):
+        plain.set_execution_pairs(torch.tensor([-1, 2, 1, -1]), delta)
 
 
 def test_samples_chain_repetitions_to_the_requested_length(gen):

@@ -224,11 +224,12 @@ class ActorVAE(nn.Module):
         # (C, D) per-class mean posterior mean moved into ``class_bias`` by :func:`recentre_state` when a
         # checkpoint is exported (zero while training; not in state_dict, saved explicitly as "mu_shift")
         self.register_buffer("mu_shift", torch.zeros(C, D), persistent=False)
-        # execution pairs for the pair loss (training only, not saved): partner[c] = class id of the same
-        # exercise's other execution (-1: none); exec_delta[c] (R, F) = standardised mean repetition of
-        # partner[c] minus that of c (zeros until set_execution_pairs)
-        self.register_buffer("partner", torch.full((C,), -1, dtype=torch.long), persistent=False)
-        self.register_buffer("exec_delta", torch.zeros(C, config.rep_frames, F), persistent=False)
+        if config.pair_weight > 0:
+            # execution pairs for the pair loss (training only, not saved; absent otherwise): partner[c] =
+            # class id of the same exercise's other execution (-1: none); exec_delta[c] (R, F) =
+            # standardised mean repetition of partner[c] minus that of c (zeros until set_execution_pairs)
+            self.register_buffer("partner", torch.full((C,), -1, dtype=torch.long), persistent=False)
+            self.register_buffer("exec_delta", torch.zeros(C, config.rep_frames, F), persistent=False)
         # (C, D) per-class standard deviation of the aggregate posterior (after the shift), fitted at export;
         # prior samples are z = prior_scale[c] * eps (ones = the plain N(0, I) prior)
         self.register_buffer("prior_scale", torch.ones(C, D), persistent=False)
@@ -247,7 +248,10 @@ class ActorVAE(nn.Module):
 
     def set_execution_pairs(self, partner: torch.Tensor, delta: torch.Tensor) -> None:
         """partner (C,) long class id of the other execution of the same exercise (-1: none); delta
-        (C, R, F) standardised mean repetition of the partner minus that of the class."""
+        (C, R, F) standardised mean repetition of the partner minus that of the class.  Only for a model
+        built with ``pair_weight > 0``."""
+        if self.config.pair_weight <= 0:
+            raise ValueError("execution pairs are only used with pair_weight > 0")
         self.partner.copy_(torch.as_tensor(partner, dtype=torch.long))
         self.exec_delta.copy_(torch.as_tensor(delta, dtype=torch.float32))
 

@@ -123,7 +123,7 @@ def execution_pairs(items: Sequence[tuple[np.ndarray, int]], classes: Sequence[s
         label, correct = split_class(k)
         if correct is None:
             continue
-        o = index.get(f"{label}/{'incorrect' if correct else 'correct'}")
+        o = index.get(class_key(label, not correct))
         if o is None or counts[c] == 0 or counts[o] == 0:
             continue
         partner[c] = o
