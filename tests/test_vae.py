@@ -261,6 +261,56 @@ def test_pair_loss_known_answer_and_only_for_paired_items():
         plain.set_execution_pairs(torch.tensor([-1, 2, 1, -1]), delta)
 
 
+def test_exercise_pairs_number_only_exercises_recorded_both_ways():
+    """exercise_pairs: m01 (correct + incorrect) is exercise 0 for both classes; kimore (no execution)
+    and m07 (correct only) are -1; execution is 1 for correct, 0 otherwise."""
+    ex_of, execution = V.exercise_pairs(CLASSES + ("irds:3/incorrect", "irds:3/correct"))
+    assert ex_of == [-1, 0, 0, -1, 1, 1]
+    assert execution == [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+
+
+def test_adversary_loss_known_answer_and_reversed_gradient():
+    """adversary_loss: binary cross-entropy of the critic's execution guess over paired items only (a
+    zero critic guesses 0.5: log 2); the critic is trained to lower it while the encoder's input (mu)
+    receives the gradient times -reverse; off (adv_weight 0): no critic and no term."""
+    torch.manual_seed(0)
+    model = V.ActorVAE(replace(V.tiny_config(CLASSES), adv_weight=0.5, adv_ramp_steps=4))
+    D = model.config.d_model
+    last = model.critic[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    y = torch.tensor([0, 1, 2, 3])                                    # only m01 correct / incorrect are paired
+    mu = torch.randn(4, D, requires_grad=True)
+    loss = model.adversary_loss(mu, y, 1.0)
+    torch.testing.assert_close(loss, torch.tensor(math.log(2.0)))
+    assert float(model.adversary_loss(mu[[0, 3]], y[[0, 3]]).detach()) == 0.0       # nothing paired
+    with torch.no_grad():
+        last.weight.normal_()
+    for r in (1.0, 0.25):
+        mu.grad = None
+        model.adversary_loss(mu, y, r).backward()
+        plain = mu.detach().clone().requires_grad_(True)
+        h = plain[1:3] + model.exercise_embed(model.exercise_of[y[1:3]])
+        ref = torch.nn.functional.binary_cross_entropy_with_logits(model.critic(h).squeeze(-1),
+                                                                   model.execution_of[y[1:3]])
+        (g,) = torch.autograd.grad(ref, plain)
+        torch.testing.assert_close(mu.grad, -r * g)                   # reversed for the encoder
+        assert mu.grad[[0, 3]].abs().sum() == 0
+    R, F = model.config.rep_frames, model.config.num_features
+    batch = V_T.collate_clips([(np.random.default_rng(1).normal(size=(R, F)).astype(np.float32), c)
+                               for c in (1, 2)])
+    out = model.losses(batch)
+    rest = sum(getattr(model.config, k + "_weight") * out[k] for k in ("pos", "vel", "kl", "motion"))
+    torch.testing.assert_close(out["loss"], rest + 0.5 * out["adv"])
+    steps = model.adv_steps
+    model.train_step(batch, V_T.make_optimizers(model))
+    assert model.adv_steps == steps + 1
+    plain_model = V.ActorVAE(V.tiny_config(CLASSES))
+    assert "adv" not in plain_model.losses(batch) and not hasattr(plain_model, "critic")
+    assert not any(k.startswith(("critic", "exercise_embed")) for k in plain_model.state_dict())
+
+
 def test_samples_chain_repetitions_to_the_requested_length(gen):
     """A long sample is several decoded repetitions (independent latents), joined without a seam."""
     ms = gen.sample("ui-prmd:m01", True, 150, 2, seed=4)

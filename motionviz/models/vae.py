@@ -53,7 +53,7 @@ from .losses import motion_loss
 
 __all__ = ["Config", "ActorVAE", "class_key", "split_class", "classes_of",
            "resolve_label",
-           "tiny_config", "CORRECTNESS_DATASETS"]
+           "tiny_config", "CORRECTNESS_DATASETS", "exercise_pairs"]
 
 KIND = "vae"
 # Datasets whose motions are labelled correct / incorrect (others: one state per label).
@@ -98,6 +98,12 @@ class Config:
     #                                        ways decodes the same z with the other execution and must differ
     #                                        from the reconstruction by the mean real difference of the two
     #                                        executions (set_execution_pairs); 0 = off
+    adv_weight: float = 0.0                # execution-invariant latent (Fader-style, ActorVAE.adversary_loss):
+    #                                        a critic reads (posterior mean, exercise) and guesses the
+    #                                        execution of exercises recorded both ways; the encoder gets its
+    #                                        gradient reversed, so the execution has to come from the class
+    #                                        bias, not from z; 0 = off
+    adv_ramp_steps: int = 2000             # the encoder's reversed gradient ramps up linearly over these steps
     datasets: tuple[str, ...] = ()         # training datasets (() = VAE_DATASETS)
     posterior_heads: bool = True           # linear mu / log-variance heads on the two token outputs (the
     #                                        shipped architecture and the only one built, see validate)
@@ -174,9 +180,38 @@ def resolve_label(name: str, labels: Sequence[str]) -> str:
     raise UserError(f"unknown exercise {n!r} for this model; choose one of: {some}")
 
 
-# ---------------------------------------------------------------------------------------------
-# motion representation
-# ---------------------------------------------------------------------------------------------
+def exercise_pairs(classes: Sequence[str]) -> tuple[list[int], list[float]]:
+    """For the execution adversary: (exercise id per class, -1 unless the class's exercise has both a
+    ``/correct`` and an ``/incorrect`` class; execution per class, 1.0 correct, 0.0 otherwise).  Exercise
+    ids number the paired exercises in order of first appearance."""
+    have = set(classes)
+    ids: dict[str, int] = {}
+    ex_of, execution = [], []
+    for k in classes:
+        label, correct = split_class(k)
+        paired = correct is not None and class_key(label, not correct) in have
+        ex_of.append(ids.setdefault(label, len(ids)) if paired else -1)
+        execution.append(1.0 if correct else 0.0)
+    return ex_of, execution
+
+
+class _ReverseGrad(torch.autograd.Function):
+    """Identity forward; gradient multiplied by -scale backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return -ctx.scale * grad, None
+
+
+def _reverse_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    return _ReverseGrad.apply(x, scale)
+
+
 # ---------------------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------------------
@@ -230,6 +265,15 @@ class ActorVAE(nn.Module):
             # standardised mean repetition of partner[c] minus that of c (zeros until set_execution_pairs)
             self.register_buffer("partner", torch.full((C,), -1, dtype=torch.long), persistent=False)
             self.register_buffer("exec_delta", torch.zeros(C, config.rep_frames, F), persistent=False)
+        if config.adv_weight > 0:
+            # exercise id of each class whose exercise has both executions in the vocabulary (-1: none) and
+            # its execution (1 correct, 0 incorrect); a small critic over (posterior mean, exercise)
+            ex_of, execution = exercise_pairs(config.classes)
+            self.register_buffer("exercise_of", torch.tensor(ex_of, dtype=torch.long), persistent=False)
+            self.register_buffer("execution_of", torch.tensor(execution, dtype=torch.float32), persistent=False)
+            self.exercise_embed = nn.Embedding(max(1, max(ex_of) + 1), D)
+            self.critic = nn.Sequential(nn.Linear(D, D), nn.GELU(), nn.Linear(D, D), nn.GELU(), nn.Linear(D, 1))
+            self.adv_steps = 0                                                       # ramp counter (not saved)
         # (C, D) per-class standard deviation of the aggregate posterior (after the shift), fitted at export;
         # prior samples are z = prior_scale[c] * eps (ones = the plain N(0, I) prior)
         self.register_buffer("prior_scale", torch.ones(C, D), persistent=False)
@@ -315,8 +359,28 @@ class ActorVAE(nn.Module):
         out = {"loss": loss, "pos": pos, "vel": vel, "kl": kl, "motion": motion}
         if c.pair_weight > 0:
             out["pair"] = self.pair_loss(z, y, pred, mask)
-            out["loss"] = loss + c.pair_weight * out["pair"]
+            out["loss"] = out["loss"] + c.pair_weight * out["pair"]
+        if c.adv_weight > 0:
+            ramp = min(1.0, self.adv_steps / max(1, c.adv_ramp_steps))
+            out["adv"] = self.adversary_loss(mu, y, ramp)
+            out["loss"] = out["loss"] + c.adv_weight * out["adv"]
         return out
+
+    def adversary_loss(self, mu: torch.Tensor, y: torch.Tensor, reverse: float = 1.0) -> torch.Tensor:
+        """Execution adversary (after Lample et al.'s Fader networks, NeurIPS 2017): binary cross-entropy of
+        the critic's guess of the execution (correct / incorrect) from the posterior mean ``mu`` (B, D) and
+        the exercise, over the items whose exercise is recorded both ways.  The critic minimises it; the
+        encoder receives the gradient multiplied by ``-reverse`` (gradient reversal), so it learns latents
+        from which the execution cannot be read and the decoder must take the execution from the class
+        bias; prior samples of either execution then differ by what the class bias adds.  0 when no item
+        is paired."""
+        ex = self.exercise_of[y]                                                     # (B,)
+        sel = ex >= 0
+        if not bool(sel.any()):
+            return mu.sum() * 0.0
+        h = _reverse_grad(mu[sel], float(reverse)) + self.exercise_embed(ex[sel])   # (b, D)
+        logit = self.critic(h).squeeze(-1)                                          # (b,)
+        return nn.functional.binary_cross_entropy_with_logits(logit, self.execution_of[y[sel]])
 
     def pair_loss(self, z: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Execution-pair loss: items whose exercise is recorded both ways are decoded again from the same
@@ -341,6 +405,8 @@ class ActorVAE(nn.Module):
         self.train()
         opt = optimizers["vae"]
         out = self.losses(batch)
+        if self.config.adv_weight > 0:
+            self.adv_steps += 1
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         nn.utils.clip_grad_norm_(self.parameters(), 1.0)
