@@ -134,6 +134,19 @@ def test_correctness_control_rows(recognizer):
     assert keys["obey"]["correctness_control"] == rows["obey"]["mean"]
 
 
+def test_more_motions_than_one_request_allows_are_requested_in_chunks(recognizer):
+    """num above the request limit (16) is generated in chunks, not silently skipped; above MAX_NUM it is
+    one clear error before any work."""
+    test, train = real_set(4, 1), real_set(4, 2)
+    s = EC.CorrectnessSettings(num=20, frames=40, labels=("ui-prmd:m01",))
+    res = EC.correctness_control({"obey": Fake("obey", "obey")}, recognizer, test, train, s)
+    e = res["rows"]["obey"]["per_label"]["ui-prmd:m01"]
+    assert e["n_correct"] == e["n_incorrect"] == 20
+    with pytest.raises(UserError, match="between 1 and 48"):
+        EC.correctness_control({"obey": Fake("obey", "obey")}, recognizer, test, train,
+                               EC.CorrectnessSettings(num=EC.MAX_NUM + 1))
+
+
 def test_judge_reads_the_requested_head(recognizer):
     rng = np.random.default_rng(3)
     ms = [synthetic("ui-prmd:m01", True, 50, rng), synthetic("ui-prmd:m01", False, 50, rng)]

@@ -41,6 +41,7 @@ from ..core.skeleton import COMMON
 from ..data import load_user_file, split_of
 from ..evaluation import correctness, generative
 from ..evaluation.correctness import (
+    MAX_NUM,
     CorrectnessSettings,
     correctness_control,
     format_correctness,
@@ -91,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
                             help="held-out paraphrases per label for text R-precision (3; 0 = skip)")
         parser.add_argument("--correctness", type=int, default=8,
                             help="correctness control: motions per exercise requested as correct and as "
-                                 "incorrect (8; 0 = skip)")
+                                 "incorrect (8; at most 48; 0 = skip)")
         parser.add_argument("--correctness-frames", type=int, default=120,
                             help="frames of the correctness-control motions (120)")
         parser.add_argument("--dynamics", type=int, default=8,
@@ -261,6 +262,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise UserError(f"--num must be between 1 and 64, got {args.num}")
     if args.repeats < 1 or args.repeats > 1000:
         raise UserError(f"--repeats must be between 1 and 1000, got {args.repeats}")
+    _check_correctness_args(args)
     ds = None if args.datasets in (None, "", "all") else tuple(d.strip() for d in args.datasets.split(","))
     settings = EvalSettings(num_per_label=args.num, repeats=args.repeats, datasets=ds,
                             labels=tuple(l.strip() for l in args.labels.split(",")) if args.labels else None,
@@ -316,18 +318,27 @@ def _dynamics_section(args: argparse.Namespace, gens: dict[str, Any], test: list
     return {"dynamics": section}
 
 
+def _check_correctness_args(args: argparse.Namespace) -> int:
+    """Validate ``--correctness`` / ``--correctness-frames`` (before any work); returns the count."""
+    n = getattr(args, "correctness", 0)
+    if not n:
+        return 0
+    if not 1 <= n <= MAX_NUM:
+        raise UserError(f"--correctness must be between 0 and {MAX_NUM}, got {n}")
+    frames = args.correctness_frames
+    if not 8 <= frames <= 600:
+        raise UserError(f"--correctness-frames must be between 8 and 600, got {frames}")
+    return n
+
+
 def _correctness_sections(args: argparse.Namespace, gens: dict[str, Any], rec: Any, test: list, train: list,
                           datasets: tuple[str, ...] | None) -> dict[str, Any]:
     """``correctness_control`` and ``score_control`` of :mod:`motionviz.evaluation.correctness` for the
     ``evaluate`` verb (skipped with ``--correctness 0``), plus ``_summary`` keys for the main table."""
-    n = getattr(args, "correctness", 0)
+    n = _check_correctness_args(args)
     if not n:
         return {}
-    if not 1 <= n <= 64:
-        raise UserError(f"--correctness must be between 0 and 64, got {n}")
     frames = args.correctness_frames
-    if not 8 <= frames <= 600:
-        raise UserError(f"--correctness-frames must be between 8 and 600, got {frames}")
     cds = tuple(d for d in ("ui-prmd", "irds") if datasets is None or d in datasets)
     labels = score_labels = None
     sds = tuple(d for d in ("kimore",) if datasets is None or d in datasets)

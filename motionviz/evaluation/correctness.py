@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from ..core.errors import UserError
+from ..core.limits import LIMITS
 from ..core.motion import DEFAULT_FPS, Motion
 from ..core.skeleton import COMMON
 from ..generators.registry import Generator, Request
@@ -207,6 +208,25 @@ def _frames_of(real: Sequence[Motion], label: str, s: CorrectnessSettings) -> in
     return int(np.clip(np.median(n) if n else 60, 40, 160))
 
 
+MAX_NUM = 48     # motions per exercise and condition (seeds of the two executions stay 50 apart)
+
+
+def _check_num(num: int) -> None:
+    if not 1 <= num <= MAX_NUM:
+        raise UserError(f"the number of motions per condition must be between 1 and {MAX_NUM}, got {num}")
+
+
+def _generate(gen: Generator, label: str, num: int, frames: int, seed: int, s: CorrectnessSettings,
+              **cond: Any) -> list[Motion]:
+    """``num`` motions of one condition, requested in chunks the request limit allows (chunk k seeded
+    ``seed + k * chunk``)."""
+    chunk = LIMITS["num"][1]
+    out: list[Motion] = []
+    for start in range(0, num, chunk):
+        out += gen.generate(_request(gen, label, min(chunk, num - start), frames, seed + start, s, **cond))
+    return out
+
+
 def _request(gen: Generator, label: str, num: int, frames: int, seed: int, s: CorrectnessSettings,
              **cond: Any) -> Request:
     kw: dict[str, Any] = dict(model=gen.name, label=label, num=num, frames=frames, seed=seed)
@@ -282,8 +302,7 @@ def correctness_control(generators: dict[str, Generator], recognizer: Any, real_
     ``at_target`` and the strict / recognised-exercise summaries."""
     s = settings or CorrectnessSettings()
     progress = progress or _noop
-    if s.num < 1:
-        raise UserError("the number of motions per condition must be at least 1")
+    _check_num(s.num)
     labels = correctness_labels(recognizer, list(real_train or []) or list(real_test), s.datasets, s.labels)
     if not labels:
         raise UserError("no exercise with correct and incorrect executions to evaluate correctness control on")
@@ -309,8 +328,8 @@ def correctness_control(generators: dict[str, Generator], recognizer: Any, real_
             got: dict[bool, list[Motion]] = {}
             try:
                 for c in (True, False):
-                    got[c] = g.generate(_request(g, l, s.num, frames, s.seed + 100 * li + (0 if c else 50), s,
-                                                 correct=c))
+                    got[c] = _generate(g, l, s.num, frames, s.seed + 100 * li + (0 if c else 50), s,
+                                       correct=c)
             except UserError:
                 continue                     # e.g. the model has no incorrect class of this exercise
             ms = got[True] + got[False]
@@ -359,7 +378,7 @@ def score_control(generators: dict[str, Generator], recognizer: Any, real_test: 
             progress((gi + li / max(1, len(labels))) / len(scored), f"score control: {name} {l}")
             frames = _frames_of(real_test, l, s)
             for ti, target in enumerate(s.score_targets):
-                ms = g.generate(_request(g, l, s.num, frames, s.seed + 1000 + 10 * li + ti, s, score=float(target)))
+                ms = _generate(g, l, s.num, frames, s.seed + 1000 + 10 * li + ti, s, score=float(target))
                 p = judge(recognizer, ms, [l] * len(ms))["score"]
                 req += [float(target)] * len(ms)
                 pred += list(np.clip(p, 0, 100))
