@@ -387,6 +387,37 @@ def test_checkpoint_round_trip_strict(tmp_path):
         V_G.load_generator(other)
 
 
+def test_memory_tokens_give_each_frame_its_own_conditioning(tmp_path):
+    """One memory token: cross-attention returns the same vector for every frame, so changing the latent
+    shifts every frame's first cross-attention output equally.  K tokens: frames read different mixtures.
+    K also round-trips through a checkpoint, and an out-of-range K is a CheckpointError."""
+    def cross_outputs(model: V.ActorVAE, memory: torch.Tensor) -> torch.Tensor:
+        layer = model.decoder.layers[0]
+        q = torch.randn(1, 12, model.config.d_model, generator=torch.Generator().manual_seed(0))
+        mem = model.memory_seq(memory)
+        return layer.multihead_attn(layer.norm2(q), mem, mem, need_weights=False)[0][0]   # (T, D)
+
+    torch.manual_seed(0)
+    one = V.ActorVAE(replace(V.tiny_config(CLASSES), memory_tokens=1)).eval()
+    many = V.ActorVAE(replace(V.tiny_config(CLASSES), memory_tokens=4)).eval()
+    assert not hasattr(one, "memory_proj") and tuple(many.memory_proj.weight.shape) == (4 * 16, 16)
+    m = torch.randn(2, 16, generator=torch.Generator().manual_seed(1))
+    assert tuple(one.memory_seq(m).shape) == (2, 1, 16) and tuple(many.memory_seq(m).shape) == (2, 4, 16)
+    with torch.no_grad():
+        o1 = cross_outputs(one, m[:1])
+        o4 = cross_outputs(many, m[:1])
+    assert torch.allclose(o1, o1[:1].expand_as(o1), atol=1e-6)        # one token: the same at every frame
+    assert (o4 - o4[:1]).abs().max() > 1e-3                           # K tokens: frames differ
+    path = save_checkpoint(tmp_path / "vae.safetensors", many.state_dict(), "vae", many.config,
+                           {"data": data_provenance(["ui-prmd"])})
+    g = V_G.load_generator(path)
+    assert g.config.memory_tokens == 4
+    torch.testing.assert_close(g.model.memory_pos, many.memory_pos)
+    for bad in (0, 65, 2.5):
+        with pytest.raises(CheckpointError, match="memory_tokens"):
+            V.ActorVAE(replace(V.tiny_config(CLASSES), memory_tokens=bad))
+
+
 # ---- interpolation ------------------------------------------------------------------------------
 def test_lerp_slerp_endpoints_and_norm():
     g = torch.Generator().manual_seed(0)

@@ -8,7 +8,8 @@ has it (UI-PRMD, IRDS): ``ui-prmd:m01/correct``, ``ui-prmd:m01/incorrect``, ``ki
   outputs at the two tokens are the posterior mean and log-variance of z (D = d_model).
 * Decoder: memory = z + b_c (a learnable per-class bias); queries = sinusoidal encodings of t = 0..T-1, so
   any length T can be decoded; a transformer decoder (self-attention over time + cross-attention to the
-  memory) -> linear -> per-frame features.
+  memory) -> linear -> per-frame features.  With ``memory_tokens`` K > 1 the memory is mapped linearly to K
+  tokens, so each frame can read a different mixture of them (one token adds the same vector everywhere).
 * Items are single repetitions (:mod:`motionviz.core.repetitions`) time-normalised to ``rep_frames`` (64).
   Features (F = 3 + 3 (J - 1) + 1 = 46 on the COMMON skeleton): the pelvis position (root trajectory; x/z
   relative to frame 0 of the repetition, y = height above the floor), the other 14 joints relative to the
@@ -108,6 +109,10 @@ class Config:
     posterior_heads: bool = True           # linear mu / log-variance heads on the two token outputs (the
     #                                        shipped architecture and the only one built, see validate)
     logvar_init: float = -2.0              # initial bias of the log-variance head (sigma ~ 0.37)
+    memory_tokens: int = 1                 # decoder memory tokens: 1 = ACTOR's single token z + b_c (cross-
+    #                                        attention to one token adds the same vector at every frame);
+    #                                        K > 1 = a linear map of z + b_c to K tokens (+ learnt token
+    #                                        embeddings) that each frame attends to with its own weights
 
     def validate(self) -> None:
         """A config without the posterior heads (checkpoints from before them; none is shipped) is a
@@ -115,6 +120,8 @@ class Config:
         if self.posterior_heads is not True:
             raise CheckpointError(f"VAE config asks for posterior_heads={self.posterior_heads!r}; this version "
                                   f"builds only the model with the posterior heads")
+        if not (isinstance(self.memory_tokens, int) and 1 <= self.memory_tokens <= 64):
+            raise CheckpointError(f"VAE memory_tokens must be a whole number in 1-64, got {self.memory_tokens!r}")
 
     @property
     def num_features(self) -> int:
@@ -244,6 +251,10 @@ class ActorVAE(nn.Module):
         dec_layer = nn.TransformerDecoderLayer(D, config.heads, config.ff, config.dropout, activation="gelu",
                                                batch_first=True, norm_first=True)
         self.decoder = nn.TransformerDecoder(dec_layer, config.dec_layers, norm=nn.LayerNorm(D))
+        if config.memory_tokens > 1:
+            K = config.memory_tokens
+            self.memory_proj = nn.Linear(D, K * D)                                 # z + b_c -> K tokens
+            self.memory_pos = nn.Parameter(torch.randn(K, D) * 0.02)               # (K, D) token embeddings
         self.out = nn.Linear(D, F)
         # the encoder's final LayerNorm gives both tokens the same affine map; separate heads let the
         # posterior scale move independently of its mean
@@ -317,11 +328,18 @@ class ActorVAE(nn.Module):
         B = memory.shape[0]
         q = sinusoidal(T, self.config.d_model, memory.device).expand(B, T, -1)    # (B, T, D)
         pad = None if mask is None else ~mask
-        h = self.decoder(q, memory[:, None, :], tgt_key_padding_mask=pad)         # (B, T, D)
+        h = self.decoder(q, self.memory_seq(memory), tgt_key_padding_mask=pad)    # (B, T, D)
         out = self.out(h)                                                          # (B, T, F)
         if mask is not None:
             out = out * mask[..., None]
         return out
+
+    def memory_seq(self, memory: torch.Tensor) -> torch.Tensor:
+        """memory (B, D) -> the decoder's cross-attention memory (B, K, D), K = ``memory_tokens``."""
+        K = self.config.memory_tokens
+        if K == 1:
+            return memory[:, None, :]
+        return self.memory_proj(memory).view(memory.shape[0], K, -1) + self.memory_pos
 
     def bias(self, y: torch.Tensor | int) -> torch.Tensor:
         """Decoder bias of class ids ``y`` ((B,) -> (B, D), int -> (D,)): the per-class bias plus, with
