@@ -418,6 +418,27 @@ def test_memory_tokens_give_each_frame_its_own_conditioning(tmp_path):
             V.ActorVAE(replace(V.tiny_config(CLASSES), memory_tokens=bad))
 
 
+def test_linear_skip_starts_at_zero_and_adds_a_linear_repetition():
+    """The skip path is zero at init (same output as without it); with weights it adds W memory + b,
+    reshaped to (R, F) and resampled linearly in time for other lengths."""
+    torch.manual_seed(0)
+    base = V.ActorVAE(V.tiny_config(CLASSES)).eval()
+    torch.manual_seed(0)
+    skip = V.ActorVAE(replace(V.tiny_config(CLASSES), linear_skip=True)).eval()
+    skip.load_state_dict({**base.state_dict(), **{k: v for k, v in skip.state_dict().items() if k.startswith("skip.")}})
+    R, F = skip.config.rep_frames, skip.config.num_features
+    m = torch.randn(3, 16, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(skip.decode_memory(m, R), base.decode_memory(m, R))
+        skip.skip.bias.copy_(torch.arange(R * F, dtype=torch.float32))          # frame r, feature f: r F + f
+        diff = skip.decode_memory(m, R) - base.decode_memory(m, R)
+        torch.testing.assert_close(diff, torch.arange(R * F, dtype=torch.float32).view(1, R, F).expand(3, R, F))
+        T = 2 * R - 1                                                           # every other frame is a midpoint
+        diff = skip.decode_memory(m, T) - base.decode_memory(m, T)
+        torch.testing.assert_close(diff[0, 1, 0], torch.tensor(F / 2.0))
+        torch.testing.assert_close(diff[0, -1, -1], torch.tensor(float(R * F - 1)))
+
+
 # ---- interpolation ------------------------------------------------------------------------------
 def test_lerp_slerp_endpoints_and_norm():
     g = torch.Generator().manual_seed(0)

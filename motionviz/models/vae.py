@@ -113,6 +113,10 @@ class Config:
     #                                        attention to one token adds the same vector at every frame);
     #                                        K > 1 = a linear map of z + b_c to K tokens (+ learnt token
     #                                        embeddings) that each frame attends to with its own weights
+    linear_skip: bool = False              # add a linear map of the memory to the whole repetition (R x F,
+    #                                        zero at init) to the transformer's output: class means and
+    #                                        linear modes of z are fitted directly instead of through
+    #                                        the deep path, which shrinks them when underfit
 
     def validate(self) -> None:
         """A config without the posterior heads (checkpoints from before them; none is shipped) is a
@@ -255,6 +259,10 @@ class ActorVAE(nn.Module):
             K = config.memory_tokens
             self.memory_proj = nn.Linear(D, K * D)                                 # z + b_c -> K tokens
             self.memory_pos = nn.Parameter(torch.randn(K, D) * 0.02)               # (K, D) token embeddings
+        if config.linear_skip:
+            self.skip = nn.Linear(D, config.rep_frames * F)                        # memory -> (R, F)
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
         self.out = nn.Linear(D, F)
         # the encoder's final LayerNorm gives both tokens the same affine map; separate heads let the
         # posterior scale move independently of its mean
@@ -330,6 +338,13 @@ class ActorVAE(nn.Module):
         pad = None if mask is None else ~mask
         h = self.decoder(q, self.memory_seq(memory), tgt_key_padding_mask=pad)    # (B, T, D)
         out = self.out(h)                                                          # (B, T, F)
+        if self.config.linear_skip:
+            R = self.config.rep_frames
+            lin = self.skip(memory).view(B, R, -1)                                 # (B, R, F)
+            if T != R:                                                             # resampled in time
+                lin = nn.functional.interpolate(lin.transpose(1, 2), size=T, mode="linear",
+                                                align_corners=True).transpose(1, 2)
+            out = out + lin
         if mask is not None:
             out = out * mask[..., None]
         return out
