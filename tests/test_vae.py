@@ -439,6 +439,23 @@ def test_linear_skip_starts_at_zero_and_adds_a_linear_repetition():
         torch.testing.assert_close(diff[0, -1, -1], torch.tensor(float(R * F - 1)))
 
 
+def test_temperature_scales_prior_latents_only():
+    """temperature t: prior latents are t * prior_scale[c] * eps for the same eps; posterior encodings and
+    the decoder are untouched; out-of-range values are a CheckpointError."""
+    model = tiny_model()
+    hot = V.ActorVAE(replace(model.config, temperature=0.5))
+    hot.load_state_dict(model.state_dict())
+    hot.prior_scale.copy_(torch.linspace(0.5, 2.0, hot.prior_scale.numel()).view_as(hot.prior_scale))
+    model.prior_scale.copy_(hot.prior_scale)
+    g1, g2 = V_G.VAEGenerator(model.eval()), V_G.VAEGenerator(hot.eval())
+    c = g1.class_index("m01", True)
+    torch.testing.assert_close(g2._prior_z(c, 7, 3), 0.5 * g1._prior_z(c, 7, 3))
+    torch.testing.assert_close(g1._prior_z(c, 7, 3), g1._prior(7, 3) * model.prior_scale[c])
+    for bad in (0.0, 3.0, True, "0.5"):
+        with pytest.raises(CheckpointError, match="temperature"):
+            V.ActorVAE(replace(model.config, temperature=bad))
+
+
 # ---- interpolation ------------------------------------------------------------------------------
 def test_lerp_slerp_endpoints_and_norm():
     g = torch.Generator().manual_seed(0)

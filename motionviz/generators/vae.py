@@ -128,8 +128,8 @@ class VAEGenerator:
         return torch.cat(rows) if rows else torch.zeros(0, self.config.latent_dim)   # (N, D)
 
     def _prior_z(self, c: int, seed: int, num: int, k: int = 0) -> torch.Tensor:
-        """Prior latents of class c, round k: prior_scale[c] * eps (N, D)."""
-        return self._prior(seed, num, k) * self.model.prior_scale[c]
+        """Prior latents of class c, round k: temperature * prior_scale[c] * eps (N, D)."""
+        return self._prior(seed, num, k) * (float(self.config.temperature) * self.model.prior_scale[c])
 
     def _round_seed(self, seed: int, k: int) -> int:
         """The seed of repetition round ``k`` (round 0 uses ``seed`` itself)."""

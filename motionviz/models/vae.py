@@ -113,6 +113,9 @@ class Config:
     #                                        attention to one token adds the same vector at every frame);
     #                                        K > 1 = a linear map of z + b_c to K tokens (+ learnt token
     #                                        embeddings) that each frame attends to with its own weights
+    temperature: float = 1.0               # prior samples z = temperature * prior_scale[c] * eps (sampling
+    #                                        only; < 1 keeps samples nearer their class centre, fewer of them
+    #                                        in the tails where the two executions' latents overlap)
     linear_skip: bool = False              # add a linear map of the memory to the whole repetition (R x F,
     #                                        zero at init) to the transformer's output: class means and
     #                                        linear modes of z are fitted directly instead of through
@@ -124,6 +127,8 @@ class Config:
         if self.posterior_heads is not True:
             raise CheckpointError(f"VAE config asks for posterior_heads={self.posterior_heads!r}; this version "
                                   f"builds only the model with the posterior heads")
+        if isinstance(self.temperature, bool) or not (isinstance(self.temperature, (int, float)) and 0.05 <= self.temperature <= 2.0):
+            raise CheckpointError(f"VAE temperature must be a number in 0.05-2, got {self.temperature!r}")
         if not (isinstance(self.memory_tokens, int) and 1 <= self.memory_tokens <= 64):
             raise CheckpointError(f"VAE memory_tokens must be a whole number in 1-64, got {self.memory_tokens!r}")
 
