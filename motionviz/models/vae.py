@@ -127,7 +127,8 @@ class Config:
         if self.posterior_heads is not True:
             raise CheckpointError(f"VAE config asks for posterior_heads={self.posterior_heads!r}; this version "
                                   f"builds only the model with the posterior heads")
-        if isinstance(self.temperature, bool) or not (isinstance(self.temperature, (int, float)) and 0.05 <= self.temperature <= 2.0):
+        t = self.temperature
+        if isinstance(t, bool) or not (isinstance(t, (int, float)) and 0.05 <= t <= 2.0):
             raise CheckpointError(f"VAE temperature must be a number in 0.05-2, got {self.temperature!r}")
         if not (isinstance(self.memory_tokens, int) and 1 <= self.memory_tokens <= 64):
             raise CheckpointError(f"VAE memory_tokens must be a whole number in 1-64, got {self.memory_tokens!r}")
