@@ -9,7 +9,9 @@ has it (UI-PRMD, IRDS): ``ui-prmd:m01/correct``, ``ui-prmd:m01/incorrect``, ``ki
 * Decoder: memory = z + b_c (a learnable per-class bias); queries = sinusoidal encodings of t = 0..T-1, so
   any length T can be decoded; a transformer decoder (self-attention over time + cross-attention to the
   memory) -> linear -> per-frame features.  With ``memory_tokens`` K > 1 the memory is mapped linearly to K
-  tokens, so each frame can read a different mixture of them (one token adds the same vector everywhere).
+  tokens, so each frame can read a different mixture of them (one token adds the same vector everywhere);
+  with ``linear_skip`` a linear map of the memory to the whole repetition is added to the output, so class
+  means and the linear modes of z are fitted directly (the deep path alone shrank them when underfit).
 * Items are single repetitions (:mod:`motionviz.core.repetitions`) time-normalised to ``rep_frames`` (64).
   Features (F = 3 + 3 (J - 1) + 1 = 46 on the COMMON skeleton): the pelvis position (root trajectory; x/z
   relative to frame 0 of the repetition, y = height above the floor), the other 14 joints relative to the
