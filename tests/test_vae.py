@@ -413,7 +413,7 @@ def test_memory_tokens_give_each_frame_its_own_conditioning(tmp_path):
     g = V_G.load_generator(path)
     assert g.config.memory_tokens == 4
     torch.testing.assert_close(g.model.memory_pos, many.memory_pos)
-    for bad in (0, 65, 2.5):
+    for bad in (0, 65, 2.5, True):
         with pytest.raises(CheckpointError, match="memory_tokens"):
             V.ActorVAE(replace(V.tiny_config(CLASSES), memory_tokens=bad))
 

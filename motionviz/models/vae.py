@@ -132,7 +132,8 @@ class Config:
         t = self.temperature
         if isinstance(t, bool) or not (isinstance(t, (int, float)) and 0.05 <= t <= 2.0):
             raise CheckpointError(f"VAE temperature must be a number in 0.05-2, got {self.temperature!r}")
-        if not (isinstance(self.memory_tokens, int) and 1 <= self.memory_tokens <= 64):
+        k = self.memory_tokens
+        if isinstance(k, bool) or not (isinstance(k, int) and 1 <= k <= 64):
             raise CheckpointError(f"VAE memory_tokens must be a whole number in 1-64, got {self.memory_tokens!r}")
 
     @property
