@@ -53,8 +53,15 @@ def test_a_closed_tab_frees_its_session(tmp_path, monkeypatch):
             gone = shown_sessions() - kept
             second.close()
             # seconds on an idle machine; a loaded CI machine (Chromium and the server starved) has taken over 60
-            assert _wait(lambda: not (gone & set(holder.session_data)), timeout=180.0), \
-                "the closed tab's session was kept"
+            if not _wait(lambda: not (gone & set(holder.session_data)), timeout=180.0):
+                queue = demo._queue
+                sid = next(iter(gone))
+                ss = holder.session_data.get(sid)
+                ids = queue.pending_event_ids_session.get(sid, ())
+                pytest.fail("the closed tab's session was kept: "
+                            f"closed flag {getattr(ss, 'is_closed', None)}, "
+                            f"unload seen {demo.session_reaper.closed.get(sid, 'no')}, "
+                            f"pending ids {ids}, of them live {[e for e in ids if e in queue.event_ids_to_events]}")
             assert demo.session_reaper.freed >= 1
             time.sleep(sessions.CLOSED_GRACE_S + 2 * sessions.SWEEP_INTERVAL_S)
             assert kept <= shown_sessions(), "the open tab lost its session"

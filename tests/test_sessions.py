@@ -24,7 +24,7 @@ def app():
         reaper = sessions.free_sessions_when_gone(demo, start=False)
     holder = StateHolder()
     holder.set_blocks(demo)
-    demo._queue = types.SimpleNamespace(pending_event_ids_session={})
+    demo._queue = types.SimpleNamespace(pending_event_ids_session={}, event_ids_to_events={})
 
     def open_session(sid: str, value, at: float) -> None:
         ss = holder[sid]
@@ -92,15 +92,19 @@ def test_closed_sessions_without_the_unload_event_and_idle_sessions_are_freed(ap
     app.open("idle", [2], t0)
     app.open("busy", [3], t0)
     app.demo._queue.pending_event_ids_session["busy"] = {"event"}  # a request queued: never touched
+    app.demo._queue.event_ids_to_events["event"] = object()
+    app.open("stale", [4], t0)                                   # closed while its request ran: Gradio
+    app.holder.session_data["stale"].is_closed = True            # keeps the id, the event itself is gone
+    app.demo._queue.pending_event_ids_session["stale"] = {"done"}
     assert app.reaper.sweep(now=t0 + 10) == 0                    # the close is noted now
-    assert app.reaper.sweep(now=t0 + 10 + sessions.CLOSED_GRACE_S) == 1
-    assert "closed" not in app.holder.session_data
+    assert app.reaper.sweep(now=t0 + 10 + sessions.CLOSED_GRACE_S) == 2
+    assert "closed" not in app.holder.session_data and "stale" not in app.holder.session_data
     assert app.reaper.sweep(now=t0 + sessions.IDLE_S - 1) == 0         # idle, not for long enough
     assert app.reaper.sweep(now=t0 + sessions.IDLE_S + 1) == 1         # no request for an hour
     assert set(app.holder.session_data) == {"busy"}
     app.demo._queue.pending_event_ids_session.clear()
     assert app.reaper.sweep(now=t0 + sessions.IDLE_S + 1) == 1
-    assert not app.holder.session_data and sorted(app.deleted) == [[1], [2], [3]]
+    assert not app.holder.session_data and sorted(app.deleted) == [[1], [2], [3], [4]]
 
 
 @pytest.mark.slow

@@ -19,8 +19,10 @@ session that came and went kept its memory until 256 other sessions followed it.
   as it does when the session cap evicted it;
 
 then it returns the freed heap to the operating system (``gc.collect`` + glibc ``malloc_trim``).  A sweep
-runs every :data:`SWEEP_INTERVAL_S` seconds on one daemon thread per process; sessions with a request in
-the queue are never touched.  Install it with :func:`free_sessions_when_gone` inside the ``gr.Blocks``.
+runs every :data:`SWEEP_INTERVAL_S` seconds on one daemon thread per process; sessions with a request
+queued or running are never touched (an id Gradio keeps for a tab that closed while its request ran, whose
+completion message never got delivered, does not count).  Install it with :func:`free_sessions_when_gone`
+inside the ``gr.Blocks``.
 """
 
 from __future__ import annotations
@@ -107,7 +109,16 @@ class SessionReaper:
         if holder is None:                  # not launched (yet), or the app is gone
             return 0
         demo = self._demo()
-        pending = getattr(getattr(demo, "_queue", None), "pending_event_ids_session", None) or {}
+        queue = getattr(demo, "_queue", None)
+        pending = getattr(queue, "pending_event_ids_session", None) or {}
+        # Gradio drops an id from ``pending_event_ids_session`` only once its completion message reached the
+        # browser; a tab closed while its event ran never receives it, so the id stays there for good.
+        # ``event_ids_to_events`` holds the events still queued or running: only those keep a session.
+        live = getattr(queue, "event_ids_to_events", None)
+
+        def busy(sid: str) -> bool:
+            ids = list(pending.get(sid) or ())
+            return bool(ids) and (live is None or any(e in live for e in ids))
         now = time.time() if now is None else now
         grace = CLOSED_GRACE_S if self.grace_s is None else self.grace_s
         idle = IDLE_S if self.idle_s is None else self.idle_s
@@ -119,7 +130,7 @@ class SessionReaper:
             for sid in [s for s in self.closed if s not in holder.session_data]:   # evicted by the cap
                 del self.closed[sid]
             for sid, ss in sessions:
-                if pending.get(sid):
+                if busy(sid):
                     continue
                 when = last_used.get(sid)
                 last = when.timestamp() if when is not None else now
