@@ -456,6 +456,78 @@ def test_temperature_scales_prior_latents_only():
             V.ActorVAE(replace(model.config, temperature=bad))
 
 
+def test_ppca_covariance_known_answers():
+    """Points on a line (variance 4 along e0) plus isotropic noise (variance 0.25): rank 1 keeps the line's
+    direction with its variance and shares the rest equally (the PPCA maximum-likelihood residual); fewer
+    points than rank + 1 use n - 1 directions and no residual; the floor adds to the diagonal."""
+    rng = np.random.default_rng(0)
+    D, n = 6, 20000
+    pts = rng.normal(0, 0.5, (n, D))
+    pts[:, 0] += rng.normal(0, 2.0, n)
+    cov = V_T.ppca_covariance(torch.from_numpy(pts), 1).numpy()
+    np.testing.assert_allclose(cov[0, 0], 4.25, rtol=0.03)
+    np.testing.assert_allclose(np.diag(cov)[1:], 0.25, rtol=0.05)
+    assert np.abs(cov - np.diag(np.diag(cov))).max() < 0.05
+    few = torch.tensor([[0.0, 0, 0, 0, 0, 0], [1.0, 1, 0, 0, 0, 0], [2.0, 0, 0, 0, 0, 0]])
+    c3 = V_T.ppca_covariance(few, 5)
+    ev = torch.linalg.eigvalsh(c3)
+    assert int((ev > 1e-4).sum()) == 2                                         # the points' own 2-D span
+    u = torch.tensor([0.0, 0, 1, 0, 0, 0], dtype=torch.float64)
+    assert float(u @ c3 @ u) < 1e-5                                            # nothing off it
+    torch.testing.assert_close(V_T.ppca_covariance(few, 5, torch.full((6,), 0.5)),
+                               c3 + 0.5 * torch.eye(6, dtype=torch.float64))
+    one = V_T.ppca_covariance(few[:1], 3)                                       # one point: just the floor
+    torch.testing.assert_close(one, 1e-6 * torch.eye(6, dtype=torch.float64))
+
+
+def test_ppca_prior_is_fitted_at_export_saved_and_sampled(tmp_path):
+    """prior_rank k: recentre_state adds prior_chol[c], the Cholesky factor of the PPCA covariance of the
+    class's posterior means (mean posterior variance on the diagonal); samples are temperature *
+    prior_chol[c] @ eps for the generator's eps; the checkpoint keeps it; rank and buffer must agree."""
+    model = tiny_model(seed=1)
+    cfg = replace(model.config, prior_rank=2, temperature=0.5)
+    ranked = V.ActorVAE(cfg)
+    ranked.load_state_dict(model.state_dict())
+    ranked.set_stats(model.feat_mean, model.feat_std, model.vel_std)
+    items = V_T.motions_to_items(corpus(6, seed=3), cfg.classes, cfg)
+    probes = V_T.probe_batches(items, len(cfg.classes), 24)
+    state = V_T.recentre_state(ranked.eval(), probes)
+    C, D = len(cfg.classes), cfg.latent_dim
+    assert state["prior_chol"].shape == (C, D, D)
+    b = probes[1]
+    c = int(b["label"][0])
+    with torch.no_grad():
+        mu, logvar = ranked.encode(ranked.normalise(b["features"]) * b["mask"][..., None], b["mask"].bool(),
+                                   b["label"])
+    want = V_T.ppca_covariance(mu, 2, logvar.exp().mean(0))
+    L = state["prior_chol"][c].double()
+    torch.testing.assert_close(L @ L.T, want, atol=1e-5, rtol=1e-4)
+    assert torch.equal(L, torch.tril(L))
+    path = save_checkpoint(tmp_path / "vae.safetensors", state, "vae", cfg, {"data": []})
+    g = V_G.load_generator(path)
+    assert torch.equal(g.model.prior_chol, state["prior_chol"])
+    eps = g._prior(9, 3)
+    torch.testing.assert_close(g._prior_z(c, 9, 3), 0.5 * eps @ state["prior_chol"][c].T)
+    want_j = g._decode_memory(g._prior_z(c, 9, 3) + g.model.class_bias[c], 24, lambda f, t: None)
+    lab, cor = V.split_class(cfg.classes[c])
+    np.testing.assert_allclose(np.stack([m.joints for m in g.sample(lab, cor, 24, 3, 9)]), want_j, atol=1e-5)
+    # the samples' covariance is temperature^2 times the fitted one (Monte Carlo, 3000 draws)
+    z = g._prior_z(c, 0, 3000).double()
+    emp = z.T @ z / len(z)
+    assert float((emp - 0.25 * want).norm() / (0.25 * want).norm()) < 0.1
+    # a rank without its factor, or a factor without a rank, is a one-line CheckpointError
+    no_chol = {k: v for k, v in state.items() if k != "prior_chol"}
+    save_checkpoint(tmp_path / "a.safetensors", no_chol, "vae", cfg, {"data": []})
+    with pytest.raises(CheckpointError, match="prior_chol"):
+        V_G.load_generator(tmp_path / "a.safetensors")
+    save_checkpoint(tmp_path / "b.safetensors", state, "vae", replace(cfg, prior_rank=0), {"data": []})
+    with pytest.raises(CheckpointError, match="prior_rank 0"):
+        V_G.load_generator(tmp_path / "b.safetensors")
+    for bad in (-1, D + 1, True, 2.0):
+        with pytest.raises(CheckpointError, match="prior_rank"):
+            V.ActorVAE(replace(cfg, prior_rank=bad))
+
+
 # ---- interpolation ------------------------------------------------------------------------------
 def test_lerp_slerp_endpoints_and_norm():
     g = torch.Generator().manual_seed(0)
@@ -726,3 +798,38 @@ def test_each_sample_has_its_own_seed(gen):
     for i, m in enumerate(batch):
         alone = gen.sample("ui-prmd:m01", True, 90, 1, seed=21 + i)[0]
         np.testing.assert_allclose(m.joints, alone.joints, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_refit_prior_cli_keeps_the_weights_and_adds_the_ppca_prior(tmp_path, data_root, capsys):
+    """``train vae --refit-prior SRC --set prior_rank=K --out DST`` on a tiny checkpoint trained on the real
+    IntelliRehabDS training split: same network weights, a prior_chol with the rank in its config and a
+    note in its metadata; settings other than the prior's, another model or no --out: exit 2, one line."""
+    from motionviz.cli import main
+    from motionviz.core.checkpoint import read_metadata
+
+    src, dst = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    common = ["--data-root", str(data_root), "--threads", "1", "--no-progress"]
+    assert main(["train", "vae", "--tiny", "--steps", "2", "--datasets", "irds", "--out", str(src),
+                 "--runs-dir", str(tmp_path / "runs"), *common]) == 0
+    assert main(["train", "vae", "--refit-prior", str(src), "--set", "prior_rank=3", "--set", "temperature=0.8",
+                 "--out", str(dst), *common]) == 0
+    a, b = V_G.load_generator(src), V_G.load_generator(dst)
+    assert b.config.prior_rank == 3 and b.config.temperature == 0.8 and a.config.prior_rank == 0
+    assert b.model.prior_chol.shape == (len(b.classes), b.config.latent_dim, b.config.latent_dim)
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    for k in sa:
+        if k != "class_bias":                       # the bias takes the (re-estimated) class means only
+            torch.testing.assert_close(sb[k], sa[k])
+    assert "prior_rank 3" in read_metadata(dst)["prior"]
+    assert b.sample(b.classes[0].split("/")[0], None if "/" not in b.classes[0] else
+                    b.classes[0].endswith("/correct"), 40, 2, 0)[0].num_frames == 40
+    capsys.readouterr()
+    for argv, match in (
+            (["train", "vae", "--refit-prior", str(src), "--set", "lr=0.1", "--out", str(dst)], "lr"),
+            (["train", "diffusion", "--refit-prior", str(src), "--out", str(dst)], "vae"),
+            (["train", "vae", "--refit-prior", str(src)], "--out"),
+            (["train", "vae", "--refit-prior", str(tmp_path / "none.safetensors"), "--out", str(dst)], "none")):
+        rc = main(argv + common)
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and match in err and "\n" not in err and "Traceback" not in err, (argv, err)

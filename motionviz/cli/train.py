@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field (repeatable), e.g. --set layers=4")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    parser.add_argument("--refit-prior", default=None, metavar="CHECKPOINT",
+                        help="vae only: no training; refit the prior of this trained checkpoint on the training "
+                             "data (with --set prior_rank=K / temperature=T) and write it to --out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         overrides[k.strip()] = _parse_value(v)
     if ":" in args.model and not args.out:
         raise UserError("a trainer given as package.module:function needs --out")
+    if args.refit_prior is not None:
+        return _refit(args, overrides)
     out = Path(args.out) if args.out else default_checkpoint_dir() / f"{args.model}.safetensors"
     opts = TrainOptions(name=args.model, seed=args.seed, tiny=args.tiny, batch_size=args.batch_size, lr=args.lr,
                         data_root=args.data_root,
@@ -86,4 +91,19 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+    return 0
+
+
+def _refit(args: argparse.Namespace, overrides: dict) -> int:
+    """``train vae --refit-prior SRC --out DST [--set prior_rank=K]``: a new prior on trained weights."""
+    from ..training.vae import refit_prior
+
+    if args.model != "vae":
+        raise UserError(f"--refit-prior is for the vae, not {args.model!r}")
+    if not args.out:
+        raise UserError("--refit-prior needs --out (the refitted checkpoint)")
+    command = "python -m motionviz train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
+        if len(sys.argv) > 1 and sys.argv[1] == "train" else ""
+    print(json.dumps(refit_prior(args.refit_prior, args.out, overrides, data_root=args.data_root, seed=args.seed,
+                                 command=command)))
     return 0

@@ -128,8 +128,14 @@ class VAEGenerator:
         return torch.cat(rows) if rows else torch.zeros(0, self.config.latent_dim)   # (N, D)
 
     def _prior_z(self, c: int, seed: int, num: int, k: int = 0) -> torch.Tensor:
-        """Prior latents of class c, round k: temperature * prior_scale[c] * eps (N, D)."""
-        return self._prior(seed, num, k) * (float(self.config.temperature) * self.model.prior_scale[c])
+        """Prior latents of class c, round k (N, D): temperature * prior_chol[c] @ eps with the
+        probabilistic-PCA prior (``Config.prior_rank`` > 0), else temperature * prior_scale[c] * eps."""
+        eps = self._prior(seed, num, k)
+        t = float(self.config.temperature)
+        chol = getattr(self.model, "prior_chol", None)
+        if chol is not None:
+            return t * (eps @ chol[c].T)
+        return eps * (t * self.model.prior_scale[c])
 
     def _round_seed(self, seed: int, k: int) -> int:
         """The seed of repetition round ``k`` (round 0 uses ``seed`` itself)."""
@@ -381,7 +387,11 @@ def load_generator(path: str | Path) -> VAEGenerator:
         model = ActorVAE(config)
     except ValueError as e:
         raise CheckpointError(f"{path.name} does not match the VAE architecture: {str(e).splitlines()[0]}") from None
-    extra = {k: tensors.pop(k) for k in ("mu_shift", "prior_scale") if k in tensors}
+    extra = {k: tensors.pop(k) for k in ("mu_shift", "prior_scale", "prior_chol") if k in tensors}
+    if config.prior_rank > 0 and "prior_chol" not in extra:
+        raise CheckpointError(f"{path.name} asks for a rank-{config.prior_rank} prior but holds no prior_chol")
+    if config.prior_rank == 0 and "prior_chol" in extra:
+        raise CheckpointError(f"{path.name} holds a prior_chol but its config has prior_rank 0")
     load_strict(model, tensors, path, "the VAE architecture")
     for k, v in extra.items():
         try:

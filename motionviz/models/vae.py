@@ -118,6 +118,12 @@ class Config:
     temperature: float = 1.0               # prior samples z = temperature * prior_scale[c] * eps (sampling
     #                                        only; < 1 keeps samples nearer their class centre, fewer of them
     #                                        in the tails where the two executions' latents overlap)
+    prior_rank: int = 0                    # 0: diagonal prior, z = temperature * prior_scale[c] * eps; k > 0:
+    #                                        per-class probabilistic-PCA prior fitted at export (the k leading
+    #                                        directions of the class's posterior means + an isotropic residual,
+    #                                        training.vae.ppca_covariance), z = temperature * prior_chol[c] @ eps:
+    #                                        a diagonal prior draws every latent direction independently, off
+    #                                        the low-dimensional set the posteriors lie on (jittery samples)
     linear_skip: bool = False              # add a linear map of the memory to the whole repetition (R x F,
     #                                        zero at init) to the transformer's output: class means and
     #                                        linear modes of z are fitted directly instead of through
@@ -135,6 +141,10 @@ class Config:
         k = self.memory_tokens
         if isinstance(k, bool) or not (isinstance(k, int) and 1 <= k <= 64):
             raise CheckpointError(f"VAE memory_tokens must be a whole number in 1-64, got {self.memory_tokens!r}")
+        r = self.prior_rank
+        if isinstance(r, bool) or not (isinstance(r, int) and 0 <= r <= self.d_model):
+            raise CheckpointError(f"VAE prior_rank must be a whole number in 0-{self.d_model} (the latent size), "
+                                  f"got {self.prior_rank!r}")
 
     @property
     def num_features(self) -> int:
@@ -305,6 +315,10 @@ class ActorVAE(nn.Module):
         # (C, D) per-class standard deviation of the aggregate posterior (after the shift), fitted at export;
         # prior samples are z = prior_scale[c] * eps (ones = the plain N(0, I) prior)
         self.register_buffer("prior_scale", torch.ones(C, D), persistent=False)
+        if config.prior_rank > 0:
+            # (C, D, D) lower-triangular Cholesky factor of each class's prior covariance (fitted at export,
+            # training.vae.recentre_state); prior samples are z = prior_chol[c] @ eps
+            self.register_buffer("prior_chol", torch.eye(D).expand(C, D, D).clone(), persistent=False)
 
     # ---- normalisation ---------------------------------------------------------------------
     def set_stats(self, feat_mean: torch.Tensor, feat_std: torch.Tensor, vel_std: torch.Tensor) -> None:
