@@ -15,6 +15,7 @@ from typing import Any
 from ..core.checkpoint import default_checkpoint_dir
 from ..core.errors import UserError
 from ..training.loop import REPO_ROOT, TRAINERS, TrainOptions, train
+from ..training.vae import refit_prior
 from .common import set_threads
 
 __all__ = ["add_arguments", "run"]
@@ -96,8 +97,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _refit(args: argparse.Namespace, overrides: dict) -> int:
     """``train vae --refit-prior SRC --out DST [--set prior_rank=K]``: a new prior on trained weights."""
-    from ..training.vae import refit_prior
-
     if args.model != "vae":
         raise UserError(f"--refit-prior is for the vae, not {args.model!r}")
     if not args.out:

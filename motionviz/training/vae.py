@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .. import data
-from ..core.checkpoint import data_provenance
+from ..core.checkpoint import config_from_json, data_provenance, load_checkpoint, load_strict, save_checkpoint
 from ..core.errors import UserError
 from ..core.motion import Motion
 from ..core.repetitions import split_repetitions, time_normalise
@@ -284,8 +284,6 @@ def refit_prior(src: Any, out: Any, overrides: dict[str, Any], data_root: Any = 
     :data:`REFIT_FIELDS` in ``overrides`` (e.g. ``prior_rank``), and write it to ``out``.  The network
     weights are those of ``src``; the export is the one a training run with the same settings writes at its
     end, so ``train vae ... --set prior_rank=k`` and training then refitting give the same kind of file."""
-    from ..core.checkpoint import config_from_json, load_checkpoint, load_strict, save_checkpoint
-
     bad = sorted(set(overrides) - set(REFIT_FIELDS))
     if bad:
         raise UserError(f"a prior refit can only set {', '.join(REFIT_FIELDS)}, not {', '.join(bad)}")
