@@ -72,3 +72,26 @@ def test_one_sided_exercises_get_no_mirrored_copy():
     labels = [m.labels.label for m in out]
     assert labels.count("ui-prmd:m07") == 4 and labels.count("ui-prmd:m01") == 8
     assert labels.count("irds:1") == 4                                     # mirrored copies change label
+
+
+def test_subjects_using_the_other_side_are_mirrored_to_the_majority_side():
+    """one_side: a one-sided label's subject who raises the left arm (UI-PRMD s07) is mirrored to the right
+    like the others (decided per subject, label kept, marked); other labels and subjects stay as recorded."""
+    from dataclasses import replace
+
+    from motionviz.data import one_side, side_log_ratio
+
+    def rec(sides, subject, label="ui-prmd:m07"):
+        m = _motion(_raise(40, sides), label)
+        return replace(m, labels=replace(m.labels, subject=subject))
+
+    right = [rec(("right",), s) for s in ("s01", "s02", "s03") for _ in range(2)]
+    left = [rec(("left",), "s07") for _ in range(2)]
+    squat = [rec(("left",), "s07", "ui-prmd:m01")]                         # not a one-sided label here
+    assert side_log_ratio(left[0]) > 0.4 > -0.4 > side_log_ratio(right[0])
+    out = one_side(right + left + squat, {"ui-prmd:m07"})
+    assert [m.labels.extra.get("side_mirrored", False) for m in out] == [False] * 6 + [True, True, False]
+    for m in out[:8]:
+        assert m.labels.label == "ui-prmd:m07" and side_log_ratio(m) < -0.4        # all raise the right arm
+    np.testing.assert_allclose(out[6].joints, left[0].mirror().joints)
+    assert out[8] is squat[0]

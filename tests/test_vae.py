@@ -528,6 +528,67 @@ def test_ppca_prior_is_fitted_at_export_saved_and_sampled(tmp_path):
             V.ActorVAE(replace(cfg, prior_rank=bad))
 
 
+def test_performer_share_known_answers():
+    """z = performer effect (variance a) + repetition (variance 1 - a): the share is a; performers with one
+    repetition add nothing to the within part, a class with one performer is skipped, nothing shared -> 0."""
+    rng = np.random.default_rng(1)
+    for a in (0.0, 0.3, 0.7):
+        P, n, D = 400, 6, 4
+        s = rng.normal(0, math.sqrt(a), (P, 1, D)) + rng.normal(0, math.sqrt(1 - a), (P, n, D))
+        z = torch.from_numpy(s.reshape(P * n, D))
+        who = torch.arange(P).repeat_interleave(n)
+        got = V_T.performer_share({0: z}, {0: who})
+        assert abs(got - a) < 0.05, (a, got)
+    z = torch.randn(50, 3, dtype=torch.float64)
+    assert V_T.performer_share({0: z}, {0: torch.arange(50)}) == 0.0             # all singletons
+    assert V_T.performer_share({0: z}, {0: torch.zeros(50, dtype=torch.long)}) == 0.0   # one performer
+
+
+def test_performer_prior_shares_part_of_a_motions_latents(tmp_path):
+    """performer_prior: the export fits prior_share from probes with performer ids (the training corpus
+    gives each item its performer); the repetitions of one seed correlate by that share, every repetition
+    keeps the prior's variance, other seeds are independent; the checkpoint keeps it and checks it."""
+    model = tiny_model(seed=1)
+    cfg = replace(model.config, prior_rank=2, performer_prior=True)
+    m2 = V.ActorVAE(cfg)
+    m2.load_state_dict(model.state_dict())
+    m2.set_stats(model.feat_mean, model.feat_std, model.vel_std)
+    motions = [replace(m, labels=replace(m.labels, subject=f"s{i % 3}")) for i, m in enumerate(corpus(6, seed=3))]
+    performers: list[str] = []
+    items = V_T.motions_to_items(motions, cfg.classes, cfg, performers)
+    assert len(performers) == len(items) and len(set(performers)) == 6           # 3 subjects x 2 datasets
+    probes = V_T.probe_batches(items, len(cfg.classes), 24, performers=performers)
+    assert all("performer" in b and len(b["performer"]) == len(b["label"]) for b in probes)
+    with pytest.raises(ValueError, match="performer"):
+        V_T.recentre_state(m2.eval(), V_T.probe_batches(items, len(cfg.classes), 24))
+    state = V_T.recentre_state(m2.eval(), probes)
+    assert state["prior_share"].shape == (1,) and 0.0 <= float(state["prior_share"][0]) < 1.0
+    state["prior_share"] = torch.tensor([0.6])                  # a known share for the sampling check
+    path = save_checkpoint(tmp_path / "vae.safetensors", state, "vae", cfg, {"data": []})
+    g = V_G.load_generator(path)
+    c = g.class_index("m01", True)
+    n = 4000
+    z0, z1, z2 = (g._prior_z(c, 0, n, k).double() for k in (0, 1, 2))
+    other = g._prior_z(c, n, n, 1).double()                      # seeds n .. 2n - 1
+    L = g.model.prior_chol[c].double()
+    var = float(torch.trace(L @ L.T))
+    def corr(a, b):
+        return float((a * b).sum(1).mean()) / var
+    assert abs(float(z1.pow(2).sum(1).mean()) / var - 1.0) < 0.08          # the prior's variance
+    assert abs(corr(z1, z2) - 0.6) < 0.06 and abs(corr(z0, z1) - 0.6) < 0.06
+    assert abs(corr(z1, other)) < 0.06
+    lab, cor = V.split_class(cfg.classes[c])
+    np.testing.assert_allclose(g.sample(lab, cor, 60, 2, 5)[1].joints, g.sample(lab, cor, 60, 1, 6)[0].joints, atol=1e-5)
+    for bad, match in (({k: v for k, v in state.items() if k != "prior_share"}, "prior_share"),
+                       (dict(state, prior_share=torch.tensor([1.5])), "outside")):
+        save_checkpoint(tmp_path / "bad.safetensors", bad, "vae", cfg, {"data": []})
+        with pytest.raises(CheckpointError, match=match):
+            V_G.load_generator(tmp_path / "bad.safetensors")
+    save_checkpoint(tmp_path / "bad.safetensors", state, "vae", replace(cfg, performer_prior=False), {"data": []})
+    with pytest.raises(CheckpointError, match="performer_prior"):
+        V_G.load_generator(tmp_path / "bad.safetensors")
+
+
 # ---- interpolation ------------------------------------------------------------------------------
 def test_lerp_slerp_endpoints_and_norm():
     g = torch.Generator().manual_seed(0)
@@ -813,10 +874,11 @@ def test_refit_prior_cli_keeps_the_weights_and_adds_the_ppca_prior(tmp_path, dat
     assert main(["train", "vae", "--tiny", "--steps", "2", "--datasets", "irds", "--out", str(src),
                  "--runs-dir", str(tmp_path / "runs"), *common]) == 0
     assert main(["train", "vae", "--refit-prior", str(src), "--set", "prior_rank=3", "--set", "temperature=0.8",
-                 "--out", str(dst), *common]) == 0
+                 "--set", "performer_prior=true", "--out", str(dst), *common]) == 0
     a, b = V_G.load_generator(src), V_G.load_generator(dst)
     assert b.config.prior_rank == 3 and b.config.temperature == 0.8 and a.config.prior_rank == 0
     assert b.model.prior_chol.shape == (len(b.classes), b.config.latent_dim, b.config.latent_dim)
+    assert b.config.performer_prior and 0.0 <= float(b.model.prior_share[0]) < 1.0
     sa, sb = a.model.state_dict(), b.model.state_dict()
     for k in sa:
         if k != "class_bias":                       # the bias takes the (re-estimated) class means only

@@ -16,7 +16,7 @@ Public API (see ``motionviz/data/README.md``)::
 from __future__ import annotations
 
 from .captions import captions, describe
-from .corpus import augment_mirror, load_corpus, preprocess, sided_labels
+from .corpus import augment_mirror, load_corpus, one_side, preprocess, side_log_ratio, sided_labels
 from .keraal import KeraalExercise, keraal_exercise
 from .labels import BANDAI_STYLES, LABEL_MIRROR, LABEL_TITLES, label_names, mirror_label
 from .paths import cache_dir, data_root
@@ -25,7 +25,8 @@ from .userfile import load_user_file
 
 __all__ = [
     "data_root", "cache_dir", "DATASETS", "CORPUS_DATASETS", "load_dataset", "dataset_files", "load_corpus",
-    "preprocess", "augment_mirror", "sided_labels", "split_of", "label_names", "LABEL_TITLES", "LABEL_MIRROR",
+    "preprocess", "augment_mirror", "sided_labels", "one_side", "side_log_ratio", "split_of", "label_names",
+    "LABEL_TITLES", "LABEL_MIRROR",
     "BANDAI_STYLES", "mirror_label", "captions", "describe", "load_user_file", "keraal_exercise",
     "KeraalExercise",
 ]

@@ -26,7 +26,8 @@ from .labels import mirror_label
 from .paths import cache_dir, data_root
 from .registry import CORPUS_DATASETS, DATASETS, EXTRA_DATASETS, SPECS, dataset_files, load_dataset, split_of
 
-__all__ = ["load_corpus", "preprocess", "augment_mirror", "sided_labels", "CORPUS_VERSION", "corpus_cache_path"]
+__all__ = ["load_corpus", "preprocess", "augment_mirror", "sided_labels", "side_log_ratio", "one_side", "CORPUS_VERSION",
+           "corpus_cache_path"]
 
 # Bump when the readers or the preprocessing change (invalidates every cache file).
 CORPUS_VERSION = "corpus-v1"
@@ -144,18 +145,62 @@ def sided_labels(motions: Iterable[Motion], threshold: float = 0.4) -> set[str]:
     and the four shoulder exercises (m02, m06-m10) are done with the right side (log ratio -0.5 to -1.7);
     squats, lunges and sit-to-stand are near 0.  Labels with a mirror twin (``LABEL_MIRROR``) are not
     listed: their mirrored copies change label instead."""
-    left = list(COMMON.indices(["left_elbow", "left_wrist", "left_knee", "left_ankle"]))
-    right = list(COMMON.indices(["right_elbow", "right_wrist", "right_knee", "right_ankle"]))
     logs: dict[str, list[float]] = {}
     for m in motions:
         lab = m.labels.label
-        if not lab or mirror_label(lab) != lab or m.joints.shape[1] != len(COMMON.joints):
+        if not lab or mirror_label(lab) != lab:
             continue
-        rel = m.joints - m.joints[:, :1]
-        span = np.linalg.norm(np.nanpercentile(rel, 95, axis=0) - np.nanpercentile(rel, 5, axis=0), axis=-1)
-        if np.isfinite(span).all():
-            logs.setdefault(lab, []).append(float(np.log((span[left].sum() + 1e-3) / (span[right].sum() + 1e-3))))
+        r = side_log_ratio(m)
+        if r is not None:
+            logs.setdefault(lab, []).append(r)
     return {lab for lab, v in logs.items() if abs(float(np.mean(v))) >= threshold}
+
+
+def side_log_ratio(m: Motion) -> float | None:
+    """log(range of motion of the left elbow, wrist, knee and ankle / the right ones'), relative to the pelvis
+    (> 0: the left side moves more); None for another skeleton or non-finite joints."""
+    if m.joints.shape[1] != len(COMMON.joints):
+        return None
+    left = list(COMMON.indices(["left_elbow", "left_wrist", "left_knee", "left_ankle"]))
+    right = list(COMMON.indices(["right_elbow", "right_wrist", "right_knee", "right_ankle"]))
+    rel = m.joints - m.joints[:, :1]
+    span = np.linalg.norm(np.nanpercentile(rel, 95, axis=0) - np.nanpercentile(rel, 5, axis=0), axis=-1)
+    if not np.isfinite(span).all():
+        return None
+    return float(np.log((span[left].sum() + 1e-3) / (span[right].sum() + 1e-3)))
+
+
+def one_side(motions: Iterable[Motion], labels: Iterable[str]) -> list[Motion]:
+    """The recordings of one-sided ``labels`` (e.g. :func:`sided_labels`) by subjects who use the other
+    side than most of the label's subjects (the sign of their mean :func:`side_log_ratio`), mirrored
+    (``extra["side_mirrored"]`` set, label kept): in UI-PRMD s07 does all six one-sided exercises with the
+    left side and s02 the hurdle step with the left leg, the other training subjects use the right, and a
+    model of the label then blends the two (both arms half raised)."""
+    motions = list(motions)
+    keep = set(labels)
+
+    def who(m: Motion) -> tuple[str, str]:             # a subject uses one side: decide per subject
+        return m.labels.label, m.labels.subject or f"motion-{id(m)}"
+
+    per: dict[tuple[str, str], list[float]] = {}
+    for m in motions:
+        r = side_log_ratio(m) if m.labels.label in keep else None
+        if r is not None:
+            per.setdefault(who(m), []).append(r)
+    side = {k: float(np.sign(np.mean(v))) for k, v in per.items()}
+    sign: dict[str, float] = {}
+    for (lab, _), v in side.items():
+        sign[lab] = sign.get(lab, 0.0) + v
+    out = []
+    for m in motions:
+        lab = m.labels.label
+        s = side.get(who(m)) if lab in keep else None
+        if s is not None and sign.get(lab, 0.0) != 0 and s == -np.sign(sign[lab]):
+            extra = dict(m.labels.extra)
+            extra["side_mirrored"] = True
+            m = replace(m.mirror(), labels=replace(m.labels, extra=extra))
+        out.append(m)
+    return out
 
 
 def augment_mirror(motions: Iterable[Motion], include_original: bool = True,

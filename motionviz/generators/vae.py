@@ -61,6 +61,11 @@ class LatentPath:
         return z + lerp(self.b_a, self.b_b, t)                                                  # (S, D)
 
 
+#: The repetition round whose prior latent is a motion's performer (``_prior_z`` with the performer prior);
+#: far beyond any real round (a motion has at most a few hundred repetitions).
+PERFORMER_ROUND = 2**31 - 1
+
+
 def _noop(fraction: float, text: str) -> None:
     return None
 
@@ -128,8 +133,19 @@ class VAEGenerator:
         return torch.cat(rows) if rows else torch.zeros(0, self.config.latent_dim)   # (N, D)
 
     def _prior_z(self, c: int, seed: int, num: int, k: int = 0) -> torch.Tensor:
-        """Prior latents of class c, round k (N, D): temperature * prior_chol[c] @ eps with the
-        probabilistic-PCA prior (``Config.prior_rank`` > 0), else temperature * prior_scale[c] * eps."""
+        """Prior latents of class c, repetition round k (N, D): temperature * prior_chol[c] @ eps with the
+        probabilistic-PCA prior (``Config.prior_rank`` > 0), else temperature * prior_scale[c] * eps.  With
+        the performer prior (``Config.performer_prior``) the rounds of one seed share a part:
+        sqrt(share) * the performer's latent (its own round, :data:`PERFORMER_ROUND`) + sqrt(1 - share) *
+        the round's, so every repetition still has the prior's distribution."""
+        share = getattr(self.model, "prior_share", None)
+        if share is None:
+            return self._prior_one(c, seed, num, k)
+        a = float(share[0])
+        return (math.sqrt(a) * self._prior_one(c, seed, num, PERFORMER_ROUND)
+                + math.sqrt(1.0 - a) * self._prior_one(c, seed, num, k))
+
+    def _prior_one(self, c: int, seed: int, num: int, k: int) -> torch.Tensor:
         eps = self._prior(seed, num, k)
         t = float(self.config.temperature)
         chol = getattr(self.model, "prior_chol", None)
@@ -387,7 +403,14 @@ def load_generator(path: str | Path) -> VAEGenerator:
         model = ActorVAE(config)
     except ValueError as e:
         raise CheckpointError(f"{path.name} does not match the VAE architecture: {str(e).splitlines()[0]}") from None
-    extra = {k: tensors.pop(k) for k in ("mu_shift", "prior_scale", "prior_chol") if k in tensors}
+    extra = {k: tensors.pop(k) for k in ("mu_shift", "prior_scale", "prior_chol", "prior_share") if k in tensors}
+    if config.performer_prior and "prior_share" not in extra:
+        raise CheckpointError(f"{path.name} asks for the performer prior but holds no prior_share")
+    if not config.performer_prior and "prior_share" in extra:
+        raise CheckpointError(f"{path.name} holds a prior_share but its config has performer_prior false")
+    if "prior_share" in extra and not (extra["prior_share"].numel() == 1
+                                       and 0.0 <= float(extra["prior_share"].reshape(-1)[0]) < 1.0):
+        raise CheckpointError(f"{path.name} has a prior_share outside [0, 1)")
     if config.prior_rank > 0 and "prior_chol" not in extra:
         raise CheckpointError(f"{path.name} asks for a rank-{config.prior_rank} prior but holds no prior_chol")
     if config.prior_rank == 0 and "prior_chol" in extra:

@@ -124,6 +124,14 @@ class Config:
     #                                        training.vae.ppca_covariance), z = temperature * prior_chol[c] @ eps:
     #                                        a diagonal prior draws every latent direction independently, off
     #                                        the low-dimensional set the posteriors lie on (jittery samples)
+    same_side: bool = False                # one-sided exercises (data.sided_labels) recorded with the other limb
+    #                                        than most of their recordings are mirrored to the majority's side
+    #                                        before training (UI-PRMD s07 uses the left arm for m07, m09, m10)
+    performer_prior: bool = False          # a sampled motion is one performer's repetitions: their prior latents
+    #                                        share a part (prior_share, the intra-performer correlation of the
+    #                                        training repetitions' posterior means, fitted at export): z_k =
+    #                                        sqrt(share) * z_performer + sqrt(1 - share) * z_k', both from the
+    #                                        prior; False = independent repetitions
     linear_skip: bool = False              # add a linear map of the memory to the whole repetition (R x F,
     #                                        zero at init) to the transformer's output: class means and
     #                                        linear modes of z are fitted directly instead of through
@@ -315,6 +323,9 @@ class ActorVAE(nn.Module):
         # (C, D) per-class standard deviation of the aggregate posterior (after the shift), fitted at export;
         # prior samples are z = prior_scale[c] * eps (ones = the plain N(0, I) prior)
         self.register_buffer("prior_scale", torch.ones(C, D), persistent=False)
+        if config.performer_prior:
+            # (1,) share of a repetition's prior latent common to the repetitions of one motion (export)
+            self.register_buffer("prior_share", torch.zeros(1), persistent=False)
         if config.prior_rank > 0:
             # (C, D, D) lower-triangular Cholesky factor of each class's prior covariance (fitted at export,
             # training.vae.recentre_state); prior samples are z = prior_chol[c] @ eps

@@ -16,7 +16,7 @@ from ..core.motion import Motion
 from ..core.repetitions import split_repetitions, time_normalise
 from ..core.representation import canonicalise
 from ..core.representation_torch import rep_item_features
-from ..data import augment_mirror, sided_labels
+from ..data import augment_mirror, one_side, sided_labels
 from ..models.vae import KIND, ActorVAE, Config, class_key, classes_of, split_class, tiny_config
 from .loop import TrainSetup, equalise_states, shard
 
@@ -131,11 +131,19 @@ def execution_pairs(items: Sequence[tuple[np.ndarray, int]], classes: Sequence[s
     return partner, delta
 
 
-def motions_to_items(motions: Sequence[Motion], classes: Sequence[str], config: "Config | None" = None
-                     ) -> list[tuple[np.ndarray, int]]:
+def performer_key(m: Motion) -> str:
+    """Who performed ``m``: dataset, subject and whether it is a mirrored copy (a mirrored recording is a
+    different left-right body); motions without a subject are their own performer."""
+    subject = m.labels.subject or f"motion-{id(m)}"
+    return f"{m.labels.dataset}/{subject}/{'mirrored' if m.labels.extra.get('mirrored') else 'as recorded'}"
+
+
+def motions_to_items(motions: Sequence[Motion], classes: Sequence[str], config: "Config | None" = None,
+                     performers: list[str] | None = None) -> list[tuple[np.ndarray, int]]:
     """Motions -> (raw repetition features (R, F), class id): every motion cut into single repetitions
     (:func:`motionviz.core.repetitions.split_repetitions`), each canonicalised and time-normalised to
-    ``config.rep_frames`` with its duration as the last feature."""
+    ``config.rep_frames`` with its duration as the last feature.  ``performers``, if given, receives each
+    item's :func:`performer_key`."""
     cfg = config or Config(classes=tuple(classes))
     index = {k: i for i, k in enumerate(classes)}
     out = []
@@ -148,25 +156,52 @@ def motions_to_items(motions: Sequence[Motion], classes: Sequence[str], config: 
                 continue
             r = time_normalise(canonicalise(m.joints[a:b])[0], cfg.rep_frames)
             out.append((rep_item_features(r, (b - a - 1) / m.fps), index[key]))
+            if performers is not None:
+                performers.append(performer_key(m))
     return out
 
 
 def probe_batches(items: Sequence[tuple[np.ndarray, int]], num_classes: int, frames: int, per_class: int = 256,
-                  seed: int = 0) -> list[dict[str, torch.Tensor]]:
+                  seed: int = 0, performers: Sequence[str] | None = None) -> list[dict[str, torch.Tensor]]:
     """Fixed repetitions for :func:`recentre_state`: up to ``per_class`` of each class, one batch per
-    class (``frames`` is unused: repetitions have a fixed normalised length)."""
+    class (``frames`` is unused: repetitions have a fixed normalised length).  With ``performers`` (one
+    key per item) each batch also holds ``performer`` (n,): a number per performer, shared across batches."""
     rng = np.random.default_rng([seed, 23])
-    by_class: dict[int, list[np.ndarray]] = {}
-    for joints, c in items:
-        by_class.setdefault(c, []).append(joints)
+    ids = {k: i for i, k in enumerate(dict.fromkeys(performers))} if performers is not None else {}
+    by_class: dict[int, list[tuple[np.ndarray, int]]] = {}
+    for i, (joints, c) in enumerate(items):
+        by_class.setdefault(c, []).append((joints, ids[performers[i]] if performers is not None else -1))
     out = []
     for c in range(num_classes):
         clips = by_class.get(c, [])
         if not clips:
             continue
         pick = [clips[i] for i in rng.permutation(len(clips))[:per_class]]
-        out.append(collate_clips([(j, c) for j in pick]))
+        batch = collate_clips([(j, c) for j, _ in pick])
+        if performers is not None:
+            batch["performer"] = torch.tensor([p for _, p in pick], dtype=torch.long)
+        out.append(batch)
     return out
+
+
+def performer_share(means: dict[int, torch.Tensor], performers: dict[int, torch.Tensor]) -> float:
+    """Share of the latent variance that a performer's repetitions have in common: 1 - (within-performer
+    variance) / (variance within the class), both unbiased (n - 1 denominators), pooled
+    over the classes (each weighted by its repetitions; performers with one repetition in a class do not
+    count for the within part, a class with fewer than two performers not at all).  The intra-class
+    correlation of a random-effects model z = performer + repetition; 0 when nothing is shared."""
+    within = total = 0.0
+    for c, z in means.items():
+        p = performers[c]
+        groups = [z[p == k] for k in torch.unique(p)]
+        many = [g for g in groups if len(g) > 1]
+        if len(groups) < 2 or not many:
+            continue
+        w = sum(float(((g - g.mean(0)) ** 2).sum()) for g in many) / sum(len(g) - 1 for g in many)
+        t = float(((z - z.mean(0)) ** 2).sum()) / (len(z) - 1)
+        within += w * len(z)
+        total += t * len(z)
+    return float(min(max(1.0 - within / total, 0.0), 1.0)) if total > 0 else 0.0
 
 
 def ppca_covariance(points: torch.Tensor, rank: int, floor: torch.Tensor | None = None) -> torch.Tensor:
@@ -208,6 +243,9 @@ def recentre_state(model: ActorVAE, probes: Sequence[dict[str, torch.Tensor]],
       variance on the diagonal): the posterior means of a class lie near a low-dimensional set, and a
       diagonal prior that draws every direction independently puts samples off it (on UI-PRMD m09 they
       moved 3.4x faster than the recordings, with 6x their jerk; in the PPCA's span: 0.8x and 0.8x).
+    * with ``Config.performer_prior`` also ``prior_share`` (1,): :func:`performer_share` of the probes'
+      posterior means grouped by performer (the probes need ``performer`` ids).  A sampled motion is one
+      performer's repetitions: their latents share that part of the prior (VAEGenerator._prior_z).
     """
     was_training = model.training
     model.eval()
@@ -217,6 +255,7 @@ def recentre_state(model: ActorVAE, probes: Sequence[dict[str, torch.Tensor]],
     counts = torch.zeros(C)
     rank = int(getattr(model.config, "prior_rank", 0))
     means: dict[int, list[torch.Tensor]] = {}
+    who: dict[int, list[torch.Tensor]] = {}
     post_var = torch.zeros(C, D)
     with torch.no_grad():
         for b in probes:
@@ -232,6 +271,8 @@ def recentre_state(model: ActorVAE, probes: Sequence[dict[str, torch.Tensor]],
             counts[c] += len(mu)
             means.setdefault(c, []).append(mu.cpu())
             post_var[c] += logvar.exp().sum(0).cpu()
+            if "performer" in b:
+                who.setdefault(c, []).append(b["performer"].cpu())
     model.train(was_training)
     have = counts > 0
     var_c = sums / counts.clamp_min(1)[:, None]                                     # (C, D)
@@ -248,6 +289,12 @@ def recentre_state(model: ActorVAE, probes: Sequence[dict[str, torch.Tensor]],
             cov = ppca_covariance(torch.cat(parts), rank, post_var[c] / counts[c])
             chol[c] = torch.linalg.cholesky(cov).to(torch.float32)
         state["prior_chol"] = chol.to(shift.dtype)
+    if getattr(model.config, "performer_prior", False):
+        if not who:
+            raise ValueError("performer_prior needs probes with performer ids (probe_batches(performers=...))")
+        share = performer_share({c: torch.cat(v).double() for c, v in means.items() if c in who},
+                                {c: torch.cat(v) for c, v in who.items()})
+        state["prior_share"] = torch.tensor([share], dtype=shift.dtype)
     return state
 
 
@@ -262,20 +309,26 @@ def _apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
     return replace(config, **kw)
 
 
-def training_motions(datasets: Sequence[str], mirror: bool, data_root: Any = None) -> tuple[list[Motion], set[str]]:
-    """The labelled training motions of ``datasets``, mirrored (except the one-sided labels, returned)."""
+def training_motions(datasets: Sequence[str], mirror: bool, data_root: Any = None, same_side: bool = False
+                     ) -> tuple[list[Motion], set[str]]:
+    """The labelled training motions of ``datasets``, mirrored (except the one-sided labels, returned);
+    with ``same_side`` the one-sided labels' recordings done with the minority side are mirrored to the
+    majority's (:func:`motionviz.data.one_side`)."""
     motions = [m for m in data.load_corpus("train", list(datasets), root=data_root) if m.labels.label]
     if not motions:
         raise UserError(f"no labelled training motions in {', '.join(datasets)}")
     sided: set[str] = set()
-    if mirror:
+    if mirror or same_side:
         sided = sided_labels(motions)
+    if same_side:
+        motions = one_side(motions, sided)
+    if mirror:
         motions = augment_mirror(motions, skip_labels=sided)
     return motions, sided
 
 
 #: Config fields :func:`refit_prior` may change (they act at export / sampling only, not on the weights).
-REFIT_FIELDS = ("prior_rank", "temperature")
+REFIT_FIELDS = ("prior_rank", "temperature", "performer_prior")
 
 
 def refit_prior(src: Any, out: Any, overrides: dict[str, Any], data_root: Any = None, seed: int = 0,
@@ -290,25 +343,32 @@ def refit_prior(src: Any, out: Any, overrides: dict[str, Any], data_root: Any = 
     tensors, meta = load_checkpoint(src, KIND)
     config = _apply_overrides(config_from_json(Config, meta["config"]), overrides)
     config.validate()
-    motions, _ = training_motions(config.datasets or VAE_DATASETS, config.mirror, data_root)
+    motions, _ = training_motions(config.datasets or VAE_DATASETS, config.mirror, data_root, config.same_side)
     if tuple(classes_of(motions)) != tuple(config.classes):
         raise UserError(f"the training data under {data_root or 'MOTIONVIZ_DATA'} does not give this "
                         f"checkpoint's {len(config.classes)} classes")
-    items = motions_to_items(motions, config.classes, config)
+    performers: list[str] = []
+    items = motions_to_items(motions, config.classes, config, performers)
     model = ActorVAE(config)
     shift = tensors.pop("mu_shift", None)
-    for k in ("prior_scale", "prior_chol"):
+    for k in ("prior_scale", "prior_chol", "prior_share"):
         tensors.pop(k, None)
     load_strict(model, tensors, src, "the VAE architecture")
     if shift is not None:
         model.mu_shift.copy_(shift)
-    state = recentre_state(model, probe_batches(items, len(config.classes), config.rep_frames, seed=seed))
+    state = recentre_state(model, probe_batches(items, len(config.classes), config.rep_frames, seed=seed,
+                                                performers=performers))
     keep = {k: v for k, v in meta.items() if k not in ("format", "kind", "config")}
+    keep.pop("sampling", None)                  # an earlier note on the sampling settings: "prior" replaces it
+    shared = f" (shared part {float(state['prior_share'][0]):.3f})" if "prior_share" in state else ""
     keep["prior"] = (f"refitted from the trained weights: prior_rank {config.prior_rank}, temperature "
-                     f"{config.temperature:g}" + (f" ({command})" if command else ""))
+                     f"{config.temperature:g}, performer_prior {config.performer_prior}{shared}"
+                     + (f" ({command})" if command else "") + "; the prior and the temperature act at export "
+                     "and sampling only, the network weights are those the command above trained")
     save_checkpoint(out, state, KIND, config, keep)
     return {"model": "vae", "refit": str(src), "checkpoint": str(out), "prior_rank": config.prior_rank,
-            "temperature": config.temperature}
+            "temperature": config.temperature,
+            "performer_share": float(state["prior_share"][0]) if "prior_share" in state else None}
 
 
 def build_training(opts: Any) -> Any:
@@ -320,10 +380,11 @@ def build_training(opts: Any) -> Any:
         config = replace(config, lr=float(opts.lr))
     config = _apply_overrides(config, dict(opts.overrides or {}))
     datasets = tuple(opts.datasets or config.datasets or (("irds",) if opts.tiny else VAE_DATASETS))
-    motions, sided = training_motions(datasets, config.mirror, opts.data_root)
+    motions, sided = training_motions(datasets, config.mirror, opts.data_root, config.same_side)
     classes = classes_of(motions)
     config = replace(config, classes=classes, datasets=datasets)
-    items = motions_to_items(motions, classes, config)
+    performers: list[str] = []
+    items = motions_to_items(motions, classes, config, performers)
     model = ActorVAE(config)
     model.set_stats(*compute_stats(items))
     if config.pair_weight > 0:
@@ -347,7 +408,7 @@ def build_training(opts: Any) -> Any:
     metadata = {"text_encoder": "none", "data": data_provenance(list(datasets)), "not_mirrored": sorted(sided),
                 "stats": {"train_motions": len(items), "classes": len(classes), "class_counts": counts,
                           "parameters": sum(p.numel() for p in model.parameters())}}
-    probes = probe_batches(items, len(classes), config.rep_frames, seed=opts.seed)
+    probes = probe_batches(items, len(classes), config.rep_frames, seed=opts.seed, performers=performers)
     metadata["export"] = "class means of the posterior moved into the decoder bias (recentre_state)"
     return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=config,
                       metadata=metadata, export=lambda: recentre_state(model, probes), lr_lambda=lr_lambda,
