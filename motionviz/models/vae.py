@@ -21,7 +21,11 @@ has it (UI-PRMD, IRDS): ``ui-prmd:m01/correct``, ``ui-prmd:m01/incorrect``, ``ki
 * Loss: masked MSE on the standardised positions + masked MSE on frame-to-frame velocities (standardised
   by their own statistics) + ``kl_weight`` (1e-5) x KL(q(z|x,c) || N(0, I)).
 
-Sampling draws z ~ N(0, I) from a ``torch.Generator`` seeded by the request (same seed -> same output);
+Sampling draws eps ~ N(0, I) from a ``torch.Generator`` seeded by the request (same seed -> same output)
+and maps it through the prior fitted at export (``training.vae.recentre_state``): a per-class diagonal
+spread, or with ``prior_rank`` a per-class probabilistic-PCA covariance (its Cholesky factor), times
+``temperature``; with ``performer_prior`` the repetitions of one sample share part of their latent, as one
+subject's repetitions do (``same_side`` mirrors minority-side recordings of one-sided exercises first);
 ``vary`` decodes around the posterior of an encoded real motion; ``interpolate`` walks linearly or
 spherically between two latent codes (seeds, classes or encoded motions).
 
