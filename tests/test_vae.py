@@ -562,7 +562,7 @@ def test_performer_prior_shares_part_of_a_motions_latents(tmp_path):
     with pytest.raises(ValueError, match="performer"):
         V_T.recentre_state(m2.eval(), V_T.probe_batches(items, len(cfg.classes), 24))
     state = V_T.recentre_state(m2.eval(), probes)
-    assert state["prior_share"].shape == (1,) and 0.0 <= float(state["prior_share"][0]) < 1.0
+    assert state["prior_share"].shape == (1,) and 0.0 <= float(state["prior_share"][0]) <= 1.0
     state["prior_share"] = torch.tensor([0.6])                  # a known share for the sampling check
     path = save_checkpoint(tmp_path / "vae.safetensors", state, "vae", cfg, {"data": []})
     g = V_G.load_generator(path)
@@ -584,6 +584,9 @@ def test_performer_prior_shares_part_of_a_motions_latents(tmp_path):
         save_checkpoint(tmp_path / "bad.safetensors", bad, "vae", cfg, {"data": []})
         with pytest.raises(CheckpointError, match=match):
             V_G.load_generator(tmp_path / "bad.safetensors")
+    save_checkpoint(tmp_path / "one.safetensors", dict(state, prior_share=torch.tensor([1.0])), "vae", cfg,
+                    {"data": []})                                   # everything shared: a valid export
+    assert float(V_G.load_generator(tmp_path / "one.safetensors").model.prior_share[0]) == 1.0
     save_checkpoint(tmp_path / "bad.safetensors", state, "vae", replace(cfg, performer_prior=False), {"data": []})
     with pytest.raises(CheckpointError, match="performer_prior"):
         V_G.load_generator(tmp_path / "bad.safetensors")
@@ -878,7 +881,7 @@ def test_refit_prior_cli_keeps_the_weights_and_adds_the_ppca_prior(tmp_path, dat
     a, b = V_G.load_generator(src), V_G.load_generator(dst)
     assert b.config.prior_rank == 3 and b.config.temperature == 0.8 and a.config.prior_rank == 0
     assert b.model.prior_chol.shape == (len(b.classes), b.config.latent_dim, b.config.latent_dim)
-    assert b.config.performer_prior and 0.0 <= float(b.model.prior_share[0]) < 1.0
+    assert b.config.performer_prior and 0.0 <= float(b.model.prior_share[0]) <= 1.0
     sa, sb = a.model.state_dict(), b.model.state_dict()
     for k in sa:
         if k != "class_bias":                       # the bias takes the (re-estimated) class means only

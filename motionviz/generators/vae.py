@@ -409,8 +409,8 @@ def load_generator(path: str | Path) -> VAEGenerator:
     if not config.performer_prior and "prior_share" in extra:
         raise CheckpointError(f"{path.name} holds a prior_share but its config has performer_prior false")
     if "prior_share" in extra and not (extra["prior_share"].numel() == 1
-                                       and 0.0 <= float(extra["prior_share"].reshape(-1)[0]) < 1.0):
-        raise CheckpointError(f"{path.name} has a prior_share outside [0, 1)")
+                                       and 0.0 <= float(extra["prior_share"].reshape(-1)[0]) <= 1.0):
+        raise CheckpointError(f"{path.name} has a prior_share outside [0, 1]")
     if config.prior_rank > 0 and "prior_chol" not in extra:
         raise CheckpointError(f"{path.name} asks for a rank-{config.prior_rank} prior but holds no prior_chol")
     if config.prior_rank == 0 and "prior_chol" in extra:

@@ -119,8 +119,9 @@ class Config:
     #                                        attention to one token adds the same vector at every frame);
     #                                        K > 1 = a linear map of z + b_c to K tokens (+ learnt token
     #                                        embeddings) that each frame attends to with its own weights
-    temperature: float = 1.0               # prior samples z = temperature * prior_scale[c] * eps (sampling
-    #                                        only; < 1 keeps samples nearer their class centre, fewer of them
+    temperature: float = 1.0               # prior samples z = temperature * (prior_scale[c] * eps or, with
+    #                                        prior_rank, prior_chol[c] @ eps) (sampling only; < 1 keeps
+    #                                        samples nearer their class centre, fewer of them
     #                                        in the tails where the two executions' latents overlap)
     prior_rank: int = 0                    # 0: diagonal prior, z = temperature * prior_scale[c] * eps; k > 0:
     #                                        per-class probabilistic-PCA prior fitted at export (the k leading
