@@ -126,3 +126,24 @@ def test_per_class_correctness_and_score_outputs():
             assert torch.allclose(o["correct"][0], allc[0, k]) and torch.allclose(o["score"][0], alls[0, k])
             assert torch.allclose(o["correct"][1], allc[1, pred[1]])
     assert not torch.allclose(allc[:, 0], allc[:, 1])
+
+
+def test_chain_views_play_a_short_item_back_to_back():
+    """Config.chain_views (an augmentation): a training item shorter than its drawn crop becomes a chain of
+    itself, its movement repeated; with 0 (the default) or without augmentation it stays one repetition."""
+    rng = np.random.default_rng(3)
+    a = synthetic("arms", 20, rng)                                   # (20, 15, 3), one rise and fall
+    wrist = R.COMMON.index("left_wrist")
+    def peaks(h):
+        return np.flatnonzero((h[1:-1] > h[:-2]) & (h[1:-1] >= h[2:]) & (h[1:-1] > h.min() + 0.5 * np.ptp(h)))
+
+    for p, augment, chained in ((1.0, True, True), (0.0, True, False), (1.0, False, False)):
+        cfg = R.Config(labels=("t:arms",), **dict(TINY, min_crop=50, max_crop=60, chain_views=p))
+        v = R_T._random_view(a, np.random.default_rng(0), cfg, augment=augment)
+        if not chained:
+            assert len(v) <= 26 and len(peaks(v[:, wrist, 1])) == 1    # (time-stretched by at most 1.25)
+            continue
+        assert 50 <= len(v) <= 60
+        h = v[:, wrist, 1]
+        assert len(peaks(h)) >= 2                                     # the rise repeats
+    assert R.Config().chain_views == 0.0

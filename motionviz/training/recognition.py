@@ -14,15 +14,19 @@ from .. import data
 from ..core.checkpoint import data_provenance
 from ..core.errors import UserError
 from ..core.motion import Motion
+from ..core.repetitions import chain
 from ..models.recognition import KIND, Config, ProgressFn, Recognizer, fill_missing, motions_to_batch
 from .loop import RandomBatches, TrainSetup, shard
-
 
 # ================================================================================================
 # Data for training
 # ================================================================================================
+_CHAIN_BLEND = 4          # frames cross-faded where a chained view meets itself (as the VAE's chains)
+
+
 def _random_view(a: np.ndarray, rng: np.random.Generator, cfg: Config, augment: bool) -> np.ndarray:
-    """(T, J, 3) -> a random crop (time-stretched, rotated, scaled, jittered when ``augment``)."""
+    """(T, J, 3) -> a random crop (time-stretched, rotated, scaled, jittered when ``augment``; with
+    ``cfg.chain_views`` an item shorter than the crop is first chained with itself)."""
     if augment and len(a) >= 4:
         stretch = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
         n = max(2, int(round((len(a) - 1) / stretch)) + 1)
@@ -32,6 +36,8 @@ def _random_view(a: np.ndarray, rng: np.random.Generator, cfg: Config, augment: 
         w = (t - i0)[:, None, None].astype(np.float32)
         a = a[i0] * (1 - w) + a[i1] * w
     L = int(rng.integers(cfg.min_crop, cfg.max_crop + 1))
+    if augment and len(a) < L and cfg.chain_views > 0 and rng.random() < cfg.chain_views:
+        a = chain([a] * (-(-(L + _CHAIN_BLEND) // max(1, len(a) - _CHAIN_BLEND)) + 1), blend=_CHAIN_BLEND)
     if len(a) > L:
         s = int(rng.integers(0, len(a) - L + 1))
         a = a[s:s + L]
@@ -128,6 +134,9 @@ def build_training(opts: Any) -> Any:
             raise UserError(f"unknown recognizer config field {k!r}")
         kw[k] = tuple(v) if isinstance(v, list) else v
     cfg = Config(**kw)
+    cv = cfg.chain_views
+    if isinstance(cv, bool) or not (isinstance(cv, (int, float)) and 0.0 <= cv <= 1.0):
+        raise UserError(f"chain_views must be a probability between 0 and 1, got {cv!r}")
     model = Recognizer(cfg).to(opts.device)
     cor, sco = _sided_sets(motions)
     items = _balanced(_items(motions, labels), np.random.default_rng(opts.seed))
