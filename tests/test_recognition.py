@@ -7,6 +7,7 @@ import pytest
 import torch
 from _poses import exercise_joints
 
+from motionviz.cli import main
 from motionviz.core.checkpoint import save_checkpoint
 from motionviz.core.errors import UserError
 from motionviz.core.motion import Motion, MotionLabels
@@ -147,3 +148,15 @@ def test_chain_views_play_a_short_item_back_to_back():
         h = v[:, wrist, 1]
         assert len(peaks(h)) >= 2                                     # the rise repeats
     assert R.Config().chain_views == 0.0
+
+
+@pytest.mark.slow
+def test_chain_views_outside_0_1_is_a_one_line_error(tmp_path, data_root, capsys):
+    """``train recognizer --set chain_views=X``: not a probability -> exit 2 with one line, before training."""
+    common = ["--tiny", "--steps", "1", "--datasets", "irds", "--data-root", str(data_root), "--threads", "1",
+              "--no-progress", "--out", str(tmp_path / "r.safetensors"), "--runs-dir", str(tmp_path / "runs")]
+    for bad in ("2", "-0.1", '"x"', "true"):
+        rc = main(["train", "recognizer", "--set", f"chain_views={bad}", *common])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and "chain_views" in err and "\n" not in err and "Traceback" not in err, (bad, err)
+        assert not (tmp_path / "r.safetensors").exists()
