@@ -37,7 +37,8 @@ def _random_view(a: np.ndarray, rng: np.random.Generator, cfg: Config, augment: 
         a = a[i0] * (1 - w) + a[i1] * w
     L = int(rng.integers(cfg.min_crop, cfg.max_crop + 1))
     if augment and len(a) < L and cfg.chain_views > 0 and rng.random() < cfg.chain_views:
-        a = chain([a] * (-(-(L + _CHAIN_BLEND) // max(1, len(a) - _CHAIN_BLEND)) + 1), blend=_CHAIN_BLEND)
+        extra = -(-(L - len(a)) // max(1, len(a) - _CHAIN_BLEND))      # each copy adds len - blend frames
+        a = chain([a] * (1 + extra), blend=_CHAIN_BLEND)
     if len(a) > L:
         s = int(rng.integers(0, len(a) - L + 1))
         a = a[s:s + L]
