@@ -225,8 +225,8 @@ def test_compare_tab_correctness_section(gen, corpus, tmp_path):
     res = DT_CT.quick_correctness({"diffusion": gen}, rec, "ui-prmd:m01", tmp_path, num=2, frames=40, steps=2)
     headers, rows = DT_CT.correctness_rows(res)
     assert headers[:3] == ["row", "exercise", "control"]
-    assert [r[0] for r in rows] == ["real", "diffusion", "frozen_pose", "opposite_real"]
-    assert all(r[1] == "ui-prmd:m01" for r in rows) and rows[2][2] == 0.5
+    assert [r[0] for r in rows] == ["real", "real_repeated", "diffusion", "frozen_pose", "opposite_real"]
+    assert all(r[1] == "ui-prmd:m01" for r in rows) and rows[3][2] == 0.5
     with pytest.raises(UserError):
         DT_CT.quick_correctness({"diffusion": gen}, rec, "kimore:ex1", tmp_path)
     with pytest.raises(UserError):

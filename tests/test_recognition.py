@@ -129,25 +129,44 @@ def test_per_class_correctness_and_score_outputs():
     assert not torch.allclose(allc[:, 0], allc[:, 1])
 
 
-def test_chain_views_play_a_short_item_back_to_back():
-    """Config.chain_views (an augmentation): a training item shorter than its drawn crop becomes a chain of
-    itself, its movement repeated; with 0 (the default) or without augmentation it stays one repetition."""
+def test_chain_views_play_an_item_back_to_back_with_its_partners():
+    """Config.chain_views (an augmentation): a training item of a single-repetition dataset, short or long,
+    becomes a chain of repetitions (its partners: other repetitions of its subject, exercise and
+    correctness; itself without partners) before the crop; with 0 (the default), without augmentation or
+    for a multi-repetition recording (chainable False) it stays one repetition."""
     rng = np.random.default_rng(3)
     a = synthetic("arms", 20, rng)                                   # (20, 15, 3), one rise and fall
     wrist = R.COMMON.index("left_wrist")
+
     def peaks(h):
         return np.flatnonzero((h[1:-1] > h[:-2]) & (h[1:-1] >= h[2:]) & (h[1:-1] > h.min() + 0.5 * np.ptp(h)))
 
-    for p, augment, chained in ((1.0, True, True), (0.0, True, False), (1.0, False, False)):
+    for p, augment, chainable, chained in ((1.0, True, True, True), (0.0, True, True, False),
+                                           (1.0, False, True, False), (1.0, True, False, False)):
         cfg = R.Config(labels=("t:arms",), **dict(TINY, min_crop=50, max_crop=60, chain_views=p))
-        v = R_T._random_view(a, np.random.default_rng(0), cfg, augment=augment)
+        v = R_T._random_view(a, np.random.default_rng(0), cfg, augment=augment, chainable=chainable)
         if not chained:
             assert len(v) <= 26 and len(peaks(v[:, wrist, 1])) == 1    # (time-stretched by at most 1.25)
             continue
         assert 50 <= len(v) <= 60
-        h = v[:, wrist, 1]
-        assert len(peaks(h)) >= 2                                     # the rise repeats
+        assert len(peaks(v[:, wrist, 1])) >= 2                        # the rise repeats
     assert R.Config().chain_views == 0.0
+    # a long item (longer than any crop) is chained too, with its partner: some crops hold the partner,
+    # recognisable by its wrist raised 1 m higher above the pelvis (crops are scaled by at most 1.15)
+    long_ = synthetic("arms", 80, rng)
+    partner = synthetic("arms", 80, rng)
+    partner[:, wrist, 1] += 1.0
+    pelvis = R.COMMON.root
+
+    def reach(v):
+        return float((v[:, wrist, 1] - v[:, pelvis, 1]).max())
+
+    cfg = R.Config(labels=("t:arms",), **dict(TINY, min_crop=50, max_crop=60, chain_views=1.0))
+    views = [R_T._random_view(long_, np.random.default_rng(s), cfg, augment=True, partners=[partner])
+             for s in range(20)]
+    assert all(50 <= len(v) <= 60 for v in views)
+    with_partner = [v for v in views if reach(v) > 1.15 * reach(long_) + 0.5]
+    assert with_partner, "no crop reached the partner repetition"
 
 
 @pytest.mark.slow

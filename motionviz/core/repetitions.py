@@ -29,7 +29,7 @@ from .motion import Motion
 from .skeleton import COMMON
 
 __all__ = ["split_repetitions", "time_normalise", "time_denormalise", "chain", "chain_repetitions",
-           "PRESEGMENTED"]
+           "group_key",            "PRESEGMENTED"]
 
 # Datasets whose files hold one repetition each (see ../shared/data/README.md).
 PRESEGMENTED = frozenset({"ui-prmd", "irds"})
@@ -91,7 +91,9 @@ def chain(parts: Sequence[np.ndarray], blend: int = 6) -> np.ndarray:
     return out
 
 
-def _group_key(m: Motion) -> tuple:
+def group_key(m: Motion) -> tuple:
+    """(dataset, subject, label, correct, style, mirrored): motions with equal keys are repetitions of one
+    subject's exercise done the same way (Bandai-Namco: of one style, any actor)."""
     lab = m.labels
     subj = "" if lab.dataset == "bandai" else lab.subject
     return (lab.dataset, subj, lab.label, lab.correct, lab.style, bool(lab.extra.get("mirrored", False)))
@@ -103,10 +105,10 @@ def chain_repetitions(motions: Sequence[Motion], target: int, rng: np.random.Gen
     repetitions become natural multi-repetition sequences.  Motions without partners stay as they are."""
     groups: dict[tuple, list[int]] = {}
     for i, m in enumerate(motions):
-        groups.setdefault(_group_key(m), []).append(i)
+        groups.setdefault(group_key(m), []).append(i)
     out: list[np.ndarray] = []
     for i, m in enumerate(motions):
-        others = [k for k in groups[_group_key(m)] if k != i]
+        others = [k for k in groups[group_key(m)] if k != i]
         parts = [m.joints]
         n = m.num_frames
         while n < target and others:

@@ -20,7 +20,10 @@ Protocol (:func:`correctness_control`):
   ``at_target`` (exercises >= ``target``), and the mean per dataset.
 * Rows beside the models: ``real`` = the real test recordings judged the same way (the ceiling the
   recogniser allows; IntelliRehabDS's test patient has only one of the two classes per gesture, so its
-  control is the one available side); ``frozen_pose`` = a motion frozen in the mean pose of the exercise's
+  control is the one available side); ``real_repeated`` = the same recordings in the form of a generated
+  motion: each played back to back with its subject's other repetitions of the exercise and correctness
+  (``core.repetitions.chain_repetitions``; itself when it has none) to the generated length, so the
+  judge is shown to recognise multi-repetition motions too; ``frozen_pose`` = a motion frozen in the mean pose of the exercise's
   real test recordings, returned for both requests (ignores the request: exactly 0.5 per exercise);
   ``opposite_real`` = real test recordings of the *opposite* correctness (the floor: 1 - real);
   ``other_exercise`` = the exercise's real correct recordings for the correct requests and *another*
@@ -52,6 +55,7 @@ import torch
 from ..core.errors import UserError
 from ..core.limits import LIMITS
 from ..core.motion import DEFAULT_FPS, Motion
+from ..core.repetitions import chain, chain_repetitions
 from ..core.skeleton import COMMON
 from ..generators.registry import Generator, Request
 from ..models.recognition import motions_to_batch
@@ -61,6 +65,7 @@ __all__ = ["CorrectnessSettings", "correctness_control", "score_control", "judge
 
 ProgressFn = Callable[[float, str], None]
 TARGET = 0.85
+_CHAIN_BLEND = 4          # frames cross-faded where a recording is played back to back with itself
 
 
 def _noop(f: float, t: str) -> None:
@@ -243,11 +248,12 @@ def _real_rows(recognizer: Any, test: Sequence[Motion], real_test: Sequence[Moti
     """Per-exercise entries of the rows built from real test recordings: ``real``, ``opposite_real``,
     ``frozen_pose`` and ``other_exercise`` (see the module docstring)."""
     real_per: dict[str, Any] = {}
+    rep_per: dict[str, Any] = {}
     opp_per: dict[str, Any] = {}
     frozen_per: dict[str, Any] = {}
     other_per: dict[str, Any] = {}
     if not test:
-        return real_per, opp_per, frozen_per, other_per
+        return real_per, rep_per, opp_per, frozen_per, other_per
     lab = np.array([m.labels.label for m in test], dtype=object)
     j = judge(recognizer, test, list(lab))
     rec = j["correct"] >= 0.5
@@ -290,7 +296,26 @@ def _real_rows(recognizer: Any, test: Sequence[Motion], real_test: Sequence[Moti
         wrong = by_label[next((o for o in others if o > l), others[0])]
         wj = judge(recognizer, wrong, [l] * len(wrong))
         other_per[l] = _entry(rec[c], wj["correct"] < 0.5, None, hit[c], wj["label"] == l)
-    return real_per, opp_per, frozen_per, other_per
+    # the same recordings in the form of a generated motion: each played back to back with its subject's
+    # other repetitions of the exercise and correctness (itself when it has none) to the generated length
+    rng = np.random.default_rng(s.seed)
+    common = [m.retarget(COMMON).resample(DEFAULT_FPS) for m in test]
+    reps: list[np.ndarray] = [np.zeros(0)] * len(test)
+    for l in labels:
+        idx = [k for k, m in enumerate(test) if m.labels.label == l]
+        n = _frames_of(real_test, l, s)
+        for k, got in zip(idx, chain_repetitions([common[k] for k in idx], n, rng)):
+            while len(got) < n:
+                got = chain([got, common[k].joints], blend=_CHAIN_BLEND)
+            reps[k] = got[:n]
+    rj = judge(recognizer, reps, list(lab))
+    rrec = rj["correct"] >= 0.5
+    rhit = rj["label"] == lab
+    for l in labels:
+        c, i = (lab == l) & truth, (lab == l) & ~truth
+        rep_per[l] = _entry(rrec[c] if c.any() else None, ~rrec[i] if i.any() else None, rhit[lab == l],
+                            rhit[c] if c.any() else None, rhit[i] if i.any() else None)
+    return real_per, rep_per, opp_per, frozen_per, other_per
 
 
 def correctness_control(generators: dict[str, Generator], recognizer: Any, real_test: Sequence[Motion],
@@ -311,8 +336,9 @@ def correctness_control(generators: dict[str, Generator], recognizer: Any, real_
 
     # real test recordings, and the degenerate rows built from them
     progress(0.0, "correctness: real test recordings")
-    real_per, opp_per, frozen_per, other_per = _real_rows(recognizer, test, real_test, labels, s)
+    real_per, rep_per, opp_per, frozen_per, other_per = _real_rows(recognizer, test, real_test, labels, s)
     rows["real"] = _summary(real_per, s.target)
+    rows["real_repeated"] = _summary(rep_per, s.target)
 
     n_gen = max(1, len(generators))
     for gi, (name, g) in enumerate(generators.items()):

@@ -64,11 +64,11 @@ class Config:
     fps: float = DEFAULT_FPS
     min_crop: int = 40                    # training crop lengths (frames)
     max_crop: int = 128
-    chain_views: float = 0.0              # probability that a training item shorter than its drawn crop is
-    #                                       played back to back with itself (cross-faded) before the crop, so
-    #                                       the heads also see repetition chains of single-repetition files
-    #                                       (UI-PRMD, IntelliRehabDS) as generators produce them; 0 = off (the
-    #                                       shipped recogniser; see the README's limitations, issue #18)
+    chain_views: float = 0.0              # probability that a training item of a single-repetition dataset
+    #                                       (UI-PRMD, IntelliRehabDS), short or long, is played back to back
+    #                                       with other repetitions of its subject, exercise and correctness
+    #                                       (cross-faded) before the crop, so the heads also see repetition
+    #                                       chains as generators produce them; 0 = off
     label_smoothing: float = 0.1
     correct_weight: float = 1.0
     score_weight: float = 1.0

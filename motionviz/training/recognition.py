@@ -14,7 +14,7 @@ from .. import data
 from ..core.checkpoint import data_provenance
 from ..core.errors import UserError
 from ..core.motion import Motion
-from ..core.repetitions import chain
+from ..core.repetitions import PRESEGMENTED, chain, group_key
 from ..models.recognition import KIND, Config, ProgressFn, Recognizer, fill_missing, motions_to_batch
 from .loop import RandomBatches, TrainSetup, shard
 
@@ -24,21 +24,30 @@ from .loop import RandomBatches, TrainSetup, shard
 _CHAIN_BLEND = 4          # frames cross-faded where a chained view meets itself (as the VAE's chains)
 
 
-def _random_view(a: np.ndarray, rng: np.random.Generator, cfg: Config, augment: bool) -> np.ndarray:
-    """(T, J, 3) -> a random crop (time-stretched, rotated, scaled, jittered when ``augment``; with
-    ``cfg.chain_views`` an item shorter than the crop is first chained with itself)."""
-    if augment and len(a) >= 4:
-        stretch = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+def _random_view(a: np.ndarray, rng: np.random.Generator, cfg: Config, augment: bool,
+                 partners: Sequence[np.ndarray] = (), chainable: bool = True) -> np.ndarray:
+    """(T, J, 3) -> a random crop (time-stretched, rotated, scaled, jittered when ``augment``).  With
+    ``cfg.chain_views`` = p, an augmented item is, with probability p and whatever its length, first
+    played back to back with ``partners`` (other repetitions of the same subject, exercise and correctness,
+    in random order; itself when there are none) until the chain is longer than the crop, so the crop may
+    span a seam between repetitions as a generated multi-repetition motion does."""
+    stretch = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))) if augment and len(a) >= 4 else 1.0
+    L = int(rng.integers(cfg.min_crop, cfg.max_crop + 1))
+    if augment and chainable and cfg.chain_views > 0 and rng.random() < cfg.chain_views:
+        pool = list(partners) or [a]
+        parts, n = [a], len(a)
+        while n < L * stretch + len(a):                        # the crop can start anywhere in ``a``
+            nxt = pool[int(rng.integers(len(pool)))]
+            parts.append(nxt)
+            n += max(1, len(nxt) - _CHAIN_BLEND)
+        a = chain(parts, blend=_CHAIN_BLEND)
+    if stretch != 1.0:
         n = max(2, int(round((len(a) - 1) / stretch)) + 1)
         t = np.linspace(0, len(a) - 1, n)
         i0 = np.floor(t).astype(int)
         i1 = np.minimum(i0 + 1, len(a) - 1)
         w = (t - i0)[:, None, None].astype(np.float32)
         a = a[i0] * (1 - w) + a[i1] * w
-    L = int(rng.integers(cfg.min_crop, cfg.max_crop + 1))
-    if augment and len(a) < L and cfg.chain_views > 0 and rng.random() < cfg.chain_views:
-        extra = -(-(L - len(a)) // max(1, len(a) - _CHAIN_BLEND))      # each copy adds len - blend frames
-        a = chain([a] * (1 + extra), blend=_CHAIN_BLEND)
     if len(a) > L:
         s = int(rng.integers(0, len(a) - L + 1))
         a = a[s:s + L]
@@ -58,22 +67,30 @@ class _Item:
     label: int                  # -1 unknown
     correct: float              # nan unknown
     score: float                # nan unknown
+    chainable: bool = False     # a single-repetition file (core.repetitions.PRESEGMENTED): chain_views apply
+    partners: tuple = ()        # joints (T_k, J, 3) of the other repetitions of its subject/exercise/correctness
 
 
 def _items(motions: Sequence[Motion], labels: Sequence[str]) -> list[_Item]:
     index = {l: i for i, l in enumerate(labels)}
+    joints = [fill_missing(m.joints) for m in motions]
+    groups: dict[tuple, list[int]] = {}
+    for i, m in enumerate(motions):
+        groups.setdefault(group_key(m), []).append(i)
     out = []
-    for m in motions:
+    for i, m in enumerate(motions):
         lab = m.labels
-        out.append(_Item(fill_missing(m.joints), index.get(lab.label, -1),
+        out.append(_Item(joints[i], index.get(lab.label, -1),
                          float("nan") if lab.correct is None else float(bool(lab.correct)),
-                         float("nan") if lab.score is None else float(lab.score)))
+                         float("nan") if lab.score is None else float(lab.score),
+                         lab.dataset in PRESEGMENTED,
+                         tuple(joints[k] for k in groups[group_key(m)] if k != i)))
     return out
 
 
 def collate_motions(items: list[_Item], rng: np.random.Generator, cfg: Config,
                     augment: bool = True) -> dict[str, torch.Tensor]:
-    views = [_random_view(it.joints, rng, cfg, augment) for it in items]
+    views = [_random_view(it.joints, rng, cfg, augment, it.partners, it.chainable) for it in items]
     x, lengths = motions_to_batch(views, cfg.num_joints)
     return {"x": x, "lengths": lengths,
             "label": torch.tensor([it.label for it in items], dtype=torch.long),
