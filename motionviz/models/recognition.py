@@ -18,14 +18,15 @@ Architecture (batch-first, B = batch, T = frames, J = joints, C = channels):
    (what counts as a wrong squat is not what counts as a wrong arm raise): the output of the true class
    is trained, the output of the predicted class (or of a given class) is reported.
 
-Training: ``python -m motionviz train recognizer --minutes 20 --threads 1 --save-every 4`` (training
-split of every corpus dataset; random crops of 40-128 frames, random time stretch, yaw, scale and jitter,
-mirrored copies with sided labels swapped, class-balanced sampling).  The shipped checkpoint
-(1,330 steps, 20 min on one shared CPU thread) scores on the held-out **test** subjects
-(``python -m motionviz classify --split test --json``): UI-PRMD exercise 98.3 %, UI-PRMD correct vs
-incorrect 90.3 % (400 motions, subjects s09-s10), KIMORE exercise 96.7 % (6 patients), Bandai content
-95.2 % (held-out takes), IRDS gesture 50.0 % / correctness 70.4 % (1 patient), all 94.1 % (1,066 motions);
-KIMORE clinical score RMSE 15.6 / MAE 12.7 points.  The checkpoint embeds the config (with the label
+Training: ``python -m motionviz train recognizer --minutes 20 --threads 1 --save-every 4 --set
+chain_views=0.5`` (training split of every corpus dataset; random crops of 40-128 frames, single-repetition
+files chained with their subject's other repetitions half of the time, random time stretch, yaw, scale and
+jitter, mirrored copies with sided labels swapped, class-balanced sampling).  The shipped checkpoint
+(3,384 steps, 20 min on one CPU thread) scores on the held-out **test** subjects
+(``python -m motionviz classify --split test --json``): UI-PRMD exercise 97.3 %, UI-PRMD correct vs
+incorrect 92.3 % (400 motions, subjects s09-s10), KIMORE exercise 93.3 % (6 patients), Bandai content
+98.1 % (held-out takes), IRDS gesture 33.3 % / correctness 85.2 % (1 patient), all 94.4 % (1,066 motions);
+KIMORE clinical score RMSE 19.7 / MAE 16.6 points.  The checkpoint embeds the config (with the label
 list) and the data licences.  ``load_recognizer()`` loads ``checkpoints/recognizer.safetensors`` once per
 process.
 """
