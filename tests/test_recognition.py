@@ -132,7 +132,7 @@ def test_per_class_correctness_and_score_outputs():
 def test_chain_views_play_an_item_back_to_back_with_its_partners():
     """Config.chain_views (an augmentation): a training item of a single-repetition dataset, short or long,
     becomes a chain of repetitions (its partners: other repetitions of its subject, exercise and
-    correctness; itself without partners) before the crop; with 0 (the default), without augmentation or
+    correctness; itself without partners) before the crop; with 0, without augmentation or
     for a multi-repetition recording (chainable False) it stays one repetition."""
     rng = np.random.default_rng(3)
     a = synthetic("arms", 20, rng)                                   # (20, 15, 3), one rise and fall
@@ -150,7 +150,7 @@ def test_chain_views_play_an_item_back_to_back_with_its_partners():
             continue
         assert 50 <= len(v) <= 60
         assert len(peaks(v[:, wrist, 1])) >= 2                        # the rise repeats
-    assert R.Config().chain_views == 0.0
+    assert R.Config().chain_views == 0.5                             # the shipped recogniser's
     # a long item (longer than any crop) is chained too, with its partner: some crops hold the partner,
     # recognisable by its wrist raised 1 m higher above the pelvis (crops are scaled by at most 1.15)
     long_ = synthetic("arms", 80, rng)

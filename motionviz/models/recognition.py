@@ -65,11 +65,12 @@ class Config:
     fps: float = DEFAULT_FPS
     min_crop: int = 40                    # training crop lengths (frames)
     max_crop: int = 128
-    chain_views: float = 0.0              # probability that a training item of a single-repetition dataset
+    chain_views: float = 0.5              # probability that a training item of a single-repetition dataset
     #                                       (UI-PRMD, IntelliRehabDS), short or long, is played back to back
     #                                       with other repetitions of its subject, exercise and correctness
     #                                       (cross-faded) before the crop, so the heads also see repetition
-    #                                       chains as generators produce them; 0 = off
+    #                                       chains as generators produce them (the shipped recogniser: 0.5;
+    #                                       0 = off, the recogniser before 2026-12-03)
     label_smoothing: float = 0.1
     correct_weight: float = 1.0
     score_weight: float = 1.0
