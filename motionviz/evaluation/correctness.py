@@ -35,8 +35,8 @@ Protocol (:func:`correctness_control`):
   sides of "recognised as the requested exercise *and* the requested execution".  Row summary:
   ``strict_mean``, ``strict_min``, ``strict_at_target`` (and per dataset: ``strict_mean_<dataset>``,
   ``strict_at_target_<dataset>``), ``exercise_correct_mean``, ``exercise_incorrect_mean``.
-  The recogniser identifies the real UI-PRMD test recordings (0.93-1.0 per exercise) but not several of
-  IntelliRehabDS's (one test patient), so strict control is informative on UI-PRMD only.
+  The recogniser identifies the real UI-PRMD test recordings (0.925-1.0 per exercise) but not most of
+  IntelliRehabDS's (one test patient; gestures 0-4), so strict control is informative on UI-PRMD only.
 
 :func:`score_control` (KIMORE): for generators that accept a target clinical score (``"score"`` in their
 ``tasks``), motions requested at each target score are scored by the recogniser's score head of the
