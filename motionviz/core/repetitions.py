@@ -29,10 +29,15 @@ from .motion import Motion
 from .skeleton import COMMON
 
 __all__ = ["split_repetitions", "time_normalise", "time_denormalise", "chain", "chain_repetitions",
-           "group_key",            "PRESEGMENTED"]
+           "group_key", "PRESEGMENTED", "SEAM_BLEND"]
 
 # Datasets whose files hold one repetition each (see ../shared/data/README.md).
 PRESEGMENTED = frozenset({"ui-prmd", "irds"})
+
+#: Frames cross-faded where a recorded repetition is played back to back with another to look like a
+#: generated multi-repetition motion, as the VAE's decoded repetitions meet (the recogniser's chained
+#: training views; correctness control's real_repeated row where a recording has too few partners).
+SEAM_BLEND = 4
 
 
 def time_normalise(joints: np.ndarray, frames: int) -> np.ndarray:

@@ -55,7 +55,7 @@ import torch
 from ..core.errors import UserError
 from ..core.limits import LIMITS
 from ..core.motion import DEFAULT_FPS, Motion
-from ..core.repetitions import chain, chain_repetitions
+from ..core.repetitions import SEAM_BLEND, chain, chain_repetitions
 from ..core.skeleton import COMMON
 from ..generators.registry import Generator, Request
 from ..models.recognition import motions_to_batch
@@ -65,7 +65,6 @@ __all__ = ["CorrectnessSettings", "correctness_control", "score_control", "judge
 
 ProgressFn = Callable[[float, str], None]
 TARGET = 0.85
-_CHAIN_BLEND = 4          # frames cross-faded where a recording is played back to back with itself
 
 
 def _noop(f: float, t: str) -> None:
@@ -245,8 +244,8 @@ def _request(gen: Generator, label: str, num: int, frames: int, seed: int, s: Co
 
 def _real_rows(recognizer: Any, test: Sequence[Motion], real_test: Sequence[Motion], labels: Sequence[str],
                s: CorrectnessSettings) -> tuple[dict[str, Any], ...]:
-    """Per-exercise entries of the rows built from real test recordings: ``real``, ``opposite_real``,
-    ``frozen_pose`` and ``other_exercise`` (see the module docstring)."""
+    """Per-exercise entries of the rows built from real test recordings: ``real``, ``real_repeated``,
+    ``opposite_real``, ``frozen_pose`` and ``other_exercise`` (see the module docstring)."""
     real_per: dict[str, Any] = {}
     rep_per: dict[str, Any] = {}
     opp_per: dict[str, Any] = {}
@@ -306,7 +305,7 @@ def _real_rows(recognizer: Any, test: Sequence[Motion], real_test: Sequence[Moti
         n = _frames_of(real_test, l, s)
         for k, got in zip(idx, chain_repetitions([common[k] for k in idx], n, rng)):
             while len(got) < n:
-                got = chain([got, common[k].joints], blend=_CHAIN_BLEND)
+                got = chain([got, common[k].joints], blend=SEAM_BLEND)
             reps[k] = got[:n]
     rj = judge(recognizer, reps, list(lab))
     rrec = rj["correct"] >= 0.5

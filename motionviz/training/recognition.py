@@ -14,15 +14,13 @@ from .. import data
 from ..core.checkpoint import data_provenance
 from ..core.errors import UserError
 from ..core.motion import Motion
-from ..core.repetitions import PRESEGMENTED, chain, group_key
+from ..core.repetitions import PRESEGMENTED, SEAM_BLEND, chain, group_key
 from ..models.recognition import KIND, Config, ProgressFn, Recognizer, fill_missing, motions_to_batch
 from .loop import RandomBatches, TrainSetup, shard
 
 # ================================================================================================
 # Data for training
 # ================================================================================================
-_CHAIN_BLEND = 4          # frames cross-faded where a chained view meets itself (as the VAE's chains)
-
 
 def _random_view(a: np.ndarray, rng: np.random.Generator, cfg: Config, augment: bool,
                  partners: Sequence[np.ndarray] = (), chainable: bool = True) -> np.ndarray:
@@ -39,8 +37,8 @@ def _random_view(a: np.ndarray, rng: np.random.Generator, cfg: Config, augment: 
         while n < L * stretch + len(a):                        # the crop can start anywhere in ``a``
             nxt = pool[int(rng.integers(len(pool)))]
             parts.append(nxt)
-            n += max(1, len(nxt) - _CHAIN_BLEND)
-        a = chain(parts, blend=_CHAIN_BLEND)
+            n += max(1, len(nxt) - SEAM_BLEND)
+        a = chain(parts, blend=SEAM_BLEND)
     if stretch != 1.0:
         n = max(2, int(round((len(a) - 1) / stretch)) + 1)
         t = np.linspace(0, len(a) - 1, n)
