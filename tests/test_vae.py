@@ -311,6 +311,47 @@ def test_adversary_loss_known_answer_and_reversed_gradient():
     assert not any(k.startswith(("critic", "exercise_embed")) for k in plain_model.state_dict())
 
 
+def test_execution_loss_trains_the_critic_on_real_and_the_decoder_on_swapped_latents():
+    """execution_loss: the critic term is the critic's cross-entropy on the real paired items and teaches
+    only the critic; the swap term decodes a paired item's deviation from its class mean with the other
+    execution's class and teaches only the decoder side (the critic and the encoder get no gradient from
+    it; the bias of the *partner* class does).  Unpaired batches give zeros; off: no critic, no terms."""
+    torch.manual_seed(0)
+    model = V.ActorVAE(replace(V.tiny_config(CLASSES), exec_weight=1.0, exec_ramp_steps=2))
+    assert model.exec_partner.tolist() == [-1, 2, 1, -1]
+    R, F = model.config.rep_frames, model.config.num_features
+    rng = np.random.default_rng(0)
+    only_correct = V_T.collate_clips([(rng.normal(size=(R, F)).astype(np.float32), c) for c in (0, 1, 1, 3)])
+    out = model.losses(only_correct)                                        # m01 incorrect not seen yet:
+    assert float(out["exec"].detach()) == 0.0 and float(out["critic"].detach()) > 0     # nothing to swap to
+    batch = V_T.collate_clips([(rng.normal(size=(R, F)).astype(np.float32), c) for c in (0, 1, 2, 1, 3)])
+    out = model.losses(batch)
+    rest = sum(getattr(model.config, k + "_weight") * out[k] for k in ("pos", "vel", "kl", "motion"))
+    torch.testing.assert_close(out["loss"], rest + out["critic"])          # ramp 0 at step 0
+    model.exec_steps = 2
+    model.zero_grad()
+    out = model.losses(batch)
+    rest = sum(getattr(model.config, k + "_weight") * out[k] for k in ("pos", "vel", "kl", "motion"))
+    torch.testing.assert_close(out["loss"], rest + out["critic"] + out["exec"])
+    out["exec"].backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.exec_critic.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.encoder.parameters())
+    g = model.class_bias.grad.abs().sum(1)
+    assert g[1] > 0 and g[2] > 0 and g[0] == 0 and g[3] == 0              # m01 correct <-> incorrect
+    model.zero_grad()
+    model.losses(batch)["critic"].backward()
+    assert sum(float(p.grad.abs().sum()) for p in model.exec_critic.parameters()) > 0
+    assert model.class_bias.grad is None or model.class_bias.grad.abs().sum() == 0
+    unpaired = V_T.collate_clips([(rng.normal(size=(R, F)).astype(np.float32), c) for c in (0, 3)])
+    out = model.losses(unpaired)
+    assert float(out["critic"].detach()) == 0.0 and float(out["exec"].detach()) == 0.0
+    opt = V_T.make_optimizers(model)
+    before = [float(model.train_step(batch, opt)["critic"]) for _ in range(15)]
+    assert before[-1] < before[0]                                           # the critic learns the real items
+    plain = V.ActorVAE(V.tiny_config(CLASSES))
+    assert "exec" not in plain.losses(batch) and not hasattr(plain, "exec_critic")
+
+
 def test_samples_chain_repetitions_to_the_requested_length(gen):
     """A long sample is several decoded repetitions (independent latents), joined without a seam."""
     ms = gen.sample("ui-prmd:m01", True, 150, 2, seed=4)

@@ -60,7 +60,7 @@ from .losses import motion_loss
 
 __all__ = ["Config", "ActorVAE", "class_key", "split_class", "classes_of",
            "resolve_label",
-           "tiny_config", "CORRECTNESS_DATASETS", "exercise_pairs"]
+           "tiny_config", "CORRECTNESS_DATASETS", "exercise_pairs", "ExecutionCritic"]
 
 KIND = "vae"
 # Datasets whose motions are labelled correct / incorrect (others: one state per label).
@@ -111,6 +111,14 @@ class Config:
     #                                        gradient reversed, so the execution has to come from the class
     #                                        bias, not from z; 0 = off
     adv_ramp_steps: int = 2000             # the encoder's reversed gradient ramps up linearly over these steps
+    exec_weight: float = 0.0               # execution consistency (ActorVAE.execution_loss): a small critic
+    #                                        learns from the real repetitions of exercises recorded both ways
+    #                                        which execution they show; a latent's deviation from its class
+    #                                        mean, moved to the other execution's class, must decode to a
+    #                                        motion that critic reads as that execution, so the class (not
+    #                                        the latent) decides correct / incorrect; 0 = off
+    exec_ramp_steps: int = 2000            # the decoder's term ramps up linearly over these steps
+    exec_items: int = 8                    # at most this many items per batch are decoded with the swap
     datasets: tuple[str, ...] = ()         # training datasets (() = VAE_DATASETS)
     posterior_heads: bool = True           # linear mu / log-variance heads on the two token outputs (the
     #                                        shipped architecture and the only one built, see validate)
@@ -255,6 +263,25 @@ def _reverse_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
     return _ReverseGrad.apply(x, scale)
 
 
+class ExecutionCritic(nn.Module):
+    """Reads the execution of a repetition: standardised features (B, T, F) + mask (B, T) + exercise ids
+    (B,) -> logit (B,) of "correct", one output per exercise (temporal convolutions, masked mean over
+    time).  Trained on real repetitions only (``ActorVAE.execution_loss``)."""
+
+    def __init__(self, num_features: int, exercises: int, hidden: int = 64):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv1d(num_features, hidden, 5, padding=2), nn.GELU(),
+                                  nn.Conv1d(hidden, hidden, 5, padding=2, dilation=1), nn.GELU(),
+                                  nn.Conv1d(hidden, hidden, 5, padding=4, dilation=2), nn.GELU())
+        self.head = nn.Linear(hidden, exercises)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, exercise: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x.transpose(1, 2))                                              # (B, H, T)
+        m = mask[:, None, :].to(h.dtype)
+        pooled = (h * m).sum(-1) / m.sum(-1).clamp_min(1.0)                           # (B, H)
+        return self.head(pooled).gather(1, exercise[:, None]).squeeze(1)              # (B,)
+
+
 # ---------------------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------------------
@@ -325,6 +352,21 @@ class ActorVAE(nn.Module):
             self.exercise_embed = nn.Embedding(max(1, max(ex_of) + 1), D)
             self.critic = nn.Sequential(nn.Linear(D, D), nn.GELU(), nn.Linear(D, D), nn.GELU(), nn.Linear(D, 1))
             self.adv_steps = 0                                                       # ramp counter (not saved)
+        if config.exec_weight > 0:
+            ex_of, execution = exercise_pairs(config.classes)
+            partner = [-1] * C
+            for c, k in enumerate(config.classes):
+                label, correct = split_class(k)
+                if ex_of[c] >= 0:
+                    partner[c] = config.classes.index(class_key(label, not correct))
+            self.register_buffer("exec_exercise", torch.tensor(ex_of, dtype=torch.long), persistent=False)
+            self.register_buffer("exec_target", torch.tensor(execution, dtype=torch.float32), persistent=False)
+            self.register_buffer("exec_partner", torch.tensor(partner, dtype=torch.long), persistent=False)
+            # (C, D) running mean of each class's posterior means (training only); (C,) whether it is set
+            self.register_buffer("exec_centre", torch.zeros(C, D), persistent=False)
+            self.register_buffer("exec_seen", torch.zeros(C, dtype=torch.bool), persistent=False)
+            self.exec_critic = ExecutionCritic(F, max(1, max(ex_of) + 1))
+            self.exec_steps = 0                                                      # ramp counter (not saved)
         # (C, D) per-class standard deviation of the aggregate posterior (after the shift), fitted at export;
         # prior samples are z = prior_scale[c] * eps (ones = the plain N(0, I) prior)
         self.register_buffer("prior_scale", torch.ones(C, D), persistent=False)
@@ -436,7 +478,53 @@ class ActorVAE(nn.Module):
             ramp = min(1.0, self.adv_steps / max(1, c.adv_ramp_steps))
             out["adv"] = self.adversary_loss(mu, y, ramp)
             out["loss"] = out["loss"] + c.adv_weight * out["adv"]
+        if c.exec_weight > 0:
+            ramp = min(1.0, self.exec_steps / max(1, c.exec_ramp_steps))
+            out["critic"], out["exec"] = self.execution_loss(x, mask, z, mu, y, generator)
+            out["loss"] = out["loss"] + out["critic"] + ramp * c.exec_weight * out["exec"]
         return out
+
+    def execution_loss(self, x: torch.Tensor, mask: torch.Tensor, z: torch.Tensor, mu: torch.Tensor,
+                       y: torch.Tensor, generator: torch.Generator | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Execution consistency over the items whose exercise is recorded both ways (zeros when none).
+
+        * ``critic``: binary cross-entropy of :class:`ExecutionCritic` on the real repetitions x (B, T, F)
+          (standardised, a little noise added) against their execution; only the critic learns from it.
+        * ``exec``: up to ``exec_items`` of those items keep their latent's deviation from their class's
+          running mean posterior and take the other execution's mean and class: z' = z - m_c + m_c'
+          (detached), decoded with class c'.  Binary cross-entropy of the critic (its weights detached, so
+          the decode cannot teach it) against c''s execution; only the decoder and the class biases learn.
+          A prior sample is exactly such a deviation around a class's mean (``recentre_state`` moves m_c
+          into the bias), so the execution then comes from the class whatever the deviation."""
+        with torch.no_grad():                                                        # running class means
+            for c in torch.unique(y).tolist():
+                m = mu[y == c].mean(0)
+                if bool(self.exec_seen[c]):
+                    self.exec_centre[c].mul_(0.99).add_(0.01 * m)
+                else:
+                    self.exec_centre[c].copy_(m)
+                    self.exec_seen[c] = True
+        ex = self.exec_exercise[y]                                                   # (B,)
+        sel = ex >= 0
+        if not bool(sel.any()):
+            zero = x.sum() * 0.0
+            return zero, zero
+        xs = x[sel].detach()
+        noise = torch.randn(xs.shape, generator=generator, dtype=xs.dtype, device=xs.device)
+        logit = self.exec_critic((xs + 0.05 * noise) * mask[sel][..., None], mask[sel], ex[sel])
+        critic = nn.functional.binary_cross_entropy_with_logits(logit, self.exec_target[y[sel]])
+        idx = torch.nonzero(sel & self.exec_seen[self.exec_partner[y].clamp_min(0)]).squeeze(1)
+        idx = idx[: max(1, int(self.config.exec_items))]
+        if not len(idx):
+            return critic, x.sum() * 0.0
+        yi, pi = y[idx], self.exec_partner[y[idx]]
+        zs = (z[idx] - self.exec_centre[yi] + self.exec_centre[pi]).detach()         # (b, D)
+        m = mask[idx]
+        swapped = self.decode(zs, pi, x.shape[1], m)                                 # (b, T, F)
+        frozen = {k: v.detach() for k, v in self.exec_critic.named_parameters()}
+        logit = torch.func.functional_call(self.exec_critic, frozen, (swapped, m, ex[idx]))
+        return critic, nn.functional.binary_cross_entropy_with_logits(logit, self.exec_target[pi])
 
     def adversary_loss(self, mu: torch.Tensor, y: torch.Tensor, reverse: float = 1.0) -> torch.Tensor:
         """Execution adversary (after Lample et al.'s Fader networks, NeurIPS 2017): binary cross-entropy of
@@ -479,6 +567,8 @@ class ActorVAE(nn.Module):
         out = self.losses(batch)
         if self.config.adv_weight > 0:
             self.adv_steps += 1
+        if self.config.exec_weight > 0:
+            self.exec_steps += 1
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         nn.utils.clip_grad_norm_(self.parameters(), 1.0)

@@ -413,7 +413,8 @@ def build_training(opts: Any) -> Any:
     return TrainSetup(model=model, batches=batches, optimizers=make_optimizers(model), kind=KIND, config=config,
                       metadata=metadata, export=lambda: recentre_state(model, probes), lr_lambda=lr_lambda,
                       log_keys=("loss", "pos", "vel", "kl", "motion") + (("pair",) if config.pair_weight > 0 else ())
-                      + (("adv",) if config.adv_weight > 0 else ()))
+                      + (("adv",) if config.adv_weight > 0 else ())
+                      + (("critic", "exec") if config.exec_weight > 0 else ()))
 
 
 def _to_device(it: Iterator[dict[str, torch.Tensor]], device: str) -> Iterator[dict[str, torch.Tensor]]:
