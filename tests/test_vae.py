@@ -321,9 +321,10 @@ def test_execution_loss_trains_the_critic_on_real_and_the_decoder_on_swapped_lat
     assert model.exec_partner.tolist() == [-1, 2, 1, -1]
     R, F = model.config.rep_frames, model.config.num_features
     rng = np.random.default_rng(0)
-    only_correct = V_T.collate_clips([(rng.normal(size=(R, F)).astype(np.float32), c) for c in (0, 1, 1, 3)])
-    out = model.losses(only_correct)                                        # m01 incorrect not seen yet:
-    assert float(out["exec"].detach()) == 0.0 and float(out["critic"].detach()) > 0     # nothing to swap to
+    first = V_T.collate_clips([(rng.normal(size=(R, F)).astype(np.float32), c) for c in (0, 1, 3)])
+    out = model.losses(first)                      # m01 incorrect not seen yet, one m01 correct deviation:
+    assert float(out["exec"].detach()) == 0.0 and float(out["critic"].detach()) > 0     # nothing to decode
+    assert model.exec_filled.tolist() == [0, 1, 0, 0]
     batch = V_T.collate_clips([(rng.normal(size=(R, F)).astype(np.float32), c) for c in (0, 1, 2, 1, 3)])
     out = model.losses(batch)
     rest = sum(getattr(model.config, k + "_weight") * out[k] for k in ("pos", "vel", "kl", "motion"))
@@ -333,6 +334,8 @@ def test_execution_loss_trains_the_critic_on_real_and_the_decoder_on_swapped_lat
     out = model.losses(batch)
     rest = sum(getattr(model.config, k + "_weight") * out[k] for k in ("pos", "vel", "kl", "motion"))
     torch.testing.assert_close(out["loss"], rest + out["critic"] + out["exec"])
+    assert model.exec_filled.tolist() == [0, 5, 2, 0]                  # the bank: paired items of 3 calls
+    torch.testing.assert_close(model.exec_devs[2, 0], torch.zeros(model.config.d_model))   # first = its mean
     out["exec"].backward()
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.exec_critic.parameters())
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.encoder.parameters())

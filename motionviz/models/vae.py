@@ -19,7 +19,10 @@ has it (UI-PRMD, IRDS): ``ui-prmd:m01/correct``, ``ui-prmd:m01/incorrect``, ``ki
   statistics stored in the checkpoint (buffers).  A sample of any length chains decoded repetitions, each
   from its own latent (seed + i per sample, one latent per repetition round), cross-faded where they meet.
 * Loss: masked MSE on the standardised positions + masked MSE on frame-to-frame velocities (standardised
-  by their own statistics) + ``kl_weight`` (1e-5) x KL(q(z|x,c) || N(0, I)).
+  by their own statistics) + ``kl_weight`` (1e-5) x KL(q(z|x,c) || N(0, I)) + the relative motion loss;
+  with ``exec_weight`` also the execution-consistency terms of :meth:`ActorVAE.execution_loss` (a critic
+  of the execution trained on the real repetitions; a latent's deviation from its class mean decoded with
+  the other execution's class must read as that execution).
 
 Sampling draws eps ~ N(0, I) from a ``torch.Generator`` seeded by the request (same seed -> same output)
 and maps it through the prior fitted at export (``training.vae.recentre_state``): a per-class diagonal
@@ -118,7 +121,10 @@ class Config:
     #                                        motion that critic reads as that execution, so the class (not
     #                                        the latent) decides correct / incorrect; 0 = off
     exec_ramp_steps: int = 2000            # the decoder's term ramps up linearly over these steps
-    exec_items: int = 8                    # at most this many items per batch are decoded with the swap
+    exec_items: int = 6                    # per batch: this many swapped latents and this many prior-like
+    #                                        samples are decoded for the execution term
+    exec_bank: int = 32                    # recent posterior-mean deviations kept per class for the prior-like
+    #                                        samples (training only)
     datasets: tuple[str, ...] = ()         # training datasets (() = VAE_DATASETS)
     posterior_heads: bool = True           # linear mu / log-variance heads on the two token outputs (the
     #                                        shipped architecture and the only one built, see validate)
@@ -365,6 +371,13 @@ class ActorVAE(nn.Module):
             # (C, D) running mean of each class's posterior means (training only); (C,) whether it is set
             self.register_buffer("exec_centre", torch.zeros(C, D), persistent=False)
             self.register_buffer("exec_seen", torch.zeros(C, dtype=torch.bool), persistent=False)
+            # (C, K, D) the latest K deviations of each class's posterior means from its running mean, (C,)
+            # how many are filled and where the next goes: their Gaussian combinations have the covariance
+            # the exported prior fits (recentre_state), so decoding them samples that prior during training
+            K = max(2, int(config.exec_bank))
+            self.register_buffer("exec_devs", torch.zeros(C, K, D), persistent=False)
+            self.register_buffer("exec_filled", torch.zeros(C, dtype=torch.long), persistent=False)
+            self.register_buffer("exec_next", torch.zeros(C, dtype=torch.long), persistent=False)
             self.exec_critic = ExecutionCritic(F, max(1, max(ex_of) + 1))
             self.exec_steps = 0                                                      # ramp counter (not saved)
         # (C, D) per-class standard deviation of the aggregate posterior (after the shift), fitted at export;
@@ -491,13 +504,21 @@ class ActorVAE(nn.Module):
 
         * ``critic``: binary cross-entropy of :class:`ExecutionCritic` on the real repetitions x (B, T, F)
           (standardised, a little noise added) against their execution; only the critic learns from it.
-        * ``exec``: up to ``exec_items`` of those items keep their latent's deviation from their class's
-          running mean posterior and take the other execution's mean and class: z' = z - m_c + m_c'
-          (detached), decoded with class c'.  Binary cross-entropy of the critic (its weights detached, so
-          the decode cannot teach it) against c''s execution; only the decoder and the class biases learn.
-          A prior sample is exactly such a deviation around a class's mean (``recentre_state`` moves m_c
-          into the bias), so the execution then comes from the class whatever the deviation."""
-        with torch.no_grad():                                                        # running class means
+        * ``exec``: decoded latents of chosen classes, read by the critic (its weights detached, so a
+          decode cannot teach it) against the execution of the class they were decoded with; only the
+          decoder and the class biases learn.  Two kinds, ``exec_items`` each:
+
+          - *swapped*: a paired item's deviation from its class's running mean posterior, moved to the
+            other execution: z' = z - m_c + m_c', decoded with class c';
+          - *prior-like*: for a paired item's own or other execution c' (at random), z' = m_c' +
+            ``temperature`` * sum_k w_k d_k / sqrt(K) + the item's posterior noise, with w ~ N(0, I) and
+            d_k the K latest deviations of c''s posterior means (a bank): the covariance the exported
+            prior fits (``training.vae.recentre_state``), so these are samples of that prior as the app
+            draws them.  A class's few heterogeneous recordings otherwise spread its prior along
+            directions whose decodes read as the other execution.
+
+        The running means and the bank are updated from ``mu`` (B, D) without gradient."""
+        with torch.no_grad():
             for c in torch.unique(y).tolist():
                 m = mu[y == c].mean(0)
                 if bool(self.exec_seen[c]):
@@ -505,26 +526,51 @@ class ActorVAE(nn.Module):
                 else:
                     self.exec_centre[c].copy_(m)
                     self.exec_seen[c] = True
+            K = self.exec_devs.shape[1]
+            for i in torch.nonzero(self.exec_exercise[y] >= 0).squeeze(1).tolist():
+                c = int(y[i])
+                self.exec_devs[c, int(self.exec_next[c])] = mu[i] - self.exec_centre[c]
+                self.exec_next[c] = (self.exec_next[c] + 1) % K
+                self.exec_filled[c] = torch.clamp(self.exec_filled[c] + 1, max=K)
         ex = self.exec_exercise[y]                                                   # (B,)
         sel = ex >= 0
+        zero = x.sum() * 0.0
         if not bool(sel.any()):
-            zero = x.sum() * 0.0
             return zero, zero
         xs = x[sel].detach()
         noise = torch.randn(xs.shape, generator=generator, dtype=xs.dtype, device=xs.device)
         logit = self.exec_critic((xs + 0.05 * noise) * mask[sel][..., None], mask[sel], ex[sel])
         critic = nn.functional.binary_cross_entropy_with_logits(logit, self.exec_target[y[sel]])
-        idx = torch.nonzero(sel & self.exec_seen[self.exec_partner[y].clamp_min(0)]).squeeze(1)
-        idx = idx[: max(1, int(self.config.exec_items))]
-        if not len(idx):
-            return critic, x.sum() * 0.0
-        yi, pi = y[idx], self.exec_partner[y[idx]]
-        zs = (z[idx] - self.exec_centre[yi] + self.exec_centre[pi]).detach()         # (b, D)
-        m = mask[idx]
-        swapped = self.decode(zs, pi, x.shape[1], m)                                 # (b, T, F)
+        n = max(1, int(self.config.exec_items))
+        partner = self.exec_partner[y].clamp_min(0)
+        zs, cs, items = [], [], []
+        swap = torch.nonzero(sel & self.exec_seen[partner]).squeeze(1)[:n]           # swapped latents
+        if len(swap):
+            p = partner[swap]
+            zs.append(z[swap] - self.exec_centre[y[swap]] + self.exec_centre[p])
+            cs.append(p)
+            items.append(swap)
+        pick = torch.nonzero(sel).squeeze(1)                                         # prior-like samples
+        pick = pick[torch.randperm(len(pick), generator=generator, device=pick.device)[:n]]
+        other = torch.rand(len(pick), generator=generator, device=pick.device) < 0.5
+        t = torch.where(other, partner[pick], y[pick])
+        ok = self.exec_filled[t] >= 2
+        pick, t = pick[ok], t[ok]
+        if len(pick):
+            w = torch.randn(len(pick), K, generator=generator, dtype=z.dtype, device=z.device)
+            w = w * (torch.arange(K, device=z.device)[None, :] < self.exec_filled[t][:, None])
+            spread = torch.einsum("bk,bkd->bd", w, self.exec_devs[t]) / self.exec_filled[t, None].sqrt()
+            zs.append(self.exec_centre[t] + self.config.temperature * spread + (z[pick] - mu[pick]))
+            cs.append(t)
+            items.append(pick)
+        if not zs:
+            return critic, zero
+        zz, cc, ii = torch.cat(zs).detach(), torch.cat(cs), torch.cat(items)
+        m = mask[ii]
+        decoded = self.decode(zz, cc, x.shape[1], m)                                 # (b, T, F)
         frozen = {k: v.detach() for k, v in self.exec_critic.named_parameters()}
-        logit = torch.func.functional_call(self.exec_critic, frozen, (swapped, m, ex[idx]))
-        return critic, nn.functional.binary_cross_entropy_with_logits(logit, self.exec_target[pi])
+        logit = torch.func.functional_call(self.exec_critic, frozen, (decoded, m, self.exec_exercise[cc]))
+        return critic, nn.functional.binary_cross_entropy_with_logits(logit, self.exec_target[cc])
 
     def adversary_loss(self, mu: torch.Tensor, y: torch.Tensor, reverse: float = 1.0) -> torch.Tensor:
         """Execution adversary (after Lample et al.'s Fader networks, NeurIPS 2017): binary cross-entropy of
