@@ -119,7 +119,8 @@ class Config:
     #                                        which execution they show; a latent's deviation from its class
     #                                        mean, moved to the other execution's class, must decode to a
     #                                        motion that critic reads as that execution, so the class (not
-    #                                        the latent) decides correct / incorrect; 0 = off
+    #                                        the latent) decides correct / incorrect; 0 = off (tried for
+    #                                        issue #18 and not shipped: see the README's VAE card)
     exec_ramp_steps: int = 2000            # the decoder's term ramps up linearly over these steps
     exec_items: int = 6                    # per batch: this many swapped latents and this many prior-like
     #                                        samples are decoded for the execution term
