@@ -21,8 +21,8 @@ has it (UI-PRMD, IRDS): ``ui-prmd:m01/correct``, ``ui-prmd:m01/incorrect``, ``ki
 * Loss: masked MSE on the standardised positions + masked MSE on frame-to-frame velocities (standardised
   by their own statistics) + ``kl_weight`` (1e-5) x KL(q(z|x,c) || N(0, I)) + the relative motion loss;
   with ``exec_weight`` also the execution-consistency terms of :meth:`ActorVAE.execution_loss` (a critic
-  of the execution trained on the real repetitions; a latent's deviation from its class mean decoded with
-  the other execution's class must read as that execution).
+  of the execution trained on the real repetitions; swapped latents and prior-like samples decoded with a
+  class must read as that class's execution).
 
 Sampling draws eps ~ N(0, I) from a ``torch.Generator`` seeded by the request (same seed -> same output)
 and maps it through the prior fitted at export (``training.vae.recentre_state``): a per-class diagonal
@@ -116,10 +116,10 @@ class Config:
     adv_ramp_steps: int = 2000             # the encoder's reversed gradient ramps up linearly over these steps
     exec_weight: float = 0.0               # execution consistency (ActorVAE.execution_loss): a small critic
     #                                        learns from the real repetitions of exercises recorded both ways
-    #                                        which execution they show; a latent's deviation from its class
-    #                                        mean, moved to the other execution's class, must decode to a
-    #                                        motion that critic reads as that execution, so the class (not
-    #                                        the latent) decides correct / incorrect; 0 = off (tried for
+    #                                        which execution they show; swapped latents and prior-like
+    #                                        samples decoded with a class must read to it as that class's
+    #                                        execution, so the class (not the latent) decides correct /
+    #                                        incorrect; 0 = off (tried for
     #                                        issue #18 and not shipped: see the README's VAE card)
     exec_ramp_steps: int = 2000            # the decoder's term ramps up linearly over these steps
     exec_items: int = 6                    # per batch: this many swapped latents and this many prior-like
