@@ -632,6 +632,52 @@ def test_performer_share_known_answers():
     assert V_T.performer_share({0: z}, {0: torch.zeros(50, dtype=torch.long)}) == 0.0   # one performer
 
 
+def test_class_shares_use_a_class_own_share_where_two_performers_repeat():
+    """class_shares: a class where two or more performers have two or more repetitions gets its own
+    performer_share; a class with one such performer, or absent, gets the pooled value."""
+    rng = np.random.default_rng(2)
+    P, n, D = 300, 5, 3
+    def effects(a):
+        s = rng.normal(0, math.sqrt(a), (P, 1, D)) + rng.normal(0, math.sqrt(1 - a), (P, n, D))
+        return torch.from_numpy(s.reshape(P * n, D))
+    who = torch.arange(P).repeat_interleave(n)
+    means = {0: effects(0.9), 1: effects(0.2), 3: torch.randn(6, D, dtype=torch.float64)}
+    perf = {0: who, 1: who, 3: torch.tensor([0, 0, 0, 1, 2, 3])}          # class 3: one performer repeats
+    got = V_T.class_shares(means, perf, 5, pooled=0.5)
+    assert abs(got[0] - 0.9) < 0.05 and abs(got[1] - 0.2) < 0.05
+    assert got[2] == 0.5 and got[3] == 0.5 and got[4] == 0.5
+
+
+def test_class_share_prior_samples_each_class_with_its_own_share(tmp_path):
+    """class_share: the export holds one share per class, sampling correlates a seed's repetitions by the
+    class's share, and the loader checks the count; class_share needs performer_prior."""
+    model = tiny_model(seed=1)
+    cfg = replace(model.config, prior_rank=2, performer_prior=True, class_share=True)
+    m2 = V.ActorVAE(cfg)
+    m2.load_state_dict(model.state_dict())
+    m2.set_stats(model.feat_mean, model.feat_std, model.vel_std)
+    motions = [replace(m, labels=replace(m.labels, subject=f"s{i % 3}")) for i, m in enumerate(corpus(6, seed=3))]
+    performers: list[str] = []
+    items = V_T.motions_to_items(motions, cfg.classes, cfg, performers)
+    state = V_T.recentre_state(m2.eval(), V_T.probe_batches(items, len(cfg.classes), 24, performers=performers))
+    C = len(cfg.classes)
+    assert state["prior_share"].shape == (C,) and bool(((state["prior_share"] >= 0) & (state["prior_share"] <= 1)).all())
+    known = torch.linspace(0.1, 0.9, C)
+    path = save_checkpoint(tmp_path / "vae.safetensors", dict(state, prior_share=known), "vae", cfg, {"data": []})
+    g = V_G.load_generator(path)
+    n = 4000
+    for c in (0, C - 1):
+        z1, z2 = (g._prior_z(c, 0, n, k).double() for k in (1, 2))
+        L = g.model.prior_chol[c].double()
+        corr = float((z1 * z2).sum(1).mean()) / float(torch.trace(L @ L.T))
+        assert abs(corr - float(known[c])) < 0.06, (c, corr)
+    save_checkpoint(tmp_path / "bad.safetensors", dict(state, prior_share=torch.tensor([0.5])), "vae", cfg, {"data": []})
+    with pytest.raises(CheckpointError, match="prior_share"):
+        V_G.load_generator(tmp_path / "bad.safetensors")
+    with pytest.raises(CheckpointError, match="class_share"):
+        V.ActorVAE(replace(cfg, performer_prior=False))
+
+
 def test_performer_prior_shares_part_of_a_motions_latents(tmp_path):
     """performer_prior: the export fits prior_share from probes with performer ids (the training corpus
     gives each item its performer); the repetitions of one seed correlate by that share, every repetition

@@ -141,7 +141,7 @@ class VAEGenerator:
         share = getattr(self.model, "prior_share", None)
         if share is None:
             return self._prior_one(c, seed, num, k)
-        a = float(share[0])
+        a = float(share[c] if share.numel() > 1 else share[0])
         return (math.sqrt(a) * self._prior_one(c, seed, num, PERFORMER_ROUND)
                 + math.sqrt(1.0 - a) * self._prior_one(c, seed, num, k))
 
@@ -408,9 +408,13 @@ def load_generator(path: str | Path) -> VAEGenerator:
         raise CheckpointError(f"{path.name} asks for the performer prior but holds no prior_share")
     if not config.performer_prior and "prior_share" in extra:
         raise CheckpointError(f"{path.name} holds a prior_share but its config has performer_prior false")
-    if "prior_share" in extra and not (extra["prior_share"].numel() == 1
-                                       and 0.0 <= float(extra["prior_share"].reshape(-1)[0]) <= 1.0):
-        raise CheckpointError(f"{path.name} has a prior_share outside [0, 1]")
+    if "prior_share" in extra:
+        want = len(config.classes) if config.class_share else 1
+        sh = extra["prior_share"].reshape(-1)
+        if sh.numel() != want:
+            raise CheckpointError(f"{path.name} holds {sh.numel()} prior_share value(s), its config asks for {want}")
+        if not bool(((sh >= 0.0) & (sh <= 1.0)).all()):
+            raise CheckpointError(f"{path.name} has a prior_share outside [0, 1]")
     if config.prior_rank > 0 and "prior_chol" not in extra:
         raise CheckpointError(f"{path.name} asks for a rank-{config.prior_rank} prior but holds no prior_chol")
     if config.prior_rank == 0 and "prior_chol" in extra:

@@ -161,6 +161,11 @@ class Config:
     #                                        training repetitions' posterior means, fitted at export): z_k =
     #                                        sqrt(share) * z_performer + sqrt(1 - share) * z_k', both from the
     #                                        prior; False = independent repetitions
+    class_share: bool = False              # with performer_prior: one share per class (prior_share (C,)), the
+    #                                        class's own intra-performer correlation where at least two of its
+    #                                        performers have two or more repetitions, else the pooled one
+    #                                        (training.vae.class_shares): subjects repeat a correct execution
+    #                                        more alike (UI-PRMD 0.72-0.94) than an incorrect one (0.24-0.52)
     linear_skip: bool = False              # add a linear map of the memory to the whole repetition (R x F,
     #                                        zero at init) to the transformer's output: class means and
     #                                        linear modes of z are fitted directly instead of through
@@ -178,6 +183,9 @@ class Config:
         k = self.memory_tokens
         if isinstance(k, bool) or not (isinstance(k, int) and 1 <= k <= 64):
             raise CheckpointError(f"VAE memory_tokens must be a whole number in 1-64, got {self.memory_tokens!r}")
+        if self.class_share is not False and not (self.class_share is True and self.performer_prior is True):
+            raise CheckpointError(f"VAE class_share must be false, or true with performer_prior true; got "
+                                  f"class_share={self.class_share!r}, performer_prior={self.performer_prior!r}")
         r = self.prior_rank
         if isinstance(r, bool) or not (isinstance(r, int) and 0 <= r <= self.d_model):
             raise CheckpointError(f"VAE prior_rank must be a whole number in 0-{self.d_model} (the latent size), "
@@ -400,7 +408,7 @@ class ActorVAE(nn.Module):
         self.register_buffer("prior_scale", torch.ones(C, D), persistent=False)
         if config.performer_prior:
             # (1,) share of a repetition's prior latent common to the repetitions of one motion (export)
-            self.register_buffer("prior_share", torch.zeros(1), persistent=False)
+            self.register_buffer("prior_share", torch.zeros(C if config.class_share else 1), persistent=False)
         if config.prior_rank > 0:
             # (C, D, D) lower-triangular Cholesky factor of each class's prior covariance (fitted at export,
             # training.vae.recentre_state); prior samples are z = prior_chol[c] @ eps

@@ -204,6 +204,20 @@ def performer_share(means: dict[int, torch.Tensor], performers: dict[int, torch.
     return float(min(max(1.0 - within / total, 0.0), 1.0)) if total > 0 else 0.0
 
 
+def class_shares(means: dict[int, torch.Tensor], performers: dict[int, torch.Tensor], num_classes: int,
+                 pooled: float) -> list[float]:
+    """One performer share per class (``Config.class_share``): :func:`performer_share` of the class alone
+    where at least two of its performers have two or more repetitions (a within-performer spread seen in
+    more than one person), else ``pooled`` (classes with one recorded performer, absent classes)."""
+    out = [float(pooled)] * num_classes
+    for c, z in means.items():
+        p = performers[c]
+        many = [k for k in torch.unique(p) if int((p == k).sum()) > 1]
+        if len(many) >= 2:
+            out[c] = performer_share({c: z}, {c: p})
+    return out
+
+
 def ppca_covariance(points: torch.Tensor, rank: int, floor: torch.Tensor | None = None) -> torch.Tensor:
     """Probabilistic-PCA covariance (D, D) of ``points`` (n, D) (Tipping & Bishop 1999, maximum likelihood):
     the ``rank`` leading directions of the sample covariance keep their variance, the other D - rank share
@@ -244,7 +258,8 @@ def recentre_state(model: ActorVAE, probes: Sequence[dict[str, torch.Tensor]],
       diagonal prior that draws every direction independently puts samples off it (on UI-PRMD m09 they
       moved 3.4x faster than the recordings, with 6x their jerk; in the PPCA's span: 0.8x and 0.8x).
     * with ``Config.performer_prior`` also ``prior_share`` (1,): :func:`performer_share` of the probes'
-      posterior means grouped by performer (the probes need ``performer`` ids).  A sampled motion is one
+      posterior means grouped by performer (the probes need ``performer`` ids); with ``Config.class_share``
+      (C,): :func:`class_shares`, each class's own where it can be estimated, else that pooled value.  A sampled motion is one
       performer's repetitions: their latents share that part of the prior (VAEGenerator._prior_z).
     """
     was_training = model.training
@@ -294,7 +309,12 @@ def recentre_state(model: ActorVAE, probes: Sequence[dict[str, torch.Tensor]],
             raise ValueError("performer_prior needs probes with performer ids (probe_batches(performers=...))")
         share = performer_share({c: torch.cat(v).double() for c, v in means.items() if c in who},
                                 {c: torch.cat(v) for c, v in who.items()})
-        state["prior_share"] = torch.tensor([share], dtype=shift.dtype)
+        if getattr(model.config, "class_share", False):
+            state["prior_share"] = torch.tensor(
+                class_shares({c: torch.cat(v).double() for c, v in means.items() if c in who},
+                             {c: torch.cat(v) for c, v in who.items()}, C, share), dtype=shift.dtype)
+        else:
+            state["prior_share"] = torch.tensor([share], dtype=shift.dtype)
     return state
 
 
@@ -328,7 +348,7 @@ def training_motions(datasets: Sequence[str], mirror: bool, data_root: Any = Non
 
 
 #: Config fields :func:`refit_prior` may change (they act at export / sampling only, not on the weights).
-REFIT_FIELDS = ("prior_rank", "temperature", "performer_prior")
+REFIT_FIELDS = ("prior_rank", "temperature", "performer_prior", "class_share")
 
 
 def refit_prior(src: Any, out: Any, overrides: dict[str, Any], data_root: Any = None, seed: int = 0,
@@ -360,15 +380,21 @@ def refit_prior(src: Any, out: Any, overrides: dict[str, Any], data_root: Any = 
                                                 performers=performers))
     keep = {k: v for k, v in meta.items() if k not in ("format", "kind", "config")}
     keep.pop("sampling", None)                  # an earlier note on the sampling settings: "prior" replaces it
-    shared = f" (shared part {float(state['prior_share'][0]):.3f})" if "prior_share" in state else ""
+    shared = ""
+    if "prior_share" in state:
+        sh = state["prior_share"]
+        shared = (f" (shared part {float(sh[0]):.3f})" if sh.numel() == 1 else
+                  f" (shared part per class {float(sh.min()):.3f}-{float(sh.max()):.3f})")
     keep["prior"] = (f"refitted from the trained weights: prior_rank {config.prior_rank}, temperature "
-                     f"{config.temperature:g}, performer_prior {config.performer_prior}{shared}"
+                     f"{config.temperature:g}, performer_prior {config.performer_prior}, "
+                     f"class_share {config.class_share}{shared}"
                      + (f" ({command})" if command else "") + "; the prior and the temperature act at export "
                      "and sampling only, the network weights are those the command above trained")
     save_checkpoint(out, state, KIND, config, keep)
     return {"model": "vae", "refit": str(src), "checkpoint": str(out), "prior_rank": config.prior_rank,
             "temperature": config.temperature,
-            "performer_share": float(state["prior_share"][0]) if "prior_share" in state else None}
+            "performer_share": (None if "prior_share" not in state else float(state["prior_share"][0])
+                                if state["prior_share"].numel() == 1 else state["prior_share"].tolist())}
 
 
 def build_training(opts: Any) -> Any:
