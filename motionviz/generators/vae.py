@@ -64,6 +64,8 @@ class LatentPath:
 #: The repetition round whose prior latent is a motion's performer (``_prior_z`` with the performer prior);
 #: far beyond any real round (a motion has at most a few hundred repetitions).
 PERFORMER_ROUND = 2**31 - 1
+#: The round whose seed picks a motion's recorded performer (``Config.performer_mixture``).
+PICK_ROUND = 2**31 - 2
 
 
 def _noop(fraction: float, text: str) -> None:
@@ -137,13 +139,29 @@ class VAEGenerator:
         probabilistic-PCA prior (``Config.prior_rank`` > 0), else temperature * prior_scale[c] * eps.  With
         the performer prior (``Config.performer_prior``) the rounds of one seed share a part:
         sqrt(share) * the performer's latent (its own round, :data:`PERFORMER_ROUND`) + sqrt(1 - share) *
-        the round's, so every repetition still has the prior's distribution."""
+        the round's, so every repetition still has the prior's distribution.  With ``performer_mixture`` h
+        > 0 the performer part is a recorded performer's mean latent (:meth:`_pick`) + h * that Gaussian
+        part: a Gaussian kernel density over the class's recorded performers."""
         share = getattr(self.model, "prior_share", None)
         if share is None:
             return self._prior_one(c, seed, num, k)
         a = float(share[c] if share.numel() > 1 else share[0])
-        return (math.sqrt(a) * self._prior_one(c, seed, num, PERFORMER_ROUND)
-                + math.sqrt(1.0 - a) * self._prior_one(c, seed, num, k))
+        performer = math.sqrt(a) * self._prior_one(c, seed, num, PERFORMER_ROUND)             # (N, D)
+        h = float(getattr(self.config, "performer_mixture", 0.0))
+        count = getattr(self.model, "performer_count", None)
+        if h > 0 and count is not None and int(count[c]) > 0:
+            performer = self.model.performer_means[c, self._pick(seed, num, int(count[c]))] + h * performer
+        return performer + math.sqrt(1.0 - a) * self._prior_one(c, seed, num, k)
+
+    def _pick(self, seed: int, num: int, n: int) -> torch.Tensor:
+        """(N,) long: the recorded performer (of n) of each sample, row i from a generator seeded with
+        :meth:`_round_seed` (seed + i, :data:`PICK_ROUND`), like :meth:`_prior`."""
+        out = []
+        for i in range(int(num)):
+            g = torch.Generator(device="cpu")
+            g.manual_seed(self._round_seed((int(seed) + i) % 2**64, PICK_ROUND))
+            out.append(int(torch.randint(n, (1,), generator=g)))
+        return torch.tensor(out, dtype=torch.long)
 
     def _prior_one(self, c: int, seed: int, num: int, k: int) -> torch.Tensor:
         eps = self._prior(seed, num, k)
@@ -403,7 +421,19 @@ def load_generator(path: str | Path) -> VAEGenerator:
         model = ActorVAE(config)
     except ValueError as e:
         raise CheckpointError(f"{path.name} does not match the VAE architecture: {str(e).splitlines()[0]}") from None
-    extra = {k: tensors.pop(k) for k in ("mu_shift", "prior_scale", "prior_chol", "prior_share") if k in tensors}
+    extra = {k: tensors.pop(k) for k in ("mu_shift", "prior_scale", "prior_chol", "prior_share",
+                                         "performer_means", "performer_count") if k in tensors}
+    mix = config.performer_mixture > 0
+    if mix != ("performer_means" in extra) or mix != ("performer_count" in extra):
+        raise CheckpointError(f"{path.name}: performer_mixture {config.performer_mixture:g} needs both "
+                              f"performer_means and performer_count (and no mixture neither)")
+    if mix:
+        pm, pc = extra.pop("performer_means"), extra.pop("performer_count")
+        C, D = len(config.classes), config.latent_dim
+        if (pm.dim() != 3 or pm.shape[0] != C or pm.shape[2] != D or pm.shape[1] < 1 or pc.shape != (C,)
+                or pc.dtype != torch.int64 or not bool(((pc >= 0) & (pc <= pm.shape[1])).all())
+                or not bool(torch.isfinite(pm).all())):
+            raise CheckpointError(f"{path.name} has performer_means / performer_count of the wrong shape or range")
     if config.performer_prior and "prior_share" not in extra:
         raise CheckpointError(f"{path.name} asks for the performer prior but holds no prior_share")
     if not config.performer_prior and "prior_share" in extra:
@@ -420,6 +450,9 @@ def load_generator(path: str | Path) -> VAEGenerator:
     if config.prior_rank == 0 and "prior_chol" in extra:
         raise CheckpointError(f"{path.name} holds a prior_chol but its config has prior_rank 0")
     load_strict(model, tensors, path, "the VAE architecture")
+    if mix:
+        model.register_buffer("performer_means", pm.float().clone(), persistent=False)
+        model.register_buffer("performer_count", pc.clone(), persistent=False)
     for k, v in extra.items():
         try:
             getattr(model, k).copy_(v)

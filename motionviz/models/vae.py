@@ -161,6 +161,11 @@ class Config:
     #                                        training repetitions' posterior means, fitted at export): z_k =
     #                                        sqrt(share) * z_performer + sqrt(1 - share) * z_k', both from the
     #                                        prior; False = independent repetitions
+    performer_mixture: float = 0.0         # with performer_prior: > 0 = the performer part of a sample is one of
+    #                                        the class's recorded performers (the mean latent of their
+    #                                        repetitions, picked by the seed) plus this bandwidth x the Gaussian
+    #                                        performer part (a Gaussian kernel density over the recorded
+    #                                        performers, fitted at export); 0 = the Gaussian performer part alone
     class_share: bool = False              # with performer_prior: one share per class (prior_share (C,)), the
     #                                        class's own intra-performer correlation where at least two of its
     #                                        performers have two or more repetitions, else the pooled one
@@ -183,6 +188,11 @@ class Config:
         k = self.memory_tokens
         if isinstance(k, bool) or not (isinstance(k, int) and 1 <= k <= 64):
             raise CheckpointError(f"VAE memory_tokens must be a whole number in 1-64, got {self.memory_tokens!r}")
+        h = self.performer_mixture
+        if isinstance(h, bool) or not (isinstance(h, (int, float)) and 0.0 <= h <= 2.0):
+            raise CheckpointError(f"VAE performer_mixture must be a number in 0-2, got {self.performer_mixture!r}")
+        if h > 0 and self.performer_prior is not True:
+            raise CheckpointError("VAE performer_mixture needs performer_prior true")
         if self.class_share is not False and not (self.class_share is True and self.performer_prior is True):
             raise CheckpointError(f"VAE class_share must be false, or true with performer_prior true; got "
                                   f"class_share={self.class_share!r}, performer_prior={self.performer_prior!r}")
@@ -409,6 +419,11 @@ class ActorVAE(nn.Module):
         if config.performer_prior:
             # (1,) share of a repetition's prior latent common to the repetitions of one motion (export)
             self.register_buffer("prior_share", torch.zeros(C if config.class_share else 1), persistent=False)
+            if config.performer_mixture > 0:
+                # (C, P, D) mean latent of each recorded performer of each class (after the shift) and (C,)
+                # how many of the P rows a class uses (export; P = the most performers of any class)
+                self.register_buffer("performer_means", torch.zeros(C, 1, D), persistent=False)
+                self.register_buffer("performer_count", torch.zeros(C, dtype=torch.long), persistent=False)
         if config.prior_rank > 0:
             # (C, D, D) lower-triangular Cholesky factor of each class's prior covariance (fitted at export,
             # training.vae.recentre_state); prior samples are z = prior_chol[c] @ eps

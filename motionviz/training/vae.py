@@ -218,6 +218,22 @@ def class_shares(means: dict[int, torch.Tensor], performers: dict[int, torch.Ten
     return out
 
 
+def performer_means(means: dict[int, torch.Tensor], performers: dict[int, torch.Tensor],
+                    num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean latent of each performer of each class (``Config.performer_mixture``): ``means`` {c: (n, D)}
+    latents (already centred on the class mean), ``performers`` {c: (n,)} ids -> (C, P, D) float32 (rows
+    past a class's count are 0) and (C,) long counts; P = the most performers of any class (at least 1)."""
+    D = next(iter(means.values())).shape[1] if means else 1
+    rows = {c: [z[performers[c] == k].mean(0) for k in torch.unique(performers[c])] for c, z in means.items()}
+    P = max([len(r) for r in rows.values()] + [1])
+    out = torch.zeros(num_classes, P, D)
+    count = torch.zeros(num_classes, dtype=torch.long)
+    for c, r in rows.items():
+        out[c, :len(r)] = torch.stack(r).float()
+        count[c] = len(r)
+    return out, count
+
+
 def ppca_covariance(points: torch.Tensor, rank: int, floor: torch.Tensor | None = None) -> torch.Tensor:
     """Probabilistic-PCA covariance (D, D) of ``points`` (n, D) (Tipping & Bishop 1999, maximum likelihood):
     the ``rank`` leading directions of the sample covariance keep their variance, the other D - rank share
@@ -309,6 +325,10 @@ def recentre_state(model: ActorVAE, probes: Sequence[dict[str, torch.Tensor]],
             raise ValueError("performer_prior needs probes with performer ids (probe_batches(performers=...))")
         share = performer_share({c: torch.cat(v).double() for c, v in means.items() if c in who},
                                 {c: torch.cat(v) for c, v in who.items()})
+        if float(getattr(model.config, "performer_mixture", 0.0)) > 0:
+            state["performer_means"], state["performer_count"] = performer_means(
+                {c: torch.cat(v) - (shift[c] - model.mu_shift[c]).cpu() for c, v in means.items() if c in who},
+                {c: torch.cat(v) for c, v in who.items()}, C)
         if getattr(model.config, "class_share", False):
             state["prior_share"] = torch.tensor(
                 class_shares({c: torch.cat(v).double() for c, v in means.items() if c in who},
@@ -348,7 +368,7 @@ def training_motions(datasets: Sequence[str], mirror: bool, data_root: Any = Non
 
 
 #: Config fields :func:`refit_prior` may change (they act at export / sampling only, not on the weights).
-REFIT_FIELDS = ("prior_rank", "temperature", "performer_prior", "class_share")
+REFIT_FIELDS = ("prior_rank", "temperature", "performer_prior", "class_share", "performer_mixture")
 
 
 def refit_prior(src: Any, out: Any, overrides: dict[str, Any], data_root: Any = None, seed: int = 0,
@@ -371,7 +391,7 @@ def refit_prior(src: Any, out: Any, overrides: dict[str, Any], data_root: Any = 
     items = motions_to_items(motions, config.classes, config, performers)
     model = ActorVAE(config)
     shift = tensors.pop("mu_shift", None)
-    for k in ("prior_scale", "prior_chol", "prior_share"):
+    for k in ("prior_scale", "prior_chol", "prior_share", "performer_means", "performer_count"):
         tensors.pop(k, None)
     load_strict(model, tensors, src, "the VAE architecture")
     if shift is not None:
@@ -387,7 +407,7 @@ def refit_prior(src: Any, out: Any, overrides: dict[str, Any], data_root: Any = 
                   f" (shared part per class {float(sh.min()):.3f}-{float(sh.max()):.3f})")
     keep["prior"] = (f"refitted from the trained weights: prior_rank {config.prior_rank}, temperature "
                      f"{config.temperature:g}, performer_prior {config.performer_prior}, "
-                     f"class_share {config.class_share}{shared}"
+                     f"class_share {config.class_share}, performer_mixture {config.performer_mixture:g}{shared}"
                      + (f" ({command})" if command else "") + "; the prior and the temperature act at export "
                      "and sampling only, the network weights are those the command above trained")
     save_checkpoint(out, state, KIND, config, keep)
