@@ -22,9 +22,7 @@ has it (UI-PRMD, IRDS): ``ui-prmd:m01/correct``, ``ui-prmd:m01/incorrect``, ``ki
   by their own statistics) + ``kl_weight`` (1e-5) x KL(q(z|x,c) || N(0, I)) + the relative motion loss;
   with ``exec_weight`` also the execution-consistency terms of :meth:`ActorVAE.execution_loss` (a critic
   of the execution trained on the real repetitions; swapped latents and prior-like samples decoded with a
-  class must read as that class's execution); with ``latent_noise`` the decoder reads the reparameterised
-  z plus ``latent_noise`` x the class's running posterior-mean spread x eps' (:meth:`ActorVAE.class_spread`),
-  so it learns the neighbourhoods of the training latents that prior samples are drawn from.
+  class must read as that class's execution).
 
 Sampling draws eps ~ N(0, I) from a ``torch.Generator`` seeded by the request (same seed -> same output)
 and maps it through the prior fitted at export (``training.vae.recentre_state``): a per-class diagonal
