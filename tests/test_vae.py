@@ -355,50 +355,6 @@ def test_execution_loss_trains_the_critic_on_real_and_the_decoder_on_swapped_lat
     assert "exec" not in plain.losses(batch) and not hasattr(plain, "exec_critic")
 
 
-def test_latent_noise_spreads_each_class_by_its_running_posterior_spread():
-    """class_spread: the running per-dimension std of each class's posterior means (a class's first batch
-    sets it, training mode only updates it); losses() then decodes z = mu + sigma * eps + latent_noise *
-    spread * eps', so the decoder input moves from mu by that much.  Off: no buffers, no extra noise."""
-    torch.manual_seed(0)
-    model = V.ActorVAE(replace(V.tiny_config(CLASSES), latent_noise=0.5)).train()
-    D = model.config.d_model
-    g = torch.Generator().manual_seed(1)
-    for _ in range(400):                                   # class 0: std 2 in every dimension; class 2: 0.1
-        mu = torch.cat([2.0 * torch.randn(6, D, generator=g), 3.0 + 0.1 * torch.randn(2, D, generator=g)])
-        spread = model.class_spread(mu, torch.tensor([0] * 6 + [2] * 2), momentum=0.9)
-    assert spread.shape == (8, D)
-    assert model.spread_seen.tolist() == [True, False, True, False]
-    s0, s2 = model.spread_sq[0] - model.spread_mean[0] ** 2, model.spread_sq[2] - model.spread_mean[2] ** 2
-    assert abs(float(s0.mean().sqrt()) - 2.0) < 0.2 and abs(float(s2.mean().sqrt()) - 0.1) < 0.02
-    assert abs(float(model.spread_mean[2].mean()) - 3.0) < 0.02
-    model.eval()
-    before = model.spread_mean.clone()
-    model.class_spread(torch.full((1, D), 100.0), torch.tensor([0]))      # eval: read only
-    torch.testing.assert_close(model.spread_mean, before)
-    model.train()
-    seen = {}
-    decode = model.decode
-
-    def spy(z, y, T, mask=None):
-        seen["z"], seen["y"] = z.detach(), y
-        return decode(z, y, T, mask)
-    model.decode = spy
-    R, F = model.config.rep_frames, model.config.num_features
-    batch = V_T.collate_clips([(np.zeros((R, F), np.float32), 0)] * 64)
-    with torch.no_grad():
-        model.logvar_head.bias.fill_(-30.0)                # sigma ~ 0: all spread comes from latent_noise
-        mu, _ = model.encode(model.normalise(batch["features"]) * batch["mask"][..., None], batch["mask"].bool(),
-                             batch["label"])
-        model.losses(batch)                                # (takes the batch into the running spread)
-    model.eval()
-    dev = (seen["z"] - mu) / model.class_spread(mu, batch["label"])       # ~ 0.5 * N(0, 1)
-    assert abs(float(dev.std()) - 0.5) < 0.05
-    plain = V.ActorVAE(V.tiny_config(CLASSES))
-    assert not hasattr(plain, "spread_mean")
-    with pytest.raises(ValueError):
-        plain.class_spread(mu, batch["label"])
-
-
 def test_samples_chain_repetitions_to_the_requested_length(gen):
     """A long sample is several decoded repetitions (independent latents), joined without a seam."""
     ms = gen.sample("ui-prmd:m01", True, 150, 2, seed=4)

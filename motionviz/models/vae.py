@@ -126,13 +126,6 @@ class Config:
     #                                        samples are decoded for the execution term
     exec_bank: int = 32                    # recent posterior-mean deviations kept per class for the prior-like
     #                                        samples (training only)
-    latent_noise: float = 0.0              # training decodes z = mu + sigma * eps + latent_noise * s_c * eps',
-    #                                        s_c (D,) the running per-dimension standard deviation of class c's
-    #                                        posterior means (ActorVAE.class_spread): with the weak KL the
-    #                                        posteriors shrink to points (sigma ~ 0.006 against 0.41 between
-    #                                        neighbours) and prior samples land where the decoder never
-    #                                        trained; the noise makes it decode a class's neighbourhood like the
-    #                                        nearby repetitions (scale-free: s_c grows with the latents); 0 = off
     datasets: tuple[str, ...] = ()         # training datasets (() = VAE_DATASETS)
     posterior_heads: bool = True           # linear mu / log-variance heads on the two token outputs (the
     #                                        shipped architecture and the only one built, see validate)
@@ -406,11 +399,6 @@ class ActorVAE(nn.Module):
             self.register_buffer("exec_next", torch.zeros(C, dtype=torch.long), persistent=False)
             self.exec_critic = ExecutionCritic(F, max(1, max(ex_of) + 1))
             self.exec_steps = 0                                                      # ramp counter (not saved)
-        if config.latent_noise > 0:
-            # (C, D) running mean / mean square of each class's posterior means (training only, not saved)
-            self.register_buffer("spread_mean", torch.zeros(C, D), persistent=False)
-            self.register_buffer("spread_sq", torch.zeros(C, D), persistent=False)
-            self.register_buffer("spread_seen", torch.zeros(C, dtype=torch.bool), persistent=False)
         # (C, D) per-class standard deviation of the aggregate posterior (after the shift), fitted at export;
         # prior samples are z = prior_scale[c] * eps (ones = the plain N(0, I) prior)
         self.register_buffer("prior_scale", torch.ones(C, D), persistent=False)
@@ -499,29 +487,6 @@ class ActorVAE(nn.Module):
         return self.decode_memory(z + self.bias(y), T, mask)
 
     # ---- training --------------------------------------------------------------------------
-    def class_spread(self, mu: torch.Tensor, y: torch.Tensor, momentum: float = 0.99) -> torch.Tensor:
-        """Running per-dimension standard deviation of each class's posterior means, (B, D) for the
-        classes y (B,) of a batch whose posterior means are mu (B, D).  In training mode the running
-        moments first take the batch in (each item an exponential-moving-average step of weight
-        1 - momentum; a class's first batch sets them).  Only for a model built with ``latent_noise > 0``."""
-        if self.config.latent_noise <= 0:
-            raise ValueError("class_spread needs a model built with latent_noise > 0")
-        if self.training:
-            with torch.no_grad():
-                m = mu.detach().to(self.spread_mean.dtype)
-                C = self.spread_mean.shape[0]
-                n = torch.zeros(C, device=m.device).index_add_(0, y, torch.ones_like(y, dtype=m.dtype))
-                s1 = torch.zeros_like(self.spread_mean).index_add_(0, y, m)
-                s2 = torch.zeros_like(self.spread_sq).index_add_(0, y, m * m)
-                have = n > 0
-                bm, bs = s1[have] / n[have, None], s2[have] / n[have, None]
-                a = torch.where(self.spread_seen[have], 1.0 - momentum ** n[have], torch.ones_like(n[have]))[:, None]
-                self.spread_mean[have] = (1 - a) * self.spread_mean[have] + a * bm
-                self.spread_sq[have] = (1 - a) * self.spread_sq[have] + a * bs
-                self.spread_seen |= have
-        var = (self.spread_sq - self.spread_mean ** 2).clamp_min(0.0)
-        return var.sqrt()[y]
-
     def losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """batch: features (B, T, F) raw, mask (B, T) bool, label (B,) long -> loss terms."""
         feats, mask, y = batch["features"], batch["mask"].bool(), batch["label"].long()
@@ -529,9 +494,6 @@ class ActorVAE(nn.Module):
         mu, logvar = self.encode(x, mask, y)
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + torch.exp(0.5 * logvar) * eps                                      # (B, D)
-        if self.config.latent_noise > 0:
-            e2 = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
-            z = z + self.config.latent_noise * self.class_spread(mu, y) * e2
         pred = self.decode(z, y, x.shape[1], mask)                                  # (B, T, F)
         m = mask[..., None].float()
         F = x.shape[-1]
