@@ -634,6 +634,67 @@ def test_class_share_prior_samples_each_class_with_its_own_share(tmp_path):
         V.ActorVAE(replace(cfg, performer_prior=False))
 
 
+def test_performer_means_known_answer():
+    """performer_means: the mean latent of each performer of each class, padded to the most performers."""
+    means = {0: torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 5.0]]), 2: torch.tensor([[2.0, 2.0]])}
+    who = {0: torch.tensor([7, 7, 9]), 2: torch.tensor([4])}
+    pm, pc = V_T.performer_means(means, who, 3)
+    assert pm.shape == (3, 2, 2) and pc.tolist() == [2, 0, 1]
+    torch.testing.assert_close(pm[0], torch.tensor([[2.0, 0.0], [0.0, 5.0]]))
+    torch.testing.assert_close(pm[2, 0], torch.tensor([2.0, 2.0]))
+    assert float(pm[1].abs().sum()) == 0.0 and float(pm[2, 1].abs().sum()) == 0.0
+
+
+def test_performer_mixture_centres_a_motion_on_one_recorded_performer(tmp_path):
+    """performer_mixture h: the export stores each class's performer means; a sample's repetitions share
+    one recorded performer (picked by the seed; every performer gets picked) plus h x the Gaussian
+    performer part and the repetition part, so z - m_p has (h^2 a + 1 - a) x the prior's variance; the
+    same seed gives the same motion; the loader checks the tensors; off: no performer means."""
+    model = tiny_model(seed=1)
+    cfg = replace(model.config, prior_rank=2, performer_prior=True, class_share=True, performer_mixture=0.5)
+    m2 = V.ActorVAE(cfg)
+    m2.load_state_dict(model.state_dict())
+    m2.set_stats(model.feat_mean, model.feat_std, model.vel_std)
+    motions = [replace(m, labels=replace(m.labels, subject=f"s{i % 3}")) for i, m in enumerate(corpus(6, seed=3))]
+    performers: list[str] = []
+    items = V_T.motions_to_items(motions, cfg.classes, cfg, performers)
+    state = V_T.recentre_state(m2.eval(), V_T.probe_batches(items, len(cfg.classes), 24, performers=performers))
+    C, D = len(cfg.classes), cfg.latent_dim
+    assert state["performer_means"].shape[0] == C and state["performer_means"].shape[2] == D
+    assert state["performer_count"].tolist() == [3] * C            # 3 subjects per class (one dataset each)
+    for c in range(C):                                             # centred: the performers' weighted mean ~ 0
+        assert float(state["performer_means"][c, :3].mean(0).abs().max()) < 1.0
+    far = torch.zeros(C, 3, D)
+    far[:, 0, 0], far[:, 1, 0], far[:, 2, 0] = 50.0, -50.0, 0.0    # three performers far apart on axis 0
+    known = dict(state, performer_means=far, prior_share=torch.full((C,), 0.6))
+    path = save_checkpoint(tmp_path / "vae.safetensors", known, "vae", cfg, {"data": []})
+    g = V_G.load_generator(path)
+    c, n = 0, 3000
+    z1, z2 = (g._prior_z(c, 0, n, k).double() for k in (1, 2))
+    side1, side2 = torch.round(z1[:, 0] / 50.0), torch.round(z2[:, 0] / 50.0)
+    assert bool((side1 == side2).all())                            # one performer per motion
+    share = [float((side1 == v).double().mean()) for v in (-1.0, 0.0, 1.0)]
+    assert all(abs(x - 1 / 3) < 0.05 for x in share), share
+    L = g.model.prior_chol[c].double()
+    var = float(torch.trace(L @ L.T))
+    picked = torch.where(side1 > 0, 0, torch.where(side1 < 0, 1, 2))                   # row of far[c]
+    rest = z1 - far[c, picked].double()
+    assert abs(float(rest.pow(2).sum(1).mean()) / var - (0.25 * 0.6 + 0.4)) < 0.05
+    lab, cor = V.split_class(cfg.classes[c])
+    np.testing.assert_allclose(g.sample(lab, cor, 60, 2, 5)[1].joints, g.sample(lab, cor, 60, 1, 6)[0].joints, atol=1e-5)
+    for bad in ({k: v for k, v in known.items() if k != "performer_means"},
+                dict(known, performer_count=torch.full((C,), 4, dtype=torch.long)),
+                dict(known, performer_means=torch.zeros(C, 3, D + 1))):
+        save_checkpoint(tmp_path / "bad.safetensors", bad, "vae", cfg, {"data": []})
+        with pytest.raises(CheckpointError, match="performer"):
+            V_G.load_generator(tmp_path / "bad.safetensors")
+    with pytest.raises(CheckpointError, match="performer_mixture"):
+        V.ActorVAE(replace(cfg, performer_prior=False, class_share=False))
+    off = V_T.recentre_state(V.ActorVAE(replace(cfg, performer_mixture=0.0)).eval(),
+                             V_T.probe_batches(items, len(cfg.classes), 24, performers=performers))
+    assert "performer_means" not in off and "performer_count" not in off
+
+
 def test_performer_prior_shares_part_of_a_motions_latents(tmp_path):
     """performer_prior: the export fits prior_share from probes with performer ids (the training corpus
     gives each item its performer); the repetitions of one seed correlate by that share, every repetition
