@@ -28,7 +28,9 @@ Sampling draws eps ~ N(0, I) from a ``torch.Generator`` seeded by the request (s
 and maps it through the prior fitted at export (``training.vae.recentre_state``): a per-class diagonal
 spread, or with ``prior_rank`` a per-class probabilistic-PCA covariance (its Cholesky factor), times
 ``temperature``; with ``performer_prior`` the repetitions of one sample share part of their latent, as one
-subject's repetitions do (``same_side`` mirrors minority-side recordings of one-sided exercises first);
+subject's repetitions do (with ``class_share`` each class its own part; with ``performer_mixture`` that part
+is centred on one of the class's recorded performers); ``same_side`` mirrors minority-side recordings of
+one-sided exercises first;
 ``vary`` decodes around the posterior of an encoded real motion; ``interpolate`` walks linearly or
 spherically between two latent codes (seeds, classes or encoded motions).
 
