@@ -597,11 +597,14 @@ def test_class_shares_use_a_class_own_share_where_two_performers_repeat():
         s = rng.normal(0, math.sqrt(a), (P, 1, D)) + rng.normal(0, math.sqrt(1 - a), (P, n, D))
         return torch.from_numpy(s.reshape(P * n, D))
     who = torch.arange(P).repeat_interleave(n)
-    means = {0: effects(0.9), 1: effects(0.2), 3: torch.randn(6, D, dtype=torch.float64)}
-    perf = {0: who, 1: who, 3: torch.tensor([0, 0, 0, 1, 2, 3])}          # class 3: one performer repeats
-    got = V_T.class_shares(means, perf, 5, pooled=0.5)
+    means = {0: effects(0.9), 1: effects(0.2), 3: torch.randn(6, D, dtype=torch.float64),
+             4: torch.tensor([[0.0] * D, [0.2] * D, [5.0] * D, [5.2] * D, [9.0] * D], dtype=torch.float64)}
+    perf = {0: who, 1: who, 3: torch.tensor([0, 0, 0, 1, 2, 3]),          # class 3: one performer repeats
+            4: torch.tensor([0, 0, 1, 1, 2])}                              # class 4: exactly two repeat
+    got = V_T.class_shares(means, perf, 6, pooled=0.5)
     assert abs(got[0] - 0.9) < 0.05 and abs(got[1] - 0.2) < 0.05
-    assert got[2] == 0.5 and got[3] == 0.5 and got[4] == 0.5
+    assert got[2] == 0.5 and got[3] == 0.5 and got[5] == 0.5
+    assert got[4] == V_T.performer_share({4: means[4]}, {4: perf[4]}) and got[4] > 0.9
 
 
 def test_class_share_prior_samples_each_class_with_its_own_share(tmp_path):
@@ -658,12 +661,19 @@ def test_performer_mixture_centres_a_motion_on_one_recorded_performer(tmp_path):
     motions = [replace(m, labels=replace(m.labels, subject=f"s{i % 3}")) for i, m in enumerate(corpus(6, seed=3))]
     performers: list[str] = []
     items = V_T.motions_to_items(motions, cfg.classes, cfg, performers)
-    state = V_T.recentre_state(m2.eval(), V_T.probe_batches(items, len(cfg.classes), 24, performers=performers))
     C, D = len(cfg.classes), cfg.latent_dim
+    m2.mu_shift.copy_(torch.randn(C, D))                           # a checkpoint refitted a second time
+    probes = V_T.probe_batches(items, len(cfg.classes), 24, performers=performers)
+    state = V_T.recentre_state(m2.eval(), probes)
     assert state["performer_means"].shape[0] == C and state["performer_means"].shape[2] == D
     assert state["performer_count"].tolist() == [3] * C            # 3 subjects per class (one dataset each)
-    for c in range(C):                                             # centred: the performers' weighted mean ~ 0
-        assert float(state["performer_means"][c, :3].mean(0).abs().max()) < 1.0
+    with torch.no_grad():                                          # known answer: exported latents, per performer
+        for b in probes:
+            c = int(b["label"][0])
+            mu, _ = m2.encode(m2.normalise(b["features"]) * b["mask"][..., None], b["mask"].bool(), b["label"])
+            z = mu - mu.mean(0)                                    # = encoder output - the new mu_shift[c]
+            want = torch.stack([z[b["performer"] == k].mean(0) for k in torch.unique(b["performer"])])
+            torch.testing.assert_close(state["performer_means"][c, :3], want, atol=1e-4, rtol=1e-4)
     far = torch.zeros(C, 3, D)
     far[:, 0, 0], far[:, 1, 0], far[:, 2, 0] = 50.0, -50.0, 0.0    # three performers far apart on axis 0
     known = dict(state, performer_means=far, prior_share=torch.full((C,), 0.6))
@@ -682,10 +692,13 @@ def test_performer_mixture_centres_a_motion_on_one_recorded_performer(tmp_path):
     assert abs(float(rest.pow(2).sum(1).mean()) / var - (0.25 * 0.6 + 0.4)) < 0.05
     lab, cor = V.split_class(cfg.classes[c])
     np.testing.assert_allclose(g.sample(lab, cor, 60, 2, 5)[1].joints, g.sample(lab, cor, 60, 1, 6)[0].joints, atol=1e-5)
-    for bad in ({k: v for k, v in known.items() if k != "performer_means"},
-                dict(known, performer_count=torch.full((C,), 4, dtype=torch.long)),
-                dict(known, performer_means=torch.zeros(C, 3, D + 1))):
-        save_checkpoint(tmp_path / "bad.safetensors", bad, "vae", cfg, {"data": []})
+    for bad, bcfg in (({k: v for k, v in known.items() if k != "performer_means"}, cfg),
+                      (dict(known, performer_count=torch.full((C,), 4, dtype=torch.long)), cfg),
+                      (dict(known, performer_count=torch.full((C,), -1, dtype=torch.long)), cfg),
+                      (dict(known, performer_count=torch.full((C,), 3, dtype=torch.int32)), cfg),
+                      (dict(known, performer_means=torch.zeros(C, 3, D + 1)), cfg),
+                      (known, replace(cfg, performer_mixture=0.0))):     # performer tensors, no mixture
+        save_checkpoint(tmp_path / "bad.safetensors", bad, "vae", bcfg, {"data": []})
         with pytest.raises(CheckpointError, match="performer"):
             V_G.load_generator(tmp_path / "bad.safetensors")
     with pytest.raises(CheckpointError, match="performer_mixture"):

@@ -440,8 +440,8 @@ def load_generator(path: str | Path) -> VAEGenerator:
         raise CheckpointError(f"{path.name} holds a prior_share but its config has performer_prior false")
     if "prior_share" in extra:
         want = len(config.classes) if config.class_share else 1
-        sh = extra["prior_share"].reshape(-1)
-        if sh.numel() != want:
+        sh = extra["prior_share"]
+        if sh.dim() != 1 or sh.numel() != want:
             raise CheckpointError(f"{path.name} holds {sh.numel()} prior_share value(s), its config asks for {want}")
         if not bool(((sh >= 0.0) & (sh <= 1.0)).all()):
             raise CheckpointError(f"{path.name} has a prior_share outside [0, 1]")

@@ -275,8 +275,12 @@ def recentre_state(model: ActorVAE, probes: Sequence[dict[str, torch.Tensor]],
       moved 3.4x faster than the recordings, with 6x their jerk; in the PPCA's span: 0.8x and 0.8x).
     * with ``Config.performer_prior`` also ``prior_share`` (1,): :func:`performer_share` of the probes'
       posterior means grouped by performer (the probes need ``performer`` ids); with ``Config.class_share``
-      (C,): :func:`class_shares`, each class's own where it can be estimated, else that pooled value.  A sampled motion is one
-      performer's repetitions: their latents share that part of the prior (VAEGenerator._prior_z).
+      (C,): :func:`class_shares`, each class's own where it can be estimated, else that pooled value.  A
+      sampled motion is one performer's repetitions: their latents share that part of the prior
+      (VAEGenerator._prior_z).
+    * with ``Config.performer_mixture`` > 0 also ``performer_means`` (C, P, D) and ``performer_count`` (C,):
+      :func:`performer_means` of the probes' posterior means in the exported coordinates (minus the new
+      class mean), the recorded performers a sample's performer part is centred on.
     """
     was_training = model.training
     model.eval()
