@@ -1,6 +1,7 @@
 """Real-browser test of the "Correct vs incorrect" tab: start the app (``python app.py``) with the shipped
 checkpoints, drive it with Playwright and the system Chromium, and run both flows: a generated correct
-vs incorrect pair, and a real held-out recording vs a generated correct reference.  Each must render the
+vs incorrect pair, a real held-out recording vs a generated correct reference, and (when the VAE is shipped)
+the VAE's pair.  Each must render the
 time-aligned 3D player (checked by pixels: a body in every cell, gold dots on the joints that differ most;
 one WebGL context), the joint-angle curves with the shaded normal range and the plain-language summary,
 without an error toast or a page error; the view then downloads as a GIF drawn on the server.
@@ -136,6 +137,21 @@ def test_generated_pair_and_real_recording(page):
     pg.locator("#diff-plot-export").click()
     pg.wait_for_selector("#diff-plot-export-file a[href*='motionviz-grid.gif']", timeout=120_000)
     _no_error_toast(pg)
+
+    # 4. the same pair made by the VAE (when its checkpoint is shipped beside the diffusion model's): no
+    # sampling steps, the same view
+    assert pg.locator("#diff-model").is_visible() == (_shipped_checkpoints() / "vae.safetensors").is_file()
+    if pg.locator("#diff-model").is_visible():
+        pg.locator("#diff-mode label", has_text="Generated").first.click()
+        pg.locator("#diff-model label", has_text="VAE").first.click()
+        pg.locator("#diff-steps").wait_for(state="hidden")
+        text = _run_and_wait(pg, "Generated incorrect")
+        assert "Joints that differ most" in text
+        st = _player_state(pg)
+        assert st["roles"] == ["correct", "incorrect"] and all(c["body"] > 40 for c in st["cells"]), st
+        _no_error_toast(pg)
+        pg.locator("#diff-model label", has_text="Diffusion").first.click()
+        pg.locator("#diff-steps").wait_for(state="visible")
     shot = os.environ.get("MOTIONVIZ_SCREENSHOT_DIFF")
     if shot:
         pg.locator("#diff-plot").scroll_into_view_if_needed()

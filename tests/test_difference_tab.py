@@ -206,6 +206,48 @@ def test_bad_input_is_one_line_error(gen, ckpt, corpus, tmp_path):
         fns["diff_plot_export"]("{not json", "gif", "")
 
 
+class FakeVAE(FakeDiffusion):
+    """The same toy squat under the VAE's name (the tab only uses the Generator protocol); it records the
+    requests it gets."""
+
+    name = "vae"
+    tasks = frozenset({"label", "interpolate", "vary"})
+
+    def __init__(self):
+        self.requests: list[Request] = []
+
+    def generate(self, request: Request, progress=None) -> list[Motion]:
+        self.requests.append(request)
+        return super().generate(request, progress)
+
+
+@pytest.mark.slow
+def test_tab_offers_the_vae_when_its_checkpoint_is_there(gen, corpus, tmp_path, monkeypatch):
+    """With a VAE checkpoint the tab shows a Generator choice: the VAE makes the pair (the diffusion model is
+    not called), the sampling-steps slider hides for it, an unknown generator is a one-line error; without
+    the checkpoint there is no choice."""
+    vae = FakeVAE()
+    monkeypatch.setattr(generator_mod, "load_generator",
+                        lambda name, checkpoint_dir=None: {"diffusion": gen, "vae": vae}[name])
+    for models, shown in ((["diffusion", "vae"], True), (["diffusion"], False)):
+        with gr.Blocks() as demo:
+            DT.build(AppContext(checkpoint_dir=tmp_path, data_root=tmp_path, models=models, motions=gr.State([])))
+        radios = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "diff-model"]
+        assert len(radios) == 1 and radios[0].visible is shown
+    with gr.Blocks() as demo:
+        DT.build(AppContext(checkpoint_dir=tmp_path, data_root=tmp_path, models=["diffusion", "vae"],
+                            motions=gr.State([])))
+    fns = {f.api_name: f.fn for f in demo.fns.values()}
+    assert fns["difference_model"]("vae").visible is False and fns["difference_model"]("diffusion").visible is True
+    _, _, _, md, session = fns["difference_compare"](DT.GENERATED, "ui-prmd:m01", None, None, 2, 40, 4, "overlay",
+                                                     [], "vae")
+    assert [r.correct for r in vae.requests] == [True, False] and {r.model for r in vae.requests} == {"vae"}
+    assert len(session) == 2 and "knee" in md.lower()
+    with pytest.raises(gr.Error) as e:
+        fns["difference_compare"](DT.GENERATED, "ui-prmd:m01", None, None, 2, 40, 4, "overlay", [], "nope")
+    assert "\n" not in str(e.value) and "generator" in str(e.value)
+
+
 @pytest.mark.slow
 def test_tab_without_diffusion_says_so(tmp_path):
     with gr.Blocks() as demo:

@@ -1,8 +1,9 @@
 """The "Correct vs incorrect" tab: what differs between a correct and an incorrect execution, for a
 physiotherapist.
 
-Three flows, one view: (1) the diffusion model makes a correct and an incorrect execution of the chosen
-exercise (same seed); (2) a real recording of a held-out test subject, or (3) an uploaded recording, is
+Three flows, one view: (1) a generator (the diffusion model, or the VAE when its checkpoint is there) makes a
+correct and an incorrect execution of the chosen exercise (same seed); (2) a real recording of a held-out
+test subject, or (3) an uploaded recording, is
 compared with a generated *correct* reference.  Both motions are time-aligned by dynamic time warping on
 their joint angles (:mod:`motionviz.analysis.difference`) and shown in one 3D player (overlaid or side by side)
 with the joints of the findings and those that differ most enlarged; the joint-angle curves are plotted
@@ -61,6 +62,7 @@ from .player import player as player_view_component
 __all__ = ["build", "exercise_choices", "recording_choices", "incorrect_meaning", "difference_view",
            "angle_curves_figure", "player_view", "DATASET_INCORRECT", "EXERCISE_INCORRECT", "MODES",
            "MAX_GENERATED_FRAMES", "MAX_UPLOAD_BYTES", "UPLOAD_TYPES", "UPLOAD_LABEL", "incorrect_terms",
+           "GENERATORS",
 ]
 
 log = logging.getLogger("motionviz.ui.difference")
@@ -70,6 +72,8 @@ MODES = [("Generated: correct vs incorrect execution", GENERATED),
          ("Real recording (held-out subject) vs generated correct reference", REAL),
          ("Uploaded recording vs generated correct reference", UPLOAD)]
 VIEWS = [("Overlaid", "overlay"), ("Side by side", "pair")]
+#: The generators the tab can use (the diffusion model is required, the VAE optional).
+GENERATORS = [("Diffusion model", "diffusion"), ("VAE", "vae")]
 MAX_GENERATED_FRAMES = 300
 CURVES = 4                      # angle curves plotted (the ones that differ most)
 HIGHLIGHT = "#f2b705"
@@ -346,6 +350,14 @@ def build(ctx: AppContext) -> None:
     except UserError as e:
         gr.Markdown(f"**Correct vs incorrect** needs the diffusion model: {e}")
         return
+    gens = {"diffusion": gen}
+    if "vae" in ctx.models:                     # no VAE checkpoint: the tab uses the diffusion model only
+        try:
+            vae = registry.load_generator("vae", ctx.checkpoint_dir)
+            if exercise_choices(vae):
+                gens["vae"] = vae
+        except UserError as e:
+            log.warning("difference: the VAE did not load (%s)", e)
     choices = exercise_choices(gen)
     if not choices:
         gr.Markdown("**Correct vs incorrect**: the diffusion model knows no exercise with correct and incorrect "
@@ -358,7 +370,8 @@ def build(ctx: AppContext) -> None:
 
     gr.Markdown(
         "**What differs between a correct and an incorrect execution?** Generate both with the diffusion "
-        "model, or compare a real or uploaded recording with a generated correct reference. The two are "
+        "model" + (" or the VAE" if "vae" in gens else "") + ", or compare a real or uploaded recording with a "
+        "generated correct reference. The two are "
         "time-aligned (dynamic time warping on joint angles), the joints that differ most are enlarged in gold, "
         "and the joint-angle curves show the band of real correct executions over the repetition. The summary "
         "names the exercise's key angles that lie at least 5° beyond the range of real correct executions.")
@@ -369,6 +382,9 @@ def build(ctx: AppContext) -> None:
             with controls():
                 label = gr.Dropdown(choices, value=default, label="Exercise", elem_id="diff-exercise")
                 meaning = gr.Markdown(incorrect_meaning(default), elem_id="diff-meaning")
+                model = gr.Radio([c for c in GENERATORS if c[1] in gens], value="diffusion", label="Generator",
+                                 info="Makes the generated pair or the correct reference", elem_id="diff-model",
+                                 visible=len(gens) > 1)
                 mode = gr.Radio(MODES, value=GENERATED, label="Compare", elem_id="diff-mode")
                 recording = gr.Dropdown(rec0, value=rec0[0][1] if rec0 else None,
                                         label="Real recording (test subjects)", elem_id="diff-recording",
@@ -380,7 +396,7 @@ def build(ctx: AppContext) -> None:
                     frames = gr.Slider(40, MAX_GENERATED_FRAMES, value=120, step=1, label="Frames (20 fps)",
                                        info="Generated pair only; a recording's reference has the recording's length",
                                        elem_id="diff-frames")
-                steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps")
+                steps = gr.Slider(5, 100, value=20, step=1, label="Diffusion sampling steps", elem_id="diff-steps")
                 view = gr.Radio(VIEWS, value="overlay", label="3D view", elem_id="diff-view")
             go_btn = gr.Button("Compare", variant="primary", elem_id="diff-run")
         with gr.Column(scale=3):
@@ -400,14 +416,21 @@ def build(ctx: AppContext) -> None:
         return (gr.Dropdown(visible=mode_ == REAL), gr.File(visible=mode_ == UPLOAD),
                 gr.Slider(visible=mode_ == GENERATED))
 
+    def on_model(model_):
+        return gr.Slider(visible=model_ == "diffusion")          # the VAE takes no sampling steps
+
     @user_error
-    def on_run(mode_, label_, rec_, up_, seed_, frames_, steps_, view_, motions_, progress=gr.Progress()):
-        fig, cur, bar, md, ms = difference_view(gen, mode_, label_, rec_, up_, seed_, frames_, steps_, view_, root,
-                                                progress_callback(progress))
+    def on_run(mode_, label_, rec_, up_, seed_, frames_, steps_, view_, motions_, model_="diffusion",
+               progress=gr.Progress()):
+        if model_ not in gens:
+            raise UserError(f"choose a generator: {', '.join(gens)}")
+        fig, cur, bar, md, ms = difference_view(gens[model_], mode_, label_, rec_, up_, seed_, frames_, steps_,
+                                                view_, root, progress_callback(progress))
         return fig, cur, bar, md, add_motions(motions_, ms)
 
     motions_state = ctx.motions if ctx.motions is not None else gr.State([])
     label.input(on_exercise, [label], [meaning, recording], api_name="difference_exercise")
     mode.input(on_mode, [mode], [recording, upload, frames], api_name="difference_mode")
-    go_btn.click(on_run, [mode, label, recording, upload, seed, frames, steps, view, motions_state],
+    model.input(on_model, [model], [steps], api_name="difference_model")
+    go_btn.click(on_run, [mode, label, recording, upload, seed, frames, steps, view, motions_state, model],
                  [player, curves, bars, summary, motions_state], api_name="difference_compare", **heavy)
