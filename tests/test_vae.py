@@ -588,6 +588,21 @@ def test_performer_share_known_answers():
     assert V_T.performer_share({0: z}, {0: torch.zeros(50, dtype=torch.long)}) == 0.0   # one performer
 
 
+def performer_model(**overrides):
+    """The tiny model's weights under a PPCA (rank 2) + performer prior config with ``overrides``, and the
+    synthetic corpus's items with their performers (3 subjects per dataset): (model, config, items,
+    performers)."""
+    model = tiny_model(seed=1)
+    cfg = replace(model.config, prior_rank=2, performer_prior=True, **overrides)
+    m2 = V.ActorVAE(cfg)
+    m2.load_state_dict(model.state_dict())
+    m2.set_stats(model.feat_mean, model.feat_std, model.vel_std)
+    motions = [replace(m, labels=replace(m.labels, subject=f"s{i % 3}")) for i, m in enumerate(corpus(6, seed=3))]
+    performers: list[str] = []
+    items = V_T.motions_to_items(motions, cfg.classes, cfg, performers)
+    return m2, cfg, items, performers
+
+
 def test_class_shares_use_a_class_own_share_where_two_performers_repeat():
     """class_shares: a class where two or more performers have two or more repetitions gets its own
     performer_share; a class with one such performer, or absent, gets the pooled value."""
@@ -610,14 +625,7 @@ def test_class_shares_use_a_class_own_share_where_two_performers_repeat():
 def test_class_share_prior_samples_each_class_with_its_own_share(tmp_path):
     """class_share: the export holds one share per class, sampling correlates a seed's repetitions by the
     class's share, and the loader checks the count; class_share needs performer_prior."""
-    model = tiny_model(seed=1)
-    cfg = replace(model.config, prior_rank=2, performer_prior=True, class_share=True)
-    m2 = V.ActorVAE(cfg)
-    m2.load_state_dict(model.state_dict())
-    m2.set_stats(model.feat_mean, model.feat_std, model.vel_std)
-    motions = [replace(m, labels=replace(m.labels, subject=f"s{i % 3}")) for i, m in enumerate(corpus(6, seed=3))]
-    performers: list[str] = []
-    items = V_T.motions_to_items(motions, cfg.classes, cfg, performers)
+    m2, cfg, items, performers = performer_model(class_share=True)
     state = V_T.recentre_state(m2.eval(), V_T.probe_batches(items, len(cfg.classes), 24, performers=performers))
     C = len(cfg.classes)
     assert state["prior_share"].shape == (C,) and bool(((state["prior_share"] >= 0) & (state["prior_share"] <= 1)).all())
@@ -653,14 +661,7 @@ def test_performer_mixture_centres_a_motion_on_one_recorded_performer(tmp_path):
     one recorded performer (picked by the seed; every performer gets picked) plus h x the Gaussian
     performer part and the repetition part, so z - m_p has (h^2 a + 1 - a) x the prior's variance; the
     same seed gives the same motion; the loader checks the tensors; off: no performer means."""
-    model = tiny_model(seed=1)
-    cfg = replace(model.config, prior_rank=2, performer_prior=True, class_share=True, performer_mixture=0.5)
-    m2 = V.ActorVAE(cfg)
-    m2.load_state_dict(model.state_dict())
-    m2.set_stats(model.feat_mean, model.feat_std, model.vel_std)
-    motions = [replace(m, labels=replace(m.labels, subject=f"s{i % 3}")) for i, m in enumerate(corpus(6, seed=3))]
-    performers: list[str] = []
-    items = V_T.motions_to_items(motions, cfg.classes, cfg, performers)
+    m2, cfg, items, performers = performer_model(class_share=True, performer_mixture=0.5)
     C, D = len(cfg.classes), cfg.latent_dim
     m2.mu_shift.copy_(torch.randn(C, D))                           # a checkpoint refitted a second time
     probes = V_T.probe_batches(items, len(cfg.classes), 24, performers=performers)
@@ -712,14 +713,7 @@ def test_performer_prior_shares_part_of_a_motions_latents(tmp_path):
     """performer_prior: the export fits prior_share from probes with performer ids (the training corpus
     gives each item its performer); the repetitions of one seed correlate by that share, every repetition
     keeps the prior's variance, other seeds are independent; the checkpoint keeps it and checks it."""
-    model = tiny_model(seed=1)
-    cfg = replace(model.config, prior_rank=2, performer_prior=True)
-    m2 = V.ActorVAE(cfg)
-    m2.load_state_dict(model.state_dict())
-    m2.set_stats(model.feat_mean, model.feat_std, model.vel_std)
-    motions = [replace(m, labels=replace(m.labels, subject=f"s{i % 3}")) for i, m in enumerate(corpus(6, seed=3))]
-    performers: list[str] = []
-    items = V_T.motions_to_items(motions, cfg.classes, cfg, performers)
+    m2, cfg, items, performers = performer_model()
     assert len(performers) == len(items) and len(set(performers)) == 6           # 3 subjects x 2 datasets
     probes = V_T.probe_batches(items, len(cfg.classes), 24, performers=performers)
     assert all("performer" in b and len(b["performer"]) == len(b["label"]) for b in probes)
