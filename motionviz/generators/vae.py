@@ -425,8 +425,8 @@ def load_generator(path: str | Path) -> VAEGenerator:
                                          "performer_means", "performer_count") if k in tensors}
     mix = config.performer_mixture > 0
     if mix != ("performer_means" in extra) or mix != ("performer_count" in extra):
-        raise CheckpointError(f"{path.name}: performer_mixture {config.performer_mixture:g} needs both "
-                              f"performer_means and performer_count (and no mixture neither)")
+        raise CheckpointError(f"{path.name}: its performer_means / performer_count do not match performer_mixture "
+                              f"{config.performer_mixture:g} (both are needed with a mixture, neither without)")
     if mix:
         pm, pc = extra.pop("performer_means"), extra.pop("performer_count")
         C, D = len(config.classes), config.latent_dim

@@ -405,7 +405,8 @@ class ActorVAE(nn.Module):
         # prior samples are z = prior_scale[c] * eps (ones = the plain N(0, I) prior)
         self.register_buffer("prior_scale", torch.ones(C, D), persistent=False)
         if config.performer_prior:
-            # (1,) share of a repetition's prior latent common to the repetitions of one motion (export)
+            # (1,) share of a repetition's prior latent common to the repetitions of one motion, (C,) one per
+            # class with class_share (export)
             self.register_buffer("prior_share", torch.zeros(C if config.class_share else 1), persistent=False)
             if config.performer_mixture > 0:
                 # (C, P, D) mean latent of each recorded performer of each class (after the shift) and (C,)

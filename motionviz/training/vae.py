@@ -327,16 +327,14 @@ def recentre_state(model: ActorVAE, probes: Sequence[dict[str, torch.Tensor]],
     if getattr(model.config, "performer_prior", False):
         if not who:
             raise ValueError("performer_prior needs probes with performer ids (probe_batches(performers=...))")
-        share = performer_share({c: torch.cat(v).double() for c, v in means.items() if c in who},
-                                {c: torch.cat(v) for c, v in who.items()})
-        if float(getattr(model.config, "performer_mixture", 0.0)) > 0:
+        zs = {c: torch.cat(v).double() for c, v in means.items() if c in who}          # {c: (n, D)}
+        ids = {c: torch.cat(v) for c, v in who.items()}                                 # {c: (n,)}
+        share = performer_share(zs, ids)
+        if float(getattr(model.config, "performer_mixture", 0.0)) > 0:   # in exported coordinates (new shift)
             state["performer_means"], state["performer_count"] = performer_means(
-                {c: torch.cat(v) - (shift[c] - model.mu_shift[c]).cpu() for c, v in means.items() if c in who},
-                {c: torch.cat(v) for c, v in who.items()}, C)
+                {c: z - (shift[c] - model.mu_shift[c]).cpu().double() for c, z in zs.items()}, ids, C)
         if getattr(model.config, "class_share", False):
-            state["prior_share"] = torch.tensor(
-                class_shares({c: torch.cat(v).double() for c, v in means.items() if c in who},
-                             {c: torch.cat(v) for c, v in who.items()}, C, share), dtype=shift.dtype)
+            state["prior_share"] = torch.tensor(class_shares(zs, ids, C, share), dtype=shift.dtype)
         else:
             state["prior_share"] = torch.tensor([share], dtype=shift.dtype)
     return state

@@ -3,13 +3,13 @@ physiotherapist.
 
 Three flows, one view: (1) a generator (the diffusion model, or the VAE when its checkpoint is there) makes a
 correct and an incorrect execution of the chosen exercise (same seed); (2) a real recording of a held-out
-test subject, or (3) an uploaded recording, is
-compared with a generated *correct* reference.  Both motions are time-aligned by dynamic time warping on
-their joint angles (:mod:`motionviz.analysis.difference`) and shown in one 3D player (overlaid or side by side)
-with the joints of the findings and those that differ most enlarged; the joint-angle curves are plotted
-over the aligned time with the normal band of real correct executions (p5-p95 per time-normalised frame,
-aligned to the reference) shaded; a plain-language summary says which of the exercise's key angles lie
-at least 5° beyond the normal range ("Left knee bends 25° less than in correct executions").
+test subject, or (3) an uploaded recording, is compared with a generated *correct* reference.  Both motions
+are time-aligned by dynamic time warping on their joint angles (:mod:`motionviz.analysis.difference`) and
+shown in one 3D player (overlaid or side by side) with the joints of the findings and those that differ most
+enlarged; the joint-angle curves are plotted over the aligned time with the normal band of real correct
+executions (p5-p95 per time-normalised frame, aligned to the reference) shaded; a plain-language summary
+says which of the exercise's key angles lie at least 5° beyond the normal range ("Left knee bends 25° less
+than in correct executions").
 """
 
 from __future__ import annotations
